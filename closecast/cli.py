@@ -1,0 +1,45 @@
+"""The ``closecast`` command line. Each subcommand lives in ``closecast.commands``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from closecast import __version__
+
+# Subcommand name -> module in closecast.commands. Each module defines
+# ``add_arguments(parser)`` and ``run(args) -> int``; they are imported lazily so that
+# ``closecast --help`` never pays for TensorFlow or Prefect.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "tutorial": ("tutorial", "Reproduce the LSTM tutorial on a Yahoo CSV and report honest RMSEs."),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="closecast",
+        description="Scheduled per-ticker LSTM price forecasting with honest baselines.",
+    )
+    parser.add_argument("--version", action="version", version=f"closecast {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        module = importlib.import_module(f"closecast.commands.{module_name}")
+        module.add_arguments(sub)
+        sub.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    return int(args._module.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the closecast CLI, one module each."""
