@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -13,8 +14,12 @@ class PriceFileError(ValueError):
     """A price file that cannot be read as a Yahoo CSV export."""
 
 
+_TAIL_BYTES = 4096
+
+
 def _has_header(path: Path) -> bool:
-    with path.open(encoding="utf-8") as handle:
+    # utf-8-sig: a file saved by a spreadsheet may start with a byte-order mark.
+    with path.open(encoding="utf-8-sig") as handle:
         first = handle.readline().strip()
     if not first:
         raise PriceFileError(f"{path}: the file is empty")
@@ -43,7 +48,14 @@ def read_yahoo_csv(path: str | Path) -> pd.DataFrame:
         raise PriceFileError(f"{path}: no such price file")
     header = 0 if _has_header(path) else None
     try:
-        frame = pd.read_csv(path, header=header, na_values=["null"], keep_default_na=True)
+        frame = pd.read_csv(
+            path,
+            header=header,
+            na_values=["null"],
+            keep_default_na=True,
+            encoding="utf-8-sig",
+            skip_blank_lines=True,
+        )
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise PriceFileError(f"{path}: not a Yahoo CSV export ({exc})") from exc
     if frame.shape[1] != len(YAHOO_HEADER):
@@ -53,9 +65,39 @@ def read_yahoo_csv(path: str | Path) -> pd.DataFrame:
         )
     frame.columns = list(PRICE_COLUMNS)
     try:
-        frame["date"] = pd.to_datetime(frame["date"], format="%Y-%m-%d")
+        # datetime64[ns] as the schema says; pandas 3 would infer microseconds from strings.
+        frame["date"] = pd.to_datetime(frame["date"], format="%Y-%m-%d").astype("datetime64[ns]")
     except (ValueError, TypeError) as exc:
         raise PriceFileError(f"{path}: dates are not YYYY-MM-DD ({exc})") from exc
     for column in PRICE_COLUMNS[1:]:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     return frame
+
+
+def last_csv_date(path: str | Path) -> date | None:
+    """The date on the last data row of a Yahoo CSV export, read from the file's tail.
+
+    Cheap (reads a few kilobytes) so that a source can tell its "today" without parsing
+    whole histories.
+
+    Args:
+        path: The CSV file.
+
+    Returns:
+        The last row's date, or None if the file has no data row with a YYYY-MM-DD date.
+    """
+    path = Path(path)
+    with path.open("rb") as handle:
+        handle.seek(0, 2)
+        size = handle.tell()
+        handle.seek(max(0, size - _TAIL_BYTES))
+        tail = handle.read().decode("utf-8", errors="replace")
+    for line in reversed(tail.splitlines()):
+        first = line.split(",", 1)[0].strip()
+        if not first:
+            continue
+        try:
+            return datetime.strptime(first, "%Y-%m-%d").date()
+        except ValueError:
+            return None
+    return None

@@ -1,0 +1,152 @@
+"""The price store: one Parquet file per ticker, merged idempotently.
+
+Layout (Hive-style, so ``pyarrow.dataset`` or DuckDB can read the whole store as one table
+partitioned by ticker)::
+
+    prices/ticker=<TICKER>/prices.parquet
+
+Each file holds the full daily history of one ticker with :data:`closecast.schema.PRICE_SCHEMA`,
+sorted by date, one row per date. Merging a fetch replaces the stored rows on the fetched
+dates (Yahoo revises recent bars) and adds the new ones; a fetch that changes nothing does not
+rewrite the object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from closecast.schema import PRICE_COLUMNS, PRICE_SCHEMA
+from closecast.sources.base import empty_price_frame, normalize_ticker, to_price_frame
+from closecast.storage import ObjectNotFoundError, Storage
+from closecast.storage.io import read_parquet, write_parquet
+
+PRICES_PREFIX = "prices"
+PRICES_FILE = "prices.parquet"
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """What a merge did.
+
+    Attributes:
+        n_new: Dates that were not stored before.
+        n_revised: Stored dates whose values the fetch changed.
+        n_total: Rows stored after the merge.
+        changed: Whether the object was written (``n_new + n_revised > 0``).
+    """
+
+    n_new: int
+    n_revised: int
+    n_total: int
+    changed: bool
+
+
+def prices_key(ticker: str) -> str:
+    """The storage key of a ticker's prices, e.g. ``prices/ticker=AAPL/prices.parquet``."""
+    return f"{PRICES_PREFIX}/ticker={normalize_ticker(ticker)}/{PRICES_FILE}"
+
+
+def frame_to_table(frame: pd.DataFrame) -> pa.Table:
+    """A price frame as an Arrow table with exactly :data:`PRICE_SCHEMA`."""
+    prices = to_price_frame(frame)
+    # datetime64[ns] midnight -> datetime64[D] -> date32: a lossless cast Arrow accepts.
+    arrays = [pa.array(prices["date"].to_numpy().astype("datetime64[D]"), type=pa.date32())]
+    arrays += [
+        pa.array(prices[name].to_numpy(dtype="float64"), type=pa.float64())
+        for name in PRICE_COLUMNS[1:]
+    ]
+    return pa.Table.from_arrays(arrays, schema=PRICE_SCHEMA)
+
+
+def table_to_frame(table: pa.Table) -> pd.DataFrame:
+    """A stored table as a price frame (``date`` datetime64[ns], floats float64)."""
+    frame = table.select(list(PRICE_COLUMNS)).to_pandas(date_as_object=False)
+    return to_price_frame(frame)
+
+
+def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
+    # Sorted, one row per date (the last given wins, as in validation).
+    prices = to_price_frame(frame).sort_values("date", kind="mergesort")
+    return prices.drop_duplicates("date", keep="last").reset_index(drop=True)
+
+
+def _same_values(left: pd.DataFrame, right: pd.DataFrame) -> np.ndarray:
+    """Row-wise equality of aligned value columns, NaN equal to NaN."""
+    columns = list(PRICE_COLUMNS[1:])
+    a = left[columns].to_numpy(dtype="float64")
+    b = right[columns].to_numpy(dtype="float64")
+    # Exact comparison is right: float64 round-trips through Parquet unchanged.
+    return ((a == b) | (np.isnan(a) & np.isnan(b))).all(axis=1)
+
+
+class PriceStore:
+    """Daily price histories in a :class:`closecast.storage.Storage`, one file per ticker.
+
+    Args:
+        storage: Where the files live (local directory or S3 bucket).
+    """
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    def key(self, ticker: str) -> str:
+        """The storage key of ``ticker``'s file."""
+        return prices_key(ticker)
+
+    def read(self, ticker: str, as_of: date | None = None) -> pd.DataFrame:
+        """The stored history of ``ticker``, rows up to ``as_of`` (all if None).
+
+        Returns:
+            A price frame sorted by date; empty (with the right columns) if nothing is stored.
+        """
+        try:
+            table = read_parquet(self.storage, self.key(ticker))
+        except ObjectNotFoundError:
+            return empty_price_frame()
+        frame = table_to_frame(table)
+        if as_of is not None:
+            frame = frame.loc[frame["date"] <= pd.Timestamp(as_of)].reset_index(drop=True)
+        return frame
+
+    def last_date(self, ticker: str) -> date | None:
+        """The last stored date of ``ticker``, or None if nothing is stored."""
+        frame = self.read(ticker)
+        if frame.empty:
+            return None
+        return frame["date"].iloc[-1].date()
+
+    def merge(self, ticker: str, frame: pd.DataFrame) -> MergeResult:
+        """Merge a fetched (validated) frame into the stored history.
+
+        Rows on dates already stored replace them (revisions); other rows are added. If no
+        value changes, nothing is written, so merging the same fetch twice is a no-op.
+
+        Args:
+            ticker: The ticker.
+            frame: A price frame, normally ``validate_prices(...).frame``.
+
+        Returns:
+            Counts of new and revised rows, the total, and whether the file was written.
+        """
+        stored = self.read(ticker)
+        incoming = _canonical(frame)
+        if incoming.empty:
+            return MergeResult(n_new=0, n_revised=0, n_total=len(stored), changed=False)
+
+        old = stored.set_index("date")
+        new = incoming.set_index("date")
+        common = new.index.intersection(old.index)
+        n_revised = int((~_same_values(old.loc[common], new.loc[common])).sum())
+        n_new = len(new) - len(common)
+        if n_new == 0 and n_revised == 0:
+            return MergeResult(n_new=0, n_revised=0, n_total=len(stored), changed=False)
+
+        kept = stored.loc[~stored["date"].isin(incoming["date"])]
+        merged = _canonical(pd.concat([kept, incoming], ignore_index=True))
+        write_parquet(self.storage, self.key(ticker), frame_to_table(merged), schema=PRICE_SCHEMA)
+        return MergeResult(n_new=n_new, n_revised=n_revised, n_total=len(merged), changed=True)

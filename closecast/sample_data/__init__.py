@@ -1,0 +1,1 @@
+"""Daily Yahoo CSV exports shipped with closecast; see SOURCES.md."""

@@ -1,0 +1,121 @@
+"""The price-source protocol, its errors, and frame helpers shared by every source."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Protocol, runtime_checkable
+
+import pandas as pd
+
+from closecast.schema import PRICE_COLUMNS
+
+_TICKER_PATTERN = re.compile(r"^[A-Z0-9^][A-Z0-9.^=_-]{0,31}$")
+
+
+class PriceSourceError(Exception):
+    """Base of every error a price source raises.
+
+    Attributes:
+        ticker: The ticker being fetched, if any.
+        source: The source's name.
+    """
+
+    def __init__(self, message: str, *, ticker: str | None = None, source: str = "") -> None:
+        super().__init__(message)
+        self.ticker = ticker
+        self.source = source
+
+
+class UnknownTickerError(PriceSourceError):
+    """The source has no data for this ticker (unknown or delisted). Final: do not retry."""
+
+
+class SourceUnavailableError(PriceSourceError):
+    """The source could not be reached or refused (network, rate limit). Retryable."""
+
+
+@runtime_checkable
+class PriceSource(Protocol):
+    """Where raw daily prices come from."""
+
+    name: str
+
+    def fetch(self, ticker: str, *, start: date | None, end: date) -> pd.DataFrame:
+        """Return the raw price frame of ``ticker`` for ``start <= date <= end``.
+
+        Args:
+            ticker: The ticker symbol, e.g. ``AAPL`` or ``BTC-USD``.
+            start: First date wanted, or None for the full history.
+            end: Last date wanted (inclusive).
+
+        Returns:
+            A frame with the columns of :data:`closecast.schema.PRICE_COLUMNS`, not yet
+            validated (it may hold NaN rows or duplicates).
+
+        Raises:
+            UnknownTickerError: The source has no such ticker.
+            SourceUnavailableError: A transient failure; retry later.
+        """
+        ...
+
+    def today(self) -> date:
+        """The market's current date as this source sees it."""
+        ...
+
+
+def normalize_ticker(ticker: str) -> str:
+    """Upper-case and check a ticker symbol.
+
+    Tickers end up in file names and storage keys, so only Yahoo's symbol characters are
+    accepted (letters, digits and ``. ^ = _ -``).
+
+    Raises:
+        ValueError: An empty ticker or one with other characters (e.g. ``/``).
+    """
+    cleaned = ticker.strip().upper()
+    if not _TICKER_PATTERN.match(cleaned) or ".." in cleaned:
+        raise ValueError(
+            f"invalid ticker {ticker!r}: use letters, digits and . ^ = _ - (e.g. AAPL, BTC-USD)"
+        )
+    return cleaned
+
+
+def empty_price_frame() -> pd.DataFrame:
+    """A price frame with no rows and the right columns and dtypes."""
+    frame = pd.DataFrame({column: pd.Series(dtype="float64") for column in PRICE_COLUMNS})
+    frame["date"] = pd.Series(dtype="datetime64[ns]")
+    return frame
+
+
+def to_price_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return ``frame`` with exactly the price columns, in order, with the contract's dtypes.
+
+    ``date`` becomes timezone-naive ``datetime64[ns]`` at midnight (pandas 3 would otherwise
+    infer microsecond resolution from strings), the other columns float64. Rows are kept as
+    they are: no sorting, deduplication or dropping.
+
+    Raises:
+        KeyError: A price column is missing.
+    """
+    missing = [column for column in PRICE_COLUMNS if column not in frame.columns]
+    if missing:
+        raise KeyError(f"price frame lacks column(s) {', '.join(missing)}")
+    # rename_axis: a frame cut from yf.download's MultiIndex keeps the level name "Price".
+    out = frame.loc[:, list(PRICE_COLUMNS)].rename_axis(columns=None).copy()
+    dates = pd.to_datetime(out["date"])
+    if getattr(dates.dt, "tz", None) is not None:
+        # Keep the local wall date: a bar at midnight New York is that New York day.
+        dates = dates.dt.tz_localize(None)
+    out["date"] = dates.dt.normalize().astype("datetime64[ns]")
+    for column in PRICE_COLUMNS[1:]:
+        out[column] = pd.to_numeric(out[column], errors="coerce").astype("float64")
+    return out.reset_index(drop=True)
+
+
+def clip_dates(frame: pd.DataFrame, start: date | None, end: date) -> pd.DataFrame:
+    """Rows of a price frame with ``start <= date <= end`` (no lower bound if start is None)."""
+    mask = frame["date"] <= pd.Timestamp(end)
+    if start is not None:
+        mask &= frame["date"] >= pd.Timestamp(start)
+    return frame.loc[mask].reset_index(drop=True)

@@ -1,0 +1,144 @@
+"""The Parquet price store on local storage."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from closecast.price_store import PriceStore, prices_key
+from closecast.schema import PRICE_COLUMNS, PRICE_SCHEMA
+from closecast.sources import SampleSource
+from closecast.storage import open_storage
+from closecast.validation import validate_prices
+
+
+def prices(dates: list[str], closes: list[float]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "date": pd.to_datetime(dates).astype("datetime64[ns]"),
+            "open": closes,
+            "high": [c + 1 for c in closes],
+            "low": [c - 1 for c in closes],
+            "close": closes,
+            "adj_close": closes,
+            "volume": [1000.0] * len(dates),
+        }
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> PriceStore:
+    return PriceStore(open_storage(str(tmp_path)))
+
+
+def file_of(tmp_path: Path, ticker: str) -> Path:
+    return tmp_path / "prices" / f"ticker={ticker}" / "prices.parquet"
+
+
+def test_key_is_hive_style():
+    assert prices_key("aapl") == "prices/ticker=AAPL/prices.parquet"
+    assert prices_key("BTC-USD") == "prices/ticker=BTC-USD/prices.parquet"
+
+
+def test_nothing_stored_reads_empty_with_columns(store: PriceStore):
+    frame = store.read("AAPL")
+
+    assert frame.empty
+    assert list(frame.columns) == list(PRICE_COLUMNS)
+    assert frame["date"].dtype == "datetime64[ns]"
+    assert store.last_date("AAPL") is None
+
+
+def test_first_merge_writes_the_schema(store: PriceStore, tmp_path: Path):
+    result = store.merge("AAPL", prices(["2020-12-09", "2020-12-10"], [1.0, 2.0]))
+
+    assert (result.n_new, result.n_revised, result.n_total, result.changed) == (2, 0, 2, True)
+    table = pq.read_table(file_of(tmp_path, "AAPL"))
+    assert table.schema.equals(PRICE_SCHEMA)
+    assert store.last_date("AAPL") == date(2020, 12, 10)
+
+
+def test_round_trip_keeps_values_and_dtypes(store: PriceStore):
+    original = prices(["2020-12-09", "2020-12-10"], [1.25, 2.5])
+    original.loc[0, "open"] = np.nan
+
+    store.merge("AAPL", original)
+
+    pd.testing.assert_frame_equal(store.read("AAPL"), original)
+
+
+def test_same_fetch_twice_changes_nothing_and_does_not_rewrite(store: PriceStore, tmp_path: Path):
+    fetch = prices(["2020-12-09", "2020-12-10"], [1.0, 2.0])
+    store.merge("AAPL", fetch)
+    path = file_of(tmp_path, "AAPL")
+    before = path.stat().st_mtime_ns, path.stat().st_ino
+
+    result = store.merge("AAPL", fetch.iloc[::-1])  # order does not matter
+
+    assert (result.n_new, result.n_revised, result.n_total, result.changed) == (0, 0, 2, False)
+    assert (path.stat().st_mtime_ns, path.stat().st_ino) == before
+
+
+def test_overlap_revisions_replace_old_values_and_new_rows_are_added(store: PriceStore):
+    store.merge("AAPL", prices(["2020-12-08", "2020-12-09", "2020-12-10"], [1.0, 2.0, 3.0]))
+
+    result = store.merge(
+        "AAPL", prices(["2020-12-09", "2020-12-10", "2020-12-11"], [2.0, 3.5, 4.0])
+    )
+
+    assert (result.n_new, result.n_revised, result.n_total, result.changed) == (1, 1, 4, True)
+    frame = store.read("AAPL")
+    assert frame["close"].tolist() == [1.0, 2.0, 3.5, 4.0]
+    assert frame["date"].is_monotonic_increasing
+
+
+def test_revision_to_nan_counts(store: PriceStore):
+    store.merge("AAPL", prices(["2020-12-10"], [3.0]))
+    revised = prices(["2020-12-10"], [3.0])
+    revised.loc[0, "volume"] = np.nan
+
+    assert store.merge("AAPL", revised).n_revised == 1
+
+
+def test_read_as_of(store: PriceStore):
+    store.merge("AAPL", prices(["2020-12-09", "2020-12-10", "2020-12-11"], [1.0, 2.0, 3.0]))
+
+    frame = store.read("AAPL", as_of=date(2020, 12, 10))
+
+    assert frame["date"].dt.date.tolist() == [date(2020, 12, 9), date(2020, 12, 10)]
+    assert store.read("AAPL", as_of=date(2020, 1, 1)).empty
+
+
+def test_empty_merge_is_a_no_op(store: PriceStore):
+    result = store.merge("AAPL", prices([], []))
+
+    assert result.changed is False
+    assert result.n_total == 0
+
+
+def test_tickers_are_separate_files(store: PriceStore, tmp_path: Path):
+    store.merge("AAPL", prices(["2020-12-10"], [1.0]))
+    store.merge("btc-usd", prices(["2020-12-12"], [2.0]))
+
+    assert file_of(tmp_path, "AAPL").is_file()
+    assert file_of(tmp_path, "BTC-USD").is_file()
+    assert store.last_date("BTC-USD") == date(2020, 12, 12)
+
+
+def test_sample_history_validated_then_stored(store: PriceStore):
+    raw = SampleSource().fetch("GOOG", start=None, end=date(2020, 12, 11))
+    checked = validate_prices(
+        raw, ticker="GOOG", asset_class="stock", as_of=date(2020, 12, 11), min_rows=290
+    )
+
+    first = store.merge("GOOG", checked.frame)
+    again = store.merge("GOOG", checked.frame)
+
+    assert first.n_new == 4109
+    assert again.changed is False
+    pd.testing.assert_frame_equal(store.read("GOOG"), checked.frame)

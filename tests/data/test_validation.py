@@ -1,0 +1,236 @@
+"""Every rule of validate_prices."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from closecast.schema import PRICE_COLUMNS
+from closecast.sources import SampleSource
+from closecast.validation import PriceValidationError, validate_prices
+
+AS_OF = date(2020, 12, 11)
+
+
+def prices(dates: list[str], closes: list[float] | None = None) -> pd.DataFrame:
+    closes = closes if closes is not None else [100.0 + i for i in range(len(dates))]
+    return pd.DataFrame(
+        {
+            "date": dates,
+            "open": closes,
+            "high": [c + 1 for c in closes],
+            "low": [c - 1 for c in closes],
+            "close": closes,
+            "adj_close": closes,
+            "volume": [1000.0] * len(dates),
+        }
+    )
+
+
+WEEK = ["2020-12-07", "2020-12-08", "2020-12-09", "2020-12-10", "2020-12-11"]
+
+
+def check(frame: pd.DataFrame, **overrides):
+    kwargs = {"ticker": "AAPL", "asset_class": "stock", "as_of": AS_OF, "min_rows": 1}
+    kwargs.update(overrides)
+    return validate_prices(frame, **kwargs)
+
+
+def test_clean_frame_passes_with_the_contract_shape():
+    raw = prices(WEEK)
+    raw["extra"] = 1
+
+    result = check(raw)
+
+    assert list(result.frame.columns) == list(PRICE_COLUMNS)
+    assert result.frame["date"].dtype == "datetime64[ns]"
+    assert result.report.rows_in == 5
+    assert result.report.rows_out == 5
+    assert result.report.first_date == date(2020, 12, 7)
+    assert result.report.last_date == AS_OF
+    assert result.report.lag_trading_days == 0
+    assert not result.report.stale
+    assert result.report.warnings == ()
+
+
+def test_dates_are_parsed_and_sorted():
+    result = check(prices(list(reversed(WEEK))))
+
+    assert result.frame["date"].is_monotonic_increasing
+    assert result.frame["close"].iloc[0] == 104.0  # the row given for 2020-12-07
+
+
+def test_duplicate_dates_last_wins_and_are_counted():
+    raw = prices([*WEEK, "2020-12-09"], [11.0, 12.0, 13.0, 14.0, 15.0, 33.0])
+
+    result = check(raw)
+
+    assert result.report.duplicates_resolved == 1
+    assert len(result.frame) == 5
+    assert result.frame.loc[result.frame["date"] == "2020-12-09", "close"].item() == 33.0
+
+
+def test_rows_without_close_or_adj_close_are_dropped_and_counted():
+    raw = prices(WEEK)
+    raw.loc[1, "close"] = np.nan
+    raw.loc[3, "adj_close"] = np.nan
+    raw.loc[4, "open"] = np.nan  # tolerated: close and adj_close are there
+
+    result = check(raw)
+
+    assert result.report.null_rows_dropped == 2
+    assert result.frame["date"].dt.day.tolist() == [7, 9, 11]
+
+
+def test_yahoo_null_row_in_the_sample_is_dropped():
+    raw = SampleSource().fetch("AAPL", start=None, end=date(1981, 8, 31))
+
+    result = check(raw, as_of=date(1981, 8, 31))
+
+    assert result.report.null_rows_dropped == 1
+    assert date(1981, 8, 10) not in result.frame["date"].dt.date.tolist()
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.5, np.inf, -np.inf])
+def test_non_positive_or_non_finite_prices_are_rejected_with_the_dates(bad: float):
+    raw = prices(WEEK)
+    raw.loc[2, "low"] = bad
+
+    with pytest.raises(PriceValidationError, match=r"AAPL: non-positive.*2020-12-09") as caught:
+        check(raw)
+
+    assert caught.value.ticker == "AAPL"
+    assert isinstance(caught.value, ValueError)
+
+
+def test_many_bad_dates_are_summarised():
+    raw = prices([f"2020-11-{day:02d}" for day in range(2, 28)])
+    raw["close"] = -1.0
+
+    with pytest.raises(PriceValidationError, match=r"on 26 day\(s\): .* and 21 more"):
+        check(raw)
+
+
+def test_negative_volume_is_rejected():
+    raw = prices(WEEK)
+    raw.loc[0, "volume"] = -5
+
+    with pytest.raises(PriceValidationError, match=r"volume.*2020-12-07"):
+        check(raw)
+
+
+def test_rows_after_as_of_are_dropped_and_counted():
+    result = check(prices(WEEK), as_of=date(2020, 12, 9))
+
+    assert result.report.future_rows_dropped == 2
+    assert result.report.last_date == date(2020, 12, 9)
+
+
+def test_too_short_history_names_the_lengths():
+    with pytest.raises(
+        PriceValidationError,
+        match=r"^AAPL: 5 rows after cleaning, need at least 290 \(look-back 240 \+ test 50\)$",
+    ):
+        check(prices(WEEK), min_rows=290, need_explanation="look-back 240 + test 50")
+
+
+def test_too_short_history_without_explanation():
+    with pytest.raises(PriceValidationError, match=r"5 rows after cleaning, need at least 6$"):
+        check(prices(WEEK), min_rows=6)
+
+
+def test_empty_input_names_the_ticker():
+    with pytest.raises(PriceValidationError, match=r"^QQQ: no price rows") as caught:
+        check(prices([]), ticker="QQQ")
+
+    assert caught.value.ticker == "QQQ"
+
+
+def test_only_null_rows_is_an_error():
+    raw = prices(WEEK)
+    raw["close"] = np.nan
+
+    with pytest.raises(PriceValidationError, match="no usable rows"):
+        check(raw)
+
+
+def test_missing_columns_are_an_error():
+    with pytest.raises(PriceValidationError, match="adj_close"):
+        check(prices(WEEK).drop(columns=["adj_close"]))
+
+
+def test_unparseable_dates_are_an_error():
+    with pytest.raises(PriceValidationError, match="unparseable dates"):
+        check(prices(["2020-12-07", "not a date"]))
+
+
+def test_missing_dates_are_an_error():
+    raw = prices(WEEK)
+    raw["date"] = pd.to_datetime(raw["date"])
+    raw.loc[1, "date"] = pd.NaT
+
+    with pytest.raises(PriceValidationError, match=r"missing dates in row\(s\) \[1\]"):
+        check(raw)
+
+
+def test_stale_data_is_a_warning_not_an_error():
+    # Last bar 2020-12-04; on 2020-12-11 five sessions (7th-11th) are missing.
+    raw = prices(["2020-12-02", "2020-12-03", "2020-12-04"])
+
+    result = check(raw, stale_after_days=3)
+
+    assert result.report.stale
+    assert result.report.lag_trading_days == 5
+    assert result.report.expected_last_date == AS_OF
+    assert "stale" in result.report.warnings[0]
+    assert "2020-12-04" in result.report.warnings[0]
+
+
+def test_lag_within_tolerance_is_not_stale():
+    # Thanksgiving: on Friday 2020-11-27 a history ending 2020-11-25 lags by one session.
+    result = check(prices(["2020-11-24", "2020-11-25"]), as_of=date(2020, 11, 27))
+
+    assert result.report.lag_trading_days == 1
+    assert not result.report.stale
+
+
+def test_weekend_as_of_is_not_stale_for_stocks_but_is_for_crypto():
+    raw = prices(WEEK)
+
+    stock = check(raw, as_of=date(2020, 12, 13), stale_after_days=0)
+    crypto = check(raw, asset_class="crypto", as_of=date(2020, 12, 13), stale_after_days=1)
+
+    assert not stock.report.stale
+    assert crypto.report.lag_trading_days == 2
+    assert crypto.report.stale
+
+
+def test_report_to_dict_is_json_ready():
+    raw = prices([*WEEK, "2020-12-14"])
+
+    report = check(raw).report.to_dict()
+
+    assert json.loads(json.dumps(report)) == report
+    assert report["as_of"] == "2020-12-11"
+    assert report["future_rows_dropped"] == 1
+    assert report["warnings"] == []
+
+
+def test_tz_aware_dates_keep_their_local_day():
+    raw = prices(WEEK)
+    raw["date"] = pd.to_datetime(raw["date"]).dt.tz_localize("America/New_York")
+
+    result = check(raw)
+
+    assert result.frame["date"].dt.day.tolist() == [7, 8, 9, 10, 11]
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="min_rows"):
+        check(prices(WEEK), min_rows=0)
+    with pytest.raises(ValueError, match="asset class"):
+        check(prices(WEEK), asset_class="bond")
