@@ -1,0 +1,191 @@
+"""The :class:`Storage` protocol, key validation and :func:`open_storage`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+from urllib.parse import unquote, urlparse
+
+from closecast.storage.errors import InvalidKeyError
+
+DEFAULT_URL_EXPIRY = timedelta(days=7)
+"""Default lifetime of a presigned URL (the SigV4 maximum)."""
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """A flat key/value object store rooted at a directory or an ``s3://`` prefix.
+
+    Keys are ``/``-separated and relative to the root. Writes are atomic: a reader sees
+    the previous object or the new one, never a partial one.
+    """
+
+    def write_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        """Atomically store ``data`` under ``key``, replacing any previous object."""
+        ...
+
+    def read_bytes(self, key: str) -> bytes:
+        """Return the object at ``key``; raise ``ObjectNotFoundError`` if missing."""
+        ...
+
+    def exists(self, key: str) -> bool:
+        """Return whether an object exists at ``key``."""
+        ...
+
+    def list_keys(self, prefix: str = "") -> list[str]:
+        """Return the sorted keys that start with ``prefix`` (plain string prefix)."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Delete the object at ``key``; deleting a missing object is not an error."""
+        ...
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object whose key starts with the non-empty ``prefix``.
+
+        Returns:
+            The number of objects deleted.
+        """
+        ...
+
+    def upload_file(self, key: str, path: str | Path) -> None:
+        """Atomically store the content of the local file ``path`` under ``key``."""
+        ...
+
+    def download_file(self, key: str, path: str | Path) -> None:
+        """Copy the object at ``key`` to the local file ``path`` (atomically replaced)."""
+        ...
+
+    def url(self, key: str, expires: timedelta = DEFAULT_URL_EXPIRY) -> str:
+        """Return a URL for ``key``: ``file://`` locally, a presigned GET URL on S3."""
+        ...
+
+    def describe(self) -> str:
+        """Return a human description of the root (never a secret)."""
+        ...
+
+    def check(self) -> None:
+        """Verify the store is usable; raise the specific ``StorageError`` otherwise."""
+        ...
+
+
+def validate_key(key: str) -> str:
+    """Check that ``key`` is a relative, normalised ``/``-separated path.
+
+    Args:
+        key: The key to check.
+
+    Returns:
+        The key, unchanged.
+
+    Raises:
+        InvalidKeyError: If the key is empty, absolute, has empty, ``.`` or ``..``
+            parts, a backslash or a NUL character.
+    """
+    if not isinstance(key, str) or not key:
+        raise InvalidKeyError(f"storage key must be a non-empty string, got {key!r}")
+    if key.startswith("/"):
+        raise InvalidKeyError(f"storage key must be relative (no leading '/'): {key!r}")
+    if "\\" in key or "\x00" in key:
+        raise InvalidKeyError(f"storage key must not contain '\\' or NUL: {key!r}")
+    if any(part in ("", ".", "..") for part in key.split("/")):
+        raise InvalidKeyError(f"storage key must not have empty, '.' or '..' parts: {key!r}")
+    return key
+
+
+def validate_prefix(prefix: str, *, allow_empty: bool = True) -> str:
+    """Check a listing prefix: a key, optionally ending in ``/``, or empty.
+
+    Args:
+        prefix: The prefix to check.
+        allow_empty: Whether ``""`` (everything) is accepted.
+
+    Returns:
+        The prefix, unchanged.
+
+    Raises:
+        InvalidKeyError: If the prefix is not acceptable.
+    """
+    if prefix == "":
+        if allow_empty:
+            return prefix
+        raise InvalidKeyError("prefix must not be empty here (it would match every object)")
+    validate_key(prefix.removesuffix("/"))
+    return prefix
+
+
+def check_expiry(expires: timedelta) -> int:
+    """Return ``expires`` in whole seconds, checking the SigV4 range (1 s to 7 days).
+
+    Raises:
+        ValueError: If the lifetime is outside the allowed range.
+    """
+    seconds = int(expires.total_seconds())
+    if not 1 <= seconds <= int(DEFAULT_URL_EXPIRY.total_seconds()):
+        raise ValueError(f"URL lifetime must be between 1 second and 7 days, got {expires}")
+    return seconds
+
+
+def local_path_from_root(root: str) -> Path | None:
+    """Return the local directory named by ``root``, or None if it is an S3 root.
+
+    Accepts plain paths and ``file://`` URLs (``file:///abs/dir``, ``file://localhost/...``).
+
+    Raises:
+        ValueError: If ``root`` is empty or uses an unsupported URL scheme.
+    """
+    if not root:
+        raise ValueError("storage root must not be empty")
+    if root.startswith("s3://"):
+        return None
+    if root.startswith("file://"):
+        parsed = urlparse(root)
+        if parsed.netloc not in ("", "localhost"):
+            raise ValueError(f"file:// root must be on this machine: {root!r}")
+        return Path(unquote(parsed.path))
+    if "://" in root:
+        raise ValueError(
+            f"unsupported storage root {root!r}: use a directory or s3://bucket/prefix"
+        )
+    return Path(root)
+
+
+def open_storage(
+    root: str,
+    *,
+    create_bucket: bool = False,
+    credentials_block: str | None = None,
+) -> Storage:
+    """Open the storage at ``root``.
+
+    Args:
+        root: A local directory (plain path or ``file://`` URL) or ``s3://bucket/prefix``.
+        create_bucket: For S3, create the bucket if it does not exist (one request now).
+            Ignored locally: the directory is created on the first write.
+        credentials_block: For S3, a Prefect block ``"<block-type-slug>/<name>"``
+            (``minio-credentials/...`` or ``aws-credentials/...``) to build the client
+            from instead of the standard AWS credential chain.
+
+    Returns:
+        A :class:`Storage`. Opening is cheap; call ``check()`` to verify access.
+
+    Raises:
+        ValueError: If ``root`` is malformed, or a credentials block is given for a
+            local root.
+        StorageError: If ``create_bucket`` is set and the bucket cannot be created.
+    """
+    path = local_path_from_root(root)
+    if path is not None:
+        if credentials_block is not None:
+            raise ValueError("credentials_block only applies to s3:// roots")
+        from closecast.storage.local import LocalStorage
+
+        return LocalStorage(path)
+
+    from closecast.storage.s3 import S3Storage
+
+    storage = S3Storage.from_root(root, credentials_block=credentials_block)
+    if create_bucket:
+        storage.ensure_bucket()
+    return storage

@@ -1,0 +1,53 @@
+"""Storage errors.
+
+Every error raised by a storage backend derives from :class:`StorageError`, so callers
+can catch one type. Messages name the root, endpoint, bucket or key involved but never a
+credential.
+"""
+
+from __future__ import annotations
+
+
+class StorageError(RuntimeError):
+    """Base class for all storage failures."""
+
+
+class InvalidKeyError(StorageError, ValueError):
+    """A key or prefix is not a relative, `/`-separated path without `..` parts."""
+
+
+class ObjectNotFoundError(StorageError, KeyError):
+    """The requested object does not exist.
+
+    Also a :class:`KeyError`, so ``except KeyError`` works for mapping-style callers.
+
+    Attributes:
+        key: The missing key, relative to the storage root.
+        root: A description of the storage root that was searched.
+    """
+
+    def __init__(self, key: str, root: str) -> None:
+        """Build the error for ``key`` missing under ``root``."""
+        super().__init__(f"no object {key!r} in {root}")
+        self.key = key
+        self.root = root
+
+    def __str__(self) -> str:
+        """Return the plain message (KeyError would otherwise quote it)."""
+        return str(self.args[0])
+
+    def __reduce__(self) -> tuple[type[ObjectNotFoundError], tuple[str, str]]:
+        """Pickle by key and root (errors cross process boundaries in task runners)."""
+        return (type(self), (self.key, self.root))
+
+
+class StorageUnreachableError(StorageError):
+    """The storage endpoint could not be reached (connection refused, timeout, DNS)."""
+
+
+class StorageAuthError(StorageError):
+    """The credentials were missing, unknown, wrong or not allowed to do the operation."""
+
+
+class BucketNotFoundError(StorageError):
+    """The bucket named in an ``s3://`` root does not exist."""

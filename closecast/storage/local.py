@@ -1,0 +1,183 @@
+"""Local-directory storage with atomic writes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import BinaryIO
+
+from closecast.storage.base import (
+    DEFAULT_URL_EXPIRY,
+    check_expiry,
+    validate_key,
+    validate_prefix,
+)
+from closecast.storage.errors import ObjectNotFoundError, StorageError
+
+TEMP_PREFIX = ".closecast-tmp-"
+"""Name prefix of in-flight temporary files; never listed as keys."""
+
+_CHUNK = 1024 * 1024
+
+
+class LocalStorage:
+    """Objects as files under a root directory.
+
+    Writes go to a temporary file in the destination directory, are flushed and
+    fsynced, then renamed over the target with :func:`os.replace`, so a reader sees
+    the old file or the new one. The root is created on the first write.
+    """
+
+    def __init__(self, root: Path) -> None:
+        """Use ``root`` (made absolute) as the storage root."""
+        self.root = root.expanduser().absolute()
+
+    def __repr__(self) -> str:
+        """Return a short representation naming the root."""
+        return f"LocalStorage({str(self.root)!r})"
+
+    def describe(self) -> str:
+        """Return ``local directory <root>``."""
+        return f"local directory {self.root}"
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*validate_key(key).split("/"))
+
+    def _not_found(self, key: str) -> ObjectNotFoundError:
+        return ObjectNotFoundError(key, self.describe())
+
+    def write_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        """Atomically write ``data`` to ``key`` (``content_type`` is ignored locally)."""
+        view = memoryview(data)
+        self._atomic_write(key, lambda out: out.write(view))
+
+    def upload_file(self, key: str, path: str | Path) -> None:
+        """Atomically copy the local file ``path`` to ``key``."""
+        with open(path, "rb") as src:
+            self._atomic_write(key, lambda out: shutil.copyfileobj(src, out, _CHUNK))
+
+    def _atomic_write(self, key: str, fill: Callable[[BinaryIO], object]) -> None:
+        target = self._path(key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _replace_atomically(target, fill)
+        except OSError as exc:
+            raise StorageError(f"could not write {key!r} in {self.describe()}: {exc}") from exc
+
+    def read_bytes(self, key: str) -> bytes:
+        """Return the content of ``key``.
+
+        Raises:
+            ObjectNotFoundError: If there is no file at ``key``.
+        """
+        try:
+            return self._path(key).read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise self._not_found(key) from None
+
+    def download_file(self, key: str, path: str | Path) -> None:
+        """Copy ``key`` to the local file ``path``, replacing it atomically."""
+        source = self._path(key)
+        try:
+            src = source.open("rb")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise self._not_found(key) from None
+        with src:
+            _replace_atomically(Path(path), lambda out: shutil.copyfileobj(src, out, _CHUNK))
+
+    def exists(self, key: str) -> bool:
+        """Return whether a file exists at ``key``."""
+        return self._path(key).is_file()
+
+    def list_keys(self, prefix: str = "") -> list[str]:
+        """Return the sorted keys starting with ``prefix``, skipping temporary files."""
+        validate_prefix(prefix)
+        return sorted(key for key in self._walk() if key.startswith(prefix))
+
+    def _walk(self) -> Iterator[str]:
+        if not self.root.is_dir():
+            return
+        for dirpath, _dirnames, filenames in os.walk(self.root):
+            rel = Path(dirpath).relative_to(self.root).as_posix()
+            for name in filenames:
+                if not name.startswith(TEMP_PREFIX):
+                    yield name if rel == "." else f"{rel}/{name}"
+
+    def delete(self, key: str) -> None:
+        """Delete ``key`` if present and prune the directories it leaves empty."""
+        path = self._path(key)
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            path.unlink()
+            self._prune(path.parent)
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every key starting with the non-empty ``prefix``; return the count."""
+        validate_prefix(prefix, allow_empty=False)
+        keys = self.list_keys(prefix)
+        for key in keys:
+            self.delete(key)
+        return len(keys)
+
+    def _prune(self, directory: Path) -> None:
+        while directory != self.root and self.root in directory.parents:
+            try:
+                directory.rmdir()
+            except OSError:
+                return
+            directory = directory.parent
+
+    def url(self, key: str, expires: timedelta = DEFAULT_URL_EXPIRY) -> str:
+        """Return the ``file://`` URL of ``key`` (``expires`` is checked, then unused)."""
+        check_expiry(expires)
+        return self._path(key).as_uri()
+
+    def check(self) -> None:
+        """Verify the root is (or can become) a writable directory.
+
+        Raises:
+            StorageError: If the root is not a directory or is not writable.
+        """
+        existing = self.root
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise StorageError(f"{self.describe()}: {existing} is not a directory")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise StorageError(f"{self.describe()}: {existing} is not writable")
+
+
+def _replace_atomically(target: Path, fill: Callable[[BinaryIO], object]) -> None:
+    """Write ``target`` via a fsynced temp file in its directory and ``os.replace``.
+
+    On any failure the temp file is removed and ``target`` is left untouched.
+    """
+    tmp_name = target.parent / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
+    # 0o666 filtered by the umask, like a plain open(); mkstemp would force 0o600.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    fd = os.open(tmp_name, flags, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            fill(out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp_name, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    _fsync_directory(target.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Persist a rename by fsyncing its directory (best effort; not on Windows)."""
+    with contextlib.suppress(OSError, AttributeError):
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,105 @@
+"""Parquet, JSON and figure helpers on both backends."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from closecast.schema import PRICE_COLUMNS, PRICE_SCHEMA
+from closecast.storage import ObjectNotFoundError, Storage
+from closecast.storage.io import read_json, read_parquet, write_figure, write_json, write_parquet
+
+matplotlib.use("Agg")
+
+
+def _prices() -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "date": pd.to_datetime(["2024-01-02", "2024-01-03", "2024-01-04"]),
+            "open": [1.0, 2.0, 3.0],
+            "high": [1.5, 2.5, 3.5],
+            "low": [0.5, 1.5, 2.5],
+            "close": [1.2, 2.2, 3.2],
+            "adj_close": [1.1, 2.1, 3.1],
+            "volume": [100.0, np.nan, 300.0],
+        }
+    )
+    return frame.assign(extra="dropped")[[*PRICE_COLUMNS, "extra"]]
+
+
+def test_parquet_round_trip_with_schema(storage: Storage) -> None:
+    write_parquet(storage, "prices/ticker=AAPL/prices.parquet", _prices(), schema=PRICE_SCHEMA)
+    table = read_parquet(storage, "prices/ticker=AAPL/prices.parquet")
+    assert table.schema.equals(PRICE_SCHEMA)
+    assert table.column("date").to_pylist()[0] == dt.date(2024, 1, 2)
+    # A missing volume is stored as null and comes back to pandas as NaN.
+    assert table.to_pandas()["volume"].isna().tolist() == [False, True, False]
+
+
+def test_parquet_round_trip_of_a_table_without_schema(storage: Storage) -> None:
+    table = pa.table({"a": [1, 2], "b": ["x", "y"]})
+    write_parquet(storage, "t.parquet", table)
+    assert read_parquet(storage, "t.parquet").equals(table)
+
+
+def test_parquet_schema_mismatch_raises_and_writes_nothing(storage: Storage) -> None:
+    with pytest.raises((KeyError, pa.ArrowInvalid)):
+        write_parquet(storage, "bad.parquet", pd.DataFrame({"date": [1]}), schema=PRICE_SCHEMA)
+    assert storage.list_keys() == []
+
+
+def test_json_round_trip_with_dates_and_numpy(storage: Storage) -> None:
+    obj = {
+        "ticker": "AAPL",
+        "as_of": dt.date(2024, 1, 2),
+        "run_at": dt.datetime(2024, 1, 2, 21, 30, tzinfo=dt.UTC),
+        "stamp": pd.Timestamp("2024-01-03"),
+        "rmse": np.float64(1.25),
+        "n": np.int64(3),
+        "values": np.array([1.0, 2.0]),
+        "path": Path("a/b"),
+    }
+    write_json(storage, "reports/AAPL.json", obj)
+    text = storage.read_bytes("reports/AAPL.json").decode()
+    assert text.endswith("}\n")
+    assert text.index('"as_of"') < text.index('"n"') < text.index('"ticker"')  # sorted keys
+    assert '\n  "as_of": "2024-01-02",' in text  # indent 2
+    assert read_json(storage, "reports/AAPL.json") == {
+        "ticker": "AAPL",
+        "as_of": "2024-01-02",
+        "run_at": "2024-01-02T21:30:00+00:00",
+        "stamp": "2024-01-03T00:00:00",
+        "rmse": 1.25,
+        "n": 3,
+        "values": [1.0, 2.0],
+        "path": "a/b",
+    }
+
+
+def test_json_rejects_unknown_types(storage: Storage) -> None:
+    with pytest.raises(TypeError, match="object"):
+        write_json(storage, "x.json", {"x": object()})
+    assert storage.list_keys() == []
+
+
+def test_read_missing_json_raises_object_not_found(storage: Storage) -> None:
+    with pytest.raises(ObjectNotFoundError):
+        read_json(storage, "nope.json")
+
+
+def test_write_figure_stores_a_png_and_leaves_the_figure_open(storage: Storage) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(2, 1))
+    fig.add_subplot().plot([1, 2, 3])
+    write_figure(storage, "plots/AAPL.png", fig, dpi=50)
+    data = storage.read_bytes("plots/AAPL.png")
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    write_figure(storage, "plots/AAPL-again.png", fig)  # still usable afterwards
+    assert storage.exists("plots/AAPL-again.png")

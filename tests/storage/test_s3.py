@@ -1,0 +1,321 @@
+"""S3-only behaviour: configuration, error mapping, buckets and the Prefect block path.
+
+Runs against moto's server on loopback, or against the endpoint in ``AWS_ENDPOINT_URL``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+import urllib.request
+import uuid
+from collections.abc import Iterator
+
+import boto3
+import pytest
+
+from closecast.storage import (
+    BucketNotFoundError,
+    StorageAuthError,
+    StorageError,
+    StorageUnreachableError,
+    open_storage,
+)
+from closecast.storage.s3 import S3Storage, parse_s3_root
+
+WRONG_SECRET = "wrong-secret-Zq9vX2kP7mN4"  # deliberately invalid
+
+
+@pytest.fixture
+def s3(s3_root: str) -> S3Storage:
+    """An S3 storage on a fresh bucket."""
+    storage = open_storage(s3_root)
+    assert isinstance(storage, S3Storage)
+    return storage
+
+
+# -- roots and configuration ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("root", "expected"),
+    [
+        ("s3://closecast", ("closecast", "")),
+        ("s3://closecast/", ("closecast", "")),
+        ("s3://closecast/runs/2024", ("closecast", "runs/2024")),
+        ("s3://closecast/runs/2024/", ("closecast", "runs/2024")),
+    ],
+)
+def test_parse_s3_root(root: str, expected: tuple[str, str]) -> None:
+    assert parse_s3_root(root) == expected
+
+
+@pytest.mark.parametrize(
+    "root", ["s3://", "s3://Bad_Bucket/x", "s3://ok-bucket/../x", "s3://b?x=1"]
+)
+def test_parse_s3_root_rejects_bad_roots(root: str) -> None:
+    with pytest.raises(ValueError, match=r"s3|bucket|key"):
+        parse_s3_root(root)
+
+
+def test_client_uses_env_endpoint_and_s3_compatible_config(
+    s3_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    storage = open_storage("s3://closecast-config-check/run")
+    assert isinstance(storage, S3Storage)
+    assert storage.endpoint == s3_env
+    meta = storage._client.meta
+    if not meta.config.region_name:
+        assert storage.region == "us-east-1"
+    assert meta.config.s3 == {"addressing_style": "path"}
+    assert meta.config.request_checksum_calculation == "when_required"
+    assert meta.config.response_checksum_validation == "when_required"
+    assert meta.config.retries["mode"] == "standard"
+    assert meta.config.connect_timeout <= 5
+
+
+def test_service_specific_endpoint_wins(
+    s3_root: str, closed_port: int, s3_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{closed_port}")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_env)
+    storage = open_storage(s3_root)
+    storage.write_bytes("k", b"v")
+    assert storage.read_bytes("k") == b"v"
+
+
+def test_describe_and_repr_never_show_credentials(s3: S3Storage) -> None:
+    import os
+
+    text = s3.describe() + repr(s3)
+    assert s3.bucket in text
+    assert s3.endpoint in text
+    for secret in (os.environ["AWS_SECRET_ACCESS_KEY"], os.environ["AWS_ACCESS_KEY_ID"]):
+        if secret not in s3.endpoint:
+            assert secret not in text
+
+
+def test_content_type_is_stored(s3: S3Storage, s3_client) -> None:
+    s3.write_bytes("plot.png", b"\x89PNG")
+    s3.write_bytes("data.json", b"{}", content_type="application/json; charset=utf-8")
+    head = s3_client.head_object(Bucket=s3.bucket, Key="run/plot.png")
+    assert head["ContentType"] == "image/png"
+    head = s3_client.head_object(Bucket=s3.bucket, Key="run/data.json")
+    assert head["ContentType"] == "application/json; charset=utf-8"
+
+
+def test_prefix_isolates_roots(s3_bucket: str) -> None:
+    run = open_storage(f"s3://{s3_bucket}/run")
+    run2 = open_storage(f"s3://{s3_bucket}/run2")
+    whole = open_storage(f"s3://{s3_bucket}")
+    run.write_bytes("a", b"1")
+    run2.write_bytes("a", b"2")
+    assert run.list_keys() == ["a"]
+    assert run2.list_keys() == ["a"]
+    assert whole.list_keys() == ["run/a", "run2/a"]
+    assert run.delete_prefix("a") == 1
+    assert run2.read_bytes("a") == b"2"
+
+
+def test_presigned_url_is_sigv4(s3: S3Storage) -> None:
+    s3.write_bytes("x.txt", b"x")
+    url = s3.url("x.txt")
+    assert "X-Amz-Signature=" in url
+    assert "X-Amz-Expires=604800" in url
+    assert url.startswith(f"{s3.endpoint}/{s3.bucket}/run/x.txt?")
+
+
+# -- buckets -------------------------------------------------------------------------------
+
+
+def test_missing_bucket_raises_bucket_not_found(s3_env: str) -> None:
+    bucket = f"closecast-missing-{uuid.uuid4().hex[:8]}"
+    storage = open_storage(f"s3://{bucket}/run")
+    with pytest.raises(BucketNotFoundError) as caught:
+        storage.check()
+    assert bucket in str(caught.value)
+    assert "create_bucket" in str(caught.value)
+    with pytest.raises(BucketNotFoundError):
+        storage.write_bytes("a", b"x")
+    with pytest.raises(BucketNotFoundError):
+        storage.read_bytes("a")
+    with pytest.raises(BucketNotFoundError):
+        storage.list_keys()
+
+
+def test_create_bucket_creates_it_once(s3_env: str, s3_client) -> None:
+    bucket = f"closecast-test-{uuid.uuid4().hex[:8]}"
+    try:
+        storage = open_storage(f"s3://{bucket}/run", create_bucket=True)
+        storage.check()
+        storage.write_bytes("a", b"x")
+        again = open_storage(f"s3://{bucket}/run", create_bucket=True)  # already there: no-op
+        assert again.read_bytes("a") == b"x"
+    finally:
+        for key in s3_client.list_objects_v2(Bucket=bucket).get("Contents", []):
+            s3_client.delete_object(Bucket=bucket, Key=key["Key"])
+        s3_client.delete_bucket(Bucket=bucket)
+
+
+# -- unreachable endpoint ------------------------------------------------------------------
+
+
+def test_unreachable_endpoint_fails_fast_naming_endpoint_and_bucket(
+    s3_env: str, closed_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint = f"http://127.0.0.1:{closed_port}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    storage = open_storage("s3://closecast-nowhere/run")
+    started = time.monotonic()
+    with pytest.raises(StorageUnreachableError) as caught:
+        storage.check()
+    assert time.monotonic() - started < 5
+    assert endpoint in str(caught.value)
+    assert "closecast-nowhere" in str(caught.value)
+    for call in (lambda: storage.write_bytes("a", b"x"), lambda: storage.list_keys()):
+        with pytest.raises(StorageUnreachableError):
+            call()
+
+
+def test_unreachable_endpoint_with_create_bucket(
+    s3_env: str, closed_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{closed_port}")
+    with pytest.raises(StorageUnreachableError):
+        open_storage("s3://closecast-nowhere/run", create_bucket=True)
+
+
+# -- credentials ---------------------------------------------------------------------------
+
+
+def _reset_moto_auth(endpoint: str, value: str) -> None:
+    request = urllib.request.Request(
+        f"{endpoint}/moto-api/reset-auth",
+        data=value.encode(),
+        method="POST",
+        headers={"Content-Type": "text/plain"},  # a form body would hide the value
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        json.loads(response.read())
+
+
+@pytest.fixture
+def enforced_auth(s3_server, s3_root: str) -> Iterator[dict[str, str] | None]:
+    """Make the server check credentials; yield a valid key pair without S3 permissions.
+
+    Moto accepts any credentials unless its IAM emulation is switched on
+    (``/moto-api/reset-auth``); then it knows only IAM access keys it issued. A real
+    endpoint (MinIO) always checks, and there is no key without permissions: yield None.
+    """
+    if s3_server.external:
+        yield None
+        return
+    iam = boto3.session.Session().client(
+        "iam",
+        endpoint_url=s3_server.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    user = f"closecast-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=user)
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    _reset_moto_auth(s3_server.endpoint, "0")
+    try:
+        yield {"id": key["AccessKeyId"], "secret": key["SecretAccessKey"]}
+    finally:
+        _reset_moto_auth(s3_server.endpoint, "inf")
+
+
+def _assert_no_credentials_leak(error: BaseException, *values: str) -> None:
+    rendered = "".join(traceback.format_exception(error)) + repr(error) + str(error)
+    for value in values:
+        assert value not in rendered
+
+
+def _credential_cases(enforced: dict[str, str] | None) -> list[tuple[str, str, str]]:
+    """(expected S3 error code, access key id, secret) for each way to be refused."""
+    import os
+
+    cases = [("InvalidAccessKeyId", "AKIACLOSECASTUNKNOWN1", WRONG_SECRET)]
+    known_id = enforced["id"] if enforced else os.environ["AWS_ACCESS_KEY_ID"]
+    cases.append(("SignatureDoesNotMatch", known_id, WRONG_SECRET))
+    if enforced:
+        cases.append(("AccessDenied", enforced["id"], enforced["secret"]))
+    return cases
+
+
+def test_wrong_credentials_raise_auth_error_without_leaking_them(
+    s3_root: str, enforced_auth: dict[str, str] | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket = parse_s3_root(s3_root)[0]
+    for code, key_id, secret in _credential_cases(enforced_auth):
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", key_id)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+        storage = open_storage(s3_root)
+        with pytest.raises(StorageAuthError, match=code):
+            storage.write_bytes("a", b"x")
+        for call in (
+            storage.check,
+            lambda storage=storage: storage.write_bytes("a", b"x"),
+            lambda storage=storage: storage.read_bytes("a"),
+            lambda storage=storage: storage.list_keys(),
+        ):
+            with pytest.raises(StorageAuthError) as caught:
+                call()
+            message = str(caught.value)
+            assert bucket in message, code
+            assert storage.endpoint in message, code
+            _assert_no_credentials_leak(caught.value, key_id, secret)
+        _assert_no_credentials_leak(AssertionError(repr(storage) + storage.describe()), secret)
+
+
+def test_missing_credentials_raise_auth_error(
+    s3_root: str, monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    storage = open_storage(s3_root)
+    with pytest.raises(StorageAuthError, match="AWS_ACCESS_KEY_ID"):
+        storage.check()
+
+
+# -- Prefect credentials block ---------------------------------------------------------------
+
+
+def test_open_storage_with_prefect_minio_credentials_block(
+    s3_root: str, s3_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Endpoint and credentials come only from the block: the AWS env vars are unset."""
+    import os
+
+    from prefect.testing.utilities import prefect_test_harness
+    from prefect_aws import MinIOCredentials
+
+    user = os.environ["AWS_ACCESS_KEY_ID"]
+    password = os.environ["AWS_SECRET_ACCESS_KEY"]
+    for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    block_name = f"closecast-test-{uuid.uuid4().hex[:8]}"
+    with prefect_test_harness(server_startup_timeout=120):
+        MinIOCredentials(
+            minio_root_user=user,
+            minio_root_password=password,
+            region_name="us-east-1",
+            aws_client_parameters={"endpoint_url": s3_server.endpoint},
+        ).save(block_name)
+        storage = open_storage(s3_root, credentials_block=f"minio-credentials/{block_name}")
+        storage.check()
+        storage.write_bytes("from-block.txt", b"ok")
+        assert storage.read_bytes("from-block.txt") == b"ok"
+        assert s3_server.endpoint in storage.describe()
+        assert password not in repr(storage) + storage.describe()
+        assert storage._client.meta.config.s3 == {"addressing_style": "path"}
+        with pytest.raises(StorageError, match="does-not-exist"):
+            open_storage(s3_root, credentials_block="minio-credentials/does-not-exist")
