@@ -11,7 +11,10 @@ import lstm_model
 
 def test_cli_help_lists_commands() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "closecast.cli", "--help"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "closecast.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "usage: closecast" in result.stdout
     assert "tutorial" in result.stdout
@@ -27,5 +30,7 @@ def test_no_lstm_model_module_imports_prefect() -> None:
         "leaked = sorted(m for m in sys.modules if m == 'prefect' or m.startswith('prefect.'))\n"
         "print(','.join(leaked))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "", f"lstm_model imported prefect: {result.stdout.strip()}"

@@ -1,0 +1,148 @@
+"""Forecast metrics as pure functions of aligned arrays (NumPy arrays, lists or Series).
+
+Conventions: ``actual[i]`` and ``predicted[i]`` refer to the same day; ``previous[i]`` is the
+actual price of the day before (what the naive forecast "tomorrow = today" predicts).
+Series are compared by position, not by index -- align them first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "directional_accuracy",
+    "mae",
+    "mape",
+    "naive_forecast",
+    "naive_rmse",
+    "rmse",
+    "summarize",
+    "u2",
+]
+
+
+def _array(values: Any, name: str) -> np.ndarray:
+    array = np.asarray(values, dtype="float64")
+    if array.ndim != 1:
+        array = array.reshape(-1) if array.size == max(array.shape, default=0) else array
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
+    if array.size == 0:
+        raise ValueError(f"{name} is empty")
+    bad = np.flatnonzero(~np.isfinite(array))
+    if bad.size:
+        raise ValueError(
+            f"{name} has {bad.size} NaN/infinite value(s), first at position {int(bad[0])}"
+        )
+    return array
+
+
+def _pair(actual: Any, predicted: Any, names: tuple[str, str] = ("actual", "predicted")):
+    a = _array(actual, names[0])
+    p = _array(predicted, names[1])
+    if a.shape != p.shape:
+        raise ValueError(f"{names[0]} has {a.size} values but {names[1]} has {p.size}")
+    return a, p
+
+
+def rmse(actual: Any, predicted: Any) -> float:
+    """Root mean squared error."""
+    a, p = _pair(actual, predicted)
+    return float(np.sqrt(np.mean((a - p) ** 2)))
+
+
+def mae(actual: Any, predicted: Any) -> float:
+    """Mean absolute error."""
+    a, p = _pair(actual, predicted)
+    return float(np.mean(np.abs(a - p)))
+
+
+def mape(actual: Any, predicted: Any) -> float:
+    """Mean absolute percentage error, in percent (``100 * mean(|a - p| / |a|)``).
+
+    Raises:
+        ValueError: An actual value is zero.
+    """
+    a, p = _pair(actual, predicted)
+    if np.any(a == 0):
+        raise ValueError("mape is undefined when an actual value is zero")
+    return float(100.0 * np.mean(np.abs((a - p) / a)))
+
+
+def directional_accuracy(actual: Any, predicted: Any, previous: Any) -> float:
+    """Share of days where the predicted move has the sign of the actual move.
+
+    Both moves are measured from ``previous`` (the actual price of the day before):
+    ``sign(predicted - previous) == sign(actual - previous)``. A flat prediction on a flat day
+    counts as correct; a flat prediction on a moving day does not.
+    """
+    a, p = _pair(actual, predicted)
+    prev = _array(previous, "previous")
+    if prev.shape != a.shape:
+        raise ValueError(f"actual has {a.size} values but previous has {prev.size}")
+    return float(np.mean(np.sign(p - prev) == np.sign(a - prev)))
+
+
+def naive_forecast(actual: Any) -> Any:
+    """Tomorrow = today: the value at day ``d`` is the actual at ``d - 1``.
+
+    Returns a Series (same index, first value NaN) for a Series, else a float array with a
+    leading NaN.
+    """
+    if isinstance(actual, pd.Series):
+        return actual.astype("float64").shift(1).rename("naive")
+    a = _array(actual, "actual")
+    out = np.empty_like(a)
+    out[0] = np.nan
+    out[1:] = a[:-1]
+    return out
+
+
+def naive_rmse(actual: Any, previous: Any | None = None) -> float:
+    """RMSE of the naive forecast.
+
+    With ``previous`` (the actual of each day before), over all of ``actual``; without it,
+    over ``actual[1:]`` (the first day has no previous value).
+    """
+    if previous is None:
+        a = _array(actual, "actual")
+        if a.size < 2:
+            raise ValueError("naive_rmse needs at least 2 actual values when previous is not given")
+        return rmse(a[1:], a[:-1])
+    a, prev = _pair(actual, previous, ("actual", "previous"))
+    return rmse(a, prev)
+
+
+def u2(actual: Any, predicted: Any, previous: Any | None = None) -> float:
+    """Theil's U2: ``rmse(actual, predicted) / naive_rmse``; below 1 beats "tomorrow = today".
+
+    Without ``previous`` the first day is dropped from both RMSEs. Infinite when the naive
+    forecast is perfect (a flat series) and the model is not.
+    """
+    a, p = _pair(actual, predicted)
+    if previous is None:
+        if a.size < 2:
+            raise ValueError("u2 needs at least 2 values when previous is not given")
+        model_rmse, base = rmse(a[1:], p[1:]), naive_rmse(a)
+    else:
+        model_rmse, base = rmse(a, p), naive_rmse(a, previous)
+    if base == 0:
+        return 0.0 if model_rmse == 0 else float("inf")
+    return model_rmse / base
+
+
+def summarize(actual: Any, predicted: Any, previous: Any) -> dict[str, float]:
+    """All metrics at once: rmse, naive_rmse, u2, mae, mape, directional_accuracy, n."""
+    a, p = _pair(actual, predicted)
+    return {
+        "rmse": rmse(a, p),
+        "naive_rmse": naive_rmse(a, previous),
+        "u2": u2(a, p, previous),
+        "mae": mae(a, p),
+        "mape": mape(a, p),
+        "directional_accuracy": directional_accuracy(a, p, previous),
+        "n": int(a.size),
+    }

@@ -1,0 +1,155 @@
+"""Real (tiny) TensorFlow training: leakage, reproducibility, persistence, fine-tuning."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lstm_model import metrics
+from lstm_model.config import get_preset
+from lstm_model.data import InsufficientDataError, split_by_date
+from lstm_model.forecaster import Forecaster
+
+
+def test_predictions_use_only_earlier_prices(fast_model, random_walk) -> None:
+    start = random_walk.index[300]
+    before = fast_model.predict_one_step(random_walk, start)
+    assert before.index[0] == start and before.index[-1] == random_walk.index[-1]
+    perturbed = random_walk.copy()
+    perturbed.iloc[350:] *= 3.0  # change the future from day 350 on
+    after = fast_model.predict_one_step(perturbed, start)
+    # predictions for days up to 350 (each from strictly earlier prices) are unchanged...
+    np.testing.assert_array_equal(after.iloc[:51].to_numpy(), before.iloc[:51].to_numpy())
+    # ...and the prediction for day 351 (whose window contains day 350) does change
+    assert after.iloc[51] != before.iloc[51]
+    # the next-day forecast equals the one-step prediction made from the same history
+    nxt = fast_model.forecast_next(random_walk.iloc[:350])
+    assert nxt == pytest.approx(before.iloc[50], rel=1e-6)
+
+
+def test_predict_needs_a_full_window(fast_model, random_walk) -> None:
+    with pytest.raises(InsufficientDataError, match="need 11 prices before"):
+        fast_model.predict_one_step(random_walk, random_walk.index[5])
+    with pytest.raises(InsufficientDataError, match="at least 11 prices"):
+        fast_model.forecast_next(random_walk.iloc[:4])
+
+
+def test_fit_rejects_too_short_history(fast_config, random_walk) -> None:
+    with pytest.raises(InsufficientDataError, match="got 8"):
+        Forecaster.fit(random_walk.iloc[:8], fast_config)
+
+
+def test_meta_describes_training(fast_model, random_walk, fast_config) -> None:
+    meta = fast_model.meta
+    assert meta["train_start"] == random_walk.index[0].strftime("%Y-%m-%d")
+    assert (
+        meta["train_end"] == meta["trained_through"] == random_walk.index[299].strftime("%Y-%m-%d")
+    )
+    assert meta["n_train"] == 300
+    assert meta["epochs_run"] == fast_config.epochs
+    assert meta["seed"] == fast_config.seed
+    assert {"keras", "tensorflow", "numpy"} <= set(meta["versions"])
+    assert meta["fine_tunes"] == []
+    assert 0.0 <= fast_model.gain <= 1.0
+    assert fast_model.fitted_range() is None
+
+
+def test_max_train_days_caps_history(random_walk, fast_config) -> None:
+    f = Forecaster.fit(random_walk, fast_config.with_overrides(max_train_days=100, epochs=1))
+    assert f.meta["n_train"] == 100
+    assert f.meta["train_start"] == random_walk.index[-100].strftime("%Y-%m-%d")
+    assert f.meta["data_start"] == random_walk.index[0].strftime("%Y-%m-%d")
+
+
+def test_same_seed_same_data_gives_identical_predictions(random_walk, fast_config) -> None:
+    # no shrinkage: a gain of 0 would make every run predict the naive forecast
+    cfg = fast_config.with_overrides(epochs=2, shrinkage=False)
+    a = Forecaster.fit(random_walk.iloc[:300], cfg)
+    b = Forecaster.fit(random_walk.iloc[:300], cfg)
+    for wa, wb in zip(a.model.get_weights(), b.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+    pa = a.predict_one_step(random_walk, random_walk.index[300])
+    pb = b.predict_one_step(random_walk, random_walk.index[300])
+    pd.testing.assert_series_equal(pa, pb, check_exact=True)
+    c = Forecaster.fit(random_walk.iloc[:300], cfg.with_overrides(seed=1))
+    assert not np.array_equal(c.predict_one_step(random_walk, random_walk.index[300]), pa)
+
+
+def test_save_load_round_trip(fast_model, random_walk, tmp_path, monkeypatch) -> None:
+    import keras
+
+    calls = []
+    real_load = keras.models.load_model
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("safe_mode"))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(keras.models, "load_model", spy)
+    fast_model.save(tmp_path / "m")
+    assert {p.name for p in (tmp_path / "m").iterdir()} == {
+        "model.keras",
+        "scaler.json",
+        "meta.json",
+    }
+    meta = json.loads((tmp_path / "m" / "meta.json").read_text())
+    assert meta["config"] == fast_model.config.to_dict()
+    loaded = Forecaster.load(tmp_path / "m")
+    assert calls == [True]
+    assert loaded.config == fast_model.config
+    assert loaded.gain == fast_model.gain
+    assert loaded.meta["train_end"] == fast_model.meta["train_end"]
+    start = random_walk.index[300]
+    pd.testing.assert_series_equal(
+        loaded.predict_one_step(random_walk, start),
+        fast_model.predict_one_step(random_walk, start),
+        check_exact=True,
+    )
+    assert loaded.forecast_next(random_walk) == fast_model.forecast_next(random_walk)
+    with pytest.raises(FileNotFoundError, match=r"model\.keras"):
+        Forecaster.load(tmp_path)
+
+
+def test_fine_tune_changes_weights_but_keeps_scaler(fast_model, random_walk) -> None:
+    before_weights = [w.copy() for w in fast_model.model.get_weights()]
+    before_state = fast_model.representation.to_json()
+    new_from = random_walk.index[300]
+    tuned = fast_model.fine_tune(random_walk, new_from, epochs=2, learning_rate=0.01)
+    assert tuned is not fast_model
+    assert tuned.representation.to_json() == before_state
+    assert tuned.gain == fast_model.gain
+    after = tuned.model.get_weights()
+    assert any(not np.array_equal(a, b) for a, b in zip(after, before_weights, strict=True))
+    # the original is untouched
+    for a, b in zip(fast_model.model.get_weights(), before_weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert tuned.meta["trained_through"] == random_walk.index[-1].strftime("%Y-%m-%d")
+    (record,) = tuned.meta["fine_tunes"]
+    assert record["from"] == new_from.strftime("%Y-%m-%d")
+    assert record["n_windows"] == 100
+    assert (record["epochs"], record["learning_rate"]) == (2, 0.01)
+    assert fast_model.meta["fine_tunes"] == []
+    with pytest.raises(InsufficientDataError):
+        fast_model.fine_tune(random_walk, pd.Timestamp("2099-01-01"), epochs=1, learning_rate=0.01)
+
+
+def test_tutorial_representation_scaler_ignores_test_period(random_walk) -> None:
+    cfg = get_preset("tutorial").with_overrides(look_back=10, batch_size=64, epochs=1)
+    train, _ = split_by_date(random_walk, cfg.test_size)
+    spiked = random_walk.copy()
+    spiked.iloc[-5] = 10_000.0
+    a = Forecaster.fit(train, cfg)
+    b = Forecaster.fit(split_by_date(spiked, cfg.test_size)[0], cfg)
+    assert a.fitted_range() == b.fitted_range() == (train.min(), train.max())
+
+
+def test_default_preset_learns_a_sine(sine) -> None:
+    cfg = get_preset("default")
+    train, test = split_by_date(sine, 100)
+    f = Forecaster.fit(train, cfg)
+    predicted = f.predict_one_step(sine, test.index[0])
+    u2 = metrics.u2(test.to_numpy(), predicted.to_numpy(), sine.shift(1).loc[test.index].to_numpy())
+    assert u2 < 0.5, f"default preset U2 on a sine is {u2:.3f}"
