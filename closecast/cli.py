@@ -13,6 +13,11 @@ from closecast import __version__
 # ``add_arguments(parser)`` and ``run(args) -> int``; they are imported lazily so that
 # ``closecast --help`` never pays for TensorFlow or Prefect.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("run", "Run the daily forecast flow once (fetch, train, evaluate, publish)."),
+    "stack": (
+        "stack",
+        "Start, stop or inspect the local Prefect stack (server + UI, pool, deployments, worker).",
+    ),
     "tutorial": ("tutorial", "Reproduce the LSTM tutorial on a Yahoo CSV and report honest RMSEs."),
 }
 

@@ -1,1 +1,1 @@
-"""closecast."""
+"""Prefect flows: they only compose tasks from ``tasks/``."""

@@ -289,13 +289,13 @@ def test_missing_credentials_raise_auth_error(
 # -- Prefect credentials block ---------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("prefect_harness")
 def test_open_storage_with_prefect_minio_credentials_block(
     s3_root: str, s3_server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Endpoint and credentials come only from the block: the AWS env vars are unset."""
     import os
 
-    from prefect.testing.utilities import prefect_test_harness
     from prefect_aws import MinIOCredentials
 
     user = os.environ["AWS_ACCESS_KEY_ID"]
@@ -303,19 +303,18 @@ def test_open_storage_with_prefect_minio_credentials_block(
     for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(name)
     block_name = f"closecast-test-{uuid.uuid4().hex[:8]}"
-    with prefect_test_harness(server_startup_timeout=120):
-        MinIOCredentials(
-            minio_root_user=user,
-            minio_root_password=password,
-            region_name="us-east-1",
-            aws_client_parameters={"endpoint_url": s3_server.endpoint},
-        ).save(block_name)
-        storage = open_storage(s3_root, credentials_block=f"minio-credentials/{block_name}")
-        storage.check()
-        storage.write_bytes("from-block.txt", b"ok")
-        assert storage.read_bytes("from-block.txt") == b"ok"
-        assert s3_server.endpoint in storage.describe()
-        assert password not in repr(storage) + storage.describe()
-        assert storage._client.meta.config.s3 == {"addressing_style": "path"}
-        with pytest.raises(StorageError, match="does-not-exist"):
-            open_storage(s3_root, credentials_block="minio-credentials/does-not-exist")
+    MinIOCredentials(
+        minio_root_user=user,
+        minio_root_password=password,
+        region_name="us-east-1",
+        aws_client_parameters={"endpoint_url": s3_server.endpoint},
+    ).save(block_name)
+    storage = open_storage(s3_root, credentials_block=f"minio-credentials/{block_name}")
+    storage.check()
+    storage.write_bytes("from-block.txt", b"ok")
+    assert storage.read_bytes("from-block.txt") == b"ok"
+    assert s3_server.endpoint in storage.describe()
+    assert password not in repr(storage) + storage.describe()
+    assert storage._client.meta.config.s3 == {"addressing_style": "path"}
+    with pytest.raises(StorageError, match="does-not-exist"):
+        open_storage(s3_root, credentials_block="minio-credentials/does-not-exist")

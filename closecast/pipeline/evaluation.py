@@ -1,0 +1,67 @@
+"""Honest evaluation of one forecaster on one ticker's evaluation period."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+from lstm_model.forecaster import Forecaster
+
+from lstm_model import metrics
+
+
+class LeakageError(RuntimeError):
+    """An evaluation would score a model on days it was trained on."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One-step-ahead predictions over the evaluation period and their scores."""
+
+    predictions: pd.DataFrame  # date, actual, predicted, naive
+    scores: dict[str, float]  # rmse, naive_rmse, u2, mae, mape, directional_accuracy
+
+    @property
+    def rmse(self) -> float:
+        return self.scores["rmse"]
+
+    @property
+    def u2(self) -> float:
+        return self.scores["u2"]
+
+
+def trained_through(forecaster: Forecaster) -> pd.Timestamp:
+    """Last date whose price the forecaster was trained or fine-tuned on."""
+    return pd.Timestamp(forecaster.meta["trained_through"])
+
+
+def evaluate(forecaster: Forecaster, prices: pd.Series, start: pd.Timestamp) -> Evaluation:
+    """Score one-step-ahead predictions for every date from ``start`` on.
+
+    Args:
+        forecaster: The model to score.
+        prices: The whole price history up to the as-of date (earlier rows feed the windows).
+        start: First evaluation date; the model must not have been trained on it or later.
+
+    Raises:
+        LeakageError: The model was trained on a date at or after ``start``.
+    """
+    seen_until = trained_through(forecaster)
+    if seen_until >= start:
+        raise LeakageError(
+            f"model trained through {seen_until.date()} cannot be scored on days "
+            f"from {start.date()}"
+        )
+    predicted = forecaster.predict_one_step(prices, start)
+    actual = prices.loc[predicted.index]
+    previous = prices.shift(1).loc[predicted.index]
+    frame = pd.DataFrame(
+        {
+            "date": predicted.index.date,
+            "actual": actual.to_numpy(dtype="float64"),
+            "predicted": predicted.to_numpy(dtype="float64"),
+            "naive": previous.to_numpy(dtype="float64"),
+        }
+    )
+    scores = metrics.summarize(frame["actual"], frame["predicted"], frame["naive"])
+    return Evaluation(predictions=frame, scores={k: float(v) for k, v in scores.items()})

@@ -1,0 +1,43 @@
+"""The settings of one pipeline run, as passed from the flow to its tasks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from closecast.pipeline.decisions import REQUESTED_MODES, RequestedMode, RetrainPolicy
+from lstm_model.config import ModelConfig, get_preset
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything a per-ticker task needs besides the ticker and the date.
+
+    Only small, hashable values: tasks receive this, not DataFrames or models.
+    """
+
+    storage_root: str
+    source: str = "sample"
+    preset: str = "default"
+    overrides: tuple[tuple[str, Any], ...] = ()
+    mode: RequestedMode = "auto"
+    policy: RetrainPolicy = field(default_factory=RetrainPolicy)
+    finetune_epochs: int = 5
+    finetune_learning_rate: float = 1e-4
+    create_bucket: bool = False
+    credentials_block: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in REQUESTED_MODES:
+            raise ValueError(f"mode {self.mode!r} is not one of {', '.join(REQUESTED_MODES)}")
+        if self.finetune_epochs < 1:
+            raise ValueError(f"finetune_epochs must be >= 1, got {self.finetune_epochs}")
+        if not 0 < self.finetune_learning_rate < 1:
+            raise ValueError(
+                f"finetune_learning_rate must be in (0, 1), got {self.finetune_learning_rate}"
+            )
+        self.model_config()  # fail fast on an unknown preset or a bad override
+
+    def model_config(self) -> ModelConfig:
+        config = get_preset(self.preset)
+        return config.with_overrides(**dict(self.overrides)) if self.overrides else config

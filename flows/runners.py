@@ -1,0 +1,39 @@
+"""Task runners for the per-ticker work, chosen by a flow parameter."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
+
+RunnerKind = Literal["threads", "processes", "dask"]
+RUNNER_KINDS: tuple[str, ...] = get_args(RunnerKind)
+
+
+def make_task_runner(kind: str, workers: int, dask_address: str | None = None) -> TaskRunner:
+    """Build the task runner for the per-ticker work.
+
+    Args:
+        kind: ``threads``, ``processes`` or ``dask``.
+        workers: Parallel workers (threads, processes, or local Dask workers).
+        dask_address: With ``dask``: an existing cluster's scheduler address
+            (``tcp://host:8786``); without it a local cluster of ``workers`` processes.
+
+    Raises:
+        ValueError: An unknown kind or a worker count below 1.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if kind == "threads":
+        return ThreadPoolTaskRunner(max_workers=workers)
+    if kind == "processes":
+        return ProcessPoolTaskRunner(max_workers=workers)
+    if kind == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if dask_address:
+            return DaskTaskRunner(address=dask_address)
+        return DaskTaskRunner(
+            cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True}
+        )
+    raise ValueError(f"task_runner {kind!r} is not one of {', '.join(RUNNER_KINDS)}")

@@ -1,0 +1,86 @@
+"""Tasks at the network edge: the watchlist and the price fetch (the only retried work)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+from prefect import get_run_logger, task
+from prefect.client.schemas.objects import TaskRun
+from prefect.states import State
+from prefect.tasks import Task, exponential_backoff
+
+from closecast.pipeline import ticker
+from closecast.pipeline.options import RunOptions
+from closecast.sources import SourceUnavailableError, get_source
+from closecast.storage import StorageUnreachableError
+from closecast.watchlist import WatchItem, items_from_symbols, load_watchlist
+
+RETRYABLE = (SourceUnavailableError, StorageUnreachableError)
+
+
+def retry_on_network_errors(task: Task[..., Any], task_run: TaskRun, state: State) -> bool:
+    """Retry only what the network may fix; an unknown ticker or bad data fails at once."""
+    try:
+        state.result()
+    except RETRYABLE:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(name="load-watchlist")
+def load_watchlist_task(path: str | None, tickers: list[str] | None) -> list[WatchItem]:
+    """The run's tickers: ``tickers`` when given, else the watchlist file (or the default)."""
+    items = items_from_symbols(tickers) if tickers else load_watchlist(path)
+    get_run_logger().info("Watchlist: %s", ", ".join(i.symbol for i in items))
+    return items
+
+
+@task(name="resolve-as-of")
+def resolve_as_of(source: str) -> date:
+    """The market's current date for the source (the last shipped day for ``sample``)."""
+    return get_source(source).today()
+
+
+@task(name="name-flow-run")
+def name_flow_run(run_date: date, source: str) -> None:
+    """Name the flow run after its resolved date, so scheduled runs read well in the UI."""
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+
+    if flow_run.id is None:
+        return
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(UUID(flow_run.id), name=f"daily-forecast-{run_date}-{source}")
+
+
+@task(
+    name="fetch-prices",
+    task_run_name="fetch-{item.symbol}-{as_of}",
+    retries=4,
+    retry_delay_seconds=exponential_backoff(backoff_factor=5),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_on_network_errors,
+)
+def fetch_prices(item: WatchItem, as_of: date, options: RunOptions) -> dict[str, Any]:
+    """Fetch, validate and merge one ticker's prices into the price store.
+
+    Returns:
+        The fetch summary (new/revised/total rows, price key, validation report).
+    """
+    summary = ticker.fetch_prices(item, as_of, options)
+    logger = get_run_logger()
+    logger.info(
+        "%s: %d new, %d revised, %d stored rows (%s)",
+        item.symbol,
+        summary["n_new"],
+        summary["n_revised"],
+        summary["n_total"],
+        summary["key"],
+    )
+    for warning in summary["validation"].get("warnings", []):
+        logger.warning("%s: %s", item.symbol, warning)
+    return summary

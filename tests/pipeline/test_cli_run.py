@@ -1,0 +1,58 @@
+"""``closecast run``: exit codes, configuration errors that say what to fix, the final table."""
+
+from __future__ import annotations
+
+import pytest
+
+from closecast.cli import main
+
+AS_OF = "2020-12-11"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--preset", "turbo"], "unknown preset 'turbo'"),
+        (["--epochs", "0"], "epochs"),
+        (["--source", "ftp://x"], "unknown price source"),
+        (["--workers", "0"], "--workers: must be at least 1"),
+        (["--tickers", "AAPL,not a ticker"], "not a ticker symbol"),
+        (["--watchlist", "missing.yaml"], "missing.yaml: no such watchlist file"),
+    ],
+)
+def test_bad_configuration_exits_2_and_says_what_to_fix(tmp_path, capsys, argv, message) -> None:
+    code = main(["run", "--storage", str(tmp_path), *argv])
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unreachable_storage_exits_2_naming_the_endpoint(monkeypatch, capsys, closed_port) -> None:
+    endpoint = f"http://127.0.0.1:{closed_port}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-to-be-printed")
+    code = main(["run", "--storage", "s3://closecast-nowhere/x"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert endpoint in err and "closecast-nowhere" in err
+    assert "not-to-be-printed" not in err
+
+
+def test_bad_usage_exits_2(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--mode", "sometimes"])
+    assert exit_info.value.code == 2
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_run_exits_1_when_a_ticker_fails_and_prints_the_table(tmp_path, capsys) -> None:
+    argv = ["run", "--tickers", "QQQ,NOSUCH", "--preset", "fast", "--as-of", AS_OF]
+    code = main([*argv, "--storage", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "QQQ" in out and "NOSUCH" in out and "failed" in out
+    assert "metrics/run_date=2020-12-11/metrics.parquet" in out
+
+    code = main(["run", "--tickers", "QQQ", "--preset", "fast", "--as-of", AS_OF,
+                 "--storage", str(tmp_path)])  # fmt: skip
+    assert code == 0
