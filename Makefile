@@ -34,3 +34,18 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# --- Local Prefect stack (docs/stack.md): server + UI on 127.0.0.1:4200, process work pool,
+# the deployments of deployments/prefect.yaml and a worker. Port, storage and source come
+# from CLOSECAST_STACK_PORT, CLOSECAST_STORAGE, CLOSECAST_SOURCE (e.g. make stack-up
+# CLOSECAST_STACK_PORT=4300); extra flags through STACK_ARGS.
+.PHONY: stack-up stack-down stack-status
+
+stack-up: $(STAMP)
+	$(BIN)/closecast stack up $(STACK_ARGS)
+
+stack-down: $(STAMP)
+	$(BIN)/closecast stack down $(STACK_ARGS)
+
+stack-status: $(STAMP)
+	$(BIN)/closecast stack status $(STACK_ARGS)

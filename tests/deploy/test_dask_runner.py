@@ -1,0 +1,39 @@
+"""The per-ticker work on a local Dask cluster gives the same results as on threads."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from closecast.pipeline import layout
+from closecast.storage import open_storage
+from closecast.storage.io import read_parquet
+from flows.daily_forecast import daily_forecast
+
+AS_OF = date(2020, 12, 11)
+TICKERS = ["QQQ", "BTC-USD"]
+
+
+def _metrics(root: str) -> dict[str, dict]:
+    frame = read_parquet(open_storage(root), layout.metrics_key(AS_OF)).to_pandas()
+    return {row["ticker"]: row for row in frame.to_dict("records")}
+
+
+def test_dask_local_cluster_matches_threads(prefect_harness, tmp_path):
+    common = dict(
+        tickers=TICKERS, source="sample", as_of=AS_OF, preset="fast", epochs=2, return_state=True
+    )
+    threads = daily_forecast(storage=str(tmp_path / "threads"), task_runner="threads", **common)
+    dask = daily_forecast(storage=str(tmp_path / "dask"), task_runner="dask", workers=2, **common)
+    assert threads.is_completed(), threads.message
+    assert dask.is_completed(), dask.message
+
+    by_threads, by_dask = _metrics(str(tmp_path / "threads")), _metrics(str(tmp_path / "dask"))
+    assert sorted(by_threads) == sorted(by_dask) == sorted(TICKERS)
+    for ticker in TICKERS:
+        a, b = by_threads[ticker], by_dask[ticker]
+        assert a["status"] == b["status"] == "ok"
+        assert (a["n_train"], a["n_test"], a["mode"]) == (b["n_train"], b["n_test"], b["mode"])
+        for column in ("rmse", "naive_rmse", "u2"):
+            assert b[column] == pytest.approx(a[column], rel=1e-9, abs=1e-12), (ticker, column)

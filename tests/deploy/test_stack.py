@@ -1,0 +1,189 @@
+"""The local stack end to end: a real Prefect server on loopback, the work pool, the
+deployments of deployments/prefect.yaml and a process worker, all started by
+``closecast.stack``; one deployment run into S3 (moto on loopback), read back through the
+Prefect API; then everything stopped, with no process left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    ArtifactFilterKey,
+    TaskRunFilter,
+    TaskRunFilterFlowRunId,
+)
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from closecast import stack
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+RUN_TIMEOUT = 300
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def _run_and_read_back(s3_root: str) -> dict:
+    async with get_client() as client:
+        deployment = await client.read_deployment_by_name("daily-forecast/stocks-daily")
+        run = await client.create_flow_run_from_deployment(
+            deployment.id,
+            parameters={
+                "tickers": ["QQQ"],
+                "preset": "fast",
+                "epochs": 2,
+                "source": "sample",
+                "as_of": "2020-12-11",
+                "storage": s3_root,
+            },
+        )
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while True:
+            run = await client.read_flow_run(run.id)
+            if run.state is not None and run.state.is_final():
+                break
+            assert time.monotonic() < deadline, f"run still {run.state} after {RUN_TIMEOUT} s"
+            await asyncio.sleep(2)
+        artifacts = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]),
+                key=ArtifactFilterKey(any_=["closecast-metrics", "closecast-summary"]),
+            )
+        )
+        child_runs = await client.read_task_runs(
+            task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[run.id]))
+        )
+        all_task_runs = await client.read_task_runs()
+        deployments = {
+            name: await client.read_deployment_by_name(f"daily-forecast/{name}")
+            for name in ("stocks-daily", "crypto-daily", "weekly-retrain")
+        }
+        return {
+            "run": run,
+            "artifacts": {a.key: a for a in artifacts},
+            "flow_task_runs": {t.name for t in child_runs},
+            "task_runs": {t.name for t in all_task_runs},
+            "deployments": deployments,
+        }
+
+
+def _cron(deployment) -> dict[str, tuple[str, str, dict]]:
+    return {
+        s.slug or "default": (s.schedule.cron, s.schedule.timezone, s.parameters)
+        for s in deployment.schedules
+    }
+
+
+def test_stack_runs_a_deployment_and_stops_cleanly(tmp_path, s3_env, s3_root, s3_client):
+    config = stack.StackConfig.from_environment(
+        project_root=PROJECT_ROOT,
+        state_dir=tmp_path / "stack",
+        port=_free_port(),
+        ui=False,
+        storage=str(tmp_path / "unused-default-storage"),
+        source="sample",
+        env={"PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_LOGGING_LEVEL": "INFO"},
+    )
+    pids: list[int] = []
+    try:
+        state = stack.up(config, timeout=240)
+        pids = [state["server"], state["worker"]]
+        assert {d["name"] for d in state["deployments"]} == {
+            "stocks-daily",
+            "crypto-daily",
+            "weekly-retrain",
+        }
+        assert stack.status(config)["workers_online"]
+        with temporary_settings({PREFECT_API_URL: config.api_url}):
+            result = asyncio.run(_run_and_read_back(s3_root))
+    finally:
+        stopped = stack.stop(config)
+        worker_log = stack._tail(config.log_file("worker"), 60)
+
+    # Stopped: no process of the stack is left, the port is free again.
+    assert set(pids) <= set(stopped)
+    assert stack.stack_processes(config) == []
+    for pid in stopped:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        assert sock.connect_ex((config.host, config.port)) != 0
+
+    run = result["run"]
+    assert run.state.is_completed(), f"{run.state}\n{worker_log}"
+    assert run.name == "daily-forecast-2020-12-11-sample"
+    assert run.parameters["watchlist"] == "deployments/watchlists/stocks.yaml"
+    assert run.parameters["tickers"] == ["QQQ"]
+    assert "forecast-QQQ-2020-12-11" in result["task_runs"]
+    assert "fetch-QQQ-2020-12-11" in result["task_runs"]
+    assert "publish-artifacts-2020-12-11" in result["flow_task_runs"]
+
+    metrics = result["artifacts"]["closecast-metrics"]
+    assert metrics.type == "table"
+    assert "QQQ" in str(metrics.data)
+    summary = result["artifacts"]["closecast-summary"]
+    assert summary.type == "markdown"
+    assert "| QQQ | ok |" in summary.data
+    assert "X-Amz-Signature" in summary.data or "Signature=" in summary.data  # presigned
+
+    bucket, prefix = s3_root.removeprefix("s3://").split("/", 1)
+    keys = {o["Key"] for o in s3_client.list_objects_v2(Bucket=bucket).get("Contents", [])}
+    assert f"{prefix}/metrics/run_date=2020-12-11/metrics.parquet" in keys
+
+    deployments = result["deployments"]
+    stocks, crypto, retrain = (
+        deployments[n] for n in ("stocks-daily", "crypto-daily", "weekly-retrain")
+    )
+    assert _cron(stocks) == {"default": ("30 17 * * 1-5", "America/New_York", {})}
+    assert _cron(crypto) == {"default": ("30 0 * * *", "UTC", {})}
+    wl = "deployments/watchlists"
+    assert _cron(retrain) == {
+        "retrain-stocks": ("0 6 * * 6", "America/New_York", {"watchlist": f"{wl}/stocks.yaml"}),
+        "retrain-crypto": ("0 6 * * 0", "America/New_York", {"watchlist": f"{wl}/crypto.yaml"}),
+    }  # fmt: skip
+    for deployment in deployments.values():
+        assert deployment.work_pool_name == "closecast-process"
+        assert deployment.entrypoint == "flows/daily_forecast.py:daily_forecast"
+        assert deployment.global_concurrency_limit.limit == 1
+        assert deployment.concurrency_options.collision_strategy == "CANCEL_NEW"
+        assert deployment.pull_steps == [
+            {
+                "prefect.deployments.steps.set_working_directory": {
+                    "directory": "{{ $CLOSECAST_HOME }}"
+                }
+            }
+        ]
+        assert deployment.parameters["storage"] == config.storage
+        assert deployment.parameters["source"] == "sample"
+    assert stocks.parameters["mode"] == crypto.parameters["mode"] == "auto"
+    assert crypto.parameters["watchlist"] == "deployments/watchlists/crypto.yaml"
+    assert retrain.parameters["mode"] == "retrain"
+
+
+@pytest.mark.parametrize("action", ["status", "down"])
+def test_cli_when_nothing_runs(tmp_path, capsys, action):
+    import argparse
+
+    from closecast.commands import stack as command
+
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    args = parser.parse_args([action, "--state-dir", str(tmp_path), "--port", str(_free_port())])
+    code = command.run(args)
+    out = capsys.readouterr().out
+    if action == "status":
+        assert code == 1
+        assert "not running" in out
+    else:
+        assert code == 0
+        assert "stopped 0 process" in out
