@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
-from lstm_model.forecaster import Forecaster
 
 from lstm_model import metrics
+from lstm_model.forecaster import Forecaster
 
 
 class LeakageError(RuntimeError):

@@ -14,11 +14,10 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
 
-from lstm_model.forecaster import Forecaster
-
 from closecast.pipeline.layout import champion_key, model_prefix
 from closecast.storage import ObjectNotFoundError, Storage
 from closecast.storage.io import read_json, write_json
+from lstm_model.forecaster import Forecaster
 
 _VERSION = re.compile(r"^v(\d{4,})$")
 MODEL_FILES: tuple[str, ...] = ("model.keras", "scaler.json", "meta.json")
