@@ -47,12 +47,22 @@ class EpochTimer(keras.callbacks.Callback):
 def build_model(config: ModelConfig) -> keras.Model:
     """A compiled LSTM(units) -> Dropout(dropout) -> Dense(1) regressor for ``look_back``
     steps of one feature."""
+    # Every random layer gets its own seed from the config. Left unseeded, Keras draws seeds
+    # from Python's process-global ``random``, which other threads of a busy worker (Dask
+    # heartbeats, Prefect's client) also draw from, so the same seed could give another model.
+    seed = config.seed
     model = keras.Sequential(
         [
             keras.Input(shape=(config.look_back, 1)),
-            keras.layers.LSTM(config.units),
-            keras.layers.Dropout(config.dropout),
-            keras.layers.Dense(1),
+            keras.layers.LSTM(
+                config.units,
+                kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
+                recurrent_initializer=keras.initializers.Orthogonal(seed=seed + 1),
+            ),
+            keras.layers.Dropout(config.dropout, seed=seed + 2),
+            keras.layers.Dense(
+                1, kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 3)
+            ),
         ],
         name="closecast_lstm",
     )
