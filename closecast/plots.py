@@ -5,7 +5,6 @@ Save with ``figure.savefig(path)`` or ``closecast.storage.io.write_figure``.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -53,25 +52,34 @@ def plot_predictions(
     return figure
 
 
-def plot_summary(metrics: pd.DataFrame) -> Figure:
-    """Grouped bars of model RMSE vs naive RMSE per ticker.
+def plot_summary(metrics: pd.DataFrame, *, columns: int = 4) -> Figure:
+    """Model RMSE vs naive RMSE, one small panel per ticker.
+
+    Prices differ by orders of magnitude between tickers (AAPL vs BTC-USD), so each ticker
+    gets its own y scale; the panel title carries U2 = RMSE / naive RMSE, comparable across
+    tickers.
 
     Args:
         metrics: Columns ``ticker, rmse, naive_rmse`` (one row per ticker).
+        columns: Panels per row.
     """
     missing = [c for c in ("ticker", "rmse", "naive_rmse") if c not in metrics.columns]
     if missing:
         raise ValueError(f"metrics frame lacks columns: {', '.join(missing)}")
-    tickers = metrics["ticker"].astype(str).tolist()
-    x = np.arange(len(tickers))
-    width = 0.38
-    figure = Figure(figsize=(max(6, 1.2 * len(tickers) + 2), 4.5), layout="constrained")
-    ax = figure.add_subplot()
-    ax.bar(x - width / 2, metrics["rmse"], width, label="LSTM RMSE", color="tab:orange")
-    ax.bar(x + width / 2, metrics["naive_rmse"], width, label="naive RMSE", color="tab:gray")
-    ax.set_xticks(x, tickers)
-    ax.set_ylabel("RMSE (price units)")
-    ax.set_title("Test RMSE: LSTM vs naive (tomorrow = today)")
-    ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(loc="best")
+    n = max(len(metrics), 1)
+    cols = min(columns, n)
+    rows = -(-n // cols)
+    figure = Figure(figsize=(2.6 * cols + 0.6, 2.6 * rows + 0.8), layout="constrained")
+    figure.suptitle("Test RMSE: LSTM vs naive (tomorrow = today)")
+    if metrics.empty:
+        figure.add_subplot().text(0.5, 0.5, "no ticker succeeded", ha="center", va="center")
+        return figure
+    for i, row in enumerate(metrics.itertuples(index=False)):
+        ax = figure.add_subplot(rows, cols, i + 1)
+        ax.bar([0, 1], [row.rmse, row.naive_rmse], color=["tab:orange", "tab:gray"])
+        ax.set_xticks([0, 1], ["LSTM", "naive"])
+        ax.set_title(f"{row.ticker}  U2 {row.rmse / row.naive_rmse:.3f}", fontsize=10)
+        ax.grid(True, axis="y", alpha=0.3)
+        if i % cols == 0:
+            ax.set_ylabel("RMSE (price units)")
     return figure

@@ -97,15 +97,10 @@ def publish_run(
     write_parquet(storage, forecasts_key, forecasts_table(forecast_rows))
     keys += [metrics_key, forecasts_key]
 
-    ok = pd.DataFrame([row for row in metric_rows if row.get("status") == "ok"])
+    ok_rows = [row for row in metric_rows if row.get("status") == "ok"]
+    summary = pd.DataFrame(ok_rows, columns=["ticker", "rmse", "naive_rmse"])
     summary_key = layout.summary_plot_key(run_date)
-    write_figure(
-        storage,
-        summary_key,
-        plot_summary(
-            ok if not ok.empty else pd.DataFrame(columns=["ticker", "rmse", "naive_rmse"])
-        ),
-    )
+    write_figure(storage, summary_key, plot_summary(summary))
     keys.append(summary_key)
 
     manifest_key = layout.manifest_key(run_date)

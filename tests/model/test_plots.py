@@ -36,9 +36,14 @@ def test_plot_predictions_marks_the_boundary() -> None:
         plot_predictions(frame.drop(columns="naive"), title="T", train_end=None)
 
 
-def test_plot_summary_groups_bars() -> None:
-    frame = pd.DataFrame({"ticker": ["A", "B"], "rmse": [1.0, 2.0], "naive_rmse": [1.1, 1.9]})
+def test_plot_summary_has_a_panel_per_ticker_with_its_u2() -> None:
+    frame = pd.DataFrame({"ticker": ["A", "B"], "rmse": [1.0, 2.0], "naive_rmse": [1.25, 1.6]})
     fig = plot_summary(frame)
-    ax = fig.axes[0]
-    assert len(ax.patches) == 4
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["A", "B"]
+    assert [ax.get_title() for ax in fig.axes] == ["A  U2 0.800", "B  U2 1.250"]
+    assert [len(ax.patches) for ax in fig.axes] == [2, 2]
+    assert [p.get_height() for p in fig.axes[1].patches] == [2.0, 1.6]
+
+
+def test_plot_summary_of_no_ticker_says_so() -> None:
+    fig = plot_summary(pd.DataFrame(columns=["ticker", "rmse", "naive_rmse"]))
+    assert "no ticker succeeded" in fig.axes[0].texts[0].get_text()
