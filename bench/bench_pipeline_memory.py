@@ -12,7 +12,6 @@ tickers, so a leak shows as a rising column.
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import tempfile
 import time
@@ -33,15 +32,16 @@ def main() -> None:
     parser.add_argument("--preset", default="fast")
     parser.add_argument("--as-of", type=date.fromisoformat, default=date(2020, 12, 11))
     parser.add_argument(
-        "--no-release", action="store_true", help="skip keras.backend.clear_session (to compare)"
+        "--no-release",
+        action="store_true",
+        help="skip releasing TensorFlow state between tickers (to compare)",
     )
     args = parser.parse_args()
-
-    import keras
 
     from closecast.pipeline.options import RunOptions
     from closecast.pipeline.ticker import fetch_prices, forecast_ticker
     from closecast.watchlist import load_watchlist
+    from lstm_model.model import release_tensorflow_state
 
     items = load_watchlist()
     with tempfile.TemporaryDirectory() as root:
@@ -56,8 +56,7 @@ def main() -> None:
                 began = time.perf_counter()
                 forecast_ticker(item, args.as_of, options)
                 if not args.no_release:
-                    keras.backend.clear_session(free_memory=True)
-                    gc.collect()
+                    release_tensorflow_state()
                 rss = rss_mb()
                 baseline = baseline or rss
                 print(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import threading
 from dataclasses import asdict
 from datetime import date
@@ -13,6 +12,7 @@ from prefect import get_run_logger, task
 from closecast.pipeline import ticker
 from closecast.pipeline.options import RunOptions
 from closecast.watchlist import WatchItem
+from lstm_model.model import release_tensorflow_state
 
 # Keras seeds and graph state are process-global: two trainings interleaved in threads
 # would draw from each other's random streams and break reproducibility. TensorFlow
@@ -27,13 +27,6 @@ def _training_lock() -> threading.Lock:
     return _TENSORFLOW_LOCK
 
 
-def _release_tensorflow_state() -> None:
-    import keras
-
-    keras.backend.clear_session(free_memory=True)
-    gc.collect()
-
-
 @task(name="forecast-ticker", task_run_name="forecast-{item.symbol}-{as_of}")
 def forecast_ticker(item: WatchItem, as_of: date, options: RunOptions) -> dict[str, Any]:
     """Train or fine-tune one ticker's model, evaluate it, forecast and publish its outputs.
@@ -46,7 +39,7 @@ def forecast_ticker(item: WatchItem, as_of: date, options: RunOptions) -> dict[s
         try:
             outcome = ticker.forecast_ticker(item, as_of, options)
         finally:
-            _release_tensorflow_state()
+            release_tensorflow_state()
     row = outcome.metrics
     logger.info(
         "%s: %s (%s) RMSE %.4g, naive %.4g, U2 %.3f, model %s",
