@@ -147,3 +147,18 @@ def test_unknown_ticker_fails_alone(tmp_path) -> None:
     assert storage.exists(f"predictions/run_date={FOUR_DAYS_LATER}/ticker=GOOG/predictions.parquet")
     manifest = json.loads(storage.read_bytes(f"runs/run_date={FOUR_DAYS_LATER}/manifest.json"))
     assert manifest["tickers"]["NOSUCH"]["status"] == "failed"
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_run_without_as_of_is_named_after_the_resolved_date(tmp_path) -> None:
+    from prefect.client.orchestration import get_client
+
+    state = daily_forecast(
+        tickers=["QQQ"], storage=str(tmp_path), preset="fast", epochs=1, return_state=True
+    )
+    assert state.is_completed(), state.message
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(state.state_details.flow_run_id)
+    # The sample market's "today" is its last shipped day.
+    assert flow_run.name == "daily-forecast-2020-12-11-sample"
+    assert open_storage(str(tmp_path)).exists("runs/run_date=2020-12-11/manifest.json")
