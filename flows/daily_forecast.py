@@ -46,9 +46,10 @@ def forecast_watchlist(
     modelling: dict[PrefectFuture[Any], WatchItem] = {}
     for future in as_completed(list(fetches)):
         item = fetches[future]
-        _, error = _settle(future)
+        fetched, error = _settle(future)
         if error is None:
-            modelling[forecast_ticker.submit(item, as_of, options)] = item
+            report = fetched["validation"]
+            modelling[forecast_ticker.submit(item, as_of, options, report)] = item
         else:
             outcomes[item.symbol] = vars(failed_outcome(item, error, stage="fetch"))
     for future in as_completed(list(modelling)):

@@ -28,7 +28,12 @@ def _training_lock() -> threading.Lock:
 
 
 @task(name="forecast-ticker", task_run_name="forecast-{item.symbol}-{as_of}")
-def forecast_ticker(item: WatchItem, as_of: date, options: RunOptions) -> dict[str, Any]:
+def forecast_ticker(
+    item: WatchItem,
+    as_of: date,
+    options: RunOptions,
+    fetch_report: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Train or fine-tune one ticker's model, evaluate it, forecast and publish its outputs.
 
     Returns:
@@ -37,7 +42,7 @@ def forecast_ticker(item: WatchItem, as_of: date, options: RunOptions) -> dict[s
     logger = get_run_logger()
     with _training_lock():
         try:
-            outcome = ticker.forecast_ticker(item, as_of, options)
+            outcome = ticker.forecast_ticker(item, as_of, options, fetch_report)
         finally:
             release_tensorflow_state()
     row = outcome.metrics

@@ -36,8 +36,10 @@ METRICS_SCHEMA = pa.schema(
         ("promoted", pa.bool_()),
         ("data_end", pa.date32()),
         ("error", pa.string()),
-        ("warnings", pa.string()),
+        ("null_rows_dropped", pa.int64()),
+        ("duplicates_resolved", pa.int64()),
         ("stale", pa.bool_()),
+        ("warnings", pa.string()),
     ]
 )
 

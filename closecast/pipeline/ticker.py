@@ -217,11 +217,24 @@ def _finetune(
     )
 
 
-def forecast_ticker(item: WatchItem, as_of: date, options: RunOptions) -> TickerOutcome:
+def forecast_ticker(
+    item: WatchItem,
+    as_of: date,
+    options: RunOptions,
+    fetch_report: dict[str, Any] | None = None,
+) -> TickerOutcome:
     """Train or fine-tune one ticker's model, evaluate it honestly and publish its outputs.
 
-    The returned metrics row describes the model that serves forecasts after this run (the
-    promoted candidate, or the champion that was kept).
+    Args:
+        item: The ticker.
+        as_of: The run date; no price after it is used.
+        options: The run's settings.
+        fetch_report: The validation report of this run's fetch (``fetch_prices``), whose
+            counts and warnings the metrics row carries.
+
+    Returns:
+        The metrics row (describing the model that serves forecasts after this run: the
+        promoted candidate, or the champion that was kept), the forecast and the keys written.
     """
     storage = storage_for(options)
     config = options.model_config()
@@ -313,10 +326,21 @@ def forecast_ticker(item: WatchItem, as_of: date, options: RunOptions) -> Ticker
         "promoted": trained.promoted,
         "data_end": data_end,
         "error": None,
-        "warnings": "; ".join(report.warnings) or None,
-        "stale": bool(report.stale),
+        **validation_columns(fetch_report or {}, report.to_dict()),
     }
     return TickerOutcome(metrics=metrics, forecast=forecast, keys=keys)
+
+
+def validation_columns(fetched: dict[str, Any], history: dict[str, Any]) -> dict[str, Any]:
+    """What validation found, for the metrics row: counts from this run's fetch (the raw
+    data), staleness and warnings from both the fetch and the stored history."""
+    warnings = list(dict.fromkeys([*fetched.get("warnings", []), *history.get("warnings", [])]))
+    return {
+        "null_rows_dropped": int(fetched.get("null_rows_dropped", 0)),
+        "duplicates_resolved": int(fetched.get("duplicates_resolved", 0)),
+        "stale": bool(history.get("stale", False)),
+        "warnings": "; ".join(warnings) or None,
+    }
 
 
 def _publish_ticker(

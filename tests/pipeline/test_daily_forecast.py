@@ -26,7 +26,8 @@ TICKERS = ["AAPL", "BTC-USD"]
 METRIC_COLUMNS = {
     "ticker", "asset_class", "status", "mode", "mode_reason", "rmse", "naive_rmse", "u2",
     "mae", "mape", "directional_accuracy", "n_train", "n_test", "epochs", "train_seconds",
-    "model_version", "promoted", "data_end", "error",
+    "model_version", "promoted", "data_end", "error", "null_rows_dropped",
+    "duplicates_resolved", "stale", "warnings",
 }  # fmt: skip
 
 
@@ -106,6 +107,10 @@ def test_daily_runs_into_local_storage_then_fine_tune(tmp_path) -> None:
     storage = open_storage(root)
     first_metrics = check_run_outputs(storage, FIRST_RUN, TICKERS)
     assert set(first_metrics["mode"]) == {"retrain"}
+    # AAPL's shipped history has one Yahoo `null` row; validation's count reaches the metrics.
+    by_ticker = first_metrics.set_index("ticker")
+    assert by_ticker.loc["AAPL", "null_rows_dropped"] == 1
+    assert by_ticker.loc["BTC-USD", "null_rows_dropped"] == 0
     assert first_metrics["promoted"].all()
 
     # Four days later, with default settings, each ticker fine-tunes its champion.
