@@ -24,7 +24,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -268,6 +268,27 @@ def _write_state(config: StackConfig, **values: Any) -> None:
     tmp.replace(config.state_file)
 
 
+def _wait_until(
+    ready: Callable[[], bool],
+    process: subprocess.Popen[bytes],
+    config: StackConfig,
+    *,
+    log_name: str,
+    what: str,
+    state: str,
+    timeout: float,
+) -> None:
+    """Poll ``ready`` until it holds; fail with the log's tail if the process dies first."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if process.poll() is not None:
+            log = config.log_file(log_name)
+            raise StackError(f"{what} exited ({process.returncode}); {log}:\n{_tail(log)}")
+        if time.monotonic() > deadline:
+            raise StackError(f"{what} was not {state} within {timeout:.0f} s")
+        time.sleep(0.5)
+
+
 def start_server(config: StackConfig, timeout: float = 120) -> int:
     """Start ``prefect server start`` on ``host:port`` and wait until ``/api/health`` answers.
 
@@ -284,16 +305,15 @@ def start_server(config: StackConfig, timeout: float = 120) -> int:
     command.append("--ui" if config.ui else "--no-ui")
     process = _spawn(config, "server", command)
     _write_state(config, server=process.pid, api_url=config.api_url, ui_url=config.ui_url)
-    deadline = time.monotonic() + timeout
-    while not is_healthy(config):
-        if process.poll() is not None:
-            raise StackError(
-                f"the Prefect server exited ({process.returncode}); "
-                f"{config.log_file('server')}:\n{_tail(config.log_file('server'))}"
-            )
-        if time.monotonic() > deadline:
-            raise StackError(f"the Prefect server was not healthy within {timeout:.0f} s")
-        time.sleep(0.5)
+    _wait_until(
+        lambda: is_healthy(config),
+        process,
+        config,
+        log_name="server",
+        what="the Prefect server",
+        state="healthy",
+        timeout=timeout,
+    )
     return process.pid
 
 
@@ -364,16 +384,15 @@ def start_worker(config: StackConfig, timeout: float = 120) -> int:
         ),
     )
     _write_state(config, worker=process.pid, worker_name=name)
-    deadline = time.monotonic() + timeout
-    while name not in online_workers(config):
-        if process.poll() is not None:
-            raise StackError(
-                f"the worker exited ({process.returncode}); {config.log_file('worker')}:\n"
-                f"{_tail(config.log_file('worker'))}"
-            )
-        if time.monotonic() > deadline:
-            raise StackError(f"the worker was not online within {timeout:.0f} s")
-        time.sleep(0.5)
+    _wait_until(
+        lambda: name in online_workers(config),
+        process,
+        config,
+        log_name="worker",
+        what="the worker",
+        state="online",
+        timeout=timeout,
+    )
     return process.pid
 
 
