@@ -11,7 +11,7 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 
 from closecast.pipeline.decisions import RetrainPolicy
-from closecast.pipeline.options import RunOptions
+from closecast.pipeline.options import RunOptions, epoch_overrides
 from closecast.pipeline.ticker import failed_outcome
 from closecast.watchlist import WatchItem
 from flows.runners import RunnerKind, make_task_runner
@@ -111,7 +111,7 @@ def daily_forecast(
         storage_root=storage,
         source=source,
         preset=preset,
-        overrides=(("epochs", epochs),) if epochs is not None else (),
+        overrides=epoch_overrides(epochs),
         mode=mode,
         policy=RetrainPolicy(max_model_age_days, max_u2_degradation, range_tolerance),
         finetune_epochs=finetune_epochs,

@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _check_configuration(args: argparse.Namespace) -> list[str]:
     """Everything that can be checked before the flow starts, as messages saying what to fix."""
-    from closecast.pipeline.options import RunOptions
+    from closecast.pipeline.options import RunOptions, epoch_overrides
     from closecast.sources import get_source
     from closecast.storage import StorageError, open_storage
     from closecast.watchlist import WatchlistError, items_from_symbols, load_watchlist
@@ -62,7 +62,7 @@ def _check_configuration(args: argparse.Namespace) -> list[str]:
         RunOptions(
             storage_root=args.storage,
             preset=args.preset,
-            overrides=(("epochs", args.epochs),) if args.epochs is not None else (),
+            overrides=epoch_overrides(args.epochs),
         )
     except ValueError as exc:
         problems.append(f"--preset/--epochs: {exc}")

@@ -9,6 +9,11 @@ from closecast.pipeline.decisions import REQUESTED_MODES, RequestedMode, Retrain
 from lstm_model.config import ModelConfig, get_preset
 
 
+def epoch_overrides(epochs: int | None) -> tuple[tuple[str, Any], ...]:
+    """The ``overrides`` for an optional ``--epochs``/``epochs`` setting."""
+    return (("epochs", epochs),) if epochs is not None else ()
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """Everything a per-ticker task needs besides the ticker and the date.

@@ -24,7 +24,7 @@ from closecast.pipeline.registry import (
     write_champion,
 )
 from closecast.plots import plot_predictions
-from closecast.price_store import PriceStore
+from closecast.price_store import MergeResult, PriceStore
 from closecast.sources import get_source
 from closecast.sources.yahoo import incremental_start
 from closecast.storage import Storage, open_storage
@@ -58,21 +58,16 @@ def fetch_prices(item: WatchItem, as_of: date, options: RunOptions) -> dict[str,
     last_stored = store.last_date(item.symbol)
     if last_stored is not None and last_stored >= as_of:
         # A backfill or a rerun: the store already holds every day up to as_of.
-        return {
-            "ticker": item.symbol,
-            "key": layout.prices_key(item.symbol),
-            "n_new": 0,
-            "n_revised": 0,
-            "n_total": len(store.read(item.symbol)),
-            "changed": False,
-            "validation": {"warnings": []},
-        }
-    start = incremental_start(last_stored)
-    raw = get_source(options.source).fetch(item.symbol, start=start, end=as_of)
-    validated = validate_prices(
-        raw, ticker=item.symbol, asset_class=item.asset_class, as_of=as_of, min_rows=1
-    )
-    merged = store.merge(item.symbol, validated.frame)
+        merged = MergeResult(0, 0, len(store.read(item.symbol)), changed=False)
+        report: dict[str, Any] = {"warnings": []}
+    else:
+        start = incremental_start(last_stored)
+        raw = get_source(options.source).fetch(item.symbol, start=start, end=as_of)
+        validated = validate_prices(
+            raw, ticker=item.symbol, asset_class=item.asset_class, as_of=as_of, min_rows=1
+        )
+        merged = store.merge(item.symbol, validated.frame)
+        report = validated.report.to_dict()
     return {
         "ticker": item.symbol,
         "key": layout.prices_key(item.symbol),
@@ -80,7 +75,7 @@ def fetch_prices(item: WatchItem, as_of: date, options: RunOptions) -> dict[str,
         "n_revised": merged.n_revised,
         "n_total": merged.n_total,
         "changed": merged.changed,
-        "validation": validated.report.to_dict(),
+        "validation": report,
     }
 
 
@@ -194,7 +189,14 @@ def _finetune(
     if unseen.empty:
         reason = f"{decision.reason}; no unseen training days, champion {champion.version} kept"
         return _Trained(
-            champion_model, champion_eval, ModeDecision("finetune", reason), False, False, 0.0, 0, 0
+            model=champion_model,
+            evaluation=champion_eval,
+            decision=ModeDecision("finetune", reason),
+            promoted=False,
+            new_version=False,
+            seconds=0.0,
+            epochs=0,
+            n_train=0,
         )
     began = time.perf_counter()
     tuned = champion_model.fine_tune(
