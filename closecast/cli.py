@@ -15,6 +15,10 @@ from closecast import __version__
 # ``closecast --help`` never pays for TensorFlow or Prefect.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run", "Run the daily forecast flow once (fetch, train, evaluate, publish)."),
+    "replay": (
+        "replay",
+        "Run the daily flow for each trading day of a range, in order, as the schedule would.",
+    ),
     "stack": (
         "stack",
         "Start, stop or inspect the local Prefect stack (server + UI, pool, deployments, worker).",

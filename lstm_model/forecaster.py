@@ -116,16 +116,16 @@ class Forecaster:
         validation = None
         if n_val:
             validation = (inputs[n_fit:], targets[n_fit:])
+        stopper = None
         if n_val and config.early_stopping_patience is not None:
             import keras
 
-            callbacks.append(
-                keras.callbacks.EarlyStopping(
-                    monitor="val_loss",
-                    patience=config.early_stopping_patience,
-                    restore_best_weights=True,
-                )
+            stopper = keras.callbacks.EarlyStopping(
+                monitor="val_loss",
+                patience=config.early_stopping_patience,
+                restore_best_weights=True,
             )
+            callbacks.append(stopper)
         fit_started = time.perf_counter()
         history = model.fit(
             inputs[:n_fit],
@@ -168,6 +168,9 @@ class Forecaster:
             "n_windows": int(n_fit),
             "n_val": int(n_val),
             "epochs_run": len(loss),
+            # The epoch whose weights were kept (early stopping restores the best one): what
+            # a refit on the whole history trains for.
+            "best_epoch": stopper.best_epoch + 1 if stopper is not None else len(loss),
             "final_loss": float(loss[-1]) if loss else None,
             "best_val_loss": (
                 float(min(history.history["val_loss"])) if "val_loss" in history.history else None
@@ -211,6 +214,9 @@ class Forecaster:
         model = keras.models.clone_model(self.model)
         model.set_weights(self.model.get_weights())
         compile_model(model, learning_rate)
+        # A daily fine-tune sees a batch or two: tracing the training graph (about a second)
+        # would cost more than the steps themselves, so those run eagerly.
+        model.run_eagerly = len(targets) <= self.config.batch_size
         history = model.fit(
             inputs,
             targets,

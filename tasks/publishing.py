@@ -8,30 +8,59 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from closecast.pipeline import layout
+from closecast import catalog
+from closecast.catalog import RunScope
 from closecast.pipeline.options import RunOptions
-from closecast.pipeline.publish import publish_run
-from closecast.pipeline.ticker import storage_for
+from closecast.pipeline.publish import RunRows, publish_run, withdraw_manifest
+from closecast.pipeline.selection import Selection
+from closecast.pipeline.ticker import TickerOutcome, storage_for
+from closecast.records import MetricsRow
 
 METRICS_ARTIFACT_KEY = "closecast-metrics"
 SUMMARY_ARTIFACT_KEY = "closecast-summary"
 
 
-@task(name="publish-run", task_run_name="publish-run-{run_date}")
+def artifact_key(base: str, scope: RunScope) -> str:
+    """Artifact keys name the watchlist (Prefect keys: lowercase letters, digits, dashes)."""
+    return f"{base}-{scope.watchlist.replace('_', '-')}"
+
+
+@task(name="withdraw-manifest", task_run_name="withdraw-manifest-{scope.watchlist}")
+def withdraw_run_manifest(scope: RunScope, options: RunOptions) -> dict[str, Any] | None:
+    """Withdraw the scope's manifest before any of its objects is rewritten."""
+    return withdraw_manifest(storage_for(options), scope)
+
+
+@task(name="publish-run", task_run_name="publish-run-{scope.watchlist}-{scope.run_date}")
 def publish_run_outputs(
-    run_date: date,
-    metric_rows: list[dict[str, Any]],
-    forecast_rows: list[dict[str, Any]],
-    ticker_keys: list[str],
+    scope: RunScope,
+    outcomes: list[TickerOutcome],
+    selection: Selection,
     options: RunOptions,
+    previous: dict[str, Any] | None,
     parameters: dict[str, Any],
 ) -> str:
-    """Write metrics, forecasts, the summary plot and the manifest; returns the manifest key."""
+    """Write the scope's tables, summary plot and manifest; returns the manifest key."""
     storage = storage_for(options)
-    manifest = publish_run(
-        storage, run_date, metric_rows, forecast_rows, ticker_keys, parameters=parameters
+    rows = RunRows(
+        {
+            catalog.METRICS.name: [o.metrics for o in outcomes],
+            catalog.FORECASTS.name: [o.forecast for o in outcomes if o.forecast],
+            catalog.LIVE_SCORES.name: [s for o in outcomes for s in o.live_scores],
+        }
     )
-    key = layout.manifest_key(run_date)
+    manifest = publish_run(
+        storage,
+        scope,
+        rows,
+        [key for o in outcomes for key in o.keys],
+        [key for o in outcomes for key in o.state_keys],
+        run_tickers=selection.symbols,
+        members=set(selection.members) if selection.members is not None else None,
+        previous=previous,
+        parameters=parameters,
+    )
+    key = catalog.MANIFEST.key(scope)
     get_run_logger().info(
         "Published %d objects under %s (manifest %s)",
         len(manifest["objects"]),
@@ -45,49 +74,55 @@ def _fmt(value: Any, spec: str) -> str:
     return "" if value is None else format(value, spec)
 
 
-def summary_markdown(run_date: date, rows: list[dict[str, Any]], links: dict[str, str]) -> str:
+def summary_markdown(scope: RunScope, rows: list[MetricsRow], links: dict[str, str]) -> str:
     """The run summary shown on the flow run page."""
     lines = [
-        f"# closecast daily forecast, {run_date}",
+        f"# closecast daily forecast, {scope.run_date}, watchlist {scope.watchlist}",
         "",
-        "| ticker | status | RMSE | naive RMSE | U2 | mode | why | plot |",
-        "|---|---|---|---|---|---|---|---|",
+        "| ticker | status | backtest U2 | live U2 (lineage) | served scored | live U2 20d "
+        "| mode | why | plot |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        why = (row.get("mode_reason") or row.get("error") or "").replace("|", "\\|")
-        plot = f"[plot]({links[row['ticker']]})" if row["ticker"] in links else ""
+        why = (row.mode_reason or row.error or "").replace("|", "\\|")
+        plot = f"[plot]({links[row.ticker]})" if row.ticker in links else ""
         lines.append(
-            f"| {row['ticker']} | {row['status']} | {_fmt(row.get('rmse'), '.4g')} "
-            f"| {_fmt(row.get('naive_rmse'), '.4g')} | {_fmt(row.get('u2'), '.3f')} "
-            f"| {row.get('mode') or ''} | {why} | {plot} |"
+            f"| {row.ticker} | {row.status} | {_fmt(row.backtest_u2, '.3f')} "
+            f"| {_fmt(row.live_u2_lineage, '.3f')} | {_fmt(row.live_n_lineage, 'd')} "
+            f"| {_fmt(row.live_u2_20d, '.3f')} | {row.mode or ''} | {why} | {plot} |"
         )
     if "summary" in links:
-        lines += ["", f"[RMSE vs naive RMSE, all tickers]({links['summary']})"]
-    lines += ["", "U2 = RMSE / naive RMSE: below 1 beats 'tomorrow = today'."]
+        lines += ["", f"[All tickers]({links['summary']})"]
+    lines += [
+        "",
+        "U2 = RMSE / naive RMSE: below 1 beats 'tomorrow = today'. *Backtest*: the lineage's "
+        "retrain procedure fit before a hold-out tail and scored on it. *Live*: forecasts "
+        "served by earlier runs, scored on the prices that followed.",
+    ]
     return "\n".join(lines)
 
 
-@task(name="publish-artifacts", task_run_name="publish-artifacts-{run_date}")
-def publish_artifacts(
-    run_date: date, metric_rows: list[dict[str, Any]], options: RunOptions
-) -> None:
+@task(name="publish-artifacts", task_run_name="publish-artifacts-{scope.watchlist}")
+def publish_artifacts(scope: RunScope, metric_rows: list[MetricsRow], options: RunOptions) -> None:
     """The metrics table and a markdown summary with links to the plots, at stable keys."""
     storage = storage_for(options)
     links = {
-        row["ticker"]: storage.url(layout.ticker_plot_key(run_date, row["ticker"]))
+        row.ticker: storage.url(catalog.TICKER_PLOTS.key(scope, row.ticker))
         for row in metric_rows
-        if row["status"] == "ok"
+        if row.status == "ok"
     }
-    links["summary"] = storage.url(layout.summary_plot_key(run_date))
+    links["summary"] = storage.url(catalog.SUMMARY_PLOT.key(scope))
     table = [
-        {k: (v.isoformat() if isinstance(v, date) else v) for k, v in row.items()}
+        {k: (v.isoformat() if isinstance(v, date) else v) for k, v in vars(row).items()}
         for row in metric_rows
     ]
     create_table_artifact(
-        table, key=METRICS_ARTIFACT_KEY, description=f"Per-ticker metrics for {run_date}"
+        table,
+        key=artifact_key(METRICS_ARTIFACT_KEY, scope),
+        description=f"Per-ticker metrics for {scope.run_date}, watchlist {scope.watchlist}",
     )
     create_markdown_artifact(
-        summary_markdown(run_date, metric_rows, links),
-        key=SUMMARY_ARTIFACT_KEY,
-        description=f"Forecast summary for {run_date}",
+        summary_markdown(scope, metric_rows, links),
+        key=artifact_key(SUMMARY_ARTIFACT_KEY, scope),
+        description=f"Forecast summary for {scope.run_date}, watchlist {scope.watchlist}",
     )

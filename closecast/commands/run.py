@@ -6,15 +6,31 @@ import argparse
 import os
 import sys
 from datetime import date
+from typing import Any
 
 # Exit codes: every ticker succeeded / some ticker failed / bad usage or configuration.
 EXIT_OK, EXIT_TICKER_FAILED, EXIT_CONFIG = 0, 1, 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument("--watchlist", metavar="FILE", help="watchlist YAML (default: packaged)")
-    which.add_argument("--tickers", metavar="A,B", help="comma-separated symbols instead")
+    parser.add_argument("--as-of", type=date.fromisoformat, metavar="YYYY-MM-DD")
+    add_run_options(parser)
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options ``run`` and ``replay`` share (everything but the date)."""
+    parser.add_argument("--watchlist", metavar="FILE", help="watchlist YAML (default: packaged)")
+    parser.add_argument(
+        "--tickers",
+        metavar="A,B",
+        help="comma-separated symbols: with --watchlist, the subset to rerun; alone, an "
+        "ad-hoc run filed under the watchlist name 'adhoc'",
+    )
+    parser.add_argument(
+        "--watchlist-name",
+        metavar="NAME",
+        help="name the outputs are filed under (default: the watchlist file's stem)",
+    )
     parser.add_argument(
         "--source", default="sample", help="sample (shipped data), yahoo, or csv:DIR"
     )
@@ -24,7 +40,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ROOT",
         help="local directory or s3://bucket/prefix (default: ./closecast-data)",
     )
-    parser.add_argument("--as-of", type=date.fromisoformat, metavar="YYYY-MM-DD")
     parser.add_argument("--mode", choices=("auto", "retrain", "finetune"), default="auto")
     parser.add_argument("--preset", default="default", help="default, fast or tutorial")
     parser.add_argument("--epochs", type=int, help="override the preset's training epochs")
@@ -39,25 +54,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--credentials-block", help="Prefect block, e.g. minio-credentials/NAME")
 
 
-def _check_configuration(args: argparse.Namespace) -> list[str]:
+def check_configuration(args: argparse.Namespace) -> list[str]:
     """Everything that can be checked before the flow starts, as messages saying what to fix."""
+    from closecast.catalog import CatalogError
     from closecast.pipeline.options import RunOptions, epoch_overrides
+    from closecast.pipeline.selection import select
     from closecast.sources import get_source
     from closecast.storage import StorageError, open_storage
-    from closecast.watchlist import WatchlistError, items_from_symbols, load_watchlist
+    from closecast.watchlist import WatchlistError
 
     problems = []
     try:
-        if args.tickers is not None:
-            items_from_symbols(args.tickers.split(","))
-        else:
-            load_watchlist(args.watchlist)
-    except WatchlistError as exc:
+        select(
+            args.watchlist,
+            args.tickers.split(",") if args.tickers else None,
+            args.watchlist_name,
+        )
+    except (WatchlistError, CatalogError) as exc:
         problems.append(f"watchlist: {exc}")
     try:
-        get_source(args.source)
+        source = get_source(args.source)
     except ValueError as exc:
         problems.append(f"--source: {exc}")
+    else:
+        if getattr(args, "as_of", None) is not None and args.as_of > (today := source.today()):
+            problems.append(
+                f"--as-of: {args.as_of} is after the {args.source} source's current date "
+                f"{today}; a run cannot be dated in the future"
+            )
     try:
         RunOptions(
             storage_root=args.storage,
@@ -79,32 +103,57 @@ def _check_configuration(args: argparse.Namespace) -> list[str]:
     return problems
 
 
-def _print_metrics(storage_root: str, run_date: date, credentials_block: str | None) -> None:
-    from closecast.pipeline import layout
+def _print_metrics(args: argparse.Namespace, run_date: date) -> None:
+    from closecast import catalog
+    from closecast.pipeline.selection import select
     from closecast.storage import open_storage
     from closecast.storage.io import read_parquet
 
-    storage = open_storage(storage_root, credentials_block=credentials_block)
-    frame = read_parquet(storage, layout.metrics_key(run_date)).to_pandas()
-    columns = ["ticker", "status", "mode", "rmse", "naive_rmse", "u2", "model_version", "error"]
+    selection = select(
+        args.watchlist, args.tickers.split(",") if args.tickers else None, args.watchlist_name
+    )
+    scope = catalog.RunScope(run_date, selection.name)
+    storage = open_storage(args.storage, credentials_block=args.credentials_block)
+    frame = read_parquet(storage, catalog.METRICS.key(scope)).to_pandas()
+    columns = [
+        "ticker", "status", "mode", "backtest_u2", "live_n_lineage", "live_u2_lineage",
+        "model_version", "error",
+    ]  # fmt: skip
     print()
     print(frame[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    print(f"\nOutputs for {run_date} under {storage.describe()}:")
-    for key in (
-        layout.metrics_key(run_date),
-        layout.forecasts_key(run_date),
-        f"predictions/run_date={run_date.isoformat()}/",
-        f"plots/run_date={run_date.isoformat()}/",
-        layout.manifest_key(run_date),
-    ):
+    print(f"\nOutputs for {run_date}, watchlist {scope.watchlist}, under {storage.describe()}:")
+    for key in catalog.run_prefixes(scope):
         print(f"  {key}")
 
 
-def run(args: argparse.Namespace) -> int:
+def flow_parameters(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``daily_forecast`` parameters the options of ``run`` (and ``replay``) give."""
+    return {
+        "watchlist": args.watchlist,
+        "tickers": args.tickers.split(",") if args.tickers else None,
+        "watchlist_name": args.watchlist_name,
+        "source": args.source,
+        "storage": args.storage,
+        "mode": args.mode,
+        "preset": args.preset,
+        "epochs": args.epochs,
+        "task_runner": args.task_runner,
+        "workers": args.workers,
+        "dask_address": args.dask_address,
+        "create_bucket": args.create_bucket,
+        "credentials_block": args.credentials_block,
+    }
+
+
+def allow_slow_server_start() -> None:
     # Prefect's ephemeral API server gets 20 s to start by default, too little on a busy
     # two-core machine while TensorFlow loads; a user's own setting still wins.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    problems = _check_configuration(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    allow_slow_server_start()
+    problems = check_configuration(args)
     if problems:
         for problem in problems:
             print(f"closecast run: {problem}", file=sys.stderr)
@@ -112,29 +161,14 @@ def run(args: argparse.Namespace) -> int:
 
     from flows.daily_forecast import daily_forecast
 
-    state = daily_forecast(
-        watchlist=args.watchlist,
-        tickers=args.tickers.split(",") if args.tickers else None,
-        source=args.source,
-        storage=args.storage,
-        mode=args.mode,
-        as_of=args.as_of,
-        preset=args.preset,
-        epochs=args.epochs,
-        task_runner=args.task_runner,
-        workers=args.workers,
-        dask_address=args.dask_address,
-        create_bucket=args.create_bucket,
-        credentials_block=args.credentials_block,
-        return_state=True,
-    )
+    state = daily_forecast(**flow_parameters(args), as_of=args.as_of, return_state=True)
     run_date = args.as_of
     if run_date is None:
         from closecast.sources import get_source
 
         run_date = get_source(args.source).today()
     try:
-        _print_metrics(args.storage, run_date, args.credentials_block)
+        _print_metrics(args, run_date)
     except Exception as exc:  # the flow itself failed before publishing anything
         print(f"closecast run: no metrics were published ({exc})", file=sys.stderr)
     print(f"\n{state.name}: {state.message or ''}")
