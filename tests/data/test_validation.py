@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 
 import numpy as np
@@ -96,31 +97,68 @@ def test_yahoo_null_row_in_the_sample_is_dropped():
 
 
 @pytest.mark.parametrize("bad", [0.0, -1.5, np.inf, -np.inf])
-def test_non_positive_or_non_finite_prices_are_rejected_with_the_dates(bad: float):
+def test_bad_cells_outside_close_are_set_to_missing_with_the_dates(bad: float):
+    # Yahoo's decades-old rows have Open = 0: the close is still good, so the row stays.
     raw = prices(WEEK)
     raw.loc[2, "low"] = bad
 
-    with pytest.raises(PriceValidationError, match=r"AAPL: non-positive.*2020-12-09") as caught:
-        check(raw)
+    result = check(raw)
 
-    assert caught.value.ticker == "AAPL"
-    assert isinstance(caught.value, ValueError)
+    assert len(result.frame) == 5
+    assert np.isnan(result.frame.loc[2, "low"])
+    assert result.frame.loc[2, "close"] == 102.0
+    assert result.report.repaired_cells == 1
+    assert result.report.invalid_rows_dropped == 0
+    assert result.rejected_dates == ()
+    (warning,) = result.report.warnings
+    assert warning.startswith("AAPL: 1 non-positive or non-finite low cell(s) set to missing")
+    assert "2020-12-09" in warning
+
+
+@pytest.mark.parametrize("column", ["close", "adj_close"])
+@pytest.mark.parametrize("bad", [0.0, -1.5, np.inf])
+def test_bad_close_or_adj_close_drops_the_row_with_the_dates(column: str, bad: float):
+    raw = prices(WEEK)
+    raw.loc[2, column] = bad
+
+    result = check(raw)
+
+    assert date(2020, 12, 9) not in result.frame["date"].dt.date.tolist()
+    assert result.report.invalid_rows_dropped == 1
+    assert result.rejected_dates == (date(2020, 12, 9),)
+    assert "2020-12-09" in result.report.warnings[0]
 
 
 def test_many_bad_dates_are_summarised():
-    raw = prices([f"2020-11-{day:02d}" for day in range(2, 28)])
-    raw["close"] = -1.0
+    raw = prices([f"2020-11-{day:02d}" for day in range(2, 28)] + WEEK)
+    raw.loc[:25, "close"] = -1.0
 
-    with pytest.raises(PriceValidationError, match=r"on 26 day\(s\): .* and 21 more"):
+    result = check(raw)
+
+    assert result.report.invalid_rows_dropped == 26
+    assert result.report.rows_out == 5
+    assert re.search(
+        r"26 row\(s\) with .* dropped: 2020-11-02, .* and 21 more", result.report.warnings[0]
+    )
+
+
+def test_only_bad_prices_is_an_error_counting_them():
+    raw = prices(WEEK)
+    raw["adj_close"] = 0.0
+
+    with pytest.raises(PriceValidationError, match=r"^AAPL: no usable rows .*5 non-positive"):
         check(raw)
 
 
-def test_negative_volume_is_rejected():
+def test_negative_volume_is_set_to_missing():
     raw = prices(WEEK)
     raw.loc[0, "volume"] = -5
 
-    with pytest.raises(PriceValidationError, match=r"volume.*2020-12-07"):
-        check(raw)
+    result = check(raw)
+
+    assert np.isnan(result.frame.loc[0, "volume"])
+    assert result.report.repaired_cells == 1
+    assert re.search(r"negative or infinite volume.*2020-12-07", result.report.warnings[0])
 
 
 def test_rows_after_as_of_are_dropped_and_counted():
