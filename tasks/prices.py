@@ -11,10 +11,10 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 from prefect.tasks import Task, exponential_backoff
 
-from closecast.pipeline import ticker
+from closecast.pipeline.fetch import fetch_and_store
 from closecast.pipeline.options import RunOptions
 from closecast.sources import SourceUnavailableError, get_source
-from closecast.storage import StorageUnreachableError
+from closecast.storage import StorageUnreachableError, open_storage
 from closecast.watchlist import WatchItem, items_from_symbols, load_watchlist
 
 RETRYABLE = (SourceUnavailableError, StorageUnreachableError)
@@ -69,18 +69,32 @@ def fetch_prices(item: WatchItem, as_of: date, options: RunOptions) -> dict[str,
     """Fetch, validate and merge one ticker's prices into the price store.
 
     Returns:
-        The fetch summary (new/revised/total rows, price key, validation report).
+        ``FetchSummary.to_dict()``: new/revised/removed/total rows, the price key, whether
+        the history was re-based or rebuilt, and the validation report under ``validation``.
     """
-    summary = ticker.fetch_prices(item, as_of, options)
+    storage = open_storage(
+        options.storage_root,
+        create_bucket=options.create_bucket,
+        credentials_block=options.credentials_block,
+    )
+    summary = fetch_and_store(
+        item,
+        as_of,
+        storage,
+        get_source(options.source),
+        price_column=options.model_config().price_column,
+    )
     logger = get_run_logger()
     logger.info(
-        "%s: %d new, %d revised, %d stored rows (%s)",
+        "%s: %d new, %d revised, %d removed, %d stored rows (%s)%s",
         item.symbol,
-        summary["n_new"],
-        summary["n_revised"],
-        summary["n_total"],
-        summary["key"],
+        summary.n_new,
+        summary.n_revised,
+        summary.n_removed,
+        summary.n_total,
+        summary.key,
+        "; full history refetched" if summary.full_history else "",
     )
-    for warning in summary["validation"].get("warnings", []):
-        logger.warning("%s: %s", item.symbol, warning)
-    return summary
+    for warning in summary.warnings:
+        logger.warning("%s", warning)
+    return summary.to_dict()
