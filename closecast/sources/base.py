@@ -51,7 +51,7 @@ class PriceSource(Protocol):
 
         Returns:
             A frame with the columns of :data:`closecast.schema.PRICE_COLUMNS`, not yet
-            validated (it may hold NaN rows or duplicates).
+            validated (it may hold NaN rows, duplicates, or text in a price column).
 
         Raises:
             UnknownTickerError: The source has no such ticker.
@@ -131,7 +131,9 @@ def incremental_start(
     """Where an incremental fetch should start.
 
     Re-fetching a few days already stored picks up Yahoo's revisions (late corrections, a
-    partial bar stored before it was final); the store's merge replaces those rows.
+    partial bar stored before it was final), which the store's merge replaces, and shows when
+    Yahoo re-based the whole history after a split or dividend
+    (:func:`closecast.pipeline.fetch.detect_rebase`). It applies to every source.
 
     Args:
         last_stored: The last date in the store, or None if nothing is stored.
