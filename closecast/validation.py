@@ -69,6 +69,19 @@ SPIKE_MAD_MULTIPLE = 10.0
 """A spike also exceeds this many robust standard deviations (1.4826 x MAD) of log returns,
 so that very volatile series need proportionally bigger moves."""
 
+REPORT_COUNTERS: tuple[str, ...] = (
+    "null_rows_dropped",
+    "invalid_rows_dropped",
+    "duplicates_resolved",
+    "conflicting_duplicates",
+    "unparsable_cells",
+    "repaired_cells",
+    "outliers_rejected",
+    "old_rows_dropped",
+    "future_rows_dropped",
+)
+"""The counters of a :class:`ValidationReport`, e.g. for columns of a metrics row."""
+
 _MAX_NAMED_DATES = 5
 
 
