@@ -300,13 +300,14 @@ def spike_positions(
     A row is a spike when its log return and the next one are both beyond the threshold
     (``max(log(min_factor), mad_multiple x 1.4826 x MAD)`` of all log returns), of opposite
     signs, and the next day undoes at least half the move. Real crashes (2020-03: -12%, then
-    +9%) stay far below a 3x move; a bad tick (1000x, a misplaced decimal) does not. The last
-    row is judged on its own return against ``log(edge_factor)``.
+    +9%) stay far below a 3x move; a bad tick (1000x, a misplaced decimal) does not. The first
+    and last rows, with one neighbour only, are judged on their one return against
+    ``log(edge_factor)``.
 
     Args:
         prices: Positive, finite prices in date order.
         min_factor: Smallest move (and reversal) that can be a spike.
-        edge_factor: Smallest move of the last row that is a spike.
+        edge_factor: Smallest move of the first or last row that is a spike.
         mad_multiple: Robust standard deviations a spike's returns exceed.
 
     Returns:
@@ -325,12 +326,12 @@ def spike_positions(
         & (np.sign(into) != np.sign(out_of))
         & reverted
     )
-    positions = list(np.flatnonzero(interior) + 1)
-    if (
-        abs(returns[-1]) > max(threshold, np.log(edge_factor))
-        and (len(prices) - 1) not in positions
-    ):
-        positions.append(len(prices) - 1)
+    positions = set(np.flatnonzero(interior) + 1)
+    edge = max(threshold, np.log(edge_factor))
+    if abs(returns[0]) > edge:
+        positions.add(0)
+    if abs(returns[-1]) > edge:
+        positions.add(len(prices) - 1)
     return np.array(sorted(positions), dtype=int)
 
 

@@ -442,12 +442,12 @@ def test_a_spike_at_the_start_of_a_fetch_is_judged_against_stored_context():
     history = SampleSource().fetch("QQQ", start=date(2020, 1, 1), end=AS_OF)
     stored = history.loc[history["date"] < "2020-12-07"]
     fetched = history.loc[history["date"] >= "2020-12-07"].copy()
-    fetched.loc[fetched.index[0], ["close", "adj_close"]] /= 1000
+    fetched.loc[fetched.index[0], ["close", "adj_close"]] /= 20  # a misplaced digit
 
     alone = check(fetched)
     in_context = check(fetched, context=stored)
 
-    assert alone.report.outliers_rejected == 0  # nothing before it to compare with
+    assert alone.report.outliers_rejected == 0  # nothing before it: below the edge bar
     assert in_context.rejected_dates == (date(2020, 12, 7),)
 
 
@@ -461,6 +461,12 @@ def test_spike_positions():
     assert spike_positions(flat).tolist() == []
     assert spike_positions(spiky).tolist() == [10]
     assert spike_positions(dip).tolist() == [20]
+    first, last = flat.copy(), flat.copy()
+    first[0], last[-1] = 0.05, 150_000.0
+    assert spike_positions(first).tolist() == [0]
+    assert spike_positions(last).tolist() == [29]
+    last[-1] = 1_000.0  # 10x on the last day: no next day confirms it, below the edge bar
+    assert spike_positions(last).tolist() == []
     # A lasting jump (an unadjusted split) is not a spike; a 2x move and back is too small.
     assert spike_positions(np.r_[np.full(15, 100.0), np.full(15, 25.0)]).tolist() == []
     doubled = flat.copy()
