@@ -41,8 +41,9 @@ from closecast.sources.base import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["YahooSource", "frame_from_yfinance", "incremental_start"]
-"""``incremental_start`` lives in :mod:`closecast.sources.base`; re-exported for old imports."""
+# incremental_start lives in closecast.sources.base (it applies to every source); it is
+# re-exported here for callers that still import it from this module.
+__all__ = ["YahooSource", "drop_unfinished_bars", "frame_from_yfinance", "incremental_start"]
 
 Clock = Callable[[], datetime]
 """Returns the current time, timezone-aware."""
