@@ -192,8 +192,17 @@ class MetricsRow:
     epochs: int | None = None
     train_seconds: float | None = None
     model_seconds: float | None = None
-    # What validation found.
+    # What validation found (this run's fetch, and the model's stretch of history).
     null_rows_dropped: int | None = None
+    invalid_rows_dropped: int | None = None
     duplicates_resolved: int | None = None
+    conflicting_duplicates: int | None = None
+    unparsable_cells: int | None = None
+    repaired_cells: int | None = None
+    outliers_rejected: int | None = None
+    old_rows_dropped: int | None = None
+    rebased: bool | None = None  # Yahoo re-based the history (split, dividend): refetched
+    rebase_factor: float | None = None
+    store_rebuilt: bool | None = None  # an unreadable price file was rebuilt from the source
     stale: bool | None = None
     warnings: str | None = None

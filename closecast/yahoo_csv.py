@@ -26,7 +26,7 @@ def _has_header(path: Path) -> bool:
     return first.split(",")[0].strip().lower() == "date"
 
 
-def read_yahoo_csv(path: str | Path) -> pd.DataFrame:
+def read_yahoo_csv(path: str | Path, *, coerce: bool = True) -> pd.DataFrame:
     """Read a Yahoo CSV export into a raw price frame.
 
     The file may start with Yahoo's header row (``Date,Open,High,Low,Close,Adj Close,Volume``)
@@ -35,6 +35,9 @@ def read_yahoo_csv(path: str | Path) -> pd.DataFrame:
 
     Args:
         path: The CSV file.
+        coerce: Turn cells that are not numbers into NaN. With False, a column holding such
+            text is returned as read (object dtype), so that the validator can count the
+            unparsable cells instead of losing them silently.
 
     Returns:
         A frame with the columns of :data:`closecast.schema.PRICE_COLUMNS`, ``date`` parsed,
@@ -70,7 +73,9 @@ def read_yahoo_csv(path: str | Path) -> pd.DataFrame:
     except (ValueError, TypeError) as exc:
         raise PriceFileError(f"{path}: dates are not YYYY-MM-DD ({exc})") from exc
     for column in PRICE_COLUMNS[1:]:
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+        parsed = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+        if coerce or parsed.notna().sum() == frame[column].notna().sum():
+            frame[column] = parsed
     return frame
 
 

@@ -13,7 +13,7 @@ from prefect.tasks import Task, exponential_backoff
 
 from closecast.calendars import is_trading_day
 from closecast.catalog import RunScope
-from closecast.pipeline import ticker
+from closecast.pipeline.fetch import fetch_and_store
 from closecast.pipeline.options import RunOptions
 from closecast.pipeline.selection import Selection, select
 from closecast.sources import SourceUnavailableError, get_source
@@ -95,18 +95,28 @@ def fetch_prices(item: WatchItem, as_of: date, options: RunOptions) -> dict[str,
     """Fetch, validate and merge one ticker's prices into the price store.
 
     Returns:
-        The fetch summary (new/revised/total rows, price key, validation report).
+        ``FetchSummary.to_dict()``: new/revised/removed/total rows, the price key, whether
+        the history was re-based or rebuilt, and the validation report under ``validation``.
     """
-    summary = ticker.fetch_prices(item, as_of, options)
+    storage = options.open_storage()
+    summary = fetch_and_store(
+        item,
+        as_of,
+        storage,
+        get_source(options.source),
+        price_column=options.model_config().price_column,
+    )
     logger = get_run_logger()
     logger.info(
-        "%s: %d new, %d revised, %d stored rows (%s)",
+        "%s: %d new, %d revised, %d removed, %d stored rows (%s)%s",
         item.symbol,
-        summary["n_new"],
-        summary["n_revised"],
-        summary["n_total"],
-        summary["key"],
+        summary.n_new,
+        summary.n_revised,
+        summary.n_removed,
+        summary.n_total,
+        summary.key,
+        "; full history refetched" if summary.full_history else "",
     )
-    for warning in summary["validation"].get("warnings", []):
-        logger.warning("%s: %s", item.symbol, warning)
-    return summary
+    for warning in summary.warnings:
+        logger.warning("%s", warning)
+    return summary.to_dict()

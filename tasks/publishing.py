@@ -13,7 +13,7 @@ from closecast.catalog import RunScope
 from closecast.pipeline.options import RunOptions
 from closecast.pipeline.publish import RunRows, publish_run, withdraw_manifest
 from closecast.pipeline.selection import Selection
-from closecast.pipeline.ticker import TickerOutcome, storage_for
+from closecast.pipeline.ticker import TickerOutcome
 from closecast.records import MetricsRow
 
 METRICS_ARTIFACT_KEY = "closecast-metrics"
@@ -28,7 +28,7 @@ def artifact_key(base: str, scope: RunScope) -> str:
 @task(name="withdraw-manifest", task_run_name="withdraw-manifest-{scope.watchlist}")
 def withdraw_run_manifest(scope: RunScope, options: RunOptions) -> dict[str, Any] | None:
     """Withdraw the scope's manifest before any of its objects is rewritten."""
-    return withdraw_manifest(storage_for(options), scope)
+    return withdraw_manifest(options.open_storage(), scope)
 
 
 @task(name="publish-run", task_run_name="publish-run-{scope.watchlist}-{scope.run_date}")
@@ -41,7 +41,7 @@ def publish_run_outputs(
     parameters: dict[str, Any],
 ) -> str:
     """Write the scope's tables, summary plot and manifest; returns the manifest key."""
-    storage = storage_for(options)
+    storage = options.open_storage()
     rows = RunRows(
         {
             catalog.METRICS.name: [o.metrics for o in outcomes],
@@ -105,7 +105,7 @@ def summary_markdown(scope: RunScope, rows: list[MetricsRow], links: dict[str, s
 @task(name="publish-artifacts", task_run_name="publish-artifacts-{scope.watchlist}")
 def publish_artifacts(scope: RunScope, metric_rows: list[MetricsRow], options: RunOptions) -> None:
     """The metrics table and a markdown summary with links to the plots, at stable keys."""
-    storage = storage_for(options)
+    storage = options.open_storage()
     links = {
         row.ticker: storage.url(catalog.TICKER_PLOTS.key(scope, row.ticker))
         for row in metric_rows

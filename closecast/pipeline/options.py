@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from closecast.pipeline.decisions import REQUESTED_MODES, RequestedMode, RetrainPolicy
+from closecast.storage import Storage, open_storage
 from lstm_model.config import ModelConfig, get_preset
 
 
@@ -42,6 +43,14 @@ class RunOptions:
                 f"finetune_learning_rate must be in (0, 1), got {self.finetune_learning_rate}"
             )
         self.model_config()  # fail fast on an unknown preset or a bad override
+
+    def open_storage(self) -> Storage:
+        """The run's storage root, opened with its bucket and credentials settings."""
+        return open_storage(
+            self.storage_root,
+            create_bucket=self.create_bucket,
+            credentials_block=self.credentials_block,
+        )
 
     def model_config(self) -> ModelConfig:
         config = get_preset(self.preset)

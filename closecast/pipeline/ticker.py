@@ -9,7 +9,8 @@
 6. serve: forecast the next trading day with the champion and record it in the ledger;
 7. publish the ticker's run objects (backtest predictions, plot) and build its rows.
 
-The Prefect tasks wrap :func:`fetch_prices` and :func:`forecast_ticker`.
+The Prefect task ``forecast-ticker`` wraps :func:`forecast_ticker`; fetching is
+:mod:`closecast.pipeline.fetch`.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from closecast.pipeline.registry import (
     write_champion,
 )
 from closecast.plots import plot_predictions
-from closecast.price_store import MergeResult, PriceStore
+from closecast.price_store import PriceStore
 from closecast.records import (
     ForecastRow,
     LiveScoreRow,
@@ -50,60 +51,15 @@ from closecast.records import (
     ServedRow,
     rows_to_table,
 )
-from closecast.sources import get_source
-from closecast.sources.yahoo import incremental_start
-from closecast.storage import Storage, StorageError, open_storage
+from closecast.storage import Storage, StorageError
 from closecast.storage.io import write_figure, write_parquet
-from closecast.validation import ValidationReport, validate_prices
+from closecast.validation import ValidationReport, usable_series
 from closecast.watchlist import WatchItem
 from lstm_model.config import ModelConfig
 from lstm_model.forecaster import Forecaster
 
 # Beyond the look-back window and the test period, a model needs some windows to learn from.
 MIN_TRAIN_WINDOWS = 20
-
-
-def storage_for(options: RunOptions) -> Storage:
-    return open_storage(
-        options.storage_root,
-        create_bucket=options.create_bucket,
-        credentials_block=options.credentials_block,
-    )
-
-
-# --- 0. fetch (its own task, retried on network errors) ------------------------------------
-
-
-def fetch_prices(item: WatchItem, as_of: date, options: RunOptions) -> dict[str, Any]:
-    """Fetch what the store lacks (plus a few days of overlap), validate it, merge it in.
-
-    Returns:
-        A small summary: rows new/revised/total, the price key, and the validation report.
-    """
-    storage = storage_for(options)
-    store = PriceStore(storage)
-    last_stored = store.last_date(item.symbol)
-    if last_stored is not None and last_stored >= as_of:
-        # A backfill or a rerun: the store already holds every day up to as_of.
-        merged = MergeResult(0, 0, len(store.read(item.symbol)), changed=False)
-        report: dict[str, Any] = {"warnings": []}
-    else:
-        start = incremental_start(last_stored)
-        raw = get_source(options.source).fetch(item.symbol, start=start, end=as_of)
-        validated = validate_prices(
-            raw, ticker=item.symbol, asset_class=item.asset_class, as_of=as_of, min_rows=1
-        )
-        merged = store.merge(item.symbol, validated.frame)
-        report = validated.report.to_dict()
-    return {
-        "ticker": item.symbol,
-        "key": catalog.prices_key(item.symbol),
-        "n_new": merged.n_new,
-        "n_revised": merged.n_revised,
-        "n_total": merged.n_total,
-        "changed": merged.changed,
-        "validation": report,
-    }
 
 
 # --- 1. history ------------------------------------------------------------------------------
@@ -122,24 +78,17 @@ def required_rows(config: ModelConfig) -> tuple[int, str]:
 def read_history(
     storage: Storage, item: WatchItem, as_of: date, config: ModelConfig
 ) -> tuple[pd.Series, ValidationReport]:
-    """The validated model price column through ``as_of``, date-indexed."""
-    history = PriceStore(storage).read(item.symbol, as_of=as_of)
+    """The model's price column through ``as_of``: its clean recent stretch, date-indexed."""
     need, why = required_rows(config)
-    validated = validate_prices(
-        history,
+    return usable_series(
+        PriceStore(storage).read(item.symbol, as_of=as_of),
         ticker=item.symbol,
         asset_class=item.asset_class,
         as_of=as_of,
         min_rows=need,
+        price_column=config.price_column,
         need_explanation=why,
     )
-    frame = validated.frame
-    prices = pd.Series(
-        frame[config.price_column].to_numpy(dtype="float64"),
-        index=pd.DatetimeIndex(frame["date"]),
-        name=item.symbol,
-    )
-    return prices, validated.report
 
 
 # --- 2. the champion as it stands --------------------------------------------------------------
@@ -440,11 +389,29 @@ def ticker_figure(
 
 def validation_columns(fetched: dict[str, Any], history: dict[str, Any]) -> dict[str, Any]:
     """What validation found, for the metrics row: counts from this run's fetch (the raw
-    data), staleness and warnings from both the fetch and the stored history."""
+    data) and from the model's stretch of history, re-basing, staleness and warnings."""
     warnings = list(dict.fromkeys([*fetched.get("warnings", []), *history.get("warnings", [])]))
+    counts = {
+        name: int(fetched.get(name, 0)) + int(history.get(name, 0))
+        for name in ("invalid_rows_dropped", "outliers_rejected", "old_rows_dropped")
+    }
+    counts.update(
+        {
+            name: int(fetched.get(name, 0))
+            for name in (
+                "null_rows_dropped",
+                "duplicates_resolved",
+                "conflicting_duplicates",
+                "unparsable_cells",
+                "repaired_cells",
+            )
+        }
+    )
     return {
-        "null_rows_dropped": int(fetched.get("null_rows_dropped", 0)),
-        "duplicates_resolved": int(fetched.get("duplicates_resolved", 0)),
+        **counts,
+        "rebased": bool(fetched.get("rebased", False)),
+        "rebase_factor": fetched.get("rebase_factor"),
+        "store_rebuilt": bool(fetched.get("store_rebuilt", False)),
         "stale": bool(history.get("stale", False)),
         "warnings": "; ".join(warnings) or None,
     }
@@ -523,7 +490,7 @@ def forecast_ticker(
         forecast, its live scores and the keys it wrote.
     """
     as_of = scope.run_date
-    storage = storage_for(options)
+    storage = options.open_storage()
     config = options.model_config()
     prices, report = read_history(storage, item, as_of, config)
 
