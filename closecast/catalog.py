@@ -121,9 +121,12 @@ def run_prefixes(scope: RunScope) -> list[str]:
 
 
 def ticker_of_key(key: str) -> str | None:
-    """The ticker a per-ticker key belongs to (its ``ticker=`` partition), else None."""
+    """The ticker a key belongs to (its ``ticker=`` partition, or ``models/<T>/``), else None."""
     match = _TICKER_PART.search(key)
-    return match.group(1) if match else None
+    if match:
+        return match.group(1)
+    parts = key.split("/")
+    return parts[1] if parts[0] == "models" and len(parts) > 2 else None
 
 
 # --- Per-ticker state -------------------------------------------------------------------

@@ -106,13 +106,20 @@ def _carried_over(previous: dict[str, Any] | None, tickers: set[str]) -> list[st
     """Model keys an earlier manifest listed for tickers this run left alone."""
     if not previous:
         return []
-    keys = []
-    for obj in previous.get("objects", []):
-        key = str(obj.get("key", ""))
-        parts = key.split("/")
-        if parts[0] == "models" and len(parts) > 1 and parts[1] in tickers:
-            keys.append(key)
-    return keys
+    keys = [str(obj.get("key", "")) for obj in previous.get("objects", [])]
+    return [k for k in keys if k.startswith("models/") and catalog.ticker_of_key(k) in tickers]
+
+
+def _state_carried_over(previous: dict[str, Any] | None, tickers: set[str]) -> list[dict]:
+    """State entries an earlier manifest recorded for tickers this run left alone, as they
+    were then (state changes by design; the digest says what that run read)."""
+    if not previous:
+        return []
+    return [
+        entry
+        for entry in previous.get("state", [])
+        if catalog.ticker_of_key(str(entry.get("key", ""))) in tickers
+    ]
 
 
 def publish_run(
@@ -180,7 +187,8 @@ def publish_run(
             describe_object(storage, key)
             for key in dict.fromkeys(state_keys)
             if storage.exists(key)
-        ],
+        ]
+        + _state_carried_over(previous, kept_tickers),
     }
     write_json(storage, catalog.MANIFEST.key(scope), manifest)
     return manifest
