@@ -1,0 +1,148 @@
+"""Multi-step forecasts for any model, their backtest, and out-of-sample calibration residuals.
+
+A model with its own ``forecast_path`` (the baselines: closed forms) uses it; any other
+:class:`~lstm_model.base.ForecastModel` (the LSTM) is run recursively: each forecast is
+appended to the prices as if it had happened and the next day is forecast from that. The
+naive forecast for every horizon is the last known price.
+
+Steps count the ticker's own trading days: step ``k`` is the ``k``-th trading day after the
+origin. Mapping steps to calendar dates is the caller's job (it knows the exchange calendar).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from lstm_model.base import ForecastModel
+from lstm_model.data import InsufficientDataError, check_prices
+
+__all__ = [
+    "PATH_COLUMNS",
+    "forecast_path",
+    "naive_path",
+    "path_backtest",
+    "validation_residuals",
+]
+
+PATH_COLUMNS = ("origin", "step", "date", "actual", "predicted", "naive")
+"""Columns of :func:`path_backtest`: forecast origin (last known day), horizon step, target
+date, actual price on it, model forecast, naive forecast (the price at the origin)."""
+
+
+def _check_horizon(horizon: int) -> int:
+    if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 1:
+        raise ValueError(f"horizon must be an integer >= 1, got {horizon!r}")
+    return horizon
+
+
+def naive_path(prices: pd.Series, horizon: int) -> np.ndarray:
+    """The naive forecast for each of the next ``horizon`` days: the last known price."""
+    check_prices(prices)
+    if prices.empty:
+        raise InsufficientDataError("need at least 1 price for a naive forecast, got 0")
+    return np.full(_check_horizon(horizon), float(prices.iloc[-1]))
+
+
+def forecast_path(model: ForecastModel, prices: pd.Series, horizon: int) -> np.ndarray:
+    """Forecasts for the next ``horizon`` trading days after ``prices`` ends.
+
+    Uses ``model.forecast_path`` when the model has one; otherwise feeds each
+    ``forecast_next`` back as the next price. The appended prices get placeholder dates (one
+    calendar day apart, after the last real date): one-step models read positions, not dates.
+
+    Args:
+        model: Any fitted model.
+        prices: Known prices up to the forecast origin (ascending DatetimeIndex).
+        horizon: Number of steps (1 = just the next day).
+    """
+    _check_horizon(horizon)
+    own = getattr(model, "forecast_path", None)
+    if callable(own):
+        return np.asarray(own(prices, horizon), dtype="float64")
+    path = np.empty(horizon)
+    extended = prices
+    for step in range(horizon):
+        path[step] = model.forecast_next(extended)
+        if step + 1 < horizon:
+            placeholder = extended.index[-1] + pd.Timedelta(days=1)
+            extended = pd.concat([extended, pd.Series([path[step]], index=[placeholder])])
+    return path
+
+
+def path_backtest(
+    model: ForecastModel, prices: pd.Series, start: pd.Timestamp, horizon: int
+) -> pd.DataFrame:
+    """Every ``1..horizon``-step forecast whose target date is ``>= start``, in long form.
+
+    For each target day ``t >= start`` and step ``k``, the forecast is made at origin
+    ``t - k`` trading days from the prices up to the origin only (so each step is scored on
+    the same target days). Origins too early for the model's window are skipped.
+
+    Returns:
+        Columns :data:`PATH_COLUMNS`, sorted by step then date.
+
+    Raises:
+        InsufficientDataError: No price on or after ``start``.
+    """
+    check_prices(prices)
+    _check_horizon(horizon)
+    first = int(prices.index.searchsorted(pd.Timestamp(start), side="left"))
+    n = len(prices)
+    if first >= n:
+        raise InsufficientDataError(
+            f"no prices on or after {pd.Timestamp(start):%Y-%m-%d} "
+            f"(prices end {prices.index[-1]:%Y-%m-%d})"
+        )
+    values = prices.to_numpy(dtype="float64")
+    rows = []
+    for origin in range(max(0, first - horizon), n - 1):
+        try:
+            path = forecast_path(model, prices.iloc[: origin + 1], horizon)
+        except InsufficientDataError:
+            continue  # not enough history before this origin for the model's window
+        for step in range(1, horizon + 1):
+            target = origin + step
+            if first <= target < n:
+                rows.append(
+                    (prices.index[origin], step, prices.index[target], values[target],
+                     path[step - 1], values[origin])
+                )  # fmt: skip
+    frame = pd.DataFrame(rows, columns=list(PATH_COLUMNS))
+    return frame.sort_values(["step", "date"], ignore_index=True)
+
+
+def validation_residuals(
+    model: ForecastModel, train_prices: pd.Series, horizon: int = 1
+) -> list[np.ndarray]:
+    """Log residuals ``log(actual / forecast)`` per step on the model's validation slice.
+
+    The validation slice (targets dated ``>= meta["val_start"]``, the end of the training
+    period) was not used for gradient steps, so these are out-of-sample residuals for
+    :func:`lstm_model.intervals.calibrate`.
+
+    Args:
+        model: A fitted model whose ``meta`` has ``val_start``.
+        train_prices: The prices it was fit on (at least up to ``meta["trained_through"]``;
+            later prices are ignored so no test day leaks in).
+        horizon: Steps to return residuals for.
+
+    Returns:
+        ``[step-1 residuals, ..., step-h residuals]``.
+
+    Raises:
+        InsufficientDataError: The model has no validation slice (e.g. trained without early
+            stopping and shrinkage), so it must be calibrated on its live record instead.
+    """
+    val_start = model.meta.get("val_start")
+    if val_start is None:
+        raise InsufficientDataError(
+            "the model has no validation slice (meta has no val_start); calibrate its "
+            "intervals on its live record instead"
+        )
+    through = model.meta.get("trained_through")
+    known = train_prices.loc[:through] if through is not None else train_prices
+    frame = path_backtest(model, known, pd.Timestamp(val_start), horizon)
+    residuals = np.log(frame["actual"].to_numpy() / frame["predicted"].to_numpy())
+    steps = frame["step"].to_numpy()
+    return [residuals[steps == k] for k in range(1, horizon + 1)]
