@@ -1,4 +1,4 @@
-"""Multi-step forecasts for any model, their backtest, and out-of-sample calibration residuals.
+"""Multi-step forecasts for any model, their backtest, and the validation-slice backtest.
 
 A model with its own ``forecast_path`` (the baselines: closed forms) uses it; any other
 :class:`~lstm_model.base.ForecastModel` (the LSTM) is run recursively: each forecast is
@@ -22,7 +22,7 @@ __all__ = [
     "forecast_path",
     "naive_path",
     "path_backtest",
-    "validation_residuals",
+    "validation_backtest",
 ]
 
 PATH_COLUMNS = ("origin", "step", "date", "actual", "predicted", "naive")
@@ -112,23 +112,21 @@ def path_backtest(
     return frame.sort_values(["step", "date"], ignore_index=True)
 
 
-def validation_residuals(
+def validation_backtest(
     model: ForecastModel, train_prices: pd.Series, horizon: int = 1
-) -> list[np.ndarray]:
-    """Log residuals ``log(actual / forecast)`` per step on the model's validation slice.
+) -> pd.DataFrame:
+    """The model's forecasts on its own validation slice, in long form (:data:`PATH_COLUMNS`).
 
     The validation slice (targets dated ``>= meta["val_start"]``, the end of the training
-    period) was not used for gradient steps, so these are out-of-sample residuals for
-    :func:`lstm_model.intervals.calibrate`.
+    period) was not used for gradient steps, so these forecasts are out of sample: the
+    calibration set of :func:`lstm_model.intervals.calibrate_frame`.
 
     Args:
         model: A fitted model whose ``meta`` has ``val_start``.
-        train_prices: The prices it was fit on (at least up to ``meta["trained_through"]``;
-            later prices are ignored so no test day leaks in).
-        horizon: Steps to return residuals for.
-
-    Returns:
-        ``[step-1 residuals, ..., step-h residuals]``.
+        train_prices: The prices it was fit on; prices after ``meta["train_end"]`` (the end of
+            the original fit, before any fine-tuning) are ignored so that no scored or
+            fine-tuned day enters the calibration.
+        horizon: Steps ahead.
 
     Raises:
         InsufficientDataError: The model has no validation slice (e.g. trained without early
@@ -140,9 +138,6 @@ def validation_residuals(
             "the model has no validation slice (meta has no val_start); calibrate its "
             "intervals on its live record instead"
         )
-    through = model.meta.get("trained_through")
-    known = train_prices.loc[:through] if through is not None else train_prices
-    frame = path_backtest(model, known, pd.Timestamp(val_start), horizon)
-    residuals = np.log(frame["actual"].to_numpy() / frame["predicted"].to_numpy())
-    steps = frame["step"].to_numpy()
-    return [residuals[steps == k] for k in range(1, horizon + 1)]
+    end = model.meta.get("train_end", model.meta.get("trained_through"))
+    known = train_prices.loc[:end] if end is not None else train_prices
+    return path_backtest(model, known, pd.Timestamp(val_start), horizon)
