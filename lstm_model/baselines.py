@@ -37,7 +37,7 @@ def _iso(ts: pd.Timestamp) -> str:
 
 def infer_season_length(prices: pd.Series) -> int:
     """A week in observations: 7 if the series trades on weekends (crypto), else 5."""
-    weekdays = pd.DatetimeIndex(prices.index).dayofweek
+    weekdays = pd.DatetimeIndex(prices.index).day_of_week
     return 7 if bool(np.any(weekdays >= 5)) else 5
 
 
