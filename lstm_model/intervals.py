@@ -393,18 +393,28 @@ def interval(predicted: Any, radius: Any, level: float) -> PriceInterval:
     return PriceInterval(level=_check_level(level), lower=p * np.exp(-q), upper=p * np.exp(q))
 
 
-def forecast_bounds(path: Any, calibration: Calibration, *, scale: float = 1.0) -> pd.DataFrame:
+def forecast_bounds(
+    path: Any, calibration: Calibration, *, scale: float | None = None
+) -> pd.DataFrame:
     """Bounds around a served forecast path (one value per step, step 1 first).
 
     Args:
         path: Forecasts for steps ``1..len(path)`` from one origin.
         calibration: Radii covering at least ``len(path)`` steps.
-        scale: The EWMA volatility at the origin (the last known date) when
-            ``calibration.scaled``.
+        scale: The EWMA volatility at the origin (``ewma_volatility(prices).iloc[-1]``);
+            required when ``calibration.scaled``, ignored otherwise.
 
     Returns:
         Columns ``step, forecast, lower_80, upper_80, lower_95, upper_95`` (per level).
+
+    Raises:
+        ValueError: A scaled calibration without ``scale``.
     """
+    if calibration.scaled and (scale is None or not math.isfinite(scale) or scale <= 0):
+        raise ValueError(
+            f"a volatility-scaled calibration needs the origin's volatility, got scale={scale!r}"
+        )
+    scale = 1.0 if scale is None else scale
     forecast = _finite_1d(path, "path")
     out = pd.DataFrame({"step": np.arange(1, forecast.size + 1), "forecast": forecast})
     for level in calibration.levels:

@@ -177,6 +177,12 @@ def test_forecast_bounds_scale_with_the_origin_volatility() -> None:
     assert calm.loc[0, "upper_80"] == pytest.approx(100 * math.exp(0.01))
     assert calm.loc[1, "upper_80"] == pytest.approx(101 * math.exp(0.02))
     assert stormy.loc[1, "lower_95"] == pytest.approx(101 * math.exp(-0.06))
+    with pytest.raises(ValueError, match="needs the origin's volatility"):
+        intervals.forecast_bounds(path, calibration)
+    unscaled = intervals.calibrate([[0.01] * 30], scaled=False)
+    assert intervals.forecast_bounds([100.0], unscaled).loc[0, "upper_95"] == pytest.approx(
+        100 * math.exp(0.01)
+    )
     assert (calm["lower_80"] < calm["forecast"]).all() and (
         calm["forecast"] < calm["upper_80"]
     ).all()
