@@ -95,3 +95,14 @@ def test_validation_backtest_covers_the_validation_slice_only(fast_model, random
         horizons.validation_backtest(model, random_walk, 1)
     with pytest.raises(InsufficientDataError, match="no prices on or after"):
         horizons.path_backtest(model, random_walk.iloc[:10], random_walk.index[20], 1)
+
+
+def test_batched_lstm_paths_equal_one_origin_at_a_time(fast_model, random_walk) -> None:
+    start = random_walk.index[330]
+    frame = horizons.path_backtest(fast_model, random_walk.iloc[:345], start, 3)
+    one_step = fast_model.predict_one_step(random_walk.iloc[:345], start)
+    np.testing.assert_allclose(frame.loc[frame["step"] == 1, "predicted"], one_step, rtol=1e-9)
+    for origin in (329, 335, 341):
+        path = horizons.forecast_path(fast_model, random_walk.iloc[: origin + 1], 3)
+        rows = frame[frame["origin"] == random_walk.index[origin]].sort_values("step")
+        np.testing.assert_allclose(rows["predicted"], path[: len(rows)], rtol=1e-6)
