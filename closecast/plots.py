@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -22,7 +23,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from lstm_model.significance import DieboldMarianoResult
+if TYPE_CHECKING:
+    from lstm_model.significance import DieboldMarianoResult
 
 PREDICTION_COLUMNS = ("date", "actual", "predicted", "naive")
 """Required columns of a backtest frame (one row per scored day)."""
@@ -241,7 +243,8 @@ def plot_ticker(
             ``step`` column is drawn at step 1.
         live: Columns :data:`LIVE_COLUMNS` (``target_date, actual, forecast, naive``) plus
             optional band columns, one row per served forecast; ``actual`` NaN while pending.
-            ``None`` or empty: the panel says no served forecast was scored yet.
+            ``None`` or empty: the panel says no served forecast was scored yet. With a
+            ``step`` column only next-day forecasts (step 1) are drawn.
         title: Figure title.
         history: Optional earlier prices (date-indexed) drawn faintly before the backtest.
 
@@ -253,6 +256,8 @@ def plot_ticker(
         backtest = backtest[backtest["step"] == 1]
     live = live if live is not None else pd.DataFrame(columns=list(LIVE_COLUMNS))
     _require_columns(live, LIVE_COLUMNS, "live")
+    if "step" in live.columns:
+        live = live[live["step"] == 1]
     figure = Figure(figsize=(11, 7.5), layout="constrained")
     figure.suptitle(title)
     top, bottom = figure.subplots(2, 1, height_ratios=[3, 2])
@@ -417,7 +422,8 @@ def plot_scoreboard(rows: Sequence[ScoreboardRow], *, title: str | None = None) 
     than 5 points off nominal is red.
 
     Args:
-        rows: One :class:`ScoreboardRow` per ticker, drawn top to bottom in this order.
+        rows: One :class:`ScoreboardRow` per ticker (or per ticker and model: the labels then
+            name the model), drawn top to bottom in this order.
         title: Figure title (default: says what U2 and the interval are).
     """
     n = len(rows)
@@ -471,7 +477,13 @@ def plot_scoreboard(rows: Sequence[ScoreboardRow], *, title: str | None = None) 
             _coverage_marks(
                 right, y + offset, row.live_coverage_80, row.live_coverage_95, live=True
             )
-    labels = [r.ticker + (f"  (live {r.live_n}d)" if r.has_live else "") for r in rows]
+    several_models = len({r.model for r in rows}) > 1
+    labels = [
+        r.ticker
+        + (f" · {r.model}" if several_models else "")
+        + (f"  (live {r.live_n}d)" if r.has_live else "")
+        for r in rows
+    ]
     left.set_yticks(range(n), labels, fontsize=9 if n <= 30 else 7)
     left.set_ylim(n - 0.5, -0.5)
     left.axvline(1.0, color="0.2", linewidth=1.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import numpy as np
@@ -116,9 +117,13 @@ def test_plot_ticker_without_a_live_record_says_so() -> None:
 def test_plot_ticker_draws_step_1_of_a_long_form_backtest_and_names_missing_columns() -> None:
     one = _backtest_frame().assign(step=1)
     two = one.assign(step=2, predicted=one["predicted"] * 2)
-    fig = plot_ticker(pd.concat([one, two]), None, title="T")
+    live = _live_frame(one, pending=2)
+    live_two = live.assign(step=2, forecast=live["forecast"] * 2)
+    fig = plot_ticker(pd.concat([one, two]), pd.concat([live, live_two]), title="T")
     predicted = next(line for line in fig.axes[0].get_lines() if line.get_label() == "predicted")
     np.testing.assert_allclose(predicted.get_ydata(), one["predicted"])
+    forecast = next(line for line in fig.axes[1].get_lines() if line.get_label() == "forecast")
+    np.testing.assert_allclose(forecast.get_ydata(), live["forecast"])
     with pytest.raises(ValueError, match="backtest frame lacks columns: naive"):
         plot_ticker(one.drop(columns="naive"), None, title="T")
     with pytest.raises(ValueError, match="live frame lacks columns: forecast"):
@@ -183,6 +188,14 @@ def test_scoreboard_has_a_line_per_ticker_with_live_beside_backtest(count) -> No
     assert right.texts[0].get_text() == "79/85  live 80/90"
     assert fig.get_size_inches()[1] > 0.25 * count
     assert _png(fig).startswith(b"\x89PNG")
+
+
+def test_scoreboard_names_the_model_when_rows_compare_several() -> None:
+    rows = _rows(2, live_every=5)
+    rows[1] = dataclasses.replace(rows[1], ticker="T00", model="drift")
+    fig = plot_scoreboard(rows)
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == ["T00 · lstm  (live 30d)", "T00 · drift"]
 
 
 def test_scoreboard_of_no_ticker_says_so() -> None:
