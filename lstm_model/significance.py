@@ -24,13 +24,21 @@ U2 interval excludes 1 exactly when the two-sided test rejects at 5%.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
-__all__ = ["DieboldMarianoResult", "diebold_mariano", "loss_differential"]
+__all__ = [
+    "EVIDENCE_ALPHA",
+    "DieboldMarianoResult",
+    "describe_evidence",
+    "diebold_mariano",
+    "evidence",
+    "loss_differential",
+]
 
 
 @dataclass(frozen=True)
@@ -177,3 +185,50 @@ def _statistic(dbar: float, std_error: float) -> float:
     if dbar == 0:
         return 0.0
     return math.copysign(math.inf, dbar)
+
+
+EVIDENCE_ALPHA = 0.025
+"""One-sided level of "evidence": p < 0.025 exactly when the 95% U2 interval lies below 1,
+so the words, the scoreboard colours and the serving policy agree."""
+
+
+def evidence(result: DieboldMarianoResult, alpha: float = EVIDENCE_ALPHA) -> str:
+    """``"better"`` (p < alpha), ``"worse"`` (p > 1 - alpha) or ``"unclear"``."""
+    if result.p_value < alpha:
+        return "better"
+    if result.p_value > 1.0 - alpha:
+        return "worse"
+    return "unclear"
+
+
+def describe_evidence(
+    results: Mapping[str, DieboldMarianoResult],
+    *,
+    alpha: float = EVIDENCE_ALPHA,
+    what: str = "backtest",
+) -> str:
+    """Say in words which tickers show evidence of beating naive and which do not.
+
+    Args:
+        results: Ticker -> its Diebold-Mariano result.
+        alpha: One-sided significance level.
+        what: Which record the results come from (``"backtest"``, ``"live record"``).
+
+    Returns:
+        Markdown: one line per verdict that has tickers, each ticker with its U2 and p-value.
+    """
+    if not results:
+        return f"No ticker has a scored {what} yet."
+    groups: dict[str, list[str]] = {"better": [], "unclear": [], "worse": []}
+    for ticker, result in results.items():
+        groups[evidence(result, alpha)].append(
+            f"{ticker} (U2 {result.u2:.4f}, p {result.p_value:.3g}, n {result.n})"
+        )
+    titles = {
+        "better": f"Beats naive with evidence (one-sided Diebold-Mariano p < {alpha:g})",
+        "unclear": "No evidence either way (the difference from naive may be luck)",
+        "worse": f"Worse than naive with evidence (p > {1 - alpha:g})",
+    }
+    lines = [f"**{what.capitalize()}**, {len(results)} ticker(s):"]
+    lines += [f"- {titles[k]}: {', '.join(v)}" for k, v in groups.items() if v]
+    return "\n".join(lines)

@@ -10,7 +10,12 @@ import pytest
 from scipy import stats
 
 from lstm_model.baselines import DriftForecaster
-from lstm_model.significance import diebold_mariano, loss_differential
+from lstm_model.significance import (
+    describe_evidence,
+    diebold_mariano,
+    evidence,
+    loss_differential,
+)
 
 # Errors chosen so every step is small integers: actual 0, so error = -forecast.
 E_MODEL = [1.0, -1.0, 2.0, 0.0, 1.0, -2.0]  # squared: 1 1 4 0 1 4
@@ -138,3 +143,29 @@ def test_series_inputs_are_compared_by_position() -> None:
         np.array(_forecasts(E_NAIVE)),
     )
     assert series.statistic == pytest.approx(-math.sqrt(6.0))
+
+
+def _result(scale: float, seed: int = 0, n: int = 200):
+    rng = np.random.default_rng(seed)
+    actual = rng.normal(0, 1, n)
+    naive = actual + rng.normal(0, 1, n)
+    return diebold_mariano(actual, actual + scale * rng.normal(0, 1, n), naive)
+
+
+def test_evidence_agrees_with_the_95_percent_u2_interval() -> None:
+    for scale in (0.5, 0.8, 0.9, 1.0, 1.1, 1.3):
+        for seed in range(3):
+            result = _result(scale, seed)
+            low, high = result.u2_interval(0.95)
+            expected = "better" if high < 1 else "worse" if low > 1 else "unclear"
+            assert evidence(result) == expected
+
+
+def test_describe_evidence_names_each_ticker_under_its_verdict() -> None:
+    text = describe_evidence({"AAA": _result(0.5), "BBB": _result(1.0, 1), "CCC": _result(1.5)})
+    lines = text.splitlines()
+    assert lines[0] == "**Backtest**, 3 ticker(s):"
+    assert lines[1].startswith("- Beats naive with evidence") and "AAA (U2 0." in lines[1]
+    assert lines[2].startswith("- No evidence either way") and "BBB" in lines[2]
+    assert lines[3].startswith("- Worse than naive with evidence") and "CCC (U2 1." in lines[3]
+    assert describe_evidence({}, what="live record") == "No ticker has a scored live record yet."
