@@ -494,7 +494,11 @@ def plot_scoreboard(rows: Sequence[ScoreboardRow], *, title: str | None = None) 
     left.grid(True, axis="x", alpha=0.3)
     right.axvline(80, color="tab:purple", linewidth=0.8, alpha=0.6)
     right.axvline(95, color="tab:purple", linewidth=0.8, alpha=0.6, linestyle="--")
-    right.set_xlim(40, 102)
+    shares = _finite(
+        [v for r in rows for v in (r.coverage_80, r.coverage_95, r.live_coverage_80,
+                                   r.live_coverage_95)]
+    )  # fmt: skip
+    right.set_xlim(min([40.0, *(100 * v - 5 for v in shares)]), 104)
     right.set_xlabel("interval coverage (%)")
     right.set_title("80/95 held (%)", fontsize=9, loc="right")
     right.grid(True, axis="x", alpha=0.3)
