@@ -67,8 +67,8 @@ def _load_yaml(text: str, origin: str) -> object:
         ) from None
     except RecursionError:
         raise WatchlistError(f"{origin}: not valid YAML (nested too deeply)") from None
-    except yaml.YAMLError as exc:
-        raise WatchlistError(f"{origin}: not valid YAML ({exc})") from None
+    except yaml.YAMLError as exc:  # PyYAML's messages span lines: keep errors on one
+        raise WatchlistError(f"{origin}: not valid YAML ({' '.join(str(exc).split())})") from None
 
 
 def _text_field(entry: dict[object, object], name: str, where: str) -> str:

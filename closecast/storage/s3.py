@@ -172,13 +172,16 @@ def parse_s3_root(root: str) -> tuple[str, str]:
     if parts.scheme != "s3" or parts.query or parts.fragment or "#" in root or "?" in root:
         raise StorageConfigError(f"not an s3://bucket/prefix root: {shown!r}")
     bucket = parts.netloc
+    if "@" in bucket:
+        raise StorageConfigError(
+            f"{shown!r}: an s3:// root takes no user:password@; credentials come from "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile or --credentials-block"
+        )
     if not bucket:
         raise StorageConfigError(f"no bucket in {shown!r}: use s3://bucket/prefix")
     problem = _bucket_name_problem(bucket)
     if problem:
-        raise StorageConfigError(
-            f"invalid S3 bucket name {redact_text(bucket)!r} in {shown!r}: {problem}"
-        )
+        raise StorageConfigError(f"invalid S3 bucket name {bucket!r} in {shown!r}: {problem}")
     prefix = parts.path.strip("/")
     if prefix:
         try:
