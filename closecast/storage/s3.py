@@ -284,8 +284,14 @@ def _client_from_block(name: str) -> S3Client:
             f"Prefect block {name!r} is a {type(block).__name__}, "
             "expected MinIOCredentials or AwsCredentials"
         )
-    overrides = block.aws_client_parameters.get_params_override()
-    return _client_from_session(block.get_boto3_session(), overrides, block.region_name)
+    try:
+        overrides = block.aws_client_parameters.get_params_override()
+        session = block.get_boto3_session()
+    except (ValueError, BotoCoreError) as exc:  # the text may quote the endpoint URL
+        raise StorageConfigError(
+            f"Prefect block {name!r} cannot build an S3 client: {redact_text(str(exc))}"
+        ) from None
+    return _client_from_session(session, overrides, block.region_name)
 
 
 class S3Storage:

@@ -556,3 +556,29 @@ def test_endpoint_credentials_never_appear_in_errors_or_logs(
             server.shutdown()
             server.server_close()
     assert ENDPOINT_SECRET not in debug_logs.text + storage.describe()
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_password_in_a_blocks_endpoint_is_dropped_too(
+    s3_root: str, s3_server, monkeypatch: pytest.MonkeyPatch, debug_logs
+) -> None:
+    import os
+
+    from prefect_aws import MinIOCredentials
+
+    user = os.environ["AWS_ACCESS_KEY_ID"]
+    password = os.environ["AWS_SECRET_ACCESS_KEY"]
+    for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    block_name = f"closecast-test-{uuid.uuid4().hex[:8]}"
+    MinIOCredentials(
+        minio_root_user=user,
+        minio_root_password=password,
+        region_name="us-east-1",
+        aws_client_parameters={"endpoint_url": _with_userinfo(s3_server.endpoint)},
+    ).save(block_name)
+    storage = open_storage(s3_root, credentials_block=f"minio-credentials/{block_name}")
+    storage.write_bytes("k", b"v")
+    shown = storage.describe() + storage.url("k") + debug_logs.text
+    assert storage.endpoint == s3_server.endpoint
+    assert ENDPOINT_SECRET not in shown
