@@ -99,7 +99,7 @@ class S3Timeouts:
     """
 
     connect: float = 5.0
-    read: float = 20.0
+    read: float = 10.0
     max_attempts: int = 2
 
     @classmethod

@@ -459,7 +459,7 @@ def test_timeouts_default_to_seconds_not_minutes(monkeypatch: pytest.MonkeyPatch
         monkeypatch.delenv(f"CLOSECAST_S3_{name}", raising=False)
     timeouts = S3Timeouts.from_env()
     worst = (timeouts.connect + timeouts.read) * timeouts.max_attempts
-    assert worst <= 60, timeouts
+    assert worst <= 30, timeouts
 
 
 @pytest.mark.parametrize(
