@@ -54,8 +54,11 @@ class BucketNotFoundError(StorageError):
 
 
 class StorageConfigError(StorageError, ValueError):
-    """The storage is configured wrongly: a malformed root, an unsupported scheme, an
-    invalid bucket name or timeout setting. Raised before any request is made."""
+    """A storage configuration that cannot work, refused before any request is made.
+
+    A malformed root (empty, unsupported scheme, invalid bucket name, ``..`` in the prefix),
+    a bad ``CLOSECAST_S3_*`` setting, an invalid endpoint URL or an unusable credentials block.
+    """
 
 
 class NotS3EndpointError(StorageError):
