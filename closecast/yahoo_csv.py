@@ -19,8 +19,13 @@ _TAIL_BYTES = 4096
 
 def _has_header(path: Path) -> bool:
     # utf-8-sig: a file saved by a spreadsheet may start with a byte-order mark.
-    with path.open(encoding="utf-8-sig") as handle:
-        first = handle.readline().strip()
+    try:
+        with path.open(encoding="utf-8-sig") as handle:
+            first = handle.readline().strip()
+    except UnicodeDecodeError as exc:
+        raise PriceFileError(
+            f"{path}: not a text CSV file (undecodable byte at offset {exc.start}); binary?"
+        ) from None
     if not first:
         raise PriceFileError(f"{path}: the file is empty")
     return first.split(",")[0].strip().lower() == "date"

@@ -54,12 +54,19 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--credentials-block", help="Prefect block, e.g. minio-credentials/NAME")
 
 
+MAX_EPOCHS = 10_000
+"""Largest ``--epochs`` accepted: beyond it a run would train for days."""
+
+
 def check_configuration(args: argparse.Namespace) -> list[str]:
-    """Everything that can be checked before the flow starts, as messages saying what to fix."""
+    """Everything that can be checked before the flow starts, as messages saying what to fix.
+
+    Nothing here writes: a configuration error leaves the storage root untouched.
+    """
     from closecast.catalog import CatalogError
     from closecast.pipeline.options import RunOptions, epoch_overrides
     from closecast.pipeline.selection import select
-    from closecast.sources import get_source
+    from closecast.sources import CsvDirSource, get_source
     from closecast.storage import StorageError, open_storage
     from closecast.watchlist import WatchlistError
 
@@ -74,6 +81,8 @@ def check_configuration(args: argparse.Namespace) -> list[str]:
         problems.append(f"watchlist: {exc}")
     try:
         source = get_source(args.source)
+        if isinstance(source, CsvDirSource) and not source.directory.is_dir():
+            problems.append(f"--source: {args.source!r}: no such directory {source.directory}")
     except ValueError as exc:
         problems.append(f"--source: {exc}")
     else:
@@ -82,14 +91,17 @@ def check_configuration(args: argparse.Namespace) -> list[str]:
                 f"--as-of: {args.as_of} is after the {args.source} source's current date "
                 f"{today}; a run cannot be dated in the future"
             )
-    try:
-        RunOptions(
-            storage_root=args.storage,
-            preset=args.preset,
-            overrides=epoch_overrides(args.epochs),
-        )
-    except ValueError as exc:
-        problems.append(f"--preset/--epochs: {exc}")
+    if args.epochs is not None and args.epochs > MAX_EPOCHS:
+        problems.append(f"--epochs: at most {MAX_EPOCHS}, got {args.epochs}")
+    else:
+        try:
+            RunOptions(
+                storage_root=args.storage,
+                preset=args.preset,
+                overrides=epoch_overrides(args.epochs),
+            )
+        except ValueError as exc:
+            problems.append(f"--preset/--epochs: {exc}")
     if args.workers < 1:
         problems.append(f"--workers: must be at least 1, got {args.workers}")
     try:
@@ -98,7 +110,7 @@ def check_configuration(args: argparse.Namespace) -> list[str]:
             create_bucket=args.create_bucket,
             credentials_block=args.credentials_block,
         ).check()
-    except StorageError as exc:
+    except (StorageError, ValueError) as exc:  # StorageConfigError is both
         problems.append(f"--storage: {exc}")
     return problems
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date, timedelta
 from typing import Protocol, runtime_checkable
 
 import pandas as pd
 
 from closecast.schema import PRICE_COLUMNS
-
-_TICKER_PATTERN = re.compile(r"^[A-Z0-9^][A-Z0-9.^=_-]{0,31}$")
+from closecast.tickers import normalize_symbol
 
 
 class PriceSourceError(Exception):
@@ -65,20 +63,15 @@ class PriceSource(Protocol):
 
 
 def normalize_ticker(ticker: str) -> str:
-    """Upper-case and check a ticker symbol.
+    """Upper-case and check a ticker symbol with the one rule of :mod:`closecast.tickers`.
 
     Tickers end up in file names and storage keys, so only Yahoo's symbol characters are
-    accepted (letters, digits and ``. ^ = _ -``).
+    accepted (ASCII letters, digits and ``. ^ = _ -``).
 
     Raises:
-        ValueError: An empty ticker or one with other characters (e.g. ``/``).
+        InvalidTickerError: (a ``ValueError``) naming the ticker and what is wrong with it.
     """
-    cleaned = ticker.strip().upper()
-    if not _TICKER_PATTERN.match(cleaned) or ".." in cleaned:
-        raise ValueError(
-            f"invalid ticker {ticker!r}: use letters, digits and . ^ = _ - (e.g. AAPL, BTC-USD)"
-        )
-    return cleaned
+    return normalize_symbol(ticker)
 
 
 def empty_price_frame() -> pd.DataFrame:

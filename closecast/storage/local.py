@@ -17,7 +17,7 @@ from closecast.storage.base import (
     validate_key,
     validate_prefix,
 )
-from closecast.storage.errors import ObjectNotFoundError, StorageError
+from closecast.storage.errors import ObjectNotFoundError, StorageError, UnsafePathError
 
 TEMP_PREFIX = ".closecast-tmp-"
 """Name prefix of in-flight temporary files; never listed as keys."""
@@ -46,7 +46,16 @@ class LocalStorage:
         return f"local directory {self.root}"
 
     def _path(self, key: str) -> Path:
-        return self.root.joinpath(*validate_key(key).split("/"))
+        """The file of ``key``, refused if a symbolic link would take it out of the root."""
+        path = self.root.joinpath(*validate_key(key).split("/"))
+        real_root = self.root.resolve()
+        real_path = path.resolve()  # follows every link that exists, even a dangling one
+        if not real_path.is_relative_to(real_root):
+            raise UnsafePathError(
+                f"key {key!r} in {self.describe()} resolves to {real_path}, outside the root "
+                "(through a symbolic link): refusing to read or write it"
+            )
+        return path
 
     def _not_found(self, key: str) -> ObjectNotFoundError:
         return ObjectNotFoundError(key, self.describe())
