@@ -142,6 +142,16 @@ def served_key(ticker: str) -> str:
     return f"served/ticker={ticker}/served.parquet"
 
 
+def ticker_lease_key(ticker: str) -> str:
+    """The lease held while a run fetches or models the ticker (``closecast.locks``)."""
+    return f"leases/ticker={ticker}.json"
+
+
+def scope_lease_key(scope: RunScope) -> str:
+    """The lease held for a whole run of one date and watchlist."""
+    return f"leases/{scope.partition}.json"
+
+
 def models_prefix(ticker: str) -> str:
     return f"models/{ticker}/"
 

@@ -11,6 +11,7 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 
+from closecast import catalog
 from closecast.catalog import RunScope
 from closecast.pipeline.decisions import RetrainPolicy
 from closecast.pipeline.options import RunOptions, epoch_overrides
@@ -96,6 +97,8 @@ def daily_forecast(
     dask_address: str | None = None,
     create_bucket: bool = False,
     credentials_block: str | None = None,
+    lease_wait_seconds: float = 900.0,
+    lease_ttl_seconds: float = 300.0,
 ) -> State:
     """Forecast every ticker of a watchlist and publish the run to storage.
 
@@ -126,6 +129,10 @@ def daily_forecast(
         create_bucket: Create the S3 bucket when it does not exist.
         credentials_block: A Prefect ``aws-credentials/NAME`` or ``minio-credentials/NAME``
             block for S3; the standard AWS credential chain when None.
+        lease_wait_seconds: How long to wait for another run of the same date and
+            watchlist, or of the same ticker, before failing with a message naming it.
+        lease_ttl_seconds: How long a run's lease outlives the run if it is killed (it is
+            renewed every third of this while the run lives).
 
     Returns:
         Completed when every ticker succeeded, or at once when no ticker's market traded on
@@ -150,6 +157,8 @@ def daily_forecast(
         finetune_learning_rate=finetune_learning_rate,
         create_bucket=create_bucket,
         credentials_block=credentials_block,
+        lease_wait_seconds=lease_wait_seconds,
+        lease_ttl_seconds=lease_ttl_seconds,
     )
     runner = make_task_runner(task_runner, workers, dask_address)
     selection = select_tickers(watchlist, tickers, watchlist_name)
@@ -162,24 +171,27 @@ def daily_forecast(
         logger.info(message)
         return Completed(message=message)
 
-    previous = withdraw_run_manifest(scope, options)
-    outcomes = forecast_watchlist.with_options(task_runner=runner)(selection, scope, options)
-    manifest_key = publish_run_outputs(
-        scope,
-        outcomes,
-        selection,
-        options,
-        previous=previous,
-        parameters={
-            "source": source,
-            "storage": storage,
-            "mode": mode,
-            "preset": preset,
-            "epochs": epochs,
-            "watchlist": watchlist,
-            "tickers": selection.symbols,
-        },
-    )
+    # One run of a date and watchlist at a time: the manifest is withdrawn and rewritten,
+    # and the run tables merged, by the lease holder only.
+    with options.lease(catalog.scope_lease_key(scope), f"watchlist {scope.label}"):
+        previous = withdraw_run_manifest(scope, options)
+        outcomes = forecast_watchlist.with_options(task_runner=runner)(selection, scope, options)
+        manifest_key = publish_run_outputs(
+            scope,
+            outcomes,
+            selection,
+            options,
+            previous=previous,
+            parameters={
+                "source": source,
+                "storage": storage,
+                "mode": mode,
+                "preset": preset,
+                "epochs": epochs,
+                "watchlist": watchlist,
+                "tickers": selection.symbols,
+            },
+        )
     metric_rows = [o.metrics for o in outcomes]
     publish_artifacts(scope, metric_rows, options)
     failed = [row.ticker for row in metric_rows if row.status != "ok"]

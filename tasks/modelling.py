@@ -7,6 +7,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
+from closecast import catalog
 from closecast.catalog import RunScope
 from closecast.pipeline import ticker
 from closecast.pipeline.options import RunOptions
@@ -46,7 +47,8 @@ def forecast_ticker(
     from lstm_model.model import release_tensorflow_state
 
     logger = get_run_logger()
-    with _training_lock():
+    lease = catalog.ticker_lease_key(item.symbol)
+    with options.lease(lease, f"ticker {item.symbol}"), _training_lock():
         try:
             outcome = ticker.forecast_ticker(item, scope, options, fetch_report)
         finally:

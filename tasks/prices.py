@@ -11,6 +11,7 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 from prefect.tasks import Task, exponential_backoff
 
+from closecast import catalog
 from closecast.calendars import is_trading_day
 from closecast.catalog import RunScope
 from closecast.pipeline.fetch import fetch_and_store
@@ -99,13 +100,14 @@ def fetch_prices(item: WatchItem, as_of: date, options: RunOptions) -> dict[str,
         the history was re-based or rebuilt, and the validation report under ``validation``.
     """
     storage = options.open_storage()
-    summary = fetch_and_store(
-        item,
-        as_of,
-        storage,
-        get_source(options.source),
-        price_column=options.model_config().price_column,
-    )
+    with options.lease(catalog.ticker_lease_key(item.symbol), f"ticker {item.symbol}"):
+        summary = fetch_and_store(
+            item,
+            as_of,
+            storage,
+            get_source(options.source),
+            price_column=options.model_config().price_column,
+        )
     logger = get_run_logger()
     logger.info(
         "%s: %d new, %d revised, %d removed, %d stored rows (%s)%s",

@@ -194,6 +194,28 @@ def publish_run(
     return manifest
 
 
+def verify_manifest(storage: Storage, scope: RunScope) -> list[str]:
+    """Check a scope's manifest against storage: every listed object present, with the listed
+    size and sha256. Returns the problems found (empty when the manifest is true or absent:
+    a missing manifest means the scope is being (re)written or was never complete).
+    """
+    try:
+        manifest = read_json(storage, catalog.MANIFEST.key(scope))
+    except ObjectNotFoundError:
+        return []
+    problems = []
+    for obj in manifest.get("objects", []):
+        key = obj["key"]
+        try:
+            actual = describe_object(storage, key)
+        except ObjectNotFoundError:
+            problems.append(f"{key}: listed but missing")
+            continue
+        if (actual["size"], actual["sha256"]) != (obj["size"], obj["sha256"]):
+            problems.append(f"{key}: differs from the manifest (size or sha256)")
+    return problems
+
+
 def summary_frame(metric_rows: Sequence[MetricsRow]) -> pd.DataFrame:
     """What the summary plot shows per successful ticker: backtest RMSE vs naive RMSE."""
     ok = [r for r in metric_rows if r.status == "ok" and r.backtest_rmse is not None]

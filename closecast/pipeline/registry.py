@@ -13,6 +13,8 @@ retrain's backtest score, and the live record is kept per lineage.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from datetime import date
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import psutil
 
 from closecast import catalog
 from closecast.records import PredictionRow, rows_to_table
@@ -28,6 +31,7 @@ from closecast.storage.io import read_json, read_parquet, write_json, write_parq
 from lstm_model.forecaster import Forecaster
 
 MODEL_FILES: tuple[str, ...] = ("model.keras", "scaler.json", "meta.json")
+TEMP_DIR_PREFIX = "closecast-model-"
 
 
 class ChampionUnreadableError(RuntimeError):
@@ -147,11 +151,51 @@ def next_version(storage: Storage, ticker: str) -> str:
     return catalog.version_name(max(numbers) + 1)
 
 
+def _temp_prefix() -> str:
+    # The pid in the name lets a later run tell a live process's directory from one a
+    # killed process left behind.
+    return f"{TEMP_DIR_PREFIX}{os.getpid()}-"
+
+
+def remove_orphaned_temp_dirs(temp_root: Path | None = None) -> list[Path]:
+    """Delete model staging directories left by processes that no longer exist."""
+    root = Path(temp_root or tempfile.gettempdir())
+    removed = []
+    for path in root.glob(f"{TEMP_DIR_PREFIX}*"):
+        pid_text = path.name[len(TEMP_DIR_PREFIX) :].split("-", 1)[0]
+        if not pid_text.isdigit() or psutil.pid_exists(int(pid_text)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def remove_incomplete_versions(storage: Storage, ticker: str, keep: str | None) -> list[str]:
+    """Delete versions missing one of :data:`MODEL_FILES`: what a run killed while storing
+    a model left behind. Call it holding the ticker's lease (no one else is writing one).
+
+    Returns:
+        The versions removed.
+    """
+    prefix = catalog.models_prefix(ticker)
+    files: dict[str, set[str]] = {}
+    for key in storage.list_keys(prefix):
+        version, _, name = key[len(prefix) :].partition("/")
+        if catalog.version_number(version) is not None:
+            files.setdefault(version, set()).add(name)
+    removed = []
+    for version, names in sorted(files.items()):
+        if version != keep and not set(MODEL_FILES) <= names:
+            storage.delete_prefix(f"{catalog.model_prefix(ticker, version)}/")
+            removed.append(version)
+    return removed
+
+
 def save_model(storage: Storage, ticker: str, version: str, forecaster: Forecaster) -> list[str]:
     """Store a forecaster as a new version; returns the keys written."""
     prefix = catalog.model_prefix(ticker, version)
     keys = []
-    with tempfile.TemporaryDirectory(prefix="closecast-model-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=_temp_prefix()) as tmp:
         forecaster.save(Path(tmp))
         for name in MODEL_FILES:
             key = f"{prefix}/{name}"
@@ -163,7 +207,7 @@ def save_model(storage: Storage, ticker: str, version: str, forecaster: Forecast
 def load_model(storage: Storage, ticker: str, version: str) -> Forecaster:
     """Load a stored version (``.keras`` with safe mode, JSON for the rest)."""
     prefix = catalog.model_prefix(ticker, version)
-    with tempfile.TemporaryDirectory(prefix="closecast-model-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=_temp_prefix()) as tmp:
         for name in MODEL_FILES:
             storage.download_file(f"{prefix}/{name}", Path(tmp) / name)
         return Forecaster.load(Path(tmp))

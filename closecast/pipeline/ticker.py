@@ -37,6 +37,8 @@ from closecast.pipeline.registry import (
     next_version,
     read_backtest,
     read_champion,
+    remove_incomplete_versions,
+    remove_orphaned_temp_dirs,
     save_backtest,
     save_model,
     write_champion,
@@ -270,6 +272,7 @@ def register(
     if not produced.new_version:
         assert view.champion is not None
         return Registered(view.champion.version, view.champion.lineage, [])
+    remove_incomplete_versions(storage, ticker, keep=view.champion and view.champion.version)
     version = next_version(storage, ticker)
     lineage = produced.lineage or version
     produced.model.meta.update(run_date=as_of.isoformat(), lineage=lineage)
@@ -491,6 +494,7 @@ def forecast_ticker(
     """
     as_of = scope.run_date
     storage = options.open_storage()
+    remove_orphaned_temp_dirs()
     config = options.model_config()
     prices, report = read_history(storage, item, as_of, config)
 

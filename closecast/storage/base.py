@@ -30,6 +30,14 @@ class Storage(Protocol):
         """Atomically store ``data`` under ``key``, replacing any previous object."""
         ...
 
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        """Store ``data`` at ``key`` only if no object is there (atomic test-and-set).
+
+        Returns:
+            True when this call created the object, False when one already existed.
+        """
+        ...
+
     def read_bytes(self, key: str) -> bytes:
         """Return the object at ``key``; raise ``ObjectNotFoundError`` if missing."""
         ...

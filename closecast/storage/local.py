@@ -65,6 +65,28 @@ class LocalStorage:
         view = memoryview(data)
         self._atomic_write(key, lambda out: out.write(view))
 
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        """Create ``key`` with ``data`` unless it exists: the content is written to a temp
+        file and hard-linked into place, which fails atomically when the target exists."""
+        target = self._path(key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp_name = target.parent / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
+            with open(tmp_name, "xb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            try:
+                os.link(tmp_name, target)
+            except FileExistsError:
+                return False
+            finally:
+                os.unlink(tmp_name)
+        except OSError as exc:
+            raise StorageError(f"could not create {key!r} in {self.describe()}: {exc}") from exc
+        _fsync_directory(target.parent)
+        return True
+
     def upload_file(self, key: str, path: str | Path) -> None:
         """Atomically copy the local file ``path`` to ``key``."""
         with open(path, "rb") as src:

@@ -468,6 +468,28 @@ class S3Storage:
                 ContentType=content_type or _guess_type(key),
             )
 
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        """Create ``key`` unless it exists: a conditional ``PutObject`` (``If-None-Match:
+        *``, honoured by AWS S3 and MinIO), which fails with 412 when an object is there."""
+        full = self._full(key)
+        with self._errors("put", key):
+            try:
+                self._client.put_object(
+                    Bucket=self.bucket,
+                    Key=full,
+                    Body=bytes(data),
+                    ContentType=_guess_type(key),
+                    IfNoneMatch="*",
+                )
+            except ClientError as exc:
+                # 412: an object is there; 409: another conditional write to it is under way.
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                code = str(exc.response.get("Error", {}).get("Code", ""))
+                if status in (409, 412) or code in _CONDITIONAL_WRITE_LOST:
+                    return False
+                raise
+        return True
+
     def read_bytes(self, key: str) -> bytes:
         """Return the object at ``key``.
 
@@ -600,6 +622,9 @@ def _reopen(root: str, credentials_block: str | None) -> S3Storage:
 def _detail(exc: BaseException) -> str:
     """A botocore/boto3 error's text with any URL credentials redacted."""
     return redact_text(str(exc)) or type(exc).__name__
+
+
+_CONDITIONAL_WRITE_LOST = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
 
 
 def _guess_type(key: str) -> str:
