@@ -11,7 +11,7 @@ import copy
 import json
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -232,6 +232,35 @@ def fit_meta(
     }
 
 
+def fine_tuned_meta(
+    meta: dict[str, Any],
+    prices: pd.Series,
+    *,
+    first: int,
+    n_windows: int,
+    epochs: int,
+    learning_rate: float,
+    final_loss: float,
+    seconds: float,
+) -> dict[str, Any]:
+    """A copy of ``meta`` with one more ``fine_tunes`` record and the new ``trained_through``."""
+    meta = copy.deepcopy(meta)
+    meta["fine_tunes"].append(
+        {
+            "from": _iso(prices.index[first]),
+            "to": _iso(prices.index[-1]),
+            "n_windows": n_windows,
+            "epochs": epochs,
+            "learning_rate": learning_rate,
+            "final_loss": final_loss,
+            "seconds": round(seconds, 3),
+            "versions": _versions(),
+        }
+    )
+    meta["trained_through"] = _iso(prices.index[-1])
+    return meta
+
+
 def refit_config(like: Forecaster) -> ModelConfig:
     """``like``'s configuration for a refit: its best epoch count, no validation slice."""
     epochs = int(like.meta.get("best_epoch") or like.meta.get("epochs_run") or like.config.epochs)
@@ -252,18 +281,66 @@ def refit_record(like: Forecaster) -> dict[str, Any]:
     }
 
 
-@dataclass
 class Forecaster:
     """A trained model with its representation state and metadata.
 
-    Create with :meth:`fit` or :meth:`load`; :meth:`fine_tune` returns a new instance.
+    Create with :meth:`fit`, :meth:`refit` or :meth:`load` (or many at once with
+    :mod:`lstm_model.batch`); :meth:`fine_tune` returns a new instance.
+
+    Args:
+        config: The hyperparameters it was trained with.
+        model: The Keras model; or ``None`` with ``weights``, in which case the Keras model is
+            built on first use of :attr:`model` (the batched path trains weights without
+            building a Keras model per ticker, which would cost more than the training).
+        representation: The fitted representation (scaler).
+        gain: The shrinkage gain, if any.
+        meta: Metadata (see :func:`fit_meta`).
+        weights: ``get_weights()`` of the network, when ``model`` is ``None``.
     """
 
-    config: ModelConfig
-    model: Any  # keras.Model
-    representation: Representation
-    gain: float | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
+    def __init__(
+        self,
+        config: ModelConfig,
+        model: Any = None,
+        representation: Representation | None = None,
+        gain: float | None = None,
+        meta: dict[str, Any] | None = None,
+        *,
+        weights: list[np.ndarray] | None = None,
+    ) -> None:
+        if (model is None) == (weights is None):
+            raise ValueError("Forecaster needs exactly one of model and weights")
+        if representation is None:
+            raise ValueError("Forecaster needs a fitted representation")
+        self.config = config
+        self._model = model
+        self._weights = weights
+        self.representation = representation
+        self.gain = gain
+        self.meta: dict[str, Any] = meta if meta is not None else {}
+
+    def __repr__(self) -> str:
+        return (
+            f"Forecaster(representation={self.representation.kind!r}, gain={self.gain!r}, "
+            f"trained_through={self.meta.get('trained_through')!r})"
+        )
+
+    @property
+    def model(self) -> Any:
+        """The Keras model (built from the weights on first use)."""
+        if self._model is None:
+            from lstm_model.model import build_model
+
+            model = build_model(self.config)
+            model.set_weights(self._weights)
+            self._model, self._weights = model, None
+        return self._model
+
+    def get_weights(self) -> list[np.ndarray]:
+        """The network's weights (Keras ``get_weights()`` order), without building a model."""
+        if self._model is None:
+            return self._weights  # type: ignore[return-value]
+        return self._model.get_weights()
 
     # ----------------------------------------------------------------- training
     @classmethod
@@ -327,8 +404,13 @@ class Forecaster:
         self.meta["refit_of"] = refit_record(like)
         return self
 
-    def _calibrate_on_validation(self, data: TrainingData) -> dict[str, Any]:
-        """Fit the shrinkage gain on the validation slice and score it there (``val_*``)."""
+    def _calibrate_on_validation(
+        self, data: TrainingData, outputs: np.ndarray | None = None
+    ) -> dict[str, Any]:
+        """Fit the shrinkage gain on the validation slice and score it there (``val_*``).
+
+        ``outputs``: the network's outputs on the validation windows, if already computed.
+        """
         if not data.n_val:
             return {}
         from lstm_model import metrics
@@ -336,7 +418,10 @@ class Forecaster:
         n_fit, history = data.n_fit, self.representation.history
         prev = data.values[history - 1 : -1][n_fit:]
         actual = data.values[history:][n_fit:]
-        raw = self._raw_prices(data.inputs[n_fit:], prev)
+        if outputs is None:
+            raw = self._raw_prices(data.inputs[n_fit:], prev)
+        else:
+            raw = self.representation.to_price(outputs, prev)
         if self.config.shrinkage:
             self.gain = fit_gain(np.log(actual / prev), np.log(raw / prev))
         predicted = self._apply_gain(raw, prev)
@@ -370,7 +455,7 @@ class Forecaster:
         started = time.perf_counter()
         seed_everything(self.config.seed)
         model = keras.models.clone_model(self.model)
-        model.set_weights(self.model.get_weights())
+        model.set_weights(self.get_weights())
         compile_model(model, learning_rate)
         history = model.fit(
             inputs,
@@ -380,20 +465,16 @@ class Forecaster:
             shuffle=True,
             verbose=0,
         )
-        meta = copy.deepcopy(self.meta)
-        meta["fine_tunes"].append(
-            {
-                "from": _iso(prices.index[positions[0]]),
-                "to": _iso(prices.index[-1]),
-                "n_windows": len(targets),
-                "epochs": epochs,
-                "learning_rate": learning_rate,
-                "final_loss": float(history.history["loss"][-1]),
-                "seconds": round(time.perf_counter() - started, 3),
-                "versions": _versions(),
-            }
+        meta = fine_tuned_meta(
+            self.meta,
+            prices,
+            first=positions[0],
+            n_windows=len(targets),
+            epochs=epochs,
+            learning_rate=learning_rate,
+            final_loss=float(history.history["loss"][-1]),
+            seconds=time.perf_counter() - started,
         )
-        meta["trained_through"] = _iso(prices.index[-1])
         return Forecaster(
             config=self.config,
             model=model,
