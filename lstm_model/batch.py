@@ -54,8 +54,9 @@ __all__ = [
 ]
 
 DEFAULT_GROUP_SIZE = 32
-"""Networks stepped together. Measured in ``bench/bench_scale.py``: larger groups are barely
-faster per ticker but hold more activations (about 7 MB per network for the default preset)."""
+"""Networks stepped together. Speed per ticker hardly depends on it (each network runs its
+own fused LSTM kernel; the group shares the graph calls), memory grows with it: a few MB of
+activations per network for the default preset (``bench/bench_scale.py``)."""
 
 T = TypeVar("T")
 Result = TypeVar("Result")
