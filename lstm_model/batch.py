@@ -71,7 +71,7 @@ def fit_many(
     *,
     group_size: int = DEFAULT_GROUP_SIZE,
     return_exceptions: bool = False,
-) -> list[Any]:
+) -> list[Forecaster | Exception]:
     """:meth:`Forecaster.fit` for every series, trained in groups.
 
     Args:
@@ -98,11 +98,20 @@ def refit_many(
     *,
     group_size: int = DEFAULT_GROUP_SIZE,
     return_exceptions: bool = False,
-) -> list[Any]:
+) -> list[Forecaster | Exception]:
     """:meth:`Forecaster.refit` for every pair ``(series[i], like[i])``, trained in groups.
 
     Each refit trains on its whole series for ``like[i].meta["best_epoch"]`` epochs with no
     validation slice and takes ``like[i]``'s gain.
+
+    Args:
+        series: Each ticker's whole history to train on.
+        like: Each ticker's backtest fit (from :func:`fit_many` or :meth:`Forecaster.fit`).
+        group_size: Networks stepped together.
+        return_exceptions: Put a failing series' exception in its place instead of raising.
+
+    Returns:
+        One refit :class:`Forecaster` (or exception) per series, in order.
     """
     _same_length(series, like, "like")
 
@@ -128,9 +137,24 @@ def fine_tune_many(
     learning_rate: float,
     group_size: int = DEFAULT_GROUP_SIZE,
     return_exceptions: bool = False,
-) -> list[Any]:
+) -> list[Forecaster | Exception]:
     """:meth:`Forecaster.fine_tune` for every ticker ``i``: continue training
-    ``forecasters[i]`` on the targets of ``prices[i]`` dated ``>= new_from[i]``."""
+    ``forecasters[i]`` on the targets of ``prices[i]`` dated ``>= new_from[i]``.
+
+    Args:
+        forecasters: The models to continue training (left untouched).
+        prices: Each ticker's prices; they may start earlier than ``new_from[i]`` so that the
+            first new targets have full windows.
+        new_from: Each ticker's first new date.
+        epochs: Epochs of fine-tuning (every ticker).
+        learning_rate: Adam learning rate (every ticker).
+        group_size: Networks stepped together.
+        return_exceptions: Put a failing ticker's exception in its place instead of raising.
+
+    Returns:
+        One new :class:`Forecaster` (or exception) per ticker, in order; scalers and gains
+        are kept, ``meta["fine_tunes"]`` gains a record.
+    """
     _same_length(forecasters, prices, "prices")
     _same_length(forecasters, new_from, "new_from")
     if not isinstance(epochs, int) or epochs < 1:
@@ -198,13 +222,20 @@ def predict_one_step_many(
     """:meth:`Forecaster.predict_one_step` for every ticker, computed in groups.
 
     The prediction for date ``d`` uses only prices dated before ``d``.
+
+    Raises:
+        InsufficientDataError, ValueError, TypeError: A bad series, named in the message.
     """
     _same_length(forecasters, prices, "prices")
     _same_length(forecasters, starts, "starts")
-    windows = []
-    for forecaster, series, start in zip(forecasters, prices, starts, strict=True):
+
+    def windows_of(args: tuple[Forecaster, pd.Series, pd.Timestamp]):
+        forecaster, series, start = args
         check_prices(series)
-        windows.append(forecaster._inputs_from(series, pd.Timestamp(start)))
+        return forecaster._inputs_from(series, pd.Timestamp(start))
+
+    triples = list(zip(forecasters, prices, starts, strict=True))
+    windows = _prepare_all(triples, False, windows_of, names=[s.name for s in prices])
     outputs = _outputs_many(forecasters, [w[0] for w in windows])
     predictions = []
     for forecaster, series, (_, positions), out in zip(
@@ -223,7 +254,7 @@ def forecast_next_many(
     _same_length(forecasters, prices, "prices")
     windows, prevs = [], []
     for forecaster, series in zip(forecasters, prices, strict=True):
-        check_prices(series)
+        check_prices(series, what=_name(series, len(windows)))
         history = forecaster.representation.history
         if len(series) < history:
             raise InsufficientDataError(
