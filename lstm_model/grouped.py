@@ -35,6 +35,7 @@ BETA_2 = 0.999
 EPSILON = 1e-7
 
 
+@functools.lru_cache(maxsize=256)
 def keras_shuffle_order(n: int, seed: int) -> np.ndarray:
     """The order in which ``keras.Model.fit(shuffle=True)`` visits ``n`` samples.
 
@@ -42,7 +43,8 @@ def keras_shuffle_order(n: int, seed: int) -> np.ndarray:
     ``tf.data`` map function; with the global seed set by
     :func:`lstm_model.model.seed_everything` that draw depends only on the seed and ``n``,
     and every epoch re-instantiates it, so every epoch uses the same order. This replays the
-    same draw. ``tests/model/test_batch.py`` checks it against ``fit``.
+    same draw. ``tests/model/test_batch.py`` checks it against ``fit``. Cached: the draw
+    builds a ``tf.data`` pipeline, and groups of one run share a few window counts.
     """
     from lstm_model.model import seed_everything
 
@@ -53,7 +55,9 @@ def keras_shuffle_order(n: int, seed: int) -> np.ndarray:
         return tf.random.shuffle(indices)
 
     dataset = tf.data.Dataset.range(1).map(permutation)
-    return next(iter(dataset)).numpy()
+    order = next(iter(dataset)).numpy()
+    order.setflags(write=False)
+    return order
 
 
 def dropout_seed(seed: int, step: int) -> np.ndarray:
