@@ -215,6 +215,31 @@ def publish_sample(models: list, series: list[pd.Series], config: ModelConfig) -
     return {k: v / len(models) for k, v in totals.items()}
 
 
+def repeated_rounds(args: argparse.Namespace) -> None:
+    """Resident memory after each of ``--rounds`` batched rounds (fit, refit, fine-tune) of
+    ``--tickers`` new tickers in this one process, as a long-lived worker runs them."""
+    from lstm_model import batch
+
+    config = get_preset(args.preset)
+    histories = shipped_histories(args.data)
+    page = os.sysconf("SC_PAGE_SIZE")
+    for round_ in range(args.rounds):
+        series = synthesise(histories, args.tickers, args.days, seed=args.seed + round_)
+        trains = [split_by_date(s, config.test_size)[0] for s in series]
+        fits = batch.fit_many(trains, config, group_size=args.group_size)
+        refits = batch.refit_many(series, fits, group_size=args.group_size)
+        batch.fine_tune_many(
+            refits,
+            series,
+            [s.index[-1] for s in series],
+            epochs=FINETUNE_EPOCHS,
+            learning_rate=FINETUNE_LR,
+            group_size=args.group_size,
+        )
+        rss = int(Path("/proc/self/statm").read_text().split()[1]) * page / 2**20
+        print(f"round {round_ + 1}: {args.tickers * (round_ + 1)} tickers, RSS {rss:.0f} MB")
+
+
 # ---------------------------------------------------------------------- workers
 def worker(args: argparse.Namespace) -> dict:
     """One measured run in this process; returns a JSON-able dict."""
@@ -400,11 +425,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--worker", choices=("per-ticker", "batched", "agreement"))
     parser.add_argument("--cold-only", action="store_true")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="instead: RSS after each of this many batched rounds of --tickers in one process",
+    )
     args = parser.parse_args(argv)
     if args.group_size is None:
         from lstm_model.batch import DEFAULT_GROUP_SIZE
 
         args.group_size = DEFAULT_GROUP_SIZE
+    if args.rounds:
+        repeated_rounds(args)
+        return 0
     if args.worker:
         print(json.dumps(worker(args)))
         return 0
