@@ -4,6 +4,7 @@ Usage (from the repo root)::
 
     .venv/bin/python bench/bench_scale.py                       # 500 tickers, 30 per-ticker
     .venv/bin/python bench/bench_scale.py --tickers 100 --baseline 10
+    .venv/bin/python bench/bench_scale.py --tickers 40 --rounds 6    # RSS over repeated rounds
 
 Synthesises ``--tickers`` realistic price series by block-bootstrapping (20-day blocks) the
 daily log returns of the shipped histories (``closecast/sample_data`` and ``--data``), then

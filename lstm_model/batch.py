@@ -82,7 +82,9 @@ def fit_many(
         return_exceptions: Put a failing series' exception in its place instead of raising.
 
     Returns:
-        One :class:`Forecaster` (or exception) per series, in order.
+        One :class:`Forecaster` (or exception) per series, in order. Its meta is that of
+        :meth:`Forecaster.fit` (with ``best_epoch``); ``train_seconds`` and ``fit_seconds``
+        are its share of its group's time, and ``batch.group_size`` its group's size.
 
     Raises:
         InsufficientDataError, ValueError, TypeError: A bad series, named in the message
