@@ -49,19 +49,8 @@ def refit(prices: pd.Series, backtest: Backtest) -> Forecaster:
     shrinkage gain; the refit trains that many epochs on the whole (capped) history, with no
     slice held back, and keeps the gain. What it serves has then seen every usable price.
     """
-    config = backtest.model.config.with_overrides(
-        epochs=backtest.best_epoch, early_stopping_patience=None, shrinkage=False
-    )
-    model = Forecaster.fit(prices, config)
-    model.gain = backtest.model.gain
-    model.meta.update(
-        gain=model.gain,
-        refit={
-            "backtest_train_end": backtest.model.meta["trained_through"],
-            "backtest_start": backtest.start.strftime("%Y-%m-%d"),
-            "epochs": backtest.best_epoch,
-        },
-    )
+    model = Forecaster.refit(prices, backtest.model)
+    model.meta["refit_of"]["backtest_start"] = backtest.start.strftime("%Y-%m-%d")
     return model
 
 

@@ -110,7 +110,8 @@ def test_promote_or_keep_paths(options) -> None:
         won.data_end,
     )
     meta = json.loads(storage.read_bytes("models/QQQ/v0003/meta.json"))
-    assert meta["refit"]["backtest_train_end"] < str(won.backtest_start)
+    assert meta["refit_of"]["train_end"] < str(won.backtest_start)
+    assert meta["refit_of"]["backtest_start"] == str(won.backtest_start)
     assert meta["trained_through"] == str(won.data_end)
 
     # Nothing unseen since the champion's last day: it serves as is, no new version.
