@@ -9,15 +9,17 @@ from typing import Any, Literal
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
-from prefect.states import Completed, Failed, State
+from prefect.states import Cancelled, Completed, Failed, State
 
 from closecast import catalog
 from closecast.catalog import RunScope
+from closecast.interrupts import training_stops_with_the_run
 from closecast.pipeline.decisions import RetrainPolicy
 from closecast.pipeline.options import RunOptions, epoch_overrides
 from closecast.pipeline.selection import Selection, name_from_path
 from closecast.pipeline.ticker import TickerOutcome, failed_outcome
 from flows.runners import RunnerKind, make_task_runner
+from lstm_model.interrupt import stop_requested
 from tasks.modelling import forecast_ticker
 from tasks.prices import (
     check_run_date,
@@ -67,10 +69,13 @@ def forecast_watchlist(
             modelling[forecast_ticker.submit(item, scope, options, report)] = item
         else:
             outcomes[item.symbol] = failed_outcome(item, error, stage="fetch")
-    for future in as_completed(list(modelling)):
-        item = modelling[future]
-        result, error = _settle(future)
-        outcomes[item.symbol] = result or failed_outcome(item, error, stage="model")
+    # Cancellation (SIGTERM) lands here, in the main thread: trainings in the worker threads
+    # are asked to stop at their next batch instead of running to the end.
+    with training_stops_with_the_run():
+        for future in as_completed(list(modelling)):
+            item = modelling[future]
+            result, error = _settle(future)
+            outcomes[item.symbol] = result or failed_outcome(item, error, stage="model")
     return [outcomes[item.symbol] for item in selection.items]
 
 
@@ -176,6 +181,8 @@ def daily_forecast(
     with options.lease(catalog.scope_lease_key(scope), f"watchlist {scope.label}"):
         previous = withdraw_run_manifest(scope, options)
         outcomes = forecast_watchlist.with_options(task_runner=runner)(selection, scope, options)
+        if stop_requested():
+            return Cancelled(message=f"stopped on request; nothing published for {scope.label}")
         manifest_key = publish_run_outputs(
             scope,
             outcomes,

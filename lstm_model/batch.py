@@ -470,6 +470,7 @@ def _train_group(jobs: list[_Job], spec: _Spec) -> list[_Outcome]:
     import tensorflow as tf
 
     from lstm_model import grouped
+    from lstm_model.interrupt import raise_if_stopped
 
     started = time.perf_counter()
     n = len(jobs[0].targets)
@@ -491,6 +492,7 @@ def _train_group(jobs: list[_Job], spec: _Spec) -> list[_Outcome]:
     finished: dict[int, list[np.ndarray]] = {}
     step = epoch = 0
     while rows:
+        raise_if_stopped("batched training")
         epoch_started = time.perf_counter()
         loss_sum = np.zeros(len(rows))
         for batch in batches:

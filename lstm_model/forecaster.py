@@ -152,10 +152,11 @@ def _train_keras(
     model: Any, data: TrainingData, config: ModelConfig, *, verbose: int
 ) -> TrainingRun:
     """Keras ``fit`` on the training windows, early-stopped on the validation slice if any."""
+    from lstm_model.interrupt import raise_if_stopped, stop_callback
     from lstm_model.model import EpochTimer
 
     timer = EpochTimer()
-    callbacks: list[Any] = [timer]
+    callbacks: list[Any] = [timer, stop_callback()]
     if data.n_val and config.early_stopping_patience is not None:
         import keras
 
@@ -177,6 +178,7 @@ def _train_keras(
         callbacks=callbacks,
         verbose=verbose,
     )
+    raise_if_stopped()
     return TrainingRun(history.history, time.perf_counter() - started, timer.summary())
 
 
@@ -442,6 +444,7 @@ class Forecaster:
         """
         import keras
 
+        from lstm_model.interrupt import raise_if_stopped, stop_callback
         from lstm_model.model import compile_model, seed_everything
 
         check_prices(prices)
@@ -466,8 +469,10 @@ class Forecaster:
             epochs=epochs,
             batch_size=self.config.batch_size,
             shuffle=True,
+            callbacks=[stop_callback()],
             verbose=0,
         )
+        raise_if_stopped("fine-tuning")
         meta = fine_tuned_meta(
             self.meta,
             prices,

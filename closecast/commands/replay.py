@@ -104,7 +104,15 @@ def run(args: argparse.Namespace) -> int:
         print("closecast replay: no trading day in that range", file=sys.stderr)
         return EXIT_CONFIG
 
+    from closecast.interrupts import (
+        EXIT_TERMINATED,
+        interrupt_main_thread_on_sigterm,
+        stopped_by_signal,
+    )
     from flows.daily_forecast import daily_forecast
+    from lstm_model.interrupt import stop_requested
+
+    interrupt_main_thread_on_sigterm()
 
     parameters = flow_parameters(args)
     print(
@@ -116,7 +124,18 @@ def run(args: argparse.Namespace) -> int:
     began = time.perf_counter()
     for number, day in enumerate(days, start=1):
         started = time.perf_counter()
-        state = daily_forecast(**parameters, as_of=day, return_state=True)
+        try:
+            state = daily_forecast(**parameters, as_of=day, return_state=True)
+        except BaseException as exc:
+            if not stopped_by_signal(exc):
+                raise
+            print(f"closecast replay: stopped during {day}; earlier days are complete",
+                  file=sys.stderr)  # fmt: skip
+            return EXIT_TERMINATED
+        if stop_requested():
+            print(f"closecast replay: stopped during {day}; earlier days are complete",
+                  file=sys.stderr)  # fmt: skip
+            return EXIT_TERMINATED
         if not state.is_completed():
             failed_days.append(day)
         print(

@@ -171,9 +171,27 @@ def run(args: argparse.Namespace) -> int:
             print(f"closecast run: {problem}", file=sys.stderr)
         return EXIT_CONFIG
 
+    from closecast.interrupts import (
+        EXIT_TERMINATED,
+        interrupt_main_thread_on_sigterm,
+        stopped_by_signal,
+    )
     from flows.daily_forecast import daily_forecast
+    from lstm_model.interrupt import stop_requested
 
-    state = daily_forecast(**flow_parameters(args), as_of=args.as_of, return_state=True)
+    interrupt_main_thread_on_sigterm()
+    try:
+        state = daily_forecast(**flow_parameters(args), as_of=args.as_of, return_state=True)
+    except BaseException as exc:
+        if not stopped_by_signal(exc):
+            raise
+        print("closecast run: stopped (SIGTERM or Ctrl-C); this run published no manifest",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_TERMINATED
+    if stop_requested():
+        print(f"closecast run: stopped (SIGTERM); {state.name}, no manifest published",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_TERMINATED
     run_date = args.as_of
     if run_date is None:
         from closecast.sources import get_source

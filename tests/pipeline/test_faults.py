@@ -66,9 +66,9 @@ def assert_consistent(root: str) -> None:
                 assert storage.exists(f"{catalog.model_prefix(ticker, champion.version)}/{name}")
 
 
-def run_flow(root: str, **params):
+def run_flow(root: str, tickers=TICKERS, **params):
     return daily_forecast(
-        tickers=TICKERS, storage=root, as_of=DAY, preset="fast", epochs=1, return_state=True,
+        tickers=tickers, storage=root, as_of=DAY, preset="fast", epochs=1, return_state=True,
         **params,
     )  # fmt: skip
 
