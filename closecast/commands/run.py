@@ -45,6 +45,12 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, help="override the preset's training epochs")
     parser.add_argument("--workers", type=int, default=2, help="parallel tickers (default 2)")
     parser.add_argument(
+        "--chunk-size",
+        type=int,
+        default=100,
+        help="most tickers trained together in one task (default 100)",
+    )
+    parser.add_argument(
         "--task-runner", choices=("threads", "processes", "dask"), default="threads"
     )
     parser.add_argument("--dask-address", help="scheduler of an existing Dask cluster")
@@ -104,6 +110,8 @@ def check_configuration(args: argparse.Namespace) -> list[str]:
             problems.append(f"--preset/--epochs: {exc}")
     if args.workers < 1:
         problems.append(f"--workers: must be at least 1, got {args.workers}")
+    if args.chunk_size < 1:
+        problems.append(f"--chunk-size: must be at least 1, got {args.chunk_size}")
     try:
         open_storage(
             args.storage,
@@ -151,6 +159,7 @@ def flow_parameters(args: argparse.Namespace) -> dict[str, Any]:
         "epochs": args.epochs,
         "task_runner": args.task_runner,
         "workers": args.workers,
+        "chunk_size": args.chunk_size,
         "dask_address": args.dask_address,
         "create_bucket": args.create_bucket,
         "credentials_block": args.credentials_block,

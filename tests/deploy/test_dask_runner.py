@@ -1,4 +1,5 @@
-"""The per-ticker work on a local Dask cluster gives the same results as on threads."""
+"""The per-ticker work spread in chunks over a local Dask cluster of two processes gives the
+same results as one process on threads."""
 
 from __future__ import annotations
 
@@ -40,5 +41,13 @@ def test_dask_local_cluster_matches_threads(prefect_harness, tmp_path):
             b["backtest_n"],
             b["mode"],
         )
-        for column in ("backtest_rmse", "backtest_naive_rmse", "backtest_u2", "model_version"):
+        assert a["model_version"] == b["model_version"]
+        for column in ("backtest_rmse", "backtest_naive_rmse", "backtest_u2"):
             assert b[column] == pytest.approx(a[column], rel=1e-9, abs=1e-12), (ticker, column)
+    # The served forecasts agree too: the refit models are the same models.
+    scope = catalog.RunScope(AS_OF, "adhoc")
+    forecasts = [
+        read_parquet(open_storage(str(tmp_path / name)), catalog.FORECASTS.key(scope)).to_pandas()
+        for name in ("threads", "dask")
+    ]
+    assert forecasts[0]["forecast"].to_numpy() == pytest.approx(forecasts[1]["forecast"].to_numpy())
