@@ -176,6 +176,12 @@ class MetricsRow:
     backtest_mae: float | None = None
     backtest_mape: float | None = None
     backtest_directional_accuracy: float | None = None
+    # Is it better than naive, or luck? Diebold-Mariano (HLN) on squared errors, one-sided p
+    # for "model better than naive", and the 95% interval for U2 it implies.
+    backtest_dm_stat: float | None = None
+    backtest_dm_p: float | None = None
+    backtest_u2_low: float | None = None
+    backtest_u2_high: float | None = None
     # Live: forecasts served by earlier runs, scored against the prices that followed.
     live_scored_now: int | None = None
     live_n_20d: int | None = None
@@ -187,6 +193,10 @@ class MetricsRow:
     live_naive_rmse_lineage: float | None = None
     live_u2_lineage: float | None = None
     live_directional_accuracy_lineage: float | None = None
+    live_dm_stat_lineage: float | None = None
+    live_dm_p_lineage: float | None = None
+    live_u2_low_lineage: float | None = None
+    live_u2_high_lineage: float | None = None
     # Work done.
     n_train: int | None = None
     epochs: int | None = None

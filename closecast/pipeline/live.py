@@ -219,6 +219,20 @@ def live_score_rows(
     return rows
 
 
+def served_frame(ledger: Ledger) -> pd.DataFrame:
+    """Every served forecast as ``target_date, actual, forecast, naive`` (actual NaN while
+    pending), for plots."""
+    rows = ledger.rows
+    return pd.DataFrame(
+        {
+            "target_date": pd.to_datetime([r.target_date for r in rows]),
+            "actual": [float("nan") if r.actual is None else r.actual for r in rows],
+            "forecast": [r.forecast for r in rows],
+            "naive": [r.naive for r in rows],
+        }
+    )
+
+
 def live_frame(ledger: Ledger) -> pd.DataFrame:
     """Scored served forecasts as ``target_date, actual, forecast, naive`` (for plots)."""
     rows = ledger.scored()

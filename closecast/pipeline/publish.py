@@ -17,11 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import pandas as pd
-
 from closecast import catalog
 from closecast.catalog import RunScope, RunTable
-from closecast.plots import plot_summary
+from closecast.plots import ScoreboardRow, plot_scoreboard
 from closecast.records import MetricsRow, rows_to_table, table_to_rows
 from closecast.storage import ObjectNotFoundError, Storage
 from closecast.storage.io import read_json, read_parquet, write_figure, write_json, write_parquet
@@ -161,7 +159,8 @@ def publish_run(
 
     metric_rows: list[MetricsRow] = merged[catalog.METRICS.name]
     summary_key = catalog.SUMMARY_PLOT.key(scope)
-    write_figure(storage, summary_key, plot_summary(summary_frame(metric_rows)))
+    title = f"{scope.watchlist}, {scope.run_date}: U2 (below 1 beats tomorrow = today)"
+    write_figure(storage, summary_key, plot_scoreboard(scoreboard_rows(metric_rows), title=title))
     keys.append(summary_key)
 
     _remove_stale_objects(storage, scope, set(keys), run_set, members)
@@ -216,13 +215,31 @@ def verify_manifest(storage: Storage, scope: RunScope) -> list[str]:
     return problems
 
 
-def summary_frame(metric_rows: Sequence[MetricsRow]) -> pd.DataFrame:
-    """What the summary plot shows per successful ticker: backtest RMSE vs naive RMSE."""
-    ok = [r for r in metric_rows if r.status == "ok" and r.backtest_rmse is not None]
-    return pd.DataFrame(
-        {
-            "ticker": [r.ticker for r in ok],
-            "rmse": [r.backtest_rmse for r in ok],
-            "naive_rmse": [r.backtest_naive_rmse for r in ok],
-        }
-    )
+def scoreboard_rows(metric_rows: Sequence[MetricsRow]) -> list[ScoreboardRow]:
+    """What the summary plot shows per successful ticker: backtest and live U2 with their
+    Diebold-Mariano intervals."""
+    rows = []
+    for r in metric_rows:
+        if r.status != "ok" or r.backtest_u2 is None:
+            continue
+        rows.append(
+            ScoreboardRow(
+                ticker=r.ticker,
+                backtest_u2=r.backtest_u2,
+                backtest_u2_low=_or(r.backtest_u2_low, r.backtest_u2),
+                backtest_u2_high=_or(r.backtest_u2_high, r.backtest_u2),
+                backtest_p=r.backtest_dm_p,
+                backtest_n=r.backtest_n or 0,
+                live_u2=r.live_u2_lineage,
+                live_u2_low=_or(r.live_u2_low_lineage, r.live_u2_lineage),
+                live_u2_high=_or(r.live_u2_high_lineage, r.live_u2_lineage),
+                live_p=r.live_dm_p_lineage,
+                live_n=r.live_n_lineage or 0,
+            )
+        )
+    return rows
+
+
+def _or(value: float | None, default: float | None) -> float | None:
+    """``value``, or ``default`` when the test had too few days for an interval."""
+    return default if value is None else value

@@ -49,7 +49,7 @@ from closecast.pipeline.registry import (
     save_model,
     write_champion,
 )
-from closecast.plots import plot_predictions
+from closecast.plots import PREDICTION_COLUMNS, plot_ticker
 from closecast.price_store import PriceStore
 from closecast.records import (
     ForecastRow,
@@ -65,6 +65,7 @@ from closecast.validation import ValidationReport, usable_series
 from closecast.watchlist import WatchItem
 from lstm_model.config import ModelConfig
 from lstm_model.forecaster import Forecaster
+from lstm_model.significance import diebold_mariano
 
 # Beyond the look-back window and the test period, a model needs some windows to learn from.
 MIN_TRAIN_WINDOWS = 20
@@ -416,7 +417,7 @@ def publish_ticker_objects(
         rows = [PredictionRow(**r) for r in backtest_predictions.to_dict("records")]
         write_parquet(storage, key, rows_to_table(rows, PredictionRow))
         keys.append(key)
-    figure = ticker_figure(backtest_predictions, live.live_frame(ledger), prices, title)
+    figure = ticker_figure(backtest_predictions, ledger, prices, title)
     plot_key = catalog.TICKER_PLOTS.key(scope, item.symbol)
     write_figure(storage, plot_key, figure)
     keys.append(plot_key)
@@ -424,26 +425,42 @@ def publish_ticker_objects(
 
 
 def ticker_figure(
-    backtest: pd.DataFrame | None, served: pd.DataFrame, prices: pd.Series, title: str
+    backtest: pd.DataFrame | None, ledger: live.Ledger, prices: pd.Series, title: str
 ):
-    """The per-ticker figure: backtest predictions (and the live record when there is one)."""
-    frame = backtest
-    if frame is None:
-        frame = pd.DataFrame(
-            {
-                "date": served["target_date"],
-                "actual": served["actual"],
-                "predicted": served["forecast"],
-                "naive": served["naive"],
-            }
-        )
+    """The per-ticker figure: the lineage's backtest above, the served forecasts against what
+    happened (naive drawn too) below."""
+    frame = backtest if backtest is not None else pd.DataFrame(columns=list(PREDICTION_COLUMNS))
     start = pd.Timestamp(frame["date"].iloc[0]) if len(frame) else prices.index[-1]
-    return plot_predictions(
-        frame,
-        title=title,
-        train_end=start - pd.Timedelta(days=1),
-        history=prices[prices.index < start].iloc[-max(len(frame), 1) :],
-    )
+    history = prices[prices.index < start].iloc[-max(len(frame), 60) :]
+    return plot_ticker(frame, live.served_frame(ledger), title=title, history=history)
+
+
+def significance(frame: pd.DataFrame, actual: str, predicted: str, naive: str):
+    """The Diebold-Mariano test of a scored record, or None with fewer than 3 days."""
+    if len(frame) < 3:
+        return None
+    return diebold_mariano(frame[actual], frame[predicted], frame[naive])
+
+
+def significance_columns(
+    backtest: pd.DataFrame | None, ledger: live.Ledger, lineage: str
+) -> dict[str, float | None]:
+    """The metrics row's Diebold-Mariano columns for the backtest and the lineage's record."""
+    served = live.live_frame(live.Ledger(rows=tuple(ledger.scored(lineage))))
+    results = {
+        ("backtest_", ""): None
+        if backtest is None
+        else significance(backtest, "actual", "predicted", "naive"),
+        ("live_", "_lineage"): significance(served, "actual", "forecast", "naive"),
+    }
+    columns: dict[str, float | None] = {}
+    for (prefix, suffix), result in results.items():
+        low, high = result.u2_interval(0.95) if result is not None else (None, None)
+        columns[f"{prefix}dm_stat{suffix}"] = result.statistic if result is not None else None
+        columns[f"{prefix}dm_p{suffix}"] = result.p_value if result is not None else None
+        columns[f"{prefix}u2_low{suffix}"] = low
+        columns[f"{prefix}u2_high{suffix}"] = high
+    return columns
 
 
 def validation_columns(fetched: dict[str, Any], history: dict[str, Any]) -> dict[str, Any]:
@@ -609,6 +626,9 @@ def finish_ticker(
         validation["warnings"] = "; ".join(filter(None, [validation["warnings"], ledger.warning]))
     metrics = metrics_row(
         item, plan.prices, produced, registered, scores, plan.scored_now, model_seconds, validation
+    )
+    metrics = replace(
+        metrics, **significance_columns(backtest_predictions, ledger, registered.lineage)
     )
     return TickerOutcome(metrics, forecast, scores, keys, state_keys)
 
