@@ -22,13 +22,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from closecast import catalog
 from closecast.schema import PRICE_COLUMNS, PRICE_SCHEMA
 from closecast.sources.base import empty_price_frame, normalize_ticker, to_price_frame
 from closecast.storage import ObjectNotFoundError, Storage
 from closecast.storage.io import write_parquet
-
-PRICES_PREFIX = "prices"
-PRICES_FILE = "prices.parquet"
 
 
 class CorruptPriceFileError(ValueError):
@@ -66,8 +64,8 @@ class MergeResult:
 
 
 def prices_key(ticker: str) -> str:
-    """The storage key of a ticker's prices, e.g. ``prices/ticker=AAPL/prices.parquet``."""
-    return f"{PRICES_PREFIX}/ticker={normalize_ticker(ticker)}/{PRICES_FILE}"
+    """The storage key of a ticker's prices (``closecast.catalog``), symbol normalised."""
+    return catalog.prices_key(normalize_ticker(ticker))
 
 
 def frame_to_table(frame: pd.DataFrame) -> pa.Table:

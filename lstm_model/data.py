@@ -70,6 +70,21 @@ def n_test_rows(n: int, test_size: float | int) -> int:
     return n_test
 
 
+MIN_TRAIN_WINDOWS = 20
+"""Beyond the look-back window and the test period, windows a model needs to learn from."""
+
+
+def minimum_history(look_back: int, test_size: float | int) -> tuple[int, str]:
+    """How many clean prices a ticker needs to be trained and tested, and why (the one place
+    this rule is computed)."""
+    train_rows = look_back + MIN_TRAIN_WINDOWS
+    windows = f"look-back {look_back} + {MIN_TRAIN_WINDOWS} training windows"
+    if isinstance(test_size, int):
+        return train_rows + test_size, f"{windows} + test {test_size}"
+    need = int(train_rows / (1 - test_size)) + 1
+    return need, f"({windows}) / (1 - test fraction {test_size})"
+
+
 def split_by_date(data: PandasT, test_size: float | int) -> tuple[PandasT, PandasT]:
     """Split a date-indexed Series/DataFrame into (train, test); never shuffled.
 

@@ -64,24 +64,14 @@ from closecast.storage.io import write_figure, write_parquet
 from closecast.validation import ValidationReport, usable_series
 from closecast.watchlist import WatchItem
 from lstm_model.config import ModelConfig
+from lstm_model.data import minimum_history
 from lstm_model.forecaster import Forecaster
 from lstm_model.significance import diebold_mariano
-
-# Beyond the look-back window and the test period, a model needs some windows to learn from.
-MIN_TRAIN_WINDOWS = 20
-
-
-# --- 1. history ------------------------------------------------------------------------------
 
 
 def required_rows(config: ModelConfig) -> tuple[int, str]:
     """How many clean rows a ticker needs for this configuration, and why."""
-    train_rows = config.look_back + MIN_TRAIN_WINDOWS
-    windows = f"look-back {config.look_back} + {MIN_TRAIN_WINDOWS} training windows"
-    if isinstance(config.test_size, int):
-        return train_rows + config.test_size, f"{windows} + test {config.test_size}"
-    need = int(train_rows / (1 - config.test_size)) + 1
-    return need, f"({windows}) / (1 - test fraction {config.test_size})"
+    return minimum_history(config.look_back, config.test_size)
 
 
 def read_history(
