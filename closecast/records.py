@@ -104,6 +104,10 @@ class ForecastRow:
     model_version: str
     lineage: str  # version of the retrain this model descends from
     trained_through: date  # last price the serving model trained on
+    lower_80: float | None = None  # conformal prediction intervals, in price units
+    upper_80: float | None = None
+    lower_95: float | None = None
+    upper_95: float | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,10 @@ class ServedRow:
     served_on: date  # the run date that served it
     actual: float | None = None
     scored_on: date | None = None
+    lower_80: float | None = None
+    upper_80: float | None = None
+    lower_95: float | None = None
+    upper_95: float | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +147,8 @@ class LiveScoreRow:
     mae: float | None
     directional_accuracy: float | None
     backtest_u2: float | None  # the serving lineage's backtest U2, for comparison
+    coverage_80: float | None = None  # share of scored days inside the served 80% interval
+    coverage_95: float | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +159,10 @@ class PredictionRow:
     actual: float
     predicted: float
     naive: float
+    lower_80: float | None = None
+    upper_80: float | None = None
+    lower_95: float | None = None
+    upper_95: float | None = None
 
 
 @dataclass(frozen=True)
@@ -182,6 +196,8 @@ class MetricsRow:
     backtest_dm_p: float | None = None
     backtest_u2_low: float | None = None
     backtest_u2_high: float | None = None
+    backtest_coverage_80: float | None = None  # share of backtest days inside the 80% band
+    backtest_coverage_95: float | None = None
     # Live: forecasts served by earlier runs, scored against the prices that followed.
     live_scored_now: int | None = None
     live_n_20d: int | None = None
@@ -197,6 +213,8 @@ class MetricsRow:
     live_dm_p_lineage: float | None = None
     live_u2_low_lineage: float | None = None
     live_u2_high_lineage: float | None = None
+    live_coverage_80_lineage: float | None = None
+    live_coverage_95_lineage: float | None = None
     # Work done.
     n_train: int | None = None
     epochs: int | None = None

@@ -22,6 +22,17 @@ from closecast.storage import ObjectNotFoundError, Storage
 from closecast.storage.io import read_parquet, write_parquet
 from lstm_model import metrics
 
+
+def coverage(actual, lower, upper) -> float | None:
+    """Share of rows whose actual fell inside its interval; rows without one are skipped."""
+    inside = [
+        lo <= a <= hi
+        for a, lo, hi in zip(actual, lower, upper, strict=True)
+        if a is not None and lo is not None and hi is not None
+    ]
+    return sum(inside) / len(inside) if inside else None
+
+
 TRAILING_WINDOWS: tuple[int, ...] = (20, 60)
 """Trailing windows of the live record, in trading days of the ticker's own history."""
 
@@ -200,6 +211,16 @@ def live_score_rows(
     rows = []
     for window, selected in selections.items():
         stats = live_stats(selected)
+        coverage_80 = coverage(
+            [r.actual for r in selected],
+            [r.lower_80 for r in selected],
+            [r.upper_80 for r in selected],
+        )
+        coverage_95 = coverage(
+            [r.actual for r in selected],
+            [r.lower_95 for r in selected],
+            [r.upper_95 for r in selected],
+        )
         rows.append(
             LiveScoreRow(
                 ticker=ticker,
@@ -214,6 +235,8 @@ def live_score_rows(
                 mae=stats.mae,
                 directional_accuracy=stats.directional_accuracy,
                 backtest_u2=backtest_u2,
+                coverage_80=coverage_80,
+                coverage_95=coverage_95,
             )
         )
     return rows
@@ -223,14 +246,20 @@ def served_frame(ledger: Ledger) -> pd.DataFrame:
     """Every served forecast as ``target_date, actual, forecast, naive`` (actual NaN while
     pending), for plots."""
     rows = ledger.rows
-    return pd.DataFrame(
+    nan = float("nan")
+    frame = pd.DataFrame(
         {
             "target_date": pd.to_datetime([r.target_date for r in rows]),
-            "actual": [float("nan") if r.actual is None else r.actual for r in rows],
+            "actual": [nan if r.actual is None else r.actual for r in rows],
             "forecast": [r.forecast for r in rows],
             "naive": [r.naive for r in rows],
         }
     )
+    for column in ("lower_80", "upper_80", "lower_95", "upper_95"):
+        values = [getattr(r, column) for r in rows]
+        if any(v is not None for v in values):
+            frame[column] = [nan if v is None else v for v in values]
+    return frame
 
 
 def live_frame(ledger: Ledger) -> pd.DataFrame:

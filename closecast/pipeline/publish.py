@@ -235,6 +235,10 @@ def scoreboard_rows(metric_rows: Sequence[MetricsRow]) -> list[ScoreboardRow]:
                 live_u2_high=_or(r.live_u2_high_lineage, r.live_u2_lineage),
                 live_p=r.live_dm_p_lineage,
                 live_n=r.live_n_lineage or 0,
+                coverage_80=r.backtest_coverage_80,
+                coverage_95=r.backtest_coverage_95,
+                live_coverage_80=r.live_coverage_80_lineage,
+                live_coverage_95=r.live_coverage_95_lineage,
             )
         )
     return rows

@@ -51,9 +51,17 @@ class BacktestScore:
     mae: float
     mape: float
     directional_accuracy: float
+    coverage_80: float | None = None  # share of hold-out days inside the 80% interval
+    coverage_95: float | None = None
 
     @classmethod
-    def from_scores(cls, start: date, end: date, scores: dict[str, float]) -> BacktestScore:
+    def from_scores(
+        cls,
+        start: date,
+        end: date,
+        scores: dict[str, float],
+        coverage: tuple[float | None, float | None] = (None, None),
+    ) -> BacktestScore:
         return cls(
             start=start,
             end=end,
@@ -64,6 +72,8 @@ class BacktestScore:
             mae=scores["mae"],
             mape=scores["mape"],
             directional_accuracy=scores["directional_accuracy"],
+            coverage_80=coverage[0],
+            coverage_95=coverage[1],
         )
 
 
@@ -216,9 +226,14 @@ def load_model(storage: Storage, ticker: str, version: str) -> Forecaster:
 def save_backtest(storage: Storage, ticker: str, version: str, predictions: pd.DataFrame) -> str:
     """Store a retrained version's hold-out predictions beside it."""
     key = catalog.backtest_key(ticker, version)
-    rows = [PredictionRow(**record) for record in predictions.to_dict("records")]
+    rows = [_prediction_row(record) for record in predictions.to_dict("records")]
     write_parquet(storage, key, rows_to_table(rows, PredictionRow))
     return key
+
+
+def _prediction_row(record: dict[str, Any]) -> PredictionRow:
+    names = PredictionRow.__dataclass_fields__
+    return PredictionRow(**{k: v for k, v in record.items() if k in names})
 
 
 def read_backtest(storage: Storage, ticker: str, lineage: str) -> pd.DataFrame | None:

@@ -49,6 +49,7 @@ from closecast.pipeline.registry import (
     save_model,
     write_champion,
 )
+from closecast.pipeline.uncertainty import backtest_with_bands, frame_coverage, served_bands
 from closecast.plots import PREDICTION_COLUMNS, plot_ticker
 from closecast.price_store import PriceStore
 from closecast.records import (
@@ -153,9 +154,11 @@ class Produced:
     n_train: int = 0
 
 
-def _score(evaluation: Evaluation) -> BacktestScore:
+def _score(evaluation: Evaluation, banded: pd.DataFrame) -> BacktestScore:
     dates = evaluation.predictions["date"]
-    return BacktestScore.from_scores(dates.iloc[0], dates.iloc[-1], evaluation.scores)
+    return BacktestScore.from_scores(
+        dates.iloc[0], dates.iloc[-1], evaluation.scores, frame_coverage(banded)
+    )
 
 
 @dataclass
@@ -248,13 +251,16 @@ def _refit(plans: list[Plan]) -> None:
             plan.error = f"{type(model).__name__}: {model}"
             continue
         assert plan.backtest is not None
+        banded = backtest_with_bands(
+            plan.backtest.model, plan.prices, plan.backtest.evaluation.predictions
+        )
         plan.produced = Produced(
             model=model,
             mode="retrain",
             reason=plan.decision.reason,
             lineage=None,
-            backtest=_score(plan.backtest.evaluation),
-            backtest_predictions=plan.backtest.evaluation.predictions,
+            backtest=_score(plan.backtest.evaluation, banded),
+            backtest_predictions=banded,
             new_version=True,
             promoted=not plan.decision.backfill,
             seconds=plan.backtest.seconds + share,
@@ -404,7 +410,11 @@ def publish_ticker_objects(
     keys = []
     if backtest_predictions is not None:
         key = catalog.PREDICTIONS.key(scope, item.symbol)
-        rows = [PredictionRow(**r) for r in backtest_predictions.to_dict("records")]
+        names = PredictionRow.__dataclass_fields__
+        rows = [
+            PredictionRow(**{k: v for k, v in r.items() if k in names})
+            for r in backtest_predictions.to_dict("records")
+        ]
         write_parquet(storage, key, rows_to_table(rows, PredictionRow))
         keys.append(key)
     figure = ticker_figure(backtest_predictions, ledger, prices, title)
@@ -516,6 +526,8 @@ def metrics_row(
         backtest_mae=backtest.mae if backtest else None,
         backtest_mape=backtest.mape if backtest else None,
         backtest_directional_accuracy=backtest.directional_accuracy if backtest else None,
+        backtest_coverage_80=backtest.coverage_80 if backtest else None,
+        backtest_coverage_95=backtest.coverage_95 if backtest else None,
         live_scored_now=scored_now,
         live_n_20d=by_window["20d"].n_scored if "20d" in by_window else None,
         live_u2_20d=by_window["20d"].u2 if "20d" in by_window else None,
@@ -526,6 +538,8 @@ def metrics_row(
         live_naive_rmse_lineage=lineage.naive_rmse if lineage else None,
         live_u2_lineage=lineage.u2 if lineage else None,
         live_directional_accuracy_lineage=lineage.directional_accuracy if lineage else None,
+        live_coverage_80_lineage=lineage.coverage_80 if lineage else None,
+        live_coverage_95_lineage=lineage.coverage_95 if lineage else None,
         n_train=produced.n_train,
         epochs=produced.epochs,
         train_seconds=round(produced.seconds, 3),
@@ -580,16 +594,24 @@ def finish_ticker(
         state_keys.append(catalog.served_key(item.symbol))
     if produced.promoted:
         state_keys.append(catalog.champion_key(item.symbol))
+    backtest_predictions = produced.backtest_predictions
+    if backtest_predictions is None:
+        backtest_predictions = read_backtest(storage, item.symbol, registered.lineage)
     served = serve(item, plan.prices, produced.model, registered, as_of)
+    served = replace(
+        served,
+        **served_bands(
+            plan.prices,
+            served.forecast,
+            backtest_predictions,
+            plan.ledger.scored(registered.lineage),
+        ),
+    )
     ledger = plan.ledger
     if not plan.decision.backfill:
         ledger = live.record_served(ledger, served)
         live.write_ledger(storage, item.symbol, ledger)
     model_seconds = time.perf_counter() - plan.began
-
-    backtest_predictions = produced.backtest_predictions
-    if backtest_predictions is None:
-        backtest_predictions = read_backtest(storage, item.symbol, registered.lineage)
     scores = live.live_score_rows(
         ledger,
         ticker=item.symbol,
@@ -610,6 +632,10 @@ def finish_ticker(
         model_version=served.model_version,
         lineage=served.lineage,
         trained_through=served.trained_through,
+        lower_80=served.lower_80,
+        upper_80=served.upper_80,
+        lower_95=served.lower_95,
+        upper_95=served.upper_95,
     )
     validation = validation_columns(plan.fetch_report, plan.report.to_dict())
     if ledger.warning:

@@ -1,0 +1,113 @@
+"""Prediction intervals (80% and 95%, in price units) for backtests and served forecasts,
+and how often they held.
+
+Conformal prediction on the model's own out-of-sample residuals, volatility-scaled
+(:mod:`lstm_model.intervals`): a backtest day is calibrated on the backtest model's
+validation slice plus the backtest days before it; a served forecast on its lineage's
+backtest plus the lineage's scored live record. Never on the day being scored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from closecast.records import ServedRow
+from lstm_model.data import InsufficientDataError
+from lstm_model.forecaster import Forecaster
+from lstm_model.horizons import PATH_COLUMNS, validation_backtest
+from lstm_model.intervals import backtest_bounds, calibrate_frame, ewma_volatility, forecast_bounds
+
+BAND_COLUMNS: tuple[str, ...] = ("lower_80", "upper_80", "lower_95", "upper_95")
+MIN_CALIBRATION = 20
+"""Out-of-sample residuals a served forecast's interval needs; with fewer, no interval."""
+
+
+def _long_form(predictions: pd.DataFrame, prices: pd.Series) -> pd.DataFrame:
+    """One-step predictions (date, actual, predicted, naive) with their forecast origin."""
+    dates = pd.DatetimeIndex(pd.to_datetime(predictions["date"]))
+    positions = prices.index.get_indexer(dates)
+    if (positions < 1).any():
+        raise ValueError("every prediction date needs a price before it (its origin)")
+    return pd.DataFrame(
+        {
+            "origin": prices.index[positions - 1],
+            "step": 1,
+            "date": dates,
+            "actual": predictions["actual"].to_numpy(dtype="float64"),
+            "predicted": predictions["predicted"].to_numpy(dtype="float64"),
+            "naive": predictions["naive"].to_numpy(dtype="float64"),
+        }
+    )
+
+
+def backtest_with_bands(
+    model: Forecaster, prices: pd.Series, predictions: pd.DataFrame
+) -> pd.DataFrame:
+    """The backtest predictions with 80%/95% bounds, each day calibrated on the model's
+    validation slice and the backtest days before it (as a live record grows)."""
+    start = pd.Timestamp(predictions["date"].iloc[0])
+    try:
+        calibration = validation_backtest(model, prices[prices.index < start], 1)
+    except InsufficientDataError:
+        calibration = pd.DataFrame(columns=list(PATH_COLUMNS))
+    banded = backtest_bounds(_long_form(predictions, prices), calibration, ewma_volatility(prices))
+    out = predictions.copy()
+    for column in BAND_COLUMNS:
+        out[column] = banded[column].to_numpy(dtype="float64")
+    return out
+
+
+def coverage(actual, lower, upper) -> float | None:
+    """Share of days whose actual price fell inside its interval (days without one skipped)."""
+    a, lo, hi = (np.asarray(x, dtype="float64") for x in (actual, lower, upper))
+    known = np.isfinite(a) & np.isfinite(lo) & np.isfinite(hi)
+    if not known.any():
+        return None
+    return float(np.mean((a[known] >= lo[known]) & (a[known] <= hi[known])))
+
+
+def frame_coverage(frame: pd.DataFrame | None) -> tuple[float | None, float | None]:
+    """80% and 95% coverage of a frame with ``actual`` and band columns."""
+    if frame is None or not set(BAND_COLUMNS) <= set(frame.columns):
+        return None, None
+    return (
+        coverage(frame["actual"], frame["lower_80"], frame["upper_80"]),
+        coverage(frame["actual"], frame["lower_95"], frame["upper_95"]),
+    )
+
+
+def served_bands(
+    prices: pd.Series,
+    forecast: float,
+    backtest: pd.DataFrame | None,
+    scored: Sequence[ServedRow],
+) -> dict[str, float | None]:
+    """80%/95% bounds for the next forecast, calibrated on the lineage's backtest and its
+    scored live record (all out of sample); empty bounds with too few residuals."""
+    parts = []
+    if backtest is not None and len(backtest):
+        parts.append(_long_form(backtest, prices)[["origin", "step", "actual", "predicted"]])
+    live = [r for r in scored if r.actual is not None]
+    if live:
+        parts.append(
+            pd.DataFrame(
+                {
+                    "origin": pd.to_datetime([r.data_end for r in live]),
+                    "step": 1,
+                    "actual": [r.actual for r in live],
+                    "predicted": [r.forecast for r in live],
+                }
+            )
+        )
+    volatility = ewma_volatility(prices)
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if len(frame):
+        frame = frame[pd.DatetimeIndex(frame["origin"]).isin(volatility.index)]
+    if len(frame) < MIN_CALIBRATION:
+        return dict.fromkeys(BAND_COLUMNS)
+    calibration = calibrate_frame(frame, volatility, horizon=1, source="backtest+live")
+    bounds = forecast_bounds([forecast], calibration, scale=float(volatility.iloc[-1]))
+    return {column: float(bounds[column].iloc[0]) for column in BAND_COLUMNS}
