@@ -19,7 +19,13 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from closecast.records import ForecastRow, LiveScoreRow, MetricsRow, PredictionRow
+from closecast.records import (
+    ForecastRow,
+    LiveScoreRow,
+    MetricsRow,
+    ModelScoreRow,
+    PredictionRow,
+)
 
 _WATCHLIST_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _TICKER_PART = re.compile(r"(?:^|/)ticker=([^/]+)/")
@@ -93,6 +99,9 @@ FORECASTS = RunTable("forecasts", "forecasts.parquet", per_ticker=False, row_typ
 LIVE_SCORES = RunTable(
     "live_scores", "live_scores.parquet", per_ticker=False, row_type=LiveScoreRow
 )
+MODEL_SCORES = RunTable(
+    "model_scores", "model_scores.parquet", per_ticker=False, row_type=ModelScoreRow
+)
 PREDICTIONS = RunTable(
     "predictions", "predictions.parquet", per_ticker=True, row_type=PredictionRow
 )
@@ -104,6 +113,7 @@ RUN_TABLES: tuple[RunTable, ...] = (
     METRICS,
     FORECASTS,
     LIVE_SCORES,
+    MODEL_SCORES,
     PREDICTIONS,
     TICKER_PLOTS,
     SUMMARY_PLOT,
@@ -111,7 +121,7 @@ RUN_TABLES: tuple[RunTable, ...] = (
 )
 """Every run output. The manifest is written last and withdrawn first."""
 
-RUN_PARQUET_TABLES: tuple[RunTable, ...] = (METRICS, FORECASTS, LIVE_SCORES)
+RUN_PARQUET_TABLES: tuple[RunTable, ...] = (METRICS, FORECASTS, LIVE_SCORES, MODEL_SCORES)
 """The run-level tables holding one row (or a few) per ticker, merged per ticker on reruns."""
 
 
@@ -137,9 +147,11 @@ def prices_key(ticker: str) -> str:
     return f"prices/ticker={ticker}/prices.parquet"
 
 
-def served_key(ticker: str) -> str:
-    """The ticker's ledger of served forecasts (rows of :class:`ServedRow`)."""
-    return f"served/ticker={ticker}/served.parquet"
+def served_key(ticker: str, model: str = "lstm") -> str:
+    """The ticker's ledger of served forecasts of one model (rows of :class:`ServedRow`):
+    the LSTM's serves the forecasts table; each baseline keeps its own beside it."""
+    name = "served" if model == "lstm" else model
+    return f"served/ticker={ticker}/{name}.parquet"
 
 
 def ticker_lease_key(ticker: str) -> str:

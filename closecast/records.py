@@ -123,6 +123,7 @@ class ServedRow:
     lineage: str
     trained_through: date
     served_on: date  # the run date that served it
+    model: str = "lstm"  # the model kind that made it (baselines keep their own ledgers)
     actual: float | None = None
     scored_on: date | None = None
     lower_80: float | None = None
@@ -149,6 +150,26 @@ class LiveScoreRow:
     backtest_u2: float | None  # the serving lineage's backtest U2, for comparison
     coverage_80: float | None = None  # share of scored days inside the served 80% interval
     coverage_95: float | None = None
+
+
+@dataclass(frozen=True)
+class ModelScoreRow:
+    """One model's score on one record of a ticker: the LSTM and every baseline, evaluated
+    by the same code on the same days (the line-up)."""
+
+    ticker: str
+    model: str  # lstm, naive, drift, seasonal_naive
+    record: str  # "backtest" (the lineage's hold-out days), "live_20d", "live_60d"
+    first_date: date | None
+    last_date: date | None
+    n: int
+    rmse: float | None
+    naive_rmse: float | None
+    u2: float | None
+    directional_accuracy: float | None
+    dm_stat: float | None  # Diebold-Mariano (HLN) against the naive forecast
+    dm_p: float | None  # one-sided: the model beats naive
+    serving: bool = False  # the model whose forecast this run served
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,7 @@ def publish_run_outputs(
             catalog.METRICS.name: [o.metrics for o in outcomes],
             catalog.FORECASTS.name: [o.forecast for o in outcomes if o.forecast],
             catalog.LIVE_SCORES.name: [s for o in outcomes for s in o.live_scores],
+            catalog.MODEL_SCORES.name: [s for o in outcomes for s in o.model_scores],
         }
     )
     manifest = publish_run(

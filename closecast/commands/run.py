@@ -60,17 +60,13 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--credentials-block", help="Prefect block, e.g. minio-credentials/NAME")
 
 
-MAX_EPOCHS = 10_000
-"""Largest ``--epochs`` accepted: beyond it a run would train for days."""
-
-
 def check_configuration(args: argparse.Namespace) -> list[str]:
     """Everything that can be checked before the flow starts, as messages saying what to fix.
 
     Nothing here writes: a configuration error leaves the storage root untouched.
     """
     from closecast.catalog import CatalogError
-    from closecast.pipeline.options import RunOptions, epoch_overrides
+    from closecast.pipeline.options import MAX_EPOCHS, RunOptions, epoch_overrides
     from closecast.pipeline.selection import select
     from closecast.sources import CsvDirSource, get_source
     from closecast.storage import StorageError, open_storage

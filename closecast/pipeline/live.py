@@ -52,13 +52,13 @@ class Ledger:
         ]
 
 
-def read_ledger(storage: Storage, ticker: str) -> Ledger:
+def read_ledger(storage: Storage, ticker: str, model: str = "lstm") -> Ledger:
     """The ticker's ledger (empty when it has none).
 
     An unreadable ledger is copied aside (``served.parquet.unreadable-N``) and replaced by an
     empty one with a warning: the live record restarts rather than blocking the ticker.
     """
-    key = catalog.served_key(ticker)
+    key = catalog.served_key(ticker, model)
     try:
         table = read_parquet(storage, key)
         rows = table_to_rows(table, ServedRow)
@@ -83,8 +83,8 @@ def _set_aside(storage: Storage, key: str) -> str:
     return aside
 
 
-def write_ledger(storage: Storage, ticker: str, ledger: Ledger) -> str:
-    key = catalog.served_key(ticker)
+def write_ledger(storage: Storage, ticker: str, ledger: Ledger, model: str = "lstm") -> str:
+    key = catalog.served_key(ticker, model)
     write_parquet(storage, key, rows_to_table(ledger.rows, ServedRow))
     return key
 

@@ -13,6 +13,10 @@ from closecast.pipeline.decisions import REQUESTED_MODES, RequestedMode, Retrain
 from closecast.storage import Storage, open_storage
 from lstm_model.config import ModelConfig, get_preset
 
+MAX_EPOCHS = 10_000
+"""Most training epochs a run accepts (the tutorial's 1000 with room): beyond it a run would
+train for days and hold its leases all that time."""
+
 
 def epoch_overrides(epochs: int | None) -> tuple[tuple[str, Any], ...]:
     """The ``overrides`` for an optional ``--epochs``/``epochs`` setting."""
@@ -42,8 +46,13 @@ class RunOptions:
     def __post_init__(self) -> None:
         if self.mode not in REQUESTED_MODES:
             raise ValueError(f"mode {self.mode!r} is not one of {', '.join(REQUESTED_MODES)}")
-        if self.finetune_epochs < 1:
-            raise ValueError(f"finetune_epochs must be >= 1, got {self.finetune_epochs}")
+        if not 1 <= self.finetune_epochs <= MAX_EPOCHS:
+            raise ValueError(
+                f"finetune_epochs must be in 1..{MAX_EPOCHS}, got {self.finetune_epochs}"
+            )
+        epochs = dict(self.overrides).get("epochs")
+        if isinstance(epochs, int) and epochs > MAX_EPOCHS:
+            raise ValueError(f"epochs must be at most {MAX_EPOCHS}, got {epochs}")
         if not 0 < self.finetune_learning_rate < 1:
             raise ValueError(
                 f"finetune_learning_rate must be in (0, 1), got {self.finetune_learning_rate}"

@@ -34,6 +34,7 @@ from closecast.pipeline.decisions import (
     judge_candidate,
 )
 from closecast.pipeline.evaluation import Evaluation
+from closecast.pipeline.lineup import BASELINE_KINDS, run_lineup
 from closecast.pipeline.options import RunOptions
 from closecast.pipeline.registry import (
     BacktestScore,
@@ -56,6 +57,7 @@ from closecast.records import (
     ForecastRow,
     LiveScoreRow,
     MetricsRow,
+    ModelScoreRow,
     PredictionRow,
     ServedRow,
     rows_to_table,
@@ -382,6 +384,7 @@ class TickerOutcome:
     metrics: MetricsRow
     forecast: ForecastRow | None = None
     live_scores: list[LiveScoreRow] = field(default_factory=list)
+    model_scores: list[ModelScoreRow] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
     state_keys: list[str] = field(default_factory=list)
 
@@ -646,7 +649,23 @@ def finish_ticker(
     metrics = replace(
         metrics, **significance_columns(backtest_predictions, ledger, registered.lineage)
     )
-    return TickerOutcome(metrics, forecast, scores, keys, state_keys)
+    lineup = run_lineup(
+        storage,
+        item,
+        plan.prices,
+        options.model_config(),
+        as_of,
+        lstm_backtest=backtest_predictions,
+        lstm_ledger=ledger,
+        record_live=not plan.decision.backfill,
+    )
+    if not plan.decision.backfill:
+        state_keys += [
+            catalog.served_key(item.symbol, kind)
+            for kind in BASELINE_KINDS
+            if storage.exists(catalog.served_key(item.symbol, kind))
+        ]
+    return TickerOutcome(metrics, forecast, scores, lineup, keys, state_keys)
 
 
 def forecast_tickers(

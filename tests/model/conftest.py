@@ -44,3 +44,12 @@ def fast_model(random_walk: pd.Series, fast_config: ModelConfig):
     from lstm_model.forecaster import Forecaster
 
     return Forecaster.fit(random_walk.iloc[:300], fast_config)
+
+
+@pytest.fixture(scope="session")
+def window_model(random_walk: pd.Series, fast_config: ModelConfig):
+    """A fast model without the shrinkage gain, so its predictions depend on the whole
+    window (with a gain of 0 a model predicts yesterday's price whatever the window)."""
+    from lstm_model.forecaster import Forecaster
+
+    return Forecaster.fit(random_walk.iloc[:300], fast_config.with_overrides(shrinkage=False))

@@ -14,19 +14,20 @@ from lstm_model.data import InsufficientDataError, split_by_date
 from lstm_model.forecaster import Forecaster
 
 
-def test_predictions_use_only_earlier_prices(fast_model, random_walk) -> None:
+def test_predictions_use_only_earlier_prices(window_model, random_walk) -> None:
+    assert window_model.gain is None  # no shrinkage: the window, not just the last price
     start = random_walk.index[300]
-    before = fast_model.predict_one_step(random_walk, start)
+    before = window_model.predict_one_step(random_walk, start)
     assert before.index[0] == start and before.index[-1] == random_walk.index[-1]
     perturbed = random_walk.copy()
-    perturbed.iloc[350:] *= 3.0  # change the future from day 350 on
-    after = fast_model.predict_one_step(perturbed, start)
-    # predictions for days up to 350 (each from strictly earlier prices) are unchanged...
-    np.testing.assert_array_equal(after.iloc[:51].to_numpy(), before.iloc[:51].to_numpy())
-    # ...and the prediction for day 351 (whose window contains day 350) does change
-    assert after.iloc[51] != before.iloc[51]
+    perturbed.iloc[345] *= 1.05  # one day inside later windows, not their last price
+    after = window_model.predict_one_step(perturbed, start)
+    # predictions for days up to 345 (each from strictly earlier prices) are unchanged...
+    np.testing.assert_array_equal(after.iloc[:46].to_numpy(), before.iloc[:46].to_numpy())
+    # ...and those whose window holds day 345 but not as its last price change too
+    assert not np.allclose(after.iloc[47:55].to_numpy(), before.iloc[47:55].to_numpy())
     # the next-day forecast equals the one-step prediction made from the same history
-    nxt = fast_model.forecast_next(random_walk.iloc[:350])
+    nxt = window_model.forecast_next(random_walk.iloc[:350])
     assert nxt == pytest.approx(before.iloc[50], rel=1e-6)
 
 
@@ -178,3 +179,14 @@ def test_refit_trains_the_whole_history_for_the_best_epoch(random_walk, fast_con
     assert refit.meta["refit_of"]["best_epoch"] == backtest.meta["best_epoch"]
     # every window, including the last days a backtest would hold out, is trained on
     assert refit.meta["n_windows"] == 350 - refit.representation.history
+
+
+def test_a_window_dependent_model_survives_save_and_load(window_model, random_walk, tmp_path):
+    # fast_model's gain may be 0 (then it predicts yesterday's price whatever its weights);
+    # this model's predictions depend on every weight, so equality means the weights came back.
+    window_model.save(tmp_path / "w")
+    loaded = Forecaster.load(tmp_path / "w")
+    start = random_walk.index[300]
+    expected = window_model.predict_one_step(random_walk, start)
+    assert not np.allclose(expected.to_numpy(), random_walk.shift(1).loc[expected.index])
+    pd.testing.assert_series_equal(loaded.predict_one_step(random_walk, start), expected)

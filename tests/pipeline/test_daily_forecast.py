@@ -19,7 +19,7 @@ from closecast import catalog
 from closecast.calendars import next_trading_day
 from closecast.catalog import RunScope
 from closecast.cli import main
-from closecast.records import MetricsRow, arrow_schema
+from closecast.records import MetricsRow, PredictionRow, arrow_schema
 from closecast.storage import open_storage
 from flows.daily_forecast import daily_forecast
 
@@ -75,7 +75,16 @@ def check_scope(storage, scope: RunScope, tickers: list[str]) -> pd.DataFrame:
         # The serving model has seen every price through the run date's last bar.
         assert row.trained_through == row.data_end <= scope.run_date
         predictions = read_table(storage, catalog.PREDICTIONS.key(scope, row.ticker))
-        assert list(predictions.columns) == ["date", "actual", "predicted", "naive"]
+        assert list(predictions.columns) == arrow_schema(PredictionRow).names
+        # The bands hold the prediction, and the 95% band holds the 80% one.
+        assert (predictions.lower_95 <= predictions.lower_80).all()
+        assert (predictions.lower_80 <= predictions.predicted).all()
+        assert (predictions.predicted <= predictions.upper_80).all()
+        assert (predictions.upper_80 <= predictions.upper_95).all()
+        inside = (predictions.lower_80 <= predictions.actual) & (
+            predictions.actual <= predictions.upper_80
+        )
+        assert row.backtest_coverage_80 == pytest.approx(inside.mean())
         assert len(predictions) == row.backtest_n
         # The published backtest RMSE is the RMSE of the published backtest predictions,
         # and the backtest ends before the lineage's model was refit.
@@ -90,6 +99,8 @@ def check_scope(storage, scope: RunScope, tickers: list[str]) -> pd.DataFrame:
         assert forecast.target_date == next_trading_day(asset, row.data_end)
         assert forecast.model_version == row.model_version
         assert np.isfinite(forecast.forecast) and forecast.forecast > 0
+        assert forecast.lower_95 < forecast.lower_80 < forecast.forecast < forecast.upper_80
+        assert forecast.upper_80 < forecast.upper_95
     live_scores = read_table(storage, catalog.LIVE_SCORES.key(scope))
     assert set(live_scores["window"]) == {"20d", "60d", "lineage"}
     assert storage.read_bytes(catalog.SUMMARY_PLOT.key(scope)).startswith(b"\x89PNG")

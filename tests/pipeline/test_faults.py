@@ -23,6 +23,7 @@ from closecast.pipeline.publish import verify_manifest
 from closecast.pipeline.registry import MODEL_FILES, read_champion
 from closecast.storage import StorageUnreachableError, open_storage
 from closecast.storage.local import LocalStorage
+from closecast.storage.s3 import S3Storage
 from flows.daily_forecast import daily_forecast
 
 DAY = date(2020, 12, 11)
@@ -36,6 +37,7 @@ KILLER = textwrap.dedent(
     import os, signal, sys
     from datetime import date
     from closecast.storage.local import LocalStorage
+from closecast.storage.s3 import S3Storage
     pattern, nth, root = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     seen = 0
     original = LocalStorage.write_bytes
@@ -114,28 +116,40 @@ def test_a_rerun_killed_at_each_publish_step_never_leaves_a_lying_manifest(tmp_p
     assert_consistent(root)
 
 
+@pytest.mark.parametrize("backend", ["local", "s3"])
 @pytest.mark.usefixtures("prefect_harness")
 def test_storage_failing_mid_run_fails_the_run_without_a_lying_manifest(
-    tmp_path, monkeypatch
+    backend, tmp_path, monkeypatch, request
 ) -> None:
-    root = str(tmp_path / "store")
+    if backend == "s3":
+        request.getfixturevalue("s3_env")
+        root, storage_class = request.getfixturevalue("s3_root"), S3Storage
+    else:
+        root, storage_class = str(tmp_path / "store"), LocalStorage
     assert run_flow(root).is_completed()
-    original = LocalStorage.write_bytes
+    original = storage_class.write_bytes
 
     def failing(self, key, data, content_type=None):
         if key.startswith("metrics/"):
             raise StorageUnreachableError("storage went away (injected)")
         return original(self, key, data, content_type)
 
-    monkeypatch.setattr(LocalStorage, "write_bytes", failing)
+    # The storage answers until the run publishes its tables, then stops answering.
+    monkeypatch.setattr(storage_class, "write_bytes", failing)
     state = run_flow(root, mode="retrain")
     assert state.is_failed()
-    monkeypatch.setattr(LocalStorage, "write_bytes", original)
+    monkeypatch.setattr(storage_class, "write_bytes", original)
     storage = open_storage(root)
     assert not storage.exists(catalog.MANIFEST.key(SCOPE))
-    assert_consistent(root)
+    assert verify_manifest(storage, SCOPE) == []
+    for ticker in TICKERS:
+        champion = read_champion(storage, ticker)
+        for name in MODEL_FILES:
+            assert storage.exists(f"{catalog.model_prefix(ticker, champion.version)}/{name}")
+    # Storage back: the next run recovers the scope, and leaves no lease behind.
     assert run_flow(root).is_completed()
-    assert_consistent(root)
+    assert verify_manifest(storage, SCOPE) == [] and storage.exists(catalog.MANIFEST.key(SCOPE))
+    assert not storage.list_keys("leases/")
 
 
 @pytest.mark.usefixtures("prefect_harness")
