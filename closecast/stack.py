@@ -161,7 +161,6 @@ def stack_environment(config: StackConfig) -> dict[str, str]:
             MARKER_ENV: str(config.state_dir),
         }
     )
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep flow-run logs readable in the UI
     env.update(config.env)
     return env
 

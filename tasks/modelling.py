@@ -12,7 +12,6 @@ from prefect import get_run_logger, task
 from closecast.pipeline import ticker
 from closecast.pipeline.options import RunOptions
 from closecast.watchlist import WatchItem
-from lstm_model.model import release_tensorflow_state
 
 # Keras seeds and graph state are process-global: two trainings interleaved in threads
 # would draw from each other's random streams and break reproducibility. TensorFlow
@@ -39,6 +38,11 @@ def forecast_ticker(
     Returns:
         The ticker's outcome: its metrics row, forecast row and the keys it wrote.
     """
+    # Imported here, not at module level, so that reading the flow (prefect deploy, a worker
+    # loading the entrypoint) never loads TensorFlow; importing it before the ticker's work
+    # also applies lstm_model.quiet before any Keras import.
+    from lstm_model.model import release_tensorflow_state
+
     logger = get_run_logger()
     with _training_lock():
         try:
