@@ -6,12 +6,10 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Literal, get_args
 
 import yaml
 
-AssetClass = Literal["stock", "etf", "crypto"]
-ASSET_CLASSES: tuple[str, ...] = get_args(AssetClass)
+from closecast.calendars import ASSET_CLASSES, AssetClass
 
 # Yahoo symbols: letters, digits and . - ^ = (BRK-B, ^GSPC, BTC-USD, EURUSD=X).
 _SYMBOL = re.compile(r"^[A-Z0-9^][A-Z0-9.\-^=]{0,19}$")
