@@ -111,17 +111,23 @@ def _presign_for(storage: S3Storage, key: str, endpoint: str, expires: timedelta
 
 
 def inline_png(png: bytes, *, max_width: int = THUMBNAIL_WIDTH) -> str:
-    """A ``data:image/png;base64,...`` URI of ``png``, scaled down to ``max_width`` pixels."""
+    """A ``data:image/png;base64,...`` URI of ``png``: scaled down to ``max_width`` pixels and
+    stored with a 256-colour palette (a line chart loses nothing visible and shrinks ~3x, so
+    a run's summary stays small in the Prefect database)."""
     from PIL import Image  # matplotlib's own image library
 
     with Image.open(io.BytesIO(png)) as image:
-        if image.width > max_width:
-            height = round(image.height * max_width / image.width)
-            image = image.resize((max_width, height), Image.Resampling.LANCZOS)
-            buffer = io.BytesIO()
-            image.save(buffer, format="PNG", optimize=True)
-            png = buffer.getvalue()
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+        thumbnail = image.convert("RGB")
+    scaled = thumbnail.width > max_width
+    if scaled:
+        height = round(thumbnail.height * max_width / thumbnail.width)
+        thumbnail = thumbnail.resize((max_width, height), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    thumbnail.quantize(256).save(buffer, format="PNG", optimize=True)
+    data = buffer.getvalue()
+    if not scaled and len(png) <= len(data):
+        data = png  # already small: keep the original
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
 def ui_plots(
