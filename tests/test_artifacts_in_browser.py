@@ -23,6 +23,7 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterId
+from prefect.logging.handlers import APILogWorker
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from closecast import stack
@@ -116,6 +117,7 @@ def _publish_and_open(
     with temporary_settings({PREFECT_API_URL: config.api_url}):
         artifact_id = publish_summary(storage_root, keys, public)
         artifact = asyncio.run(_read_artifact(artifact_id))
+        APILogWorker.drain_all(timeout=30)  # the run's logs, before the server stops
     assert artifact.flow_run_id is not None  # published by the flow run
     assert artifact.data.count("data:image/png;base64,") == len(keys)
 
