@@ -38,23 +38,27 @@ def main() -> None:
     )
     args = parser.parse_args()
 
+    from closecast.catalog import RunScope
+    from closecast.pipeline.fetch import fetch_and_store
     from closecast.pipeline.options import RunOptions
-    from closecast.pipeline.ticker import fetch_prices, forecast_ticker
+    from closecast.pipeline.ticker import forecast_ticker
+    from closecast.sources import get_source
     from closecast.watchlist import load_watchlist
     from lstm_model.model import release_tensorflow_state
 
     items = load_watchlist()
     with tempfile.TemporaryDirectory() as root:
         options = RunOptions(storage_root=root, preset=args.preset, mode="retrain")
+        storage, source = options.open_storage(), get_source(options.source)
         for item in items:
-            fetch_prices(item, args.as_of, options)
+            fetch_and_store(item, args.as_of, storage, source)
         print(f"preset={args.preset} release={'no' if args.no_release else 'yes'}")
         print(f"{'round':>5} {'ticker':>8} {'seconds':>8} {'rss_mb':>8}")
         baseline = None
         for round_ in range(1, args.rounds + 1):
             for item in items:
                 began = time.perf_counter()
-                forecast_ticker(item, args.as_of, options)
+                forecast_ticker(item, RunScope(args.as_of, "bench"), options)
                 if not args.no_release:
                     release_tensorflow_state()
                 rss = rss_mb()

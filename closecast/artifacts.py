@@ -20,12 +20,14 @@ import io
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from closecast.storage import DEFAULT_URL_EXPIRY, Storage
 
 if TYPE_CHECKING:
+    from closecast.catalog import RunScope
+    from closecast.records import MetricsRow
     from closecast.storage.s3 import S3Storage
 
 PUBLIC_ENDPOINT_ENV = "CLOSECAST_S3_PUBLIC_ENDPOINT"
@@ -168,36 +170,42 @@ def _image(plot: UiPlot, alt: str) -> str:
 
 
 def summary_markdown(
-    run_date: date, rows: Sequence[Mapping[str, Any]], plots: Mapping[str, UiPlot]
+    scope: RunScope, rows: Sequence[MetricsRow], plots: Mapping[str, UiPlot]
 ) -> str:
     """The run summary shown on the flow run page: the metrics table, then the plots.
 
     Args:
-        run_date: The run's date.
-        rows: Metrics rows (ticker, status, rmse, naive_rmse, u2, mode, mode_reason, error).
+        scope: The run date and watchlist.
+        rows: The run's metrics rows.
         plots: From :func:`ui_plots`: ``summary`` and one per ticker.
     """
     linked = any(plot.link for plot in plots.values())  # a plot column only if it has links
     lines = [
-        f"# closecast daily forecast, {run_date}",
+        f"# closecast daily forecast, {scope.run_date}, watchlist {scope.watchlist}",
         "",
-        "| ticker | status | RMSE | naive RMSE | U2 | mode | why |" + (" plot |" if linked else ""),
-        "|---|---|---|---|---|---|---|" + ("---|" if linked else ""),
+        "| ticker | status | backtest U2 | live U2 (lineage) | served scored | live U2 20d "
+        "| mode | why |" + (" plot |" if linked else ""),
+        "|---|---|---|---|---|---|---|---|" + ("---|" if linked else ""),
     ]
     for row in rows:
-        why = (row.get("mode_reason") or row.get("error") or "").replace("|", "\\|")
-        plot = plots.get(row["ticker"])
+        why = (row.mode_reason or row.error or "").replace("|", "\\|")
+        plot = plots.get(row.ticker)
         full = f" [full-size]({plot.link}) |" if plot and plot.link else " |"
         lines.append(
-            f"| {row['ticker']} | {row['status']} | {_fmt(row.get('rmse'), '.4g')} "
-            f"| {_fmt(row.get('naive_rmse'), '.4g')} | {_fmt(row.get('u2'), '.3f')} "
-            f"| {row.get('mode') or ''} | {why} |" + (full if linked else "")
+            f"| {row.ticker} | {row.status} | {_fmt(row.backtest_u2, '.3f')} "
+            f"| {_fmt(row.live_u2_lineage, '.3f')} | {_fmt(row.live_n_lineage, 'd')} "
+            f"| {_fmt(row.live_u2_20d, '.3f')} | {row.mode or ''} | {why} |"
+            + (full if linked else "")
         )
-    lines += ["", "U2 = RMSE / naive RMSE: below 1 beats 'tomorrow = today'."]
+    lines += [
+        "",
+        "U2 = RMSE / naive RMSE: below 1 beats 'tomorrow = today'. *Backtest*: the lineage's "
+        "retrain procedure fit before a hold-out tail and scored on it. *Live*: forecasts "
+        "served by earlier runs, scored on the prices that followed.",
+    ]
     if "summary" in plots:
-        lines += ["", "## RMSE vs naive RMSE, all tickers", "", _image(plots["summary"], "summary")]
+        lines += ["", "## All tickers", "", _image(plots["summary"], "summary")]
     for row in rows:
-        if row["ticker"] in plots:
-            ticker = row["ticker"]
-            lines += ["", f"## {ticker}", "", _image(plots[ticker], f"{ticker} plot")]
+        if row.ticker in plots:
+            lines += ["", f"## {row.ticker}", "", _image(plots[row.ticker], f"{row.ticker} plot")]
     return "\n".join(lines)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -15,6 +16,10 @@ from closecast.commands._help import HelpFormatter, format_epilog, make_subparse
 # imported lazily so that ``closecast --help`` never pays for TensorFlow or Prefect.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run", "Run the daily forecast flow once (fetch, train, evaluate, publish)."),
+    "replay": (
+        "replay",
+        "Run the daily flow for each trading day of a range, in order, as the schedule would.",
+    ),
     "stack": (
         "stack",
         "Start, stop or inspect the local Prefect stack (server + UI, pool, deployments, worker).",
@@ -30,6 +35,51 @@ EPILOG = format_epilog(
         2: "bad usage or configuration",
     },
 )
+
+
+class ExpectedFailureTracebackFilter(logging.Filter):
+    """Drop the traceback from a task-run log record when the error is bad *input*.
+
+    A ticker failing on an unknown symbol, an unreadable price file or too short a history
+    is an expected outcome with a message that says it all (it is in the metrics row too);
+    Prefect's engine still logs it with a full traceback. Programming errors keep theirs.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every record; strip ``exc_info`` from expected per-ticker failures."""
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and isinstance(error, _expected_failures()):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _expected_failures() -> tuple[type[BaseException], ...]:
+    # Imported on first use: `closecast --help` must stay cheap.
+    from closecast.sources.base import PriceSourceError
+    from closecast.storage.errors import CorruptObjectError
+    from closecast.tickers import InvalidTickerError
+    from closecast.validation import PriceValidationError
+    from closecast.yahoo_csv import PriceFileError
+
+    return (
+        PriceSourceError,
+        PriceValidationError,
+        PriceFileError,
+        InvalidTickerError,
+        CorruptObjectError,
+    )
+
+
+def quiet_expected_task_tracebacks() -> None:
+    """Log expected per-ticker failures without a traceback (idempotent).
+
+    Prefect's task-run records all come from the ``prefect.task_runs`` logger, whose
+    filters survive Prefect's own logging set-up (it adds, never clears, filters).
+    """
+    logger = logging.getLogger("prefect.task_runs")
+    if not any(isinstance(f, ExpectedFailureTracebackFilter) for f in logger.filters):
+        logger.addFilter(ExpectedFailureTracebackFilter())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == "run":
+        quiet_expected_task_tracebacks()
     return int(args._module.run(args))
 
 

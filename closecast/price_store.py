@@ -13,20 +13,36 @@ rewrite the object.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from closecast.schema import PRICE_COLUMNS, PRICE_SCHEMA
 from closecast.sources.base import empty_price_frame, normalize_ticker, to_price_frame
 from closecast.storage import ObjectNotFoundError, Storage
-from closecast.storage.io import read_parquet, write_parquet
+from closecast.storage.io import write_parquet
 
 PRICES_PREFIX = "prices"
 PRICES_FILE = "prices.parquet"
+
+
+class CorruptPriceFileError(ValueError):
+    """A stored price file that cannot be read as the price schema (garbage, truncated, foreign).
+
+    Not retryable: the fetch rebuilds the file from the source's full history.
+
+    Attributes:
+        key: The file's storage key.
+    """
+
+    def __init__(self, key: str, where: str, reason: str) -> None:
+        super().__init__(f"unreadable price file {key} in {where}: {reason}")
+        self.key = key
 
 
 @dataclass(frozen=True)
@@ -37,13 +53,16 @@ class MergeResult:
         n_new: Dates that were not stored before.
         n_revised: Stored dates whose values the fetch changed.
         n_total: Rows stored after the merge.
-        changed: Whether the object was written (``n_new + n_revised > 0``).
+        changed: Whether the object was written (``n_new + n_revised + n_removed > 0``).
+        n_removed: Stored dates removed (rejected by a later fetch, or absent from a
+            replacing history).
     """
 
     n_new: int
     n_revised: int
     n_total: int
     changed: bool
+    n_removed: int = 0
 
 
 def prices_key(ticker: str) -> str:
@@ -103,12 +122,16 @@ class PriceStore:
 
         Returns:
             A price frame sorted by date; empty (with the right columns) if nothing is stored.
+
+        Raises:
+            CorruptPriceFileError: The stored object is not a readable price file.
         """
+        key = self.key(ticker)
         try:
-            table = read_parquet(self.storage, self.key(ticker))
+            data = self.storage.read_bytes(key)
         except ObjectNotFoundError:
             return empty_price_frame()
-        frame = table_to_frame(table)
+        frame = _parse_price_file(data, key, self.storage.describe())
         if as_of is not None:
             frame = frame.loc[frame["date"] <= pd.Timestamp(as_of)].reset_index(drop=True)
         return frame
@@ -120,33 +143,97 @@ class PriceStore:
             return None
         return frame["date"].iloc[-1].date()
 
-    def merge(self, ticker: str, frame: pd.DataFrame) -> MergeResult:
+    def merge(
+        self, ticker: str, frame: pd.DataFrame, *, remove: Iterable[date] = ()
+    ) -> MergeResult:
         """Merge a fetched (validated) frame into the stored history.
 
-        Rows on dates already stored replace them (revisions); other rows are added. If no
-        value changes, nothing is written, so merging the same fetch twice is a no-op.
+        Rows on dates already stored replace them (revisions); other rows are added; stored
+        rows on ``remove`` dates are deleted. If nothing changes, nothing is written, so
+        merging the same fetch twice is a no-op.
 
         Args:
             ticker: The ticker.
             frame: A price frame, normally ``validate_prices(...).frame``.
+            remove: Dates the fetch rejected as wrong (``ValidatedPrices.rejected_dates``),
+                so an earlier stored copy of them goes too.
 
         Returns:
-            Counts of new and revised rows, the total, and whether the file was written.
+            Counts of new, revised and removed rows, the total, and whether the file was
+            written.
+
+        Raises:
+            CorruptPriceFileError: The stored file is unreadable (rebuild it with
+                :meth:`replace`).
         """
         stored = self.read(ticker)
         incoming = _canonical(frame)
-        if incoming.empty:
-            return MergeResult(n_new=0, n_revised=0, n_total=len(stored), changed=False)
-
+        removed = stored["date"].isin(pd.DatetimeIndex(list(remove))) & ~stored["date"].isin(
+            incoming["date"]
+        )
+        n_removed = int(removed.sum())
         old = stored.set_index("date")
         new = incoming.set_index("date")
         common = new.index.intersection(old.index)
         n_revised = int((~_same_values(old.loc[common], new.loc[common])).sum())
         n_new = len(new) - len(common)
-        if n_new == 0 and n_revised == 0:
+        if n_new == 0 and n_revised == 0 and n_removed == 0:
             return MergeResult(n_new=0, n_revised=0, n_total=len(stored), changed=False)
 
-        kept = stored.loc[~stored["date"].isin(incoming["date"])]
+        kept = stored.loc[~stored["date"].isin(incoming["date"]) & ~removed]
         merged = _canonical(pd.concat([kept, incoming], ignore_index=True))
-        write_parquet(self.storage, self.key(ticker), frame_to_table(merged), schema=PRICE_SCHEMA)
-        return MergeResult(n_new=n_new, n_revised=n_revised, n_total=len(merged), changed=True)
+        self._write(ticker, merged)
+        return MergeResult(
+            n_new=n_new,
+            n_revised=n_revised,
+            n_total=len(merged),
+            changed=True,
+            n_removed=n_removed,
+        )
+
+    def replace(
+        self, ticker: str, frame: pd.DataFrame, *, previous: pd.DataFrame | None = None
+    ) -> MergeResult:
+        """Store ``frame`` as the whole history of ``ticker``, dropping what was there.
+
+        Args:
+            ticker: The ticker.
+            frame: The full validated history.
+            previous: The history being replaced, to count changes against; read from the
+                store when None (an unreadable file counts as empty).
+
+        Returns:
+            Counts against the previous history; the file is always written.
+        """
+        if previous is None:
+            try:
+                previous = self.read(ticker)
+            except CorruptPriceFileError:
+                previous = empty_price_frame()
+        history = _canonical(frame)
+        old = _canonical(previous).set_index("date")
+        new = history.set_index("date")
+        common = new.index.intersection(old.index)
+        self._write(ticker, history)
+        return MergeResult(
+            n_new=len(new) - len(common),
+            n_revised=int((~_same_values(old.loc[common], new.loc[common])).sum()),
+            n_total=len(history),
+            changed=True,
+            n_removed=len(old) - len(common),
+        )
+
+    def _write(self, ticker: str, frame: pd.DataFrame) -> None:
+        write_parquet(self.storage, self.key(ticker), frame_to_table(frame), schema=PRICE_SCHEMA)
+
+
+def _parse_price_file(data: bytes, key: str, where: str) -> pd.DataFrame:
+    """A stored price file's bytes as a price frame, or CorruptPriceFileError naming the key."""
+    try:
+        table = pq.read_table(pa.BufferReader(data))
+        frame = table_to_frame(table)
+    except (pa.ArrowException, OSError, KeyError, ValueError, TypeError) as exc:
+        raise CorruptPriceFileError(key, where, f"{type(exc).__name__}: {exc}") from exc
+    if frame["date"].duplicated().any() or not frame["date"].is_monotonic_increasing:
+        raise CorruptPriceFileError(key, where, "dates are not sorted and unique")
+    return frame

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import reprlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -10,9 +10,15 @@ from pathlib import Path
 import yaml
 
 from closecast.calendars import ASSET_CLASSES, AssetClass
+from closecast.tickers import InvalidTickerError, normalize_symbol
 
-# Yahoo symbols: letters, digits and . - ^ = (BRK-B, ^GSPC, BTC-USD, EURUSD=X).
-_SYMBOL = re.compile(r"^[A-Z0-9^][A-Z0-9.\-^=]{0,19}$")
+MAX_WATCHLIST_BYTES = 256 * 1024
+"""Largest watchlist file read (thousands of tickers); anything bigger is refused unread."""
+
+ENTRY_FIELDS = ("symbol", "asset_class")
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 60
 
 
 class WatchlistError(ValueError):
@@ -27,39 +33,78 @@ class WatchItem:
     asset_class: AssetClass
 
 
+class _AnchorRefused(yaml.YAMLError):
+    """An anchor or alias in a watchlist (see :class:`_WatchlistLoader`)."""
+
+    def __init__(self, mark: yaml.Mark | None) -> None:
+        super().__init__(f"line {mark.line + 1}" if mark is not None else "")
+
+
+class _WatchlistLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing anchors and aliases (``&a``, ``*a``, ``<<: *a``).
+
+    Aliases let a few hundred bytes expand into billions of nodes ("billion laughs");
+    a watchlist never needs them, so the first one stops parsing before anything grows.
+    """
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise _AnchorRefused(event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def _load_yaml(text: str, origin: str) -> object:
+    try:
+        return yaml.load(text, Loader=_WatchlistLoader)  # a SafeLoader subclass
+    except _AnchorRefused as exc:
+        raise WatchlistError(
+            f"{origin}: YAML anchors and aliases (&name, *name) are not allowed in a "
+            f"watchlist ({exc}); write each entry out"
+        ) from None
+    except RecursionError:
+        raise WatchlistError(f"{origin}: not valid YAML (nested too deeply)") from None
+    except yaml.YAMLError as exc:  # PyYAML's messages span lines: keep errors on one
+        raise WatchlistError(f"{origin}: not valid YAML ({' '.join(str(exc).split())})") from None
+
+
+def _text_field(entry: dict[object, object], name: str, where: str) -> str:
+    value = entry.get(name)
+    if value is None:
+        raise WatchlistError(f"{where}: missing {name!r}")
+    if not isinstance(value, str):
+        raise WatchlistError(
+            f"{where}: {name} {_SHORT.repr(value)} must be text, not {type(value).__name__} "
+            "(quote it, e.g. '0700.HK')"
+        )
+    return value
+
+
 def _parse_item(entry: object, where: str) -> WatchItem:
     if not isinstance(entry, dict):
         raise WatchlistError(f"{where}: expected a mapping with 'symbol' and 'asset_class'")
-    symbol = str(entry.get("symbol", "")).strip().upper()
-    asset_class = str(entry.get("asset_class", "")).strip().lower()
-    if not _SYMBOL.match(symbol):
-        raise WatchlistError(f"{where}: {entry.get('symbol')!r} is not a ticker symbol")
+    unknown = [key for key in entry if key not in ENTRY_FIELDS]
+    if unknown:
+        raise WatchlistError(
+            f"{where}: unknown field(s) {', '.join(_SHORT.repr(k) for k in unknown)}; "
+            f"an entry has {', '.join(ENTRY_FIELDS)}"
+        )
+    raw_symbol = _text_field(entry, "symbol", where)
+    try:
+        symbol = normalize_symbol(raw_symbol)
+    except InvalidTickerError as exc:
+        raise WatchlistError(f"{where}: {exc}") from None
+    raw_class = _text_field(entry, "asset_class", f"{where} ({symbol})")
+    asset_class = raw_class.strip().lower()
     if asset_class not in ASSET_CLASSES:
         raise WatchlistError(
-            f"{where} ({symbol}): asset_class {entry.get('asset_class')!r} is not one of "
+            f"{where} ({symbol}): asset_class {_SHORT.repr(raw_class)} is not one of "
             f"{', '.join(ASSET_CLASSES)}"
         )
     return WatchItem(symbol=symbol, asset_class=asset_class)  # type: ignore[arg-type]
 
 
-def parse_watchlist(text: str, *, origin: str) -> list[WatchItem]:
-    """Parse watchlist YAML (``tickers: [{symbol, asset_class}, ...]``).
-
-    Args:
-        text: The YAML document.
-        origin: Where it came from, for error messages.
-
-    Raises:
-        WatchlistError: Malformed YAML, no tickers, a bad entry, or a duplicate symbol.
-    """
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise WatchlistError(f"{origin}: not valid YAML ({exc})") from exc
-    entries = document.get("tickers") if isinstance(document, dict) else None
-    if not isinstance(entries, list) or not entries:
-        raise WatchlistError(f"{origin}: expected a non-empty list under 'tickers'")
-    items = [_parse_item(entry, f"{origin}: tickers[{i}]") for i, entry in enumerate(entries)]
+def _check_unique(items: list[WatchItem], origin: str) -> list[WatchItem]:
     seen: set[str] = set()
     for item in items:
         if item.symbol in seen:
@@ -68,19 +113,69 @@ def parse_watchlist(text: str, *, origin: str) -> list[WatchItem]:
     return items
 
 
+def parse_watchlist(text: str, *, origin: str) -> list[WatchItem]:
+    """Parse watchlist YAML (``tickers: [{symbol, asset_class}, ...]``).
+
+    Symbols follow the one rule of :func:`closecast.tickers.normalize_symbol`.
+
+    Args:
+        text: The YAML document.
+        origin: Where it came from, for error messages.
+
+    Raises:
+        WatchlistError: Malformed YAML, anchors or aliases, no tickers, a bad entry
+            (unknown field, bad symbol or asset class), or a duplicate symbol.
+    """
+    document = _load_yaml(text, origin)
+    entries = document.get("tickers") if isinstance(document, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise WatchlistError(f"{origin}: expected a non-empty list under 'tickers'")
+    items = [_parse_item(entry, f"{origin}: tickers[{i}]") for i, entry in enumerate(entries)]
+    return _check_unique(items, origin)
+
+
 def default_watchlist_text() -> str:
     """The YAML of the watchlist shipped with the package."""
     return resources.files("closecast").joinpath("default_watchlist.yaml").read_text("utf-8")
 
 
+def read_watchlist_text(path: Path) -> str:
+    """Read a watchlist file as text, refusing what cannot be one before parsing it.
+
+    Raises:
+        WatchlistError: Missing, not a regular file, unreadable, larger than
+            :data:`MAX_WATCHLIST_BYTES`, or not UTF-8.
+    """
+    if not path.exists():
+        raise WatchlistError(f"{path}: no such watchlist file")
+    if not path.is_file():
+        raise WatchlistError(f"{path}: not a regular file")
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_WATCHLIST_BYTES + 1)
+    except OSError as exc:
+        raise WatchlistError(f"{path}: cannot read the watchlist ({exc.strerror})") from None
+    if len(data) > MAX_WATCHLIST_BYTES:
+        raise WatchlistError(
+            f"{path}: larger than {MAX_WATCHLIST_BYTES // 1024} KiB; a watchlist is a short "
+            "list of tickers"
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise WatchlistError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+
+
 def load_watchlist(path: str | Path | None = None) -> list[WatchItem]:
-    """Load a watchlist file, or the shipped default when ``path`` is None."""
+    """Load a watchlist file, or the shipped default when ``path`` is None.
+
+    Raises:
+        WatchlistError: See :func:`read_watchlist_text` and :func:`parse_watchlist`.
+    """
     if path is None:
         return parse_watchlist(default_watchlist_text(), origin="default watchlist")
     path = Path(path)
-    if not path.is_file():
-        raise WatchlistError(f"{path}: no such watchlist file")
-    return parse_watchlist(path.read_text("utf-8"), origin=str(path))
+    return parse_watchlist(read_watchlist_text(path), origin=str(path))
 
 
 def guess_asset_class(symbol: str) -> AssetClass:
@@ -92,7 +187,17 @@ def guess_asset_class(symbol: str) -> AssetClass:
 
 
 def items_from_symbols(symbols: list[str]) -> list[WatchItem]:
-    """A watchlist from bare symbols (``--tickers A,B``), asset classes guessed."""
-    cleaned = [s.strip().upper() for s in symbols if s.strip()]
-    entries = [{"symbol": s, "asset_class": guess_asset_class(s)} for s in cleaned]
-    return parse_watchlist(yaml.safe_dump({"tickers": entries}), origin="--tickers")
+    """A watchlist from bare symbols (``--tickers A,B``), asset classes guessed.
+
+    Raises:
+        WatchlistError: No symbol, a symbol breaking the ticker rule, or a duplicate.
+    """
+    given = [raw for raw in symbols if raw.strip()]
+    if not given:
+        raise WatchlistError("--tickers: no ticker symbol given")
+    try:
+        cleaned = [normalize_symbol(raw) for raw in given]
+    except InvalidTickerError as exc:
+        raise WatchlistError(f"--tickers: {exc}") from None
+    items = [WatchItem(symbol=s, asset_class=guess_asset_class(s)) for s in cleaned]
+    return _check_unique(items, "--tickers")

@@ -19,14 +19,19 @@ _TAIL_BYTES = 4096
 
 def _has_header(path: Path) -> bool:
     # utf-8-sig: a file saved by a spreadsheet may start with a byte-order mark.
-    with path.open(encoding="utf-8-sig") as handle:
-        first = handle.readline().strip()
+    try:
+        with path.open(encoding="utf-8-sig") as handle:
+            first = handle.readline().strip()
+    except UnicodeDecodeError as exc:
+        raise PriceFileError(
+            f"{path}: not a text CSV file (undecodable byte at offset {exc.start}); binary?"
+        ) from None
     if not first:
         raise PriceFileError(f"{path}: the file is empty")
     return first.split(",")[0].strip().lower() == "date"
 
 
-def read_yahoo_csv(path: str | Path) -> pd.DataFrame:
+def read_yahoo_csv(path: str | Path, *, coerce: bool = True) -> pd.DataFrame:
     """Read a Yahoo CSV export into a raw price frame.
 
     The file may start with Yahoo's header row (``Date,Open,High,Low,Close,Adj Close,Volume``)
@@ -35,6 +40,9 @@ def read_yahoo_csv(path: str | Path) -> pd.DataFrame:
 
     Args:
         path: The CSV file.
+        coerce: Turn cells that are not numbers into NaN. With False, a column holding such
+            text is returned as read (object dtype), so that the validator can count the
+            unparsable cells instead of losing them silently.
 
     Returns:
         A frame with the columns of :data:`closecast.schema.PRICE_COLUMNS`, ``date`` parsed,
@@ -70,7 +78,9 @@ def read_yahoo_csv(path: str | Path) -> pd.DataFrame:
     except (ValueError, TypeError) as exc:
         raise PriceFileError(f"{path}: dates are not YYYY-MM-DD ({exc})") from exc
     for column in PRICE_COLUMNS[1:]:
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+        parsed = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+        if coerce or parsed.notna().sum() == frame[column].notna().sum():
+            frame[column] = parsed
     return frame
 
 

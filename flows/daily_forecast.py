@@ -1,4 +1,5 @@
-"""The daily forecast flow: fetch, retrain or fine-tune, evaluate and publish, per ticker."""
+"""The daily forecast flow: per ticker, fetch; score what was served; retrain or fine-tune;
+serve the next forecast; then publish the watchlist's run outputs."""
 
 from __future__ import annotations
 
@@ -8,23 +9,39 @@ from typing import Any, Literal
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
-from prefect.states import Completed, Failed, State
+from prefect.states import Cancelled, Completed, Failed, State
 
+from closecast import catalog
+from closecast.catalog import RunScope
+from closecast.interrupts import training_stops_with_the_run
 from closecast.pipeline.decisions import RetrainPolicy
 from closecast.pipeline.options import RunOptions, epoch_overrides
-from closecast.pipeline.ticker import failed_outcome
-from closecast.watchlist import WatchItem
+from closecast.pipeline.selection import Selection, name_from_path
+from closecast.pipeline.ticker import TickerOutcome, failed_outcome
 from flows.runners import RunnerKind, make_task_runner
+from lstm_model.interrupt import stop_requested
 from tasks.modelling import forecast_ticker
-from tasks.prices import fetch_prices, load_watchlist_task, name_flow_run, resolve_as_of
-from tasks.publishing import publish_artifacts, publish_run_outputs
+from tasks.prices import (
+    check_run_date,
+    fetch_prices,
+    markets_closed,
+    name_flow_run,
+    resolve_as_of,
+    select_tickers,
+)
+from tasks.publishing import publish_artifacts, publish_run_outputs, withdraw_run_manifest
 
 DEFAULT_STORAGE = "./closecast-data"
 
 
 def _run_name() -> str:
     params = flow_run.parameters
-    return f"daily-forecast-{params.get('as_of') or 'latest'}-{params.get('source', 'sample')}"
+    watchlist = params.get("watchlist_name") or (
+        "adhoc" if params.get("tickers") and not params.get("watchlist") else
+        name_from_path(params.get("watchlist"))
+    )  # fmt: skip
+    as_of = params.get("as_of") or "latest"
+    return f"daily-forecast-{as_of}-{watchlist}-{params.get('source', 'sample')}"
 
 
 def _settle(future: PrefectFuture[Any]) -> tuple[Any, str | None]:
@@ -35,34 +52,38 @@ def _settle(future: PrefectFuture[Any]) -> tuple[Any, str | None]:
     return result, None
 
 
-@flow(name="forecast-watchlist", flow_run_name="forecast-watchlist-{as_of}")
+@flow(name="forecast-watchlist", flow_run_name="forecast-{scope.watchlist}-{scope.run_date}")
 def forecast_watchlist(
-    items: list[WatchItem], as_of: date, options: RunOptions
-) -> list[dict[str, Any]]:
+    selection: Selection, scope: RunScope, options: RunOptions
+) -> list[TickerOutcome]:
     """Per ticker, in parallel on this flow's task runner: fetch and store prices, then
-    train or fine-tune, evaluate and publish. A failed ticker never stops the others."""
-    fetches = {fetch_prices.submit(item, as_of, options): item for item in items}
-    outcomes: dict[str, dict[str, Any]] = {}
-    modelling: dict[PrefectFuture[Any], WatchItem] = {}
+    score, train and serve. A failed ticker never stops the others."""
+    fetches = {fetch_prices.submit(item, scope.run_date, options): item for item in selection.items}
+    outcomes: dict[str, TickerOutcome] = {}
+    modelling: dict[PrefectFuture[Any], Any] = {}
     for future in as_completed(list(fetches)):
         item = fetches[future]
         fetched, error = _settle(future)
         if error is None:
             report = fetched["validation"]
-            modelling[forecast_ticker.submit(item, as_of, options, report)] = item
+            modelling[forecast_ticker.submit(item, scope, options, report)] = item
         else:
-            outcomes[item.symbol] = vars(failed_outcome(item, error, stage="fetch"))
-    for future in as_completed(list(modelling)):
-        item = modelling[future]
-        result, error = _settle(future)
-        outcomes[item.symbol] = result or vars(failed_outcome(item, error, stage="model"))
-    return [outcomes[item.symbol] for item in items]
+            outcomes[item.symbol] = failed_outcome(item, error, stage="fetch")
+    # Cancellation (SIGTERM) lands here, in the main thread: trainings in the worker threads
+    # are asked to stop at their next batch instead of running to the end.
+    with training_stops_with_the_run():
+        for future in as_completed(list(modelling)):
+            item = modelling[future]
+            result, error = _settle(future)
+            outcomes[item.symbol] = result or failed_outcome(item, error, stage="model")
+    return [outcomes[item.symbol] for item in selection.items]
 
 
 @flow(name="daily-forecast", flow_run_name=_run_name)
 def daily_forecast(
     watchlist: str | None = None,
     tickers: list[str] | None = None,
+    watchlist_name: str | None = None,
     source: str = "sample",
     storage: str = DEFAULT_STORAGE,
     mode: Literal["auto", "retrain", "finetune"] = "auto",
@@ -71,6 +92,8 @@ def daily_forecast(
     epochs: int | None = None,
     max_model_age_days: int = 30,
     max_u2_degradation: float = 0.10,
+    min_live_days: int = 20,
+    min_compare_days: int = 10,
     range_tolerance: float = 0.05,
     finetune_epochs: int = 5,
     finetune_learning_rate: float = 1e-4,
@@ -79,20 +102,29 @@ def daily_forecast(
     dask_address: str | None = None,
     create_bucket: bool = False,
     credentials_block: str | None = None,
+    lease_wait_seconds: float = 900.0,
+    lease_ttl_seconds: float = 300.0,
 ) -> State:
     """Forecast every ticker of a watchlist and publish the run to storage.
 
     Args:
         watchlist: A watchlist YAML file; the packaged default when None.
-        tickers: Ticker symbols to use instead of a watchlist file.
+        tickers: With ``watchlist``, the subset of it to rerun (the others' outputs for the
+            date are kept); alone, symbols for an ad-hoc run filed under ``adhoc``.
+        watchlist_name: The name outputs are filed under (default: the file's stem,
+            ``default`` for the packaged watchlist, ``adhoc`` for bare tickers).
         source: ``sample`` (shipped data), ``yahoo``, or ``csv:DIR``.
         storage: The storage root: a local directory or ``s3://bucket/prefix``.
         mode: ``auto`` (choose per ticker), ``retrain`` or ``finetune``.
-        as_of: The run date; the source's current date when None.
+        as_of: The run date; the source's current date when None. Never after it.
         preset: Model preset (``default``, ``fast``, ``tutorial``).
         epochs: Override the preset's training epochs.
-        max_model_age_days: ``auto`` retrains models older than this.
-        max_u2_degradation: ``auto`` retrains when U2 worsened by more than this.
+        max_model_age_days: ``auto`` retrains lineages retrained longer ago than this.
+        max_u2_degradation: ``auto`` retrains when the lineage's live U2 exceeds its
+            backtest U2 by more than this...
+        min_live_days: ...over at least this many scored served forecasts.
+        min_compare_days: Days a retrained candidate's backtest must share with the champion
+            lineage's live record to be compared with it (else it is promoted).
         range_tolerance: ``auto`` retrains global-scaler models whose range is left by more.
         finetune_epochs: Epochs of a fine-tune.
         finetune_learning_rate: Learning rate of a fine-tune.
@@ -102,9 +134,15 @@ def daily_forecast(
         create_bucket: Create the S3 bucket when it does not exist.
         credentials_block: A Prefect ``aws-credentials/NAME`` or ``minio-credentials/NAME``
             block for S3; the standard AWS credential chain when None.
+        lease_wait_seconds: How long to wait for another run of the same date and
+            watchlist, or of the same ticker, before failing with a message naming it.
+        lease_ttl_seconds: How long a run's lease outlives the run if it is killed (it is
+            renewed every third of this while the run lives).
 
     Returns:
-        Completed when every ticker succeeded; Failed naming the failed tickers otherwise.
+        Completed when every ticker succeeded, or at once when no ticker's market traded on
+        the run date (except for ``retrain`` runs, which may be scheduled on weekends);
+        Failed naming the failed tickers otherwise.
     """
     logger = get_run_logger()
     options = RunOptions(
@@ -113,38 +151,61 @@ def daily_forecast(
         preset=preset,
         overrides=epoch_overrides(epochs),
         mode=mode,
-        policy=RetrainPolicy(max_model_age_days, max_u2_degradation, range_tolerance),
+        policy=RetrainPolicy(
+            max_model_age_days=max_model_age_days,
+            max_u2_degradation=max_u2_degradation,
+            min_live_days=min_live_days,
+            min_compare_days=min_compare_days,
+            range_tolerance=range_tolerance,
+        ),
         finetune_epochs=finetune_epochs,
         finetune_learning_rate=finetune_learning_rate,
         create_bucket=create_bucket,
         credentials_block=credentials_block,
+        lease_wait_seconds=lease_wait_seconds,
+        lease_ttl_seconds=lease_ttl_seconds,
     )
     runner = make_task_runner(task_runner, workers, dask_address)
-    items = load_watchlist_task(watchlist, tickers)
-    run_date = as_of or resolve_as_of(source)
+    selection = select_tickers(watchlist, tickers, watchlist_name)
+    run_date = check_run_date(as_of, source) if as_of else resolve_as_of(source)
+    scope = RunScope(run_date, selection.name)
     if as_of is None:
-        name_flow_run(run_date, source)
-    outcomes = forecast_watchlist.with_options(task_runner=runner)(items, run_date, options)
+        name_flow_run(scope, source)
+    if mode != "retrain" and markets_closed(selection, run_date):
+        message = f"markets closed on {run_date} for every ticker of {selection.name}: no run"
+        logger.info(message)
+        return Completed(message=message)
 
-    metric_rows = [o["metrics"] for o in outcomes]
-    manifest_key = publish_run_outputs(
-        run_date,
-        metric_rows,
-        [o["forecast"] for o in outcomes if o["forecast"]],
-        [key for o in outcomes for key in o["keys"]],
-        options,
-        parameters={
-            "source": source,
-            "storage": storage,
-            "mode": mode,
-            "preset": preset,
-            "epochs": epochs,
-            "tickers": [i.symbol for i in items],
-        },
+    # One run of a date and watchlist at a time: the manifest is withdrawn and rewritten,
+    # and the run tables merged, by the lease holder only.
+    with options.lease(catalog.scope_lease_key(scope), f"watchlist {scope.label}"):
+        previous = withdraw_run_manifest(scope, options)
+        outcomes = forecast_watchlist.with_options(task_runner=runner)(selection, scope, options)
+        if stop_requested():
+            return Cancelled(message=f"stopped on request; nothing published for {scope.label}")
+        manifest_key = publish_run_outputs(
+            scope,
+            outcomes,
+            selection,
+            options,
+            previous=previous,
+            parameters={
+                "source": source,
+                "storage": storage,
+                "mode": mode,
+                "preset": preset,
+                "epochs": epochs,
+                "watchlist": watchlist,
+                "tickers": selection.symbols,
+            },
+        )
+    metric_rows = [o.metrics for o in outcomes]
+    publish_artifacts(scope, metric_rows, options)
+    failed = [row.ticker for row in metric_rows if row.status != "ok"]
+    summary = (
+        f"{len(metric_rows) - len(failed)} of {len(metric_rows)} tickers of {selection.name} "
+        f"forecast for {run_date}"
     )
-    publish_artifacts(run_date, metric_rows, options)
-    failed = [row["ticker"] for row in metric_rows if row["status"] != "ok"]
-    summary = f"{len(items) - len(failed)} of {len(items)} tickers forecast for {run_date}"
     logger.info("%s; manifest %s", summary, manifest_key)
     if failed:
         return Failed(message=f"{summary}; failed: {', '.join(failed)}")

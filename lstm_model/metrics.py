@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "coverage",
     "directional_accuracy",
     "mae",
     "mape",
@@ -21,6 +22,7 @@ __all__ = [
     "rmse",
     "summarize",
     "u2",
+    "u2_per_horizon",
 ]
 
 
@@ -146,3 +148,46 @@ def summarize(actual: Any, predicted: Any, previous: Any) -> dict[str, float]:
         "directional_accuracy": directional_accuracy(a, p, previous),
         "n": int(a.size),
     }
+
+
+def coverage(actual: Any, lower: Any, upper: Any) -> float:
+    """Share of actuals inside ``[lower, upper]`` (bounds inclusive): an interval's coverage.
+
+    Raises:
+        ValueError: Empty input, different lengths, or a NaN bound (an infinite bound is fine:
+            it means "no bound").
+    """
+    a = _array(actual, "actual")
+    lo = np.asarray(lower, dtype="float64").reshape(-1)
+    hi = np.asarray(upper, dtype="float64").reshape(-1)
+    if not a.size == lo.size == hi.size:
+        raise ValueError(f"actual has {a.size} values but lower has {lo.size}, upper {hi.size}")
+    if np.isnan(lo).any() or np.isnan(hi).any():
+        raise ValueError("lower/upper bounds contain NaN")
+    return float(np.mean((a >= lo) & (a <= hi)))
+
+
+def u2_per_horizon(actual: Any, predicted: Any, last_known: Any, steps: Any) -> dict[int, float]:
+    """Theil's U2 for each forecast horizon, against the naive forecast for that horizon.
+
+    The naive forecast ``h`` steps ahead is the last known price at the forecast origin
+    (``last_known``), whatever ``h``. Rows are aligned forecasts in long form: one row per
+    (origin, step).
+
+    Args:
+        actual: The price on each row's target day.
+        predicted: The model's forecast for it.
+        last_known: The last price known at the row's origin (the naive forecast).
+        steps: The row's horizon (1 = next trading day).
+
+    Returns:
+        ``{step: u2}`` in ascending step order.
+    """
+    a, p = _pair(actual, predicted)
+    prev = _array(last_known, "last_known")
+    h = np.asarray(steps).reshape(-1)
+    if not a.size == prev.size == h.size:
+        raise ValueError(
+            f"actual has {a.size} values, last_known {prev.size}, steps {h.size}: must match"
+        )
+    return {int(step): u2(a[h == step], p[h == step], prev[h == step]) for step in np.unique(h)}

@@ -1,14 +1,14 @@
-"""The per-ticker modelling task: train or fine-tune, evaluate, forecast, publish."""
+"""The per-ticker modelling task: score what was served, train, serve, publish."""
 
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict
-from datetime import date
 from typing import Any
 
 from prefect import get_run_logger, task
 
+from closecast import catalog
+from closecast.catalog import RunScope
 from closecast.pipeline import ticker
 from closecast.pipeline.options import RunOptions
 from closecast.watchlist import WatchItem
@@ -26,38 +26,43 @@ def _training_lock() -> threading.Lock:
     return _TENSORFLOW_LOCK
 
 
-@task(name="forecast-ticker", task_run_name="forecast-{item.symbol}-{as_of}")
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+@task(name="forecast-ticker", task_run_name="forecast-{item.symbol}-{scope.run_date}")
 def forecast_ticker(
     item: WatchItem,
-    as_of: date,
+    scope: RunScope,
     options: RunOptions,
     fetch_report: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Train or fine-tune one ticker's model, evaluate it, forecast and publish its outputs.
+) -> ticker.TickerOutcome:
+    """Score served forecasts, retrain or fine-tune, serve the next forecast and publish the
+    ticker's run objects.
 
     Returns:
-        The ticker's outcome: its metrics row, forecast row and the keys it wrote.
+        The ticker's outcome: its rows and the keys it wrote.
     """
-    # Imported here, not at module level, so that reading the flow (prefect deploy, a worker
-    # loading the entrypoint) never loads TensorFlow; importing it before the ticker's work
-    # also applies lstm_model.quiet before any Keras import.
+    # TensorFlow loads only when a ticker trains, not when a worker imports the flow.
     from lstm_model.model import release_tensorflow_state
 
     logger = get_run_logger()
-    with _training_lock():
+    lease = catalog.ticker_lease_key(item.symbol)
+    with options.lease(lease, f"ticker {item.symbol}"), _training_lock():
         try:
-            outcome = ticker.forecast_ticker(item, as_of, options, fetch_report)
+            outcome = ticker.forecast_ticker(item, scope, options, fetch_report)
         finally:
             release_tensorflow_state()
     row = outcome.metrics
     logger.info(
-        "%s: %s (%s) RMSE %.4g, naive %.4g, U2 %.3f, model %s",
+        "%s: %s (%s); model %s, backtest U2 %s, live U2 %s over %s served; %.1fs",
         item.symbol,
-        row["mode"],
-        row["mode_reason"],
-        row["rmse"],
-        row["naive_rmse"],
-        row["u2"],
-        row["model_version"],
+        row.mode,
+        row.mode_reason,
+        row.model_version,
+        _fmt(row.backtest_u2),
+        _fmt(row.live_u2_lineage),
+        row.live_n_lineage,
+        row.model_seconds or 0.0,
     )
-    return asdict(outcome)
+    return outcome

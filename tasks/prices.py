@@ -11,11 +11,15 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 from prefect.tasks import Task, exponential_backoff
 
-from closecast.pipeline import ticker
+from closecast import catalog
+from closecast.calendars import is_trading_day
+from closecast.catalog import RunScope
+from closecast.pipeline.fetch import fetch_and_store
 from closecast.pipeline.options import RunOptions
+from closecast.pipeline.selection import Selection, select
 from closecast.sources import SourceUnavailableError, get_source
 from closecast.storage import StorageUnreachableError
-from closecast.watchlist import WatchItem, items_from_symbols, load_watchlist
+from closecast.watchlist import WatchItem
 
 RETRYABLE = (SourceUnavailableError, StorageUnreachableError)
 
@@ -31,12 +35,12 @@ def retry_on_network_errors(task: Task[..., Any], task_run: TaskRun, state: Stat
     return False
 
 
-@task(name="load-watchlist")
-def load_watchlist_task(path: str | None, tickers: list[str] | None) -> list[WatchItem]:
-    """The run's tickers: ``tickers`` when given, else the watchlist file (or the default)."""
-    items = items_from_symbols(tickers) if tickers else load_watchlist(path)
-    get_run_logger().info("Watchlist: %s", ", ".join(i.symbol for i in items))
-    return items
+@task(name="select-tickers")
+def select_tickers(watchlist: str | None, tickers: list[str] | None, name: str | None) -> Selection:
+    """The run's tickers and the watchlist name its outputs are filed under."""
+    selection = select(watchlist, tickers, name)
+    get_run_logger().info("Watchlist %s: %s", selection.name, ", ".join(selection.symbols))
+    return selection
 
 
 @task(name="resolve-as-of")
@@ -45,8 +49,31 @@ def resolve_as_of(source: str) -> date:
     return get_source(source).today()
 
 
+@task(name="check-run-date")
+def check_run_date(as_of: date, source: str) -> date:
+    """Refuse a run dated after the source's current date: its outputs would claim prices
+    nobody has seen, and its champion would outrank every real run after it.
+
+    Raises:
+        ValueError: ``as_of`` is after the source's current date.
+    """
+    today = get_source(source).today()
+    if as_of > today:
+        raise ValueError(
+            f"as_of {as_of} is after the {source} source's current date {today}; "
+            "a run cannot be dated in the future"
+        )
+    return as_of
+
+
+@task(name="markets-closed")
+def markets_closed(selection: Selection, run_date: date) -> bool:
+    """Whether no ticker of the selection has a trading session on the run date."""
+    return not any(is_trading_day(item.asset_class, run_date) for item in selection.items)
+
+
 @task(name="name-flow-run")
-def name_flow_run(run_date: date, source: str) -> None:
+def name_flow_run(scope: RunScope, source: str) -> None:
     """Name the flow run after its resolved date, so scheduled runs read well in the UI."""
     from prefect.client.orchestration import get_client
     from prefect.runtime import flow_run
@@ -54,7 +81,7 @@ def name_flow_run(run_date: date, source: str) -> None:
     if flow_run.id is None:
         return
     with get_client(sync_client=True) as client:
-        client.update_flow_run(UUID(flow_run.id), name=f"daily-forecast-{run_date}-{source}")
+        client.update_flow_run(UUID(flow_run.id), name=f"daily-forecast-{scope.label}-{source}")
 
 
 @task(
@@ -69,18 +96,29 @@ def fetch_prices(item: WatchItem, as_of: date, options: RunOptions) -> dict[str,
     """Fetch, validate and merge one ticker's prices into the price store.
 
     Returns:
-        The fetch summary (new/revised/total rows, price key, validation report).
+        ``FetchSummary.to_dict()``: new/revised/removed/total rows, the price key, whether
+        the history was re-based or rebuilt, and the validation report under ``validation``.
     """
-    summary = ticker.fetch_prices(item, as_of, options)
+    storage = options.open_storage()
+    with options.lease(catalog.ticker_lease_key(item.symbol), f"ticker {item.symbol}"):
+        summary = fetch_and_store(
+            item,
+            as_of,
+            storage,
+            get_source(options.source),
+            price_column=options.model_config().price_column,
+        )
     logger = get_run_logger()
     logger.info(
-        "%s: %d new, %d revised, %d stored rows (%s)",
+        "%s: %d new, %d revised, %d removed, %d stored rows (%s)%s",
         item.symbol,
-        summary["n_new"],
-        summary["n_revised"],
-        summary["n_total"],
-        summary["key"],
+        summary.n_new,
+        summary.n_revised,
+        summary.n_removed,
+        summary.n_total,
+        summary.key,
+        "; full history refetched" if summary.full_history else "",
     )
-    for warning in summary["validation"].get("warnings", []):
-        logger.warning("%s: %s", item.symbol, warning)
-    return summary
+    for warning in summary.warnings:
+        logger.warning("%s", warning)
+    return summary.to_dict()

@@ -8,31 +8,60 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from closecast import catalog
 from closecast.artifacts import public_endpoint_from_env, summary_markdown, ui_plots
-from closecast.pipeline import layout
+from closecast.catalog import RunScope
 from closecast.pipeline.options import RunOptions
-from closecast.pipeline.publish import publish_run
-from closecast.pipeline.ticker import storage_for
+from closecast.pipeline.publish import RunRows, publish_run, withdraw_manifest
+from closecast.pipeline.selection import Selection
+from closecast.pipeline.ticker import TickerOutcome
+from closecast.records import MetricsRow
 
 METRICS_ARTIFACT_KEY = "closecast-metrics"
 SUMMARY_ARTIFACT_KEY = "closecast-summary"
 
 
-@task(name="publish-run", task_run_name="publish-run-{run_date}")
+def artifact_key(base: str, scope: RunScope) -> str:
+    """Artifact keys name the watchlist (Prefect keys: lowercase letters, digits, dashes)."""
+    return f"{base}-{scope.watchlist.replace('_', '-')}"
+
+
+@task(name="withdraw-manifest", task_run_name="withdraw-manifest-{scope.watchlist}")
+def withdraw_run_manifest(scope: RunScope, options: RunOptions) -> dict[str, Any] | None:
+    """Withdraw the scope's manifest before any of its objects is rewritten."""
+    return withdraw_manifest(options.open_storage(), scope)
+
+
+@task(name="publish-run", task_run_name="publish-run-{scope.watchlist}-{scope.run_date}")
 def publish_run_outputs(
-    run_date: date,
-    metric_rows: list[dict[str, Any]],
-    forecast_rows: list[dict[str, Any]],
-    ticker_keys: list[str],
+    scope: RunScope,
+    outcomes: list[TickerOutcome],
+    selection: Selection,
     options: RunOptions,
+    previous: dict[str, Any] | None,
     parameters: dict[str, Any],
 ) -> str:
-    """Write metrics, forecasts, the summary plot and the manifest; returns the manifest key."""
-    storage = storage_for(options)
-    manifest = publish_run(
-        storage, run_date, metric_rows, forecast_rows, ticker_keys, parameters=parameters
+    """Write the scope's tables, summary plot and manifest; returns the manifest key."""
+    storage = options.open_storage()
+    rows = RunRows(
+        {
+            catalog.METRICS.name: [o.metrics for o in outcomes],
+            catalog.FORECASTS.name: [o.forecast for o in outcomes if o.forecast],
+            catalog.LIVE_SCORES.name: [s for o in outcomes for s in o.live_scores],
+        }
     )
-    key = layout.manifest_key(run_date)
+    manifest = publish_run(
+        storage,
+        scope,
+        rows,
+        [key for o in outcomes for key in o.keys],
+        [key for o in outcomes for key in o.state_keys],
+        run_tickers=selection.symbols,
+        members=set(selection.members) if selection.members is not None else None,
+        previous=previous,
+        parameters=parameters,
+    )
+    key = catalog.MANIFEST.key(scope)
     get_run_logger().info(
         "Published %d objects under %s (manifest %s)",
         len(manifest["objects"]),
@@ -42,28 +71,28 @@ def publish_run_outputs(
     return key
 
 
-@task(name="publish-artifacts", task_run_name="publish-artifacts-{run_date}")
-def publish_artifacts(
-    run_date: date, metric_rows: list[dict[str, Any]], options: RunOptions
-) -> None:
+@task(name="publish-artifacts", task_run_name="publish-artifacts-{scope.watchlist}")
+def publish_artifacts(scope: RunScope, metric_rows: list[MetricsRow], options: RunOptions) -> None:
     """The metrics table and a markdown summary showing the plots, at stable keys."""
-    storage = storage_for(options)
+    storage = options.open_storage()
     plot_keys = {
-        row["ticker"]: layout.ticker_plot_key(run_date, row["ticker"])
+        row.ticker: catalog.TICKER_PLOTS.key(scope, row.ticker)
         for row in metric_rows
-        if row["status"] == "ok"
+        if row.status == "ok"
     }
-    plot_keys["summary"] = layout.summary_plot_key(run_date)
+    plot_keys["summary"] = catalog.SUMMARY_PLOT.key(scope)
     plots = ui_plots(storage, plot_keys, public_endpoint=public_endpoint_from_env())
     table = [
-        {k: (v.isoformat() if isinstance(v, date) else v) for k, v in row.items()}
+        {k: (v.isoformat() if isinstance(v, date) else v) for k, v in vars(row).items()}
         for row in metric_rows
     ]
     create_table_artifact(
-        table, key=METRICS_ARTIFACT_KEY, description=f"Per-ticker metrics for {run_date}"
+        table,
+        key=artifact_key(METRICS_ARTIFACT_KEY, scope),
+        description=f"Per-ticker metrics for {scope.run_date}, watchlist {scope.watchlist}",
     )
     create_markdown_artifact(
-        summary_markdown(run_date, metric_rows, plots),
-        key=SUMMARY_ARTIFACT_KEY,
-        description=f"Forecast summary for {run_date}",
+        summary_markdown(scope, metric_rows, plots),
+        key=artifact_key(SUMMARY_ARTIFACT_KEY, scope),
+        description=f"Forecast summary for {scope.run_date}, watchlist {scope.watchlist}",
     )

@@ -21,6 +21,8 @@ from closecast.artifacts import (
     summary_markdown,
     ui_plots,
 )
+from closecast.catalog import RunScope
+from closecast.records import MetricsRow
 from closecast.storage import open_storage
 from closecast.storage.io import write_figure
 
@@ -81,14 +83,16 @@ def test_public_endpoint_comes_from_the_environment(monkeypatch) -> None:
 @pytest.mark.parametrize("link", [None, "https://s3.example/AAPL.png?X-Amz-Signature=abc"])
 def test_summary_markdown_shows_every_plot_and_links_only_real_urls(link) -> None:
     rows = [
-        {"ticker": "AAPL", "status": "ok", "rmse": 1.0, "naive_rmse": 1.25, "u2": 0.8},
-        {"ticker": "BAD", "status": "failed", "error": "unknown | ticker"},
+        MetricsRow(ticker="AAPL", asset_class="stock", status="ok", backtest_u2=0.8),
+        MetricsRow(ticker="BAD", asset_class="stock", status="failed", error="unknown | ticker"),
     ]
     plots = {
         "AAPL": UiPlot("AAPL", "plots/AAPL.png", "data:image/png;base64,AAAA", link),
         "summary": UiPlot("summary", "plots/summary.png", "data:image/png;base64,BBBB", link),
     }
-    text = summary_markdown(date(2020, 12, 11), rows, plots)
+    text = summary_markdown(RunScope(date(2020, 12, 11), "stocks"), rows, plots)
+    assert "2020-12-11, watchlist stocks" in text
+    assert "| AAPL | ok | 0.800 |" in text
     assert "![AAPL plot](data:image/png;base64,AAAA)" in text
     assert "![summary](data:image/png;base64,BBBB)" in text
     assert "| BAD | failed |" in text and "unknown \\| ticker" in text

@@ -28,7 +28,9 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from closecast import stack
 from closecast.artifacts import summary_markdown, ui_plots
+from closecast.catalog import RunScope
 from closecast.plots import plot_predictions, plot_summary
+from closecast.records import MetricsRow
 from closecast.storage import Storage, open_storage
 from closecast.storage.io import write_figure
 
@@ -94,8 +96,8 @@ def _publish_plots(storage: Storage) -> dict[str, str]:
 
 
 ROWS = [
-    {"ticker": "AAPL", "status": "ok", "rmse": 1.0, "naive_rmse": 1.2, "u2": 0.83},
-    {"ticker": "BTC-USD", "status": "ok", "rmse": 2.0, "naive_rmse": 1.9, "u2": 1.05},
+    MetricsRow(ticker="AAPL", asset_class="stock", status="ok", backtest_u2=0.83),
+    MetricsRow(ticker="BTC-USD", asset_class="crypto", status="ok", backtest_u2=1.05),
 ]
 
 
@@ -105,7 +107,8 @@ def publish_summary(storage_root: str, keys: dict[str, str], public_endpoint: st
     storage = open_storage(storage_root)
     plots = ui_plots(storage, keys, public_endpoint=public_endpoint)
     return create_markdown_artifact(
-        summary_markdown(RUN_DATE, ROWS, plots), key="closecast-summary-browser-test"
+        summary_markdown(RunScope(RUN_DATE, "browser"), ROWS, plots),
+        key="closecast-summary-browser-test",
     )
 
 

@@ -14,6 +14,7 @@ from closecast.cli import build_parser, main
 COMMANDS = [
     [],
     ["run"],
+    ["replay"],
     ["tutorial"],
     ["stack"],
     ["stack", "up"],

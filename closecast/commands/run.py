@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from datetime import date
+from typing import Any
 
 # Exit codes: every ticker succeeded / some ticker failed / bad usage or configuration.
 EXIT_OK, EXIT_TICKER_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -13,6 +14,7 @@ EXIT_CODES = {
     EXIT_OK: "every ticker succeeded",
     EXIT_TICKER_FAILED: "some ticker failed (its metrics row says why; the others are published)",
     EXIT_CONFIG: "bad usage or configuration; the message says what to fix",
+    143: "stopped by SIGTERM or Ctrl-C; nothing more was published",  # interrupts.EXIT_TERMINATED
 }
 EXAMPLES = (
     "closecast run --tickers AAPL,BTC-USD --as-of 2020-12-07",
@@ -21,17 +23,34 @@ EXAMPLES = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument(
+    parser.add_argument(
+        "--as-of",
+        type=date.fromisoformat,
+        metavar="YYYY-MM-DD",
+        help="the run date: prices up to it, forecasts for the next trading day "
+        "(default: the source's current date; the sample's is 2020-12-11)",
+    )
+    add_run_options(parser)
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options ``run`` and ``replay`` share (everything but the date)."""
+    parser.add_argument(
         "--watchlist",
         metavar="FILE",
         help="watchlist YAML: tickers: [{symbol, asset_class: stock|etf|crypto}] "
         "(default: the packaged AAPL, GOOG, QQQ, BTC-USD)",
     )
-    which.add_argument(
+    parser.add_argument(
         "--tickers",
         metavar="A,B",
-        help="comma-separated symbols instead of a watchlist (asset classes guessed)",
+        help="comma-separated symbols: with --watchlist, the subset to rerun; alone, an "
+        "ad-hoc run filed under the watchlist name 'adhoc'",
+    )
+    parser.add_argument(
+        "--watchlist-name",
+        metavar="NAME",
+        help="name the outputs are filed under (default: the watchlist file's stem)",
     )
     parser.add_argument(
         "--source",
@@ -46,19 +65,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where outputs go: a local directory or s3://bucket/prefix",
     )
     parser.add_argument(
-        "--as-of",
-        type=date.fromisoformat,
-        metavar="YYYY-MM-DD",
-        help="the run date: prices up to it, forecasts for the next trading day "
-        "(default: the source's current date; the sample's is 2020-12-11)",
-    )
-    parser.add_argument(
         "--mode",
         choices=("auto", "retrain", "finetune"),
         default="auto",
-        help="auto: per ticker, retrain when the model is missing, old, out of its range "
-        "or degraded, else fine-tune it (the reason is recorded); retrain: train anew; "
-        "finetune: fine-tune the champion",
+        help="auto: per ticker, retrain or fine-tune as the retrain policy says (the reason "
+        "is recorded); retrain: train anew; finetune: fine-tune the serving model",
     )
     parser.add_argument(
         "--preset",
@@ -99,33 +110,54 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _check_configuration(args: argparse.Namespace) -> list[str]:
-    """Everything that can be checked before the flow starts, as messages saying what to fix."""
+MAX_EPOCHS = 10_000
+"""Largest ``--epochs`` accepted: beyond it a run would train for days."""
+
+
+def check_configuration(args: argparse.Namespace) -> list[str]:
+    """Everything that can be checked before the flow starts, as messages saying what to fix.
+
+    Nothing here writes: a configuration error leaves the storage root untouched.
+    """
+    from closecast.catalog import CatalogError
     from closecast.pipeline.options import RunOptions, epoch_overrides
-    from closecast.sources import get_source
+    from closecast.pipeline.selection import select
+    from closecast.sources import CsvDirSource, get_source
     from closecast.storage import StorageError, open_storage
-    from closecast.watchlist import WatchlistError, items_from_symbols, load_watchlist
+    from closecast.watchlist import WatchlistError
 
     problems = []
     try:
-        if args.tickers is not None:
-            items_from_symbols(args.tickers.split(","))
-        else:
-            load_watchlist(args.watchlist)
-    except WatchlistError as exc:
+        select(
+            args.watchlist,
+            args.tickers.split(",") if args.tickers else None,
+            args.watchlist_name,
+        )
+    except (WatchlistError, CatalogError) as exc:
         problems.append(f"watchlist: {exc}")
     try:
-        get_source(args.source)
+        source = get_source(args.source)
+        if isinstance(source, CsvDirSource) and not source.directory.is_dir():
+            problems.append(f"--source: {args.source!r}: no such directory {source.directory}")
     except ValueError as exc:
         problems.append(f"--source: {exc}")
-    try:
-        RunOptions(
-            storage_root=args.storage,
-            preset=args.preset,
-            overrides=epoch_overrides(args.epochs),
-        )
-    except ValueError as exc:
-        problems.append(f"--preset/--epochs: {exc}")
+    else:
+        if getattr(args, "as_of", None) is not None and args.as_of > (today := source.today()):
+            problems.append(
+                f"--as-of: {args.as_of} is after the {args.source} source's current date "
+                f"{today}; a run cannot be dated in the future"
+            )
+    if args.epochs is not None and args.epochs > MAX_EPOCHS:
+        problems.append(f"--epochs: at most {MAX_EPOCHS}, got {args.epochs}")
+    else:
+        try:
+            RunOptions(
+                storage_root=args.storage,
+                preset=args.preset,
+                overrides=epoch_overrides(args.epochs),
+            )
+        except ValueError as exc:
+            problems.append(f"--preset/--epochs: {exc}")
     if args.workers < 1:
         problems.append(f"--workers: must be at least 1, got {args.workers}")
     try:
@@ -134,67 +166,95 @@ def _check_configuration(args: argparse.Namespace) -> list[str]:
             create_bucket=args.create_bucket,
             credentials_block=args.credentials_block,
         ).check()
-    except StorageError as exc:
+    except (StorageError, ValueError) as exc:  # StorageConfigError is both
         problems.append(f"--storage: {exc}")
     return problems
 
 
-def _print_metrics(storage_root: str, run_date: date, credentials_block: str | None) -> None:
-    from closecast.pipeline import layout
+def _print_metrics(args: argparse.Namespace, run_date: date) -> None:
+    from closecast import catalog
+    from closecast.pipeline.selection import select
     from closecast.storage import open_storage
     from closecast.storage.io import read_parquet
 
-    storage = open_storage(storage_root, credentials_block=credentials_block)
-    frame = read_parquet(storage, layout.metrics_key(run_date)).to_pandas()
-    columns = ["ticker", "status", "mode", "rmse", "naive_rmse", "u2", "model_version", "error"]
+    selection = select(
+        args.watchlist, args.tickers.split(",") if args.tickers else None, args.watchlist_name
+    )
+    scope = catalog.RunScope(run_date, selection.name)
+    storage = open_storage(args.storage, credentials_block=args.credentials_block)
+    frame = read_parquet(storage, catalog.METRICS.key(scope)).to_pandas()
+    columns = [
+        "ticker", "status", "mode", "backtest_u2", "live_n_lineage", "live_u2_lineage",
+        "model_version", "error",
+    ]  # fmt: skip
     print()
     print(frame[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    print(f"\nOutputs for {run_date} under {storage.describe()}:")
-    for key in (
-        layout.metrics_key(run_date),
-        layout.forecasts_key(run_date),
-        f"predictions/run_date={run_date.isoformat()}/",
-        f"plots/run_date={run_date.isoformat()}/",
-        layout.manifest_key(run_date),
-    ):
+    print(f"\nOutputs for {run_date}, watchlist {scope.watchlist}, under {storage.describe()}:")
+    for key in catalog.run_prefixes(scope):
         print(f"  {key}")
 
 
-def run(args: argparse.Namespace) -> int:
+def flow_parameters(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``daily_forecast`` parameters the options of ``run`` (and ``replay``) give."""
+    return {
+        "watchlist": args.watchlist,
+        "tickers": args.tickers.split(",") if args.tickers else None,
+        "watchlist_name": args.watchlist_name,
+        "source": args.source,
+        "storage": args.storage,
+        "mode": args.mode,
+        "preset": args.preset,
+        "epochs": args.epochs,
+        "task_runner": args.task_runner,
+        "workers": args.workers,
+        "dask_address": args.dask_address,
+        "create_bucket": args.create_bucket,
+        "credentials_block": args.credentials_block,
+    }
+
+
+def allow_slow_server_start() -> None:
     # Prefect's ephemeral API server gets 20 s to start by default, too little on a busy
     # two-core machine while TensorFlow loads; a user's own setting still wins.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    problems = _check_configuration(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    allow_slow_server_start()
+    problems = check_configuration(args)
     if problems:
         for problem in problems:
             print(f"closecast run: {problem}", file=sys.stderr)
         return EXIT_CONFIG
 
-    from flows.daily_forecast import daily_forecast
-
-    state = daily_forecast(
-        watchlist=args.watchlist,
-        tickers=args.tickers.split(",") if args.tickers else None,
-        source=args.source,
-        storage=args.storage,
-        mode=args.mode,
-        as_of=args.as_of,
-        preset=args.preset,
-        epochs=args.epochs,
-        task_runner=args.task_runner,
-        workers=args.workers,
-        dask_address=args.dask_address,
-        create_bucket=args.create_bucket,
-        credentials_block=args.credentials_block,
-        return_state=True,
+    from closecast.interrupts import (
+        EXIT_TERMINATED,
+        interrupt_main_thread_on_sigterm,
+        stopped_by_signal,
     )
+    from flows.daily_forecast import daily_forecast
+    from lstm_model.interrupt import stop_requested
+
+    interrupt_main_thread_on_sigterm()
+    try:
+        state = daily_forecast(**flow_parameters(args), as_of=args.as_of, return_state=True)
+    except BaseException as exc:
+        if not stopped_by_signal(exc):
+            raise
+        print("closecast run: stopped (SIGTERM or Ctrl-C); this run published no manifest",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_TERMINATED
+    if stop_requested():
+        print(f"closecast run: stopped (SIGTERM); {state.name}, no manifest published",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_TERMINATED
     run_date = args.as_of
     if run_date is None:
         from closecast.sources import get_source
 
         run_date = get_source(args.source).today()
     try:
-        _print_metrics(args.storage, run_date, args.credentials_block)
+        _print_metrics(args, run_date)
     except Exception as exc:  # the flow itself failed before publishing anything
         print(f"closecast run: no metrics were published ({exc})", file=sys.stderr)
     print(f"\n{state.name}: {state.message or ''}")

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
+from closecast.locks import held
 from closecast.pipeline.decisions import REQUESTED_MODES, RequestedMode, RetrainPolicy
+from closecast.storage import Storage, open_storage
 from lstm_model.config import ModelConfig, get_preset
 
 
@@ -31,6 +36,8 @@ class RunOptions:
     finetune_learning_rate: float = 1e-4
     create_bucket: bool = False
     credentials_block: str | None = None
+    lease_wait_seconds: float = 900.0
+    lease_ttl_seconds: float = 300.0
 
     def __post_init__(self) -> None:
         if self.mode not in REQUESTED_MODES:
@@ -41,7 +48,31 @@ class RunOptions:
             raise ValueError(
                 f"finetune_learning_rate must be in (0, 1), got {self.finetune_learning_rate}"
             )
+        if not self.lease_wait_seconds >= 0:
+            raise ValueError(f"lease_wait_seconds must be >= 0, got {self.lease_wait_seconds}")
+        if not self.lease_ttl_seconds > 0:
+            raise ValueError(f"lease_ttl_seconds must be > 0, got {self.lease_ttl_seconds}")
         self.model_config()  # fail fast on an unknown preset or a bad override
+
+    def open_storage(self) -> Storage:
+        """The run's storage root, opened with its bucket and credentials settings."""
+        return open_storage(
+            self.storage_root,
+            create_bucket=self.create_bucket,
+            credentials_block=self.credentials_block,
+        )
+
+    @contextmanager
+    def lease(self, key: str, what: str) -> Iterator[None]:
+        """Hold a storage lease (``closecast.locks``) for the block, waiting as configured."""
+        with held(
+            self.open_storage(),
+            key,
+            what=what,
+            wait=timedelta(seconds=self.lease_wait_seconds),
+            ttl=timedelta(seconds=self.lease_ttl_seconds),
+        ):
+            yield
 
     def model_config(self) -> ModelConfig:
         config = get_preset(self.preset)

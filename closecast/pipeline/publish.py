@@ -1,71 +1,40 @@
-"""The run's shared outputs: metrics and forecasts tables, the summary plot, the manifest."""
+"""The run's shared outputs: run-level tables, summary plot and manifest, per watchlist.
+
+What a reader may rely on: a scope's manifest (``runs/run_date=D/watchlist=W/manifest.json``)
+is withdrawn before a run of that scope writes anything and written last, after every object
+it lists is stored; so a manifest that exists lists objects exactly as stored (sizes and
+sha256 checked on read-back). Objects are immutable once listed, except by a later run of the
+same scope, which withdraws the manifest first. Per-ticker state the run read or changed
+(prices, ledger, champion pointer) is listed apart, as ``state``, with its digest at the time:
+later runs change it by design.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
-from datetime import date
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 
-from closecast.pipeline import layout
+from closecast import catalog
+from closecast.catalog import RunScope, RunTable
 from closecast.plots import plot_summary
-from closecast.storage import Storage
-from closecast.storage.io import write_figure, write_json, write_parquet
-
-METRICS_SCHEMA = pa.schema(
-    [
-        ("ticker", pa.string()),
-        ("asset_class", pa.string()),
-        ("status", pa.string()),
-        ("mode", pa.string()),
-        ("mode_reason", pa.string()),
-        ("rmse", pa.float64()),
-        ("naive_rmse", pa.float64()),
-        ("u2", pa.float64()),
-        ("mae", pa.float64()),
-        ("mape", pa.float64()),
-        ("directional_accuracy", pa.float64()),
-        ("n_train", pa.int64()),
-        ("n_test", pa.int64()),
-        ("epochs", pa.int64()),
-        ("train_seconds", pa.float64()),
-        ("model_version", pa.string()),
-        ("promoted", pa.bool_()),
-        ("data_end", pa.date32()),
-        ("error", pa.string()),
-        ("null_rows_dropped", pa.int64()),
-        ("duplicates_resolved", pa.int64()),
-        ("stale", pa.bool_()),
-        ("warnings", pa.string()),
-    ]
-)
-
-FORECASTS_SCHEMA = pa.schema(
-    [
-        ("ticker", pa.string()),
-        ("data_end", pa.date32()),
-        ("target_date", pa.date32()),
-        ("forecast", pa.float64()),
-        ("model_version", pa.string()),
-    ]
-)
+from closecast.records import MetricsRow, rows_to_table, table_to_rows
+from closecast.storage import ObjectNotFoundError, Storage
+from closecast.storage.io import read_json, read_parquet, write_figure, write_json, write_parquet
 
 
-def _table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
-    columns = {name: [row.get(name) for row in rows] for name in schema.names}
-    return pa.table(columns, schema=schema)
+@dataclass(frozen=True)
+class RunRows:
+    """The rows a run publishes, per run-level table."""
 
+    tables: dict[str, list[Any]]  # RunTable.name -> rows of its row type
 
-def metrics_table(rows: list[dict[str, Any]]) -> pa.Table:
-    """One row per ticker, in the order given, with the published schema."""
-    return _table(rows, METRICS_SCHEMA)
-
-
-def forecasts_table(rows: list[dict[str, Any]]) -> pa.Table:
-    return _table(rows, FORECASTS_SCHEMA)
+    def of(self, table: RunTable) -> list[Any]:
+        return self.tables.get(table.name, [])
 
 
 def describe_object(storage: Storage, key: str) -> dict[str, Any]:
@@ -74,54 +43,186 @@ def describe_object(storage: Storage, key: str) -> dict[str, Any]:
     return {"key": key, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
+def withdraw_manifest(storage: Storage, scope: RunScope) -> dict[str, Any] | None:
+    """Remove the scope's manifest before a run rewrites any of its objects.
+
+    Returns:
+        The withdrawn manifest (None when there was none or it was unreadable), so the
+        publication can carry over what it said of tickers this run leaves alone.
+    """
+    key = catalog.MANIFEST.key(scope)
+    try:
+        previous = read_json(storage, key)
+    except ObjectNotFoundError:
+        return None
+    except ValueError:
+        previous = None
+    storage.delete(key)
+    return previous if isinstance(previous, dict) else None
+
+
+def _kept(ticker: str, run_tickers: set[str], members: set[str] | None) -> bool:
+    """Whether a ticker's earlier rows of this scope survive this run."""
+    return ticker not in run_tickers and (members is None or ticker in members)
+
+
+def merge_rows(
+    storage: Storage,
+    table: RunTable,
+    scope: RunScope,
+    new_rows: Sequence[Any],
+    run_tickers: set[str],
+    members: set[str] | None,
+) -> list[Any]:
+    """This run's rows, plus the earlier rows of tickers the run left alone (a partial
+    rerun), minus tickers that left the watchlist."""
+    try:
+        earlier = table_to_rows(read_parquet(storage, table.key(scope)), table.row_type)
+    except ObjectNotFoundError:
+        earlier = []
+    kept = [row for row in earlier if _kept(row.ticker, run_tickers, members)]
+    return [*new_rows, *kept]
+
+
+def _remove_stale_objects(
+    storage: Storage,
+    scope: RunScope,
+    keep: set[str],
+    run_tickers: set[str],
+    members: set[str] | None,
+) -> None:
+    """Delete per-ticker objects of this scope that this run replaced or dropped."""
+    for table in catalog.RUN_TABLES:
+        if not table.per_ticker:
+            continue
+        for key in storage.list_keys(table.prefix(scope)):
+            ticker = catalog.ticker_of_key(key)
+            if key in keep or ticker is None or _kept(ticker, run_tickers, members):
+                continue
+            storage.delete(key)
+
+
+def _carried_over(previous: dict[str, Any] | None, tickers: set[str]) -> list[str]:
+    """Model keys an earlier manifest listed for tickers this run left alone."""
+    if not previous:
+        return []
+    keys = [str(obj.get("key", "")) for obj in previous.get("objects", [])]
+    return [k for k in keys if k.startswith("models/") and catalog.ticker_of_key(k) in tickers]
+
+
+def _state_carried_over(previous: dict[str, Any] | None, tickers: set[str]) -> list[dict]:
+    """State entries an earlier manifest recorded for tickers this run left alone, as they
+    were then (state changes by design; the digest says what that run read)."""
+    if not previous:
+        return []
+    return [
+        entry
+        for entry in previous.get("state", [])
+        if catalog.ticker_of_key(str(entry.get("key", ""))) in tickers
+    ]
+
+
 def publish_run(
     storage: Storage,
-    run_date: date,
-    metric_rows: list[dict[str, Any]],
-    forecast_rows: list[dict[str, Any]],
+    scope: RunScope,
+    rows: RunRows,
     ticker_keys: Iterable[str],
+    state_keys: Iterable[str],
     *,
+    run_tickers: Sequence[str],
+    members: set[str] | None,
+    previous: dict[str, Any] | None,
     parameters: dict[str, Any],
 ) -> dict[str, Any]:
-    """Write the run's tables, summary plot and, last, its manifest.
+    """Write the scope's run-level tables, summary plot and, last, its manifest.
 
-    Objects left in this run date's partitions by an earlier run of the same date, and not
-    written again now, are removed only after everything new is stored, so a failure midway
-    never leaves the date with fewer outputs than before.
+    Args:
+        storage: Where to publish.
+        scope: The run date and watchlist.
+        rows: This run's rows per run-level table.
+        ticker_keys: Immutable objects the tickers wrote (run objects, model versions).
+        state_keys: Per-ticker state the tickers read or changed.
+        run_tickers: The tickers this run forecast.
+        members: Every ticker of the watchlist (rows of others are dropped), or None for an
+            ad-hoc scope whose rows accumulate.
+        previous: The manifest withdrawn at the start of the run.
+        parameters: The run's parameters, recorded in the manifest.
 
     Returns:
         The manifest.
     """
+    run_set = set(run_tickers)
     keys = list(dict.fromkeys(ticker_keys))
-    metrics_key = layout.metrics_key(run_date)
-    write_parquet(storage, metrics_key, metrics_table(metric_rows))
-    forecasts_key = layout.forecasts_key(run_date)
-    write_parquet(storage, forecasts_key, forecasts_table(forecast_rows))
-    keys += [metrics_key, forecasts_key]
+    merged: dict[str, list[Any]] = {}
+    for table in catalog.RUN_PARQUET_TABLES:
+        merged[table.name] = merge_rows(storage, table, scope, rows.of(table), run_set, members)
+        write_parquet(storage, table.key(scope), rows_to_table(merged[table.name], table.row_type))
+        keys.append(table.key(scope))
 
-    ok_rows = [row for row in metric_rows if row.get("status") == "ok"]
-    summary = pd.DataFrame(ok_rows, columns=["ticker", "rmse", "naive_rmse"])
-    summary_key = layout.summary_plot_key(run_date)
-    write_figure(storage, summary_key, plot_summary(summary))
+    metric_rows: list[MetricsRow] = merged[catalog.METRICS.name]
+    summary_key = catalog.SUMMARY_PLOT.key(scope)
+    write_figure(storage, summary_key, plot_summary(summary_frame(metric_rows)))
     keys.append(summary_key)
 
-    manifest_key = layout.manifest_key(run_date)
-    _remove_stale_outputs(storage, run_date, keep=set(keys) | {manifest_key})
+    _remove_stale_objects(storage, scope, set(keys), run_set, members)
+    kept_tickers = {row.ticker for row in metric_rows} - run_set
+    for table in catalog.RUN_TABLES:
+        if table.per_ticker:
+            keys += [
+                k
+                for k in storage.list_keys(table.prefix(scope))
+                if catalog.ticker_of_key(k) in kept_tickers
+            ]
+    keys += _carried_over(previous, kept_tickers)
+    keys = list(dict.fromkeys(keys))
     manifest = {
-        "run_date": run_date.isoformat(),
+        "run_date": scope.run_date.isoformat(),
+        "watchlist": scope.watchlist,
+        "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "parameters": parameters,
-        "tickers": {
-            row["ticker"]: {"status": row["status"], "error": row.get("error")}
-            for row in metric_rows
-        },
-        "objects": [describe_object(storage, key) for key in keys],
+        "run_tickers": list(run_tickers),
+        "tickers": {row.ticker: {"status": row.status, "error": row.error} for row in metric_rows},
+        "objects": [describe_object(storage, key) for key in keys if storage.exists(key)],
+        "state": [
+            describe_object(storage, key)
+            for key in dict.fromkeys(state_keys)
+            if storage.exists(key)
+        ]
+        + _state_carried_over(previous, kept_tickers),
     }
-    write_json(storage, manifest_key, manifest)
+    write_json(storage, catalog.MANIFEST.key(scope), manifest)
     return manifest
 
 
-def _remove_stale_outputs(storage: Storage, run_date: date, keep: set[str]) -> None:
-    for prefix in layout.run_partitions(run_date):
-        for key in storage.list_keys(prefix):
-            if key not in keep:
-                storage.delete(key)
+def verify_manifest(storage: Storage, scope: RunScope) -> list[str]:
+    """Check a scope's manifest against storage: every listed object present, with the listed
+    size and sha256. Returns the problems found (empty when the manifest is true or absent:
+    a missing manifest means the scope is being (re)written or was never complete).
+    """
+    try:
+        manifest = read_json(storage, catalog.MANIFEST.key(scope))
+    except ObjectNotFoundError:
+        return []
+    problems = []
+    for obj in manifest.get("objects", []):
+        key = obj["key"]
+        try:
+            actual = describe_object(storage, key)
+        except ObjectNotFoundError:
+            problems.append(f"{key}: listed but missing")
+            continue
+        if (actual["size"], actual["sha256"]) != (obj["size"], obj["sha256"]):
+            problems.append(f"{key}: differs from the manifest (size or sha256)")
+    return problems
+
+
+def summary_frame(metric_rows: Sequence[MetricsRow]) -> pd.DataFrame:
+    """What the summary plot shows per successful ticker: backtest RMSE vs naive RMSE."""
+    ok = [r for r in metric_rows if r.status == "ok" and r.backtest_rmse is not None]
+    return pd.DataFrame(
+        {
+            "ticker": [r.ticker for r in ok],
+            "rmse": [r.backtest_rmse for r in ok],
+            "naive_rmse": [r.backtest_naive_rmse for r in ok],
+        }
+    )

@@ -1,69 +1,141 @@
 """Model versions and the champion pointer of each ticker, kept in storage.
 
 A ticker's models live at ``models/<T>/vNNNN/`` (``model.keras``, ``scaler.json``,
-``meta.json``); ``models/<T>/champion.json`` names the version that serves forecasts. The
+``meta.json``, and for a retrained version ``backtest.parquet``: the hold-out predictions it
+was chosen by); ``models/<T>/champion.json`` names the version that serves forecasts. The
 pointer is written only after every file of the version it names is stored, so a reader never
 follows it to a half-written model.
+
+A *lineage* is a retrained version and the fine-tunes that continue it: they share the
+retrain's backtest score, and the live record is kept per lineage.
 """
 
 from __future__ import annotations
 
-import re
+import json
+import os
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
-from closecast.pipeline.layout import champion_key, model_prefix
+import pandas as pd
+import psutil
+
+from closecast import catalog
+from closecast.records import PredictionRow, rows_to_table
 from closecast.storage import ObjectNotFoundError, Storage
-from closecast.storage.io import read_json, write_json
+from closecast.storage.io import read_json, read_parquet, write_json, write_parquet
 from lstm_model.forecaster import Forecaster
 
-_VERSION = re.compile(r"^v(\d{4,})$")
 MODEL_FILES: tuple[str, ...] = ("model.keras", "scaler.json", "meta.json")
+TEMP_DIR_PREFIX = "closecast-model-"
+
+
+class ChampionUnreadableError(RuntimeError):
+    """``champion.json`` exists but cannot be read; the message names the key."""
+
+
+@dataclass(frozen=True)
+class BacktestScore:
+    """A retrain procedure's honest score: fit before its hold-out tail, scored on it."""
+
+    start: date
+    end: date
+    n: int
+    rmse: float
+    naive_rmse: float
+    u2: float
+    mae: float
+    mape: float
+    directional_accuracy: float
+
+    @classmethod
+    def from_scores(cls, start: date, end: date, scores: dict[str, float]) -> BacktestScore:
+        return cls(
+            start=start,
+            end=end,
+            n=int(scores["n"]),
+            rmse=scores["rmse"],
+            naive_rmse=scores["naive_rmse"],
+            u2=scores["u2"],
+            mae=scores["mae"],
+            mape=scores["mape"],
+            directional_accuracy=scores["directional_accuracy"],
+        )
 
 
 @dataclass(frozen=True)
 class Champion:
-    """What ``champion.json`` says about the model serving a ticker."""
+    """What ``champion.json`` says about the model serving a ticker.
+
+    Attributes:
+        version: The serving version.
+        lineage: The retrained version it descends from (itself after a retrain).
+        trained_through: The last price date the serving model trained on.
+        retrained_on: Run date of the lineage's retrain.
+        promoted_on: Run date that made this version the champion.
+        preset: The preset the lineage was trained with.
+        backtest: The lineage's backtest score (None for champions from before lineages).
+    """
 
     version: str
+    lineage: str
     trained_through: date
     retrained_on: date
     promoted_on: date
     preset: str
-    u2_at_promotion: float | None
+    backtest: BacktestScore | None
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        for name in ("trained_through", "retrained_on", "promoted_on"):
-            data[name] = data[name].isoformat()
-        return data
+        return json.loads(json.dumps(data, default=lambda v: v.isoformat()))
 
     @classmethod
-    def from_json(cls, data: dict[str, object]) -> Champion:
+    def from_json(cls, data: dict[str, Any]) -> Champion:
+        backtest = data.get("backtest")
         return cls(
             version=str(data["version"]),
+            lineage=str(data.get("lineage") or data["version"]),
             trained_through=date.fromisoformat(str(data["trained_through"])),
             retrained_on=date.fromisoformat(str(data["retrained_on"])),
             promoted_on=date.fromisoformat(str(data["promoted_on"])),
             preset=str(data["preset"]),
-            u2_at_promotion=None
-            if data.get("u2_at_promotion") is None
-            else float(data["u2_at_promotion"]),  # type: ignore[arg-type]
+            backtest=None
+            if backtest is None
+            else BacktestScore(
+                **{
+                    **backtest,
+                    "start": date.fromisoformat(backtest["start"]),
+                    "end": date.fromisoformat(backtest["end"]),
+                }
+            ),
         )
 
 
 def read_champion(storage: Storage, ticker: str) -> Champion | None:
-    """The ticker's champion, or None when it has no model yet."""
+    """The ticker's champion, or None when it has no model yet.
+
+    Raises:
+        ChampionUnreadableError: The pointer exists but is not a valid champion document.
+    """
+    key = catalog.champion_key(ticker)
     try:
-        return Champion.from_json(read_json(storage, champion_key(ticker)))
+        data = read_json(storage, key)
     except ObjectNotFoundError:
         return None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ChampionUnreadableError(f"{key} is not valid JSON ({exc})") from exc
+    try:
+        return Champion.from_json(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ChampionUnreadableError(f"{key} is not a champion record ({exc!r})") from exc
 
 
 def write_champion(storage: Storage, ticker: str, champion: Champion) -> str:
-    key = champion_key(ticker)
+    key = catalog.champion_key(ticker)
     write_json(storage, key, champion.to_json())
     return key
 
@@ -71,18 +143,59 @@ def write_champion(storage: Storage, ticker: str, champion: Champion) -> str:
 def next_version(storage: Storage, ticker: str) -> str:
     """The first unused ``vNNNN`` for the ticker."""
     numbers = [0]
-    for key in storage.list_keys(f"models/{ticker}/"):
-        parts = key.split("/")
-        if len(parts) > 2 and (match := _VERSION.match(parts[2])):
-            numbers.append(int(match.group(1)))
-    return f"v{max(numbers) + 1:04d}"
+    prefix = catalog.models_prefix(ticker)
+    for key in storage.list_keys(prefix):
+        number = catalog.version_number(key[len(prefix) :].split("/")[0])
+        if number is not None:
+            numbers.append(number)
+    return catalog.version_name(max(numbers) + 1)
+
+
+def _temp_prefix() -> str:
+    # The pid in the name lets a later run tell a live process's directory from one a
+    # killed process left behind.
+    return f"{TEMP_DIR_PREFIX}{os.getpid()}-"
+
+
+def remove_orphaned_temp_dirs(temp_root: Path | None = None) -> list[Path]:
+    """Delete model staging directories left by processes that no longer exist."""
+    root = Path(temp_root or tempfile.gettempdir())
+    removed = []
+    for path in root.glob(f"{TEMP_DIR_PREFIX}*"):
+        pid_text = path.name[len(TEMP_DIR_PREFIX) :].split("-", 1)[0]
+        if not pid_text.isdigit() or psutil.pid_exists(int(pid_text)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def remove_incomplete_versions(storage: Storage, ticker: str, keep: str | None) -> list[str]:
+    """Delete versions missing one of :data:`MODEL_FILES`: what a run killed while storing
+    a model left behind. Call it holding the ticker's lease (no one else is writing one).
+
+    Returns:
+        The versions removed.
+    """
+    prefix = catalog.models_prefix(ticker)
+    files: dict[str, set[str]] = {}
+    for key in storage.list_keys(prefix):
+        version, _, name = key[len(prefix) :].partition("/")
+        if catalog.version_number(version) is not None:
+            files.setdefault(version, set()).add(name)
+    removed = []
+    for version, names in sorted(files.items()):
+        if version != keep and not set(MODEL_FILES) <= names:
+            storage.delete_prefix(f"{catalog.model_prefix(ticker, version)}/")
+            removed.append(version)
+    return removed
 
 
 def save_model(storage: Storage, ticker: str, version: str, forecaster: Forecaster) -> list[str]:
     """Store a forecaster as a new version; returns the keys written."""
-    prefix = model_prefix(ticker, version)
+    prefix = catalog.model_prefix(ticker, version)
     keys = []
-    with tempfile.TemporaryDirectory(prefix="closecast-model-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=_temp_prefix()) as tmp:
         forecaster.save(Path(tmp))
         for name in MODEL_FILES:
             key = f"{prefix}/{name}"
@@ -93,8 +206,24 @@ def save_model(storage: Storage, ticker: str, version: str, forecaster: Forecast
 
 def load_model(storage: Storage, ticker: str, version: str) -> Forecaster:
     """Load a stored version (``.keras`` with safe mode, JSON for the rest)."""
-    prefix = model_prefix(ticker, version)
-    with tempfile.TemporaryDirectory(prefix="closecast-model-") as tmp:
+    prefix = catalog.model_prefix(ticker, version)
+    with tempfile.TemporaryDirectory(prefix=_temp_prefix()) as tmp:
         for name in MODEL_FILES:
             storage.download_file(f"{prefix}/{name}", Path(tmp) / name)
         return Forecaster.load(Path(tmp))
+
+
+def save_backtest(storage: Storage, ticker: str, version: str, predictions: pd.DataFrame) -> str:
+    """Store a retrained version's hold-out predictions beside it."""
+    key = catalog.backtest_key(ticker, version)
+    rows = [PredictionRow(**record) for record in predictions.to_dict("records")]
+    write_parquet(storage, key, rows_to_table(rows, PredictionRow))
+    return key
+
+
+def read_backtest(storage: Storage, ticker: str, lineage: str) -> pd.DataFrame | None:
+    """A lineage's hold-out predictions (date, actual, predicted, naive), if stored."""
+    try:
+        return read_parquet(storage, catalog.backtest_key(ticker, lineage)).to_pandas()
+    except ObjectNotFoundError:
+        return None

@@ -1,82 +1,70 @@
-"""One ticker's work in a run: fetch and store prices, then train or fine-tune, evaluate,
-forecast and publish. Plain functions over a storage root; the Prefect tasks wrap them."""
+"""One ticker's work in a run, as small named steps over a storage root:
+
+1. read the validated history through the run date;
+2. score the forecasts earlier runs served for days now known (the live record);
+3. decide: retrain or fine-tune (``decisions``);
+4. train: a backtest fit and, if the candidate wins, a refit on the whole history; or a
+   fine-tune of the champion on the days it has not seen;
+5. register the new version and move the champion pointer;
+6. serve: forecast the next trading day with the champion and record it in the ledger;
+7. publish the ticker's run objects (backtest predictions, plot) and build its rows.
+
+The Prefect task ``forecast-ticker`` wraps :func:`forecast_ticker`; fetching is
+:mod:`closecast.pipeline.fetch`.
+"""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from datetime import date, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import date
 from typing import Any
 
 import pandas as pd
 
+from closecast import catalog
 from closecast.calendars import next_trading_day
-from closecast.pipeline import layout
-from closecast.pipeline.decisions import ChampionCheck, ModeDecision, decide_mode
-from closecast.pipeline.evaluation import Evaluation, evaluate, trained_through
+from closecast.catalog import RunScope
+from closecast.pipeline import live, training
+from closecast.pipeline.decisions import ChampionState, ModeDecision, decide_mode, judge_candidate
+from closecast.pipeline.evaluation import Evaluation
 from closecast.pipeline.options import RunOptions
 from closecast.pipeline.registry import (
+    BacktestScore,
     Champion,
+    ChampionUnreadableError,
     load_model,
     next_version,
+    read_backtest,
     read_champion,
+    remove_incomplete_versions,
+    remove_orphaned_temp_dirs,
+    save_backtest,
     save_model,
     write_champion,
 )
 from closecast.plots import plot_predictions
-from closecast.price_store import MergeResult, PriceStore
-from closecast.sources import get_source
-from closecast.sources.yahoo import incremental_start
-from closecast.storage import Storage, open_storage
+from closecast.price_store import PriceStore
+from closecast.records import (
+    ForecastRow,
+    LiveScoreRow,
+    MetricsRow,
+    PredictionRow,
+    ServedRow,
+    rows_to_table,
+)
+from closecast.storage import Storage, StorageError
 from closecast.storage.io import write_figure, write_parquet
-from closecast.validation import validate_prices
+from closecast.validation import ValidationReport, usable_series
 from closecast.watchlist import WatchItem
 from lstm_model.config import ModelConfig
-from lstm_model.data import split_by_date
 from lstm_model.forecaster import Forecaster
 
 # Beyond the look-back window and the test period, a model needs some windows to learn from.
 MIN_TRAIN_WINDOWS = 20
 
 
-def storage_for(options: RunOptions) -> Storage:
-    return open_storage(
-        options.storage_root,
-        create_bucket=options.create_bucket,
-        credentials_block=options.credentials_block,
-    )
-
-
-def fetch_prices(item: WatchItem, as_of: date, options: RunOptions) -> dict[str, Any]:
-    """Fetch what the store lacks (plus a few days of overlap), validate it, merge it in.
-
-    Returns:
-        A small summary: rows new/revised/total, the price key, and the validation report.
-    """
-    storage = storage_for(options)
-    store = PriceStore(storage)
-    last_stored = store.last_date(item.symbol)
-    if last_stored is not None and last_stored >= as_of:
-        # A backfill or a rerun: the store already holds every day up to as_of.
-        merged = MergeResult(0, 0, len(store.read(item.symbol)), changed=False)
-        report: dict[str, Any] = {"warnings": []}
-    else:
-        start = incremental_start(last_stored)
-        raw = get_source(options.source).fetch(item.symbol, start=start, end=as_of)
-        validated = validate_prices(
-            raw, ticker=item.symbol, asset_class=item.asset_class, as_of=as_of, min_rows=1
-        )
-        merged = store.merge(item.symbol, validated.frame)
-        report = validated.report.to_dict()
-    return {
-        "ticker": item.symbol,
-        "key": layout.prices_key(item.symbol),
-        "n_new": merged.n_new,
-        "n_revised": merged.n_revised,
-        "n_total": merged.n_total,
-        "changed": merged.changed,
-        "validation": report,
-    }
+# --- 1. history ------------------------------------------------------------------------------
 
 
 def required_rows(config: ModelConfig) -> tuple[int, str]:
@@ -89,279 +77,495 @@ def required_rows(config: ModelConfig) -> tuple[int, str]:
     return need, f"({windows}) / (1 - test fraction {config.test_size})"
 
 
-@dataclass
-class TickerOutcome:
-    """What one ticker contributed to the run: its metrics row, forecast and objects."""
-
-    metrics: dict[str, Any]
-    forecast: dict[str, Any] | None = None
-    keys: list[str] = field(default_factory=list)
-
-
-def failed_outcome(item: WatchItem, error: str, *, stage: str) -> TickerOutcome:
-    return TickerOutcome(
-        metrics={
-            "ticker": item.symbol,
-            "asset_class": item.asset_class,
-            "status": "failed",
-            "error": f"{stage}: {error}",
-        }
-    )
-
-
-def _price_series(storage: Storage, item: WatchItem, as_of: date, config: ModelConfig):
-    history = PriceStore(storage).read(item.symbol, as_of=as_of)
+def read_history(
+    storage: Storage, item: WatchItem, as_of: date, config: ModelConfig
+) -> tuple[pd.Series, ValidationReport]:
+    """The model's price column through ``as_of``: its clean recent stretch, date-indexed."""
     need, why = required_rows(config)
-    validated = validate_prices(
-        history,
+    return usable_series(
+        PriceStore(storage).read(item.symbol, as_of=as_of),
         ticker=item.symbol,
         asset_class=item.asset_class,
         as_of=as_of,
         min_rows=need,
+        price_column=config.price_column,
         need_explanation=why,
     )
-    frame = validated.frame
-    prices = pd.Series(
-        frame[config.price_column].to_numpy(dtype="float64"),
-        index=pd.DatetimeIndex(frame["date"]),
-        name=item.symbol,
-    )
-    return prices, validated.report
 
 
-def _check_champion(
-    storage: Storage, item: WatchItem, champion: Champion, prices: pd.Series, start: pd.Timestamp
-) -> tuple[Forecaster, Evaluation | None, ChampionCheck]:
-    model = load_model(storage, item.symbol, champion.version)
-    seen_until = trained_through(model)
-    scored = evaluate(model, prices, start) if seen_until < start else None
-    unseen = prices[prices.index > seen_until]
-    check = ChampionCheck(
-        champion=champion,
-        u2_now=None if scored is None else scored.u2,
-        fitted_range=model.fitted_range(),
+# --- 2. the champion as it stands --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChampionView:
+    """The champion and its model as loaded, or why they could not be."""
+
+    champion: Champion | None = None
+    model: Forecaster | None = None
+    unreadable: str | None = None
+
+
+def load_champion(storage: Storage, ticker: str) -> ChampionView:
+    """The champion pointer and its model; an unreadable one is reported, not raised, so a
+    retrain can replace it."""
+    try:
+        champion = read_champion(storage, ticker)
+    except ChampionUnreadableError as exc:
+        return ChampionView(unreadable=str(exc))
+    if champion is None:
+        return ChampionView()
+    try:
+        model = load_model(storage, ticker, champion.version)
+    except (StorageError, OSError, ValueError, KeyError) as exc:
+        where = catalog.model_prefix(ticker, champion.version)
+        return ChampionView(champion, unreadable=f"{where}/: {type(exc).__name__}: {exc}")
+    return ChampionView(champion, model)
+
+
+def champion_state(view: ChampionView, ledger: live.Ledger, prices: pd.Series) -> ChampionState:
+    """What the decision looks at: the lineage's live record and, for a global scaler, how
+    far unseen prices leave its fitted range."""
+    assert view.champion is not None and view.model is not None
+    unseen = training.unseen_days(view.model, prices)
+    return ChampionState(
+        champion=view.champion,
+        live=live.live_stats(ledger.scored(view.champion.lineage)),
+        fitted_range=view.model.fitted_range(),
         unseen_low=float(unseen.min()) if len(unseen) else None,
         unseen_high=float(unseen.max()) if len(unseen) else None,
     )
-    return model, scored, check
+
+
+# --- 4. training -------------------------------------------------------------------------------
 
 
 @dataclass
-class _Trained:
+class Produced:
+    """The model that serves after this run, and how it came about."""
+
     model: Forecaster
-    evaluation: Evaluation
-    decision: ModeDecision
-    promoted: bool
+    mode: str  # retrain, finetune or keep
+    reason: str
+    lineage: str | None  # None: a new lineage (its version is assigned at registration)
+    backtest: BacktestScore | None
+    backtest_predictions: pd.DataFrame | None  # set when this run made a new lineage
     new_version: bool
-    seconds: float
-    epochs: int
-    n_train: int  # rows this run trained on (the preset may cap history; fine-tunes: new days)
+    promoted: bool
+    seconds: float = 0.0
+    epochs: int = 0
+    n_train: int = 0
 
 
-def _retrain(train: pd.Series, prices: pd.Series, start, config, decision) -> _Trained:
-    began = time.perf_counter()
-    model = Forecaster.fit(train, config)
-    seconds = time.perf_counter() - began
-    return _Trained(
-        model=model,
-        evaluation=evaluate(model, prices, start),
-        decision=decision,
-        promoted=True,
-        new_version=True,
-        seconds=seconds,
-        epochs=int(model.meta.get("epochs_run", 0)),
-        n_train=int(model.meta.get("n_train", len(train))),
-    )
+def _score(evaluation: Evaluation) -> BacktestScore:
+    dates = evaluation.predictions["date"]
+    return BacktestScore.from_scores(dates.iloc[0], dates.iloc[-1], evaluation.scores)
 
 
-def _finetune(
-    champion_model: Forecaster,
-    champion_eval: Evaluation,
-    champion: Champion,
-    train: pd.Series,
+def retrain(
     prices: pd.Series,
-    start: pd.Timestamp,
+    config: ModelConfig,
     decision: ModeDecision,
+    view: ChampionView,
+    ledger: live.Ledger,
     options: RunOptions,
-) -> _Trained:
-    new_from = pd.Timestamp(champion.trained_through + timedelta(days=1))
-    unseen = train[train.index >= new_from]
-    if unseen.empty:
-        reason = f"{decision.reason}; no unseen training days, champion {champion.version} kept"
-        return _Trained(
-            model=champion_model,
-            evaluation=champion_eval,
-            decision=ModeDecision("finetune", reason),
-            promoted=False,
-            new_version=False,
-            seconds=0.0,
-            epochs=0,
-            n_train=0,
-        )
+) -> Produced:
+    """Backtest the procedure, judge the candidate against the champion lineage's live
+    record, and refit on the whole history when it wins (else fine-tune the champion)."""
     began = time.perf_counter()
-    tuned = champion_model.fine_tune(
-        train,
-        new_from,
+    backtest = training.backtest_fit(prices, config)
+    champion = None if view.unreadable or decision.backfill else view.champion
+    if champion is not None and champion.preset != options.preset:
+        champion = None  # a new preset replaces the old one by request, not by comparison
+    lineage_live = ledger.scored(champion.lineage) if champion else []
+    verdict = judge_candidate(
+        backtest.evaluation.predictions, lineage_live, champion=champion, policy=options.policy
+    )
+    reason = f"{decision.reason}; {verdict.reason}"
+    if not verdict.promote and view.model is not None and view.champion is not None:
+        kept = finetune_champion(view.model, view.champion, prices, options)
+        kept.reason = f"{reason}; {kept.reason}"
+        kept.seconds = time.perf_counter() - began
+        return kept
+    model = training.refit(prices, backtest)
+    return Produced(
+        model=model,
+        mode="retrain",
+        reason=reason,
+        lineage=None,
+        backtest=_score(backtest.evaluation),
+        backtest_predictions=backtest.evaluation.predictions,
+        new_version=True,
+        promoted=not decision.backfill,
+        seconds=time.perf_counter() - began,
+        epochs=int(model.meta.get("epochs_run", 0)),
+        n_train=int(model.meta.get("n_train", len(prices))),
+    )
+
+
+def finetune_champion(
+    model: Forecaster, champion: Champion, prices: pd.Series, options: RunOptions
+) -> Produced:
+    """Continue the champion on the days it has not seen; keep it when there are none."""
+    unseen = training.unseen_days(model, prices)
+    kept = Produced(
+        model=model,
+        mode="keep",
+        reason=f"no unseen days since {champion.trained_through}: champion "
+        f"{champion.version} serves as is",
+        lineage=champion.lineage,
+        backtest=champion.backtest,
+        backtest_predictions=None,
+        new_version=False,
+        promoted=False,
+    )
+    if unseen.empty:
+        return kept
+    began = time.perf_counter()
+    tuned = training.finetune(
+        model, prices, epochs=options.finetune_epochs, learning_rate=options.finetune_learning_rate
+    )
+    return replace(
+        kept,
+        model=tuned,
+        mode="finetune",
+        reason=f"champion {champion.version} fine-tuned on {len(unseen)} unseen day(s) "
+        f"{unseen.index[0].date()}..{unseen.index[-1].date()}",
+        new_version=True,
+        promoted=True,
+        seconds=time.perf_counter() - began,
         epochs=options.finetune_epochs,
-        learning_rate=options.finetune_learning_rate,
-    )
-    seconds = time.perf_counter() - began
-    scored = evaluate(tuned, prices, start)
-    promoted = scored.rmse <= champion_eval.rmse
-    verdict = (
-        f"fine-tuned on {len(unseen)} unseen days: RMSE {scored.rmse:.4g} vs champion "
-        f"{champion.version} {champion_eval.rmse:.4g} on the same days; "
-        + ("promoted" if promoted else "champion kept")
-    )
-    decision = ModeDecision("finetune", f"{decision.reason}; {verdict}")
-    return _Trained(
-        tuned, scored, decision, promoted, True, seconds, options.finetune_epochs, len(unseen)
+        n_train=len(unseen),
     )
 
 
-def forecast_ticker(
-    item: WatchItem,
-    as_of: date,
+def produce_model(
+    prices: pd.Series,
+    config: ModelConfig,
+    decision: ModeDecision,
+    view: ChampionView,
+    ledger: live.Ledger,
     options: RunOptions,
-    fetch_report: dict[str, Any] | None = None,
-) -> TickerOutcome:
-    """Train or fine-tune one ticker's model, evaluate it honestly and publish its outputs.
-
-    Args:
-        item: The ticker.
-        as_of: The run date; no price after it is used.
-        options: The run's settings.
-        fetch_report: The validation report of this run's fetch (``fetch_prices``), whose
-            counts and warnings the metrics row carries.
-
-    Returns:
-        The metrics row (describing the model that serves forecasts after this run: the
-        promoted candidate, or the champion that was kept), the forecast and the keys written.
-    """
-    storage = storage_for(options)
-    config = options.model_config()
-    prices, report = _price_series(storage, item, as_of, config)
-    train, test = split_by_date(prices, config.test_size)
-    start = test.index[0]
-
-    champion = read_champion(storage, item.symbol)
-    champion_model = champion_eval = check = None
-    if champion is not None and options.mode != "retrain":
-        champion_model, champion_eval, check = _check_champion(
-            storage, item, champion, prices, start
-        )
-    decision = decide_mode(
-        options.mode,
-        check,
-        as_of=as_of,
-        preset=options.preset,
-        evaluation_start=start.date(),
-        policy=options.policy,
-    )
+) -> Produced:
     if decision.mode == "retrain":
-        trained = _retrain(train, prices, start, config, decision)
-        if champion is not None and as_of < champion.promoted_on:
-            trained.promoted = False
-            trained.decision = ModeDecision(
-                "retrain",
-                f"{decision.reason}; as-of {as_of} precedes champion {champion.version}'s "
-                f"promotion on {champion.promoted_on}, not promoted",
-            )
-    else:
-        assert champion is not None and champion_model is not None and champion_eval is not None
-        trained = _finetune(
-            champion_model, champion_eval, champion, train, prices, start, decision, options
-        )
+        return retrain(prices, config, decision, view, ledger, options)
+    assert view.model is not None and view.champion is not None
+    produced = finetune_champion(view.model, view.champion, prices, options)
+    produced.reason = f"{decision.reason}; {produced.reason}"
+    return produced
 
-    keys: list[str] = []
-    candidate_version = champion.version if champion is not None else None
-    if trained.new_version:
-        candidate_version = next_version(storage, item.symbol)
-        trained.model.meta["run_date"] = as_of.isoformat()
-        keys += save_model(storage, item.symbol, candidate_version, trained.model)
-        if trained.promoted:
-            keys.append(
-                write_champion(
-                    storage,
-                    item.symbol,
-                    Champion(
-                        version=candidate_version,
-                        trained_through=trained_through(trained.model).date(),
-                        retrained_on=as_of
-                        if trained.decision.mode == "retrain"
-                        else champion.retrained_on,  # type: ignore[union-attr]
-                        promoted_on=as_of,
-                        preset=options.preset,
-                        u2_at_promotion=trained.evaluation.u2,
-                    ),
-                )
-            )
-    # Forecasts come from the champion after this run: the promoted candidate, or the
-    # champion that was kept (a backfill retrain with no loaded champion serves itself).
-    if trained.promoted or champion_model is None:
-        serving_model, serving_eval, version = trained.model, trained.evaluation, candidate_version
-    else:
-        serving_model, serving_eval = champion_model, champion_eval
-        version = champion.version  # type: ignore[union-attr]
-    assert serving_eval is not None and version is not None
-    keys += _publish_ticker(storage, item, as_of, serving_eval, prices, start)
+
+# --- 5. registration ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Registered:
+    version: str
+    lineage: str
+    keys: list[str]
+
+
+def register(
+    storage: Storage, ticker: str, as_of: date, produced: Produced, view: ChampionView, preset: str
+) -> Registered:
+    """Store a new version (with its backtest when it starts a lineage), then point the
+    champion at it when promoted. The pointer moves last."""
+    if not produced.new_version:
+        assert view.champion is not None
+        return Registered(view.champion.version, view.champion.lineage, [])
+    remove_incomplete_versions(storage, ticker, keep=view.champion and view.champion.version)
+    version = next_version(storage, ticker)
+    lineage = produced.lineage or version
+    produced.model.meta.update(run_date=as_of.isoformat(), lineage=lineage)
+    keys = save_model(storage, ticker, version, produced.model)
+    if produced.backtest_predictions is not None:
+        keys.append(save_backtest(storage, ticker, version, produced.backtest_predictions))
+    if produced.promoted:
+        retrained_on = as_of if produced.lineage is None else view.champion.retrained_on  # type: ignore[union-attr]
+        champion = Champion(
+            version=version,
+            lineage=lineage,
+            trained_through=training.trained_through_date(produced.model),
+            retrained_on=retrained_on,
+            promoted_on=as_of,
+            preset=preset,
+            backtest=produced.backtest,
+        )
+        write_champion(storage, ticker, champion)
+    return Registered(version, lineage, keys)
+
+
+# --- 6. serving --------------------------------------------------------------------------------
+
+
+def serve(
+    item: WatchItem, prices: pd.Series, model: Forecaster, registered: Registered, as_of: date
+) -> ServedRow:
+    """The forecast for the next trading day after the last price."""
     data_end = prices.index[-1].date()
-    forecast = {
-        "ticker": item.symbol,
-        "data_end": data_end,
-        "target_date": next_trading_day(item.asset_class, data_end),
-        "forecast": float(serving_model.forecast_next(prices)),
-        "model_version": version,
-    }
-    metrics = {
-        "ticker": item.symbol,
-        "asset_class": item.asset_class,
-        "status": "ok",
-        "mode": trained.decision.mode,
-        "mode_reason": trained.decision.reason,
-        **serving_eval.scores,
-        "n_train": trained.n_train,
-        "n_test": len(test),
-        "epochs": trained.epochs,
-        "train_seconds": round(trained.seconds, 3),
-        "model_version": version,
-        "promoted": trained.promoted,
-        "data_end": data_end,
-        "error": None,
-        **validation_columns(fetch_report or {}, report.to_dict()),
-    }
-    return TickerOutcome(metrics=metrics, forecast=forecast, keys=keys)
+    return ServedRow(
+        ticker=item.symbol,
+        target_date=next_trading_day(item.asset_class, data_end),
+        data_end=data_end,
+        forecast=float(model.forecast_next(prices)),
+        naive=float(prices.iloc[-1]),
+        model_version=registered.version,
+        lineage=registered.lineage,
+        trained_through=training.trained_through_date(model),
+        served_on=as_of,
+    )
+
+
+# --- 7. the ticker's run objects and rows ------------------------------------------------------
+
+
+@dataclass
+class TickerOutcome:
+    """What one ticker contributed to the run: its rows and the objects it wrote.
+
+    ``keys`` are immutable objects (run outputs under the scope, new model versions);
+    ``state_keys`` the per-ticker state it changed (prices, ledger, champion pointer).
+    """
+
+    metrics: MetricsRow
+    forecast: ForecastRow | None = None
+    live_scores: list[LiveScoreRow] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    state_keys: list[str] = field(default_factory=list)
+
+
+def failed_outcome(item: WatchItem, error: str, *, stage: str) -> TickerOutcome:
+    return TickerOutcome(
+        metrics=MetricsRow(
+            ticker=item.symbol,
+            asset_class=item.asset_class,
+            status="failed",
+            error=f"{stage}: {error}",
+        )
+    )
+
+
+def publish_ticker_objects(
+    storage: Storage,
+    item: WatchItem,
+    scope: RunScope,
+    backtest_predictions: pd.DataFrame | None,
+    ledger: live.Ledger,
+    prices: pd.Series,
+    title: str,
+) -> list[str]:
+    """The lineage's backtest predictions and the ticker's plot, under the run scope."""
+    keys = []
+    if backtest_predictions is not None:
+        key = catalog.PREDICTIONS.key(scope, item.symbol)
+        rows = [PredictionRow(**r) for r in backtest_predictions.to_dict("records")]
+        write_parquet(storage, key, rows_to_table(rows, PredictionRow))
+        keys.append(key)
+    figure = ticker_figure(backtest_predictions, live.live_frame(ledger), prices, title)
+    plot_key = catalog.TICKER_PLOTS.key(scope, item.symbol)
+    write_figure(storage, plot_key, figure)
+    keys.append(plot_key)
+    return keys
+
+
+def ticker_figure(
+    backtest: pd.DataFrame | None, served: pd.DataFrame, prices: pd.Series, title: str
+):
+    """The per-ticker figure: backtest predictions (and the live record when there is one)."""
+    frame = backtest
+    if frame is None:
+        frame = pd.DataFrame(
+            {
+                "date": served["target_date"],
+                "actual": served["actual"],
+                "predicted": served["forecast"],
+                "naive": served["naive"],
+            }
+        )
+    start = pd.Timestamp(frame["date"].iloc[0]) if len(frame) else prices.index[-1]
+    return plot_predictions(
+        frame,
+        title=title,
+        train_end=start - pd.Timedelta(days=1),
+        history=prices[prices.index < start].iloc[-max(len(frame), 1) :],
+    )
 
 
 def validation_columns(fetched: dict[str, Any], history: dict[str, Any]) -> dict[str, Any]:
     """What validation found, for the metrics row: counts from this run's fetch (the raw
-    data), staleness and warnings from both the fetch and the stored history."""
+    data) and from the model's stretch of history, re-basing, staleness and warnings."""
     warnings = list(dict.fromkeys([*fetched.get("warnings", []), *history.get("warnings", [])]))
+    counts = {
+        name: int(fetched.get(name, 0)) + int(history.get(name, 0))
+        for name in ("invalid_rows_dropped", "outliers_rejected", "old_rows_dropped")
+    }
+    counts.update(
+        {
+            name: int(fetched.get(name, 0))
+            for name in (
+                "null_rows_dropped",
+                "duplicates_resolved",
+                "conflicting_duplicates",
+                "unparsable_cells",
+                "repaired_cells",
+            )
+        }
+    )
     return {
-        "null_rows_dropped": int(fetched.get("null_rows_dropped", 0)),
-        "duplicates_resolved": int(fetched.get("duplicates_resolved", 0)),
+        **counts,
+        "rebased": bool(fetched.get("rebased", False)),
+        "rebase_factor": fetched.get("rebase_factor"),
+        "store_rebuilt": bool(fetched.get("store_rebuilt", False)),
         "stale": bool(history.get("stale", False)),
         "warnings": "; ".join(warnings) or None,
     }
 
 
-def _publish_ticker(
-    storage: Storage,
+def metrics_row(
     item: WatchItem,
-    as_of: date,
-    scored: Evaluation,
     prices: pd.Series,
-    start: pd.Timestamp,
-) -> list[str]:
-    predictions_key = layout.predictions_key(as_of, item.symbol)
-    write_parquet(storage, predictions_key, scored.predictions)
-    figure = plot_predictions(
-        scored.predictions,
-        title=f"{item.symbol}: one-step-ahead forecast as of {as_of} "
-        f"(RMSE {scored.rmse:.4g}, naive {scored.scores['naive_rmse']:.4g}, U2 {scored.u2:.3f})",
-        train_end=start - pd.Timedelta(days=1),
-        history=prices[prices.index < start].iloc[-len(scored.predictions) :],
+    produced: Produced,
+    registered: Registered,
+    scores: list[LiveScoreRow],
+    scored_now: int,
+    model_seconds: float,
+    validation: dict[str, Any],
+) -> MetricsRow:
+    backtest = produced.backtest
+    by_window = {row.window: row for row in scores}
+    lineage = by_window.get("lineage")
+    return MetricsRow(
+        ticker=item.symbol,
+        asset_class=item.asset_class,
+        status="ok",
+        mode=produced.mode,
+        mode_reason=produced.reason,
+        model_version=registered.version,
+        lineage=registered.lineage,
+        promoted=produced.promoted,
+        trained_through=training.trained_through_date(produced.model),
+        data_end=prices.index[-1].date(),
+        backtest_start=backtest.start if backtest else None,
+        backtest_end=backtest.end if backtest else None,
+        backtest_n=backtest.n if backtest else None,
+        backtest_rmse=backtest.rmse if backtest else None,
+        backtest_naive_rmse=backtest.naive_rmse if backtest else None,
+        backtest_u2=backtest.u2 if backtest else None,
+        backtest_mae=backtest.mae if backtest else None,
+        backtest_mape=backtest.mape if backtest else None,
+        backtest_directional_accuracy=backtest.directional_accuracy if backtest else None,
+        live_scored_now=scored_now,
+        live_n_20d=by_window["20d"].n_scored if "20d" in by_window else None,
+        live_u2_20d=by_window["20d"].u2 if "20d" in by_window else None,
+        live_n_60d=by_window["60d"].n_scored if "60d" in by_window else None,
+        live_u2_60d=by_window["60d"].u2 if "60d" in by_window else None,
+        live_n_lineage=lineage.n_scored if lineage else None,
+        live_rmse_lineage=lineage.rmse if lineage else None,
+        live_naive_rmse_lineage=lineage.naive_rmse if lineage else None,
+        live_u2_lineage=lineage.u2 if lineage else None,
+        live_directional_accuracy_lineage=lineage.directional_accuracy if lineage else None,
+        n_train=produced.n_train,
+        epochs=produced.epochs,
+        train_seconds=round(produced.seconds, 3),
+        model_seconds=round(model_seconds, 3),
+        **validation,
     )
-    plot_key = layout.ticker_plot_key(as_of, item.symbol)
-    write_figure(storage, plot_key, figure)
-    return [predictions_key, plot_key]
+
+
+# --- the whole ticker ----------------------------------------------------------------------------
+
+
+def forecast_ticker(
+    item: WatchItem,
+    scope: RunScope,
+    options: RunOptions,
+    fetch_report: dict[str, Any] | None = None,
+) -> TickerOutcome:
+    """Score what was served, train or fine-tune, serve the next forecast and publish.
+
+    Args:
+        item: The ticker.
+        scope: The run date (no price after it is used) and the watchlist.
+        options: The run's settings.
+        fetch_report: The validation report of this run's fetch, for the metrics row.
+
+    Returns:
+        The ticker's metrics row (describing the model that serves after this run), its
+        forecast, its live scores and the keys it wrote.
+    """
+    as_of = scope.run_date
+    storage = options.open_storage()
+    remove_orphaned_temp_dirs()
+    config = options.model_config()
+    prices, report = read_history(storage, item, as_of, config)
+
+    ledger = live.read_ledger(storage, item.symbol)
+    ledger, scored_now = live.score_served(ledger, prices, as_of)
+
+    began = time.perf_counter()
+    view = load_champion(storage, item.symbol)
+    state = champion_state(view, ledger, prices) if view.model is not None else None
+    decision = decide_mode(
+        options.mode,
+        state,
+        as_of=as_of,
+        preset=options.preset,
+        policy=options.policy,
+        unreadable=view.unreadable,
+    )
+    state_keys = [catalog.prices_key(item.symbol)]
+    if not decision.backfill:
+        # The live record is written before training: scores never depend on what follows.
+        state_keys.append(live.write_ledger(storage, item.symbol, ledger))
+
+    produced = produce_model(prices, config, decision, view, ledger, options)
+    registered = register(storage, item.symbol, as_of, produced, view, options.preset)
+    if produced.promoted:
+        state_keys.append(catalog.champion_key(item.symbol))
+    served = serve(item, prices, produced.model, registered, as_of)
+    if not decision.backfill:
+        ledger = live.record_served(ledger, served)
+        live.write_ledger(storage, item.symbol, ledger)
+    model_seconds = time.perf_counter() - began
+
+    backtest_predictions = produced.backtest_predictions
+    if backtest_predictions is None:
+        backtest_predictions = read_backtest(storage, item.symbol, registered.lineage)
+    scores = live.live_score_rows(
+        ledger,
+        ticker=item.symbol,
+        price_dates=prices.index,
+        lineage=registered.lineage,
+        backtest_u2=produced.backtest.u2 if produced.backtest else None,
+    )
+    title = _title(item, scope, produced, scores)
+    keys = registered.keys + publish_ticker_objects(
+        storage, item, scope, backtest_predictions, ledger, prices, title
+    )
+    forecast = ForecastRow(
+        ticker=item.symbol,
+        data_end=served.data_end,
+        target_date=served.target_date,
+        forecast=served.forecast,
+        naive=served.naive,
+        model_version=served.model_version,
+        lineage=served.lineage,
+        trained_through=served.trained_through,
+    )
+    validation = validation_columns(fetch_report or {}, report.to_dict())
+    if ledger.warning:
+        validation["warnings"] = "; ".join(filter(None, [validation["warnings"], ledger.warning]))
+    metrics = metrics_row(
+        item, prices, produced, registered, scores, scored_now, model_seconds, validation
+    )
+    return TickerOutcome(metrics, forecast, scores, keys, state_keys)
+
+
+def _title(item: WatchItem, scope: RunScope, produced: Produced, scores: list[LiveScoreRow]):
+    backtest = produced.backtest
+    parts = [f"{item.symbol} as of {scope.run_date}"]
+    if backtest is not None:
+        parts.append(f"backtest U2 {backtest.u2:.3f} ({backtest.n} days)")
+    lineage = next((s for s in scores if s.window == "lineage"), None)
+    if lineage is not None and lineage.n_scored:
+        parts.append(f"live U2 {lineage.u2:.3f} ({lineage.n_scored} served)")
+    return ", ".join(parts)

@@ -14,10 +14,11 @@ from closecast.sources.base import (
     PriceSourceError,
     SourceUnavailableError,
     UnknownTickerError,
+    incremental_start,
 )
 from closecast.sources.csv_dir import CsvDirSource
 from closecast.sources.sample import SampleSource
-from closecast.sources.yahoo import YahooSource, incremental_start
+from closecast.sources.yahoo import YahooSource
 
 __all__ = [
     "SOURCE_SPECS",

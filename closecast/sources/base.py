@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import re
-from datetime import date
+from datetime import date, timedelta
 from typing import Protocol, runtime_checkable
 
 import pandas as pd
 
 from closecast.schema import PRICE_COLUMNS
-
-_TICKER_PATTERN = re.compile(r"^[A-Z0-9^][A-Z0-9.^=_-]{0,31}$")
+from closecast.tickers import normalize_symbol
 
 
 class PriceSourceError(Exception):
@@ -51,7 +49,7 @@ class PriceSource(Protocol):
 
         Returns:
             A frame with the columns of :data:`closecast.schema.PRICE_COLUMNS`, not yet
-            validated (it may hold NaN rows or duplicates).
+            validated (it may hold NaN rows, duplicates, or text in a price column).
 
         Raises:
             UnknownTickerError: The source has no such ticker.
@@ -65,20 +63,15 @@ class PriceSource(Protocol):
 
 
 def normalize_ticker(ticker: str) -> str:
-    """Upper-case and check a ticker symbol.
+    """Upper-case and check a ticker symbol with the one rule of :mod:`closecast.tickers`.
 
     Tickers end up in file names and storage keys, so only Yahoo's symbol characters are
-    accepted (letters, digits and ``. ^ = _ -``).
+    accepted (ASCII letters, digits and ``. ^ = _ -``).
 
     Raises:
-        ValueError: An empty ticker or one with other characters (e.g. ``/``).
+        InvalidTickerError: (a ``ValueError``) naming the ticker and what is wrong with it.
     """
-    cleaned = ticker.strip().upper()
-    if not _TICKER_PATTERN.match(cleaned) or ".." in cleaned:
-        raise ValueError(
-            f"invalid ticker {ticker!r}: use letters, digits and . ^ = _ - (e.g. AAPL, BTC-USD)"
-        )
-    return cleaned
+    return normalize_symbol(ticker)
 
 
 def empty_price_frame() -> pd.DataFrame:
@@ -119,3 +112,31 @@ def clip_dates(frame: pd.DataFrame, start: date | None, end: date) -> pd.DataFra
     if start is not None:
         mask &= frame["date"] >= pd.Timestamp(start)
     return frame.loc[mask].reset_index(drop=True)
+
+
+DEFAULT_OVERLAP_DAYS = 5
+"""Calendar days an incremental fetch re-reads before the last stored date."""
+
+
+def incremental_start(
+    last_stored: date | None, overlap_days: int = DEFAULT_OVERLAP_DAYS
+) -> date | None:
+    """Where an incremental fetch should start.
+
+    Re-fetching a few days already stored picks up Yahoo's revisions (late corrections, a
+    partial bar stored before it was final), which the store's merge replaces, and shows when
+    Yahoo re-based the whole history after a split or dividend
+    (:func:`closecast.pipeline.fetch.detect_rebase`). It applies to every source.
+
+    Args:
+        last_stored: The last date in the store, or None if nothing is stored.
+        overlap_days: Calendar days to re-fetch before ``last_stored``.
+
+    Returns:
+        ``last_stored - overlap_days``, or None (fetch the full history) if nothing is stored.
+    """
+    if overlap_days < 0:
+        raise ValueError(f"overlap_days must be >= 0, got {overlap_days}")
+    if last_stored is None:
+        return None
+    return last_stored - timedelta(days=overlap_days)

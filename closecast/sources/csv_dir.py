@@ -15,8 +15,8 @@ from closecast.yahoo_csv import last_csv_date, read_yahoo_csv
 class CsvDirSource:
     """Daily histories from ``DIR/<TICKER>.csv`` files in Yahoo's export format.
 
-    Files may have Yahoo's header row or none, and may contain Yahoo's ``null`` rows (left
-    for the validator to drop and count).
+    Files may have Yahoo's header row or none, and may contain Yahoo's ``null`` rows or text
+    in a price column (left for the validator to drop and count).
 
     Args:
         directory: The directory holding the CSV files.
@@ -59,4 +59,4 @@ class CsvDirSource:
             raise UnknownTickerError(
                 f"{symbol}: no price file {path}", ticker=symbol, source=self.name
             )
-        return clip_dates(read_yahoo_csv(path), start, end)
+        return clip_dates(read_yahoo_csv(path, coerce=False), start, end)

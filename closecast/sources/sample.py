@@ -67,7 +67,7 @@ def sample_today() -> date:
 @cache
 def _load(ticker: str) -> pd.DataFrame:
     with _as_path(f"{ticker}.csv") as path:
-        return read_yahoo_csv(path)
+        return read_yahoo_csv(path, coerce=False)
 
 
 class SampleSource:

@@ -34,11 +34,16 @@ from closecast.sources.base import (
     UnknownTickerError,
     clip_dates,
     empty_price_frame,
+    incremental_start,
     normalize_ticker,
     to_price_frame,
 )
 
 logger = logging.getLogger(__name__)
+
+# incremental_start lives in closecast.sources.base (it applies to every source); it is
+# re-exported here for callers that still import it from this module.
+__all__ = ["YahooSource", "drop_unfinished_bars", "frame_from_yfinance", "incremental_start"]
 
 Clock = Callable[[], datetime]
 """Returns the current time, timezone-aware."""
@@ -61,26 +66,6 @@ UTC_TZS = frozenset({"UTC", "Etc/UTC", "GMT", "Etc/GMT", "Z"})
 def utc_now() -> datetime:
     """The current time in UTC (the default clock)."""
     return datetime.now(UTC)
-
-
-def incremental_start(last_stored: date | None, overlap_days: int = 5) -> date | None:
-    """Where an incremental fetch should start.
-
-    Re-fetching a few days already stored picks up Yahoo's revisions (late corrections, a
-    partial bar stored before it was final); the store's merge replaces those rows.
-
-    Args:
-        last_stored: The last date in the store, or None if nothing is stored.
-        overlap_days: Calendar days to re-fetch before ``last_stored``.
-
-    Returns:
-        ``last_stored - overlap_days``, or None (fetch the full history) if nothing is stored.
-    """
-    if overlap_days < 0:
-        raise ValueError(f"overlap_days must be >= 0, got {overlap_days}")
-    if last_stored is None:
-        return None
-    return last_stored - timedelta(days=overlap_days)
 
 
 def _select_ticker_columns(raw: pd.DataFrame, ticker: str) -> pd.DataFrame:

@@ -7,21 +7,32 @@ JSON and figures live in :mod:`closecast.storage.io`.
 from closecast.storage.base import DEFAULT_URL_EXPIRY, Storage, open_storage
 from closecast.storage.errors import (
     BucketNotFoundError,
+    CorruptObjectError,
     InvalidKeyError,
+    NotS3EndpointError,
     ObjectNotFoundError,
     StorageAuthError,
+    StorageConfigError,
     StorageError,
     StorageUnreachableError,
+    UnsafePathError,
 )
+from closecast.storage.redaction import redact_text, redact_url
 
 __all__ = [
     "DEFAULT_URL_EXPIRY",
     "BucketNotFoundError",
+    "CorruptObjectError",
     "InvalidKeyError",
+    "NotS3EndpointError",
     "ObjectNotFoundError",
     "Storage",
     "StorageAuthError",
+    "StorageConfigError",
     "StorageError",
     "StorageUnreachableError",
+    "UnsafePathError",
     "open_storage",
+    "redact_text",
+    "redact_url",
 ]

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Protocol, runtime_checkable
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, urlsplit
 
-from closecast.storage.errors import InvalidKeyError
+from closecast.storage.errors import InvalidKeyError, StorageConfigError
+from closecast.storage.redaction import redact_text, redact_url
 
 DEFAULT_URL_EXPIRY = timedelta(days=7)
 """Default lifetime of a presigned URL (the SigV4 maximum)."""
+
+# "ftp://x", "http:host", "S3://b": a URL scheme (two letters or more, so "C:\\dir" is a path).
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+:")
 
 
 @runtime_checkable
@@ -23,6 +28,14 @@ class Storage(Protocol):
 
     def write_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
         """Atomically store ``data`` under ``key``, replacing any previous object."""
+        ...
+
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        """Store ``data`` at ``key`` only if no object is there (atomic test-and-set).
+
+        Returns:
+            True when this call created the object, False when one already existed.
+        """
         ...
 
     def read_bytes(self, key: str) -> bytes:
@@ -133,20 +146,26 @@ def local_path_from_root(root: str) -> Path | None:
     Accepts plain paths and ``file://`` URLs (``file:///abs/dir``, ``file://localhost/...``).
 
     Raises:
-        ValueError: If ``root`` is empty or uses an unsupported URL scheme.
+        StorageConfigError: If ``root`` is empty, blank, holds a NUL or a control character,
+            or uses a URL scheme other than ``s3://`` and ``file://``.
     """
-    if not root:
-        raise ValueError("storage root must not be empty")
+    if not isinstance(root, str) or not root.strip():
+        raise StorageConfigError(
+            f"storage root must not be empty, got {root!r}: use a directory or s3://bucket/prefix"
+        )
+    if any(ord(char) < 32 for char in root):
+        raise StorageConfigError(f"storage root {redact_text(root)!r} contains a control character")
     if root.startswith("s3://"):
         return None
     if root.startswith("file://"):
-        parsed = urlparse(root)
+        parsed = urlsplit(root)
         if parsed.netloc not in ("", "localhost"):
-            raise ValueError(f"file:// root must be on this machine: {root!r}")
+            raise StorageConfigError(f"file:// root must be on this machine: {redact_url(root)!r}")
         return Path(unquote(parsed.path))
-    if "://" in root:
-        raise ValueError(
-            f"unsupported storage root {root!r}: use a directory or s3://bucket/prefix"
+    if _URL_SCHEME.match(root):
+        raise StorageConfigError(
+            f"unsupported storage root {redact_url(root)!r}: use a directory, file:///dir "
+            "or s3://bucket/prefix"
         )
     return Path(root)
 
@@ -171,14 +190,16 @@ def open_storage(
         A :class:`Storage`. Opening is cheap; call ``check()`` to verify access.
 
     Raises:
-        ValueError: If ``root`` is malformed, or a credentials block is given for a
-            local root.
+        StorageConfigError: If ``root`` is malformed (also a ``ValueError``), or a
+            credentials block is given for a local root.
         StorageError: If ``create_bucket`` is set and the bucket cannot be created.
     """
     path = local_path_from_root(root)
     if path is not None:
         if credentials_block is not None:
-            raise ValueError("credentials_block only applies to s3:// roots")
+            raise StorageConfigError(
+                f"credentials_block only applies to s3:// roots, not {redact_url(root)!r}"
+            )
         from closecast.storage.local import LocalStorage
 
         return LocalStorage(path)

@@ -15,6 +15,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from closecast.storage.errors import CorruptObjectError
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -64,8 +66,14 @@ def read_parquet(storage: Storage, key: str) -> pa.Table:
 
     Raises:
         ObjectNotFoundError: If there is no such object.
+        CorruptObjectError: If the object is not a readable Parquet file (names the key).
     """
-    return pq.read_table(pa.BufferReader(storage.read_bytes(key)))
+    data = storage.read_bytes(key)
+    try:
+        return pq.read_table(pa.BufferReader(data))
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        # ArrowInvalid is also a ValueError, a truncated file an OSError.
+        raise CorruptObjectError(key, storage.describe(), f"not a Parquet file ({exc})") from exc
 
 
 def write_json(storage: Storage, key: str, obj: Any) -> None:
@@ -108,8 +116,15 @@ def read_json(storage: Storage, key: str) -> Any:
 
     Raises:
         ObjectNotFoundError: If there is no such object.
+        CorruptObjectError: If the object is not UTF-8 JSON (names the key).
     """
-    return json.loads(storage.read_bytes(key))
+    data = storage.read_bytes(key)
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise CorruptObjectError(key, storage.describe(), f"not UTF-8 text ({exc})") from exc
+    except (json.JSONDecodeError, RecursionError) as exc:  # RecursionError: absurd nesting
+        raise CorruptObjectError(key, storage.describe(), f"not valid JSON ({exc})") from exc
 
 
 def write_figure(storage: Storage, key: str, fig: Figure, dpi: int = 100) -> None:

@@ -17,7 +17,7 @@ from closecast.storage.base import (
     validate_key,
     validate_prefix,
 )
-from closecast.storage.errors import ObjectNotFoundError, StorageError
+from closecast.storage.errors import ObjectNotFoundError, StorageError, UnsafePathError
 
 TEMP_PREFIX = ".closecast-tmp-"
 """Name prefix of in-flight temporary files; never listed as keys."""
@@ -46,7 +46,16 @@ class LocalStorage:
         return f"local directory {self.root}"
 
     def _path(self, key: str) -> Path:
-        return self.root.joinpath(*validate_key(key).split("/"))
+        """The file of ``key``, refused if a symbolic link would take it out of the root."""
+        path = self.root.joinpath(*validate_key(key).split("/"))
+        real_root = self.root.resolve()
+        real_path = path.resolve()  # follows every link that exists, even a dangling one
+        if not real_path.is_relative_to(real_root):
+            raise UnsafePathError(
+                f"key {key!r} in {self.describe()} resolves to {real_path}, outside the root "
+                "(through a symbolic link): refusing to read or write it"
+            )
+        return path
 
     def _not_found(self, key: str) -> ObjectNotFoundError:
         return ObjectNotFoundError(key, self.describe())
@@ -55,6 +64,28 @@ class LocalStorage:
         """Atomically write ``data`` to ``key`` (``content_type`` is ignored locally)."""
         view = memoryview(data)
         self._atomic_write(key, lambda out: out.write(view))
+
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        """Create ``key`` with ``data`` unless it exists: the content is written to a temp
+        file and hard-linked into place, which fails atomically when the target exists."""
+        target = self._path(key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp_name = target.parent / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
+            with open(tmp_name, "xb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            try:
+                os.link(tmp_name, target)
+            except FileExistsError:
+                return False
+            finally:
+                os.unlink(tmp_name)
+        except OSError as exc:
+            raise StorageError(f"could not create {key!r} in {self.describe()}: {exc}") from exc
+        _fsync_directory(target.parent)
+        return True
 
     def upload_file(self, key: str, path: str | Path) -> None:
         """Atomically copy the local file ``path`` to ``key``."""

@@ -10,14 +10,18 @@ Prefect ``MinIOCredentials`` or ``AwsCredentials`` block may be named instead.
 from __future__ import annotations
 
 import functools
+import ipaddress
+import logging
 import mimetypes
+import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import boto3
 import botocore.session
@@ -25,13 +29,17 @@ from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import (
+    BotoCoreError,
     ClientError,
+    ConnectTimeoutError,
     CredentialRetrievalError,
     HTTPClientError,
     NoCredentialsError,
     PartialCredentialsError,
+    ReadTimeoutError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.parsers import ResponseParserError
 
 from closecast.storage.base import (
     DEFAULT_URL_EXPIRY,
@@ -41,16 +49,21 @@ from closecast.storage.base import (
 )
 from closecast.storage.errors import (
     BucketNotFoundError,
+    NotS3EndpointError,
     ObjectNotFoundError,
     StorageAuthError,
+    StorageConfigError,
     StorageError,
     StorageUnreachableError,
 )
+from closecast.storage.redaction import has_userinfo, redact_text, redact_url, strip_userinfo
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 DEFAULT_REGION = "us-east-1"
+
+_log = logging.getLogger(__name__)
 
 _AUTH_CODES = frozenset(
     {
@@ -66,27 +79,83 @@ _AUTH_CODES = frozenset(
     }
 )
 _MISSING_OBJECT_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
+# Statuses a gateway in front of a healthy S3 server answers while it is down or busy.
+_GATEWAY_STATUSES = frozenset({502, 503, 504})
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+_MISSING_BUCKET_HINT = (
+    "create it (e.g. `mc mb` or `aws s3 mb`), or let closecast create it: "
+    "`closecast run --create-bucket` or the flow parameter `create_bucket=True`"
+)
 
 
-def client_config(**overrides: Any) -> Config:
+@dataclass(frozen=True)
+class S3Timeouts:
+    """How long one S3 request may take and how often it is tried.
+
+    Attributes:
+        connect: Seconds to wait for a TCP connection (``CLOSECAST_S3_CONNECT_TIMEOUT``).
+        read: Seconds to wait for each read of an answer (``CLOSECAST_S3_READ_TIMEOUT``).
+        max_attempts: Tries per request, the first included (``CLOSECAST_S3_MAX_ATTEMPTS``).
+    """
+
+    connect: float = 5.0
+    read: float = 10.0
+    max_attempts: int = 2
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> S3Timeouts:
+        """Read the ``CLOSECAST_S3_*`` variables; unset ones keep their defaults.
+
+        Raises:
+            StorageConfigError: A value that is not a number in the allowed range.
+        """
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        return cls(
+            connect=_env_number(env, "CLOSECAST_S3_CONNECT_TIMEOUT", defaults.connect, float, 3600),
+            read=_env_number(env, "CLOSECAST_S3_READ_TIMEOUT", defaults.read, float, 3600),
+            max_attempts=int(
+                _env_number(env, "CLOSECAST_S3_MAX_ATTEMPTS", defaults.max_attempts, int, 10)
+            ),
+        )
+
+
+def _env_number(
+    env: Mapping[str, str], name: str, default: float, kind: type, upper: float
+) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or not 0 < value <= upper:
+        unit = "a whole number" if kind is int else "a number of seconds"
+        raise StorageConfigError(f"{name}={raw!r}: expected {unit} above 0 and at most {upper}")
+    return value
+
+
+def client_config(timeouts: S3Timeouts | None = None, **overrides: Any) -> Config:
     """Return the botocore config used for every S3 client.
 
     SigV4 (also for presigned URLs), path-style addressing and "when required"
-    checksums keep MinIO/Ceph working with current botocore; a short connect timeout
-    and a single retry make a down endpoint fail in seconds rather than minutes.
+    checksums keep MinIO/Ceph working with current botocore. Explicit connect/read
+    timeouts and few attempts make a down or silent endpoint fail in seconds, not minutes.
 
     Args:
+        timeouts: Timeouts and attempts; :meth:`S3Timeouts.from_env` when None.
         **overrides: Extra ``Config`` options that take precedence.
     """
+    timeouts = timeouts or S3Timeouts.from_env()
     base = Config(
         signature_version="s3v4",
         s3={"addressing_style": "path"},
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
-        retries={"mode": "standard", "total_max_attempts": 2},
-        connect_timeout=5,
-        read_timeout=60,
+        retries={"mode": "standard", "total_max_attempts": timeouts.max_attempts},
+        connect_timeout=timeouts.connect,
+        read_timeout=timeouts.read,
     )
     return base.merge(Config(**overrides)) if overrides else base
 
@@ -95,18 +164,46 @@ def parse_s3_root(root: str) -> tuple[str, str]:
     """Split ``s3://bucket/some/prefix`` into ``("bucket", "some/prefix")``.
 
     Raises:
-        ValueError: If the URL is not ``s3://`` or the bucket name is invalid.
+        StorageConfigError: If the URL is not ``s3://``, the bucket name is not a valid
+            S3 bucket name, or the prefix is not a clean relative path (no ``..``, ``//``).
     """
+    shown = redact_url(root)
     parts = urlsplit(root)
-    if parts.scheme != "s3" or parts.query or parts.fragment:
-        raise ValueError(f"not an s3://bucket/prefix root: {root!r}")
+    if parts.scheme != "s3" or parts.query or parts.fragment or "#" in root or "?" in root:
+        raise StorageConfigError(f"not an s3://bucket/prefix root: {shown!r}")
     bucket = parts.netloc
-    if not _BUCKET_NAME.match(bucket):
-        raise ValueError(f"invalid S3 bucket name {bucket!r} in {root!r}")
+    if "@" in bucket:
+        raise StorageConfigError(
+            f"{shown!r}: an s3:// root takes no user:password@; credentials come from "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile or --credentials-block"
+        )
+    if not bucket:
+        raise StorageConfigError(f"no bucket in {shown!r}: use s3://bucket/prefix")
+    problem = _bucket_name_problem(bucket)
+    if problem:
+        raise StorageConfigError(f"invalid S3 bucket name {bucket!r} in {shown!r}: {problem}")
     prefix = parts.path.strip("/")
     if prefix:
-        validate_key(prefix)
+        try:
+            validate_key(prefix)
+        except ValueError as exc:
+            raise StorageConfigError(f"invalid key prefix in {shown!r}: {exc}") from None
     return bucket, prefix
+
+
+def _bucket_name_problem(bucket: str) -> str | None:
+    """Why ``bucket`` breaks the S3 naming rules, or None if it follows them."""
+    if not _BUCKET_NAME.match(bucket):
+        return (
+            "use 3 to 63 lowercase letters, digits, '.' and '-', starting and ending alphanumeric"
+        )
+    if ".." in bucket or ".-" in bucket or "-." in bucket:
+        return "no '..', '.-' or '-.'"
+    try:
+        ipaddress.IPv4Address(bucket)
+    except ValueError:
+        return None
+    return "a bucket name must not look like an IP address"
 
 
 def build_client(credentials_block: str | None = None) -> S3Client:
@@ -151,7 +248,24 @@ def _client_from_session(
     if user_config is not None:
         config = config.merge(user_config)
     region = region or session.region_name or DEFAULT_REGION
-    return session.client("s3", region_name=region, config=config, **params)
+    try:
+        client = session.client("s3", region_name=region, config=config, **params)
+        endpoint = client.meta.endpoint_url
+        if has_userinfo(endpoint):
+            # S3 authenticates with signed requests; a user:password@ in the endpoint is
+            # never used, only copied into presigned URLs, logs and errors. Drop it here.
+            _log.warning(
+                "ignoring the credentials embedded in the S3 endpoint %s: S3 takes them from "
+                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile or a credentials block",
+                redact_url(endpoint),
+            )
+            params["endpoint_url"] = strip_userinfo(endpoint)
+            client = session.client("s3", region_name=region, config=config, **params)
+    except (ValueError, BotoCoreError) as exc:  # e.g. "Invalid endpoint", unknown profile
+        raise StorageConfigError(
+            f"cannot configure the S3 client: {redact_text(str(exc))}"
+        ) from None
+    return client
 
 
 def _client_from_block(name: str) -> S3Client:
@@ -161,25 +275,23 @@ def _client_from_block(name: str) -> S3Client:
 
     try:
         block = Block.load(name)
-    except Exception as exc:
-        raise StorageError(f"could not load Prefect credentials block {name!r}: {exc}") from exc
+    except Exception as exc:  # Prefect raises ValueError, httpx errors, ...: all unusable
+        raise StorageConfigError(
+            f"could not load Prefect credentials block {name!r}: {redact_text(str(exc))}"
+        ) from None
     if not hasattr(block, "get_boto3_session") or not hasattr(block, "aws_client_parameters"):
         raise StorageError(
             f"Prefect block {name!r} is a {type(block).__name__}, "
             "expected MinIOCredentials or AwsCredentials"
         )
-    overrides = block.aws_client_parameters.get_params_override()
-    return _client_from_session(block.get_boto3_session(), overrides, block.region_name)
-
-
-def _safe_url(url: str) -> str:
-    """Drop any ``user:password@`` part from an endpoint URL."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit(parts._replace(netloc=netloc))
+    try:
+        overrides = block.aws_client_parameters.get_params_override()
+        session = block.get_boto3_session()
+    except (ValueError, BotoCoreError) as exc:  # the text may quote the endpoint URL
+        raise StorageConfigError(
+            f"Prefect block {name!r} cannot build an S3 client: {redact_text(str(exc))}"
+        ) from None
+    return _client_from_session(session, overrides, block.region_name)
 
 
 class S3Storage:
@@ -221,7 +333,7 @@ class S3Storage:
     @property
     def endpoint(self) -> str:
         """The endpoint URL requests go to (without any embedded credentials)."""
-        return _safe_url(self._client.meta.endpoint_url)
+        return redact_url(self._client.meta.endpoint_url)
 
     @property
     def region(self) -> str:
@@ -254,36 +366,78 @@ class S3Storage:
 
     @contextmanager
     def _errors(self, operation: str, key: str | None = None) -> Iterator[None]:
-        """Translate boto errors raised inside the block into ``StorageError``s."""
+        """Translate boto errors raised inside the block into ``StorageError``s.
+
+        botocore's errors are never chained: their text may hold the endpoint URL (with
+        whatever it embeds) or, for auth failures, the access key id. What helps is
+        copied, redacted, into the message instead.
+        """
         try:
             yield
         except ClientError as exc:
-            raise self._from_client_error(exc, operation, key) from _cause(exc)
+            raise self._from_client_error(exc, operation, key) from None
         except S3UploadFailedError as exc:
             inner = exc.__context__
             if isinstance(inner, ClientError):
-                raise self._from_client_error(inner, operation, key) from _cause(inner)
-            raise StorageError(f"S3 {operation} failed for {self._where(key)}") from exc
+                raise self._from_client_error(inner, operation, key) from None
+            raise StorageError(
+                f"S3 {operation} failed for {self._where(key)}: {_detail(exc)}"
+            ) from None
         except (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError):
             raise StorageAuthError(
                 f"no usable S3 credentials for {self._where(key)}: set AWS_ACCESS_KEY_ID and "
                 "AWS_SECRET_ACCESS_KEY (or a profile), or pass credentials_block"
             ) from None
+        except ResponseParserError:
+            raise self._not_s3(operation, "an answer that is not S3 XML") from None
+        except (ConnectTimeoutError, ReadTimeoutError) as exc:
+            raise StorageUnreachableError(
+                f"S3 endpoint {self.endpoint} did not answer in time for bucket "
+                f"{self.bucket!r} during {operation} ({type(exc).__name__}, connect/read "
+                f"timeouts {self._timeouts()}; set CLOSECAST_S3_CONNECT_TIMEOUT, "
+                "CLOSECAST_S3_READ_TIMEOUT, CLOSECAST_S3_MAX_ATTEMPTS to change them)"
+            ) from None
         except (BotoConnectionError, HTTPClientError) as exc:
             raise StorageUnreachableError(
                 f"cannot reach S3 endpoint {self.endpoint} for bucket {self.bucket!r} "
-                f"during {operation} ({type(exc).__name__}); is the server running and "
-                "AWS_ENDPOINT_URL right?"
-            ) from exc
+                f"during {operation} ({type(exc).__name__}: {_detail(exc)}); is the server "
+                "running and AWS_ENDPOINT_URL right?"
+            ) from None
+        except BotoCoreError as exc:
+            raise StorageError(
+                f"S3 {operation} failed for {self._where(key)}: {_detail(exc)}"
+            ) from None
+
+    def _timeouts(self) -> str:
+        config = self._client.meta.config
+        attempts = (config.retries or {}).get("total_max_attempts", "?")
+        return f"{config.connect_timeout}s/{config.read_timeout}s, {attempts} attempt(s)"
 
     def _where(self, key: str | None) -> str:
         where = f"bucket {self.bucket!r} at {self.endpoint}"
         return f"key {key!r} in {where}" if key is not None else where
 
+    def _not_s3(self, operation: str, answer: str) -> NotS3EndpointError:
+        return NotS3EndpointError(
+            f"{self.endpoint} is not an S3 endpoint: it gave {answer} to {operation} of bucket "
+            f"{self.bucket!r}; point AWS_ENDPOINT_URL (or the credentials block's endpoint_url) "
+            "at the S3 API, e.g. MinIO's port 9000, not its console or another web server"
+        )
+
     def _from_client_error(self, exc: ClientError, operation: str, key: str | None) -> StorageError:
         error = exc.response.get("Error", {})
         code = str(error.get("Code", ""))
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        # Only HEAD answers have no body; any other S3 error names an S3 error code.
+        codeless = code in ("", str(status))
+        if codeless and not str(getattr(exc, "operation_name", "")).startswith("Head"):
+            if status in _GATEWAY_STATUSES:
+                return StorageUnreachableError(
+                    f"S3 endpoint {self.endpoint} answered HTTP {status} without an S3 error "
+                    f"for {self._where(key)} during {operation} (a gateway in front of a "
+                    "server that is down?)"
+                )
+            return self._not_s3(operation, f"HTTP {status} without an S3 error code")
         if code in _AUTH_CODES or status == 403:
             return StorageAuthError(
                 f"S3 {operation} refused ({code or status}) for {self._where(key)}: check the "
@@ -291,12 +445,12 @@ class S3Storage:
             )
         if code == "NoSuchBucket" or (key is None and status == 404):
             return BucketNotFoundError(
-                f"S3 bucket {self.bucket!r} does not exist at {self.endpoint}: create it "
-                "(e.g. `mc mb` or `aws s3 mb`) or open the storage with create_bucket=True"
+                f"S3 bucket {self.bucket!r} does not exist at {self.endpoint}: "
+                f"{_MISSING_BUCKET_HINT}"
             )
         if key is not None and (code in _MISSING_OBJECT_CODES or status == 404):
             return ObjectNotFoundError(key, self.describe())
-        message = error.get("Message", "")
+        message = redact_text(str(error.get("Message", "")))
         return StorageError(
             f"S3 {operation} failed for {self._where(key)}: {code or status} {message}".rstrip()
         )
@@ -313,6 +467,28 @@ class S3Storage:
                 Body=bytes(data),
                 ContentType=content_type or _guess_type(key),
             )
+
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        """Create ``key`` unless it exists: a conditional ``PutObject`` (``If-None-Match:
+        *``, honoured by AWS S3 and MinIO), which fails with 412 when an object is there."""
+        full = self._full(key)
+        with self._errors("put", key):
+            try:
+                self._client.put_object(
+                    Bucket=self.bucket,
+                    Key=full,
+                    Body=bytes(data),
+                    ContentType=_guess_type(key),
+                    IfNoneMatch="*",
+                )
+            except ClientError as exc:
+                # 412: an object is there; 409: another conditional write to it is under way.
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                code = str(exc.response.get("Error", {}).get("Code", ""))
+                if status in (409, 412) or code in _CONDITIONAL_WRITE_LOST:
+                    return False
+                raise
+        return True
 
     def read_bytes(self, key: str) -> bytes:
         """Return the object at ``key``.
@@ -401,15 +577,23 @@ class S3Storage:
             )
 
     def check(self) -> None:
-        """Verify the endpoint answers, the credentials work and the bucket exists.
+        """Verify the endpoint is S3, the credentials work and the bucket exists.
+
+        One ``ListObjectsV2`` of at most one key (it needs the same permission as
+        ``HeadBucket``, but its answer has a body that tells an S3 server from any other).
 
         Raises:
-            StorageUnreachableError: The endpoint cannot be reached.
+            StorageUnreachableError: The endpoint cannot be reached or does not answer.
+            NotS3EndpointError: Something answers HTTP there, but not as S3.
             StorageAuthError: The credentials are missing, wrong or not allowed.
             BucketNotFoundError: The bucket does not exist.
         """
         with self._errors("check"):
-            self._client.head_bucket(Bucket=self.bucket)
+            listing = self._client.list_objects_v2(
+                Bucket=self.bucket, Prefix=self._full_prefix(""), MaxKeys=1
+            )
+        if listing.get("Name") != self.bucket:
+            raise self._not_s3("check", "a success answer that is not an S3 bucket listing")
 
     def ensure_bucket(self) -> None:
         """Create the bucket if it does not exist yet."""
@@ -435,14 +619,12 @@ def _reopen(root: str, credentials_block: str | None) -> S3Storage:
     return S3Storage.from_root(root, credentials_block=credentials_block)
 
 
-def _cause(exc: ClientError) -> ClientError | None:
-    """Keep the botocore error as the cause unless it is an auth failure.
+def _detail(exc: BaseException) -> str:
+    """A botocore/boto3 error's text with any URL credentials redacted."""
+    return redact_text(str(exc)) or type(exc).__name__
 
-    Auth error responses carry the access key id, so they are not chained.
-    """
-    code = str(exc.response.get("Error", {}).get("Code", ""))
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return None if code in _AUTH_CODES or status == 403 else exc
+
+_CONDITIONAL_WRITE_LOST = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
 
 
 def _guess_type(key: str) -> str:

@@ -134,3 +134,30 @@ def make_download() -> Callable[..., pd.DataFrame]:
 @pytest.fixture
 def make_rows() -> Callable[..., list[Row]]:
     return stock_rows
+
+
+def history_from_prices(prices: pd.DataFrame, tz: str = "America/New_York") -> pd.DataFrame:
+    """A price frame (e.g. a shipped sample history) served the way ``Ticker.history`` would.
+
+    Rows without a volume (Yahoo's ``null`` rows) keep NaN prices and get volume 0, as
+    yfinance's int64 Volume column cannot hold NaN.
+    """
+    index = pd.DatetimeIndex(prices["date"]).tz_localize(tz)
+    frame = pd.DataFrame(
+        {
+            "Open": prices["open"].to_numpy(dtype="float64"),
+            "High": prices["high"].to_numpy(dtype="float64"),
+            "Low": prices["low"].to_numpy(dtype="float64"),
+            "Close": prices["close"].to_numpy(dtype="float64"),
+            "Adj Close": prices["adj_close"].to_numpy(dtype="float64"),
+            "Volume": prices["volume"].fillna(0).round().to_numpy(dtype=np.int64),
+        },
+        index=index,
+    )
+    frame.index.name = "Date"
+    return frame
+
+
+@pytest.fixture
+def history_from() -> Callable[..., pd.DataFrame]:
+    return history_from_prices

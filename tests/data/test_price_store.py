@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from closecast.price_store import PriceStore, prices_key
+from closecast.price_store import CorruptPriceFileError, PriceStore, prices_key
 from closecast.schema import PRICE_COLUMNS, PRICE_SCHEMA
 from closecast.sources import SampleSource
 from closecast.storage import open_storage
@@ -142,3 +143,78 @@ def test_sample_history_validated_then_stored(store: PriceStore):
     assert first.n_new == 4109
     assert again.changed is False
     pd.testing.assert_frame_equal(store.read("GOOG"), checked.frame)
+
+
+# --- unreadable files, removals, replacement ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\x00garbage\xff" * 10,
+        b"",
+        b"PAR1 truncated",
+    ],
+)
+def test_unreadable_file_raises_an_error_naming_the_key(
+    store: PriceStore, tmp_path: Path, content: bytes
+):
+    store.merge("AAPL", prices(["2020-12-10"], [1.0]))
+    file_of(tmp_path, "AAPL").write_bytes(content)
+
+    with pytest.raises(
+        CorruptPriceFileError, match=r"prices/ticker=AAPL/prices\.parquet"
+    ) as caught:
+        store.read("AAPL")
+
+    assert caught.value.key == "prices/ticker=AAPL/prices.parquet"
+    with pytest.raises(CorruptPriceFileError):
+        store.last_date("AAPL")
+    with pytest.raises(CorruptPriceFileError):
+        store.merge("AAPL", prices(["2020-12-11"], [2.0]))
+
+
+def test_a_parquet_file_of_another_table_is_unreadable_as_prices(store: PriceStore, tmp_path: Path):
+    path = file_of(tmp_path, "AAPL")
+    path.parent.mkdir(parents=True)
+    pq.write_table(pa.table({"date": ["2020-12-10"], "price": [1.0]}), path)
+
+    with pytest.raises(
+        CorruptPriceFileError, match=r"prices/ticker=AAPL/prices\.parquet.*\"open\" does not exist"
+    ):
+        store.read("AAPL")
+
+
+def test_merge_removes_rejected_dates(store: PriceStore):
+    store.merge("AAPL", prices(["2020-12-08", "2020-12-09", "2020-12-10"], [1.0, 900.0, 3.0]))
+
+    result = store.merge(
+        "AAPL", prices(["2020-12-10", "2020-12-11"], [3.0, 4.0]), remove=[date(2020, 12, 9)]
+    )
+
+    assert (result.n_new, result.n_revised, result.n_removed, result.n_total) == (1, 0, 1, 3)
+    assert store.read("AAPL")["close"].tolist() == [1.0, 3.0, 4.0]
+    again = store.merge("AAPL", prices(["2020-12-11"], [4.0]), remove=[date(2020, 12, 9)])
+    assert again.changed is False
+
+
+def test_replace_swaps_the_whole_history_and_counts_against_it(store: PriceStore):
+    store.merge("AAPL", prices(["2020-12-07", "2020-12-08", "2020-12-09"], [4.0, 8.0, 12.0]))
+
+    result = store.replace(
+        "AAPL", prices(["2020-12-08", "2020-12-09", "2020-12-10"], [2.0, 12.0, 3.0])
+    )
+
+    assert (result.n_new, result.n_revised, result.n_removed, result.n_total) == (1, 1, 1, 3)
+    assert store.read("AAPL")["close"].tolist() == [2.0, 12.0, 3.0]
+
+
+def test_replace_rebuilds_an_unreadable_file(store: PriceStore, tmp_path: Path):
+    path = file_of(tmp_path, "AAPL")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not parquet")
+
+    result = store.replace("AAPL", prices(["2020-12-10"], [3.0]))
+
+    assert (result.n_new, result.n_total, result.changed) == (1, 1, True)
+    assert store.read("AAPL")["close"].tolist() == [3.0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 
 import numpy as np
@@ -10,8 +11,14 @@ import pandas as pd
 import pytest
 
 from closecast.schema import PRICE_COLUMNS
-from closecast.sources import SampleSource
-from closecast.validation import PriceValidationError, validate_prices
+from closecast.sources import CsvDirSource, SampleSource
+from closecast.validation import (
+    REPORT_COUNTERS,
+    PriceValidationError,
+    spike_positions,
+    usable_series,
+    validate_prices,
+)
 
 AS_OF = date(2020, 12, 11)
 
@@ -96,31 +103,68 @@ def test_yahoo_null_row_in_the_sample_is_dropped():
 
 
 @pytest.mark.parametrize("bad", [0.0, -1.5, np.inf, -np.inf])
-def test_non_positive_or_non_finite_prices_are_rejected_with_the_dates(bad: float):
+def test_bad_cells_outside_close_are_set_to_missing_with_the_dates(bad: float):
+    # Yahoo's decades-old rows have Open = 0: the close is still good, so the row stays.
     raw = prices(WEEK)
     raw.loc[2, "low"] = bad
 
-    with pytest.raises(PriceValidationError, match=r"AAPL: non-positive.*2020-12-09") as caught:
-        check(raw)
+    result = check(raw)
 
-    assert caught.value.ticker == "AAPL"
-    assert isinstance(caught.value, ValueError)
+    assert len(result.frame) == 5
+    assert np.isnan(result.frame.loc[2, "low"])
+    assert result.frame.loc[2, "close"] == 102.0
+    assert result.report.repaired_cells == 1
+    assert result.report.invalid_rows_dropped == 0
+    assert result.rejected_dates == ()
+    (warning,) = result.report.warnings
+    assert warning.startswith("AAPL: 1 non-positive or non-finite low cell(s) set to missing")
+    assert "2020-12-09" in warning
+
+
+@pytest.mark.parametrize("column", ["close", "adj_close"])
+@pytest.mark.parametrize("bad", [0.0, -1.5, np.inf])
+def test_bad_close_or_adj_close_drops_the_row_with_the_dates(column: str, bad: float):
+    raw = prices(WEEK)
+    raw.loc[2, column] = bad
+
+    result = check(raw)
+
+    assert date(2020, 12, 9) not in result.frame["date"].dt.date.tolist()
+    assert result.report.invalid_rows_dropped == 1
+    assert result.rejected_dates == (date(2020, 12, 9),)
+    assert "2020-12-09" in result.report.warnings[0]
 
 
 def test_many_bad_dates_are_summarised():
-    raw = prices([f"2020-11-{day:02d}" for day in range(2, 28)])
-    raw["close"] = -1.0
+    raw = prices([f"2020-11-{day:02d}" for day in range(2, 28)] + WEEK)
+    raw.loc[:25, "close"] = -1.0
 
-    with pytest.raises(PriceValidationError, match=r"on 26 day\(s\): .* and 21 more"):
+    result = check(raw)
+
+    assert result.report.invalid_rows_dropped == 26
+    assert result.report.rows_out == 5
+    assert re.search(
+        r"26 row\(s\) with .* dropped: 2020-11-02, .* and 21 more", result.report.warnings[0]
+    )
+
+
+def test_only_bad_prices_is_an_error_counting_them():
+    raw = prices(WEEK)
+    raw["adj_close"] = 0.0
+
+    with pytest.raises(PriceValidationError, match=r"^AAPL: no usable rows .*5 non-positive"):
         check(raw)
 
 
-def test_negative_volume_is_rejected():
+def test_negative_volume_is_set_to_missing():
     raw = prices(WEEK)
     raw.loc[0, "volume"] = -5
 
-    with pytest.raises(PriceValidationError, match=r"volume.*2020-12-07"):
-        check(raw)
+    result = check(raw)
+
+    assert np.isnan(result.frame.loc[0, "volume"])
+    assert result.report.repaired_cells == 1
+    assert re.search(r"negative or infinite volume.*2020-12-07", result.report.warnings[0])
 
 
 def test_rows_after_as_of_are_dropped_and_counted():
@@ -234,3 +278,261 @@ def test_bad_arguments():
         check(prices(WEEK), min_rows=0)
     with pytest.raises(ValueError, match="asset class"):
         check(prices(WEEK), asset_class="bond")
+
+
+# --- real Yahoo histories: decades-old junk, the model's recent stretch -----------------------
+
+
+def sample_aapl() -> pd.DataFrame:
+    return SampleSource().fetch("AAPL", start=None, end=AS_OF)
+
+
+def with_yahoo_junk(frame: pd.DataFrame, until: str) -> pd.DataFrame:
+    """Early rows the way Yahoo serves many long histories: Open = 0, High = Low = 0, no volume."""
+    junk = frame.copy()
+    early = junk["date"] <= pd.Timestamp(until)
+    junk.loc[early, ["open", "high", "low"]] = 0.0
+    junk.loc[early, "volume"] = 0.0
+    return junk
+
+
+def test_decades_of_open_zero_are_repaired_not_fatal():
+    raw = with_yahoo_junk(sample_aapl(), until="1990-12-31")
+    n_early = int(((raw["date"] <= "1990-12-31") & raw["close"].notna()).sum())
+
+    result = check(raw, min_rows=290)
+
+    assert result.report.rows_out == len(raw) - 1  # only Yahoo's null row of 1981-08-10
+    assert result.report.repaired_cells == 3 * n_early
+    assert result.frame.loc[result.frame["date"] <= "1990-12-31", "open"].isna().all()
+    assert result.frame["adj_close"].notna().all()
+    assert any("open cell(s) set to missing: 1980-12-12" in w for w in result.report.warnings)
+
+
+def test_model_series_of_a_long_history_with_junk_uses_the_whole_adj_close():
+    stored = check(with_yahoo_junk(sample_aapl(), until="1990-12-31")).frame
+
+    series, report = usable_series(
+        stored, ticker="AAPL", asset_class="stock", as_of=AS_OF, min_rows=290
+    )
+
+    assert len(series) == len(stored)
+    assert series.index[-1] == pd.Timestamp(AS_OF)
+    assert series.name == "AAPL"
+    assert series.iloc[-1] == pytest.approx(stored["adj_close"].iloc[-1])
+    assert report.old_rows_dropped == 0
+    assert report.price_column == "adj_close"
+
+
+def test_model_series_leaves_out_an_old_stretch_without_usable_prices():
+    # A model on Open: the junk decade has none, so the series starts after it.
+    stored = check(with_yahoo_junk(sample_aapl(), until="1990-12-31")).frame
+
+    series, report = usable_series(
+        stored, ticker="AAPL", asset_class="stock", as_of=AS_OF, min_rows=290, price_column="open"
+    )
+
+    assert series.index[0] == pd.Timestamp("1991-01-02")
+    assert report.old_rows_dropped == 0  # the junk rows have no open at all: they are dropped
+    assert report.null_rows_dropped == int((stored["date"] <= "1990-12-31").sum())
+
+
+def test_old_rows_before_a_long_gap_are_counted_and_left_out():
+    raw = sample_aapl()
+    raw.loc[(raw["date"] >= "1995-01-01") & (raw["date"] <= "1995-06-30"), "adj_close"] = 0.0
+    stored = check(raw).frame  # the zero rows are dropped: a six-month gap
+
+    series, report = usable_series(
+        stored, ticker="AAPL", asset_class="stock", as_of=AS_OF, min_rows=290
+    )
+
+    assert series.index[0] == pd.Timestamp("1995-07-03")
+    n_old = int((stored["date"] < "1995-01-01").sum())
+    assert report.old_rows_dropped == n_old
+    assert report.first_date == date(1995, 7, 3)
+    assert any(
+        f"{n_old} older row(s) 1980-12-12..1994-12-30 left out" in w for w in report.warnings
+    )
+
+
+def test_short_clean_recent_stretch_is_an_error_naming_the_ticker():
+    raw = sample_aapl()
+    raw.loc[(raw["date"] >= "2020-01-01") & (raw["date"] <= "2020-06-30"), "adj_close"] = np.nan
+    stored = check(raw).frame
+
+    with pytest.raises(
+        PriceValidationError,
+        match=r"^AAPL: 115 usable adj_close rows since 2020-07-01 \(\d+ older rows before a gap "
+        r"left out\), need at least 290 \(look-back 240 \+ test 50\)$",
+    ) as caught:
+        usable_series(
+            stored,
+            ticker="AAPL",
+            asset_class="stock",
+            as_of=AS_OF,
+            min_rows=290,
+            need_explanation="look-back 240 + test 50",
+        )
+
+    assert caught.value.ticker == "AAPL"
+
+
+def test_model_series_drops_later_rows_and_reports_staleness():
+    series, report = usable_series(
+        prices(WEEK), ticker="QQQ", asset_class="etf", as_of=date(2020, 12, 9), min_rows=3
+    )
+
+    assert series.index[-1] == pd.Timestamp("2020-12-09")
+    assert report.future_rows_dropped == 2
+    assert not report.stale
+
+
+def test_model_series_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="price_column"):
+        usable_series(
+            prices(WEEK),
+            ticker="A",
+            asset_class="stock",
+            as_of=AS_OF,
+            min_rows=1,
+            price_column="volume",
+        )
+    with pytest.raises(ValueError, match="max_gap_days"):
+        usable_series(
+            prices(WEEK), ticker="A", asset_class="stock", as_of=AS_OF, min_rows=1, max_gap_days=0
+        )
+
+
+# --- suspicious prices: spikes, conflicting duplicates, text -----------------------------------
+
+
+def test_a_1000x_spike_is_rejected_and_counted():
+    raw = SampleSource().fetch("QQQ", start=date(2020, 1, 1), end=AS_OF)
+    spike_day = raw["date"] == "2020-06-15"
+    raw.loc[spike_day, ["close", "adj_close"]] *= 1000
+
+    result = check(raw)
+
+    assert result.report.outliers_rejected == 1
+    assert result.rejected_dates == (date(2020, 6, 15),)
+    assert date(2020, 6, 15) not in result.frame["date"].dt.date.tolist()
+    assert any("spike(s) rejected: 2020-06-15" in w for w in result.report.warnings)
+
+
+def test_a_spike_on_the_last_day_is_rejected():
+    raw = SampleSource().fetch("QQQ", start=date(2020, 1, 1), end=AS_OF)
+    raw.loc[raw.index[-1], "adj_close"] *= 1000
+
+    result = check(raw)
+
+    assert result.rejected_dates == (AS_OF,)
+
+
+def test_real_crashes_are_not_spikes():
+    # March 2020, 2000-2001 (AAPL -52% in a day) and the bitcoin crash of 2020-03-12.
+    for ticker, asset_class in (("AAPL", "stock"), ("QQQ", "etf"), ("BTC-USD", "crypto")):
+        raw = SampleSource().fetch(ticker, start=None, end=AS_OF)
+
+        result = check(raw, ticker=ticker, asset_class=asset_class)
+
+        assert result.report.outliers_rejected == 0, ticker
+
+
+def test_a_spike_at_the_start_of_a_fetch_is_judged_against_stored_context():
+    history = SampleSource().fetch("QQQ", start=date(2020, 1, 1), end=AS_OF)
+    stored = history.loc[history["date"] < "2020-12-07"]
+    fetched = history.loc[history["date"] >= "2020-12-07"].copy()
+    fetched.loc[fetched.index[0], ["close", "adj_close"]] /= 20  # a misplaced digit
+
+    alone = check(fetched)
+    in_context = check(fetched, context=stored)
+
+    assert alone.report.outliers_rejected == 0  # nothing before it: below the edge bar
+    assert in_context.rejected_dates == (date(2020, 12, 7),)
+
+
+def test_spike_positions():
+    flat = np.full(30, 100.0)
+    spiky = flat.copy()
+    spiky[10] = 100_000.0
+    dip = flat.copy()
+    dip[20] = 0.1
+
+    assert spike_positions(flat).tolist() == []
+    assert spike_positions(spiky).tolist() == [10]
+    assert spike_positions(dip).tolist() == [20]
+    first, last = flat.copy(), flat.copy()
+    first[0], last[-1] = 0.05, 150_000.0
+    assert spike_positions(first).tolist() == [0]
+    assert spike_positions(last).tolist() == [29]
+    last[-1] = 1_000.0  # 10x on the last day: no next day confirms it, below the edge bar
+    assert spike_positions(last).tolist() == []
+    # A lasting jump (an unadjusted split) is not a spike; a 2x move and back is too small.
+    assert spike_positions(np.r_[np.full(15, 100.0), np.full(15, 25.0)]).tolist() == []
+    doubled = flat.copy()
+    doubled[5] = 200.0
+    assert spike_positions(doubled).tolist() == []
+
+
+def test_conflicting_duplicates_are_counted_and_the_last_kept():
+    raw = prices([*WEEK, "2020-12-09"], [11.0, 12.0, 13.0, 14.0, 15.0, 33.0])
+
+    result = check(raw)
+
+    assert result.report.conflicting_duplicates == 1
+    assert result.frame.loc[result.frame["date"] == "2020-12-09", "close"].item() == 33.0
+    assert (
+        "1 date(s) given twice with different prices, the last kept: 2020-12-09"
+        in (result.report.warnings[0])
+    )
+
+
+def test_identical_duplicates_do_not_conflict():
+    raw = prices(WEEK)
+    raw = pd.concat([raw, raw.iloc[[2]]], ignore_index=True)
+
+    result = check(raw)
+
+    assert result.report.duplicates_resolved == 1
+    assert result.report.conflicting_duplicates == 0
+    assert result.report.warnings == ()
+
+
+def test_a_null_duplicate_never_hides_a_usable_row():
+    raw = prices([*WEEK, "2020-12-09"], [11.0, 12.0, 13.0, 14.0, 15.0, np.nan])
+
+    result = check(raw)
+
+    assert result.frame.loc[result.frame["date"] == "2020-12-09", "close"].item() == 13.0
+    assert result.report.conflicting_duplicates == 0
+    assert result.report.null_rows_dropped == 0
+
+
+def test_text_in_a_price_column_is_counted(tmp_path):
+    (tmp_path / "ABC.csv").write_text(
+        "Date,Open,High,Low,Close,Adj Close,Volume\n"
+        "2020-12-09,10.0,11.0,9.0,10.5,10.4,1000\n"
+        "2020-12-10,10.2,11.0,9.0,10.7 USD,10.6,1000\n"
+        "2020-12-11,10.5,11.5,10.0,11.0,11.0,lots\n"
+    )
+    raw = CsvDirSource(tmp_path).fetch("ABC", start=None, end=AS_OF)
+
+    result = check(raw, ticker="ABC")
+
+    assert result.report.unparsable_cells == 2
+    assert result.report.null_rows_dropped == 1  # no close on 2020-12-10
+    assert np.isnan(result.frame["volume"].iloc[-1])
+    assert any(
+        "unparsable close cell(s) read as missing, e.g. '10.7 USD' on 2020-12-10" in w
+        for w in result.report.warnings
+    )
+
+
+def test_report_carries_every_counter():
+    report = check(prices(WEEK)).report.to_dict()
+
+    assert {"conflicting_duplicates", "unparsable_cells", "outliers_rejected"} <= set(
+        REPORT_COUNTERS
+    )
+    for counter in REPORT_COUNTERS:
+        assert report[counter] == 0

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from closecast.pipeline import layout
+from closecast import catalog
 from closecast.storage import open_storage
 from closecast.storage.io import read_parquet
 from flows.daily_forecast import daily_forecast
@@ -16,7 +16,8 @@ TICKERS = ["QQQ", "BTC-USD"]
 
 
 def _metrics(root: str) -> dict[str, dict]:
-    frame = read_parquet(open_storage(root), layout.metrics_key(AS_OF)).to_pandas()
+    scope = catalog.RunScope(AS_OF, "adhoc")
+    frame = read_parquet(open_storage(root), catalog.METRICS.key(scope)).to_pandas()
     return {row["ticker"]: row for row in frame.to_dict("records")}
 
 
@@ -34,6 +35,10 @@ def test_dask_local_cluster_matches_threads(prefect_harness, tmp_path):
     for ticker in TICKERS:
         a, b = by_threads[ticker], by_dask[ticker]
         assert a["status"] == b["status"] == "ok"
-        assert (a["n_train"], a["n_test"], a["mode"]) == (b["n_train"], b["n_test"], b["mode"])
-        for column in ("rmse", "naive_rmse", "u2"):
+        assert (a["n_train"], a["backtest_n"], a["mode"]) == (
+            b["n_train"],
+            b["backtest_n"],
+            b["mode"],
+        )
+        for column in ("backtest_rmse", "backtest_naive_rmse", "backtest_u2"):
             assert b[column] == pytest.approx(a[column], rel=1e-9, abs=1e-12), (ticker, column)

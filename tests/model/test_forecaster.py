@@ -153,3 +153,28 @@ def test_default_preset_learns_a_sine(sine) -> None:
     predicted = f.predict_one_step(sine, test.index[0])
     u2 = metrics.u2(test.to_numpy(), predicted.to_numpy(), sine.shift(1).loc[test.index].to_numpy())
     assert u2 < 0.5, f"default preset U2 on a sine is {u2:.3f}"
+
+
+def test_best_epoch_is_the_epoch_whose_weights_were_kept(random_walk, fast_config) -> None:
+    plain = Forecaster.fit(random_walk.iloc[:300], fast_config.with_overrides(epochs=3))
+    assert plain.meta["best_epoch"] == plain.meta["epochs_run"] == 3
+    cfg = fast_config.with_overrides(early_stopping_patience=1, epochs=8)
+    stopping = Forecaster.fit(random_walk.iloc[:300], cfg)
+    meta = stopping.meta
+    assert 1 <= meta["best_epoch"] <= meta["epochs_run"]
+    if meta["epochs_run"] < cfg.epochs:  # stopped: patience ran out after the best epoch
+        assert meta["best_epoch"] == meta["epochs_run"] - cfg.early_stopping_patience
+
+
+def test_refit_trains_the_whole_history_for_the_best_epoch(random_walk, fast_config) -> None:
+    cfg = fast_config.with_overrides(early_stopping_patience=1, epochs=8)
+    backtest = Forecaster.fit(random_walk.iloc[:300], cfg)
+    refit = Forecaster.refit(random_walk.iloc[:350], backtest)
+    assert refit.meta["epochs_run"] == refit.config.epochs == backtest.meta["best_epoch"]
+    assert refit.meta["n_val"] == 0 and refit.config.early_stopping_patience is None
+    assert refit.gain == backtest.gain and refit.meta["gain"] == backtest.gain
+    assert refit.meta["trained_through"] == random_walk.index[349].strftime("%Y-%m-%d")
+    assert refit.meta["refit_of"]["train_end"] == backtest.meta["train_end"]
+    assert refit.meta["refit_of"]["best_epoch"] == backtest.meta["best_epoch"]
+    # every window, including the last days a backtest would hold out, is trained on
+    assert refit.meta["n_windows"] == 350 - refit.representation.history

@@ -38,6 +38,29 @@ def test_unreachable_storage_exits_2_naming_the_endpoint(monkeypatch, capsys, cl
     assert "not-to-be-printed" not in err
 
 
+def test_a_run_dated_after_the_source_today_exits_2(tmp_path, capsys) -> None:
+    code = main(["run", "--as-of", "2999-01-01", "--storage", str(tmp_path / "s")])
+    assert code == 2
+    assert "--as-of: 2999-01-01 is after the sample source's current date 2020-12-11" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--days", "5", "--from", "2020-12-01"], "exactly one of --from and --days"),
+        (["--days", "0"], "--days: must be 1..3660"),
+        (["--from", "2020-12-10", "--to", "2020-12-01"], "--from: 2020-12-10 is after --to"),
+        (["--days", "3", "--to", "2999-01-01"], "--to: 2999-01-01 is after"),
+    ],
+)
+def test_bad_replay_ranges_exit_2(tmp_path, capsys, argv, message) -> None:
+    assert main(["replay", "--storage", str(tmp_path), *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
 def test_bad_usage_exits_2(capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "--mode", "sometimes"])
@@ -51,7 +74,7 @@ def test_run_exits_1_when_a_ticker_fails_and_prints_the_table(tmp_path, capsys) 
     out = capsys.readouterr().out
     assert code == 1
     assert "QQQ" in out and "NOSUCH" in out and "failed" in out
-    assert "metrics/run_date=2020-12-11/metrics.parquet" in out
+    assert "metrics/run_date=2020-12-11/watchlist=adhoc/" in out
 
     code = main(["run", "--tickers", "QQQ", "--preset", "fast", "--as-of", AS_OF,
                  "--storage", str(tmp_path)])  # fmt: skip

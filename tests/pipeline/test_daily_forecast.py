@@ -1,10 +1,11 @@
-"""The real daily-forecast flow under a Prefect test harness, into local storage and into a
-real S3-protocol server on loopback, checked object by object against the documented layout."""
+"""The real daily-forecast flow under a Prefect test harness, day after day, into local
+storage and into a real S3-protocol server on loopback, checked object by object."""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 from datetime import date
 
@@ -14,24 +15,19 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from closecast import catalog
 from closecast.calendars import next_trading_day
+from closecast.catalog import RunScope
+from closecast.cli import main
+from closecast.records import MetricsRow, arrow_schema
 from closecast.storage import open_storage
 from flows.daily_forecast import daily_forecast
-from lstm_model import metrics
 
-FIRST_RUN = date(2020, 12, 7)
-FOUR_DAYS_LATER = date(2020, 12, 11)
+DAYS = [date(2020, 12, 8), date(2020, 12, 9), date(2020, 12, 10), date(2020, 12, 11)]
 TICKERS = ["AAPL", "BTC-USD"]
 
-METRIC_COLUMNS = {
-    "ticker", "asset_class", "status", "mode", "mode_reason", "rmse", "naive_rmse", "u2",
-    "mae", "mape", "directional_accuracy", "n_train", "n_test", "epochs", "train_seconds",
-    "model_version", "promoted", "data_end", "error", "null_rows_dropped",
-    "duplicates_resolved", "stale", "warnings",
-}  # fmt: skip
 
-
-def run(root: str, as_of: date, tickers=TICKERS, **params):
+def run(root: str, as_of: date | None, tickers=TICKERS, **params):
     return daily_forecast(
         tickers=tickers,
         source="sample",
@@ -47,110 +43,188 @@ def read_table(storage, key: str) -> pd.DataFrame:
     return pq.read_table(io.BytesIO(storage.read_bytes(key))).to_pandas()
 
 
-def check_run_outputs(storage, as_of: date, tickers: list[str]) -> pd.DataFrame:
-    """Every object of the layout, with contents that agree with each other."""
-    d = as_of.isoformat()
-    metrics_frame = read_table(storage, f"metrics/run_date={d}/metrics.parquet")
-    assert set(metrics_frame.columns) >= METRIC_COLUMNS
-    assert list(metrics_frame["ticker"]) == tickers
-    assert (metrics_frame["status"] == "ok").all(), metrics_frame["error"].tolist()
+def sha(storage, key: str) -> str:
+    return hashlib.sha256(storage.read_bytes(key)).hexdigest()
 
-    for row in metrics_frame.itertuples():
-        predictions = read_table(
-            storage, f"predictions/run_date={d}/ticker={row.ticker}/predictions.parquet"
-        )
-        assert list(predictions.columns) == ["date", "actual", "predicted", "naive"]
-        assert len(predictions) == row.n_test
-        # The published RMSE is the RMSE of the published predictions.
-        assert row.rmse == pytest.approx(metrics.rmse(predictions.actual, predictions.predicted))
-        assert row.naive_rmse == pytest.approx(metrics.rmse(predictions.actual, predictions.naive))
-        assert row.u2 == pytest.approx(row.rmse / row.naive_rmse)
-        # naive(d) is the actual price of the previous trading day.
-        np.testing.assert_allclose(predictions.naive.iloc[1:], predictions.actual.iloc[:-1])
-        assert predictions.date.iloc[-1] == row.data_end
-        assert row.data_end <= as_of
-        png = storage.read_bytes(f"plots/run_date={d}/{row.ticker}.png")
-        assert Image.open(io.BytesIO(png)).size[0] > 200
-        for name in ("model.keras", "scaler.json", "meta.json"):
-            assert storage.exists(f"models/{row.ticker}/{row.model_version}/{name}")
-        champion = json.loads(storage.read_bytes(f"models/{row.ticker}/champion.json"))
-        assert champion["version"] == row.model_version
 
-    forecasts = read_table(storage, f"forecasts/run_date={d}/forecasts.parquet")
-    assert list(forecasts.columns) == [
-        "ticker", "data_end", "target_date", "forecast", "model_version",
-    ]  # fmt: skip
-    assert list(forecasts.ticker) == tickers
-    for row in forecasts.itertuples():
-        asset = "crypto" if row.ticker.endswith("-USD") else "stock"
-        assert row.target_date == next_trading_day(asset, row.data_end)
-        assert np.isfinite(row.forecast) and row.forecast > 0
+def snapshot(storage) -> dict[str, str]:
+    return {key: sha(storage, key) for key in storage.list_keys("")}
 
-    assert storage.read_bytes(f"plots/run_date={d}/summary.png").startswith(b"\x89PNG")
-    manifest = json.loads(storage.read_bytes(f"runs/run_date={d}/manifest.json"))
-    assert set(manifest["tickers"]) == set(tickers)
+
+def assert_manifest_true(storage, scope: RunScope) -> dict:
+    """A manifest lists every object of its scope, each exactly as stored."""
+    manifest = json.loads(storage.read_bytes(catalog.MANIFEST.key(scope)))
     listed = {obj["key"] for obj in manifest["objects"]}
-    for prefix in ("predictions", "metrics", "forecasts", "plots"):
-        assert set(storage.list_keys(f"{prefix}/run_date={d}/")) <= listed
+    for prefix in catalog.run_prefixes(scope):
+        assert set(storage.list_keys(prefix)) - {catalog.MANIFEST.key(scope)} <= listed
     for obj in manifest["objects"]:
         data = storage.read_bytes(obj["key"])
-        assert obj["size"] == len(data)
-        assert obj["sha256"] == hashlib.sha256(data).hexdigest()
-    return metrics_frame
+        assert obj["size"] == len(data), obj["key"]
+        assert obj["sha256"] == hashlib.sha256(data).hexdigest(), obj["key"]
+    return manifest
+
+
+def check_scope(storage, scope: RunScope, tickers: list[str]) -> pd.DataFrame:
+    """Every object of the catalog for one scope, with contents that agree with each other."""
+    metrics_frame = read_table(storage, catalog.METRICS.key(scope))
+    assert list(metrics_frame.columns) == arrow_schema(MetricsRow).names
+    assert list(metrics_frame["ticker"]) == tickers
+    assert (metrics_frame["status"] == "ok").all(), metrics_frame["error"].tolist()
+    forecasts = read_table(storage, catalog.FORECASTS.key(scope)).set_index("ticker")
+    for row in metrics_frame.itertuples():
+        # The serving model has seen every price through the run date's last bar.
+        assert row.trained_through == row.data_end <= scope.run_date
+        predictions = read_table(storage, catalog.PREDICTIONS.key(scope, row.ticker))
+        assert list(predictions.columns) == ["date", "actual", "predicted", "naive"]
+        assert len(predictions) == row.backtest_n
+        # The published backtest RMSE is the RMSE of the published backtest predictions,
+        # and the backtest ends before the lineage's model was refit.
+        err = predictions.actual - predictions.predicted
+        assert row.backtest_rmse == pytest.approx(np.sqrt(np.mean(err**2)))
+        np.testing.assert_allclose(predictions.naive.iloc[1:], predictions.actual.iloc[:-1])
+        png = storage.read_bytes(catalog.TICKER_PLOTS.key(scope, row.ticker))
+        assert Image.open(io.BytesIO(png)).size[0] > 200
+        assert storage.exists(f"models/{row.ticker}/{row.model_version}/model.keras")
+        forecast = forecasts.loc[row.ticker]
+        asset = "crypto" if row.ticker.endswith("-USD") else "stock"
+        assert forecast.target_date == next_trading_day(asset, row.data_end)
+        assert forecast.model_version == row.model_version
+        assert np.isfinite(forecast.forecast) and forecast.forecast > 0
+    live_scores = read_table(storage, catalog.LIVE_SCORES.key(scope))
+    assert set(live_scores["window"]) == {"20d", "60d", "lineage"}
+    assert storage.read_bytes(catalog.SUMMARY_PLOT.key(scope)).startswith(b"\x89PNG")
+    manifest = assert_manifest_true(storage, scope)
+    assert set(manifest["tickers"]) == set(tickers)
+    assert {f"prices/ticker={t}/prices.parquet" for t in tickers} <= {
+        obj["key"] for obj in manifest["state"]
+    }
+    return metrics_frame.set_index("ticker")
+
+
+def price_on(storage, ticker: str, day: date) -> float:
+    prices = read_table(storage, catalog.prices_key(ticker))
+    return float(prices.loc[prices["date"] == day, "adj_close"].iloc[0])
 
 
 @pytest.mark.usefixtures("prefect_harness")
-def test_daily_runs_into_local_storage_then_fine_tune(tmp_path) -> None:
+def test_replayed_days_serve_fresh_models_and_score_what_was_served(tmp_path, capsys) -> None:
     root = str(tmp_path / "store")
-    first = run(root, FIRST_RUN)
-    assert first.is_completed(), first.message
+    code = main(
+        ["replay", "--from", str(DAYS[0]), "--to", str(DAYS[-1]), "--tickers", ",".join(TICKERS),
+         "--preset", "fast", "--storage", root]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    # BTC-USD trades every day; AAPL on weekdays: four runs, one per day, with progress.
+    assert "[4/4] 2020-12-11 Completed" in out
     storage = open_storage(root)
-    first_metrics = check_run_outputs(storage, FIRST_RUN, TICKERS)
-    assert set(first_metrics["mode"]) == {"retrain"}
-    # AAPL's shipped history has one Yahoo `null` row; validation's count reaches the metrics.
-    by_ticker = first_metrics.set_index("ticker")
-    assert by_ticker.loc["AAPL", "null_rows_dropped"] == 1
-    assert by_ticker.loc["BTC-USD", "null_rows_dropped"] == 0
-    assert first_metrics["promoted"].all()
 
-    # Four days later, with default settings, each ticker fine-tunes its champion.
-    second = run(root, FOUR_DAYS_LATER)
-    assert second.is_completed(), second.message
-    second_metrics = check_run_outputs(storage, FOUR_DAYS_LATER, TICKERS)
-    assert set(second_metrics["mode"]) == {"finetune"}, second_metrics["mode_reason"].tolist()
-    assert second_metrics["mode_reason"].str.contains("fine-tuned on").all()
-    # The first date's outputs are untouched by the later run.
-    assert storage.exists(f"runs/run_date={FIRST_RUN.isoformat()}/manifest.json")
-    # Rerunning a date replaces that date's outputs (same keys), never another date's.
-    again = run(root, FOUR_DAYS_LATER, tickers=["AAPL"])
-    assert again.is_completed(), again.message
-    assert storage.list_keys(f"predictions/run_date={FOUR_DAYS_LATER}/") == [
-        f"predictions/run_date={FOUR_DAYS_LATER}/ticker=AAPL/predictions.parquet"
-    ]
-    assert storage.exists(f"predictions/run_date={FIRST_RUN}/ticker=BTC-USD/predictions.parquet")
+    frames = {day: check_scope(storage, RunScope(day, "adhoc"), TICKERS) for day in DAYS}
+    first = frames[DAYS[0]]
+    assert set(first["mode"]) == {"retrain"} and first["promoted"].all()
+    assert (first["live_scored_now"] == 0).all()
+
+    for previous, day in itertools.pairwise(DAYS):
+        today = frames[day]
+        before = read_table(storage, catalog.FORECASTS.key(RunScope(previous, "adhoc")))
+        for ticker in TICKERS:
+            row = today.loc[ticker]
+            # Fine-tuned on exactly the one new day, then promoted: the lineage continues.
+            assert row["mode"] == "finetune", row["mode_reason"]
+            assert row["n_train"] == 1 and row["lineage"] == first.loc[ticker, "model_version"]
+            meta = json.loads(
+                storage.read_bytes(f"models/{ticker}/{row['model_version']}/meta.json")
+            )
+            assert meta["fine_tunes"][-1]["from"] == meta["fine_tunes"][-1]["to"] == str(day)
+            # Day k scored the forecast day k-1 served, against the price table.
+            assert row["live_scored_now"] == 1
+            served = before.set_index("ticker").loc[ticker]
+            assert served.target_date == day
+            actual = price_on(storage, ticker, day)
+            assert served.naive == pytest.approx(price_on(storage, ticker, previous))
+            ledger = read_table(storage, catalog.served_key(ticker)).set_index("target_date")
+            assert ledger.loc[day, "actual"] == pytest.approx(actual)
+            assert ledger.loc[day, "forecast"] == pytest.approx(served.forecast)
+            scored = ledger[ledger["actual"].notna() & (ledger.index <= day)]
+            assert row["live_n_lineage"] == len(scored)
+            hand_u2 = np.sqrt(np.mean((scored.actual - scored.forecast) ** 2)) / np.sqrt(
+                np.mean((scored.actual - scored.naive) ** 2)
+            )
+            assert row["live_u2_lineage"] == pytest.approx(hand_u2)
+            # The backtest beside it is the lineage's, unchanged by fine-tunes.
+            assert row["backtest_u2"] == pytest.approx(first.loc[ticker, "backtest_u2"])
+
+    # After the last day the champion is the model that day served, trained through it.
+    for ticker in TICKERS:
+        champion = json.loads(storage.read_bytes(catalog.champion_key(ticker)))
+        assert champion["version"] == frames[DAYS[-1]].loc[ticker, "model_version"]
+        assert champion["trained_through"] == str(DAYS[-1])
+    # Later runs never touched an earlier day's objects: its manifest is still true.
+    assert_manifest_true(storage, RunScope(DAYS[0], "adhoc"))
+
+
+def _watchlist(tmp_path, name: str, entries: list[tuple[str, str]]) -> str:
+    path = tmp_path / f"{name}.yaml"
+    lines = ["tickers:"] + [f"  - {{symbol: {s}, asset_class: {a}}}" for s, a in entries]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_watchlists_share_storage_and_partial_reruns_touch_only_their_ticker(tmp_path) -> None:
+    root = str(tmp_path / "store")
+    stocks = _watchlist(tmp_path, "stocks", [("AAPL", "stock"), ("QQQ", "etf")])
+    crypto = _watchlist(tmp_path, "crypto", [("BTC-USD", "crypto")])
+    day = DAYS[-1]
+    common = dict(source="sample", storage=root, as_of=day, preset="fast", return_state=True)
+    assert daily_forecast(watchlist=stocks, **common).is_completed()
+    assert daily_forecast(watchlist=crypto, **common).is_completed()
+    storage = open_storage(root)
+    # Both deployments' outputs for the date are complete, side by side.
+    check_scope(storage, RunScope(day, "stocks"), ["AAPL", "QQQ"])
+    check_scope(storage, RunScope(day, "crypto"), ["BTC-USD"])
+    metrics = pq.read_table(str(tmp_path / "store" / "metrics")).to_pandas()
+    assert sorted(metrics["watchlist"].astype(str).unique()) == ["crypto", "stocks"]
+
+    before = snapshot(storage)
+    state = daily_forecast(watchlist=stocks, tickers=["AAPL"], mode="retrain", **common)
+    assert state.is_completed(), state.message
+    after = snapshot(storage)
+    changed = {k for k in after if before.get(k) != after[k]} | (before.keys() - after.keys())
+    for key in changed:
+        assert "AAPL" in key or key.startswith(
+            tuple(catalog.run_prefixes(RunScope(day, "stocks")))
+        ), key
+    # QQQ's objects and its rows in the shared tables are untouched; AAPL's are replaced.
+    assert not any("QQQ" in key for key in changed)
+    rerun = check_scope(storage, RunScope(day, "stocks"), ["AAPL", "QQQ"])
+    assert rerun.loc["AAPL", "mode_reason"].startswith("retrain requested")
+    first_stocks = before[catalog.METRICS.key(RunScope(day, "stocks"))]
+    assert first_stocks != after[catalog.METRICS.key(RunScope(day, "stocks"))]
+    assert not any(k.startswith(("models/BTC-USD", "served/ticker=BTC")) for k in changed)
 
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_daily_run_into_loopback_s3(s3_env, s3_root) -> None:
-    state = run(s3_root, FOUR_DAYS_LATER, tickers=["QQQ"])
+    state = run(s3_root, DAYS[-1], tickers=["QQQ"])
     assert state.is_completed(), state.message
-    check_run_outputs(open_storage(s3_root), FOUR_DAYS_LATER, ["QQQ"])
+    check_scope(open_storage(s3_root), RunScope(DAYS[-1], "adhoc"), ["QQQ"])
 
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_unknown_ticker_fails_alone(tmp_path) -> None:
     root = str(tmp_path / "store")
-    state = run(root, FOUR_DAYS_LATER, tickers=["GOOG", "NOSUCH"])
+    state = run(root, DAYS[-1], tickers=["GOOG", "NOSUCH"])
     assert state.is_failed()
     assert "NOSUCH" in state.message and "GOOG" not in state.message.split("failed:")[1]
     storage = open_storage(root)
-    frame = read_table(storage, f"metrics/run_date={FOUR_DAYS_LATER}/metrics.parquet")
-    by_ticker = frame.set_index("ticker")
+    scope = RunScope(DAYS[-1], "adhoc")
+    by_ticker = read_table(storage, catalog.METRICS.key(scope)).set_index("ticker")
     assert by_ticker.loc["GOOG", "status"] == "ok"
     assert by_ticker.loc["NOSUCH", "status"] == "failed"
     assert "NOSUCH" in by_ticker.loc["NOSUCH", "error"]
-    assert storage.exists(f"predictions/run_date={FOUR_DAYS_LATER}/ticker=GOOG/predictions.parquet")
-    manifest = json.loads(storage.read_bytes(f"runs/run_date={FOUR_DAYS_LATER}/manifest.json"))
+    assert storage.exists(catalog.PREDICTIONS.key(scope, "GOOG"))
+    manifest = assert_manifest_true(storage, scope)
     assert manifest["tickers"]["NOSUCH"]["status"] == "failed"
 
 
@@ -158,12 +232,25 @@ def test_unknown_ticker_fails_alone(tmp_path) -> None:
 def test_run_without_as_of_is_named_after_the_resolved_date(tmp_path) -> None:
     from prefect.client.orchestration import get_client
 
-    state = daily_forecast(
-        tickers=["QQQ"], storage=str(tmp_path), preset="fast", epochs=1, return_state=True
-    )
+    state = run(str(tmp_path), None, tickers=["QQQ"], epochs=1)
     assert state.is_completed(), state.message
     with get_client(sync_client=True) as client:
         flow_run = client.read_flow_run(state.state_details.flow_run_id)
-    # The sample market's "today" is its last shipped day.
-    assert flow_run.name == "daily-forecast-2020-12-11-sample"
-    assert open_storage(str(tmp_path)).exists("runs/run_date=2020-12-11/manifest.json")
+    # The sample market's "today" is its last shipped day; the watchlist is named.
+    assert flow_run.name == "daily-forecast-2020-12-11-adhoc-sample"
+    assert open_storage(str(tmp_path)).exists(
+        catalog.MANIFEST.key(RunScope(date(2020, 12, 11), "adhoc"))
+    )
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_future_run_dates_are_refused_and_closed_markets_do_no_work(tmp_path) -> None:
+    root = tmp_path / "store"
+    future = run(str(root), date(2999, 1, 1), tickers=["QQQ"])
+    assert future.is_failed()
+    assert not root.exists() or not any(root.rglob("champion.json"))
+
+    saturday = run(str(root), date(2020, 12, 5), tickers=["QQQ"])
+    assert saturday.is_completed()
+    assert "markets closed on 2020-12-05" in saturday.message
+    assert not root.exists() or not any(root.rglob("*.parquet"))

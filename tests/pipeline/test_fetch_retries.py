@@ -6,10 +6,10 @@ from datetime import date
 
 import pytest
 
-from closecast.pipeline import ticker
 from closecast.pipeline.options import RunOptions
 from closecast.sources import SampleSource, SourceUnavailableError, UnknownTickerError
 from closecast.watchlist import WatchItem
+from tasks import prices
 from tasks.prices import fetch_prices
 
 AS_OF = date(2020, 12, 11)
@@ -34,7 +34,7 @@ class FlakySource:
 
 
 def run_fetch(monkeypatch, tmp_path, source: FlakySource):
-    monkeypatch.setattr(ticker, "get_source", lambda spec: source)
+    monkeypatch.setattr(prices, "get_source", lambda spec: source)
     quick = fetch_prices.with_options(retries=3, retry_delay_seconds=0, retry_jitter_factor=None)
     options = RunOptions(storage_root=str(tmp_path), preset="fast")
     return quick(WatchItem("QQQ", "etf"), AS_OF, options, return_state=True)

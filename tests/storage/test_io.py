@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import pickle
 from pathlib import Path
 
 import matplotlib
@@ -12,8 +13,15 @@ import pyarrow as pa
 import pytest
 
 from closecast.schema import PRICE_COLUMNS, PRICE_SCHEMA
-from closecast.storage import ObjectNotFoundError, Storage
-from closecast.storage.io import read_json, read_parquet, write_figure, write_json, write_parquet
+from closecast.storage import CorruptObjectError, ObjectNotFoundError, Storage, StorageError
+from closecast.storage.io import (
+    read_json,
+    read_parquet,
+    to_parquet_bytes,
+    write_figure,
+    write_json,
+    write_parquet,
+)
 
 matplotlib.use("Agg")
 
@@ -103,3 +111,37 @@ def test_write_figure_stores_a_png_and_leaves_the_figure_open(storage: Storage) 
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
     write_figure(storage, "plots/AAPL-again.png", fig)  # still usable afterwards
     assert storage.exists("plots/AAPL-again.png")
+
+
+# -- corrupt objects name the key and the root ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "content", "reader", "detail"),
+    [
+        ("models/AAPL/champion.json", b'{"version": "v0001",', read_json, "not valid JSON"),
+        ("models/AAPL/champion.json", b"\xff\xfe\x00{}", read_json, "not UTF-8"),
+        ("models/AAPL/champion.json", b"[" * 100_000, read_json, "not valid JSON"),
+        ("prices/ticker=AAPL/prices.parquet", b"PAR1 not really", read_parquet, "not a Parquet"),
+        ("prices/ticker=AAPL/prices.parquet", b"", read_parquet, "not a Parquet"),
+    ],
+)
+def test_corrupt_objects_raise_an_error_naming_key_and_root(
+    storage: Storage, key: str, content: bytes, reader, detail: str
+) -> None:
+    storage.write_bytes(key, content)
+    with pytest.raises(CorruptObjectError, match=detail) as caught:
+        reader(storage, key)
+    assert caught.value.key == key
+    assert key in str(caught.value)
+    assert storage.describe() in str(caught.value)
+    assert isinstance(caught.value, StorageError)
+    assert isinstance(caught.value, ValueError)
+    assert pickle.loads(pickle.dumps(caught.value)).key == key  # crosses process runners
+
+
+def test_a_truncated_parquet_file_is_corrupt(storage: Storage) -> None:
+    data = to_parquet_bytes(_prices(), schema=PRICE_SCHEMA)
+    storage.write_bytes("p.parquet", data[: len(data) // 2])
+    with pytest.raises(CorruptObjectError, match=r"'p\.parquet'"):
+        read_parquet(storage, "p.parquet")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
+import traceback
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from closecast.storage import StorageError, open_storage
+from closecast.storage import StorageConfigError, StorageError, UnsafePathError, open_storage
 from closecast.storage.local import LocalStorage
 
 
@@ -30,10 +32,36 @@ def test_relative_root_is_made_absolute(tmp_path: Path, monkeypatch: pytest.Monk
     assert (tmp_path / "closecast-data" / "a").read_bytes() == b"1"
 
 
-@pytest.mark.parametrize("root", ["", "http://example.com/x", "file://otherhost/x"])
-def test_bad_roots_are_rejected(root: str) -> None:
-    with pytest.raises(ValueError):  # noqa: PT011 - several distinct messages
+@pytest.mark.parametrize(
+    ("root", "message"),
+    [
+        ("", "must not be empty"),
+        ("   ", "must not be empty"),
+        ("http://example.com/x", "unsupported storage root 'http://example.com/x'"),
+        ("ftp://host/dir", "unsupported storage root 'ftp://host/dir'"),
+        ("S3://bucket/x", "unsupported storage root 'S3://bucket/x'"),
+        ("s3:/bucket/x", "unsupported storage root 's3:/bucket/x'"),
+        ("file://otherhost/x", "must be on this machine: 'file://otherhost/x'"),
+        ("data\x00dir", "control character"),
+    ],
+)
+def test_bad_roots_are_rejected_naming_them(
+    root: str, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # where a relative root would be created
+    with pytest.raises(StorageConfigError, match=re.escape(message)):
         open_storage(root)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "root", ["ftp://user:hunter2-secret@host/dir", "file://me:hunter2-secret@elsewhere/x"]
+)
+def test_bad_roots_never_show_an_embedded_password(root: str) -> None:
+    with pytest.raises(StorageConfigError) as caught:
+        open_storage(root)
+    assert "hunter2-secret" not in "".join(traceback.format_exception(caught.value))
+    assert "***@" in str(caught.value)
 
 
 def test_credentials_block_is_refused_for_local_roots(tmp_path: Path) -> None:
@@ -100,3 +128,63 @@ def test_directories_are_not_objects(tmp_path: Path) -> None:
     assert not storage.exists("dir")
     with pytest.raises(KeyError):
         storage.read_bytes("dir")
+
+
+# -- symbolic links never take a key outside the root -----------------------------------------
+
+
+@pytest.fixture
+def escape(tmp_path: Path) -> tuple[LocalStorage, Path]:
+    """A storage whose ``models`` directory is a symlink to a directory outside the root."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_bytes(b"outside")
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "models").symlink_to(outside, target_is_directory=True)
+    (root / "plots.png").symlink_to(outside / "secret.txt")
+    storage = open_storage(str(root))
+    assert isinstance(storage, LocalStorage)
+    return storage, outside
+
+
+@pytest.mark.parametrize(
+    ("key", "operation"),
+    [
+        ("models/AAPL/champion.json", lambda s, k: s.write_bytes(k, b"x")),
+        ("models/secret.txt", lambda s, k: s.write_bytes(k, b"x")),
+        ("models/secret.txt", lambda s, k: s.read_bytes(k)),
+        ("models/secret.txt", lambda s, k: s.delete(k)),
+        ("models/secret.txt", lambda s, k: s.exists(k)),
+        ("plots.png", lambda s, k: s.read_bytes(k)),
+        ("plots.png", lambda s, k: s.write_bytes(k, b"x")),
+        ("models/new.bin", lambda s, k, p=__file__: s.upload_file(k, p)),
+    ],
+)
+def test_a_symlink_out_of_the_root_is_refused_naming_the_key(
+    escape: tuple[LocalStorage, Path], key: str, operation
+) -> None:
+    storage, outside = escape
+    with pytest.raises(UnsafePathError, match=re.escape(repr(key))) as caught:
+        operation(storage, key)
+    assert "outside the root" in str(caught.value)
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
+    assert (outside / "secret.txt").read_bytes() == b"outside"
+
+
+def test_symlinks_that_stay_inside_the_root_still_work(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    (root / "real").mkdir(parents=True)
+    (root / "alias").symlink_to(root / "real", target_is_directory=True)
+    storage = open_storage(str(root))
+    storage.write_bytes("alias/a.txt", b"1")
+    assert (root / "real" / "a.txt").read_bytes() == b"1"
+    assert storage.read_bytes("real/a.txt") == b"1"
+
+
+def test_a_root_that_is_itself_a_symlink_works(tmp_path: Path) -> None:
+    (tmp_path / "target").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "target", target_is_directory=True)
+    storage = open_storage(str(tmp_path / "link"))
+    storage.write_bytes("a/b.txt", b"1")
+    assert (tmp_path / "target" / "a" / "b.txt").read_bytes() == b"1"

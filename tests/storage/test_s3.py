@@ -5,7 +5,12 @@ Runs against moto's server on loopback, or against the endpoint in ``AWS_ENDPOIN
 
 from __future__ import annotations
 
+import http.server
 import json
+import logging
+import re
+import socket
+import threading
 import time
 import traceback
 import urllib.request
@@ -17,12 +22,14 @@ import pytest
 
 from closecast.storage import (
     BucketNotFoundError,
+    NotS3EndpointError,
     StorageAuthError,
+    StorageConfigError,
     StorageError,
     StorageUnreachableError,
     open_storage,
 )
-from closecast.storage.s3 import S3Storage, parse_s3_root
+from closecast.storage.s3 import S3Storage, S3Timeouts, parse_s3_root
 
 WRONG_SECRET = "wrong-secret-Zq9vX2kP7mN4"  # deliberately invalid
 
@@ -52,11 +59,37 @@ def test_parse_s3_root(root: str, expected: tuple[str, str]) -> None:
 
 
 @pytest.mark.parametrize(
-    "root", ["s3://", "s3://Bad_Bucket/x", "s3://ok-bucket/../x", "s3://b?x=1"]
+    ("root", "message"),
+    [
+        ("s3://", "no bucket in 's3://'"),
+        ("s3:///prefix", "no bucket in 's3:///prefix'"),
+        ("s3://Bad_Bucket/x", "invalid S3 bucket name 'Bad_Bucket'"),
+        ("s3://ab/x", "invalid S3 bucket name 'ab'"),
+        ("s3://my..bucket/x", "invalid S3 bucket name 'my..bucket'"),
+        ("s3://192.168.1.10/x", "look like an IP address"),
+        ("s3://bucket:9000/x", "invalid S3 bucket name 'bucket:9000'"),
+        ("s3://ok-bucket/../x", "invalid key prefix in 's3://ok-bucket/../x'"),
+        ("s3://ok-bucket/a//b", "invalid key prefix in 's3://ok-bucket/a//b'"),
+        ("s3://b?x=1", "not an s3://bucket/prefix root"),
+        ("s3://bucket/x#frag", "not an s3://bucket/prefix root"),
+    ],
 )
-def test_parse_s3_root_rejects_bad_roots(root: str) -> None:
-    with pytest.raises(ValueError, match=r"s3|bucket|key"):
+def test_parse_s3_root_rejects_bad_roots_naming_them(root: str, message: str) -> None:
+    with pytest.raises(StorageConfigError) as caught:
         parse_s3_root(root)
+    assert message in str(caught.value)
+    assert isinstance(caught.value, ValueError)
+    with pytest.raises(StorageConfigError, match=re.escape(message)):
+        open_storage(root)  # before any client is built or request made
+
+
+def test_a_password_in_an_s3_root_is_never_shown() -> None:
+    secret = "hunter2-secret"
+    root = f"s3://me:{secret}@bucket/x"
+    with pytest.raises(StorageConfigError) as caught:
+        open_storage(root)
+    assert secret not in "".join(traceback.format_exception(caught.value))
+    assert "s3://***@bucket/x" in str(caught.value)
 
 
 def test_client_uses_env_endpoint_and_s3_compatible_config(
@@ -137,7 +170,8 @@ def test_missing_bucket_raises_bucket_not_found(s3_env: str) -> None:
     with pytest.raises(BucketNotFoundError) as caught:
         storage.check()
     assert bucket in str(caught.value)
-    assert "create_bucket" in str(caught.value)
+    assert "--create-bucket" in str(caught.value)  # the CLI flag
+    assert "create_bucket=True" in str(caught.value)  # the flow parameter
     with pytest.raises(BucketNotFoundError):
         storage.write_bytes("a", b"x")
     with pytest.raises(BucketNotFoundError):
@@ -318,3 +352,233 @@ def test_open_storage_with_prefect_minio_credentials_block(
     assert storage._client.meta.config.s3 == {"addressing_style": "path"}
     with pytest.raises(StorageError, match="does-not-exist"):
         open_storage(s3_root, credentials_block="minio-credentials/does-not-exist")
+
+
+# -- endpoints that are not S3, or never answer -----------------------------------------------
+
+
+class _WebServer(http.server.ThreadingHTTPServer):
+    """A loopback HTTP server answering every request with one HTML page and status."""
+
+    daemon_threads = True
+
+    def __init__(self, status: int) -> None:
+        super().__init__(("127.0.0.1", 0), _PageHandler)
+        self.status = status
+        self.requests = 0
+        self.url = f"http://127.0.0.1:{self.server_port}"
+
+
+class _PageHandler(http.server.BaseHTTPRequestHandler):
+    timeout = 10  # a stuck client cannot hold a handler thread longer
+    page = b"<!DOCTYPE html><html><body><h1>Welcome to nginx!</h1></body></html>"
+
+    def _answer(self) -> None:
+        self.server.requests += 1
+        if self.server.requests > 50:  # bounded: the tests send a handful
+            self.close_connection = True
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        self.send_response(self.server.status)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(self.page)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(self.page)
+
+    do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _answer
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Stay quiet."""
+
+
+@pytest.fixture
+def web_server(request: pytest.FixtureRequest) -> Iterator[_WebServer]:
+    """A plain web server on loopback answering every request with status ``request.param``."""
+    server = _WebServer(request.param)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.mark.parametrize("web_server", [200, 404, 400], indirect=True)
+def test_a_web_server_is_not_an_s3_endpoint(
+    s3_env: str, web_server: _WebServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", web_server.url)
+    storage = open_storage("s3://closecast-web/run")
+    with pytest.raises(NotS3EndpointError) as caught:
+        storage.check()
+    assert f"{web_server.url} is not an S3 endpoint" in str(caught.value)
+    assert not isinstance(caught.value, BucketNotFoundError)
+    with pytest.raises(NotS3EndpointError):
+        open_storage("s3://closecast-web/run", create_bucket=True)
+    if web_server.status >= 400:  # a 200 to everything is caught by check() only
+        for call in (lambda: storage.write_bytes("a", b"x"), lambda: storage.read_bytes("a")):
+            with pytest.raises(NotS3EndpointError):
+                call()
+
+
+@pytest.fixture
+def silent_endpoint() -> Iterator[str]:
+    """A loopback port that accepts TCP connections and never answers a byte."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)  # the kernel completes handshakes; nobody ever reads or writes
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+def test_an_endpoint_that_never_answers_fails_after_the_configured_timeouts(
+    s3_env: str, silent_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", silent_endpoint)
+    monkeypatch.setenv("CLOSECAST_S3_CONNECT_TIMEOUT", "1")
+    monkeypatch.setenv("CLOSECAST_S3_READ_TIMEOUT", "0.5")
+    monkeypatch.setenv("CLOSECAST_S3_MAX_ATTEMPTS", "1")
+    storage = open_storage("s3://closecast-silent/run")
+    config = storage._client.meta.config
+    assert (config.connect_timeout, config.read_timeout) == (1.0, 0.5)
+    assert config.retries["total_max_attempts"] == 1
+    with pytest.raises(StorageUnreachableError) as caught:
+        storage.check()
+    message = str(caught.value)
+    assert f"S3 endpoint {silent_endpoint} did not answer in time" in message
+    assert "ReadTimeoutError" in message and "1.0s/0.5s, 1 attempt(s)" in message
+    assert "closecast-silent" in message
+
+
+def test_timeouts_default_to_seconds_not_minutes(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("CONNECT_TIMEOUT", "READ_TIMEOUT", "MAX_ATTEMPTS"):
+        monkeypatch.delenv(f"CLOSECAST_S3_{name}", raising=False)
+    timeouts = S3Timeouts.from_env()
+    worst = (timeouts.connect + timeouts.read) * timeouts.max_attempts
+    assert worst <= 30, timeouts
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("CLOSECAST_S3_CONNECT_TIMEOUT", "soon"),
+        ("CLOSECAST_S3_READ_TIMEOUT", "-1"),
+        ("CLOSECAST_S3_READ_TIMEOUT", "0"),
+        ("CLOSECAST_S3_MAX_ATTEMPTS", "1.5"),
+        ("CLOSECAST_S3_MAX_ATTEMPTS", "0"),
+        ("CLOSECAST_S3_MAX_ATTEMPTS", "1000"),
+    ],
+)
+def test_bad_timeout_settings_are_configuration_errors_naming_the_variable(
+    s3_env: str, monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(StorageConfigError, match=f"{name}={value!r}"):
+        open_storage("s3://closecast-config/run")
+
+
+def test_an_invalid_endpoint_url_is_a_configuration_error(
+    s3_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "not a url")
+    with pytest.raises(StorageConfigError, match="not a url"):
+        open_storage("s3://closecast-config/run")
+
+
+# -- a password in the endpoint URL never reaches a log, an error or an artifact -----------
+
+ENDPOINT_SECRET = "Endpoint-Pw-7fQ2"
+
+
+def _with_userinfo(endpoint: str) -> str:
+    return endpoint.replace("://", f"://closecast:{ENDPOINT_SECRET}@", 1)
+
+
+@pytest.fixture
+def debug_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Capture every log record, botocore's and urllib3's DEBUG chatter included."""
+    caplog.set_level(logging.DEBUG)
+    return caplog
+
+
+def test_endpoint_credentials_are_dropped_before_any_request(
+    s3_root: str, s3_env: str, monkeypatch: pytest.MonkeyPatch, debug_logs
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", _with_userinfo(s3_env))
+    storage = open_storage(s3_root)
+    storage.check()
+    storage.write_bytes("a.txt", b"x")
+    assert storage.read_bytes("a.txt") == b"x"
+    url = storage.url("a.txt")
+    with urllib.request.urlopen(url, timeout=10) as response:  # the link still works
+        assert response.read() == b"x"
+    shown = [storage.describe(), repr(storage), storage.endpoint, url, debug_logs.text]
+    assert not [text for text in shown if ENDPOINT_SECRET in text]
+    assert storage.endpoint == s3_env
+    assert "ignoring the credentials embedded in the S3 endpoint" in debug_logs.text
+
+
+@pytest.mark.parametrize("failure", ["unreachable", "silent", "web"])
+def test_endpoint_credentials_never_appear_in_errors_or_logs(
+    s3_env: str,
+    closed_port: int,
+    silent_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+    debug_logs,
+    failure: str,
+) -> None:
+    endpoint = {
+        "unreachable": f"http://127.0.0.1:{closed_port}",
+        "silent": silent_endpoint,
+        "web": silent_endpoint,  # replaced below when a web server is wanted
+    }[failure]
+    server = None
+    if failure == "web":
+        server = _WebServer(404)
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}).start()
+        endpoint = server.url
+    monkeypatch.setenv("AWS_ENDPOINT_URL", _with_userinfo(endpoint))
+    monkeypatch.setenv("CLOSECAST_S3_READ_TIMEOUT", "0.5")
+    monkeypatch.setenv("CLOSECAST_S3_MAX_ATTEMPTS", "1")
+    try:
+        storage = open_storage("s3://closecast-leak/run")
+        for call in (storage.check, lambda: storage.write_bytes("k", b"x"), storage.list_keys):
+            with pytest.raises(StorageError) as caught:
+                call()
+            _assert_no_credentials_leak(caught.value, ENDPOINT_SECRET)
+            assert endpoint in str(caught.value)
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+    assert ENDPOINT_SECRET not in debug_logs.text + storage.describe()
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_password_in_a_blocks_endpoint_is_dropped_too(
+    s3_root: str, s3_server, monkeypatch: pytest.MonkeyPatch, debug_logs
+) -> None:
+    import os
+
+    from prefect_aws import MinIOCredentials
+
+    user = os.environ["AWS_ACCESS_KEY_ID"]
+    password = os.environ["AWS_SECRET_ACCESS_KEY"]
+    for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    block_name = f"closecast-test-{uuid.uuid4().hex[:8]}"
+    MinIOCredentials(
+        minio_root_user=user,
+        minio_root_password=password,
+        region_name="us-east-1",
+        aws_client_parameters={"endpoint_url": _with_userinfo(s3_server.endpoint)},
+    ).save(block_name)
+    storage = open_storage(s3_root, credentials_block=f"minio-credentials/{block_name}")
+    storage.write_bytes("k", b"v")
+    shown = storage.describe() + storage.url("k") + debug_logs.text
+    assert storage.endpoint == s3_server.endpoint
+    assert ENDPOINT_SECRET not in shown

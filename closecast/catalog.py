@@ -1,0 +1,180 @@
+"""Every table and object closecast stores, and where (the one place that builds keys).
+
+Two kinds of state live under a storage root:
+
+* **Per-ticker state**, shared by every deployment that forecasts the ticker: the price
+  history, the served-forecast ledger (the live record) and the model registry.
+* **Run outputs**, one set per run date *and watchlist* (``run_date=D/watchlist=W``), so
+  deployments of different watchlists on one storage never touch each other's outputs. Each
+  run table is a Hive-partitioned dataset: pyarrow and DuckDB read ``metrics/`` as one table
+  with ``run_date`` and ``watchlist`` columns.
+
+A run output that is not listed in :data:`RUN_TABLES` cannot be written through this module,
+so stale-object clean-up on reruns (which walks :data:`RUN_TABLES`) can never miss one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+from closecast.records import ForecastRow, LiveScoreRow, MetricsRow, PredictionRow
+
+_WATCHLIST_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_TICKER_PART = re.compile(r"(?:^|/)ticker=([^/]+)/")
+_VERSION = re.compile(r"^v(\d{4,})$")
+
+DEFAULT_WATCHLIST_NAME = "default"
+ADHOC_WATCHLIST_NAME = "adhoc"
+
+
+class CatalogError(ValueError):
+    """A name that cannot be part of a storage key."""
+
+
+def check_watchlist_name(name: str) -> str:
+    """A watchlist name as used in keys: lowercase letters, digits, ``-`` and ``_``.
+
+    Raises:
+        CatalogError: The name has other characters (the message shows the rule).
+    """
+    if not isinstance(name, str) or not _WATCHLIST_NAME.match(name):
+        raise CatalogError(
+            f"watchlist name {name!r} must be 1-63 lowercase letters, digits, '-' or '_', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class RunScope:
+    """The outputs of one run date of one watchlist."""
+
+    run_date: date
+    watchlist: str
+
+    def __post_init__(self) -> None:
+        check_watchlist_name(self.watchlist)
+
+    @property
+    def partition(self) -> str:
+        return f"run_date={self.run_date.isoformat()}/watchlist={self.watchlist}"
+
+    @property
+    def label(self) -> str:
+        """How runs and artifacts of this scope are named: ``<date>-<watchlist>``."""
+        return f"{self.run_date.isoformat()}-{self.watchlist}"
+
+
+@dataclass(frozen=True)
+class RunTable:
+    """A run output: one object per scope, or (``per_ticker``) one per ticker of the scope."""
+
+    name: str
+    filename: str
+    per_ticker: bool
+    row_type: type | None = None  # the typed row of a Parquet table; None for other objects
+
+    def prefix(self, scope: RunScope) -> str:
+        return f"{self.name}/{scope.partition}/"
+
+    def key(self, scope: RunScope, ticker: str | None = None) -> str:
+        if self.per_ticker != (ticker is not None):
+            wanted = "a ticker" if self.per_ticker else "no ticker"
+            raise ValueError(f"{self.name}/{self.filename} takes {wanted}")
+        if ticker is None:
+            return f"{self.prefix(scope)}{self.filename}"
+        return f"{self.prefix(scope)}ticker={ticker}/{self.filename}"
+
+
+METRICS = RunTable("metrics", "metrics.parquet", per_ticker=False, row_type=MetricsRow)
+FORECASTS = RunTable("forecasts", "forecasts.parquet", per_ticker=False, row_type=ForecastRow)
+LIVE_SCORES = RunTable(
+    "live_scores", "live_scores.parquet", per_ticker=False, row_type=LiveScoreRow
+)
+PREDICTIONS = RunTable(
+    "predictions", "predictions.parquet", per_ticker=True, row_type=PredictionRow
+)
+TICKER_PLOTS = RunTable("plots", "forecast.png", per_ticker=True)
+SUMMARY_PLOT = RunTable("plots", "summary.png", per_ticker=False)
+MANIFEST = RunTable("runs", "manifest.json", per_ticker=False)
+
+RUN_TABLES: tuple[RunTable, ...] = (
+    METRICS,
+    FORECASTS,
+    LIVE_SCORES,
+    PREDICTIONS,
+    TICKER_PLOTS,
+    SUMMARY_PLOT,
+    MANIFEST,
+)
+"""Every run output. The manifest is written last and withdrawn first."""
+
+RUN_PARQUET_TABLES: tuple[RunTable, ...] = (METRICS, FORECASTS, LIVE_SCORES)
+"""The run-level tables holding one row (or a few) per ticker, merged per ticker on reruns."""
+
+
+def run_prefixes(scope: RunScope) -> list[str]:
+    """Every prefix that holds this scope's outputs (derived from :data:`RUN_TABLES`)."""
+    return sorted({table.prefix(scope) for table in RUN_TABLES})
+
+
+def ticker_of_key(key: str) -> str | None:
+    """The ticker a key belongs to (its ``ticker=`` partition, or ``models/<T>/``), else None."""
+    match = _TICKER_PART.search(key)
+    if match:
+        return match.group(1)
+    parts = key.split("/")
+    return parts[1] if parts[0] == "models" and len(parts) > 2 else None
+
+
+# --- Per-ticker state -------------------------------------------------------------------
+
+
+def prices_key(ticker: str) -> str:
+    """The ticker's validated price history (one Parquet file, merged on every fetch)."""
+    return f"prices/ticker={ticker}/prices.parquet"
+
+
+def served_key(ticker: str) -> str:
+    """The ticker's ledger of served forecasts (rows of :class:`ServedRow`)."""
+    return f"served/ticker={ticker}/served.parquet"
+
+
+def ticker_lease_key(ticker: str) -> str:
+    """The lease held while a run fetches or models the ticker (``closecast.locks``)."""
+    return f"leases/ticker={ticker}.json"
+
+
+def scope_lease_key(scope: RunScope) -> str:
+    """The lease held for a whole run of one date and watchlist."""
+    return f"leases/{scope.partition}.json"
+
+
+def models_prefix(ticker: str) -> str:
+    return f"models/{ticker}/"
+
+
+def model_prefix(ticker: str, version: str) -> str:
+    return f"models/{ticker}/{version}"
+
+
+def backtest_key(ticker: str, version: str) -> str:
+    """The hold-out predictions of the backtest that a retrained version was chosen by."""
+    return f"{model_prefix(ticker, version)}/backtest.parquet"
+
+
+def champion_key(ticker: str) -> str:
+    """The pointer to the version serving the ticker's forecasts."""
+    return f"models/{ticker}/champion.json"
+
+
+def version_number(name: str) -> int | None:
+    """``12`` for ``v0012``; None for anything that is not a version name."""
+    match = _VERSION.match(name)
+    return int(match.group(1)) if match else None
+
+
+def version_name(number: int) -> str:
+    return f"v{number:04d}"

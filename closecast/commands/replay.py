@@ -1,0 +1,161 @@
+"""``closecast replay``: run the daily flow for each trading day of a range, in order.
+
+Each day is its own flow run with its own outputs, exactly as the schedule would have made
+it, so afterwards the live record (served forecasts scored on the prices that followed) is
+there to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import date, timedelta
+
+from closecast.calendars import is_trading_day
+from closecast.commands.run import (
+    EXIT_CODES as RUN_EXIT_CODES,
+)
+from closecast.commands.run import (
+    EXIT_CONFIG,
+    EXIT_OK,
+    EXIT_TICKER_FAILED,
+    add_run_options,
+    allow_slow_server_start,
+    check_configuration,
+    flow_parameters,
+)
+from closecast.watchlist import WatchItem
+
+MAX_REPLAY_DAYS = 3660
+EXIT_CODES = RUN_EXIT_CODES | {
+    1: "some replayed day had a failed ticker (the other days still ran; the last line lists them)"
+}
+EXAMPLES = (
+    "closecast replay --days 10 --tickers AAPL --preset fast",
+    "closecast replay --from 2020-11-02 --to 2020-12-11 --watchlist my-watchlist.yaml",
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--from",
+        dest="start",
+        type=date.fromisoformat,
+        metavar="YYYY-MM-DD",
+        help="first day to replay (or use --days)",
+    )
+    parser.add_argument(
+        "--to",
+        dest="end",
+        type=date.fromisoformat,
+        metavar="YYYY-MM-DD",
+        help="last day to replay (default: the source's current date)",
+    )
+    parser.add_argument(
+        "--days",
+        type=int,
+        metavar="N",
+        help="replay the last N days on which any ticker of the watchlist trades, up to --to",
+    )
+    add_run_options(parser)
+
+
+def replay_days(items: list[WatchItem], start: date | None, end: date, days: int | None):
+    """The days of ``[start, end]`` (or the last ``days`` of them) on which any ticker's
+    market trades, in order."""
+    trades = [
+        day
+        for day in _calendar_days(start or end - timedelta(days=(days or 1) * 2 + 10), end)
+        if any(is_trading_day(item.asset_class, day) for item in items)
+    ]
+    return trades[-days:] if days else trades
+
+
+def _calendar_days(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def _check_range(args: argparse.Namespace, today: date) -> list[str]:
+    problems = []
+    if (args.start is None) == (args.days is None):
+        problems.append("give exactly one of --from and --days")
+    if args.days is not None and not 1 <= args.days <= MAX_REPLAY_DAYS:
+        problems.append(f"--days: must be 1..{MAX_REPLAY_DAYS}, got {args.days}")
+    end = args.end or today
+    if end > today:
+        problems.append(f"--to: {end} is after the {args.source} source's current date {today}")
+    if args.start is not None and args.start > end:
+        problems.append(f"--from: {args.start} is after --to {end}")
+    if args.start is not None and (end - args.start).days > MAX_REPLAY_DAYS:
+        problems.append(f"--from: more than {MAX_REPLAY_DAYS} days before --to")
+    return problems
+
+
+def run(args: argparse.Namespace) -> int:
+    allow_slow_server_start()
+    problems = check_configuration(args)
+    if not problems:
+        from closecast.pipeline.selection import select
+        from closecast.sources import get_source
+
+        today = get_source(args.source).today()
+        problems = _check_range(args, today)
+    if problems:
+        for problem in problems:
+            print(f"closecast replay: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+
+    selection = select(
+        args.watchlist, args.tickers.split(",") if args.tickers else None, args.watchlist_name
+    )
+    days = replay_days(list(selection.items), args.start, args.end or today, args.days)
+    if not days:
+        print("closecast replay: no trading day in that range", file=sys.stderr)
+        return EXIT_CONFIG
+
+    from closecast.interrupts import (
+        EXIT_TERMINATED,
+        interrupt_main_thread_on_sigterm,
+        stopped_by_signal,
+    )
+    from flows.daily_forecast import daily_forecast
+    from lstm_model.interrupt import stop_requested
+
+    interrupt_main_thread_on_sigterm()
+
+    parameters = flow_parameters(args)
+    print(
+        f"Replaying {len(days)} day(s) {days[0]}..{days[-1]} for watchlist {selection.name} "
+        f"({', '.join(selection.symbols)}) into {args.storage}",
+        flush=True,
+    )
+    failed_days = []
+    began = time.perf_counter()
+    for number, day in enumerate(days, start=1):
+        started = time.perf_counter()
+        try:
+            state = daily_forecast(**parameters, as_of=day, return_state=True)
+        except BaseException as exc:
+            if not stopped_by_signal(exc):
+                raise
+            print(f"closecast replay: stopped during {day}; earlier days are complete",
+                  file=sys.stderr)  # fmt: skip
+            return EXIT_TERMINATED
+        if stop_requested():
+            print(f"closecast replay: stopped during {day}; earlier days are complete",
+                  file=sys.stderr)  # fmt: skip
+            return EXIT_TERMINATED
+        if not state.is_completed():
+            failed_days.append(day)
+        print(
+            f"[{number}/{len(days)}] {day} {state.name}: {state.message or ''} "
+            f"({time.perf_counter() - started:.1f}s)",
+            flush=True,
+        )
+    print(
+        f"Replayed {len(days)} day(s) in {time.perf_counter() - began:.0f}s; "
+        f"{len(failed_days)} with failures"
+        + (f": {', '.join(map(str, failed_days))}" if failed_days else "")
+    )
+    return EXIT_TICKER_FAILED if failed_days else EXIT_OK

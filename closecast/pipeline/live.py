@@ -1,0 +1,232 @@
+"""The live record: forecasts that runs served, scored once the prices they named are known.
+
+Every run first scores what earlier runs served for dates whose prices are now in the
+history, and only then trains on those days (predict, score, learn). The ledger keeps one row
+per target date per ticker (``served/ticker=T/served.parquet``); a rerun that serves the same
+target again replaces the unscored row. A scored row is never rewritten.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import pandas as pd
+
+from closecast import catalog
+from closecast.pipeline.evaluation import LeakageError
+from closecast.records import LiveScoreRow, ServedRow, rows_to_table, table_to_rows
+from closecast.storage import ObjectNotFoundError, Storage
+from closecast.storage.io import read_parquet, write_parquet
+from lstm_model import metrics
+
+TRAILING_WINDOWS: tuple[int, ...] = (20, 60)
+"""Trailing windows of the live record, in trading days of the ticker's own history."""
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """A ticker's served forecasts, ordered by target date."""
+
+    rows: tuple[ServedRow, ...]
+    warning: str | None = None  # set when an unreadable ledger was set aside
+
+    def scored(self, lineage: str | None = None) -> list[ServedRow]:
+        return [
+            row
+            for row in self.rows
+            if row.actual is not None and (lineage is None or row.lineage == lineage)
+        ]
+
+
+def read_ledger(storage: Storage, ticker: str) -> Ledger:
+    """The ticker's ledger (empty when it has none).
+
+    An unreadable ledger is copied aside (``served.parquet.unreadable-N``) and replaced by an
+    empty one with a warning: the live record restarts rather than blocking the ticker.
+    """
+    key = catalog.served_key(ticker)
+    try:
+        table = read_parquet(storage, key)
+        rows = table_to_rows(table, ServedRow)
+    except ObjectNotFoundError:
+        return Ledger(rows=())
+    except Exception as exc:  # a corrupt file: pyarrow raises several error types
+        aside = _set_aside(storage, key)
+        return Ledger(
+            rows=(),
+            warning=f"{key} was unreadable ({type(exc).__name__}); moved to {aside}, "
+            "live record restarted",
+        )
+    return Ledger(rows=tuple(sorted(rows, key=lambda r: r.target_date)))
+
+
+def _set_aside(storage: Storage, key: str) -> str:
+    n = 1
+    while storage.exists(f"{key}.unreadable-{n}"):
+        n += 1
+    aside = f"{key}.unreadable-{n}"
+    storage.write_bytes(aside, storage.read_bytes(key))
+    return aside
+
+
+def write_ledger(storage: Storage, ticker: str, ledger: Ledger) -> str:
+    key = catalog.served_key(ticker)
+    write_parquet(storage, key, rows_to_table(ledger.rows, ServedRow))
+    return key
+
+
+def check_served_before_target(row: ServedRow) -> None:
+    """The leakage guard of the live record: a served forecast is scored only on a date
+    after every price its model trained on.
+
+    Raises:
+        LeakageError: The serving model was trained through the target date or later.
+    """
+    if row.trained_through >= row.target_date or row.data_end >= row.target_date:
+        raise LeakageError(
+            f"{row.ticker}: forecast for {row.target_date} came from model "
+            f"{row.model_version} trained through {row.trained_through} (data to "
+            f"{row.data_end}); it cannot be scored on {row.target_date}"
+        )
+
+
+def score_served(ledger: Ledger, prices: pd.Series, run_date: date) -> tuple[Ledger, int]:
+    """Fill in the actual price of every served forecast whose target date is now known.
+
+    Args:
+        ledger: The ticker's ledger.
+        prices: The ticker's validated history through the run date (date-indexed).
+        run_date: This run's date, recorded as ``scored_on``.
+
+    Returns:
+        The updated ledger and how many served forecasts this call scored. A target date with
+        no price although later prices exist (the market did not trade) is closed unscored.
+
+    Raises:
+        LeakageError: A served forecast came from a model trained on its own target date.
+    """
+    if prices.empty:
+        return ledger, 0
+    last = prices.index[-1].date()
+    by_date = {ts.date(): float(value) for ts, value in prices.items()}
+    scored = 0
+    rows = []
+    for row in ledger.rows:
+        if row.scored_on is None and row.target_date <= last:
+            check_served_before_target(row)
+            actual = by_date.get(row.target_date)
+            row = dataclasses.replace(row, actual=actual, scored_on=run_date)
+            scored += actual is not None
+        rows.append(row)
+    return dataclasses.replace(ledger, rows=tuple(rows)), scored
+
+
+def record_served(ledger: Ledger, served: ServedRow) -> Ledger:
+    """Add a served forecast, replacing an unscored one for the same target date.
+
+    Raises:
+        ValueError: The target date was already scored (a run dated after it served it).
+    """
+    kept = []
+    for row in ledger.rows:
+        if row.target_date == served.target_date:
+            if row.scored_on is not None:
+                raise ValueError(
+                    f"{served.ticker}: the forecast for {served.target_date} was already "
+                    f"scored on {row.scored_on}; a run as of {served.served_on} cannot serve it"
+                )
+            continue
+        kept.append(row)
+    kept.append(served)
+    return dataclasses.replace(ledger, rows=tuple(sorted(kept, key=lambda r: r.target_date)))
+
+
+@dataclass(frozen=True)
+class LiveStats:
+    """Scores of a set of scored served forecasts."""
+
+    n: int
+    first: date | None = None
+    last: date | None = None
+    rmse: float | None = None
+    naive_rmse: float | None = None
+    u2: float | None = None
+    mae: float | None = None
+    directional_accuracy: float | None = None
+
+
+def live_stats(rows: Sequence[ServedRow]) -> LiveStats:
+    """RMSE, naive RMSE, U2, MAE and directional accuracy of scored served forecasts."""
+    rows = [row for row in rows if row.actual is not None]
+    if not rows:
+        return LiveStats(n=0)
+    scores = metrics.summarize(
+        [r.actual for r in rows], [r.forecast for r in rows], [r.naive for r in rows]
+    )
+    return LiveStats(
+        n=len(rows),
+        first=rows[0].target_date,
+        last=rows[-1].target_date,
+        rmse=scores["rmse"],
+        naive_rmse=scores["naive_rmse"],
+        u2=scores["u2"],
+        mae=scores["mae"],
+        directional_accuracy=scores["directional_accuracy"],
+    )
+
+
+def window_rows(ledger: Ledger, price_dates: pd.DatetimeIndex, window: int) -> list[ServedRow]:
+    """Scored rows whose target date is among the last ``window`` dates of the history."""
+    if len(price_dates) == 0:
+        return []
+    since = price_dates[-min(window, len(price_dates))].date()
+    return [row for row in ledger.scored() if row.target_date >= since]
+
+
+def live_score_rows(
+    ledger: Ledger,
+    *,
+    ticker: str,
+    price_dates: pd.DatetimeIndex,
+    lineage: str,
+    backtest_u2: float | None,
+) -> list[LiveScoreRow]:
+    """The published live record of one ticker: trailing windows and the serving lineage."""
+    selections = {f"{w}d": window_rows(ledger, price_dates, w) for w in TRAILING_WINDOWS}
+    selections["lineage"] = ledger.scored(lineage)
+    rows = []
+    for window, selected in selections.items():
+        stats = live_stats(selected)
+        rows.append(
+            LiveScoreRow(
+                ticker=ticker,
+                window=window,
+                lineage=lineage,
+                first_target=stats.first,
+                last_target=stats.last,
+                n_scored=stats.n,
+                rmse=stats.rmse,
+                naive_rmse=stats.naive_rmse,
+                u2=stats.u2,
+                mae=stats.mae,
+                directional_accuracy=stats.directional_accuracy,
+                backtest_u2=backtest_u2,
+            )
+        )
+    return rows
+
+
+def live_frame(ledger: Ledger) -> pd.DataFrame:
+    """Scored served forecasts as ``target_date, actual, forecast, naive`` (for plots)."""
+    rows = ledger.scored()
+    return pd.DataFrame(
+        {
+            "target_date": [r.target_date for r in rows],
+            "actual": [r.actual for r in rows],
+            "forecast": [r.forecast for r in rows],
+            "naive": [r.naive for r in rows],
+        }
+    )

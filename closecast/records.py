@@ -1,0 +1,208 @@
+"""Typed rows passed between layers and published as Parquet tables.
+
+Each published table has one row type here; its Parquet schema is derived from the
+dataclass fields (``str`` -> string, ``float`` -> float64, ``int`` -> int64, ``bool`` ->
+bool, ``date`` -> date32; ``X | None`` is nullable), so a column cannot be added to a row
+without reaching the table, nor the other way round.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from datetime import date
+from typing import Any, Literal, TypeVar
+
+import pandas as pd
+import pyarrow as pa
+
+Row = TypeVar("Row")
+
+_ARROW_TYPES: dict[type, pa.DataType] = {
+    str: pa.string(),
+    float: pa.float64(),
+    int: pa.int64(),
+    bool: pa.bool_(),
+    date: pa.date32(),
+}
+
+TickerStatus = Literal["ok", "failed"]
+
+
+def _arrow_type(annotation: Any) -> tuple[pa.DataType, bool]:
+    """The Arrow type of a field annotation and whether it is nullable."""
+    nullable = False
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        nullable = len(args) < len(typing.get_args(annotation))
+        (annotation,) = args
+        origin = typing.get_origin(annotation)
+    if origin is Literal:
+        annotation = type(typing.get_args(annotation)[0])
+    try:
+        return _ARROW_TYPES[annotation], nullable
+    except KeyError:
+        raise TypeError(f"no Parquet column type for {annotation!r}") from None
+
+
+def arrow_schema(row_type: type) -> pa.Schema:
+    """The Parquet schema of a row dataclass, fields in declaration order."""
+    hints = typing.get_type_hints(row_type)
+    columns = []
+    for field in fields(row_type):
+        arrow_type, nullable = _arrow_type(hints[field.name])
+        columns.append(pa.field(field.name, arrow_type, nullable=nullable))
+    return pa.schema(columns)
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def rows_to_table(rows: Iterable[Any], row_type: type) -> pa.Table:
+    """Rows (instances of ``row_type``) as an Arrow table with the derived schema."""
+    rows = list(rows)
+    schema = arrow_schema(row_type)
+    for row in rows:
+        if not isinstance(row, row_type):
+            raise TypeError(f"expected {row_type.__name__} rows, got {type(row).__name__}")
+    columns = {name: [_cell(getattr(row, name)) for row in rows] for name in schema.names}
+    return pa.table(columns, schema=schema)
+
+
+def table_to_rows(table: pa.Table, row_type: type[Row]) -> list[Row]:
+    """Rows of ``row_type`` from a table; columns the type does not know are ignored and
+    fields missing from an older table take their default (so readers survive schema growth).
+    """
+    names = {f.name for f in fields(row_type)}
+    present = [n for n in table.column_names if n in names]
+    return [row_type(**record) for record in table.select(present).to_pylist()]
+
+
+def rows_to_frame(rows: Sequence[Any], row_type: type) -> pd.DataFrame:
+    """Rows as a DataFrame with one column per field (dates stay ``datetime.date``)."""
+    names = [f.name for f in fields(row_type)]
+    return pd.DataFrame([dataclasses.astuple(row) for row in rows], columns=names)
+
+
+@dataclass(frozen=True)
+class ForecastRow:
+    """One served forecast: what the model that serves after the run predicts next."""
+
+    ticker: str
+    data_end: date  # last price the forecast is based on
+    target_date: date  # the next trading day of the ticker's calendar
+    forecast: float
+    naive: float  # the price on data_end: what "tomorrow = today" predicts
+    model_version: str
+    lineage: str  # version of the retrain this model descends from
+    trained_through: date  # last price the serving model trained on
+
+
+@dataclass(frozen=True)
+class ServedRow:
+    """A ticker's ledger of served forecasts, scored once the target date's price is known."""
+
+    ticker: str
+    target_date: date
+    data_end: date
+    forecast: float
+    naive: float
+    model_version: str
+    lineage: str
+    trained_through: date
+    served_on: date  # the run date that served it
+    actual: float | None = None
+    scored_on: date | None = None
+
+
+@dataclass(frozen=True)
+class LiveScoreRow:
+    """How the served forecasts did over one trailing window, beside the backtest."""
+
+    ticker: str
+    window: str  # "20d", "60d" (trading days ending at the run's data end) or "lineage"
+    lineage: str
+    first_target: date | None
+    last_target: date | None
+    n_scored: int
+    rmse: float | None
+    naive_rmse: float | None
+    u2: float | None
+    mae: float | None
+    directional_accuracy: float | None
+    backtest_u2: float | None  # the serving lineage's backtest U2, for comparison
+
+
+@dataclass(frozen=True)
+class PredictionRow:
+    """One backtest day: the hold-out prediction of the lineage's backtest model."""
+
+    date: date
+    actual: float
+    predicted: float
+    naive: float
+
+
+@dataclass(frozen=True)
+class MetricsRow:
+    """One ticker's line in a run: status, decision, backtest and live scores, timing."""
+
+    ticker: str
+    asset_class: str
+    status: TickerStatus
+    error: str | None = None
+    mode: str | None = None  # what produced the serving model: retrain, finetune or keep
+    mode_reason: str | None = None
+    model_version: str | None = None
+    lineage: str | None = None
+    promoted: bool | None = None
+    trained_through: date | None = None
+    data_end: date | None = None
+    # Backtest: the lineage's retrain procedure fit before its hold-out tail, scored on it.
+    backtest_start: date | None = None
+    backtest_end: date | None = None
+    backtest_n: int | None = None
+    backtest_rmse: float | None = None
+    backtest_naive_rmse: float | None = None
+    backtest_u2: float | None = None
+    backtest_mae: float | None = None
+    backtest_mape: float | None = None
+    backtest_directional_accuracy: float | None = None
+    # Live: forecasts served by earlier runs, scored against the prices that followed.
+    live_scored_now: int | None = None
+    live_n_20d: int | None = None
+    live_u2_20d: float | None = None
+    live_n_60d: int | None = None
+    live_u2_60d: float | None = None
+    live_n_lineage: int | None = None
+    live_rmse_lineage: float | None = None
+    live_naive_rmse_lineage: float | None = None
+    live_u2_lineage: float | None = None
+    live_directional_accuracy_lineage: float | None = None
+    # Work done.
+    n_train: int | None = None
+    epochs: int | None = None
+    train_seconds: float | None = None
+    model_seconds: float | None = None
+    # What validation found (this run's fetch, and the model's stretch of history).
+    null_rows_dropped: int | None = None
+    invalid_rows_dropped: int | None = None
+    duplicates_resolved: int | None = None
+    conflicting_duplicates: int | None = None
+    unparsable_cells: int | None = None
+    repaired_cells: int | None = None
+    outliers_rejected: int | None = None
+    old_rows_dropped: int | None = None
+    rebased: bool | None = None  # Yahoo re-based the history (split, dividend): refetched
+    rebase_factor: float | None = None
+    store_rebuilt: bool | None = None  # an unreadable price file was rebuilt from the source
+    stale: bool | None = None
+    warnings: str | None = None

@@ -1,0 +1,201 @@
+"""Multi-step forecasts for any model, their backtest, and the validation-slice backtest.
+
+A model with its own ``forecast_path`` (the baselines: closed forms) uses it; any other
+:class:`~lstm_model.base.ForecastModel` (the LSTM) is run recursively: each forecast is
+appended to the prices as if it had happened and the next day is forecast from that. The
+naive forecast for every horizon is the last known price.
+
+Steps count the ticker's own trading days: step ``k`` is the ``k``-th trading day after the
+origin. Mapping steps to calendar dates is the caller's job (it knows the exchange calendar).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from lstm_model.base import ForecastModel
+from lstm_model.data import InsufficientDataError, check_prices
+
+__all__ = [
+    "PATH_COLUMNS",
+    "forecast_path",
+    "naive_path",
+    "path_backtest",
+    "validation_backtest",
+]
+
+PATH_COLUMNS = ("origin", "step", "date", "actual", "predicted", "naive")
+"""Columns of :func:`path_backtest`: forecast origin (last known day), horizon step, target
+date, actual price on it, model forecast, naive forecast (the price at the origin)."""
+
+
+def _check_horizon(horizon: int) -> int:
+    if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 1:
+        raise ValueError(f"horizon must be an integer >= 1, got {horizon!r}")
+    return horizon
+
+
+def naive_path(prices: pd.Series, horizon: int) -> np.ndarray:
+    """The naive forecast for each of the next ``horizon`` days: the last known price."""
+    check_prices(prices)
+    if prices.empty:
+        raise InsufficientDataError("need at least 1 price for a naive forecast, got 0")
+    return np.full(_check_horizon(horizon), float(prices.iloc[-1]))
+
+
+def forecast_path(model: ForecastModel, prices: pd.Series, horizon: int) -> np.ndarray:
+    """Forecasts for the next ``horizon`` trading days after ``prices`` ends.
+
+    Uses ``model.forecast_path`` when the model has one; otherwise feeds each
+    ``forecast_next`` back as the next price. The appended prices get placeholder dates (one
+    calendar day apart, after the last real date): one-step models read positions, not dates.
+
+    Args:
+        model: Any fitted model.
+        prices: Known prices up to the forecast origin (ascending DatetimeIndex).
+        horizon: Number of steps (1 = just the next day).
+    """
+    _check_horizon(horizon)
+    own = getattr(model, "forecast_path", None)
+    if callable(own):
+        return np.asarray(own(prices, horizon), dtype="float64")
+    path = np.empty(horizon)
+    extended = prices
+    for step in range(horizon):
+        path[step] = model.forecast_next(extended)
+        if step + 1 < horizon:
+            placeholder = extended.index[-1] + pd.Timedelta(days=1)
+            extended = pd.concat([extended, pd.Series([path[step]], index=[placeholder])])
+    return path
+
+
+_SYNTHETIC_DAYS = 40_000  # keeps the synthetic calendar of a batch well inside pandas' range
+
+
+def _window_length(model: ForecastModel) -> int | None:
+    """Prices a window-based model reads (``representation.history``), else ``None``."""
+    history = getattr(getattr(model, "representation", None), "history", None)
+    return int(history) if isinstance(history, int | np.integer) else None
+
+
+def _next_from_windows(model: ForecastModel, windows: np.ndarray) -> np.ndarray:
+    """``forecast_next`` of every row of ``windows`` in one batched ``predict_one_step``.
+
+    The rows are laid end to end in one synthetic series (plus one filler price); the
+    one-step prediction at the position right after each row reads exactly that row, since a
+    window-based model reads only its last ``history`` prices.
+    """
+    count, length = windows.shape
+    out = np.empty(count)
+    per_batch = max(1, _SYNTHETIC_DAYS // length)
+    for begin in range(0, count, per_batch):
+        block = windows[begin : begin + per_batch]
+        values = np.append(block.reshape(-1), block[-1, -1])
+        index = pd.date_range("1900-01-01", periods=values.size, freq="D")
+        series = pd.Series(values, index=index)
+        predicted = model.predict_one_step(series, index[length]).to_numpy()
+        out[begin : begin + len(block)] = predicted[::length]
+    return out
+
+
+def _paths_from_origins(
+    model: ForecastModel, prices: pd.Series, origins: np.ndarray, horizon: int
+) -> np.ndarray:
+    """``forecast_path`` from each origin position (rows of NaN where history is too short)."""
+    paths = np.full((len(origins), horizon), np.nan)
+    length = _window_length(model)
+    if length is None or callable(getattr(model, "forecast_path", None)):
+        for row, origin in enumerate(origins):
+            try:
+                paths[row] = forecast_path(model, prices.iloc[: origin + 1], horizon)
+            except InsufficientDataError:
+                continue
+        return paths
+    # A window-based model without a closed form (the LSTM): batch every origin per step.
+    values = prices.to_numpy(dtype="float64")
+    usable = np.flatnonzero(origins + 1 >= length)
+    if not usable.size:
+        return paths
+    windows = np.stack([values[o + 1 - length : o + 1] for o in origins[usable]])
+    for step in range(horizon):
+        forecast = _next_from_windows(model, windows)
+        paths[usable, step] = forecast
+        windows = np.concatenate([windows[:, 1:], forecast[:, None]], axis=1)
+    return paths
+
+
+def path_backtest(
+    model: ForecastModel, prices: pd.Series, start: pd.Timestamp, horizon: int
+) -> pd.DataFrame:
+    """Every ``1..horizon``-step forecast whose target date is ``>= start``, in long form.
+
+    For each target day ``t >= start`` and step ``k``, the forecast is made at origin
+    ``t - k`` trading days from the prices up to the origin only (so each step is scored on
+    the same target days). Origins too early for the model's window are skipped. A
+    window-based model (one with ``representation.history``, like the LSTM) is evaluated for
+    all origins at once per step, the same numbers as :func:`forecast_path` one origin at a
+    time, without one network call per origin and step.
+
+    Returns:
+        Columns :data:`PATH_COLUMNS`, sorted by step then date.
+
+    Raises:
+        InsufficientDataError: No price on or after ``start``.
+    """
+    check_prices(prices)
+    _check_horizon(horizon)
+    first = int(prices.index.searchsorted(pd.Timestamp(start), side="left"))
+    n = len(prices)
+    if first >= n:
+        raise InsufficientDataError(
+            f"no prices on or after {pd.Timestamp(start):%Y-%m-%d} "
+            f"(prices end {prices.index[-1]:%Y-%m-%d})"
+        )
+    values = prices.to_numpy(dtype="float64")
+    origins = np.arange(max(0, first - horizon), n - 1)
+    paths = _paths_from_origins(model, prices, origins, horizon)
+    rows = []
+    for origin, path in zip(origins, paths, strict=True):
+        if np.isnan(path[0]):
+            continue  # not enough history before this origin for the model's window
+        for step in range(1, horizon + 1):
+            target = origin + step
+            if first <= target < n:
+                rows.append(
+                    (prices.index[origin], step, prices.index[target], values[target],
+                     path[step - 1], values[origin])
+                )  # fmt: skip
+    frame = pd.DataFrame(rows, columns=list(PATH_COLUMNS))
+    return frame.sort_values(["step", "date"], ignore_index=True)
+
+
+def validation_backtest(
+    model: ForecastModel, train_prices: pd.Series, horizon: int = 1
+) -> pd.DataFrame:
+    """The model's forecasts on its own validation slice, in long form (:data:`PATH_COLUMNS`).
+
+    The validation slice (targets dated ``>= meta["val_start"]``, the end of the training
+    period) was not used for gradient steps, so these forecasts are out of sample: the
+    calibration set of :func:`lstm_model.intervals.calibrate_frame`.
+
+    Args:
+        model: A fitted model whose ``meta`` has ``val_start``.
+        train_prices: The prices it was fit on; prices after ``meta["train_end"]`` (the end of
+            the original fit, before any fine-tuning) are ignored so that no scored or
+            fine-tuned day enters the calibration.
+        horizon: Steps ahead.
+
+    Raises:
+        InsufficientDataError: The model has no validation slice (e.g. trained without early
+            stopping and shrinkage), so it must be calibrated on its live record instead.
+    """
+    val_start = model.meta.get("val_start")
+    if val_start is None:
+        raise InsufficientDataError(
+            "the model has no validation slice (meta has no val_start); calibrate its "
+            "intervals on its live record instead"
+        )
+    end = model.meta.get("train_end", model.meta.get("trained_through"))
+    known = train_prices.loc[:end] if end is not None else train_prices
+    return path_backtest(model, known, pd.Timestamp(val_start), horizon)

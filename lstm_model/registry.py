@@ -1,0 +1,77 @@
+"""Every model kind by name: fit one, load a saved one, whatever its kind.
+
+Adding a model (e.g. a GRU) is one new module implementing
+:class:`~lstm_model.base.ForecastModel` (whose ``meta`` carries ``"kind"``) plus one line in
+:data:`MODELS`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lstm_model.base import LSTM_KIND, ForecastModel
+from lstm_model.baselines import DriftForecaster, NaiveForecaster, SeasonalNaiveForecaster
+from lstm_model.config import ModelConfig
+from lstm_model.forecaster import Forecaster
+
+__all__ = ["MODELS", "UnknownModelError", "fit_model", "load_model", "model_class"]
+
+MODELS: dict[str, type[ForecastModel]] = {
+    LSTM_KIND: Forecaster,
+    NaiveForecaster.kind: NaiveForecaster,
+    DriftForecaster.kind: DriftForecaster,
+    SeasonalNaiveForecaster.kind: SeasonalNaiveForecaster,
+}
+"""Model kind -> class. The LSTM's kind is ``"lstm"``."""
+
+META_FILE = "meta.json"
+
+
+class UnknownModelError(ValueError):
+    """A model kind that is not registered; the message lists the known ones."""
+
+
+def model_class(kind: str) -> type[ForecastModel]:
+    """The class registered for ``kind``.
+
+    Raises:
+        UnknownModelError: ``kind`` is not in :data:`MODELS`.
+    """
+    try:
+        return MODELS[kind]
+    except (KeyError, TypeError):
+        raise UnknownModelError(
+            f"unknown model kind {kind!r}; known kinds: {', '.join(sorted(MODELS))}"
+        ) from None
+
+
+def fit_model(
+    kind: str, train_prices: pd.Series, config: ModelConfig, **params: Any
+) -> ForecastModel:
+    """Fit a model of ``kind`` on training prices (``params`` go to that model's ``fit``)."""
+    return model_class(kind).fit(train_prices, config, **params)
+
+
+def load_model(directory: Path) -> ForecastModel:
+    """Load a saved model of any kind, dispatching on ``meta.json``'s ``"kind"``.
+
+    A directory whose ``meta.json`` has no kind is an LSTM :class:`Forecaster` (saved before
+    kinds existed).
+
+    Raises:
+        FileNotFoundError: No ``meta.json`` in ``directory``.
+        UnknownModelError: The saved kind is not registered (the message names the directory).
+    """
+    path = Path(directory) / META_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{directory}: missing {META_FILE}")
+    kind = json.loads(path.read_text(encoding="utf-8")).get("kind", LSTM_KIND)
+    try:
+        cls = model_class(kind)
+    except UnknownModelError as error:
+        raise UnknownModelError(f"{directory}: {error}") from None
+    return cls.load(Path(directory))

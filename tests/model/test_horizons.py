@@ -1,0 +1,108 @@
+"""Multi-step paths for any model, their long-form backtest, and the validation backtest."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lstm_model import horizons, metrics
+from lstm_model.baselines import DriftForecaster, NaiveForecaster, SeasonalNaiveForecaster
+from lstm_model.data import InsufficientDataError
+
+
+class OnlyNextDay:
+    """The real model with its own ``forecast_path`` hidden, to exercise the recursion."""
+
+    def __init__(self, model) -> None:
+        self._model = model
+        self.meta = model.meta
+
+    def forecast_next(self, prices: pd.Series) -> float:
+        return self._model.forecast_next(prices)
+
+
+def test_recursive_path_feeds_each_forecast_back(fast_model, random_walk) -> None:
+    known = random_walk.iloc[:320]
+    path = horizons.forecast_path(fast_model, known, 3)
+    assert path[0] == pytest.approx(fast_model.forecast_next(known))
+    extended = pd.concat(
+        [known, pd.Series([path[0]], index=[known.index[-1] + pd.Timedelta(days=1)])]
+    )
+    assert path[1] == pytest.approx(fast_model.forecast_next(extended))
+    # the recursion reproduces the baselines' closed forms
+    for cls in (NaiveForecaster, DriftForecaster, SeasonalNaiveForecaster):
+        model = cls.fit(known)
+        np.testing.assert_allclose(
+            horizons.forecast_path(OnlyNextDay(model), known, 7), model.forecast_path(known, 7)
+        )
+
+
+def test_naive_path_is_the_last_known_price(random_walk) -> None:
+    np.testing.assert_array_equal(
+        horizons.naive_path(random_walk.iloc[:10], 4), [random_walk.iloc[9]] * 4
+    )
+    with pytest.raises(ValueError, match="horizon must be an integer >= 1"):
+        horizons.naive_path(random_walk, 0)
+
+
+def test_path_backtest_scores_every_step_on_the_same_days(random_walk) -> None:
+    model = DriftForecaster.fit(random_walk.iloc[:300])
+    start = random_walk.index[350]
+    frame = horizons.path_backtest(model, random_walk, start, 3)
+    assert list(frame.columns) == list(horizons.PATH_COLUMNS)
+    for step in (1, 2, 3):
+        part = frame[frame["step"] == step]
+        assert part["date"].tolist() == list(random_walk.index[350:])
+        positions = random_walk.index.get_indexer(part["date"])
+        # origin is `step` trading days before the target; naive = the price at the origin
+        assert (random_walk.index[positions - step] == part["origin"].to_numpy()).all()
+        np.testing.assert_array_equal(part["naive"], random_walk.to_numpy()[positions - step])
+        np.testing.assert_allclose(
+            part["predicted"], part["naive"] * np.exp(step * model.mean_log_return)
+        )
+        np.testing.assert_array_equal(part["actual"], random_walk.to_numpy()[positions])
+    u2 = metrics.u2_per_horizon(frame["actual"], frame["predicted"], frame["naive"], frame["step"])
+    assert set(u2) == {1, 2, 3}
+    # the naive model's path backtest is exactly the naive forecast
+    naive = horizons.path_backtest(
+        NaiveForecaster.fit(random_walk.iloc[:300]), random_walk, start, 2
+    )
+    np.testing.assert_array_equal(naive["predicted"], naive["naive"])
+
+
+def test_path_backtest_uses_only_prices_up_to_each_origin(fast_model, random_walk) -> None:
+    start = random_walk.index[340]
+    before = horizons.path_backtest(fast_model, random_walk.iloc[:360], start, 2)
+    perturbed = random_walk.iloc[:360].copy()
+    perturbed.iloc[350:] *= 2.0
+    after = horizons.path_backtest(fast_model, perturbed, start, 2)
+    early = before["origin"] < random_walk.index[350]
+    np.testing.assert_array_equal(after.loc[early, "predicted"], before.loc[early, "predicted"])
+    assert not np.allclose(after.loc[~early, "predicted"], before.loc[~early, "predicted"])
+
+
+def test_validation_backtest_covers_the_validation_slice_only(fast_model, random_walk) -> None:
+    frame = horizons.validation_backtest(fast_model, random_walk, 2)  # later prices ignored
+    meta = fast_model.meta
+    for step in (1, 2):
+        dates = frame.loc[frame["step"] == step, "date"]
+        assert f"{dates.iloc[0]:%Y-%m-%d}" == meta["val_start"]
+        assert f"{dates.iloc[-1]:%Y-%m-%d}" == meta["train_end"]
+    model = NaiveForecaster.fit(random_walk.iloc[:300])
+    model.meta.pop("val_start")
+    with pytest.raises(InsufficientDataError, match="no validation slice"):
+        horizons.validation_backtest(model, random_walk, 1)
+    with pytest.raises(InsufficientDataError, match="no prices on or after"):
+        horizons.path_backtest(model, random_walk.iloc[:10], random_walk.index[20], 1)
+
+
+def test_batched_lstm_paths_equal_one_origin_at_a_time(fast_model, random_walk) -> None:
+    start = random_walk.index[330]
+    frame = horizons.path_backtest(fast_model, random_walk.iloc[:345], start, 3)
+    one_step = fast_model.predict_one_step(random_walk.iloc[:345], start)
+    np.testing.assert_allclose(frame.loc[frame["step"] == 1, "predicted"], one_step, rtol=1e-9)
+    for origin in (329, 335, 341):
+        path = horizons.forecast_path(fast_model, random_walk.iloc[: origin + 1], 3)
+        rows = frame[frame["origin"] == random_walk.index[origin]].sort_values("step")
+        np.testing.assert_allclose(rows["predicted"], path[: len(rows)], rtol=1e-6)

@@ -1,0 +1,187 @@
+"""Faults on purpose: a run killed (SIGKILL) at each step of publishing, storage failing
+mid-run, two runs of one date at once, tampered objects. After each, a reader never sees a
+manifest that disagrees with storage, the champion names a complete model, and a rerun
+recovers."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from datetime import date
+
+import pytest
+
+from closecast import catalog
+from closecast.catalog import RunScope
+from closecast.pipeline.publish import verify_manifest
+from closecast.pipeline.registry import MODEL_FILES, read_champion
+from closecast.storage import StorageUnreachableError, open_storage
+from closecast.storage.local import LocalStorage
+from flows.daily_forecast import daily_forecast
+
+DAY = date(2020, 12, 11)
+SCOPE = RunScope(DAY, "adhoc")
+TICKERS = ["QQQ", "BTC-USD"]
+
+# Runs the flow in a child process whose storage kills the process (SIGKILL, no clean-up)
+# right before the N-th write of a key containing PATTERN.
+KILLER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from datetime import date
+    from closecast.storage.local import LocalStorage
+    pattern, nth, root = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    seen = 0
+    original = LocalStorage.write_bytes
+    def write_bytes(self, key, data, content_type=None):
+        global seen
+        if pattern in key:
+            seen += 1
+            if seen == nth:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return original(self, key, data, content_type)
+    LocalStorage.write_bytes = write_bytes
+    from flows.daily_forecast import daily_forecast
+    state = daily_forecast(tickers=["QQQ", "BTC-USD"], storage=root, as_of=date(2020, 12, 11),
+                           preset="fast", epochs=1, return_state=True,
+                           lease_ttl_seconds=3, lease_wait_seconds=60)
+    sys.exit(0 if state.is_completed() else 1)
+    """
+)
+
+
+def assert_consistent(root: str) -> None:
+    storage = open_storage(root)
+    assert verify_manifest(storage, SCOPE) == []
+    for ticker in TICKERS:
+        champion = read_champion(storage, ticker)
+        if champion is not None:
+            for name in MODEL_FILES:
+                assert storage.exists(f"{catalog.model_prefix(ticker, champion.version)}/{name}")
+
+
+def run_flow(root: str, tickers=TICKERS, **params):
+    return daily_forecast(
+        tickers=tickers, storage=root, as_of=DAY, preset="fast", epochs=1, return_state=True,
+        **params,
+    )  # fmt: skip
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_rerun_killed_at_each_publish_step_never_leaves_a_lying_manifest(tmp_path) -> None:
+    root = str(tmp_path / "store")
+    assert run_flow(root).is_completed()
+    storage = open_storage(root)
+    assert storage.exists(catalog.MANIFEST.key(SCOPE))
+    from prefect.settings import PREFECT_API_URL
+
+    # The child reports to this test's Prefect API rather than starting a server of its own.
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+    }
+    # Killed while rewriting a ticker's objects, the run tables, the manifest itself.
+    for pattern, nth in [("forecast.png", 1), ("metrics.parquet", 1), ("manifest.json", 1)]:
+        log = tmp_path / f"child-{pattern}.log"
+        with log.open("wb") as out:
+            child = subprocess.Popen(
+                [sys.executable, "-c", KILLER, pattern, str(nth), root],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+            try:
+                returncode = child.wait(timeout=600)
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGKILL)
+        assert returncode == -signal.SIGKILL, log.read_text()[-2000:]
+        # The manifest was withdrawn before anything was rewritten: absent, never lying.
+        assert not storage.exists(catalog.MANIFEST.key(SCOPE)), pattern
+        assert_consistent(root)
+    # The killed runs' leases expire; a rerun that waits for them recovers the scope.
+    state = run_flow(root, lease_wait_seconds=60)
+    assert state.is_completed(), state.message
+    assert storage.exists(catalog.MANIFEST.key(SCOPE))
+    assert_consistent(root)
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_storage_failing_mid_run_fails_the_run_without_a_lying_manifest(
+    tmp_path, monkeypatch
+) -> None:
+    root = str(tmp_path / "store")
+    assert run_flow(root).is_completed()
+    original = LocalStorage.write_bytes
+
+    def failing(self, key, data, content_type=None):
+        if key.startswith("metrics/"):
+            raise StorageUnreachableError("storage went away (injected)")
+        return original(self, key, data, content_type)
+
+    monkeypatch.setattr(LocalStorage, "write_bytes", failing)
+    state = run_flow(root, mode="retrain")
+    assert state.is_failed()
+    monkeypatch.setattr(LocalStorage, "write_bytes", original)
+    storage = open_storage(root)
+    assert not storage.exists(catalog.MANIFEST.key(SCOPE))
+    assert_consistent(root)
+    assert run_flow(root).is_completed()
+    assert_consistent(root)
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_two_runs_of_one_date_at_once_publish_what_the_champion_is(tmp_path) -> None:
+    root = str(tmp_path / "store")
+    states = {}
+
+    def go(name: str, mode: str) -> None:
+        states[name] = run_flow(root, mode=mode, tickers=["QQQ"])
+
+    threads = [
+        threading.Thread(target=go, args=("scheduled", "auto")),
+        threading.Thread(target=go, args=("manual", "retrain")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=600)
+    assert all(state.is_completed() for state in states.values()), states
+    storage = open_storage(root)
+    champion = read_champion(storage, "QQQ")
+    metrics = json.loads(storage.read_bytes(catalog.MANIFEST.key(SCOPE)))
+    assert metrics["tickers"]["QQQ"]["status"] == "ok"
+    import pyarrow.parquet as pq
+
+    published = pq.read_table(str(tmp_path / "store" / catalog.METRICS.key(SCOPE))).to_pylist()
+    forecasts = pq.read_table(str(tmp_path / "store" / catalog.FORECASTS.key(SCOPE))).to_pylist()
+    assert published[0]["model_version"] == forecasts[0]["model_version"] == champion.version
+    assert_consistent(root)
+    assert not storage.list_keys("leases/")
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_tampered_objects_are_detected_and_a_tampered_champion_is_retrained(tmp_path) -> None:
+    root = str(tmp_path / "store")
+    assert run_flow(root).is_completed()
+    storage = open_storage(root)
+    plot = catalog.TICKER_PLOTS.key(SCOPE, "QQQ")
+    storage.write_bytes(plot, b"not the plot")
+    assert verify_manifest(storage, SCOPE) == [
+        f"{plot}: differs from the manifest (size or sha256)"
+    ]
+    champion = read_champion(storage, "QQQ")
+    storage.write_bytes(f"{catalog.model_prefix('QQQ', champion.version)}/model.keras", b"junk")
+    state = run_flow(root)
+    assert state.is_completed(), state.message
+    after = read_champion(storage, "QQQ")
+    assert after.version != champion.version and after.lineage == after.version
+    assert verify_manifest(storage, SCOPE) == []
