@@ -18,9 +18,10 @@ from closecast.pipeline.decisions import RetrainPolicy
 from closecast.pipeline.options import RunOptions, epoch_overrides
 from closecast.pipeline.selection import Selection, name_from_path
 from closecast.pipeline.ticker import TickerOutcome, failed_outcome
+from closecast.watchlist import WatchItem
 from flows.runners import RunnerKind, make_task_runner
 from lstm_model.interrupt import stop_requested
-from tasks.modelling import forecast_ticker
+from tasks.modelling import forecast_chunk
 from tasks.prices import (
     check_run_date,
     fetch_prices,
@@ -29,7 +30,13 @@ from tasks.prices import (
     resolve_as_of,
     select_tickers,
 )
-from tasks.publishing import publish_artifacts, publish_run_outputs, withdraw_run_manifest
+from tasks.publishing import (
+    publish_artifacts,
+    publish_run_outputs,
+    start_progress,
+    update_progress,
+    withdraw_run_manifest,
+)
 
 DEFAULT_STORAGE = "./closecast-data"
 
@@ -52,30 +59,53 @@ def _settle(future: PrefectFuture[Any]) -> tuple[Any, str | None]:
     return result, None
 
 
+def chunks(items: list[Any], size: int, workers: int) -> list[list[Any]]:
+    """Split tickers into chunks trained together: at most ``size`` each, and at least one
+    per worker when there are enough tickers."""
+    if not items:
+        return []
+    per_chunk = max(1, min(size, -(-len(items) // max(workers, 1))))
+    return [items[i : i + per_chunk] for i in range(0, len(items), per_chunk)]
+
+
 @flow(name="forecast-watchlist", flow_run_name="forecast-{scope.watchlist}-{scope.run_date}")
 def forecast_watchlist(
-    selection: Selection, scope: RunScope, options: RunOptions
+    selection: Selection, scope: RunScope, options: RunOptions, chunk_size: int, workers: int
 ) -> list[TickerOutcome]:
-    """Per ticker, in parallel on this flow's task runner: fetch and store prices, then
-    score, train and serve. A failed ticker never stops the others."""
+    """Fetch every ticker (in parallel, retried on network errors), then model the fetched
+    tickers in chunks on this flow's task runner. A failed ticker never stops the others."""
+    progress = start_progress(scope, len(selection.items))
     fetches = {fetch_prices.submit(item, scope.run_date, options): item for item in selection.items}
     outcomes: dict[str, TickerOutcome] = {}
-    modelling: dict[PrefectFuture[Any], Any] = {}
+    fetched: list[WatchItem] = []
+    reports: dict[str, dict[str, Any]] = {}
     for future in as_completed(list(fetches)):
         item = fetches[future]
-        fetched, error = _settle(future)
+        result, error = _settle(future)
         if error is None:
-            report = fetched["validation"]
-            modelling[forecast_ticker.submit(item, scope, options, report)] = item
+            fetched.append(item)
+            reports[item.symbol] = result["validation"]
         else:
             outcomes[item.symbol] = failed_outcome(item, error, stage="fetch")
+    order = {item.symbol: i for i, item in enumerate(selection.items)}
+    fetched.sort(key=lambda item: order[item.symbol])
+    modelling = {
+        forecast_chunk.submit(
+            chunk, scope, options, {i.symbol: reports[i.symbol] for i in chunk}
+        ): chunk
+        for chunk in chunks(fetched, chunk_size, workers)
+    }
     # Cancellation (SIGTERM) lands here, in the main thread: trainings in the worker threads
     # are asked to stop at their next batch instead of running to the end.
     with training_stops_with_the_run():
         for future in as_completed(list(modelling)):
-            item = modelling[future]
+            chunk = modelling[future]
             result, error = _settle(future)
-            outcomes[item.symbol] = result or failed_outcome(item, error, stage="model")
+            for i, item in enumerate(chunk):
+                outcomes[item.symbol] = (
+                    result[i] if error is None else failed_outcome(item, error, stage="model")
+                )
+            update_progress(progress, scope, list(outcomes.values()), len(selection.items))
     return [outcomes[item.symbol] for item in selection.items]
 
 
@@ -99,6 +129,7 @@ def daily_forecast(
     finetune_learning_rate: float = 1e-4,
     task_runner: RunnerKind = "threads",
     workers: int = 2,
+    chunk_size: int = 100,
     dask_address: str | None = None,
     create_bucket: bool = False,
     credentials_block: str | None = None,
@@ -130,6 +161,8 @@ def daily_forecast(
         finetune_learning_rate: Learning rate of a fine-tune.
         task_runner: ``threads``, ``processes`` or ``dask`` for the per-ticker work.
         workers: Parallel workers of that runner.
+        chunk_size: Most tickers trained together in one task (one traced graph per
+            configuration and process serves them all; see docs/scaling.md).
         dask_address: An existing Dask scheduler for ``dask``; a local cluster when None.
         create_bucket: Create the S3 bucket when it does not exist.
         credentials_block: A Prefect ``aws-credentials/NAME`` or ``minio-credentials/NAME``
@@ -165,6 +198,8 @@ def daily_forecast(
         lease_wait_seconds=lease_wait_seconds,
         lease_ttl_seconds=lease_ttl_seconds,
     )
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     runner = make_task_runner(task_runner, workers, dask_address)
     selection = select_tickers(watchlist, tickers, watchlist_name)
     run_date = check_run_date(as_of, source) if as_of else resolve_as_of(source)
@@ -180,7 +215,9 @@ def daily_forecast(
     # and the run tables merged, by the lease holder only.
     with options.lease(catalog.scope_lease_key(scope), f"watchlist {scope.label}"):
         previous = withdraw_run_manifest(scope, options)
-        outcomes = forecast_watchlist.with_options(task_runner=runner)(selection, scope, options)
+        outcomes = forecast_watchlist.with_options(task_runner=runner)(
+            selection, scope, options, chunk_size, workers
+        )
         if stop_requested():
             return Cancelled(message=f"stopped on request; nothing published for {scope.label}")
         manifest_key = publish_run_outputs(

@@ -1,8 +1,10 @@
-"""The per-ticker modelling task: score what was served, train, serve, publish."""
+"""The modelling task: for a chunk of tickers, score what was served, train (together),
+serve the next forecasts and publish each ticker's run objects."""
 
 from __future__ import annotations
 
 import threading
+from contextlib import ExitStack
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -15,8 +17,8 @@ from closecast.watchlist import WatchItem
 
 # Keras seeds and graph state are process-global: two trainings interleaved in threads
 # would draw from each other's random streams and break reproducibility. TensorFlow
-# already spreads one training over every core, so tickers train one at a time per
-# process; the process and Dask runners give real parallelism across processes.
+# already spreads one training over every core, so chunks train one at a time per process;
+# the process and Dask runners give real parallelism across processes.
 _TENSORFLOW_LOCK = threading.Lock()
 
 
@@ -30,39 +32,53 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-@task(name="forecast-ticker", task_run_name="forecast-{item.symbol}-{scope.run_date}")
-def forecast_ticker(
-    item: WatchItem,
+def _chunk_name(parameters: dict[str, Any]) -> str:
+    items = parameters["items"]
+    first, last = items[0].symbol, items[-1].symbol
+    span = first if len(items) == 1 else f"{first}..{last}-{len(items)}"
+    return f"forecast-{span}-{parameters['scope'].run_date}"
+
+
+@task(name="forecast-tickers", task_run_name=_chunk_name)
+def forecast_chunk(
+    items: list[WatchItem],
     scope: RunScope,
     options: RunOptions,
-    fetch_report: dict[str, Any] | None = None,
-) -> ticker.TickerOutcome:
-    """Score served forecasts, retrain or fine-tune, serve the next forecast and publish the
-    ticker's run objects.
+    fetch_reports: dict[str, dict[str, Any]],
+) -> list[ticker.TickerOutcome]:
+    """Score served forecasts, retrain or fine-tune, serve and publish, for a chunk of
+    tickers whose training runs together; each ticker's lease is held throughout.
 
     Returns:
-        The ticker's outcome: its rows and the keys it wrote.
+        One outcome per ticker (its rows and the keys it wrote, or a failed row).
     """
-    # TensorFlow loads only when a ticker trains, not when a worker imports the flow.
+    # TensorFlow loads only when tickers train, not when a worker imports the flow.
     from lstm_model.model import release_tensorflow_state
 
     logger = get_run_logger()
-    lease = catalog.ticker_lease_key(item.symbol)
-    with options.lease(lease, f"ticker {item.symbol}"), _training_lock():
-        try:
-            outcome = ticker.forecast_ticker(item, scope, options, fetch_report)
-        finally:
-            release_tensorflow_state()
-    row = outcome.metrics
-    logger.info(
-        "%s: %s (%s); model %s, backtest U2 %s, live U2 %s over %s served; %.1fs",
-        item.symbol,
-        row.mode,
-        row.mode_reason,
-        row.model_version,
-        _fmt(row.backtest_u2),
-        _fmt(row.live_u2_lineage),
-        row.live_n_lineage,
-        row.model_seconds or 0.0,
-    )
-    return outcome
+    with ExitStack() as leases:
+        for item in items:
+            key = catalog.ticker_lease_key(item.symbol)
+            leases.enter_context(options.lease(key, f"ticker {item.symbol}"))
+        with _training_lock():
+            try:
+                outcomes = ticker.forecast_tickers(items, scope, options, fetch_reports)
+            finally:
+                release_tensorflow_state()
+    for outcome in outcomes:
+        row = outcome.metrics
+        if row.status != "ok":
+            logger.error("%s failed: %s", row.ticker, row.error)
+            continue
+        logger.info(
+            "%s: %s (%s); model %s, backtest U2 %s, live U2 %s over %s served; %.1fs",
+            row.ticker,
+            row.mode,
+            row.mode_reason,
+            row.model_version,
+            _fmt(row.backtest_u2),
+            _fmt(row.live_u2_lineage),
+            row.live_n_lineage,
+            row.model_seconds or 0.0,
+        )
+    return outcomes

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Any
+from uuid import UUID
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 
 from closecast import catalog
 from closecast.artifacts import public_endpoint_from_env, summary_markdown, ui_plots
@@ -18,12 +24,36 @@ from closecast.pipeline.ticker import TickerOutcome
 from closecast.records import MetricsRow
 
 METRICS_ARTIFACT_KEY = "closecast-metrics"
+PROGRESS_ARTIFACT_KEY = "closecast-progress"
 SUMMARY_ARTIFACT_KEY = "closecast-summary"
 
 
 def artifact_key(base: str, scope: RunScope) -> str:
     """Artifact keys name the watchlist (Prefect keys: lowercase letters, digits, dashes)."""
     return f"{base}-{scope.watchlist.replace('_', '-')}"
+
+
+def start_progress(scope: RunScope, total: int) -> UUID:
+    """A progress artifact for the run, updated as chunks of tickers finish."""
+    return create_progress_artifact(
+        0.0,
+        key=artifact_key(PROGRESS_ARTIFACT_KEY, scope),
+        description=f"0 of {total} tickers of {scope.watchlist} done for {scope.run_date}",
+    )
+
+
+def update_progress(
+    artifact_id: UUID, scope: RunScope, outcomes: list[TickerOutcome], total: int
+) -> None:
+    """Progress so far, naming the tickers that failed."""
+    failed = sorted(o.metrics.ticker for o in outcomes if o.metrics.status != "ok")
+    text = f"{len(outcomes)} of {total} tickers of {scope.watchlist} done for {scope.run_date}"
+    if failed:
+        shown = ", ".join(failed[:50]) + (
+            f" and {len(failed) - 50} more" if len(failed) > 50 else ""
+        )
+        text += f"; failed: {shown}"
+    update_progress_artifact(artifact_id, 100.0 * len(outcomes) / max(total, 1), text)
 
 
 @task(name="withdraw-manifest", task_run_name="withdraw-manifest-{scope.watchlist}")

@@ -35,13 +35,8 @@ def trained_through(forecaster: Forecaster) -> pd.Timestamp:
     return pd.Timestamp(forecaster.meta["trained_through"])
 
 
-def evaluate(forecaster: Forecaster, prices: pd.Series, start: pd.Timestamp) -> Evaluation:
-    """Score one-step-ahead predictions for every date from ``start`` on.
-
-    Args:
-        forecaster: The model to score.
-        prices: The whole price history up to the as-of date (earlier rows feed the windows).
-        start: First evaluation date; the model must not have been trained on it or later.
+def check_unseen(forecaster: Forecaster, start: pd.Timestamp) -> None:
+    """The backtest's leakage guard.
 
     Raises:
         LeakageError: The model was trained on a date at or after ``start``.
@@ -52,7 +47,11 @@ def evaluate(forecaster: Forecaster, prices: pd.Series, start: pd.Timestamp) -> 
             f"model trained through {seen_until.date()} cannot be scored on days "
             f"from {start.date()}"
         )
-    predicted = forecaster.predict_one_step(prices, start)
+
+
+def score_predictions(prices: pd.Series, predicted: pd.Series) -> Evaluation:
+    """Score one-step-ahead predictions against the prices of their dates and the naive
+    forecast (the price of the date before)."""
     actual = prices.loc[predicted.index]
     previous = prices.shift(1).loc[predicted.index]
     frame = pd.DataFrame(
@@ -65,3 +64,18 @@ def evaluate(forecaster: Forecaster, prices: pd.Series, start: pd.Timestamp) -> 
     )
     scores = metrics.summarize(frame["actual"], frame["predicted"], frame["naive"])
     return Evaluation(predictions=frame, scores={k: float(v) for k, v in scores.items()})
+
+
+def evaluate(forecaster: Forecaster, prices: pd.Series, start: pd.Timestamp) -> Evaluation:
+    """Score one-step-ahead predictions for every date from ``start`` on.
+
+    Args:
+        forecaster: The model to score.
+        prices: The whole price history up to the as-of date (earlier rows feed the windows).
+        start: First evaluation date; the model must not have been trained on it or later.
+
+    Raises:
+        LeakageError: The model was trained on a date at or after ``start``.
+    """
+    check_unseen(forecaster, start)
+    return score_predictions(prices, forecaster.predict_one_step(prices, start))

@@ -26,7 +26,13 @@ from closecast import catalog
 from closecast.calendars import next_trading_day
 from closecast.catalog import RunScope
 from closecast.pipeline import live, training
-from closecast.pipeline.decisions import ChampionState, ModeDecision, decide_mode, judge_candidate
+from closecast.pipeline.decisions import (
+    ChampionState,
+    ModeDecision,
+    Verdict,
+    decide_mode,
+    judge_candidate,
+)
 from closecast.pipeline.evaluation import Evaluation
 from closecast.pipeline.options import RunOptions
 from closecast.pipeline.registry import (
@@ -161,54 +167,29 @@ def _score(evaluation: Evaluation) -> BacktestScore:
     return BacktestScore.from_scores(dates.iloc[0], dates.iloc[-1], evaluation.scores)
 
 
-def retrain(
-    prices: pd.Series,
-    config: ModelConfig,
-    decision: ModeDecision,
-    view: ChampionView,
-    ledger: live.Ledger,
-    options: RunOptions,
-) -> Produced:
-    """Backtest the procedure, judge the candidate against the champion lineage's live
-    record, and refit on the whole history when it wins (else fine-tune the champion)."""
-    began = time.perf_counter()
-    backtest = training.backtest_fit(prices, config)
-    champion = None if view.unreadable or decision.backfill else view.champion
-    if champion is not None and champion.preset != options.preset:
-        champion = None  # a new preset replaces the old one by request, not by comparison
-    lineage_live = ledger.scored(champion.lineage) if champion else []
-    verdict = judge_candidate(
-        backtest.evaluation.predictions, lineage_live, champion=champion, policy=options.policy
-    )
-    reason = f"{decision.reason}; {verdict.reason}"
-    if not verdict.promote and view.model is not None and view.champion is not None:
-        kept = finetune_champion(view.model, view.champion, prices, options)
-        kept.reason = f"{reason}; {kept.reason}"
-        kept.seconds = time.perf_counter() - began
-        return kept
-    model = training.refit(prices, backtest)
+@dataclass
+class Plan:
+    """One ticker between deciding and finishing: what it needs and what training made."""
+
+    item: WatchItem
+    prices: pd.Series
+    report: ValidationReport
+    ledger: live.Ledger
+    scored_now: int
+    view: ChampionView
+    decision: ModeDecision
+    fetch_report: dict[str, Any]
+    began: float
+    backtest: training.Backtest | None = None
+    produced: Produced | None = None
+    error: str | None = None
+
+
+def _kept(plan: Plan) -> Produced:
+    champion = plan.view.champion
+    assert champion is not None and plan.view.model is not None
     return Produced(
-        model=model,
-        mode="retrain",
-        reason=reason,
-        lineage=None,
-        backtest=_score(backtest.evaluation),
-        backtest_predictions=backtest.evaluation.predictions,
-        new_version=True,
-        promoted=not decision.backfill,
-        seconds=time.perf_counter() - began,
-        epochs=int(model.meta.get("epochs_run", 0)),
-        n_train=int(model.meta.get("n_train", len(prices))),
-    )
-
-
-def finetune_champion(
-    model: Forecaster, champion: Champion, prices: pd.Series, options: RunOptions
-) -> Produced:
-    """Continue the champion on the days it has not seen; keep it when there are none."""
-    unseen = training.unseen_days(model, prices)
-    kept = Produced(
-        model=model,
+        model=plan.view.model,
         mode="keep",
         reason=f"no unseen days since {champion.trained_through}: champion "
         f"{champion.version} serves as is",
@@ -218,40 +199,115 @@ def finetune_champion(
         new_version=False,
         promoted=False,
     )
-    if unseen.empty:
-        return kept
+
+
+def _judge(plan: Plan, options: RunOptions) -> Verdict:
+    """Whether the plan's retrained candidate replaces the champion (see judge_candidate)."""
+    view, decision = plan.view, plan.decision
+    champion = None if view.unreadable or decision.backfill else view.champion
+    if champion is not None and champion.preset != options.preset:
+        champion = None  # a new preset replaces the old one by request, not by comparison
+    assert plan.backtest is not None
+    return judge_candidate(
+        plan.backtest.evaluation.predictions,
+        plan.ledger.scored(champion.lineage) if champion else [],
+        champion=champion,
+        policy=options.policy,
+    )
+
+
+def train_plans(plans: list[Plan], config: ModelConfig, options: RunOptions) -> None:
+    """Produce every plan's serving model, training tickers of one configuration together
+    (:mod:`lstm_model.batch`, each exactly as if alone):
+
+    1. retrains: backtest fits, scored on their hold-out tails, judged against the champion
+       lineage's live record;
+    2. winners refit on the whole history; losers (and fine-tune decisions) continue the
+       champion on its unseen days; with none, the champion serves as is.
+
+    A ticker that fails gets ``plan.error`` and never stops the others.
+    """
+    retrains = [p for p in plans if p.decision.mode == "retrain"]
+    for plan, result in zip(
+        retrains, training.backtest_many([p.prices for p in retrains], config), strict=True
+    ):
+        if isinstance(result, Exception):
+            plan.error = f"{type(result).__name__}: {result}"
+        else:
+            plan.backtest = result
+    winners, continuing = [], [p for p in plans if p.decision.mode == "finetune"]
+    for plan in retrains:
+        if plan.error:
+            continue
+        verdict = _judge(plan, options)
+        reason = f"{plan.decision.reason}; {verdict.reason}"
+        plan.decision = replace(plan.decision, reason=reason)
+        has_champion = plan.view.model is not None and plan.view.champion is not None
+        (winners if verdict.promote or not has_champion else continuing).append(plan)
+    _refit(winners)
+    _continue_champions(continuing, options)
+
+
+def _refit(plans: list[Plan]) -> None:
     began = time.perf_counter()
-    tuned = training.finetune(
-        model, prices, epochs=options.finetune_epochs, learning_rate=options.finetune_learning_rate
-    )
-    return replace(
-        kept,
-        model=tuned,
-        mode="finetune",
-        reason=f"champion {champion.version} fine-tuned on {len(unseen)} unseen day(s) "
-        f"{unseen.index[0].date()}..{unseen.index[-1].date()}",
-        new_version=True,
-        promoted=True,
-        seconds=time.perf_counter() - began,
+    models = training.refit_many([p.prices for p in plans], [p.backtest for p in plans])
+    share = (time.perf_counter() - began) / max(len(plans), 1)
+    for plan, model in zip(plans, models, strict=True):
+        if isinstance(model, Exception):
+            plan.error = f"{type(model).__name__}: {model}"
+            continue
+        assert plan.backtest is not None
+        plan.produced = Produced(
+            model=model,
+            mode="retrain",
+            reason=plan.decision.reason,
+            lineage=None,
+            backtest=_score(plan.backtest.evaluation),
+            backtest_predictions=plan.backtest.evaluation.predictions,
+            new_version=True,
+            promoted=not plan.decision.backfill,
+            seconds=plan.backtest.seconds + share,
+            epochs=int(model.meta.get("epochs_run", 0)),
+            n_train=int(model.meta.get("n_train", len(plan.prices))),
+        )
+
+
+def _continue_champions(plans: list[Plan], options: RunOptions) -> None:
+    """Fine-tune each champion on its unseen days (keep it when there are none)."""
+    tuning = []
+    for plan in plans:
+        kept = _kept(plan)
+        kept.reason = f"{plan.decision.reason}; {kept.reason}"
+        plan.produced = kept
+        if not training.unseen_days(kept.model, plan.prices).empty:
+            tuning.append(plan)
+    began = time.perf_counter()
+    models = training.finetune_many(
+        [p.produced.model for p in tuning],  # type: ignore[union-attr]
+        [p.prices for p in tuning],
         epochs=options.finetune_epochs,
-        n_train=len(unseen),
+        learning_rate=options.finetune_learning_rate,
     )
-
-
-def produce_model(
-    prices: pd.Series,
-    config: ModelConfig,
-    decision: ModeDecision,
-    view: ChampionView,
-    ledger: live.Ledger,
-    options: RunOptions,
-) -> Produced:
-    if decision.mode == "retrain":
-        return retrain(prices, config, decision, view, ledger, options)
-    assert view.model is not None and view.champion is not None
-    produced = finetune_champion(view.model, view.champion, prices, options)
-    produced.reason = f"{decision.reason}; {produced.reason}"
-    return produced
+    share = (time.perf_counter() - began) / max(len(tuning), 1)
+    for plan, tuned in zip(tuning, models, strict=True):
+        if isinstance(tuned, Exception):
+            plan.error = f"{type(tuned).__name__}: {tuned}"
+            continue
+        champion = plan.view.champion
+        assert champion is not None and plan.produced is not None
+        unseen = training.unseen_days(plan.produced.model, plan.prices)
+        plan.produced = replace(
+            plan.produced,
+            model=tuned,
+            mode="finetune",
+            reason=f"{plan.decision.reason}; champion {champion.version} fine-tuned on "
+            f"{len(unseen)} unseen day(s) {unseen.index[0].date()}..{unseen.index[-1].date()}",
+            new_version=True,
+            promoted=True,
+            seconds=share + (plan.backtest.seconds if plan.backtest else 0.0),
+            epochs=options.finetune_epochs,
+            n_train=len(unseen),
+        )
 
 
 # --- 5. registration ---------------------------------------------------------------------------
@@ -471,36 +527,23 @@ def metrics_row(
     )
 
 
-# --- the whole ticker ----------------------------------------------------------------------------
+# --- the whole run of a chunk of tickers -----------------------------------------------------
 
 
-def forecast_ticker(
+def plan_ticker(
     item: WatchItem,
     scope: RunScope,
     options: RunOptions,
-    fetch_report: dict[str, Any] | None = None,
-) -> TickerOutcome:
-    """Score what was served, train or fine-tune, serve the next forecast and publish.
-
-    Args:
-        item: The ticker.
-        scope: The run date (no price after it is used) and the watchlist.
-        options: The run's settings.
-        fetch_report: The validation report of this run's fetch, for the metrics row.
-
-    Returns:
-        The ticker's metrics row (describing the model that serves after this run), its
-        forecast, its live scores and the keys it wrote.
-    """
+    storage: Storage,
+    fetch_report: dict[str, Any] | None,
+) -> Plan:
+    """Steps 1-3: the history, the live record scored (and written, before any training),
+    the champion, the decision."""
     as_of = scope.run_date
-    storage = options.open_storage()
-    remove_orphaned_temp_dirs()
     config = options.model_config()
     prices, report = read_history(storage, item, as_of, config)
-
     ledger = live.read_ledger(storage, item.symbol)
     ledger, scored_now = live.score_served(ledger, prices, as_of)
-
     began = time.perf_counter()
     view = load_champion(storage, item.symbol)
     state = champion_state(view, ledger, prices) if view.model is not None else None
@@ -512,20 +555,30 @@ def forecast_ticker(
         policy=options.policy,
         unreadable=view.unreadable,
     )
-    state_keys = [catalog.prices_key(item.symbol)]
     if not decision.backfill:
         # The live record is written before training: scores never depend on what follows.
-        state_keys.append(live.write_ledger(storage, item.symbol, ledger))
+        live.write_ledger(storage, item.symbol, ledger)
+    return Plan(item, prices, report, ledger, scored_now, view, decision, fetch_report or {}, began)
 
-    produced = produce_model(prices, config, decision, view, ledger, options)
-    registered = register(storage, item.symbol, as_of, produced, view, options.preset)
+
+def finish_ticker(
+    plan: Plan, scope: RunScope, options: RunOptions, storage: Storage
+) -> TickerOutcome:
+    """Steps 5-7: register, serve and record the forecast, publish the ticker's objects."""
+    item, produced, as_of = plan.item, plan.produced, scope.run_date
+    assert produced is not None
+    registered = register(storage, item.symbol, as_of, produced, plan.view, options.preset)
+    state_keys = [catalog.prices_key(item.symbol)]
+    if not plan.decision.backfill:
+        state_keys.append(catalog.served_key(item.symbol))
     if produced.promoted:
         state_keys.append(catalog.champion_key(item.symbol))
-    served = serve(item, prices, produced.model, registered, as_of)
-    if not decision.backfill:
+    served = serve(item, plan.prices, produced.model, registered, as_of)
+    ledger = plan.ledger
+    if not plan.decision.backfill:
         ledger = live.record_served(ledger, served)
         live.write_ledger(storage, item.symbol, ledger)
-    model_seconds = time.perf_counter() - began
+    model_seconds = time.perf_counter() - plan.began
 
     backtest_predictions = produced.backtest_predictions
     if backtest_predictions is None:
@@ -533,13 +586,13 @@ def forecast_ticker(
     scores = live.live_score_rows(
         ledger,
         ticker=item.symbol,
-        price_dates=prices.index,
+        price_dates=plan.prices.index,
         lineage=registered.lineage,
         backtest_u2=produced.backtest.u2 if produced.backtest else None,
     )
     title = _title(item, scope, produced, scores)
     keys = registered.keys + publish_ticker_objects(
-        storage, item, scope, backtest_predictions, ledger, prices, title
+        storage, item, scope, backtest_predictions, ledger, plan.prices, title
     )
     forecast = ForecastRow(
         ticker=item.symbol,
@@ -551,13 +604,70 @@ def forecast_ticker(
         lineage=served.lineage,
         trained_through=served.trained_through,
     )
-    validation = validation_columns(fetch_report or {}, report.to_dict())
+    validation = validation_columns(plan.fetch_report, plan.report.to_dict())
     if ledger.warning:
         validation["warnings"] = "; ".join(filter(None, [validation["warnings"], ledger.warning]))
     metrics = metrics_row(
-        item, prices, produced, registered, scores, scored_now, model_seconds, validation
+        item, plan.prices, produced, registered, scores, plan.scored_now, model_seconds, validation
     )
     return TickerOutcome(metrics, forecast, scores, keys, state_keys)
+
+
+def forecast_tickers(
+    items: list[WatchItem],
+    scope: RunScope,
+    options: RunOptions,
+    fetch_reports: dict[str, dict[str, Any]] | None = None,
+) -> list[TickerOutcome]:
+    """Score what was served, train or fine-tune, serve the next forecasts and publish, for
+    a chunk of tickers; their training runs together (see :func:`train_plans`).
+
+    Args:
+        items: The tickers.
+        scope: The run date (no price after it is used) and the watchlist.
+        options: The run's settings.
+        fetch_reports: Per ticker, the validation report of this run's fetch.
+
+    Returns:
+        One outcome per ticker, in order: its metrics row (describing the model that serves
+        after this run), forecast, live scores and the keys it wrote; or a failed row naming
+        the error. One ticker's failure never stops the others.
+    """
+    storage = options.open_storage()
+    remove_orphaned_temp_dirs()
+    reports = fetch_reports or {}
+    outcomes: dict[str, TickerOutcome] = {}
+    plans = []
+    for item in items:
+        try:
+            plans.append(plan_ticker(item, scope, options, storage, reports.get(item.symbol)))
+        except Exception as exc:
+            outcomes[item.symbol] = failed_outcome(item, _describe(exc), stage="model")
+    train_plans(plans, options.model_config(), options)
+    for plan in plans:
+        if plan.error is not None:
+            outcomes[plan.item.symbol] = failed_outcome(plan.item, plan.error, stage="train")
+            continue
+        try:
+            outcomes[plan.item.symbol] = finish_ticker(plan, scope, options, storage)
+        except Exception as exc:
+            outcomes[plan.item.symbol] = failed_outcome(plan.item, _describe(exc), stage="serve")
+    return [outcomes[item.symbol] for item in items]
+
+
+def forecast_ticker(
+    item: WatchItem,
+    scope: RunScope,
+    options: RunOptions,
+    fetch_report: dict[str, Any] | None = None,
+) -> TickerOutcome:
+    """:func:`forecast_tickers` for one ticker."""
+    reports = {item.symbol: fetch_report} if fetch_report else None
+    return forecast_tickers([item], scope, options, reports)[0]
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
 
 
 def _title(item: WatchItem, scope: RunScope, produced: Produced, scores: list[LiveScoreRow]):

@@ -4,12 +4,15 @@ fine-tune of the champion on the days it has not seen."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import pandas as pd
 
-from closecast.pipeline.evaluation import Evaluation, evaluate
+from closecast.pipeline.evaluation import Evaluation, check_unseen, evaluate, score_predictions
+from lstm_model import batch
 from lstm_model.config import ModelConfig
 from lstm_model.data import split_by_date
 from lstm_model.forecaster import Forecaster
@@ -23,11 +26,6 @@ class Backtest:
     evaluation: Evaluation
     start: pd.Timestamp  # first hold-out date
     seconds: float
-
-    @property
-    def best_epoch(self) -> int:
-        meta = self.model.meta
-        return int(meta.get("best_epoch") or meta.get("epochs_run") or 1)
 
 
 def backtest_fit(prices: pd.Series, config: ModelConfig) -> Backtest:
@@ -52,6 +50,65 @@ def refit(prices: pd.Series, backtest: Backtest) -> Forecaster:
     model = Forecaster.refit(prices, backtest.model)
     model.meta["refit_of"]["backtest_start"] = backtest.start.strftime("%Y-%m-%d")
     return model
+
+
+def backtest_many(prices: Sequence[pd.Series], config: ModelConfig) -> list[Backtest | Exception]:
+    """:func:`backtest_fit` for many tickers of one configuration, trained in groups
+    (:mod:`lstm_model.batch`: each ticker exactly as if trained alone). A ticker that fails
+    gets its exception in its place."""
+    results: list[Backtest | Exception] = []
+    splits = []
+    for series in prices:
+        try:
+            train, test = split_by_date(series, config.test_size)
+            splits.append((train, test.index[0]))
+        except Exception as exc:
+            splits.append(exc)
+    todo = [i for i, split in enumerate(splits) if not isinstance(split, Exception)]
+    began = time.perf_counter()
+    models = batch.fit_many([splits[i][0] for i in todo], config, return_exceptions=True)
+    seconds = (time.perf_counter() - began) / max(len(todo), 1)
+    fitted = {i: m for i, m in zip(todo, models, strict=True)}
+    scored = [i for i in todo if not isinstance(fitted[i], Exception)]
+    for i in scored:
+        check_unseen(fitted[i], splits[i][1])
+    predictions = batch.predict_one_step_many(
+        [fitted[i] for i in scored], [prices[i] for i in scored], [splits[i][1] for i in scored]
+    )
+    by_index = dict(zip(scored, predictions, strict=True))
+    for i, split in enumerate(splits):
+        if isinstance(split, Exception):
+            results.append(split)
+        elif isinstance(fitted[i], Exception):
+            results.append(fitted[i])
+        else:
+            evaluation = score_predictions(prices[i], by_index[i])
+            results.append(Backtest(fitted[i], evaluation, split[1], seconds))
+    return results
+
+
+def refit_many(prices: Sequence[pd.Series], backtests: Sequence[Backtest]) -> list[Any]:
+    """:func:`refit` for many tickers, trained in groups; failures in place."""
+    models = batch.refit_many(list(prices), [b.model for b in backtests], return_exceptions=True)
+    for model, backtest in zip(models, backtests, strict=True):
+        if not isinstance(model, Exception):
+            model.meta["refit_of"]["backtest_start"] = backtest.start.strftime("%Y-%m-%d")
+    return models
+
+
+def finetune_many(
+    models: Sequence[Forecaster], prices: Sequence[pd.Series], *, epochs: int, learning_rate: float
+) -> list[Any]:
+    """:func:`finetune` for many tickers, trained in groups; failures in place."""
+    new_from = [unseen_days(m, p).index[0] for m, p in zip(models, prices, strict=True)]
+    return batch.fine_tune_many(
+        list(models),
+        list(prices),
+        new_from,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        return_exceptions=True,
+    )
 
 
 def trained_through_date(model: Forecaster) -> date:

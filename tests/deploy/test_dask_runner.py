@@ -40,5 +40,5 @@ def test_dask_local_cluster_matches_threads(prefect_harness, tmp_path):
             b["backtest_n"],
             b["mode"],
         )
-        for column in ("backtest_rmse", "backtest_naive_rmse", "backtest_u2"):
+        for column in ("backtest_rmse", "backtest_naive_rmse", "backtest_u2", "model_version"):
             assert b[column] == pytest.approx(a[column], rel=1e-9, abs=1e-12), (ticker, column)
