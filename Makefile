@@ -1,17 +1,35 @@
 # The venv is created on first use so that `make test` / `make run` work on a fresh machine
-# with nothing but Python 3.11+ and make.
+# with nothing but Python 3.11+ and make. It holds exactly the set locked in uv.lock (the
+# tested versions): `make lock` after changing dependencies in pyproject.toml, `make upgrade`
+# to move every dependency to its newest allowed release.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# uv installs the lock. It lives beside the environment, not in it, so that an exact sync
+# (which removes whatever the lock does not list) never removes uv itself.
+UV_VERSION ?= 0.13.9
+UV_HOME := $(VENV)/uv-tool
+UV := $(UV_HOME)/bin/uv
+export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install test lint format run bench clean
+.PHONY: install test lint format run bench clean lock upgrade
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install --quiet --editable . --group dev
+
+$(UV): | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --target $(UV_HOME) "uv==$(UV_VERSION)"
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --group dev
 	touch $(STAMP)
+
+lock: | $(UV)
+	$(UV) lock
+
+upgrade: | $(UV)
+	$(UV) lock --upgrade
 
 install: $(STAMP)
 

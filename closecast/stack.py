@@ -1,15 +1,21 @@
 """A one-command local Prefect stack: server + UI on loopback, a process work pool, the
 deployments of ``deployments/prefect.yaml`` and a worker, all as subprocesses of this machine.
+The ``closecast stack up|down|status`` command (``closecast/commands/stack.py``) drives it.
 
 Everything the stack writes lives in one state directory (``.closecast-stack/`` in the project
 by default): the Prefect home (SQLite database, profiles), one log per process and
 ``state.json`` with the process ids. Every process started here carries the environment
 variable ``CLOSECAST_STACK_DIR=<state dir>``, so that :func:`stop` finds them all again,
 including flow-run processes a worker started in their own session and processes orphaned by
-a crash, and leaves none behind.
+a crash, and leaves none behind: that clean-up is the part no Prefect command does.
 
-Plain functions, no Prefect import: the stack talks to Prefect through its CLI and REST API,
-so it never depends on the settings of the calling process.
+What Prefect does itself, it does here: the server, the deployments and the worker are
+Prefect's own CLI commands (``prefect server start``, ``prefect deploy``, ``prefect worker
+start``), and the stack talks to the server through Prefect's client, pointed explicitly at
+the stack's own API so that the caller's Prefect settings (another server, a Cloud key) never
+leak in. The server runs in the foreground of its own session rather than with
+``prefect server start --background``, which pipes the server's output to the exiting CLI
+(so its log is lost) and records its pid in the Prefect home only.
 """
 
 from __future__ import annotations
@@ -22,9 +28,8 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -161,7 +166,6 @@ def stack_environment(config: StackConfig) -> dict[str, str]:
             MARKER_ENV: str(config.state_dir),
         }
     )
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep flow-run logs readable in the UI
     env.update(config.env)
     return env
 
@@ -183,24 +187,26 @@ def _tail(path: Path, lines: int = 30) -> str:
         return ""
 
 
-def _api(config: StackConfig, method: str, path: str, body: Any = None, timeout: float = 10):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        f"{config.api_url}{path}",
-        data=data,
-        method=method,
-        headers={"Content-Type": "application/json"},
+@contextmanager
+def prefect_client(config: StackConfig, timeout: float = 10) -> Iterator[Any]:
+    """Prefect's (synchronous) client for the stack's own API.
+
+    Built with the stack's URL and no credentials rather than through ``get_client()``, which
+    would follow the calling process's settings or an enclosing flow run's client.
+    """
+    from prefect.client.orchestration import SyncPrefectClient
+
+    client = SyncPrefectClient(
+        config.api_url, api_key=None, auth_string=None, httpx_settings={"timeout": timeout}
     )
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return json.loads(response.read() or b"null")
+    with client:
+        yield client
 
 
 def is_healthy(config: StackConfig) -> bool:
-    """The server answers ``GET /api/health``."""
-    try:
-        return _api(config, "GET", "/health", timeout=2) is True
-    except (OSError, ValueError, urllib.error.URLError):
-        return False
+    """The server answers its health check."""
+    with prefect_client(config, timeout=2) as client:
+        return client.api_healthcheck() is None
 
 
 def _spawn(config: StackConfig, name: str, command: list[str]) -> subprocess.Popen[bytes]:
@@ -318,19 +324,25 @@ def start_server(config: StackConfig, timeout: float = 120) -> int:
 
 
 def create_pool(config: StackConfig) -> None:
-    """Create (or keep) the process work pool."""
-    try:
-        _api(config, "GET", f"/work_pools/{config.pool}")
-        return
-    except urllib.error.HTTPError as exc:
-        if exc.code != 404:
-            raise
-    _run(
-        config,
-        "setup",
-        _prefect_command("work-pool", "create", config.pool, "--type", "process"),
-        120,
-    )
+    """Create (or keep) the process work pool, with the process worker's default job template
+    (what ``prefect work-pool create --type process`` would set)."""
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectNotFound
+    from prefect.workers.process import ProcessWorker
+
+    with prefect_client(config) as client:
+        try:
+            client.read_work_pool(config.pool)
+            return
+        except ObjectNotFound:
+            pass
+        client.create_work_pool(
+            WorkPoolCreate(
+                name=config.pool,
+                type=ProcessWorker.type,
+                base_job_template=ProcessWorker.get_default_base_job_template(),
+            )
+        )
 
 
 def apply_deployments(config: StackConfig, timeout: float = 300) -> list[dict[str, Any]]:
@@ -353,20 +365,22 @@ def apply_deployments(config: StackConfig, timeout: float = 300) -> list[dict[st
 
 
 def list_deployments(config: StackConfig) -> list[dict[str, Any]]:
-    deployments = _api(config, "POST", "/deployments/filter", {"limit": 200})
-    return [
-        {"name": d["name"], "id": d["id"], "work_pool": d.get("work_pool_name")}
-        for d in deployments
-    ]
+    """The deployments on the stack's server: name, id, work pool."""
+    with prefect_client(config) as client:
+        deployments = client.read_deployments(limit=200)
+    return [{"name": d.name, "id": str(d.id), "work_pool": d.work_pool_name} for d in deployments]
 
 
 def online_workers(config: StackConfig) -> list[str]:
-    """Names of the pool's workers that sent a heartbeat recently."""
+    """Names of the pool's workers that sent a heartbeat recently ([] if none can be read)."""
+    from prefect.client.schemas.objects import WorkerStatus
+
     try:
-        workers = _api(config, "POST", f"/work_pools/{config.pool}/workers/filter", {})
-    except (OSError, ValueError, urllib.error.URLError):
+        with prefect_client(config, timeout=5) as client:
+            workers = client.read_workers_for_work_pool(config.pool)
+    except Exception:  # no server yet, no pool yet: nobody is online
         return []
-    return [w["name"] for w in workers if w.get("status") == "ONLINE"]
+    return [w.name for w in workers if w.status == WorkerStatus.ONLINE]
 
 
 def start_worker(config: StackConfig, timeout: float = 120) -> int:

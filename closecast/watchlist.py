@@ -6,14 +6,11 @@ import reprlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Literal, get_args
 
 import yaml
 
+from closecast.calendars import ASSET_CLASSES, AssetClass
 from closecast.tickers import InvalidTickerError, normalize_symbol
-
-AssetClass = Literal["stock", "etf", "crypto"]
-ASSET_CLASSES: tuple[str, ...] = get_args(AssetClass)
 
 MAX_WATCHLIST_BYTES = 256 * 1024
 """Largest watchlist file read (thousands of tickers); anything bigger is refused unread."""

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal, get_args
-
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
-RunnerKind = Literal["threads", "processes", "dask"]
-RUNNER_KINDS: tuple[str, ...] = get_args(RunnerKind)
+from closecast.choices import RUNNER_KINDS, RunnerKind
+
+__all__ = ["RUNNER_KINDS", "RunnerKind", "make_task_runner"]
 
 
 def make_task_runner(kind: str, workers: int, dask_address: str | None = None) -> TaskRunner:

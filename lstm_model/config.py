@@ -19,7 +19,8 @@ class ConfigError(ValueError):
 REPRESENTATIONS: tuple[str, ...] = ("global_minmax", "relative_log_return")
 """Ways of turning prices into network inputs/targets (see :mod:`lstm_model.representation`)."""
 
-PRICE_COLUMNS: tuple[str, ...] = ("adj_close", "close", "open", "high", "low")
+# The price columns a model may be trained on (closecast.schema.PRICE_COLUMNS is the frame).
+MODEL_PRICE_COLUMNS: tuple[str, ...] = ("adj_close", "close", "open", "high", "low")
 
 
 @dataclass(frozen=True)
@@ -139,8 +140,8 @@ def _validate(config: ModelConfig) -> None:
             raise _bad("test_size", size, "a fraction in (0, 1) or an integer number of days >= 1")
     elif not (isinstance(size, float) and 0.0 < size < 1.0):
         raise _bad("test_size", size, "a fraction in (0, 1) or an integer number of days >= 1")
-    if config.price_column not in PRICE_COLUMNS:
-        raise _bad("price_column", config.price_column, f"one of {', '.join(PRICE_COLUMNS)}")
+    if config.price_column not in MODEL_PRICE_COLUMNS:
+        raise _bad("price_column", config.price_column, f"one of {', '.join(MODEL_PRICE_COLUMNS)}")
     if not _is_int(config.seed) or config.seed < 0:
         raise _bad("seed", config.seed, "an integer >= 0")
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import time
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from lstm_model.config import ModelConfig
+from lstm_model.quiet import quiet_tensorflow
+
+quiet_tensorflow()  # before TensorFlow's first import: its C++ log lines are not for users
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 
 def seed_everything(seed: int) -> None:

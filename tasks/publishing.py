@@ -15,6 +15,7 @@ from prefect.artifacts import (
 )
 
 from closecast import catalog
+from closecast.artifacts import public_endpoint_from_env, summary_markdown, ui_plots
 from closecast.catalog import RunScope
 from closecast.pipeline.options import RunOptions
 from closecast.pipeline.publish import RunRows, publish_run, withdraw_manifest
@@ -101,48 +102,17 @@ def publish_run_outputs(
     return key
 
 
-def _fmt(value: Any, spec: str) -> str:
-    return "" if value is None else format(value, spec)
-
-
-def summary_markdown(scope: RunScope, rows: list[MetricsRow], links: dict[str, str]) -> str:
-    """The run summary shown on the flow run page."""
-    lines = [
-        f"# closecast daily forecast, {scope.run_date}, watchlist {scope.watchlist}",
-        "",
-        "| ticker | status | backtest U2 | live U2 (lineage) | served scored | live U2 20d "
-        "| mode | why | plot |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        why = (row.mode_reason or row.error or "").replace("|", "\\|")
-        plot = f"[plot]({links[row.ticker]})" if row.ticker in links else ""
-        lines.append(
-            f"| {row.ticker} | {row.status} | {_fmt(row.backtest_u2, '.3f')} "
-            f"| {_fmt(row.live_u2_lineage, '.3f')} | {_fmt(row.live_n_lineage, 'd')} "
-            f"| {_fmt(row.live_u2_20d, '.3f')} | {row.mode or ''} | {why} | {plot} |"
-        )
-    if "summary" in links:
-        lines += ["", f"[All tickers]({links['summary']})"]
-    lines += [
-        "",
-        "U2 = RMSE / naive RMSE: below 1 beats 'tomorrow = today'. *Backtest*: the lineage's "
-        "retrain procedure fit before a hold-out tail and scored on it. *Live*: forecasts "
-        "served by earlier runs, scored on the prices that followed.",
-    ]
-    return "\n".join(lines)
-
-
 @task(name="publish-artifacts", task_run_name="publish-artifacts-{scope.watchlist}")
 def publish_artifacts(scope: RunScope, metric_rows: list[MetricsRow], options: RunOptions) -> None:
-    """The metrics table and a markdown summary with links to the plots, at stable keys."""
+    """The metrics table and a markdown summary showing the plots, at stable keys."""
     storage = options.open_storage()
-    links = {
-        row.ticker: storage.url(catalog.TICKER_PLOTS.key(scope, row.ticker))
+    plot_keys = {
+        row.ticker: catalog.TICKER_PLOTS.key(scope, row.ticker)
         for row in metric_rows
         if row.status == "ok"
     }
-    links["summary"] = storage.url(catalog.SUMMARY_PLOT.key(scope))
+    plot_keys["summary"] = catalog.SUMMARY_PLOT.key(scope)
+    plots = ui_plots(storage, plot_keys, public_endpoint=public_endpoint_from_env())
     table = [
         {k: (v.isoformat() if isinstance(v, date) else v) for k, v in vars(row).items()}
         for row in metric_rows
@@ -153,7 +123,7 @@ def publish_artifacts(scope: RunScope, metric_rows: list[MetricsRow], options: R
         description=f"Per-ticker metrics for {scope.run_date}, watchlist {scope.watchlist}",
     )
     create_markdown_artifact(
-        summary_markdown(scope, metric_rows, links),
+        summary_markdown(scope, metric_rows, plots),
         key=artifact_key(SUMMARY_ARTIFACT_KEY, scope),
         description=f"Forecast summary for {scope.run_date}, watchlist {scope.watchlist}",
     )

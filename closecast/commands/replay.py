@@ -14,6 +14,9 @@ from datetime import date, timedelta
 
 from closecast.calendars import is_trading_day
 from closecast.commands.run import (
+    EXIT_CODES as RUN_EXIT_CODES,
+)
+from closecast.commands.run import (
     EXIT_CONFIG,
     EXIT_OK,
     EXIT_TICKER_FAILED,
@@ -25,6 +28,13 @@ from closecast.commands.run import (
 from closecast.watchlist import WatchItem
 
 MAX_REPLAY_DAYS = 3660
+EXIT_CODES = RUN_EXIT_CODES | {
+    1: "some replayed day had a failed ticker (the other days still ran; the last line lists them)"
+}
+EXAMPLES = (
+    "closecast replay --days 10 --tickers AAPL --preset fast",
+    "closecast replay --from 2020-11-02 --to 2020-12-11 --watchlist my-watchlist.yaml",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,18 +8,41 @@ import sys
 from datetime import date
 from typing import Any
 
+from closecast.choices import REQUESTED_MODES, RUNNER_KINDS
+
 # Exit codes: every ticker succeeded / some ticker failed / bad usage or configuration.
 EXIT_OK, EXIT_TICKER_FAILED, EXIT_CONFIG = 0, 1, 2
+EXIT_CODES = {
+    EXIT_OK: "every ticker succeeded",
+    EXIT_TICKER_FAILED: "some ticker failed (its metrics row says why; the others are published)",
+    EXIT_CONFIG: "bad usage or configuration; the message says what to fix",
+    143: "stopped by SIGTERM or Ctrl-C; nothing more was published",  # interrupts.EXIT_TERMINATED
+}
+EXAMPLES = (
+    "closecast run --tickers AAPL,BTC-USD --as-of 2020-12-07",
+    "closecast run --watchlist my-watchlist.yaml --source yahoo --storage s3://my-bucket/closecast",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--as-of", type=date.fromisoformat, metavar="YYYY-MM-DD")
+    parser.add_argument(
+        "--as-of",
+        type=date.fromisoformat,
+        metavar="YYYY-MM-DD",
+        help="the run date: prices up to it, forecasts for the next trading day "
+        "(default: the source's current date; the sample's is 2020-12-11)",
+    )
     add_run_options(parser)
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """The options ``run`` and ``replay`` share (everything but the date)."""
-    parser.add_argument("--watchlist", metavar="FILE", help="watchlist YAML (default: packaged)")
+    parser.add_argument(
+        "--watchlist",
+        metavar="FILE",
+        help="watchlist YAML: tickers: [{symbol, asset_class: stock|etf|crypto}] "
+        "(default: the packaged AAPL, GOOG, QQQ, BTC-USD)",
+    )
     parser.add_argument(
         "--tickers",
         metavar="A,B",
@@ -32,32 +55,67 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         help="name the outputs are filed under (default: the watchlist file's stem)",
     )
     parser.add_argument(
-        "--source", default="sample", help="sample (shipped data), yahoo, or csv:DIR"
+        "--source",
+        default="sample",
+        help="price source: sample (shipped histories, offline), yahoo (yfinance) "
+        "or csv:DIR (DIR/<TICKER>.csv Yahoo exports)",
     )
     parser.add_argument(
         "--storage",
         default="./closecast-data",
         metavar="ROOT",
-        help="local directory or s3://bucket/prefix (default: ./closecast-data)",
+        help="where outputs go: a local directory or s3://bucket/prefix",
     )
-    parser.add_argument("--mode", choices=("auto", "retrain", "finetune"), default="auto")
-    parser.add_argument("--preset", default="default", help="default, fast or tutorial")
-    parser.add_argument("--epochs", type=int, help="override the preset's training epochs")
-    parser.add_argument("--workers", type=int, default=2, help="parallel tickers (default 2)")
+    parser.add_argument(
+        "--mode",
+        choices=REQUESTED_MODES,
+        default="auto",
+        help="auto: per ticker, retrain or fine-tune as the retrain policy says (the reason "
+        "is recorded); retrain: train anew; finetune: fine-tune the serving model",
+    )
+    parser.add_argument(
+        "--preset",
+        default="default",
+        help="model preset: default, fast (tiny, for tests) or tutorial "
+        "(the original tutorial's network)",
+    )
+    parser.add_argument(
+        "--epochs", type=int, help="override the preset's training epochs (default: the preset's)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="parallel tickers (threads, processes or Dask workers)",
+    )
     parser.add_argument(
         "--chunk-size",
         type=int,
         default=100,
-        help="most tickers trained together in one task (default 100)",
+        help="most tickers trained together in one task (one traced graph serves them all)",
     )
     parser.add_argument(
-        "--task-runner", choices=("threads", "processes", "dask"), default="threads"
+        "--task-runner",
+        choices=RUNNER_KINDS,
+        default="threads",
+        help="where the per-ticker work runs: threads of this process, a local process pool, "
+        "or Dask (a local cluster, or --dask-address)",
     )
-    parser.add_argument("--dask-address", help="scheduler of an existing Dask cluster")
     parser.add_argument(
-        "--create-bucket", action="store_true", help="create the S3 bucket if missing"
+        "--dask-address",
+        metavar="tcp://HOST:PORT",
+        help="scheduler of an existing Dask cluster, with --task-runner dask "
+        "(default: start a local cluster of --workers processes)",
     )
-    parser.add_argument("--credentials-block", help="Prefect block, e.g. minio-credentials/NAME")
+    parser.add_argument(
+        "--create-bucket", action="store_true", help="create the S3 bucket if it is missing"
+    )
+    parser.add_argument(
+        "--credentials-block",
+        metavar="TYPE/NAME",
+        help="Prefect block holding the S3 credentials, e.g. minio-credentials/NAME "
+        "(default: the standard AWS environment and config files)",
+    )
 
 
 def check_configuration(args: argparse.Namespace) -> list[str]:

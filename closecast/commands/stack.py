@@ -7,36 +7,86 @@ import argparse
 import json
 import sys
 
+from closecast.commands._help import HelpFormatter, make_subparser
+
 EXIT_OK, EXIT_FAILED = 0, 1
+EXIT_CODES = {
+    EXIT_OK: "done (status: the stack is running)",
+    EXIT_FAILED: "the stack could not be started or stopped (status: it is not running)",
+}
+EXAMPLES = (
+    "closecast stack up --port 4300",
+    "closecast stack status --json",
+)
+# action -> (help, examples, exit codes)
+ACTIONS: dict[str, tuple[str, tuple[str, ...], dict[int, str]]] = {
+    "up": (
+        "Start server + UI, work pool, deployments and worker; stop all of it on failure.",
+        (
+            "closecast stack up",
+            "CLOSECAST_STORAGE=s3://closecast/prod closecast stack up --source yahoo",
+        ),
+        {EXIT_OK: "the stack is up and healthy", EXIT_FAILED: "it could not be started"},
+    ),
+    "down": (
+        "Stop every process of the stack (flow runs and Dask workers included).",
+        ("closecast stack down", "closecast stack down --state-dir /tmp/my-stack"),
+        {EXIT_OK: "nothing of the stack runs any more", EXIT_FAILED: "it could not be stopped"},
+    ),
+    "status": (
+        "Show pids, health, workers online and where the logs are.",
+        ("closecast stack status", "closecast stack status --json --port 4300"),
+        {EXIT_OK: "the stack is running", EXIT_FAILED: "it is not running"},
+    ),
+}
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=("up", "down", "status"), help="what to do")
-    parser.add_argument(
+def _common_options() -> argparse.ArgumentParser:
+    """Options every action takes: they say which stack (where it listens, where it lives)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
         "--port", type=int, help="server/UI port (default: $CLOSECAST_STACK_PORT or 4200)"
     )
-    parser.add_argument(
+    common.add_argument(
         "--host", help="server/UI address (default: $CLOSECAST_STACK_HOST or 127.0.0.1)"
     )
-    parser.add_argument(
+    common.add_argument(
         "--storage",
         metavar="ROOT",
         help="storage root of the deployments: a directory or s3://bucket/prefix "
         "(default: $CLOSECAST_STORAGE or <project>/closecast-data)",
     )
-    parser.add_argument(
+    common.add_argument(
         "--source", help="price source of the deployments (default: $CLOSECAST_SOURCE or sample)"
     )
-    parser.add_argument(
+    common.add_argument(
         "--state-dir",
         metavar="DIR",
-        help="Prefect home, logs and pids (default: <project>/.closecast-stack)",
+        help="Prefect home, logs and pids (default: $CLOSECAST_STACK_STATE_DIR or "
+        "<project>/.closecast-stack)",
     )
-    parser.add_argument("--no-ui", action="store_true", help="serve the API without the UI")
-    parser.add_argument(
-        "--timeout", type=float, default=300, help="seconds to wait for each step (default 300)"
-    )
-    parser.add_argument("--json", action="store_true", help="print the status as JSON")
+    return common
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    common = _common_options()
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for name, (help_text, examples, exit_codes) in ACTIONS.items():
+        sub = make_subparser(
+            actions,
+            name,
+            help=help_text,
+            examples=examples,
+            exit_codes=exit_codes,
+            parents=[common],
+        )
+        if name == "up":
+            sub.add_argument("--no-ui", action="store_true", help="serve the API without the UI")
+            sub.add_argument(
+                "--timeout", type=float, default=300, help="seconds to wait for each step"
+            )
+        if name in ("up", "status"):
+            sub.add_argument("--json", action="store_true", help="print the status as JSON")
 
 
 def _config(args: argparse.Namespace):
@@ -48,7 +98,7 @@ def _config(args: argparse.Namespace):
         storage=args.storage,
         source=args.source,
         state_dir=args.state_dir,
-        ui=False if args.no_ui else None,
+        ui=False if getattr(args, "no_ui", False) else None,
     )
 
 
@@ -105,6 +155,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":  # python -m closecast.commands.stack up|down|status
-    _parser = argparse.ArgumentParser(prog="closecast stack")
+    _parser = argparse.ArgumentParser(prog="closecast stack", formatter_class=HelpFormatter)
     add_arguments(_parser)
     sys.exit(run(_parser.parse_args()))

@@ -13,20 +13,47 @@ import sys
 from pathlib import Path
 
 PRESETS = ("tutorial", "default")
+EXIT_CODES = {
+    0: "done; predictions.csv, plot.png and metrics.json written to --out",
+    2: "a missing or unreadable CSV, a bad option, or too short a history",
+}
+EXAMPLES = (
+    "closecast tutorial --csv ../shared/data/seed/DIS.csv --out tutorial-out --epochs 20",
+    "closecast tutorial --csv AAPL.csv --out aapl-default --preset default --seed 7",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--csv", type=Path, required=True, help="Yahoo CSV export (with or without its header row)"
+        "--csv",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="Yahoo CSV export (Date, Open, High, Low, Close, Adj Close, Volume; "
+        "with or without its header row)",
     )
-    parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument(
-        "--preset", choices=PRESETS, default="tutorial", help="model preset (default: tutorial)"
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="output directory (created if missing)",
     )
     parser.add_argument(
-        "--epochs", type=int, default=None, help="override the preset's (maximum) number of epochs"
+        "--preset",
+        choices=PRESETS,
+        default="tutorial",
+        help="model preset: tutorial (the original tutorial's network) or default",
     )
-    parser.add_argument("--seed", type=int, default=None, help="override the preset's seed")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="override the preset's (maximum) number of epochs (default: the preset's)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=None, help="override the preset's seed (default: the preset's)"
+    )
 
 
 def _fail(message: str) -> int:

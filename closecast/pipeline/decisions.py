@@ -10,19 +10,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Literal, get_args
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from closecast.choices import RequestedMode
 from closecast.pipeline.live import LiveStats
 from closecast.pipeline.registry import Champion
 from closecast.records import ServedRow
 from lstm_model import metrics
 
 Mode = Literal["retrain", "finetune"]
-RequestedMode = Literal["auto", "retrain", "finetune"]
-REQUESTED_MODES: tuple[str, ...] = get_args(RequestedMode)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from closecast.choices import REQUESTED_MODES, RequestedMode
 from closecast.locks import held
-from closecast.pipeline.decisions import REQUESTED_MODES, RequestedMode, RetrainPolicy
+from closecast.pipeline.decisions import RetrainPolicy
 from closecast.storage import Storage, open_storage
 from lstm_model.config import ModelConfig, get_preset
 

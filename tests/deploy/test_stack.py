@@ -58,7 +58,9 @@ async def _run_and_read_back(s3_root: str) -> dict:
         artifacts = await client.read_artifacts(
             artifact_filter=ArtifactFilter(
                 flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]),
-                key=ArtifactFilterKey(any_=["closecast-metrics", "closecast-summary"]),
+                key=ArtifactFilterKey(
+                    any_=["closecast-metrics-stocks", "closecast-summary-stocks"]
+                ),
             )
         )
         child_runs = await client.read_task_runs(
@@ -121,24 +123,24 @@ def test_stack_runs_a_deployment_and_stops_cleanly(tmp_path, s3_env, s3_root, s3
 
     run = result["run"]
     assert run.state.is_completed(), f"{run.state}\n{worker_log}"
-    assert run.name == "daily-forecast-2020-12-11-sample"
+    assert run.name == "daily-forecast-2020-12-11-stocks-sample"
     assert run.parameters["watchlist"] == "deployments/watchlists/stocks.yaml"
     assert run.parameters["tickers"] == ["QQQ"]
     assert "forecast-QQQ-2020-12-11" in result["task_runs"]
     assert "fetch-QQQ-2020-12-11" in result["task_runs"]
-    assert "publish-artifacts-2020-12-11" in result["flow_task_runs"]
+    assert "publish-artifacts-stocks" in result["task_runs"]
 
-    metrics = result["artifacts"]["closecast-metrics"]
+    metrics = result["artifacts"]["closecast-metrics-stocks"]
     assert metrics.type == "table"
     assert "QQQ" in str(metrics.data)
-    summary = result["artifacts"]["closecast-summary"]
+    summary = result["artifacts"]["closecast-summary-stocks"]
     assert summary.type == "markdown"
     assert "| QQQ | ok |" in summary.data
     assert "X-Amz-Signature" in summary.data or "Signature=" in summary.data  # presigned
 
     bucket, prefix = s3_root.removeprefix("s3://").split("/", 1)
     keys = {o["Key"] for o in s3_client.list_objects_v2(Bucket=bucket).get("Contents", [])}
-    assert f"{prefix}/metrics/run_date=2020-12-11/metrics.parquet" in keys
+    assert f"{prefix}/metrics/run_date=2020-12-11/watchlist=stocks/metrics.parquet" in keys
 
     deployments = result["deployments"]
     stocks, crypto, retrain = (

@@ -1,0 +1,157 @@
+"""TensorFlow stays out of sight: its C++ log lines never reach the terminal of the CLI, of a
+Prefect flow run or of its process workers, and reading the flow never imports it.
+
+Each check runs in a fresh Python process, as a user's would, with TensorFlow's logging
+variables removed from the environment (the test session's own conftest sets them)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lstm_model.quiet import is_tensorflow_log_line
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+TRAIN_TINY = """
+import numpy as np, pandas as pd
+from lstm_model.config import get_preset
+from lstm_model.forecaster import Forecaster
+
+def train_tiny() -> float:
+    index = pd.bdate_range("2020-01-01", periods=120)
+    prices = pd.Series(100 + np.cumsum(np.random.default_rng(0).normal(size=120)), index=index)
+    forecaster = Forecaster.fit(prices, get_preset("fast").with_overrides(epochs=2))
+    return float(forecaster.forecast_next(prices))
+"""
+
+
+def _user_environment(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "PREFECT_"))}
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(PROJECT_ROOT), str(tmp_path)]),
+        PREFECT_HOME=str(tmp_path / "prefect-home"),
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+    )
+    env.update(extra)
+    return env
+
+
+def _run(args: list[str], tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, *args],
+        cwd=tmp_path,
+        env=_user_environment(tmp_path, **extra),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def _tensorflow_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if is_tensorflow_log_line(line)]
+
+
+def test_recognises_tensorflow_log_lines_and_only_those() -> None:
+    assert is_tensorflow_log_line(
+        "E0000 00:00:1796019428.121265    6836 node_def_util.cc:682] NodeDef mentions "
+        "attribute use_unbounded_threadpool which is not in the op definition"
+    )
+    assert is_tensorflow_log_line(
+        "I0000 00:00:1796019424.761107    6836 port.cc:153] oneDNN custom operations are on."
+    )
+    assert is_tensorflow_log_line(
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+    )
+    assert not is_tensorflow_log_line("12:00:01.123 | INFO    | Task run 'forecast-AAPL' - ok")
+    assert not is_tensorflow_log_line("Traceback (most recent call last):")
+    assert not is_tensorflow_log_line("E0000 is not a log line without its header")
+
+
+def test_training_prints_no_tensorflow_line_unless_the_user_asks(tmp_path: Path) -> None:
+    (tmp_path / "tiny.py").write_text(TRAIN_TINY + "\nprint(train_tiny())\n")
+
+    quiet = _run(["tiny.py"], tmp_path)
+    assert np.isfinite(float(quiet.stdout.strip()))
+    assert _tensorflow_lines(quiet.stderr) == []
+    assert "NodeDef" not in quiet.stderr
+
+    # A user's own level wins: with 0 TensorFlow's lines come back (so the check above can fail).
+    verbose = _run(["tiny.py"], tmp_path, TF_CPP_MIN_LOG_LEVEL="0")
+    assert _tensorflow_lines(verbose.stderr)
+
+
+def test_cli_tutorial_prints_no_tensorflow_line(tmp_path: Path) -> None:
+    dates = pd.bdate_range("2012-01-02", periods=400)
+    close = 20 * np.exp(np.cumsum(np.random.default_rng(1).normal(0, 0.01, len(dates))))
+    frame = pd.DataFrame(
+        {
+            "Date": dates.strftime("%Y-%m-%d"),
+            "Open": close,
+            "High": close * 1.01,
+            "Low": close * 0.99,
+            "Close": close,
+            "Adj Close": close,
+            "Volume": 1000,
+        }
+    )
+    frame.to_csv(tmp_path / "TINY.csv", index=False)
+    args = ["--csv", "TINY.csv", "--out", "out", "--preset", "default", "--epochs", "1"]
+    result = _run(["-m", "closecast.cli", "tutorial", *args], tmp_path)
+    assert "test RMSE" in result.stdout
+    assert _tensorflow_lines(result.stdout + result.stderr) == []
+
+
+@pytest.mark.slow
+def test_prefect_process_worker_prints_no_tensorflow_line(tmp_path: Path) -> None:
+    """A real flow run (ephemeral Prefect API) whose task trains in a process-pool worker."""
+    (tmp_path / "tiny_training.py").write_text(TRAIN_TINY)
+    (tmp_path / "noise_flow.py").write_text(
+        textwrap.dedent(
+            """
+            from prefect import flow, get_run_logger, task
+            from prefect.task_runners import ProcessPoolTaskRunner
+
+            from tiny_training import train_tiny
+
+
+            @task
+            def train() -> float:
+                forecast = train_tiny()
+                get_run_logger().info("trained, forecast %.4f", forecast)
+                return forecast
+
+
+            @flow(task_runner=ProcessPoolTaskRunner(max_workers=1))
+            def noise_flow() -> float:
+                return train.submit().result()
+
+
+            if __name__ == "__main__":
+                print("forecast", noise_flow())
+            """
+        )
+    )
+    result = _run(["noise_flow.py"], tmp_path)
+    output = result.stdout + result.stderr
+    assert "trained, forecast" in output  # the worker's Prefect log reached the terminal
+    assert _tensorflow_lines(output) == []
+
+
+def test_reading_the_flow_does_not_import_tensorflow(tmp_path: Path) -> None:
+    check = (
+        "import sys, flows.daily_forecast, tasks.modelling, tasks.publishing, tasks.prices; "
+        "loaded = sorted(m for m in ('tensorflow', 'keras') if m in sys.modules); "
+        "assert not loaded, loaded"
+    )
+    _run(["-c", check], tmp_path)
