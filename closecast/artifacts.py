@@ -24,6 +24,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from closecast.storage import DEFAULT_URL_EXPIRY, Storage
+from lstm_model.significance import EVIDENCE_ALPHA
 
 if TYPE_CHECKING:
     from closecast.catalog import RunScope
@@ -169,6 +170,40 @@ def _image(plot: UiPlot, alt: str) -> str:
     return "\n\n".join(lines)
 
 
+def _verdict(p_value: float | None, alpha: float) -> str | None:
+    if p_value is None:
+        return None
+    if p_value < alpha:
+        return "better"
+    return "worse" if p_value > 1.0 - alpha else "unclear"
+
+
+def evidence_markdown(rows: Sequence[MetricsRow], alpha: float = EVIDENCE_ALPHA) -> list[str]:
+    """In words: which tickers show evidence of beating naive (one-sided Diebold-Mariano on
+    squared errors, HLN-corrected), on the backtest and on the lineage's live record."""
+    titles = {
+        "better": f"beat naive with evidence (p < {alpha:g})",
+        "unclear": "show no evidence either way (the difference from naive may be luck)",
+        "worse": f"are worse than naive with evidence (p > {1 - alpha:g})",
+    }
+    lines = []
+    for label, p_of, u2_of in (
+        ("Backtest", lambda r: r.backtest_dm_p, lambda r: r.backtest_u2),
+        ("Live record", lambda r: r.live_dm_p_lineage, lambda r: r.live_u2_lineage),
+    ):
+        groups: dict[str, list[str]] = {"better": [], "unclear": [], "worse": []}
+        for row in rows:
+            verdict = _verdict(p_of(row), alpha) if row.status == "ok" else None
+            if verdict is not None:
+                groups[verdict].append(f"{row.ticker} (U2 {u2_of(row):.3f}, p {p_of(row):.2g})")
+        if not any(groups.values()):
+            lines.append(f"- **{label}**: no ticker has enough scored days for the test yet.")
+            continue
+        parts = [f"{len(v)} {titles[k]}: {', '.join(v)}" for k, v in groups.items() if v]
+        lines.append(f"- **{label}**: " + "; ".join(parts) + ".")
+    return lines
+
+
 def summary_markdown(
     scope: RunScope, rows: Sequence[MetricsRow], plots: Mapping[str, UiPlot]
 ) -> str:
@@ -197,6 +232,7 @@ def summary_markdown(
             f"| {_fmt(row.live_u2_20d, '.3f')} | {row.mode or ''} | {why} |"
             + (full if linked else "")
         )
+    lines += ["", "## Better than naive, or luck?", "", *evidence_markdown(rows)]
     lines += [
         "",
         "U2 = RMSE / naive RMSE: below 1 beats 'tomorrow = today'. *Backtest*: the lineage's "

@@ -101,3 +101,21 @@ def test_summary_markdown_shows_every_plot_and_links_only_real_urls(link) -> Non
         assert "full-size" not in text and "| plot |" not in text
     else:
         assert text.count(f"]({link})") == 3  # the table row, and under each of the two plots
+
+
+def test_the_summary_says_in_words_which_tickers_beat_naive() -> None:
+    from closecast.artifacts import evidence_markdown
+    from closecast.records import MetricsRow
+
+    def row(ticker, backtest_p, live_p=None):
+        return MetricsRow(
+            ticker=ticker, asset_class="stock", status="ok", backtest_u2=0.9,
+            backtest_dm_p=backtest_p, live_u2_lineage=1.1, live_dm_p_lineage=live_p,
+        )  # fmt: skip
+
+    lines = evidence_markdown([row("SINE", 0.001), row("AAPL", 0.4), row("BAD", 0.99)])
+    backtest, live = lines
+    assert "1 beat naive with evidence (p < 0.025): SINE (U2 0.900, p 0.001)" in backtest
+    assert "1 show no evidence either way" in backtest and "AAPL" in backtest
+    assert "1 are worse than naive with evidence (p > 0.975): BAD" in backtest
+    assert "no ticker has enough scored days" in live
