@@ -10,3 +10,8 @@ REQUESTED_MODES: tuple[str, ...] = get_args(RequestedMode)
 
 RunnerKind = Literal["threads", "processes", "dask"]
 RUNNER_KINDS: tuple[str, ...] = get_args(RunnerKind)
+
+SERVE_CHOICES: tuple[str, ...] = ("lstm", "naive", "drift", "seasonal_naive", "auto")
+"""Which model serves a ticker's forecasts: a model kind, or ``auto`` (the policy of
+:func:`lstm_model.selection.select_model`: the best model that beats naive with evidence on
+the backtest days, else naive)."""

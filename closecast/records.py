@@ -108,6 +108,7 @@ class ForecastRow:
     upper_80: float | None = None
     lower_95: float | None = None
     upper_95: float | None = None
+    model: str = "lstm"  # which model's forecast this is (the serve setting, or auto)
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,7 @@ class MetricsRow:
     model_version: str | None = None
     lineage: str | None = None
     promoted: bool | None = None
+    served_model: str | None = None  # whose forecast was served: lstm, or a baseline
     trained_through: date | None = None
     data_end: date | None = None
     # Backtest: the lineage's retrain procedure fit before its hold-out tail, scored on it.

@@ -10,12 +10,13 @@ from pathlib import Path
 import yaml
 
 from closecast.calendars import ASSET_CLASSES, AssetClass
+from closecast.choices import SERVE_CHOICES
 from closecast.tickers import InvalidTickerError, normalize_symbol
 
 MAX_WATCHLIST_BYTES = 256 * 1024
 """Largest watchlist file read (thousands of tickers); anything bigger is refused unread."""
 
-ENTRY_FIELDS = ("symbol", "asset_class")
+ENTRY_FIELDS = ("symbol", "asset_class", "serve")
 
 _SHORT = reprlib.Repr()
 _SHORT.maxstring = _SHORT.maxother = 60
@@ -31,6 +32,7 @@ class WatchItem:
 
     symbol: str
     asset_class: AssetClass
+    serve: str | None = None  # which model serves this ticker; None: the run's setting
 
 
 class _AnchorRefused(yaml.YAMLError):
@@ -101,7 +103,15 @@ def _parse_item(entry: object, where: str) -> WatchItem:
             f"{where} ({symbol}): asset_class {_SHORT.repr(raw_class)} is not one of "
             f"{', '.join(ASSET_CLASSES)}"
         )
-    return WatchItem(symbol=symbol, asset_class=asset_class)  # type: ignore[arg-type]
+    serve = None
+    if "serve" in entry:
+        serve = _text_field(entry, "serve", where).strip().lower()
+        if serve not in SERVE_CHOICES:
+            raise WatchlistError(
+                f"{where} ({symbol}): serve {_SHORT.repr(entry['serve'])} is not one of "
+                f"{', '.join(SERVE_CHOICES)}"
+            )
+    return WatchItem(symbol=symbol, asset_class=asset_class, serve=serve)  # type: ignore[arg-type]
 
 
 def _check_unique(items: list[WatchItem], origin: str) -> list[WatchItem]:

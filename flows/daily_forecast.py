@@ -130,6 +130,7 @@ def daily_forecast(
     task_runner: RunnerKind = "threads",
     workers: int = 2,
     chunk_size: int = 100,
+    serve: Literal["lstm", "naive", "drift", "seasonal_naive", "auto"] = "lstm",
     dask_address: str | None = None,
     create_bucket: bool = False,
     credentials_block: str | None = None,
@@ -161,6 +162,9 @@ def daily_forecast(
         finetune_learning_rate: Learning rate of a fine-tune.
         task_runner: ``threads``, ``processes`` or ``dask`` for the per-ticker work.
         workers: Parallel workers of that runner.
+        serve: Which model's forecast is served: ``lstm``, a baseline, or ``auto`` (the model
+            that beats naive with evidence on the backtest days, else naive); a watchlist
+            entry's ``serve`` overrides it for that ticker.
         chunk_size: Most tickers trained together in one task (one traced graph per
             configuration and process serves them all; see docs/scaling.md).
         dask_address: An existing Dask scheduler for ``dask``; a local cluster when None.
@@ -197,6 +201,7 @@ def daily_forecast(
         credentials_block=credentials_block,
         lease_wait_seconds=lease_wait_seconds,
         lease_ttl_seconds=lease_ttl_seconds,
+        serve=serve,
     )
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")

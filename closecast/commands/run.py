@@ -8,7 +8,7 @@ import sys
 from datetime import date
 from typing import Any
 
-from closecast.choices import REQUESTED_MODES, RUNNER_KINDS
+from closecast.choices import REQUESTED_MODES, RUNNER_KINDS, SERVE_CHOICES
 
 # Exit codes: every ticker succeeded / some ticker failed / bad usage or configuration.
 EXIT_OK, EXIT_TICKER_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -87,6 +87,14 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=2,
         help="parallel tickers (threads, processes or Dask workers)",
+    )
+    parser.add_argument(
+        "--serve",
+        choices=SERVE_CHOICES,
+        default="lstm",
+        help="whose forecast is served: the LSTM, a baseline, or auto (the model that beats "
+        "naive with evidence on the backtest days, else naive); a watchlist entry's 'serve' "
+        "overrides it",
     )
     parser.add_argument(
         "--chunk-size",
@@ -214,6 +222,7 @@ def flow_parameters(args: argparse.Namespace) -> dict[str, Any]:
         "task_runner": args.task_runner,
         "workers": args.workers,
         "chunk_size": args.chunk_size,
+        "serve": args.serve,
         "dask_address": args.dask_address,
         "create_bucket": args.create_bucket,
         "credentials_block": args.credentials_block,

@@ -11,7 +11,7 @@ the same forecaster interface, evaluated by the same code on the same days.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 import pandas as pd
@@ -19,11 +19,13 @@ import pandas as pd
 from closecast.calendars import next_trading_day
 from closecast.pipeline import live
 from closecast.pipeline.evaluation import evaluate
+from closecast.pipeline.uncertainty import served_bands
 from closecast.records import ModelScoreRow, ServedRow
 from closecast.storage import Storage
 from closecast.watchlist import WatchItem
 from lstm_model.config import ModelConfig
 from lstm_model.registry import fit_model
+from lstm_model.selection import Selection, select_model
 from lstm_model.significance import diebold_mariano
 
 BASELINE_KINDS: tuple[str, ...] = ("naive", "drift", "seasonal_naive")
@@ -118,6 +120,16 @@ def serve_baseline(
     )
 
 
+@dataclass(frozen=True)
+class Lineup:
+    """Every model's scores for one ticker, its backtest frames and today's served forecasts
+    (the LSTM's is served by the pipeline; the baselines' here)."""
+
+    rows: list[ModelScoreRow]
+    backtests: dict[str, pd.DataFrame]
+    served: dict[str, ServedRow]
+
+
 def run_lineup(
     storage: Storage,
     item: WatchItem,
@@ -128,34 +140,67 @@ def run_lineup(
     lstm_backtest: pd.DataFrame | None,
     lstm_ledger: live.Ledger,
     record_live: bool,
-) -> list[ModelScoreRow]:
+) -> Lineup:
     """Score every baseline beside the LSTM (backtest on the same days, live records), serve
-    each baseline's next forecast into its ledger (unless a backfill), and return the rows.
+    each baseline's next forecast (with its intervals) into its ledger unless this is a
+    backfill, and return the line-up.
 
     A baseline that cannot be fit or scored is left out of the line-up; it never fails the
-    ticker (the LSTM's forecast is what is served).
+    ticker.
     """
     rows: list[ModelScoreRow] = []
+    backtests: dict[str, pd.DataFrame] = {}
+    served: dict[str, ServedRow] = {}
     if lstm_backtest is not None and len(lstm_backtest):
-        rows.append(score_row(item.symbol, Record(LSTM, "backtest", lstm_backtest), serving=True))
+        backtests[LSTM] = lstm_backtest
+        rows.append(score_row(item.symbol, Record(LSTM, "backtest", lstm_backtest), serving=False))
     rows += [
-        score_row(item.symbol, record, serving=True)
+        score_row(item.symbol, record, serving=False)
         for record in live_records(LSTM, lstm_ledger, prices.index)
     ]
     days = list(lstm_backtest["date"]) if lstm_backtest is not None else []
     for kind in BASELINE_KINDS:
         try:
-            ledger, _ = live.score_served(
-                live.read_ledger(storage, item.symbol, kind), prices, as_of
-            )
-            if record_live:
-                served = serve_baseline(kind, item, prices, config, as_of)
-                ledger = live.record_served(ledger, served)
-                live.write_ledger(storage, item.symbol, ledger, kind)
+            ledger = live.read_ledger(storage, item.symbol, kind)
+            ledger, _ = live.score_served(ledger, prices, as_of)
             records = live_records(kind, ledger, prices.index)
             if days:
-                records.insert(0, baseline_backtest(kind, prices, days, config))
+                backtest = baseline_backtest(kind, prices, days, config)
+                backtests[kind] = backtest.frame
+                records.insert(0, backtest)
+            forecast = serve_baseline(kind, item, prices, config, as_of)
+            bands = served_bands(prices, forecast.forecast, backtests.get(kind), ledger.scored())
+            served[kind] = replace(forecast, **bands)
+            if record_live:
+                ledger = live.record_served(ledger, served[kind])
+                live.write_ledger(storage, item.symbol, ledger, kind)
         except ValueError:  # InsufficientDataError: too short a history for this baseline
             continue
         rows += [score_row(item.symbol, record, serving=False) for record in records]
-    return rows
+    return Lineup(rows, backtests, served)
+
+
+def choose_served(lineup: Lineup, choice: str) -> Selection:
+    """The model whose forecast is served: ``lstm`` (default), a baseline by name, or
+    ``auto`` (:func:`lstm_model.selection.select_model` on the same backtest days)."""
+    if choice == LSTM:
+        return Selection(LSTM, "")
+    if choice != "auto":
+        if choice in lineup.served:
+            return Selection(choice, f"serving {choice} as configured")
+        return Selection(LSTM, f"{choice} could not be fit; serving lstm")
+    candidates = {
+        kind: diebold_mariano(frame["actual"], frame["predicted"], frame["naive"])
+        for kind, frame in lineup.backtests.items()
+        if len(frame) >= 3
+    }
+    if not candidates:
+        return Selection(LSTM, "auto: no backtest to compare models on; serving lstm")
+    selection = select_model(candidates)
+    if selection.kind != LSTM and selection.kind not in lineup.served:
+        return Selection(LSTM, f"{selection.reason}; {selection.kind} unavailable, serving lstm")
+    return selection
+
+
+def mark_serving(rows: list[ModelScoreRow], kind: str) -> list[ModelScoreRow]:
+    return [replace(row, serving=row.model == kind) for row in rows]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from closecast.choices import REQUESTED_MODES, RequestedMode
+from closecast.choices import REQUESTED_MODES, SERVE_CHOICES, RequestedMode
 from closecast.locks import held
 from closecast.pipeline.decisions import RetrainPolicy
 from closecast.storage import Storage, open_storage
@@ -43,6 +43,7 @@ class RunOptions:
     credentials_block: str | None = None
     lease_wait_seconds: float = 900.0
     lease_ttl_seconds: float = 300.0
+    serve: str = "lstm"
 
     def __post_init__(self) -> None:
         if self.mode not in REQUESTED_MODES:
@@ -60,6 +61,8 @@ class RunOptions:
             )
         if not self.lease_wait_seconds >= 0:
             raise ValueError(f"lease_wait_seconds must be >= 0, got {self.lease_wait_seconds}")
+        if self.serve not in SERVE_CHOICES:
+            raise ValueError(f"serve {self.serve!r} is not one of {', '.join(SERVE_CHOICES)}")
         if not self.lease_ttl_seconds > 0:
             raise ValueError(f"lease_ttl_seconds must be > 0, got {self.lease_ttl_seconds}")
         self.model_config()  # fail fast on an unknown preset or a bad override

@@ -34,7 +34,13 @@ from closecast.pipeline.decisions import (
     judge_candidate,
 )
 from closecast.pipeline.evaluation import Evaluation
-from closecast.pipeline.lineup import BASELINE_KINDS, run_lineup
+from closecast.pipeline.lineup import (
+    BASELINE_KINDS,
+    LSTM,
+    choose_served,
+    mark_serving,
+    run_lineup,
+)
 from closecast.pipeline.options import RunOptions
 from closecast.pipeline.registry import (
     BacktestScore,
@@ -588,15 +594,11 @@ def plan_ticker(
 def finish_ticker(
     plan: Plan, scope: RunScope, options: RunOptions, storage: Storage
 ) -> TickerOutcome:
-    """Steps 5-7: register, serve and record the forecast, publish the ticker's objects."""
+    """Steps 5-8: register, serve and record the forecast, publish the ticker's objects,
+    score the line-up and choose which model's forecast is served."""
     item, produced, as_of = plan.item, plan.produced, scope.run_date
     assert produced is not None
     registered = register(storage, item.symbol, as_of, produced, plan.view, options.preset)
-    state_keys = [catalog.prices_key(item.symbol)]
-    if not plan.decision.backfill:
-        state_keys.append(catalog.served_key(item.symbol))
-    if produced.promoted:
-        state_keys.append(catalog.champion_key(item.symbol))
     backtest_predictions = produced.backtest_predictions
     if backtest_predictions is None:
         backtest_predictions = read_backtest(storage, item.symbol, registered.lineage)
@@ -626,8 +628,44 @@ def finish_ticker(
     keys = registered.keys + publish_ticker_objects(
         storage, item, scope, backtest_predictions, ledger, plan.prices, title
     )
-    forecast = ForecastRow(
-        ticker=item.symbol,
+    lineup = run_lineup(
+        storage,
+        item,
+        plan.prices,
+        options.model_config(),
+        as_of,
+        lstm_backtest=backtest_predictions,
+        lstm_ledger=ledger,
+        record_live=not plan.decision.backfill,
+    )
+    selection = choose_served(lineup, item.serve or options.serve)
+    chosen = served if selection.kind == LSTM else lineup.served[selection.kind]
+    validation = validation_columns(plan.fetch_report, plan.report.to_dict())
+    if ledger.warning:
+        validation["warnings"] = "; ".join(filter(None, [validation["warnings"], ledger.warning]))
+    metrics = metrics_row(
+        item, plan.prices, produced, registered, scores, plan.scored_now, model_seconds, validation
+    )
+    metrics = replace(
+        metrics,
+        served_model=selection.kind,
+        mode_reason="; ".join(filter(None, [metrics.mode_reason, selection.reason])),
+        **significance_columns(backtest_predictions, ledger, registered.lineage),
+    )
+    return TickerOutcome(
+        metrics,
+        forecast_row(chosen),
+        scores,
+        mark_serving(lineup.rows, selection.kind),
+        keys,
+        _state_keys(storage, item, plan, produced),
+    )
+
+
+def forecast_row(served: ServedRow) -> ForecastRow:
+    """The forecasts table's row for the forecast that was served (any model's)."""
+    return ForecastRow(
+        ticker=served.ticker,
         data_end=served.data_end,
         target_date=served.target_date,
         forecast=served.forecast,
@@ -639,33 +677,22 @@ def finish_ticker(
         upper_80=served.upper_80,
         lower_95=served.lower_95,
         upper_95=served.upper_95,
+        model=served.model,
     )
-    validation = validation_columns(plan.fetch_report, plan.report.to_dict())
-    if ledger.warning:
-        validation["warnings"] = "; ".join(filter(None, [validation["warnings"], ledger.warning]))
-    metrics = metrics_row(
-        item, plan.prices, produced, registered, scores, plan.scored_now, model_seconds, validation
-    )
-    metrics = replace(
-        metrics, **significance_columns(backtest_predictions, ledger, registered.lineage)
-    )
-    lineup = run_lineup(
-        storage,
-        item,
-        plan.prices,
-        options.model_config(),
-        as_of,
-        lstm_backtest=backtest_predictions,
-        lstm_ledger=ledger,
-        record_live=not plan.decision.backfill,
-    )
+
+
+def _state_keys(storage: Storage, item: WatchItem, plan: Plan, produced: Produced) -> list[str]:
+    """The per-ticker state this run read or changed, for the manifest."""
+    keys = [catalog.prices_key(item.symbol)]
+    if produced.promoted:
+        keys.append(catalog.champion_key(item.symbol))
     if not plan.decision.backfill:
-        state_keys += [
+        keys += [
             catalog.served_key(item.symbol, kind)
-            for kind in BASELINE_KINDS
+            for kind in (LSTM, *BASELINE_KINDS)
             if storage.exists(catalog.served_key(item.symbol, kind))
         ]
-    return TickerOutcome(metrics, forecast, scores, lineup, keys, state_keys)
+    return keys
 
 
 def forecast_tickers(

@@ -1,0 +1,89 @@
+"""The line-up: baselines behind the LSTM's interface, scored by the same code on the same
+days, with their own live records; and the choice of which model's forecast is served."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+
+import pytest
+
+from closecast import catalog
+from closecast.catalog import RunScope
+from closecast.pipeline.fetch import fetch_and_store
+from closecast.pipeline.lineup import BASELINE_KINDS
+from closecast.pipeline.live import read_ledger
+from closecast.pipeline.options import RunOptions
+from closecast.pipeline.ticker import forecast_ticker
+from closecast.sources import SampleSource
+from closecast.watchlist import WatchItem, WatchlistError, parse_watchlist
+
+DAYS = [date(2020, 12, 9), date(2020, 12, 10)]
+
+
+def _run(options: RunOptions, item: WatchItem, day: date):
+    fetch_and_store(item, day, options.open_storage(), SampleSource())
+    return forecast_ticker(item, RunScope(day, "lineup"), options)
+
+
+def test_every_model_is_scored_on_the_same_days_and_serves_into_its_own_ledger(tmp_path):
+    options = RunOptions(storage_root=str(tmp_path), preset="fast")
+    item = WatchItem("QQQ", "etf")
+    outcomes = [_run(options, item, day) for day in DAYS]
+    rows = outcomes[-1].model_scores
+    backtests = {r.model: r for r in rows if r.record == "backtest"}
+    assert set(backtests) == {"lstm", *BASELINE_KINDS}
+    # The same hold-out days for every model: the serving lineage's.
+    assert {(r.n, r.first_date, r.last_date) for r in backtests.values()} == {
+        (outcomes[-1].metrics.backtest_n, outcomes[-1].metrics.backtest_start,
+         outcomes[-1].metrics.backtest_end)
+    }  # fmt: skip
+    assert backtests["lstm"].u2 == pytest.approx(outcomes[-1].metrics.backtest_u2)
+    assert backtests["naive"].u2 == pytest.approx(1.0)
+    # Each baseline served a forecast each day; day 2 scored day 1's.
+    storage = options.open_storage()
+    for kind in BASELINE_KINDS:
+        ledger = read_ledger(storage, "QQQ", kind)
+        assert [r.served_on for r in ledger.rows] == DAYS
+        assert ledger.rows[0].actual is not None and ledger.rows[0].model == kind
+        assert ledger.rows[-1].lower_80 < ledger.rows[-1].forecast < ledger.rows[-1].upper_80
+    live = {r.model: r for r in rows if r.record == "live_20d"}
+    assert live["drift"].n == 1
+    # By default the LSTM serves, and says so everywhere.
+    assert outcomes[-1].forecast.model == "lstm" == outcomes[-1].metrics.served_model
+    assert [r.model for r in rows if r.serving] == ["lstm"] * 3
+
+
+@pytest.mark.parametrize(("serve", "expected"), [("drift", "drift"), ("auto", "naive")])
+def test_a_ticker_can_serve_another_model_and_mode_reason_says_why(tmp_path, serve, expected):
+    options = RunOptions(storage_root=str(tmp_path), preset="fast")
+    item = WatchItem("QQQ", "etf", serve=serve)
+    outcome = _run(options, item, DAYS[0])
+    assert outcome.forecast.model == expected == outcome.metrics.served_model
+    drift_ledger = read_ledger(options.open_storage(), "QQQ", expected)
+    assert outcome.forecast.forecast == drift_ledger.rows[-1].forecast
+    if serve == "auto":
+        # On a near random walk nothing beats naive with evidence: auto serves naive.
+        assert "no model beats naive with evidence" in outcome.metrics.mode_reason
+    else:
+        assert "serving drift as configured" in outcome.metrics.mode_reason
+    assert {r.model for r in outcome.model_scores if r.serving} == {expected}
+
+
+def test_the_run_setting_applies_unless_the_watchlist_entry_says_otherwise(tmp_path):
+    options = replace(RunOptions(storage_root=str(tmp_path), preset="fast"), serve="naive")
+    outcome = _run(options, WatchItem("QQQ", "etf"), DAYS[0])
+    assert outcome.forecast.model == "naive"
+    assert outcome.forecast.forecast == outcome.forecast.naive
+    assert catalog.served_key("QQQ", "naive").endswith("naive.parquet")
+
+
+def test_a_watchlist_entry_may_name_the_model_it_serves() -> None:
+    items = parse_watchlist(
+        "tickers:\n  - {symbol: AAPL, asset_class: stock, serve: auto}\n", origin="w.yaml"
+    )
+    assert items[0].serve == "auto"
+    with pytest.raises(WatchlistError, match="serve 'gru' is not one of"):
+        parse_watchlist(
+            "tickers:\n  - {symbol: AAPL, asset_class: stock, serve: gru}\n", origin="w.yaml"
+        )
