@@ -37,7 +37,6 @@ KILLER = textwrap.dedent(
     import os, signal, sys
     from datetime import date
     from closecast.storage.local import LocalStorage
-from closecast.storage.s3 import S3Storage
     pattern, nth, root = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     seen = 0
     original = LocalStorage.write_bytes
