@@ -181,7 +181,7 @@ class Plan:
     view: ChampionView
     decision: ModeDecision
     fetch_report: dict[str, Any]
-    began: float
+    plan_seconds: float  # loading the champion and deciding (this ticker's own time)
     backtest: training.Backtest | None = None
     produced: Produced | None = None
     error: str | None = None
@@ -259,9 +259,11 @@ def _refit(plans: list[Plan]) -> None:
             plan.error = f"{type(model).__name__}: {model}"
             continue
         assert plan.backtest is not None
+        banding = time.perf_counter()
         banded = backtest_with_bands(
             plan.backtest.model, plan.prices, plan.backtest.evaluation.predictions
         )
+        band_seconds = time.perf_counter() - banding
         plan.produced = Produced(
             model=model,
             mode="retrain",
@@ -271,7 +273,7 @@ def _refit(plans: list[Plan]) -> None:
             backtest_predictions=banded,
             new_version=True,
             promoted=not plan.decision.backfill,
-            seconds=plan.backtest.seconds + share,
+            seconds=plan.backtest.seconds + share + band_seconds,
             epochs=int(model.meta.get("epochs_run", 0)),
             n_train=int(model.meta.get("n_train", len(plan.prices))),
         )
@@ -588,7 +590,17 @@ def plan_ticker(
     if not decision.backfill:
         # The live record is written before training: scores never depend on what follows.
         live.write_ledger(storage, item.symbol, ledger)
-    return Plan(item, prices, report, ledger, scored_now, view, decision, fetch_report or {}, began)
+    return Plan(
+        item,
+        prices,
+        report,
+        ledger,
+        scored_now,
+        view,
+        decision,
+        fetch_report or {},
+        time.perf_counter() - began,
+    )
 
 
 def finish_ticker(
@@ -598,6 +610,7 @@ def finish_ticker(
     score the line-up and choose which model's forecast is served."""
     item, produced, as_of = plan.item, plan.produced, scope.run_date
     assert produced is not None
+    began = time.perf_counter()
     registered = register(storage, item.symbol, as_of, produced, plan.view, options.preset)
     backtest_predictions = produced.backtest_predictions
     if backtest_predictions is None:
@@ -616,7 +629,9 @@ def finish_ticker(
     if not plan.decision.backfill:
         ledger = live.record_served(ledger, served)
         live.write_ledger(storage, item.symbol, ledger)
-    model_seconds = time.perf_counter() - plan.began
+    # This ticker's own model work: deciding, its share of the chunk's training, storing the
+    # version and serving (its chunk-mates' work is not counted).
+    model_seconds = plan.plan_seconds + produced.seconds + time.perf_counter() - began
     scores = live.live_score_rows(
         ledger,
         ticker=item.symbol,

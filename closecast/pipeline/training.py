@@ -67,7 +67,6 @@ def backtest_many(prices: Sequence[pd.Series], config: ModelConfig) -> list[Back
     todo = [i for i, split in enumerate(splits) if not isinstance(split, Exception)]
     began = time.perf_counter()
     models = batch.fit_many([splits[i][0] for i in todo], config, return_exceptions=True)
-    seconds = (time.perf_counter() - began) / max(len(todo), 1)
     fitted = {i: m for i, m in zip(todo, models, strict=True)}
     scored = [i for i in todo if not isinstance(fitted[i], Exception)]
     for i in scored:
@@ -76,6 +75,7 @@ def backtest_many(prices: Sequence[pd.Series], config: ModelConfig) -> list[Back
         [fitted[i] for i in scored], [prices[i] for i in scored], [splits[i][1] for i in scored]
     )
     by_index = dict(zip(scored, predictions, strict=True))
+    seconds = (time.perf_counter() - began) / max(len(todo), 1)  # each one's share, scored
     for i, split in enumerate(splits):
         if isinstance(split, Exception):
             results.append(split)
