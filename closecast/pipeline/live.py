@@ -122,7 +122,9 @@ def score_served(ledger: Ledger, prices: pd.Series, run_date: date) -> tuple[Led
     if prices.empty:
         return ledger, 0
     last = prices.index[-1].date()
-    by_date = {ts.date(): float(value) for ts, value in prices.items()}
+    pending = [row.target_date for row in ledger.rows if row.scored_on is None]
+    found = prices.reindex(pd.DatetimeIndex(pending)).dropna() if pending else prices.iloc[:0]
+    by_date = {ts.date(): float(value) for ts, value in found.items()}
     scored = 0
     rows = []
     for row in ledger.rows:
