@@ -471,6 +471,10 @@ def _train_group(jobs: list[_Job], spec: _Spec) -> list[_Outcome]:
 
     from lstm_model import grouped
     from lstm_model.interrupt import raise_if_stopped
+    from lstm_model.progress import Throttle
+    from lstm_model.progress import logger as progress_logger
+
+    throttle = Throttle()
 
     started = time.perf_counter()
     n = len(jobs[0].targets)
@@ -510,6 +514,15 @@ def _train_group(jobs: list[_Job], spec: _Spec) -> list[_Outcome]:
             loss_sum += loss * len(batch)  # Keras averages batch losses weighted by size
             step += 1
         val_loss = grouped.mse(params, vx, vy) if has_val else None
+        if throttle.due():
+            progress_logger.info(
+                "training %d networks together: epoch %d, %d still training, mean loss %.4g, %.0fs",
+                len(jobs),
+                epoch + 1,
+                len(rows),
+                float(np.mean(loss_sum / n)),
+                throttle.elapsed,
+            )
         current = [p.numpy() for p in params]
         share = (time.perf_counter() - epoch_started) / len(rows)
         keep = []

@@ -154,9 +154,11 @@ def _train_keras(
     """Keras ``fit`` on the training windows, early-stopped on the validation slice if any."""
     from lstm_model.interrupt import raise_if_stopped, stop_callback
     from lstm_model.model import EpochTimer
+    from lstm_model.progress import keras_progress
 
     timer = EpochTimer()
-    callbacks: list[Any] = [timer, stop_callback()]
+    what = f"training on {data.n_fit} windows"
+    callbacks: list[Any] = [timer, stop_callback(), keras_progress(what, config.epochs)]
     if data.n_val and config.early_stopping_patience is not None:
         import keras
 

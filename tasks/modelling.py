@@ -3,8 +3,10 @@ serve the next forecasts and publish each ticker's run objects."""
 
 from __future__ import annotations
 
+import logging
 import threading
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -26,6 +28,37 @@ def _training_lock() -> threading.Lock:
     """This process's training lock. Tasks reach it through a function because process and
     Dask runners pickle the task, and a function pickles by reference while a lock cannot."""
     return _TENSORFLOW_LOCK
+
+
+class _ToRunLogger(logging.Handler):
+    """Forwards the ML core's progress records, from this task's thread only, to the task's
+    Prefect run logger (so they reach the UI and the terminal under the right task run)."""
+
+    def __init__(self, run_logger: Any) -> None:
+        super().__init__(logging.INFO)
+        self.run_logger = run_logger
+        self.thread = threading.get_ident()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            self.run_logger.log(record.levelno, record.getMessage())
+
+
+@contextmanager
+def training_progress_to(run_logger: Any) -> Iterator[None]:
+    """Forward ``lstm_model.progress`` (epochs, loss, elapsed) to ``run_logger`` meanwhile."""
+    source = logging.getLogger("lstm_model.progress")
+    handler = _ToRunLogger(run_logger)
+    previous = source.level, source.propagate
+    source.setLevel(logging.INFO)
+    source.propagate = False  # the run logger prints it already
+    source.addHandler(handler)
+    try:
+        yield
+    finally:
+        source.removeHandler(handler)
+        source.setLevel(previous[0])
+        source.propagate = previous[1]
 
 
 def _fmt(value: float | None) -> str:
@@ -60,7 +93,7 @@ def forecast_chunk(
         for item in items:
             key = catalog.ticker_lease_key(item.symbol)
             leases.enter_context(options.lease(key, f"ticker {item.symbol}"))
-        with _training_lock():
+        with _training_lock(), training_progress_to(logger):
             try:
                 outcomes = ticker.forecast_tickers(items, scope, options, fetch_reports)
             finally:

@@ -56,6 +56,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _print_training_progress() -> None:
+    """Show the ML core's progress lines (epochs, loss, elapsed) on the terminal."""
+    import logging
+
+    progress = logging.getLogger("lstm_model.progress")
+    if not progress.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("  %(message)s"))
+        progress.addHandler(handler)
+        progress.setLevel(logging.INFO)
+        progress.propagate = False
+
+
 def _fail(message: str) -> int:
     print(f"closecast tutorial: error: {message}", file=sys.stderr)
     return 2
@@ -86,6 +99,12 @@ def run(args: argparse.Namespace) -> int:
     from closecast.plots import plot_predictions
     from lstm_model.tutorial import run_tutorial
 
+    _print_training_progress()
+    print(
+        f"Training the {args.preset} network on {args.csv} (up to {config.epochs} epochs); "
+        "progress every few seconds:",
+        flush=True,
+    )
     try:
         result = run_tutorial(prices, config)
     except InsufficientDataError as exc:
