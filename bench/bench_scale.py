@@ -16,8 +16,9 @@ measures, each in its own process (so peak RSS is the run's own):
   best epoch, and the next-day forecast;
 * **warm day**, one new trading day: every refit model fine-tuned on it (5 epochs, learning
   rate 1e-4, as the pipeline's defaults), re-scored on the test period and forecast;
-* per-phase seconds (train, evaluate, forecast; and on a sample of tickers, saving the model,
-  the predictions Parquet and the plot into a temporary local storage root);
+* per-phase seconds (train, evaluate, forecast; and on a sample of tickers, the fetch into the
+  Parquet price store, saving the model, the predictions Parquet and the plot into a
+  temporary local storage root);
 * peak RSS of the batched cold run for ``--tickers`` tickers and for 4;
 * U2 of both paths on the shipped histories themselves (same seeds).
 
@@ -180,18 +181,47 @@ def warm_day(models: list, series: list[pd.Series], config: ModelConfig, batched
     return phases
 
 
+def _write_yahoo_csv(path: Path, prices: pd.Series) -> None:
+    frame = pd.DataFrame(
+        {
+            "Date": prices.index.strftime("%Y-%m-%d"),
+            "Open": prices.to_numpy(),
+            "High": prices.to_numpy(),
+            "Low": prices.to_numpy(),
+            "Close": prices.to_numpy(),
+            "Adj Close": prices.to_numpy(),
+            "Volume": 1000,
+        }
+    )
+    frame.to_csv(path, index=False)
+
+
 def publish_sample(models: list, series: list[pd.Series], config: ModelConfig) -> dict:
-    """Seconds per ticker to save the model, write the predictions Parquet and the plot into
-    a temporary local storage root (measured on the given sample)."""
-    from closecast.plots import plot_predictions
+    """Seconds per ticker, on the given sample, for the pipeline's I/O around training: the
+    fetch (a Yahoo CSV read, validated and merged into the Parquet price store), saving the
+    model, the predictions Parquet and the per-ticker plot (the pipeline's two-panel figure),
+    all into a temporary local storage root."""
+    from closecast.pipeline.fetch import fetch_and_store
+    from closecast.plots import plot_ticker
+    from closecast.sources import CsvDirSource
     from closecast.storage import open_storage
     from closecast.storage.io import write_figure, write_parquet
+    from closecast.watchlist import WatchItem
 
-    totals = dict.fromkeys(("save model", "parquet", "plot"), 0.0)
+    totals = dict.fromkeys(("fetch", "save model", "parquet", "plot"), 0.0)
     with tempfile.TemporaryDirectory() as root:
         storage = open_storage(root)
+        csv_dir = Path(root) / "csv"
+        csv_dir.mkdir()
+        for prices in series:
+            _write_yahoo_csv(csv_dir / f"{prices.name}.csv", prices)
+        source = CsvDirSource(str(csv_dir))
         for model, prices in zip(models, series, strict=True):
             _, test = split_by_date(prices, config.test_size)
+            tf = time.perf_counter()
+            fetch_and_store(
+                WatchItem(str(prices.name), "stock"), prices.index[-1].date(), storage, source
+            )
             t0 = time.perf_counter()
             model.save(Path(root) / "models" / str(prices.name))
             t1 = time.perf_counter()
@@ -207,9 +237,10 @@ def publish_sample(models: list, series: list[pd.Series], config: ModelConfig) -
             t2 = time.perf_counter()
             write_parquet(storage, f"predictions/{prices.name}.parquet", frame)
             t3 = time.perf_counter()
-            figure = plot_predictions(frame, title=str(prices.name), train_end=None)
+            figure = plot_ticker(frame, None, title=str(prices.name))
             write_figure(storage, f"plots/{prices.name}.png", figure)
             t4 = time.perf_counter()
+            totals["fetch"] += t0 - tf
             totals["save model"] += t1 - t0
             totals["parquet"] += t3 - t2
             totals["plot"] += t4 - t3
@@ -367,7 +398,7 @@ def report(args: argparse.Namespace, base: dict, many: dict, small: dict, agree:
         print(
             f"| . warm {phase} (s) | ~{per_warm[phase] * n:.1f} | {many['warm'][phase]:.1f} | | |"
         )
-    for phase in ("save model", "parquet", "plot"):
+    for phase in ("fetch", "save model", "parquet", "plot"):
         print(
             f"| . publish: {phase}, {n} tickers (s, from {args.publish_sample}) | "
             f"~{base['publish'][phase] * n:.1f} | ~{many['publish'][phase] * n:.1f} | | |"
