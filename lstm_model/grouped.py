@@ -27,7 +27,12 @@ import functools
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
+
+from lstm_model.quiet import quiet_tensorflow
+
+quiet_tensorflow()  # before TensorFlow's first import: its C++ log lines are not for users
+
+import tensorflow as tf  # noqa: E402
 
 # Keras' Adam defaults, which build_model/compile_model use.
 BETA_1 = 0.9

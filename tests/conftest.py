@@ -12,7 +12,7 @@ from typing import NamedTuple
 import pytest
 
 # Quiet TensorFlow's C++ start-up chatter; must be set before TensorFlow is imported.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 
