@@ -214,6 +214,18 @@ def test_watchlists_share_storage_and_partial_reruns_touch_only_their_ticker(tmp
     assert first_stocks != after[catalog.METRICS.key(RunScope(day, "stocks"))]
     assert not any(k.startswith(("models/BTC-USD", "served/ticker=BTC")) for k in changed)
 
+    # A bare `--tickers GOOG` rerun (filed under `adhoc`) touches only GOOG's state and the
+    # adhoc outputs; every other object, stocks' and crypto's included, is as it was.
+    before = snapshot(storage)
+    state = daily_forecast(tickers=["GOOG"], **common)
+    assert state.is_completed(), state.message
+    after = snapshot(storage)
+    changed = {k for k in after if before.get(k) != after[k]} | (before.keys() - after.keys())
+    adhoc = tuple(catalog.run_prefixes(RunScope(day, "adhoc")))
+    assert changed and all("GOOG" in key or key.startswith(adhoc) for key in changed), changed
+    check_scope(storage, RunScope(day, "stocks"), ["AAPL", "QQQ"])
+    check_scope(storage, RunScope(day, "crypto"), ["BTC-USD"])
+
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_daily_run_into_loopback_s3(s3_env, s3_root) -> None:
