@@ -177,6 +177,11 @@ def backtest_key(ticker: str, version: str) -> str:
     return f"{model_prefix(ticker, version)}/backtest.parquet"
 
 
+def backtest_path_key(ticker: str, version: str) -> str:
+    """The multi-step hold-out forecasts (long form: origin, step, date, ...) of a retrain."""
+    return f"{model_prefix(ticker, version)}/backtest_path.parquet"
+
+
 def champion_key(ticker: str) -> str:
     """The pointer to the version serving the ticker's forecasts."""
     return f"models/{ticker}/champion.json"

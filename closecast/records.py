@@ -109,6 +109,7 @@ class ForecastRow:
     lower_95: float | None = None
     upper_95: float | None = None
     model: str = "lstm"  # which model's forecast this is (the serve setting, or auto)
+    step: int = 1  # trading days ahead: 1 is the next trading day, up to the run's horizon
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ class ServedRow:
     trained_through: date
     served_on: date  # the run date that served it
     model: str = "lstm"  # the model kind that made it (baselines keep their own ledgers)
+    step: int = 1  # trading days ahead of data_end (naive: the price on data_end)
     actual: float | None = None
     scored_on: date | None = None
     lower_80: float | None = None
@@ -151,6 +153,7 @@ class LiveScoreRow:
     backtest_u2: float | None  # the serving lineage's backtest U2, for comparison
     coverage_80: float | None = None  # share of scored days inside the served 80% interval
     coverage_95: float | None = None
+    step: int = 1  # forecasts made this many trading days before their target
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,7 @@ class ModelScoreRow:
     dm_stat: float | None  # Diebold-Mariano (HLN) against the naive forecast
     dm_p: float | None  # one-sided: the model beats naive
     serving: bool = False  # the model whose forecast this run served
+    step: int = 1  # forecast horizon in trading days (naive: the last known price)
 
 
 @dataclass(frozen=True)

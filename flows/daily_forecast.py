@@ -131,6 +131,7 @@ def daily_forecast(
     workers: int = 2,
     chunk_size: int = 100,
     serve: Literal["lstm", "naive", "drift", "seasonal_naive", "auto"] = "lstm",
+    horizon: int = 1,
     dask_address: str | None = None,
     create_bucket: bool = False,
     credentials_block: str | None = None,
@@ -165,6 +166,9 @@ def daily_forecast(
         serve: Which model's forecast is served: ``lstm``, a baseline, or ``auto`` (the model
             that beats naive with evidence on the backtest days, else naive); a watchlist
             entry's ``serve`` overrides it for that ticker.
+        horizon: Trading days ahead to forecast (1..10): one forecast per day of the ticker's
+            own calendar, each scored against the naive forecast for that horizon (the last
+            known price).
         chunk_size: Most tickers trained together in one task (one traced graph per
             configuration and process serves them all; see docs/scaling.md).
         dask_address: An existing Dask scheduler for ``dask``; a local cluster when None.
@@ -202,6 +206,7 @@ def daily_forecast(
         lease_wait_seconds=lease_wait_seconds,
         lease_ttl_seconds=lease_ttl_seconds,
         serve=serve,
+        horizon=horizon,
     )
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")

@@ -76,7 +76,7 @@ def publish_run_outputs(
     rows = RunRows(
         {
             catalog.METRICS.name: [o.metrics for o in outcomes],
-            catalog.FORECASTS.name: [o.forecast for o in outcomes if o.forecast],
+            catalog.FORECASTS.name: [f for o in outcomes for f in o.forecasts],
             catalog.LIVE_SCORES.name: [s for o in outcomes for s in o.live_scores],
             catalog.MODEL_SCORES.name: [s for o in outcomes for s in o.model_scores],
         }

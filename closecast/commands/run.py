@@ -97,6 +97,12 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         "overrides it",
     )
     parser.add_argument(
+        "--horizon",
+        type=int,
+        default=1,
+        help="trading days ahead to forecast (1..10), each scored against its own naive forecast",
+    )
+    parser.add_argument(
         "--chunk-size",
         type=int,
         default=100,
@@ -172,6 +178,8 @@ def check_configuration(args: argparse.Namespace) -> list[str]:
             problems.append(f"--preset/--epochs: {exc}")
     if args.workers < 1:
         problems.append(f"--workers: must be at least 1, got {args.workers}")
+    if not 1 <= args.horizon <= 10:
+        problems.append(f"--horizon: must be 1..10, got {args.horizon}")
     if args.chunk_size < 1:
         problems.append(f"--chunk-size: must be at least 1, got {args.chunk_size}")
     try:
@@ -223,6 +231,7 @@ def flow_parameters(args: argparse.Namespace) -> dict[str, Any]:
         "workers": args.workers,
         "chunk_size": args.chunk_size,
         "serve": args.serve,
+        "horizon": args.horizon,
         "dask_address": args.dask_address,
         "create_bucket": args.create_bucket,
         "credentials_block": args.credentials_block,

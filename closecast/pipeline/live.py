@@ -44,11 +44,14 @@ class Ledger:
     rows: tuple[ServedRow, ...]
     warning: str | None = None  # set when an unreadable ledger was set aside
 
-    def scored(self, lineage: str | None = None) -> list[ServedRow]:
+    def scored(self, lineage: str | None = None, step: int | None = 1) -> list[ServedRow]:
+        """Scored rows, of one lineage (None: any) and one step ahead (None: every step)."""
         return [
             row
             for row in self.rows
-            if row.actual is not None and (lineage is None or row.lineage == lineage)
+            if row.actual is not None
+            and (lineage is None or row.lineage == lineage)
+            and (step is None or row.step == step)
         ]
 
 
@@ -138,14 +141,14 @@ def score_served(ledger: Ledger, prices: pd.Series, run_date: date) -> tuple[Led
 
 
 def record_served(ledger: Ledger, served: ServedRow) -> Ledger:
-    """Add a served forecast, replacing an unscored one for the same target date.
+    """Add a served forecast, replacing an unscored one for the same target date and step.
 
     Raises:
         ValueError: The target date was already scored (a run dated after it served it).
     """
     kept = []
     for row in ledger.rows:
-        if row.target_date == served.target_date:
+        if (row.target_date, row.step) == (served.target_date, served.step):
             if row.scored_on is not None:
                 raise ValueError(
                     f"{served.ticker}: the forecast for {served.target_date} was already "
@@ -154,7 +157,9 @@ def record_served(ledger: Ledger, served: ServedRow) -> Ledger:
             continue
         kept.append(row)
     kept.append(served)
-    return dataclasses.replace(ledger, rows=tuple(sorted(kept, key=lambda r: r.target_date)))
+    return dataclasses.replace(
+        ledger, rows=tuple(sorted(kept, key=lambda r: (r.target_date, r.step)))
+    )
 
 
 @dataclass(frozen=True)
@@ -191,12 +196,15 @@ def live_stats(rows: Sequence[ServedRow]) -> LiveStats:
     )
 
 
-def window_rows(ledger: Ledger, price_dates: pd.DatetimeIndex, window: int) -> list[ServedRow]:
-    """Scored rows whose target date is among the last ``window`` dates of the history."""
+def window_rows(
+    ledger: Ledger, price_dates: pd.DatetimeIndex, window: int, step: int = 1
+) -> list[ServedRow]:
+    """Scored ``step``-ahead rows whose target date is among the last ``window`` dates of
+    the history."""
     if len(price_dates) == 0:
         return []
     since = price_dates[-min(window, len(price_dates))].date()
-    return [row for row in ledger.scored() if row.target_date >= since]
+    return [row for row in ledger.scored(step=step) if row.target_date >= since]
 
 
 def live_score_rows(
@@ -206,10 +214,27 @@ def live_score_rows(
     price_dates: pd.DatetimeIndex,
     lineage: str,
     backtest_u2: float | None,
+    horizon: int = 1,
 ) -> list[LiveScoreRow]:
-    """The published live record of one ticker: trailing windows and the serving lineage."""
-    selections = {f"{w}d": window_rows(ledger, price_dates, w) for w in TRAILING_WINDOWS}
-    selections["lineage"] = ledger.scored(lineage)
+    """The published live record of one ticker: trailing windows and the serving lineage,
+    per step ahead up to ``horizon`` (each step scored against its own naive forecast, the
+    last price known when it was made)."""
+    rows = []
+    for step in range(1, horizon + 1):
+        rows += _live_score_rows(ledger, ticker, price_dates, lineage, backtest_u2, step)
+    return rows
+
+
+def _live_score_rows(
+    ledger: Ledger,
+    ticker: str,
+    price_dates: pd.DatetimeIndex,
+    lineage: str,
+    backtest_u2: float | None,
+    step: int,
+) -> list[LiveScoreRow]:
+    selections = {f"{w}d": window_rows(ledger, price_dates, w, step) for w in TRAILING_WINDOWS}
+    selections["lineage"] = ledger.scored(lineage, step)
     rows = []
     for window, selected in selections.items():
         stats = live_stats(selected)
@@ -236,9 +261,10 @@ def live_score_rows(
                 u2=stats.u2,
                 mae=stats.mae,
                 directional_accuracy=stats.directional_accuracy,
-                backtest_u2=backtest_u2,
+                backtest_u2=backtest_u2 if step == 1 else None,
                 coverage_80=coverage_80,
                 coverage_95=coverage_95,
+                step=step,
             )
         )
     return rows
@@ -247,7 +273,7 @@ def live_score_rows(
 def served_frame(ledger: Ledger) -> pd.DataFrame:
     """Every served forecast as ``target_date, actual, forecast, naive`` (actual NaN while
     pending), for plots."""
-    rows = ledger.rows
+    rows = [row for row in ledger.rows if row.step == 1]
     nan = float("nan")
     frame = pd.DataFrame(
         {

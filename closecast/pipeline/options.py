@@ -19,6 +19,10 @@ MAX_EPOCHS = 10_000
 train for days and hold its leases all that time."""
 
 
+MAX_HORIZON = 10
+"""Most trading days ahead a run forecasts."""
+
+
 def epoch_overrides(epochs: int | None) -> tuple[tuple[str, Any], ...]:
     """The ``overrides`` for an optional ``--epochs``/``epochs`` setting."""
     return (("epochs", epochs),) if epochs is not None else ()
@@ -44,6 +48,7 @@ class RunOptions:
     lease_wait_seconds: float = 900.0
     lease_ttl_seconds: float = 300.0
     serve: str = "lstm"
+    horizon: int = 1
 
     def __post_init__(self) -> None:
         if self.mode not in REQUESTED_MODES:
@@ -61,6 +66,8 @@ class RunOptions:
             )
         if not self.lease_wait_seconds >= 0:
             raise ValueError(f"lease_wait_seconds must be >= 0, got {self.lease_wait_seconds}")
+        if not isinstance(self.horizon, int) or not 1 <= self.horizon <= MAX_HORIZON:
+            raise ValueError(f"horizon must be an integer in 1..{MAX_HORIZON}, got {self.horizon}")
         if self.serve not in SERVE_CHOICES:
             raise ValueError(f"serve {self.serve!r} is not one of {', '.join(SERVE_CHOICES)}")
         if not self.lease_ttl_seconds > 0:

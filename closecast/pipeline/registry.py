@@ -236,6 +236,21 @@ def _prediction_row(record: dict[str, Any]) -> PredictionRow:
     return PredictionRow(**{k: v for k, v in record.items() if k in names})
 
 
+def save_backtest_path(storage: Storage, ticker: str, version: str, path: pd.DataFrame) -> str:
+    """Store a retrained version's multi-step hold-out forecasts beside it."""
+    key = catalog.backtest_path_key(ticker, version)
+    write_parquet(storage, key, path)
+    return key
+
+
+def read_backtest_path(storage: Storage, ticker: str, lineage: str) -> pd.DataFrame | None:
+    """A lineage's multi-step hold-out forecasts, if stored."""
+    try:
+        return read_parquet(storage, catalog.backtest_path_key(ticker, lineage)).to_pandas()
+    except ObjectNotFoundError:
+        return None
+
+
 def read_backtest(storage: Storage, ticker: str, lineage: str) -> pd.DataFrame | None:
     """A lineage's hold-out predictions (date, actual, predicted, naive), if stored."""
     try:

@@ -49,10 +49,12 @@ from closecast.pipeline.registry import (
     load_model,
     next_version,
     read_backtest,
+    read_backtest_path,
     read_champion,
     remove_incomplete_versions,
     remove_orphaned_temp_dirs,
     save_backtest,
+    save_backtest_path,
     save_model,
     write_champion,
 )
@@ -75,6 +77,7 @@ from closecast.watchlist import WatchItem
 from lstm_model.config import ModelConfig
 from lstm_model.data import minimum_history
 from lstm_model.forecaster import Forecaster
+from lstm_model.horizons import forecast_path, path_backtest
 from lstm_model.significance import diebold_mariano
 
 
@@ -160,6 +163,7 @@ class Produced:
     seconds: float = 0.0
     epochs: int = 0
     n_train: int = 0
+    backtest_path: pd.DataFrame | None = None  # multi-step hold-out forecasts (horizon > 1)
 
 
 def _score(evaluation: Evaluation, banded: pd.DataFrame) -> BacktestScore:
@@ -246,11 +250,11 @@ def train_plans(plans: list[Plan], config: ModelConfig, options: RunOptions) -> 
         plan.decision = replace(plan.decision, reason=reason)
         has_champion = plan.view.model is not None and plan.view.champion is not None
         (winners if verdict.promote or not has_champion else continuing).append(plan)
-    _refit(winners)
+    _refit(winners, options.horizon)
     _continue_champions(continuing, options)
 
 
-def _refit(plans: list[Plan]) -> None:
+def _refit(plans: list[Plan], horizon: int) -> None:
     began = time.perf_counter()
     models = training.refit_many([p.prices for p in plans], [p.backtest for p in plans])
     share = (time.perf_counter() - began) / max(len(plans), 1)
@@ -263,6 +267,9 @@ def _refit(plans: list[Plan]) -> None:
         banded = backtest_with_bands(
             plan.backtest.model, plan.prices, plan.backtest.evaluation.predictions
         )
+        path = None
+        if horizon > 1:
+            path = path_backtest(plan.backtest.model, plan.prices, plan.backtest.start, horizon)
         band_seconds = time.perf_counter() - banding
         plan.produced = Produced(
             model=model,
@@ -271,6 +278,7 @@ def _refit(plans: list[Plan]) -> None:
             lineage=None,
             backtest=_score(plan.backtest.evaluation, banded),
             backtest_predictions=banded,
+            backtest_path=path,
             new_version=True,
             promoted=not plan.decision.backfill,
             seconds=plan.backtest.seconds + share + band_seconds,
@@ -342,6 +350,8 @@ def register(
     keys = save_model(storage, ticker, version, produced.model)
     if produced.backtest_predictions is not None:
         keys.append(save_backtest(storage, ticker, version, produced.backtest_predictions))
+    if produced.backtest_path is not None:
+        keys.append(save_backtest_path(storage, ticker, version, produced.backtest_path))
     if produced.promoted:
         retrained_on = as_of if produced.lineage is None else view.champion.retrained_on  # type: ignore[union-attr]
         champion = Champion(
@@ -360,22 +370,47 @@ def register(
 # --- 6. serving --------------------------------------------------------------------------------
 
 
+def target_dates(item: WatchItem, data_end: date, horizon: int) -> list[date]:
+    """The next ``horizon`` trading days of the ticker's own calendar after ``data_end``."""
+    days = [next_trading_day(item.asset_class, data_end)]
+    while len(days) < horizon:
+        days.append(next_trading_day(item.asset_class, days[-1]))
+    return days
+
+
 def serve(
-    item: WatchItem, prices: pd.Series, model: Forecaster, registered: Registered, as_of: date
-) -> ServedRow:
-    """The forecast for the next trading day after the last price."""
+    item: WatchItem,
+    prices: pd.Series,
+    model: Forecaster,
+    registered: Registered,
+    as_of: date,
+    horizon: int = 1,
+) -> list[ServedRow]:
+    """Forecasts for each of the next ``horizon`` trading days after the last price (beyond
+    the first, the model's own forecasts are fed back as prices)."""
     data_end = prices.index[-1].date()
-    return ServedRow(
-        ticker=item.symbol,
-        target_date=next_trading_day(item.asset_class, data_end),
-        data_end=data_end,
-        forecast=float(model.forecast_next(prices)),
-        naive=float(prices.iloc[-1]),
-        model_version=registered.version,
-        lineage=registered.lineage,
-        trained_through=training.trained_through_date(model),
-        served_on=as_of,
+    path = (
+        [float(model.forecast_next(prices))]
+        if horizon == 1
+        else [float(v) for v in forecast_path(model, prices, horizon)]
     )
+    return [
+        ServedRow(
+            ticker=item.symbol,
+            target_date=target,
+            data_end=data_end,
+            forecast=forecast,
+            naive=float(prices.iloc[-1]),
+            model_version=registered.version,
+            lineage=registered.lineage,
+            trained_through=training.trained_through_date(model),
+            served_on=as_of,
+            step=step,
+        )
+        for step, (target, forecast) in enumerate(
+            zip(target_dates(item, data_end, horizon), path, strict=True), start=1
+        )
+    ]
 
 
 # --- 7. the ticker's run objects and rows ------------------------------------------------------
@@ -390,7 +425,7 @@ class TickerOutcome:
     """
 
     metrics: MetricsRow
-    forecast: ForecastRow | None = None
+    forecasts: list[ForecastRow] = field(default_factory=list)  # one per step ahead
     live_scores: list[LiveScoreRow] = field(default_factory=list)
     model_scores: list[ModelScoreRow] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
@@ -615,19 +650,28 @@ def finish_ticker(
     backtest_predictions = produced.backtest_predictions
     if backtest_predictions is None:
         backtest_predictions = read_backtest(storage, item.symbol, registered.lineage)
-    served = serve(item, plan.prices, produced.model, registered, as_of)
-    served = replace(
-        served,
-        **served_bands(
-            plan.prices,
-            served.forecast,
-            backtest_predictions,
-            plan.ledger.scored(registered.lineage),
-        ),
-    )
+    backtest_path = produced.backtest_path
+    if backtest_path is None and options.horizon > 1:
+        backtest_path = read_backtest_path(storage, item.symbol, registered.lineage)
+    scored = plan.ledger.scored(registered.lineage, step=None)
+    served = [
+        replace(
+            row,
+            **served_bands(
+                plan.prices,
+                row.forecast,
+                backtest_predictions,
+                scored,
+                step=row.step,
+                backtest_path=backtest_path,
+            ),
+        )
+        for row in serve(item, plan.prices, produced.model, registered, as_of, options.horizon)
+    ]
     ledger = plan.ledger
     if not plan.decision.backfill:
-        ledger = live.record_served(ledger, served)
+        for row in served:
+            ledger = live.record_served(ledger, row)
         live.write_ledger(storage, item.symbol, ledger)
     # This ticker's own model work: deciding, its share of the chunk's training, storing the
     # version and serving (its chunk-mates' work is not counted).
@@ -638,6 +682,7 @@ def finish_ticker(
         price_dates=plan.prices.index,
         lineage=registered.lineage,
         backtest_u2=produced.backtest.u2 if produced.backtest else None,
+        horizon=options.horizon,
     )
     title = _title(item, scope, produced, scores)
     keys = registered.keys + publish_ticker_objects(
@@ -650,8 +695,10 @@ def finish_ticker(
         options.model_config(),
         as_of,
         lstm_backtest=backtest_predictions,
+        lstm_backtest_path=backtest_path,
         lstm_ledger=ledger,
         record_live=not plan.decision.backfill,
+        horizon=options.horizon,
     )
     selection = choose_served(lineup, item.serve or options.serve)
     chosen = served if selection.kind == LSTM else lineup.served[selection.kind]
@@ -669,7 +716,7 @@ def finish_ticker(
     )
     return TickerOutcome(
         metrics,
-        forecast_row(chosen),
+        [forecast_row(row) for row in chosen],
         scores,
         mark_serving(lineup.rows, selection.kind),
         keys,
@@ -693,6 +740,7 @@ def forecast_row(served: ServedRow) -> ForecastRow:
         lower_95=served.lower_95,
         upper_95=served.upper_95,
         model=served.model,
+        step=served.step,
     )
 
 

@@ -84,19 +84,43 @@ def served_bands(
     forecast: float,
     backtest: pd.DataFrame | None,
     scored: Sequence[ServedRow],
+    *,
+    step: int = 1,
+    backtest_path: pd.DataFrame | None = None,
 ) -> dict[str, float | None]:
-    """80%/95% bounds for the next forecast, calibrated on the lineage's backtest and its
-    scored live record (all out of sample); empty bounds with too few residuals."""
+    """80%/95% bounds for a forecast ``step`` trading days ahead, calibrated on the
+    lineage's backtest and its scored live record at that step (all out of sample); empty
+    bounds with too few residuals.
+
+    Args:
+        prices: The history the forecast was made from (its last day is the origin).
+        forecast: The forecast.
+        backtest: The lineage's one-step backtest (date, actual, predicted, naive).
+        scored: The lineage's scored served forecasts (every step; this step's are used).
+        step: Trading days ahead.
+        backtest_path: The lineage's multi-step backtest (long form, with ``origin`` and
+            ``step``), for steps beyond 1.
+    """
     parts = []
-    if backtest is not None and len(backtest):
-        parts.append(_long_form(backtest, prices)[["origin", "step", "actual", "predicted"]])
-    live = [r for r in scored if r.actual is not None]
+    if step == 1 and backtest is not None and len(backtest):
+        parts.append(_long_form(backtest, prices)[["origin", "actual", "predicted"]])
+    elif step > 1 and backtest_path is not None and len(backtest_path):
+        rows = backtest_path[backtest_path["step"] == step]
+        parts.append(
+            pd.DataFrame(
+                {
+                    "origin": pd.to_datetime(rows["origin"]),
+                    "actual": rows["actual"].to_numpy(dtype="float64"),
+                    "predicted": rows["predicted"].to_numpy(dtype="float64"),
+                }
+            )
+        )
+    live = [r for r in scored if r.actual is not None and r.step == step]
     if live:
         parts.append(
             pd.DataFrame(
                 {
                     "origin": pd.to_datetime([r.data_end for r in live]),
-                    "step": 1,
                     "actual": [r.actual for r in live],
                     "predicted": [r.forecast for r in live],
                 }
@@ -108,6 +132,9 @@ def served_bands(
         frame = frame[pd.DatetimeIndex(frame["origin"]).isin(volatility.index)]
     if len(frame) < MIN_CALIBRATION:
         return dict.fromkeys(BAND_COLUMNS)
-    calibration = calibrate_frame(frame, volatility, horizon=1, source="backtest+live")
+    # One radius, calibrated on this step's residuals only, so the frame is step 1 for it.
+    calibration = calibrate_frame(
+        frame.assign(step=1), volatility, horizon=1, source="backtest+live"
+    )
     bounds = forecast_bounds([forecast], calibration, scale=float(volatility.iloc[-1]))
     return {column: float(bounds[column].iloc[0]) for column in BAND_COLUMNS}

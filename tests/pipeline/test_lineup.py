@@ -50,7 +50,7 @@ def test_every_model_is_scored_on_the_same_days_and_serves_into_its_own_ledger(t
     live = {r.model: r for r in rows if r.record == "live_20d"}
     assert live["drift"].n == 1
     # By default the LSTM serves, and says so everywhere.
-    assert outcomes[-1].forecast.model == "lstm" == outcomes[-1].metrics.served_model
+    assert outcomes[-1].forecasts[0].model == "lstm" == outcomes[-1].metrics.served_model
     assert [r.model for r in rows if r.serving] == ["lstm"] * 3
 
 
@@ -59,9 +59,9 @@ def test_a_ticker_can_serve_another_model_and_mode_reason_says_why(tmp_path, ser
     options = RunOptions(storage_root=str(tmp_path), preset="fast")
     item = WatchItem("QQQ", "etf", serve=serve)
     outcome = _run(options, item, DAYS[0])
-    assert outcome.forecast.model == expected == outcome.metrics.served_model
+    assert outcome.forecasts[0].model == expected == outcome.metrics.served_model
     drift_ledger = read_ledger(options.open_storage(), "QQQ", expected)
-    assert outcome.forecast.forecast == drift_ledger.rows[-1].forecast
+    assert outcome.forecasts[0].forecast == drift_ledger.rows[-1].forecast
     if serve == "auto":
         # On a near random walk nothing beats naive with evidence: auto serves naive.
         assert "no model beats naive with evidence" in outcome.metrics.mode_reason
@@ -73,8 +73,8 @@ def test_a_ticker_can_serve_another_model_and_mode_reason_says_why(tmp_path, ser
 def test_the_run_setting_applies_unless_the_watchlist_entry_says_otherwise(tmp_path):
     options = replace(RunOptions(storage_root=str(tmp_path), preset="fast"), serve="naive")
     outcome = _run(options, WatchItem("QQQ", "etf"), DAYS[0])
-    assert outcome.forecast.model == "naive"
-    assert outcome.forecast.forecast == outcome.forecast.naive
+    assert outcome.forecasts[0].model == "naive"
+    assert outcome.forecasts[0].forecast == outcome.forecasts[0].naive
     assert catalog.served_key("QQQ", "naive").endswith("naive.parquet")
 
 
