@@ -11,7 +11,14 @@ REQUESTED_MODES: tuple[str, ...] = get_args(RequestedMode)
 RunnerKind = Literal["threads", "processes", "dask"]
 RUNNER_KINDS: tuple[str, ...] = get_args(RunnerKind)
 
-SERVE_CHOICES: tuple[str, ...] = ("lstm", "naive", "drift", "seasonal_naive", "auto")
-"""Which model serves a ticker's forecasts: a model kind, or ``auto`` (the policy of
-:func:`lstm_model.selection.select_model`: the best model that beats naive with evidence on
-the backtest days, else naive)."""
+AUTO_SERVE = "auto"
+
+
+def serve_choices() -> tuple[str, ...]:
+    """Which model may serve a ticker's forecasts: every registered model kind
+    (:data:`lstm_model.registry.MODELS`, so a new model is one module and one registry line),
+    or ``auto`` (the policy of :func:`lstm_model.selection.select_model`: the best model that
+    beats naive with evidence on the backtest days, else naive)."""
+    from lstm_model.registry import MODELS  # pandas, not TensorFlow
+
+    return (*MODELS, AUTO_SERVE)

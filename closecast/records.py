@@ -175,6 +175,8 @@ class ModelScoreRow:
     dm_p: float | None  # one-sided: the model beats naive
     serving: bool = False  # the model whose forecast this run served
     step: int = 1  # forecast horizon in trading days (naive: the last known price)
+    coverage_80: float | None = None  # share of days inside the model's 80% interval
+    coverage_95: float | None = None
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from closecast.calendars import ASSET_CLASSES, AssetClass
-from closecast.choices import SERVE_CHOICES
+from closecast.choices import serve_choices
 from closecast.tickers import InvalidTickerError, normalize_symbol
 
 MAX_WATCHLIST_BYTES = 256 * 1024
@@ -106,10 +106,10 @@ def _parse_item(entry: object, where: str) -> WatchItem:
     serve = None
     if "serve" in entry:
         serve = _text_field(entry, "serve", where).strip().lower()
-        if serve not in SERVE_CHOICES:
+        if serve not in serve_choices():
             raise WatchlistError(
                 f"{where} ({symbol}): serve {_SHORT.repr(entry['serve'])} is not one of "
-                f"{', '.join(SERVE_CHOICES)}"
+                f"{', '.join(serve_choices())}"
             )
     return WatchItem(symbol=symbol, asset_class=asset_class, serve=serve)  # type: ignore[arg-type]
 

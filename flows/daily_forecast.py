@@ -130,7 +130,7 @@ def daily_forecast(
     task_runner: RunnerKind = "threads",
     workers: int = 2,
     chunk_size: int = 100,
-    serve: Literal["lstm", "naive", "drift", "seasonal_naive", "auto"] = "lstm",
+    serve: str = "lstm",
     horizon: int = 1,
     dask_address: str | None = None,
     create_bucket: bool = False,

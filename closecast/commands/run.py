@@ -8,7 +8,7 @@ import sys
 from datetime import date
 from typing import Any
 
-from closecast.choices import REQUESTED_MODES, RUNNER_KINDS, SERVE_CHOICES
+from closecast.choices import REQUESTED_MODES, RUNNER_KINDS, serve_choices
 
 # Exit codes: every ticker succeeded / some ticker failed / bad usage or configuration.
 EXIT_OK, EXIT_TICKER_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -90,7 +90,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--serve",
-        choices=SERVE_CHOICES,
+        choices=serve_choices(),
         default="lstm",
         help="whose forecast is served: the LSTM, a baseline, or auto (the model that beats "
         "naive with evidence on the backtest days, else naive); a watchlist entry's 'serve' "

@@ -19,19 +19,26 @@ import pandas as pd
 from closecast.calendars import next_trading_day
 from closecast.pipeline import live
 from closecast.pipeline.evaluation import evaluate
-from closecast.pipeline.uncertainty import served_bands
+from closecast.pipeline.uncertainty import (
+    BAND_COLUMNS,
+    backtest_with_bands,
+    frame_coverage,
+    served_bands,
+)
 from closecast.records import ModelScoreRow, ServedRow
 from closecast.storage import Storage
 from closecast.watchlist import WatchItem
 from lstm_model import metrics
 from lstm_model.config import ModelConfig
 from lstm_model.horizons import forecast_path, path_backtest
-from lstm_model.registry import fit_model
+from lstm_model.registry import MODELS, fit_model
 from lstm_model.selection import Selection, select_model
 from lstm_model.significance import diebold_mariano
 
-BASELINE_KINDS: tuple[str, ...] = ("naive", "drift", "seasonal_naive")
 LSTM = "lstm"
+BASELINE_KINDS: tuple[str, ...] = tuple(kind for kind in MODELS if kind != LSTM)
+"""Every registered model but the LSTM (:data:`lstm_model.registry.MODELS`): a new model is
+in the line-up as soon as it is registered."""
 
 
 @dataclass(frozen=True)
@@ -66,10 +73,13 @@ def score_row(ticker: str, record: Record, *, serving: bool) -> ModelScoreRow:
                 frame["actual"], frame["predicted"], frame["naive"], horizon=record.step
             )
             values.update(dm_stat=result.statistic, dm_p=result.p_value)
+    coverage_80, coverage_95 = frame_coverage(frame)
     return ModelScoreRow(
         ticker=ticker,
         model=record.model,
         record=record.record,
+        coverage_80=coverage_80,
+        coverage_95=coverage_95,
         first_date=frame["date"].iloc[0] if n else None,
         last_date=frame["date"].iloc[-1] if n else None,
         n=n,
@@ -77,6 +87,10 @@ def score_row(ticker: str, record: Record, *, serving: bool) -> ModelScoreRow:
         step=record.step,
         **values,
     )
+
+
+def _nan(value: float | None) -> float:
+    return float("nan") if value is None else value
 
 
 def live_records(
@@ -93,6 +107,7 @@ def live_records(
                     "actual": [r.actual for r in rows],
                     "predicted": [r.forecast for r in rows],
                     "naive": [r.naive for r in rows],
+                    **{column: [_nan(getattr(r, column)) for r in rows] for column in BAND_COLUMNS},
                 }
             )
             records.append(Record(model, f"live_{window}d", frame, step))
@@ -126,7 +141,8 @@ def baseline_backtest(
     model = fit_model(kind, prices[prices.index < start], config)
     known = prices[prices.index <= end]
     frame = evaluate(model, known, start).predictions
-    one_step = Record(kind, "backtest", frame[frame["date"].isin(set(days))].reset_index(drop=True))
+    frame = frame[frame["date"].isin(set(days))].reset_index(drop=True)
+    one_step = Record(kind, "backtest", backtest_with_bands(model, known, frame))
     path = path_backtest(model, known, start, horizon) if horizon > 1 else None
     return one_step, path
 

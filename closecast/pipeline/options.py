@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from closecast.choices import REQUESTED_MODES, SERVE_CHOICES, RequestedMode
+from closecast.choices import REQUESTED_MODES, RequestedMode, serve_choices
 from closecast.locks import held
 from closecast.pipeline.decisions import RetrainPolicy
 from closecast.storage import Storage, open_storage
@@ -68,8 +68,8 @@ class RunOptions:
             raise ValueError(f"lease_wait_seconds must be >= 0, got {self.lease_wait_seconds}")
         if not isinstance(self.horizon, int) or not 1 <= self.horizon <= MAX_HORIZON:
             raise ValueError(f"horizon must be an integer in 1..{MAX_HORIZON}, got {self.horizon}")
-        if self.serve not in SERVE_CHOICES:
-            raise ValueError(f"serve {self.serve!r} is not one of {', '.join(SERVE_CHOICES)}")
+        if self.serve not in serve_choices():
+            raise ValueError(f"serve {self.serve!r} is not one of {', '.join(serve_choices())}")
         if not self.lease_ttl_seconds > 0:
             raise ValueError(f"lease_ttl_seconds must be > 0, got {self.lease_ttl_seconds}")
         self.model_config()  # fail fast on an unknown preset or a bad override

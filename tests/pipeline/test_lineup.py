@@ -39,6 +39,11 @@ def test_every_model_is_scored_on_the_same_days_and_serves_into_its_own_ledger(t
          outcomes[-1].metrics.backtest_end)
     }  # fmt: skip
     assert backtests["lstm"].u2 == pytest.approx(outcomes[-1].metrics.backtest_u2)
+    # Interval coverage beside every backtest score, each model's own bands.
+    assert all(0.0 <= r.coverage_80 <= r.coverage_95 <= 1.0 for r in backtests.values())
+    assert backtests["lstm"].coverage_80 == pytest.approx(
+        outcomes[-1].metrics.backtest_coverage_80
+    )
     assert backtests["naive"].u2 == pytest.approx(1.0)
     # Each baseline served a forecast each day; day 2 scored day 1's.
     storage = options.open_storage()
@@ -76,6 +81,14 @@ def test_the_run_setting_applies_unless_the_watchlist_entry_says_otherwise(tmp_p
     assert outcome.forecasts[0].model == "naive"
     assert outcome.forecasts[0].forecast == outcome.forecasts[0].naive
     assert catalog.served_key("QQQ", "naive").endswith("naive.parquet")
+
+
+def test_every_registered_model_is_in_the_line_up_and_may_serve() -> None:
+    from closecast.choices import serve_choices
+    from lstm_model.registry import MODELS
+
+    assert set(BASELINE_KINDS) == set(MODELS) - {"lstm"}
+    assert set(serve_choices()) == set(MODELS) | {"auto"}
 
 
 def test_a_watchlist_entry_may_name_the_model_it_serves() -> None:
