@@ -18,6 +18,9 @@ from lstm_model.forecaster import Forecaster
 @pytest.fixture
 def every_epoch(monkeypatch):
     monkeypatch.setattr(progress, "DEFAULT_EVERY_SECONDS", 0.0)
+    # `closecast tutorial` (run earlier in the same process) prints progress itself and stops
+    # it propagating; these tests read it through the root logger.
+    monkeypatch.setattr(logging.getLogger("lstm_model.progress"), "propagate", True)
 
 
 def _series(seed: int, n: int = 200) -> pd.Series:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -56,17 +57,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class _PrintToStdout(logging.Handler):
+    """Prints each record to whatever ``sys.stdout`` is when it is emitted."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"  {record.getMessage()}", flush=True)
+
+
 def _print_training_progress() -> None:
     """Show the ML core's progress lines (epochs, loss, elapsed) on the terminal."""
-    import logging
-
     progress = logging.getLogger("lstm_model.progress")
-    if not progress.handlers:
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("  %(message)s"))
-        progress.addHandler(handler)
-        progress.setLevel(logging.INFO)
-        progress.propagate = False
+    if not any(isinstance(h, _PrintToStdout) for h in progress.handlers):
+        progress.addHandler(_PrintToStdout())
+    progress.setLevel(logging.INFO)
+    progress.propagate = False
 
 
 def _fail(message: str) -> int:

@@ -41,9 +41,7 @@ def test_every_model_is_scored_on_the_same_days_and_serves_into_its_own_ledger(t
     assert backtests["lstm"].u2 == pytest.approx(outcomes[-1].metrics.backtest_u2)
     # Interval coverage beside every backtest score, each model's own bands.
     assert all(0.0 <= r.coverage_80 <= r.coverage_95 <= 1.0 for r in backtests.values())
-    assert backtests["lstm"].coverage_80 == pytest.approx(
-        outcomes[-1].metrics.backtest_coverage_80
-    )
+    assert backtests["lstm"].coverage_80 == pytest.approx(outcomes[-1].metrics.backtest_coverage_80)
     assert backtests["naive"].u2 == pytest.approx(1.0)
     # Each baseline served a forecast each day; day 2 scored day 1's.
     storage = options.open_storage()
