@@ -115,6 +115,14 @@ def next_trading_day(asset_class: AssetClass, day: date) -> date:
     return sessions[position].astype(date)
 
 
+def next_trading_days(asset_class: AssetClass, day: date, count: int) -> list[date]:
+    """The first ``count`` trading days strictly after ``day``, in order."""
+    days: list[date] = []
+    while len(days) < count:
+        days.append(next_trading_day(asset_class, days[-1] if days else day))
+    return days
+
+
 def previous_trading_day(asset_class: AssetClass, day: date) -> date:
     """The last trading day strictly before ``day``."""
     check_asset_class(asset_class)

@@ -450,6 +450,27 @@ def _describe_drops(found: _Findings, rows_in: int) -> str:
     return ", ".join(parts)
 
 
+def _start(
+    frame: pd.DataFrame,
+    ticker: str,
+    asset_class: AssetClass,
+    as_of: date,
+    min_rows: int,
+    price_column: str,
+) -> tuple[_Findings, pd.DataFrame]:
+    """The checks and first cleaning steps both validations share: arguments checked, dates
+    parsed and sorted, rows after ``as_of`` dropped, duplicate dates resolved."""
+    check_asset_class(asset_class)
+    _check_price_column(price_column)
+    if min_rows < 1:
+        raise ValueError(f"min_rows must be >= 1, got {min_rows}")
+    if len(frame) == 0:
+        raise PriceValidationError(ticker, "no price rows")
+    found = _Findings(ticker)
+    cleaned = _drop_future(_parse(frame, found), as_of, found)
+    return found, _resolve_duplicates(cleaned, price_column, found)
+
+
 def validate_prices(
     frame: pd.DataFrame,
     *,
@@ -490,17 +511,8 @@ def validate_prices(
             than ``min_rows`` rows after cleaning.
         ValueError: An unknown asset class or price column, or ``min_rows < 1``.
     """
-    check_asset_class(asset_class)
-    _check_price_column(price_column)
-    if min_rows < 1:
-        raise ValueError(f"min_rows must be >= 1, got {min_rows}")
+    found, cleaned = _start(frame, ticker, asset_class, as_of, min_rows, price_column)
     rows_in = len(frame)
-    if rows_in == 0:
-        raise PriceValidationError(ticker, "no price rows")
-
-    found = _Findings(ticker)
-    cleaned = _drop_future(_parse(frame, found), as_of, found)
-    cleaned = _resolve_duplicates(cleaned, price_column, found)
     required = tuple(dict.fromkeys((*REQUIRED_FIELDS, price_column)))
     cleaned = _drop_unusable_rows(cleaned, required, found)
     cleaned = _repair_cells(cleaned, found)
@@ -584,19 +596,10 @@ def usable_series(
         ValueError: An unknown asset class or price column, ``min_rows < 1`` or
             ``max_gap_days < 1``.
     """
-    check_asset_class(asset_class)
-    _check_price_column(price_column)
-    if min_rows < 1:
-        raise ValueError(f"min_rows must be >= 1, got {min_rows}")
     if max_gap_days < 1:
         raise ValueError(f"max_gap_days must be >= 1, got {max_gap_days}")
+    found, cleaned = _start(frame, ticker, asset_class, as_of, min_rows, price_column)
     rows_in = len(frame)
-    if rows_in == 0:
-        raise PriceValidationError(ticker, "no price rows")
-
-    found = _Findings(ticker)
-    cleaned = _drop_future(_parse(frame, found), as_of, found)
-    cleaned = _resolve_duplicates(cleaned, price_column, found)
     cleaned = _drop_unusable_rows(cleaned, (price_column,), found)
     cleaned = _reject_spikes(cleaned, (price_column,), found)
     if cleaned.empty:

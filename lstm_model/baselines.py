@@ -15,6 +15,7 @@ LSTM holds back) in ``meta``, and saves as a single ``meta.json`` carrying ``"ki
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -42,7 +43,7 @@ def infer_season_length(prices: pd.Series) -> int:
 
 
 @dataclass
-class _Baseline:
+class _Baseline(ABC):
     """Shared fitting, validation, prediction and persistence; subclasses set the rule."""
 
     kind: ClassVar[str]
@@ -54,13 +55,13 @@ class _Baseline:
         """Prices needed before the first predicted day."""
         return 1
 
+    @abstractmethod
     def _predict_at(self, values: np.ndarray, positions: np.ndarray) -> np.ndarray:
         """Predictions for target positions (``len(values)`` = the day after the data)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def forecast_path(self, prices: pd.Series, horizon: int) -> np.ndarray:
         """Forecasts for the next ``horizon`` trading days after ``prices`` ends."""
-        raise NotImplementedError
 
     @classmethod
     def _fit_state(cls, prices: pd.Series, params: dict[str, Any]) -> dict[str, Any]:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
 from lstm_model import metrics
 from lstm_model.forecaster import Forecaster
+from lstm_model.significance import DieboldMarianoResult, diebold_mariano
 
 
 class LeakageError(RuntimeError):
@@ -33,6 +35,20 @@ class Evaluation:
 def trained_through(forecaster: Forecaster) -> pd.Timestamp:
     """Last date whose price the forecaster was trained or fine-tuned on."""
     return pd.Timestamp(forecaster.meta["trained_through"])
+
+
+MIN_TEST_DAYS = 3
+"""Scored days a Diebold-Mariano test needs (fewer: no test is reported)."""
+
+
+def significance(
+    actual: Any, predicted: Any, naive: Any, *, horizon: int = 1
+) -> DieboldMarianoResult | None:
+    """The Diebold-Mariano test (HLN) of a scored record against its naive forecast, or None
+    with fewer than :data:`MIN_TEST_DAYS` days."""
+    if len(actual) < MIN_TEST_DAYS:
+        return None
+    return diebold_mariano(actual, predicted, naive, horizon=horizon)
 
 
 def check_unseen(forecaster: Forecaster, start: pd.Timestamp) -> None:

@@ -16,9 +16,9 @@ from datetime import date
 
 import pandas as pd
 
-from closecast.calendars import next_trading_day
+from closecast.calendars import next_trading_days
 from closecast.pipeline import live
-from closecast.pipeline.evaluation import evaluate
+from closecast.pipeline.evaluation import evaluate, significance
 from closecast.pipeline.uncertainty import (
     BAND_COLUMNS,
     backtest_with_bands,
@@ -33,7 +33,6 @@ from lstm_model.config import ModelConfig
 from lstm_model.horizons import forecast_path, path_backtest
 from lstm_model.registry import MODELS, fit_model
 from lstm_model.selection import Selection, select_model
-from lstm_model.significance import diebold_mariano
 
 LSTM = "lstm"
 BASELINE_KINDS: tuple[str, ...] = tuple(kind for kind in MODELS if kind != LSTM)
@@ -68,10 +67,10 @@ def score_row(ticker: str, record: Record, *, serving: bool) -> ModelScoreRow:
             u2=scores["u2"],
             directional_accuracy=scores["directional_accuracy"],
         )
-        if n >= 3:
-            result = diebold_mariano(
-                frame["actual"], frame["predicted"], frame["naive"], horizon=record.step
-            )
+        result = significance(
+            frame["actual"], frame["predicted"], frame["naive"], horizon=record.step
+        )
+        if result is not None:
             values.update(dm_stat=result.statistic, dm_p=result.p_value)
     coverage_80, coverage_95 = frame_coverage(frame)
     return ModelScoreRow(
@@ -153,9 +152,7 @@ def serve_baseline(
     """A baseline's forecasts for the next ``horizon`` trading days, fit on every price."""
     model = fit_model(kind, prices, config)
     data_end = prices.index[-1].date()
-    targets = [next_trading_day(item.asset_class, data_end)]
-    while len(targets) < horizon:
-        targets.append(next_trading_day(item.asset_class, targets[-1]))
+    targets = next_trading_days(item.asset_class, data_end, horizon)
     path = forecast_path(model, prices, horizon)
     return [
         ServedRow(
@@ -264,11 +261,11 @@ def choose_served(lineup: Lineup, choice: str) -> Selection:
         if choice in lineup.served:
             return Selection(choice, f"serving {choice} as configured")
         return Selection(LSTM, f"{choice} could not be fit; serving lstm")
-    candidates = {
-        kind: diebold_mariano(frame["actual"], frame["predicted"], frame["naive"])
+    tests = {
+        kind: significance(frame["actual"], frame["predicted"], frame["naive"])
         for kind, frame in lineup.backtests.items()
-        if len(frame) >= 3
     }
+    candidates = {kind: result for kind, result in tests.items() if result is not None}
     if not candidates:
         return Selection(LSTM, "auto: no backtest to compare models on; serving lstm")
     selection = select_model(candidates)

@@ -288,16 +288,3 @@ def served_frame(ledger: Ledger) -> pd.DataFrame:
         if any(v is not None for v in values):
             frame[column] = [nan if v is None else v for v in values]
     return frame
-
-
-def live_frame(ledger: Ledger) -> pd.DataFrame:
-    """Scored served forecasts as ``target_date, actual, forecast, naive`` (for plots)."""
-    rows = ledger.scored()
-    return pd.DataFrame(
-        {
-            "target_date": [r.target_date for r in rows],
-            "actual": [r.actual for r in rows],
-            "forecast": [r.forecast for r in rows],
-            "naive": [r.naive for r in rows],
-        }
-    )

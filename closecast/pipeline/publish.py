@@ -100,22 +100,16 @@ def _remove_stale_objects(
             storage.delete(key)
 
 
-def _carried_over(previous: dict[str, Any] | None, tickers: set[str]) -> list[str]:
-    """Model keys an earlier manifest listed for tickers this run left alone."""
-    if not previous:
-        return []
-    keys = [str(obj.get("key", "")) for obj in previous.get("objects", [])]
-    return [k for k in keys if k.startswith("models/") and catalog.ticker_of_key(k) in tickers]
-
-
-def _state_carried_over(previous: dict[str, Any] | None, tickers: set[str]) -> list[dict]:
-    """State entries an earlier manifest recorded for tickers this run left alone, as they
-    were then (state changes by design; the digest says what that run read)."""
+def _carried_over(
+    previous: dict[str, Any] | None, section: str, tickers: set[str]
+) -> list[dict[str, Any]]:
+    """Entries (``objects`` or ``state``) an earlier manifest recorded for tickers this run
+    left alone, as they were then."""
     if not previous:
         return []
     return [
         entry
-        for entry in previous.get("state", [])
+        for entry in previous.get(section, [])
         if catalog.ticker_of_key(str(entry.get("key", ""))) in tickers
     ]
 
@@ -172,7 +166,11 @@ def publish_run(
                 for k in storage.list_keys(table.prefix(scope))
                 if catalog.ticker_of_key(k) in kept_tickers
             ]
-    keys += _carried_over(previous, kept_tickers)
+    keys += [  # their model versions (their run objects were listed from storage above)
+        entry["key"]
+        for entry in _carried_over(previous, "objects", kept_tickers)
+        if entry["key"].startswith("models/")
+    ]
     keys = list(dict.fromkeys(keys))
     manifest = {
         "run_date": scope.run_date.isoformat(),
@@ -187,7 +185,7 @@ def publish_run(
             for key in dict.fromkeys(state_keys)
             if storage.exists(key)
         ]
-        + _state_carried_over(previous, kept_tickers),
+        + _carried_over(previous, "state", kept_tickers),
     }
     write_json(storage, catalog.MANIFEST.key(scope), manifest)
     return manifest

@@ -16,6 +16,7 @@ The Prefect task ``forecast-ticker`` wraps :func:`forecast_ticker`; fetching is
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from closecast import catalog
-from closecast.calendars import next_trading_day
+from closecast.calendars import next_trading_days
 from closecast.catalog import RunScope
 from closecast.pipeline import live, training
 from closecast.pipeline.decisions import (
@@ -33,7 +34,7 @@ from closecast.pipeline.decisions import (
     decide_mode,
     judge_candidate,
 )
-from closecast.pipeline.evaluation import Evaluation
+from closecast.pipeline.evaluation import Evaluation, significance
 from closecast.pipeline.lineup import (
     BASELINE_KINDS,
     LSTM,
@@ -78,7 +79,6 @@ from lstm_model.config import ModelConfig
 from lstm_model.data import minimum_history
 from lstm_model.forecaster import Forecaster
 from lstm_model.horizons import forecast_path, path_backtest
-from lstm_model.significance import diebold_mariano
 
 
 def required_rows(config: ModelConfig) -> tuple[int, str]:
@@ -370,14 +370,6 @@ def register(
 # --- 6. serving --------------------------------------------------------------------------------
 
 
-def target_dates(item: WatchItem, data_end: date, horizon: int) -> list[date]:
-    """The next ``horizon`` trading days of the ticker's own calendar after ``data_end``."""
-    days = [next_trading_day(item.asset_class, data_end)]
-    while len(days) < horizon:
-        days.append(next_trading_day(item.asset_class, days[-1]))
-    return days
-
-
 def serve(
     item: WatchItem,
     prices: pd.Series,
@@ -408,7 +400,8 @@ def serve(
             step=step,
         )
         for step, (target, forecast) in enumerate(
-            zip(target_dates(item, data_end, horizon), path, strict=True), start=1
+            zip(next_trading_days(item.asset_class, data_end, horizon), path, strict=True),
+            start=1,
         )
     ]
 
@@ -481,23 +474,18 @@ def ticker_figure(
     return plot_ticker(frame, live.served_frame(ledger), title=title, history=history)
 
 
-def significance(frame: pd.DataFrame, actual: str, predicted: str, naive: str):
-    """The Diebold-Mariano test of a scored record, or None with fewer than 3 days."""
-    if len(frame) < 3:
-        return None
-    return diebold_mariano(frame[actual], frame[predicted], frame[naive])
-
-
 def significance_columns(
     backtest: pd.DataFrame | None, ledger: live.Ledger, lineage: str
 ) -> dict[str, float | None]:
     """The metrics row's Diebold-Mariano columns for the backtest and the lineage's record."""
-    served = live.live_frame(live.Ledger(rows=tuple(ledger.scored(lineage))))
+    served = ledger.scored(lineage)
     results = {
         ("backtest_", ""): None
         if backtest is None
-        else significance(backtest, "actual", "predicted", "naive"),
-        ("live_", "_lineage"): significance(served, "actual", "forecast", "naive"),
+        else significance(backtest["actual"], backtest["predicted"], backtest["naive"]),
+        ("live_", "_lineage"): significance(
+            [r.actual for r in served], [r.forecast for r in served], [r.naive for r in served]
+        ),
     }
     columns: dict[str, float | None] = {}
     for (prefix, suffix), result in results.items():
@@ -539,6 +527,25 @@ def validation_columns(fetched: dict[str, Any], history: dict[str, Any]) -> dict
     }
 
 
+# Which fields of the lineage's backtest score and of its live record the metrics row carries.
+BACKTEST_COLUMNS: tuple[str, ...] = (
+    *("start", "end", "n", "rmse", "naive_rmse", "u2", "mae", "mape"),
+    *("directional_accuracy", "coverage_80", "coverage_95"),
+)
+LINEAGE_COLUMNS: tuple[str, ...] = (
+    *("n_scored", "rmse", "naive_rmse", "u2", "directional_accuracy"),
+    *("coverage_80", "coverage_95"),
+)
+
+
+def _copied(source: object | None, pattern: str, names: Sequence[str]) -> dict[str, Any]:
+    """``source``'s fields as metrics columns named by ``pattern`` (None when no source);
+    ``n_scored`` becomes ``n`` in the column name (``live_n_20d``)."""
+    return {
+        pattern.format(name.replace("n_scored", "n")): getattr(source, name, None) for name in names
+    }
+
+
 def metrics_row(
     item: WatchItem,
     prices: pd.Series,
@@ -550,8 +557,7 @@ def metrics_row(
     validation: dict[str, Any],
 ) -> MetricsRow:
     backtest = produced.backtest
-    by_window = {row.window: row for row in scores}
-    lineage = by_window.get("lineage")
+    by_window = {row.window: row for row in scores if row.step == 1}
     return MetricsRow(
         ticker=item.symbol,
         asset_class=item.asset_class,
@@ -563,29 +569,11 @@ def metrics_row(
         promoted=produced.promoted,
         trained_through=training.trained_through_date(produced.model),
         data_end=prices.index[-1].date(),
-        backtest_start=backtest.start if backtest else None,
-        backtest_end=backtest.end if backtest else None,
-        backtest_n=backtest.n if backtest else None,
-        backtest_rmse=backtest.rmse if backtest else None,
-        backtest_naive_rmse=backtest.naive_rmse if backtest else None,
-        backtest_u2=backtest.u2 if backtest else None,
-        backtest_mae=backtest.mae if backtest else None,
-        backtest_mape=backtest.mape if backtest else None,
-        backtest_directional_accuracy=backtest.directional_accuracy if backtest else None,
-        backtest_coverage_80=backtest.coverage_80 if backtest else None,
-        backtest_coverage_95=backtest.coverage_95 if backtest else None,
+        **_copied(backtest, "backtest_{}", BACKTEST_COLUMNS),
         live_scored_now=scored_now,
-        live_n_20d=by_window["20d"].n_scored if "20d" in by_window else None,
-        live_u2_20d=by_window["20d"].u2 if "20d" in by_window else None,
-        live_n_60d=by_window["60d"].n_scored if "60d" in by_window else None,
-        live_u2_60d=by_window["60d"].u2 if "60d" in by_window else None,
-        live_n_lineage=lineage.n_scored if lineage else None,
-        live_rmse_lineage=lineage.rmse if lineage else None,
-        live_naive_rmse_lineage=lineage.naive_rmse if lineage else None,
-        live_u2_lineage=lineage.u2 if lineage else None,
-        live_directional_accuracy_lineage=lineage.directional_accuracy if lineage else None,
-        live_coverage_80_lineage=lineage.coverage_80 if lineage else None,
-        live_coverage_95_lineage=lineage.coverage_95 if lineage else None,
+        **_copied(by_window.get("20d"), "live_{}_20d", ("n_scored", "u2")),
+        **_copied(by_window.get("60d"), "live_{}_60d", ("n_scored", "u2")),
+        **_copied(by_window.get("lineage"), "live_{}_lineage", LINEAGE_COLUMNS),
         n_train=produced.n_train,
         epochs=produced.epochs,
         train_seconds=round(produced.seconds, 3),

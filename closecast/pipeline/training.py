@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from closecast.pipeline.evaluation import Evaluation, check_unseen, evaluate, score_predictions
+from closecast.pipeline.evaluation import Evaluation, check_unseen, score_predictions
 from lstm_model import batch
 from lstm_model.config import ModelConfig
 from lstm_model.data import split_by_date
@@ -28,32 +28,9 @@ class Backtest:
     seconds: float
 
 
-def backtest_fit(prices: pd.Series, config: ModelConfig) -> Backtest:
-    """Fit on the prices before the hold-out tail (``config.test_size``) and score the tail."""
-    train, test = split_by_date(prices, config.test_size)
-    began = time.perf_counter()
-    model = Forecaster.fit(train, config)
-    seconds = time.perf_counter() - began
-    start = test.index[0]
-    return Backtest(
-        model=model, evaluation=evaluate(model, prices, start), start=start, seconds=seconds
-    )
-
-
-def refit(prices: pd.Series, backtest: Backtest) -> Forecaster:
-    """Train the backtest's procedure again on every price through the last date.
-
-    The backtest chose the number of epochs (early stopping on its validation slice) and the
-    shrinkage gain; the refit trains that many epochs on the whole (capped) history, with no
-    slice held back, and keeps the gain. What it serves has then seen every usable price.
-    """
-    model = Forecaster.refit(prices, backtest.model)
-    model.meta["refit_of"]["backtest_start"] = backtest.start.strftime("%Y-%m-%d")
-    return model
-
-
 def backtest_many(prices: Sequence[pd.Series], config: ModelConfig) -> list[Backtest | Exception]:
-    """:func:`backtest_fit` for many tickers of one configuration, trained in groups
+    """Backtest many tickers of one configuration: fit each on its prices before the
+    hold-out tail (``config.test_size``) and score the tail, trained in groups
     (:mod:`lstm_model.batch`: each ticker exactly as if trained alone). A ticker that fails
     gets its exception in its place."""
     results: list[Backtest | Exception] = []
@@ -88,7 +65,10 @@ def backtest_many(prices: Sequence[pd.Series], config: ModelConfig) -> list[Back
 
 
 def refit_many(prices: Sequence[pd.Series], backtests: Sequence[Backtest]) -> list[Any]:
-    """:func:`refit` for many tickers, trained in groups; failures in place."""
+    """Train each backtest's procedure again on every price through the last date: its best
+    epoch count (early stopping on its validation slice) and its shrinkage gain, with no
+    slice held back, so what is served has seen every usable price. Trained in groups;
+    failures in place."""
     models = batch.refit_many(list(prices), [b.model for b in backtests], return_exceptions=True)
     for model, backtest in zip(models, backtests, strict=True):
         if not isinstance(model, Exception):
@@ -99,7 +79,8 @@ def refit_many(prices: Sequence[pd.Series], backtests: Sequence[Backtest]) -> li
 def finetune_many(
     models: Sequence[Forecaster], prices: Sequence[pd.Series], *, epochs: int, learning_rate: float
 ) -> list[Any]:
-    """:func:`finetune` for many tickers, trained in groups; failures in place."""
+    """Continue each model on the days it has not seen, through the last date of its prices;
+    trained in groups, failures in place."""
     new_from = [unseen_days(m, p).index[0] for m, p in zip(models, prices, strict=True)]
     return batch.fine_tune_many(
         list(models),
@@ -120,11 +101,3 @@ def unseen_days(model: Forecaster, prices: pd.Series) -> pd.Series:
     """The prices after the last date ``model`` trained on."""
     seen = pd.Timestamp(model.meta["trained_through"])
     return prices[prices.index > seen]
-
-
-def finetune(
-    model: Forecaster, prices: pd.Series, *, epochs: int, learning_rate: float
-) -> Forecaster:
-    """Continue ``model`` on the days it has not seen, through the last date of ``prices``."""
-    new_from = unseen_days(model, prices).index[0]
-    return model.fine_tune(prices, new_from, epochs=epochs, learning_rate=learning_rate)

@@ -320,14 +320,9 @@ def test_missing_credentials_raise_auth_error(
         storage.check()
 
 
-# -- Prefect credentials block ---------------------------------------------------------------
-
-
-@pytest.mark.usefixtures("prefect_harness")
-def test_open_storage_with_prefect_minio_credentials_block(
-    s3_root: str, s3_server, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Endpoint and credentials come only from the block: the AWS env vars are unset."""
+def _minio_block_from_env(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> str:
+    """Save a MinIO credentials block holding the test endpoint's credentials, then unset
+    the AWS variables so they can come only from the block. Returns the block's name."""
     import os
 
     from prefect_aws import MinIOCredentials
@@ -341,8 +336,23 @@ def test_open_storage_with_prefect_minio_credentials_block(
         minio_root_user=user,
         minio_root_password=password,
         region_name="us-east-1",
-        aws_client_parameters={"endpoint_url": s3_server.endpoint},
+        aws_client_parameters={"endpoint_url": endpoint},
     ).save(block_name)
+    return block_name
+
+
+# -- Prefect credentials block ---------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_open_storage_with_prefect_minio_credentials_block(
+    s3_root: str, s3_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Endpoint and credentials come only from the block: the AWS env vars are unset."""
+    import os
+
+    password = os.environ["AWS_SECRET_ACCESS_KEY"]
+    block_name = _minio_block_from_env(monkeypatch, s3_server.endpoint)
     storage = open_storage(s3_root, credentials_block=f"minio-credentials/{block_name}")
     storage.check()
     storage.write_bytes("from-block.txt", b"ok")
@@ -562,21 +572,7 @@ def test_endpoint_credentials_never_appear_in_errors_or_logs(
 def test_a_password_in_a_blocks_endpoint_is_dropped_too(
     s3_root: str, s3_server, monkeypatch: pytest.MonkeyPatch, debug_logs
 ) -> None:
-    import os
-
-    from prefect_aws import MinIOCredentials
-
-    user = os.environ["AWS_ACCESS_KEY_ID"]
-    password = os.environ["AWS_SECRET_ACCESS_KEY"]
-    for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.delenv(name)
-    block_name = f"closecast-test-{uuid.uuid4().hex[:8]}"
-    MinIOCredentials(
-        minio_root_user=user,
-        minio_root_password=password,
-        region_name="us-east-1",
-        aws_client_parameters={"endpoint_url": _with_userinfo(s3_server.endpoint)},
-    ).save(block_name)
+    block_name = _minio_block_from_env(monkeypatch, _with_userinfo(s3_server.endpoint))
     storage = open_storage(s3_root, credentials_block=f"minio-credentials/{block_name}")
     storage.write_bytes("k", b"v")
     shown = storage.describe() + storage.url("k") + debug_logs.text
