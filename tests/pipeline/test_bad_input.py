@@ -392,7 +392,11 @@ DATA_CASES = [
     DataCase("PNG", lambda: b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 50, "not a text CSV file"),
     DataCase("SHORT", lambda: _good_history(20).encode(), "rows"),
     DataCase("NULLS", lambda: _with_nulls(300).encode(), "NULLS"),
-    DataCase("DUPDATES", lambda: _one_date_repeated(300).encode(), "rows"),
+    DataCase(
+        "DUPDATES",
+        lambda: _one_date_repeated(300).encode(),
+        "1 date(s) given twice with different prices",
+    ),
     DataCase(
         "COLUMNS", lambda: b"Date,Close\n2020-12-10,1.0\n2020-12-11,1.1\n", "expected 7 columns"
     ),
