@@ -149,7 +149,8 @@ def daily_forecast(
         source: ``sample`` (shipped data), ``yahoo``, or ``csv:DIR``.
         storage: The storage root: a local directory or ``s3://bucket/prefix``.
         mode: ``auto`` (choose per ticker), ``retrain`` or ``finetune``.
-        as_of: The run date; the source's current date when None. Never after it.
+        as_of: The run date; the source's current date for the run's tickers when None
+            (for ``csv:DIR``, the latest date of their files). Never after it.
         preset: Model preset (``default``, ``fast``, ``tutorial``).
         epochs: Override the preset's training epochs.
         max_model_age_days: ``auto`` retrains lineages retrained longer ago than this.
@@ -212,7 +213,11 @@ def daily_forecast(
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     runner = make_task_runner(task_runner, workers, dask_address)
     selection = select_tickers(watchlist, tickers, watchlist_name)
-    run_date = check_run_date(as_of, source) if as_of else resolve_as_of(source)
+    run_date = (
+        check_run_date(as_of, source, selection.symbols)
+        if as_of
+        else resolve_as_of(source, selection.symbols)
+    )
     scope = RunScope(run_date, selection.name)
     if as_of is None:
         name_flow_run(scope, source)

@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=date.fromisoformat,
         metavar="YYYY-MM-DD",
         help="the run date: prices up to it, forecasts for the next trading day "
-        "(default: the source's current date; the sample's is 2020-12-11)",
+        "(default: the source's current date; the sample's is 2020-12-11; for csv:DIR, "
+        "the latest date of the requested tickers' files)",
     )
     add_run_options(parser)
 
@@ -140,17 +141,14 @@ def check_configuration(args: argparse.Namespace) -> list[str]:
     from closecast.catalog import CatalogError
     from closecast.pipeline.options import MAX_EPOCHS, RunOptions, epoch_overrides
     from closecast.pipeline.selection import select
-    from closecast.sources import CsvDirSource, get_source
+    from closecast.sources import CsvDirSource, FutureRunDateError, check_run_date, get_source
     from closecast.storage import StorageError, open_storage
     from closecast.watchlist import WatchlistError, split_tickers
 
     problems = []
+    selection = None
     try:
-        select(
-            args.watchlist,
-            split_tickers(args.tickers),
-            args.watchlist_name,
-        )
+        selection = select(args.watchlist, split_tickers(args.tickers), args.watchlist_name)
     except (WatchlistError, CatalogError) as exc:
         problems.append(f"watchlist: {exc}")
     try:
@@ -160,11 +158,12 @@ def check_configuration(args: argparse.Namespace) -> list[str]:
     except ValueError as exc:
         problems.append(f"--source: {exc}")
     else:
-        if getattr(args, "as_of", None) is not None and args.as_of > (today := source.today()):
-            problems.append(
-                f"--as-of: {args.as_of} is after the {args.source} source's current date "
-                f"{today}; a run cannot be dated in the future"
-            )
+        as_of = getattr(args, "as_of", None)  # replay has no --as-of
+        if as_of is not None and selection is not None and not problems:
+            try:
+                check_run_date(source, as_of, selection.symbols)
+            except FutureRunDateError as exc:
+                problems.append(f"--as-of: {exc}")
     if args.epochs is not None and args.epochs > MAX_EPOCHS:
         problems.append(f"--epochs: at most {MAX_EPOCHS}, got {args.epochs}")
     else:
@@ -275,10 +274,13 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
         return EXIT_TERMINATED
     run_date = args.as_of
-    if run_date is None:
+    if run_date is None:  # the flow resolved it the same way
+        from closecast.pipeline.selection import select
         from closecast.sources import get_source
+        from closecast.watchlist import split_tickers
 
-        run_date = get_source(args.source).today()
+        symbols = select(args.watchlist, split_tickers(args.tickers), args.watchlist_name).symbols
+        run_date = get_source(args.source).today(symbols)
     try:
         _print_metrics(args, run_date)
     except Exception as exc:  # the flow itself failed before publishing anything
