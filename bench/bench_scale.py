@@ -70,12 +70,15 @@ def shipped_histories(extra: Path | None) -> dict[str, pd.Series]:
     return series
 
 
-def synthesise(histories: dict[str, pd.Series], n: int, days: int, seed: int) -> list[pd.Series]:
-    """``n`` series of ``days`` business days, each the 20-day-block bootstrap of one
-    shipped history's log returns (round-robin), from a random starting price."""
+def synthesise(
+    histories: dict[str, pd.Series], n: int, days: int, seed: int, end: str = "2020-12-11"
+) -> list[pd.Series]:
+    """``n`` series of ``days + 1`` business days ending on ``end``, each the 20-day-block
+    bootstrap of one shipped history's log returns (round-robin), from a random starting
+    price."""
     rng = np.random.default_rng(seed)
     returns = [np.diff(np.log(s.to_numpy())) for s in histories.values()]
-    index = pd.bdate_range(end="2020-12-11", periods=days + 1, name="date")
+    index = pd.bdate_range(end=end, periods=days + 1, name="date")
     out = []
     for i in range(n):
         source = returns[i % len(returns)]

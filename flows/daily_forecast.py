@@ -125,7 +125,7 @@ def daily_forecast(settings: RunSettings = RunSettings()) -> State:  # noqa: B00
     """
     logger = get_run_logger()
     runner = make_task_runner(settings.task_runner, settings.workers, settings.dask_address)
-    tickers = list(settings.tickers) if settings.tickers else None
+    tickers = list(settings.tickers) if settings.tickers is not None else None
     selection = select_tickers(settings.watchlist, tickers, settings.watchlist_name)
     source = settings.source
     as_of = settings.as_of

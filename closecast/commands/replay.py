@@ -25,7 +25,7 @@ from closecast.commands.run import (
     check_configuration,
     settings_from_args,
 )
-from closecast.watchlist import WatchItem
+from closecast.watchlist import WatchItem, split_tickers
 
 MAX_REPLAY_DAYS = 3660
 EXIT_CODES = RUN_EXIT_CODES | {
@@ -106,9 +106,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"closecast replay: {problem}", file=sys.stderr)
         return EXIT_CONFIG
 
-    selection = select(
-        args.watchlist, args.tickers.split(",") if args.tickers else None, args.watchlist_name
-    )
+    selection = select(args.watchlist, split_tickers(args.tickers), args.watchlist_name)
     days = replay_days(list(selection.items), args.start, args.end or today, args.days)
     if not days:
         print("closecast replay: no trading day in that range", file=sys.stderr)

@@ -138,13 +138,13 @@ def check_configuration(args: argparse.Namespace) -> list[str]:
     from closecast.pipeline.settings import setting_errors
     from closecast.sources import CsvDirSource, get_source
     from closecast.storage import StorageError, open_storage
-    from closecast.watchlist import WatchlistError
+    from closecast.watchlist import WatchlistError, split_tickers
 
     problems = []
     try:
         select(
             args.watchlist,
-            args.tickers.split(",") if args.tickers else None,
+            split_tickers(args.tickers),
             args.watchlist_name,
         )
     except (WatchlistError, CatalogError) as exc:
@@ -181,10 +181,9 @@ def _print_metrics(args: argparse.Namespace, run_date: date) -> None:
     from closecast.pipeline.selection import select
     from closecast.storage import open_storage
     from closecast.storage.io import read_parquet
+    from closecast.watchlist import split_tickers
 
-    selection = select(
-        args.watchlist, args.tickers.split(",") if args.tickers else None, args.watchlist_name
-    )
+    selection = select(args.watchlist, split_tickers(args.tickers), args.watchlist_name)
     scope = catalog.RunScope(run_date, selection.name)
     storage = open_storage(args.storage, credentials_block=args.credentials_block)
     frame = read_parquet(storage, catalog.METRICS.key(scope)).to_pandas()

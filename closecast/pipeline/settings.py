@@ -192,7 +192,9 @@ class RunSettings(BaseModel):
     @classmethod
     def _split_tickers(cls, value: Any) -> Any:
         """A comma-separated string (the command line's form) is a list of symbols."""
-        return value.split(",") if isinstance(value, str) else value
+        from closecast.watchlist import split_tickers
+
+        return split_tickers(value) if isinstance(value, str) else value
 
     @field_validator("preset")
     @classmethod

@@ -182,6 +182,19 @@ CONFIG_CASES = [
     Case("tickers-double-dot", ("--tickers", "AAPL,A..B"), "--tickers: invalid ticker 'A..B'"),
     Case("tickers-slash", ("--tickers", "../etc"), "invalid ticker '../etc'"),
     Case("tickers-none", ("--tickers", " , "), "--tickers: no ticker symbol given"),
+    # An empty value once ran the whole default watchlist with exit 0.
+    Case("tickers-empty", ("--tickers", ""), "--tickers: no ticker symbol given"),
+    Case(
+        "tickers-trailing-comma",
+        ("--tickers", "AAPL,"),
+        "--tickers: empty symbol at position 2 of 'AAPL,' (a stray comma?)",
+    ),
+    Case(
+        "tickers-subset-empty-symbol",
+        ("--watchlist", WATCHLIST, "--tickers", ",AAPL"),
+        "--tickers: empty symbol at position 1",
+        files={"in/wl.yaml": b"tickers: [{symbol: AAPL, asset_class: stock}]"},
+    ),
     # --source
     Case("source-unknown", ("--source", "ftp://x"), "unknown price source 'ftp://x'"),
     Case("source-csv-without-dir", ("--source", "csv:"), "unknown price source 'csv:'"),
