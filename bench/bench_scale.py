@@ -443,7 +443,6 @@ def report(args: argparse.Namespace, base: dict, many: dict, small: dict, agree:
 
 
 def main(argv: list[str] | None = None) -> int:
-    default_data = Path("/work/shared/data/prices")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tickers", type=int, default=500)
     parser.add_argument("--baseline", type=int, default=30, help="tickers for today's path")
@@ -455,8 +454,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data",
         type=Path,
-        default=default_data if default_data.is_dir() else None,
-        help="extra directory of Yahoo CSVs to bootstrap from and compare U2 on",
+        default=None,
+        help="extra directory of Yahoo CSVs to bootstrap from and compare U2 on "
+        "(default: none, only the shipped closecast/sample_data)",
     )
     parser.add_argument("--worker", choices=("per-ticker", "batched", "agreement"))
     parser.add_argument("--cold-only", action="store_true")

@@ -23,9 +23,10 @@ from closecast.artifacts import (
     ui_plots,
 )
 from closecast.catalog import RunScope
-from closecast.pipeline.options import RunOptions
 from closecast.pipeline.publish import RunRows, publish_run, withdraw_manifest
 from closecast.pipeline.selection import Selection
+from closecast.pipeline.services import open_run_storage
+from closecast.pipeline.settings import RunSettings
 from closecast.pipeline.ticker import TickerOutcome
 from closecast.records import MetricsRow
 
@@ -63,9 +64,9 @@ def update_progress(
 
 
 @task(name="withdraw-manifest", task_run_name="withdraw-manifest-{scope.watchlist}")
-def withdraw_run_manifest(scope: RunScope, options: RunOptions) -> dict[str, Any] | None:
+def withdraw_run_manifest(scope: RunScope, settings: RunSettings) -> dict[str, Any] | None:
     """Withdraw the scope's manifest before any of its objects is rewritten."""
-    return withdraw_manifest(options.open_storage(), scope)
+    return withdraw_manifest(open_run_storage(settings), scope)
 
 
 @task(name="publish-run", task_run_name="publish-run-{scope.watchlist}-{scope.run_date}")
@@ -73,12 +74,12 @@ def publish_run_outputs(
     scope: RunScope,
     outcomes: list[TickerOutcome],
     selection: Selection,
-    options: RunOptions,
+    settings: RunSettings,
     previous: dict[str, Any] | None,
-    parameters: dict[str, Any],
 ) -> str:
-    """Write the scope's tables, summary plot and manifest; returns the manifest key."""
-    storage = options.open_storage()
+    """Write the scope's tables, summary plot and manifest (recording ``settings`` whole);
+    returns the manifest key."""
+    storage = open_run_storage(settings)
     rows = RunRows(
         {
             catalog.METRICS.name: [o.metrics for o in outcomes],
@@ -96,7 +97,7 @@ def publish_run_outputs(
         run_tickers=selection.symbols,
         members=set(selection.members) if selection.members is not None else None,
         previous=previous,
-        parameters=parameters,
+        parameters=settings.recorded(),
     )
     key = catalog.MANIFEST.key(scope)
     get_run_logger().info(
@@ -109,11 +110,13 @@ def publish_run_outputs(
 
 
 @task(name="publish-artifacts", task_run_name="publish-artifacts-{scope.watchlist}")
-def publish_artifacts(scope: RunScope, metric_rows: list[MetricsRow], options: RunOptions) -> None:
+def publish_artifacts(
+    scope: RunScope, metric_rows: list[MetricsRow], settings: RunSettings
+) -> None:
     """The metrics table and a markdown summary showing the plots, at stable keys; both
     bounded at any watchlist size (the best and worst tickers, the failed ones, and a link
     to the full table: ``closecast.artifacts.select_summary``)."""
-    storage = options.open_storage()
+    storage = open_run_storage(settings)
     public = public_endpoint_from_env()
     selection = select_summary(metric_rows)
     plot_keys = {
