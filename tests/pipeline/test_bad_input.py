@@ -201,8 +201,8 @@ CONFIG_CASES = [
     Case("source-csv-missing-dir", ("--source", "csv:{tmp}/in/none"), "no such directory"),
     # --preset / --epochs / --workers / --as-of / --mode
     Case("preset-unknown", ("--preset", "turbo"), "unknown preset 'turbo'"),
-    Case("epochs-zero", ("--epochs", "0"), "'epochs' has bad value 0"),
-    Case("epochs-negative", ("--epochs", "-5"), "'epochs' has bad value -5"),
+    Case("epochs-zero", ("--epochs", "0"), "--epochs: must be at least 1, got 0"),
+    Case("epochs-negative", ("--epochs", "-5"), "--epochs: must be at least 1, got -5"),
     Case("epochs-huge", ("--epochs", "99999999999"), "--epochs: at most 10000, got 99999999999"),
     Case("epochs-not-a-number", ("--epochs", "many"), "invalid int value: 'many'"),
     Case("workers-zero", ("--workers", "0"), "--workers: must be at least 1, got 0"),
