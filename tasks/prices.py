@@ -15,8 +15,9 @@ from closecast import catalog
 from closecast.calendars import is_trading_day
 from closecast.catalog import RunScope
 from closecast.pipeline.fetch import fetch_and_store
-from closecast.pipeline.options import RunOptions
 from closecast.pipeline.selection import Selection, select
+from closecast.pipeline.services import RunServices
+from closecast.pipeline.settings import RunSettings
 from closecast.sources import SourceUnavailableError, get_source
 from closecast.storage import StorageUnreachableError
 from closecast.watchlist import WatchItem
@@ -92,21 +93,21 @@ def name_flow_run(scope: RunScope, source: str) -> None:
     retry_jitter_factor=0.5,
     retry_condition_fn=retry_on_network_errors,
 )
-def fetch_prices(item: WatchItem, as_of: date, options: RunOptions) -> dict[str, Any]:
+def fetch_prices(item: WatchItem, as_of: date, settings: RunSettings) -> dict[str, Any]:
     """Fetch, validate and merge one ticker's prices into the price store.
 
     Returns:
         ``FetchSummary.to_dict()``: new/revised/removed/total rows, the price key, whether
         the history was re-based or rebuilt, and the validation report under ``validation``.
     """
-    storage = options.open_storage()
-    with options.lease(catalog.ticker_lease_key(item.symbol), f"ticker {item.symbol}"):
+    services = RunServices.open(settings)
+    with services.lease(catalog.ticker_lease_key(item.symbol), f"ticker {item.symbol}"):
         summary = fetch_and_store(
             item,
             as_of,
-            storage,
-            get_source(options.source),
-            price_column=options.model_config().price_column,
+            services.storage,
+            get_source(settings.source),
+            price_column=services.config.price_column,
         )
     logger = get_run_logger()
     logger.info(

@@ -182,14 +182,27 @@ CONFIG_CASES = [
     Case("tickers-double-dot", ("--tickers", "AAPL,A..B"), "--tickers: invalid ticker 'A..B'"),
     Case("tickers-slash", ("--tickers", "../etc"), "invalid ticker '../etc'"),
     Case("tickers-none", ("--tickers", " , "), "--tickers: no ticker symbol given"),
+    # An empty value once ran the whole default watchlist with exit 0.
+    Case("tickers-empty", ("--tickers", ""), "--tickers: no ticker symbol given"),
+    Case(
+        "tickers-trailing-comma",
+        ("--tickers", "AAPL,"),
+        "--tickers: empty symbol at position 2 of 'AAPL,' (a stray comma?)",
+    ),
+    Case(
+        "tickers-subset-empty-symbol",
+        ("--watchlist", WATCHLIST, "--tickers", ",AAPL"),
+        "--tickers: empty symbol at position 1",
+        files={"in/wl.yaml": b"tickers: [{symbol: AAPL, asset_class: stock}]"},
+    ),
     # --source
     Case("source-unknown", ("--source", "ftp://x"), "unknown price source 'ftp://x'"),
     Case("source-csv-without-dir", ("--source", "csv:"), "unknown price source 'csv:'"),
     Case("source-csv-missing-dir", ("--source", "csv:{tmp}/in/none"), "no such directory"),
     # --preset / --epochs / --workers / --as-of / --mode
     Case("preset-unknown", ("--preset", "turbo"), "unknown preset 'turbo'"),
-    Case("epochs-zero", ("--epochs", "0"), "'epochs' has bad value 0"),
-    Case("epochs-negative", ("--epochs", "-5"), "'epochs' has bad value -5"),
+    Case("epochs-zero", ("--epochs", "0"), "--epochs: must be at least 1, got 0"),
+    Case("epochs-negative", ("--epochs", "-5"), "--epochs: must be at least 1, got -5"),
     Case("epochs-huge", ("--epochs", "99999999999"), "--epochs: at most 10000, got 99999999999"),
     Case("epochs-not-a-number", ("--epochs", "many"), "invalid int value: 'many'"),
     Case("workers-zero", ("--workers", "0"), "--workers: must be at least 1, got 0"),
