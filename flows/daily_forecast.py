@@ -129,7 +129,11 @@ def daily_forecast(settings: RunSettings = RunSettings()) -> State:  # noqa: B00
     selection = select_tickers(settings.watchlist, tickers, settings.watchlist_name)
     source = settings.source
     as_of = settings.as_of
-    run_date = check_run_date(as_of, source) if as_of else resolve_as_of(source)
+    run_date = (
+        check_run_date(as_of, source, selection.symbols)
+        if as_of
+        else resolve_as_of(source, selection.symbols)
+    )
     scope = RunScope(run_date, selection.name)
     if as_of is None:
         name_flow_run(scope, source)

@@ -112,7 +112,8 @@ class RunSettings(BaseModel):
     as_of: date | None = Field(
         None,
         description="The run date: prices up to it, forecasts for the next trading day "
-        "(default: the source's current date; the sample's is 2020-12-11). Never after it.",
+        "(default: the source's current date; the sample's is 2020-12-11; for csv:DIR, the "
+        "latest date of the requested tickers' files). Never after it.",
     )
     mode: RequestedMode = Field(
         "auto",
