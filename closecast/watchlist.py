@@ -196,18 +196,43 @@ def guess_asset_class(symbol: str) -> AssetClass:
     return "crypto" if symbol.endswith("-USD") else "stock"
 
 
+def split_tickers(text: str | None) -> list[str] | None:
+    """The symbols of a ``--tickers A,B`` value, as given (None when the option is absent).
+
+    An empty value is kept as an empty list, not None: ``--tickers ''`` must be refused, not
+    read as "no --tickers" (which would run the whole default watchlist).
+    """
+    return None if text is None else text.split(",")
+
+
+def check_symbols(symbols: list[str], origin: str = "--tickers") -> list[str]:
+    """Normalize ``--tickers`` symbols, refusing an empty list and every empty symbol.
+
+    Raises:
+        WatchlistError: No symbol (``''``, ``' , '``), an empty symbol beside others (a
+            stray comma: ``'AAPL,'``), or a symbol breaking the ticker rule.
+    """
+    if not any(raw.strip() for raw in symbols):
+        raise WatchlistError(f"{origin}: no ticker symbol given")
+    empty = [i + 1 for i, raw in enumerate(symbols) if not raw.strip()]
+    if empty:
+        raise WatchlistError(
+            f"{origin}: empty symbol at position {', '.join(map(str, empty))} of "
+            f"{_SHORT.repr(','.join(symbols))} (a stray comma?); list symbols as A,B"
+        )
+    try:
+        return [normalize_symbol(raw) for raw in symbols]
+    except InvalidTickerError as exc:
+        raise WatchlistError(f"{origin}: {exc}") from None
+
+
 def items_from_symbols(symbols: list[str]) -> list[WatchItem]:
     """A watchlist from bare symbols (``--tickers A,B``), asset classes guessed.
 
     Raises:
-        WatchlistError: No symbol, a symbol breaking the ticker rule, or a duplicate.
+        WatchlistError: No symbol, an empty symbol, a symbol breaking the ticker rule, or a
+            duplicate.
     """
-    given = [raw for raw in symbols if raw.strip()]
-    if not given:
-        raise WatchlistError("--tickers: no ticker symbol given")
-    try:
-        cleaned = [normalize_symbol(raw) for raw in given]
-    except InvalidTickerError as exc:
-        raise WatchlistError(f"--tickers: {exc}") from None
+    cleaned = check_symbols(symbols)
     items = [WatchItem(symbol=s, asset_class=guess_asset_class(s)) for s in cleaned]
     return _check_unique(items, "--tickers")

@@ -12,50 +12,16 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
-import numpy as np
 import pandas as pd
 
 from closecast.choices import RequestedMode
 from closecast.pipeline.live import LiveStats
 from closecast.pipeline.registry import Champion
+from closecast.pipeline.settings import RetrainPolicy
 from closecast.records import ServedRow
 from lstm_model import metrics
 
 Mode = Literal["retrain", "finetune"]
-
-
-@dataclass(frozen=True)
-class RetrainPolicy:
-    """When ``auto`` mode retrains, and when a retrained candidate is promoted.
-
-    Attributes:
-        max_model_age_days: Retrain when the lineage's retrain is older than this.
-        max_u2_degradation: Retrain when the lineage's live U2 exceeds its backtest U2 by
-            more than this, over at least ``min_live_days`` scored forecasts.
-        min_live_days: Scored served forecasts the live record needs before it can trigger a
-            retrain.
-        min_compare_days: Days that a retrained candidate's backtest and the champion
-            lineage's live record must share for the two to be compared; with fewer, the
-            candidate is promoted (there is no honest evidence for the champion).
-        range_tolerance: For presets with one global scaler: retrain when prices the champion
-            has not seen leave its fitted range by more than this fraction of the range.
-    """
-
-    max_model_age_days: int = 30
-    max_u2_degradation: float = 0.10
-    min_live_days: int = 20
-    min_compare_days: int = 10
-    range_tolerance: float = 0.05
-
-    def __post_init__(self) -> None:
-        for name in ("max_model_age_days", "min_live_days", "min_compare_days"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-        for name in ("max_u2_degradation", "range_tolerance"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or not np.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
 
 
 @dataclass(frozen=True)

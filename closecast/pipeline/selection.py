@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from closecast.catalog import ADHOC_WATCHLIST_NAME, DEFAULT_WATCHLIST_NAME, check_watchlist_name
-from closecast.watchlist import WatchItem, WatchlistError, items_from_symbols, load_watchlist
+from closecast.watchlist import (
+    WatchItem,
+    WatchlistError,
+    check_symbols,
+    items_from_symbols,
+    load_watchlist,
+)
 
 
 @dataclass(frozen=True)
@@ -52,14 +58,14 @@ def select(watchlist: str | None, tickers: list[str] | None, name: str | None = 
         WatchlistError: A bad file or symbol, or a ticker that is not in the watchlist.
         CatalogError: A name that cannot be part of a key.
     """
-    if tickers and watchlist is None:
+    if tickers is not None and watchlist is None:
         items = tuple(items_from_symbols(tickers))
         return Selection(check_watchlist_name(name or ADHOC_WATCHLIST_NAME), items, None)
     listed = load_watchlist(watchlist)
     members = frozenset(item.symbol for item in listed)
     items = tuple(listed)
-    if tickers:
-        wanted = [s.strip().upper() for s in tickers if s.strip()]
+    if tickers is not None:
+        wanted = check_symbols(tickers)
         unknown = [s for s in wanted if s not in members]
         if unknown:
             raise WatchlistError(

@@ -16,12 +16,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-import closecast.pipeline.options as run_options
+import closecast.pipeline.services as run_services
 from closecast import catalog
 from closecast.catalog import RunScope
 from closecast.pipeline.fetch import fetch_and_store
 from closecast.pipeline.lineup import compute_baseline_backtests, lineage_baseline_backtests
 from closecast.pipeline.registry import read_champion, write_champion
+from closecast.pipeline.settings import RunSettings
 from closecast.price_store import PriceStore
 from closecast.sources import SampleSource
 from closecast.storage import open_storage
@@ -77,18 +78,16 @@ class CountingStorage:
 def requests(monkeypatch) -> list[tuple[str, str, str]]:
     calls: list[tuple[str, str, str]] = []
     lock = threading.Lock()
-    real = run_options.open_storage
+    real = run_services.open_storage
     monkeypatch.setattr(
-        run_options, "open_storage", lambda *a, **k: CountingStorage(real(*a, **k), calls, lock)
+        run_services, "open_storage", lambda *a, **k: CountingStorage(real(*a, **k), calls, lock)
     )
     return calls
 
 
 def run(root: str, day: date):
-    state = daily_forecast(
-        tickers=TICKERS, source="sample", storage=root, as_of=day, preset="fast",
-        return_state=True,
-    )  # fmt: skip
+    settings = RunSettings(tickers=TICKERS, source="sample", storage=root, as_of=day, preset="fast")
+    state = daily_forecast(settings, return_state=True)
     assert state.is_completed(), state.message
     return state
 
