@@ -424,8 +424,11 @@ def publish_ticker_objects(
     ledger: live.Ledger,
     prices: pd.Series,
     title: str,
+    *,
+    draw_plot: bool = True,
 ) -> list[str]:
-    """The lineage's backtest predictions and the ticker's plot, under the run scope."""
+    """The lineage's backtest predictions and (``draw_plot``) the ticker's plot, under the
+    run scope."""
     keys = []
     if backtest_predictions is not None:
         key = catalog.PREDICTIONS.key(scope, item.symbol)
@@ -436,6 +439,8 @@ def publish_ticker_objects(
         ]
         write_parquet(storage, key, rows_to_table(rows, PredictionRow))
         keys.append(key)
+    if not draw_plot:
+        return keys
     figure = ticker_figure(backtest_predictions, ledger, prices, title)
     plot_key = catalog.TICKER_PLOTS.key(scope, item.symbol)
     write_figure(storage, plot_key, figure)
@@ -607,7 +612,12 @@ def plan_ticker(
 
 
 def finish_ticker(
-    plan: Plan, scope: RunScope, options: RunSettings, services: RunServices
+    plan: Plan,
+    scope: RunScope,
+    options: RunSettings,
+    services: RunServices,
+    *,
+    draw_plots: bool = True,
 ) -> TickerOutcome:
     """Steps 5-8: register, serve and record the forecast, publish the ticker's objects,
     score the line-up and choose which model's forecast is served."""
@@ -642,7 +652,7 @@ def finish_ticker(
     )
     title = _title(item, scope, produced, scores)
     keys = registered.keys + publish_ticker_objects(
-        storage, item, scope, backtest_predictions, ledger, plan.prices, title
+        storage, item, scope, backtest_predictions, ledger, plan.prices, title, draw_plot=draw_plots
     )
     lineup = run_lineup(
         storage,
@@ -719,6 +729,7 @@ def forecast_tickers(
     fetch_reports: dict[str, dict[str, Any]] | None = None,
     *,
     services: RunServices | None = None,
+    draw_plots: bool = True,
 ) -> list[TickerOutcome]:
     """Score what was served, train or fine-tune, serve the next forecasts and publish, for
     a chunk of tickers; their training runs together (see :func:`train_plans`).
@@ -730,6 +741,7 @@ def forecast_tickers(
         fetch_reports: Per ticker, the validation report of this run's fetch.
         services: The run's storage and model configuration (opened from ``options``
             when None).
+        draw_plots: Draw each ticker's plot (large runs skip them: ``ticker_plots``).
 
     Returns:
         One outcome per ticker, in order: its metrics row (describing the model that serves
@@ -752,7 +764,9 @@ def forecast_tickers(
             outcomes[plan.item.symbol] = failed_outcome(plan.item, plan.error, stage="train")
             continue
         try:
-            outcomes[plan.item.symbol] = finish_ticker(plan, scope, options, services)
+            outcomes[plan.item.symbol] = finish_ticker(
+                plan, scope, options, services, draw_plots=draw_plots
+            )
         except Exception as exc:
             outcomes[plan.item.symbol] = failed_outcome(plan.item, _describe(exc), stage="serve")
     return [outcomes[item.symbol] for item in items]
