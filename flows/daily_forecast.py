@@ -89,9 +89,10 @@ def forecast_watchlist(
             outcomes[item.symbol] = failed_outcome(item, error, stage="fetch")
     order = {item.symbol: i for i, item in enumerate(selection.items)}
     fetched.sort(key=lambda item: order[item.symbol])
+    draw_plots = len(selection.items) <= settings.ticker_plots  # the summary always renders
     modelling = {
         forecast_chunk.submit(
-            chunk, scope, settings, {i.symbol: reports[i.symbol] for i in chunk}
+            chunk, scope, settings, {i.symbol: reports[i.symbol] for i in chunk}, draw_plots
         ): chunk
         for chunk in chunks(fetched, settings.chunk_size, settings.workers)
     }

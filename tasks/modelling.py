@@ -79,6 +79,7 @@ def forecast_chunk(
     scope: RunScope,
     settings: RunSettings,
     fetch_reports: dict[str, dict[str, Any]],
+    draw_plots: bool = True,
 ) -> list[ticker.TickerOutcome]:
     """Score served forecasts, retrain or fine-tune, serve and publish, for a chunk of
     tickers whose training runs together; each ticker's lease is held throughout.
@@ -98,7 +99,7 @@ def forecast_chunk(
         with _training_lock(), training_progress_to(logger):
             try:
                 outcomes = ticker.forecast_tickers(
-                    items, scope, settings, fetch_reports, services=services
+                    items, scope, settings, fetch_reports, services=services, draw_plots=draw_plots
                 )
             finally:
                 release_tensorflow_state()

@@ -165,6 +165,13 @@ class RunSettings(BaseModel):
         description="Most tickers trained together in one task (one traced graph serves them "
         "all; see docs/scaling.md).",
     )
+    ticker_plots: int = Field(
+        50,
+        ge=0,
+        description="Draw each ticker's plot when the run forecasts at most this many tickers "
+        "(a plot costs about 0.2 s); larger runs draw none (the summary plot and the run "
+        "summary, with the best and worst tickers, always render). 0: never.",
+    )
     dask_address: str | None = Field(
         None,
         description="Scheduler of an existing Dask cluster, with the dask task runner "
