@@ -1,30 +1,32 @@
-"""One ticker's work in a run, as small named steps over a storage root:
+"""A chunk of tickers' work in a run, as named steps over a storage root:
 
-1. read the validated history through the run date;
-2. score the forecasts earlier runs served for days now known (the live record);
-3. decide: retrain or fine-tune (``decisions``);
-4. train: a backtest fit and, if the candidate wins, a refit on the whole history; or a
-   fine-tune of the champion on the days it has not seen;
-5. register the new version and move the champion pointer;
-6. serve: forecast the next trading day with the champion and record it in the ledger;
-7. publish the ticker's run objects (backtest predictions, plot) and build its rows.
+1. plan (:func:`plan_ticker`): read the validated history through the run date, score the
+   forecasts earlier runs served for days now known and write that live record (before any
+   training), load the champion and decide: retrain or fine-tune (``decisions``);
+2. produce (:func:`train_plans`, the whole chunk at once): a backtest fit and, if the
+   candidate wins, a refit on the whole history; or a fine-tune of the champion on the days
+   it has not seen (``training``, ``lstm_model.batch``);
+3. register (:func:`register`): store the new version, then move the champion pointer;
+4. serve (:func:`closecast.pipeline.serving.serve`): forecast the next trading days with
+   their intervals and record them in the ledger; the line-up (``lineup``) serves and
+   scores every baseline the same way;
+5. rows (:mod:`closecast.pipeline.rows`): the ticker's run objects (backtest predictions,
+   plot) and its rows for the run tables.
 
-The Prefect task ``forecast-ticker`` wraps :func:`forecast_ticker`; fetching is
-:mod:`closecast.pipeline.fetch`.
+The Prefect task ``forecast-tickers`` (:func:`tasks.modelling.forecast_chunk`) wraps
+:func:`forecast_tickers`; fetching is :mod:`closecast.pipeline.fetch`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
 import pandas as pd
 
 from closecast import catalog
-from closecast.calendars import next_trading_days
 from closecast.catalog import RunScope
 from closecast.pipeline import live, training
 from closecast.pipeline.decisions import (
@@ -34,7 +36,7 @@ from closecast.pipeline.decisions import (
     decide_mode,
     judge_candidate,
 )
-from closecast.pipeline.evaluation import Evaluation, significance
+from closecast.pipeline.evaluation import Evaluation, backtest_frames
 from closecast.pipeline.lineup import (
     BASELINE_KINDS,
     LSTM,
@@ -46,6 +48,7 @@ from closecast.pipeline.registry import (
     BacktestScore,
     Champion,
     ChampionUnreadableError,
+    clear_version,
     load_model,
     next_version,
     read_backtest,
@@ -58,28 +61,33 @@ from closecast.pipeline.registry import (
     save_model,
     write_champion,
 )
+from closecast.pipeline.rows import (
+    BACKTEST_COLUMNS,
+    LINEAGE_COLUMNS,
+    TickerOutcome,
+    _copied,
+    failed_outcome,
+    forecast_row,
+    publish_ticker_objects,
+    significance_columns,
+    validation_columns,
+)
 from closecast.pipeline.services import RunServices
+from closecast.pipeline.serving import Lineage, serve
 from closecast.pipeline.settings import RunSettings
-from closecast.pipeline.uncertainty import backtest_with_bands, frame_coverage, served_bands
-from closecast.plots import PREDICTION_COLUMNS, plot_ticker
+from closecast.pipeline.uncertainty import frame_coverage
 from closecast.price_store import PriceStore
 from closecast.records import (
-    ForecastRow,
     LiveScoreRow,
     MetricsRow,
-    ModelScoreRow,
-    PredictionRow,
-    ServedRow,
-    rows_to_table,
 )
 from closecast.storage import Storage, StorageError
-from closecast.storage.io import write_figure, write_parquet
 from closecast.validation import ValidationReport, usable_series
 from closecast.watchlist import WatchItem
 from lstm_model.config import ModelConfig
 from lstm_model.data import minimum_history
 from lstm_model.forecaster import Forecaster
-from lstm_model.horizons import forecast_path, path_backtest
+from lstm_model.metrics import format_u2
 
 
 def required_rows(config: ModelConfig) -> tuple[int, str]:
@@ -125,7 +133,7 @@ def load_champion(storage: Storage, ticker: str) -> ChampionView:
     if champion is None:
         return ChampionView()
     try:
-        model = load_model(storage, ticker, champion.version)
+        model = load_model(storage, ticker, champion.version, champion.files)
     except (StorageError, OSError, ValueError, KeyError) as exc:
         where = catalog.model_prefix(ticker, champion.version)
         return ChampionView(champion, unreadable=f"{where}/: {type(exc).__name__}: {exc}")
@@ -265,21 +273,18 @@ def _refit(plans: list[Plan], horizon: int) -> None:
             continue
         assert plan.backtest is not None
         banding = time.perf_counter()
-        banded = backtest_with_bands(
-            plan.backtest.model, plan.prices, plan.backtest.evaluation.predictions
+        frames = backtest_frames(
+            plan.backtest.model, plan.prices, plan.backtest.evaluation.predictions, horizon
         )
-        path = None
-        if horizon > 1:
-            path = path_backtest(plan.backtest.model, plan.prices, plan.backtest.start, horizon)
         band_seconds = time.perf_counter() - banding
         plan.produced = Produced(
             model=model,
             mode="retrain",
             reason=plan.decision.reason,
             lineage=None,
-            backtest=_score(plan.backtest.evaluation, banded),
-            backtest_predictions=banded,
-            backtest_path=path,
+            backtest=_score(plan.backtest.evaluation, frames.predictions),
+            backtest_predictions=frames.predictions,
+            backtest_path=frames.path,
             new_version=True,
             promoted=not plan.decision.backfill,
             seconds=plan.backtest.seconds + share + band_seconds,
@@ -334,21 +339,37 @@ class Registered:
     version: str
     lineage: str
     keys: list[str]
+    champion_written: bool = False
+
+
+def _version_slot(storage: Storage, ticker: str, champion: Champion | None) -> str:
+    """The version a new model is stored as. The champion records the latest version, so
+    nothing is listed; what a version past it holds is what a killed run left, and goes.
+    Without that record (a first run, an unreadable or older pointer), the ticker's
+    versions are walked once and incomplete ones removed."""
+    if champion is not None and champion.latest is not None:
+        version = next_version(storage, ticker, champion)
+        clear_version(storage, ticker, version)
+        return version
+    remove_incomplete_versions(storage, ticker, keep=champion and champion.version)
+    return next_version(storage, ticker)
 
 
 def register(
     storage: Storage, ticker: str, as_of: date, produced: Produced, view: ChampionView, preset: str
 ) -> Registered:
     """Store a new version (with its backtest when it starts a lineage), then point the
-    champion at it when promoted. The pointer moves last."""
+    champion at it when promoted (or, for a backfill, record it as the latest version). The
+    pointer moves last."""
     if not produced.new_version:
         assert view.champion is not None
         return Registered(view.champion.version, view.champion.lineage, [])
-    remove_incomplete_versions(storage, ticker, keep=view.champion and view.champion.version)
-    version = next_version(storage, ticker)
+    version = _version_slot(storage, ticker, view.champion)
     lineage = produced.lineage or version
     produced.model.meta.update(run_date=as_of.isoformat(), lineage=lineage)
-    keys = save_model(storage, ticker, version, produced.model)
+    prefix = catalog.model_prefix(ticker, version)
+    files = save_model(storage, ticker, version, produced.model)
+    keys = [f"{prefix}/{name}" for name in files]
     if produced.backtest_predictions is not None:
         keys.append(save_backtest(storage, ticker, version, produced.backtest_predictions))
     if produced.backtest_path is not None:
@@ -363,193 +384,14 @@ def register(
             promoted_on=as_of,
             preset=preset,
             backtest=produced.backtest,
+            files=files,
+            latest=version,
         )
         write_champion(storage, ticker, champion)
-    return Registered(version, lineage, keys)
-
-
-# --- 6. serving --------------------------------------------------------------------------------
-
-
-def serve(
-    item: WatchItem,
-    prices: pd.Series,
-    model: Forecaster,
-    registered: Registered,
-    as_of: date,
-    horizon: int = 1,
-) -> list[ServedRow]:
-    """Forecasts for each of the next ``horizon`` trading days after the last price (beyond
-    the first, the model's own forecasts are fed back as prices)."""
-    data_end = prices.index[-1].date()
-    path = (
-        [float(model.forecast_next(prices))]
-        if horizon == 1
-        else [float(v) for v in forecast_path(model, prices, horizon)]
-    )
-    return [
-        ServedRow(
-            ticker=item.symbol,
-            target_date=target,
-            data_end=data_end,
-            forecast=forecast,
-            naive=float(prices.iloc[-1]),
-            model_version=registered.version,
-            lineage=registered.lineage,
-            trained_through=training.trained_through_date(model),
-            served_on=as_of,
-            step=step,
-        )
-        for step, (target, forecast) in enumerate(
-            zip(next_trading_days(item.asset_class, data_end, horizon), path, strict=True),
-            start=1,
-        )
-    ]
-
-
-# --- 7. the ticker's run objects and rows ------------------------------------------------------
-
-
-@dataclass
-class TickerOutcome:
-    """What one ticker contributed to the run: its rows and the objects it wrote.
-
-    ``keys`` are immutable objects (run outputs under the scope, new model versions);
-    ``state_keys`` the per-ticker state it changed (prices, ledger, champion pointer).
-    """
-
-    metrics: MetricsRow
-    forecasts: list[ForecastRow] = field(default_factory=list)  # one per step ahead
-    live_scores: list[LiveScoreRow] = field(default_factory=list)
-    model_scores: list[ModelScoreRow] = field(default_factory=list)
-    keys: list[str] = field(default_factory=list)
-    state_keys: list[str] = field(default_factory=list)
-
-
-def failed_outcome(item: WatchItem, error: str, *, stage: str) -> TickerOutcome:
-    return TickerOutcome(
-        metrics=MetricsRow(
-            ticker=item.symbol,
-            asset_class=item.asset_class,
-            status="failed",
-            error=f"{stage}: {error}",
-        )
-    )
-
-
-def publish_ticker_objects(
-    storage: Storage,
-    item: WatchItem,
-    scope: RunScope,
-    backtest_predictions: pd.DataFrame | None,
-    ledger: live.Ledger,
-    prices: pd.Series,
-    title: str,
-    *,
-    draw_plot: bool = True,
-) -> list[str]:
-    """The lineage's backtest predictions and (``draw_plot``) the ticker's plot, under the
-    run scope."""
-    keys = []
-    if backtest_predictions is not None:
-        key = catalog.PREDICTIONS.key(scope, item.symbol)
-        names = PredictionRow.__dataclass_fields__
-        rows = [
-            PredictionRow(**{k: v for k, v in r.items() if k in names})
-            for r in backtest_predictions.to_dict("records")
-        ]
-        write_parquet(storage, key, rows_to_table(rows, PredictionRow))
-        keys.append(key)
-    if not draw_plot:
-        return keys
-    figure = ticker_figure(backtest_predictions, ledger, prices, title)
-    plot_key = catalog.TICKER_PLOTS.key(scope, item.symbol)
-    write_figure(storage, plot_key, figure)
-    keys.append(plot_key)
-    return keys
-
-
-def ticker_figure(
-    backtest: pd.DataFrame | None, ledger: live.Ledger, prices: pd.Series, title: str
-):
-    """The per-ticker figure: the lineage's backtest above, the served forecasts against what
-    happened (naive drawn too) below."""
-    frame = backtest if backtest is not None else pd.DataFrame(columns=list(PREDICTION_COLUMNS))
-    start = pd.Timestamp(frame["date"].iloc[0]) if len(frame) else prices.index[-1]
-    history = prices[prices.index < start].iloc[-max(len(frame), 60) :]
-    return plot_ticker(frame, live.served_frame(ledger), title=title, history=history)
-
-
-def significance_columns(
-    backtest: pd.DataFrame | None, ledger: live.Ledger, lineage: str
-) -> dict[str, float | None]:
-    """The metrics row's Diebold-Mariano columns for the backtest and the lineage's record."""
-    served = ledger.scored(lineage)
-    results = {
-        ("backtest_", ""): None
-        if backtest is None
-        else significance(backtest["actual"], backtest["predicted"], backtest["naive"]),
-        ("live_", "_lineage"): significance(
-            [r.actual for r in served], [r.forecast for r in served], [r.naive for r in served]
-        ),
-    }
-    columns: dict[str, float | None] = {}
-    for (prefix, suffix), result in results.items():
-        low, high = result.u2_interval(0.95) if result is not None else (None, None)
-        columns[f"{prefix}dm_stat{suffix}"] = result.statistic if result is not None else None
-        columns[f"{prefix}dm_p{suffix}"] = result.p_value if result is not None else None
-        columns[f"{prefix}u2_low{suffix}"] = low
-        columns[f"{prefix}u2_high{suffix}"] = high
-    return columns
-
-
-def validation_columns(fetched: dict[str, Any], history: dict[str, Any]) -> dict[str, Any]:
-    """What validation found, for the metrics row: counts from this run's fetch (the raw
-    data) and from the model's stretch of history, re-basing, staleness and warnings."""
-    warnings = list(dict.fromkeys([*fetched.get("warnings", []), *history.get("warnings", [])]))
-    counts = {
-        name: int(fetched.get(name, 0)) + int(history.get(name, 0))
-        for name in ("invalid_rows_dropped", "outliers_rejected", "old_rows_dropped")
-    }
-    counts.update(
-        {
-            name: int(fetched.get(name, 0))
-            for name in (
-                "null_rows_dropped",
-                "duplicates_resolved",
-                "conflicting_duplicates",
-                "unparsable_cells",
-                "repaired_cells",
-            )
-        }
-    )
-    return {
-        **counts,
-        "rebased": bool(fetched.get("rebased", False)),
-        "rebase_factor": fetched.get("rebase_factor"),
-        "store_rebuilt": bool(fetched.get("store_rebuilt", False)),
-        "stale": bool(history.get("stale", False)),
-        "warnings": "; ".join(warnings) or None,
-    }
-
-
-# Which fields of the lineage's backtest score and of its live record the metrics row carries.
-BACKTEST_COLUMNS: tuple[str, ...] = (
-    *("start", "end", "n", "rmse", "naive_rmse", "u2", "mae", "mape"),
-    *("directional_accuracy", "coverage_80", "coverage_95"),
-)
-LINEAGE_COLUMNS: tuple[str, ...] = (
-    *("n_scored", "rmse", "naive_rmse", "u2", "directional_accuracy"),
-    *("coverage_80", "coverage_95"),
-)
-
-
-def _copied(source: object | None, pattern: str, names: Sequence[str]) -> dict[str, Any]:
-    """``source``'s fields as metrics columns named by ``pattern`` (None when no source);
-    ``n_scored`` becomes ``n`` in the column name (``live_n_20d``)."""
-    return {
-        pattern.format(name.replace("n_scored", "n")): getattr(source, name, None) for name in names
-    }
+    elif view.champion is not None:  # a backfill: the champion stays, its record of versions grows
+        write_champion(storage, ticker, replace(view.champion, latest=version))
+    written = produced.promoted or view.champion is not None
+    return Registered(version, lineage, keys, champion_written=written)
 
 
 def metrics_row(
@@ -653,26 +495,13 @@ def finish_ticker(
     backtest_path = produced.backtest_path
     if backtest_path is None and options.horizon > 1:
         backtest_path = read_backtest_path(storage, item.symbol, registered.lineage)
-    scored = plan.ledger.scored(registered.lineage, step=None)
-    served = [
-        replace(
-            row,
-            **served_bands(
-                plan.prices,
-                row.forecast,
-                backtest_predictions,
-                scored,
-                step=row.step,
-                backtest_path=backtest_path,
-            ),
-        )
-        for row in serve(item, plan.prices, produced.model, registered, as_of, options.horizon)
-    ]
-    ledger = plan.ledger
-    if not plan.decision.backfill:
-        for row in served:
-            ledger = live.record_served(ledger, row)
-        live.write_ledger(storage, item.symbol, ledger)
+    lineage = Lineage(registered.version, registered.lineage, backtest_predictions, backtest_path)
+    result = serve(
+        LSTM, produced.model, plan.ledger, item=item, prices=plan.prices, as_of=as_of,
+        lineage=lineage, horizon=options.horizon,
+        storage=None if plan.decision.backfill else storage,
+    )  # fmt: skip
+    served, ledger = list(result.rows), result.ledger
     # This ticker's own model work: deciding, its share of the chunk's training, storing the
     # version and serving (its chunk-mates' work is not counted).
     model_seconds = plan.plan_seconds + produced.seconds + time.perf_counter() - began
@@ -694,6 +523,7 @@ def finish_ticker(
         plan.prices,
         services.config,
         as_of,
+        lineage=registered.lineage,
         lstm_backtest=backtest_predictions,
         lstm_backtest_path=backtest_path,
         lstm_ledger=ledger,
@@ -719,42 +549,19 @@ def finish_ticker(
         [forecast_row(row) for row in chosen],
         scores,
         mark_serving(lineup.rows, selection.kind),
-        keys,
-        _state_keys(storage, item, plan, produced),
+        keys + list(lineup.keys),
+        _state_keys(item, plan, registered),
     )
 
 
-def forecast_row(served: ServedRow) -> ForecastRow:
-    """The forecasts table's row for the forecast that was served (any model's)."""
-    return ForecastRow(
-        ticker=served.ticker,
-        data_end=served.data_end,
-        target_date=served.target_date,
-        forecast=served.forecast,
-        naive=served.naive,
-        model_version=served.model_version,
-        lineage=served.lineage,
-        trained_through=served.trained_through,
-        lower_80=served.lower_80,
-        upper_80=served.upper_80,
-        lower_95=served.lower_95,
-        upper_95=served.upper_95,
-        model=served.model,
-        step=served.step,
-    )
-
-
-def _state_keys(storage: Storage, item: WatchItem, plan: Plan, produced: Produced) -> list[str]:
-    """The per-ticker state this run read or changed, for the manifest."""
+def _state_keys(item: WatchItem, plan: Plan, registered: Registered) -> list[str]:
+    """The per-ticker state this run read or changed, for the manifest (publishing lists
+    those that exist: no request here)."""
     keys = [catalog.prices_key(item.symbol)]
-    if produced.promoted:
+    if registered.champion_written:
         keys.append(catalog.champion_key(item.symbol))
     if not plan.decision.backfill:
-        keys += [
-            catalog.served_key(item.symbol, kind)
-            for kind in (LSTM, *BASELINE_KINDS)
-            if storage.exists(catalog.served_key(item.symbol, kind))
-        ]
+        keys += [catalog.served_key(item.symbol, kind) for kind in (LSTM, *BASELINE_KINDS)]
     return keys
 
 
@@ -829,8 +636,8 @@ def _title(item: WatchItem, scope: RunScope, produced: Produced, scores: list[Li
     backtest = produced.backtest
     parts = [f"{item.symbol} as of {scope.run_date}"]
     if backtest is not None:
-        parts.append(f"backtest U2 {backtest.u2:.3f} ({backtest.n} days)")
+        parts.append(f"backtest U2 {format_u2(backtest.u2)} ({backtest.n} days)")
     lineage = next((s for s in scores if s.window == "lineage"), None)
     if lineage is not None and lineage.n_scored:
-        parts.append(f"live U2 {lineage.u2:.3f} ({lineage.n_scored} served)")
+        parts.append(f"live U2 {format_u2(lineage.u2)} ({lineage.n_scored} served)")
     return ", ".join(parts)
