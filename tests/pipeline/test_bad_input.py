@@ -177,7 +177,29 @@ CONFIG_CASES = [
     _watchlist_case(
         "watchlist-number-symbol",
         b"tickers: [{symbol: 0700, asset_class: stock}]",
-        "symbol 448 must be text, not int",  # YAML 1.1 reads 0700 as octal: quote it
+        # YAML 1.1 reads 0700 as octal; "symbol 448 must be text" hid what was written.
+        "symbol '0700' must be text, but YAML read it as a number, 448; quote it: symbol: '0700'",
+    ),
+    _watchlist_case(
+        "watchlist-boolean-symbol",
+        b"tickers: [{symbol: ON, asset_class: stock}]",  # ON Semiconductor; YAML 1.1: true
+        "symbol 'ON' must be text, but YAML read it as a boolean, True; quote it: symbol: 'ON'",
+    ),
+    _watchlist_case(
+        "watchlist-unknown-top-level-key",
+        b"schedule: daily\ntickers: [{symbol: AAPL, asset_class: stock}]",
+        "wl.yaml: unknown top-level key(s) 'schedule'; a watchlist has only 'tickers'",
+    ),
+    Case(
+        "watchlist-non-ascii-file-name",
+        ("--watchlist", "{tmp}/in/café ☕.yaml"),
+        "the file name 'café ☕' cannot name the outputs (non-ASCII character 'é'",
+        files={"in/café ☕.yaml": b"tickers: [{symbol: AAPL, asset_class: stock}]"},
+    ),
+    Case(
+        "watchlist-name-empty",
+        ("--tickers", "AAPL", "--watchlist-name", ""),
+        "watchlist name '' must be",  # was filed under adhoc
     ),
     Case("tickers-double-dot", ("--tickers", "AAPL,A..B"), "--tickers: invalid ticker 'A..B'"),
     Case("tickers-slash", ("--tickers", "../etc"), "invalid ticker '../etc'"),
