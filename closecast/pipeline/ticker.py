@@ -88,6 +88,7 @@ from closecast.watchlist import WatchItem
 from lstm_model.base import ForecastModel
 from lstm_model.config import ModelConfig
 from lstm_model.data import minimum_history
+from lstm_model.metrics import format_u2
 
 
 def required_rows(config: ModelConfig) -> tuple[int, str]:
@@ -665,8 +666,8 @@ def _title(item: WatchItem, scope: RunScope, produced: Produced, scores: list[Li
     backtest = produced.backtest
     parts = [f"{item.symbol} as of {scope.run_date}"]
     if backtest is not None:
-        parts.append(f"backtest U2 {backtest.u2:.3f} ({backtest.n} days)")
+        parts.append(f"backtest U2 {format_u2(backtest.u2)} ({backtest.n} days)")
     lineage = next((s for s in scores if s.window == "lineage"), None)
     if lineage is not None and lineage.n_scored:
-        parts.append(f"live U2 {lineage.u2:.3f} ({lineage.n_scored} served)")
+        parts.append(f"live U2 {format_u2(lineage.u2)} ({lineage.n_scored} served)")
     return ", ".join(parts)
