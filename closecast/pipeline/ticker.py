@@ -20,6 +20,7 @@ The Prefect task ``forecast-tickers`` (:func:`tasks.modelling.forecast_chunk`) w
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
@@ -73,7 +74,7 @@ from closecast.pipeline.rows import (
     validation_columns,
 )
 from closecast.pipeline.services import RunServices
-from closecast.pipeline.serving import Lineage, serve
+from closecast.pipeline.serving import Lineage, Served, serve
 from closecast.pipeline.settings import RunSettings
 from closecast.pipeline.uncertainty import frame_coverage
 from closecast.price_store import PriceStore
@@ -84,9 +85,9 @@ from closecast.records import (
 from closecast.storage import Storage, StorageError
 from closecast.validation import ValidationReport, usable_series
 from closecast.watchlist import WatchItem
+from lstm_model.base import ForecastModel
 from lstm_model.config import ModelConfig
 from lstm_model.data import minimum_history
-from lstm_model.forecaster import Forecaster
 from lstm_model.metrics import format_u2
 
 
@@ -119,7 +120,7 @@ class ChampionView:
     """The champion and its model as loaded, or why they could not be."""
 
     champion: Champion | None = None
-    model: Forecaster | None = None
+    model: ForecastModel | None = None
     unreadable: str | None = None
 
 
@@ -154,14 +155,14 @@ def champion_state(view: ChampionView, ledger: live.Ledger, prices: pd.Series) -
     )
 
 
-# --- 4. training -------------------------------------------------------------------------------
+# --- 2. producing the serving model (the whole chunk at once) ---------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class Produced:
     """The model that serves after this run, and how it came about."""
 
-    model: Forecaster
+    model: ForecastModel
     mode: str  # retrain, finetune or keep
     reason: str
     lineage: str | None  # None: a new lineage (its version is assigned at registration)
@@ -175,6 +176,13 @@ class Produced:
     backtest_path: pd.DataFrame | None = None  # multi-step hold-out forecasts (horizon > 1)
 
 
+@dataclass(frozen=True)
+class TrainingFailed:
+    """A ticker whose training failed (the others go on)."""
+
+    error: str
+
+
 def _score(evaluation: Evaluation, banded: pd.DataFrame) -> BacktestScore:
     dates = evaluation.predictions["date"]
     return BacktestScore.from_scores(
@@ -182,9 +190,9 @@ def _score(evaluation: Evaluation, banded: pd.DataFrame) -> BacktestScore:
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
-    """One ticker between deciding and finishing: what it needs and what training made."""
+    """One ticker, planned: what producing and finishing it need."""
 
     item: WatchItem
     prices: pd.Series
@@ -195,18 +203,104 @@ class Plan:
     decision: ModeDecision
     fetch_report: dict[str, Any]
     plan_seconds: float  # loading the champion and deciding (this ticker's own time)
-    backtest: training.Backtest | None = None
-    produced: Produced | None = None
-    error: str | None = None
 
 
-def _kept(plan: Plan) -> Produced:
+def _failed(error: BaseException) -> TrainingFailed:
+    return TrainingFailed(f"{type(error).__name__}: {error}")
+
+
+def _judge(plan: Plan, backtest: training.Backtest, options: RunSettings) -> Verdict:
+    """Whether the plan's retrained candidate replaces the champion (see judge_candidate)."""
+    view, decision = plan.view, plan.decision
+    champion = None if view.unreadable or decision.backfill else view.champion
+    if champion is not None and champion.preset != options.preset:
+        champion = None  # a new preset replaces the old one by request, not by comparison
+    return judge_candidate(
+        backtest.evaluation.predictions,
+        plan.ledger.scored(champion.lineage) if champion else [],
+        champion=champion,
+        policy=options.policy,
+    )
+
+
+def train_plans(
+    plans: Sequence[Plan], config: ModelConfig, options: RunSettings
+) -> list[Produced | TrainingFailed]:
+    """Produce every plan's serving model, training tickers of one configuration together
+    (:mod:`lstm_model.batch`, each exactly as if alone):
+
+    1. retrains: backtest fits, scored on their hold-out tails, judged against the champion
+       lineage's live record;
+    2. winners refit on the whole history; losers (and fine-tune decisions) continue the
+       champion on its unseen days; with none, the champion serves as is.
+
+    Returns:
+        Per plan, in order, what serves after this run or why its training failed (one
+        ticker's failure never stops the others).
+    """
+    results: dict[int, Produced | TrainingFailed] = {}
+    retrains = [i for i, plan in enumerate(plans) if plan.decision.mode == "retrain"]
+    backtests = training.backtest_many([plans[i].prices for i in retrains], config)
+    winners: dict[int, tuple[training.Backtest, str]] = {}
+    continuing = {i: (p.decision.reason, 0.0) for i, p in enumerate(plans) if i not in retrains}
+    for i, backtest in zip(retrains, backtests, strict=True):
+        if isinstance(backtest, Exception):
+            results[i] = _failed(backtest)
+            continue
+        verdict = _judge(plans[i], backtest, options)
+        reason = f"{plans[i].decision.reason}; {verdict.reason}"
+        view = plans[i].view
+        if verdict.promote or view.model is None or view.champion is None:
+            winners[i] = (backtest, reason)
+        else:
+            continuing[i] = (reason, backtest.seconds)
+    results.update(_refit(plans, winners, options.horizon))
+    results.update(_continue_champions(plans, continuing, options))
+    return [results[i] for i in range(len(plans))]
+
+
+def _refit(
+    plans: Sequence[Plan], winners: dict[int, tuple[training.Backtest, str]], horizon: int
+) -> dict[int, Produced | TrainingFailed]:
+    """Each winning candidate's procedure trained again on the whole history."""
+    began = time.perf_counter()
+    models = training.refit_many(
+        [plans[i].prices for i in winners], [b for b, _ in winners.values()]
+    )
+    share = (time.perf_counter() - began) / max(len(winners), 1)
+    results: dict[int, Produced | TrainingFailed] = {}
+    for (i, (backtest, reason)), model in zip(winners.items(), models, strict=True):
+        if isinstance(model, Exception):
+            results[i] = _failed(model)
+            continue
+        banding = time.perf_counter()
+        prices = plans[i].prices
+        frames = backtest_frames(backtest.model, prices, backtest.evaluation.predictions, horizon)
+        results[i] = Produced(
+            model=model,
+            mode="retrain",
+            reason=reason,
+            lineage=None,
+            backtest=_score(backtest.evaluation, frames.predictions),
+            backtest_predictions=frames.predictions,
+            backtest_path=frames.path,
+            new_version=True,
+            promoted=not plans[i].decision.backfill,
+            seconds=backtest.seconds + share + time.perf_counter() - banding,
+            epochs=int(model.meta.get("epochs_run", 0)),
+            n_train=int(model.meta.get("n_train", len(prices))),
+        )
+    return results
+
+
+def _kept(plan: Plan, reason: str) -> Produced:
+    """The champion serving as is."""
     champion = plan.view.champion
     assert champion is not None and plan.view.model is not None
     return Produced(
         model=plan.view.model,
         mode="keep",
-        reason=f"no unseen days since {champion.trained_through}: champion "
+        reason=f"{reason}; no unseen days since {champion.trained_through}: champion "
         f"{champion.version} serves as is",
         lineage=champion.lineage,
         backtest=champion.backtest,
@@ -216,119 +310,44 @@ def _kept(plan: Plan) -> Produced:
     )
 
 
-def _judge(plan: Plan, options: RunSettings) -> Verdict:
-    """Whether the plan's retrained candidate replaces the champion (see judge_candidate)."""
-    view, decision = plan.view, plan.decision
-    champion = None if view.unreadable or decision.backfill else view.champion
-    if champion is not None and champion.preset != options.preset:
-        champion = None  # a new preset replaces the old one by request, not by comparison
-    assert plan.backtest is not None
-    return judge_candidate(
-        plan.backtest.evaluation.predictions,
-        plan.ledger.scored(champion.lineage) if champion else [],
-        champion=champion,
-        policy=options.policy,
-    )
-
-
-def train_plans(plans: list[Plan], config: ModelConfig, options: RunSettings) -> None:
-    """Produce every plan's serving model, training tickers of one configuration together
-    (:mod:`lstm_model.batch`, each exactly as if alone):
-
-    1. retrains: backtest fits, scored on their hold-out tails, judged against the champion
-       lineage's live record;
-    2. winners refit on the whole history; losers (and fine-tune decisions) continue the
-       champion on its unseen days; with none, the champion serves as is.
-
-    A ticker that fails gets ``plan.error`` and never stops the others.
-    """
-    retrains = [p for p in plans if p.decision.mode == "retrain"]
-    for plan, result in zip(
-        retrains, training.backtest_many([p.prices for p in retrains], config), strict=True
-    ):
-        if isinstance(result, Exception):
-            plan.error = f"{type(result).__name__}: {result}"
-        else:
-            plan.backtest = result
-    winners, continuing = [], [p for p in plans if p.decision.mode == "finetune"]
-    for plan in retrains:
-        if plan.error:
-            continue
-        verdict = _judge(plan, options)
-        reason = f"{plan.decision.reason}; {verdict.reason}"
-        plan.decision = replace(plan.decision, reason=reason)
-        has_champion = plan.view.model is not None and plan.view.champion is not None
-        (winners if verdict.promote or not has_champion else continuing).append(plan)
-    _refit(winners, options.horizon)
-    _continue_champions(continuing, options)
-
-
-def _refit(plans: list[Plan], horizon: int) -> None:
-    began = time.perf_counter()
-    models = training.refit_many([p.prices for p in plans], [p.backtest for p in plans])
-    share = (time.perf_counter() - began) / max(len(plans), 1)
-    for plan, model in zip(plans, models, strict=True):
-        if isinstance(model, Exception):
-            plan.error = f"{type(model).__name__}: {model}"
-            continue
-        assert plan.backtest is not None
-        banding = time.perf_counter()
-        frames = backtest_frames(
-            plan.backtest.model, plan.prices, plan.backtest.evaluation.predictions, horizon
-        )
-        band_seconds = time.perf_counter() - banding
-        plan.produced = Produced(
-            model=model,
-            mode="retrain",
-            reason=plan.decision.reason,
-            lineage=None,
-            backtest=_score(plan.backtest.evaluation, frames.predictions),
-            backtest_predictions=frames.predictions,
-            backtest_path=frames.path,
-            new_version=True,
-            promoted=not plan.decision.backfill,
-            seconds=plan.backtest.seconds + share + band_seconds,
-            epochs=int(model.meta.get("epochs_run", 0)),
-            n_train=int(model.meta.get("n_train", len(plan.prices))),
-        )
-
-
-def _continue_champions(plans: list[Plan], options: RunSettings) -> None:
+def _continue_champions(
+    plans: Sequence[Plan], continuing: dict[int, tuple[str, float]], options: RunSettings
+) -> dict[int, Produced | TrainingFailed]:
     """Fine-tune each champion on its unseen days (keep it when there are none)."""
+    results: dict[int, Produced | TrainingFailed] = {}
     tuning = []
-    for plan in plans:
-        kept = _kept(plan)
-        kept.reason = f"{plan.decision.reason}; {kept.reason}"
-        plan.produced = kept
-        if not training.unseen_days(kept.model, plan.prices).empty:
-            tuning.append(plan)
+    for i, (reason, _) in continuing.items():
+        results[i] = _kept(plans[i], reason)
+        if not training.unseen_days(plans[i].view.model, plans[i].prices).empty:
+            tuning.append(i)
     began = time.perf_counter()
     models = training.finetune_many(
-        [p.produced.model for p in tuning],  # type: ignore[union-attr]
-        [p.prices for p in tuning],
+        [plans[i].view.model for i in tuning],  # type: ignore[misc]
+        [plans[i].prices for i in tuning],
         epochs=options.finetune_epochs,
         learning_rate=options.finetune_learning_rate,
     )
     share = (time.perf_counter() - began) / max(len(tuning), 1)
-    for plan, tuned in zip(tuning, models, strict=True):
+    for i, tuned in zip(tuning, models, strict=True):
         if isinstance(tuned, Exception):
-            plan.error = f"{type(tuned).__name__}: {tuned}"
+            results[i] = _failed(tuned)
             continue
-        champion = plan.view.champion
-        assert champion is not None and plan.produced is not None
-        unseen = training.unseen_days(plan.produced.model, plan.prices)
-        plan.produced = replace(
-            plan.produced,
+        reason, backtest_seconds = continuing[i]
+        champion = plans[i].view.champion
+        unseen = training.unseen_days(plans[i].view.model, plans[i].prices)  # type: ignore[arg-type]
+        results[i] = replace(
+            results[i],
             model=tuned,
             mode="finetune",
-            reason=f"{plan.decision.reason}; champion {champion.version} fine-tuned on "
+            reason=f"{reason}; champion {champion.version} fine-tuned on "  # type: ignore[union-attr]
             f"{len(unseen)} unseen day(s) {unseen.index[0].date()}..{unseen.index[-1].date()}",
             new_version=True,
             promoted=True,
-            seconds=share + (plan.backtest.seconds if plan.backtest else 0.0),
+            seconds=share + backtest_seconds,
             epochs=options.finetune_epochs,
             n_train=len(unseen),
         )
+    return results
 
 
 # --- 5. registration ---------------------------------------------------------------------------
@@ -476,35 +495,55 @@ def plan_ticker(
 
 def finish_ticker(
     plan: Plan,
+    produced: Produced,
     scope: RunScope,
     options: RunSettings,
     services: RunServices,
     *,
     draw_plots: bool = True,
 ) -> TickerOutcome:
-    """Steps 5-8: register, serve and record the forecast, publish the ticker's objects,
-    score the line-up and choose which model's forecast is served."""
-    storage = services.storage
-    item, produced, as_of = plan.item, plan.produced, scope.run_date
-    assert produced is not None
+    """Steps 3-5 for one ticker: register the produced model, serve its forecasts into the
+    ledger, then the line-up and the ticker's objects and rows."""
+    storage, as_of = services.storage, scope.run_date
     began = time.perf_counter()
-    registered = register(storage, item.symbol, as_of, produced, plan.view, options.preset)
-    backtest_predictions = produced.backtest_predictions
-    if backtest_predictions is None:
-        backtest_predictions = read_backtest(storage, item.symbol, registered.lineage)
-    backtest_path = produced.backtest_path
-    if backtest_path is None and options.horizon > 1:
-        backtest_path = read_backtest_path(storage, item.symbol, registered.lineage)
-    lineage = Lineage(registered.version, registered.lineage, backtest_predictions, backtest_path)
-    result = serve(
-        LSTM, produced.model, plan.ledger, item=item, prices=plan.prices, as_of=as_of,
+    registered = register(storage, plan.item.symbol, as_of, produced, plan.view, options.preset)
+    lineage = lineage_record(storage, plan.item.symbol, produced, registered, options.horizon)
+    served = serve(
+        LSTM, produced.model, plan.ledger, item=plan.item, prices=plan.prices, as_of=as_of,
         lineage=lineage, horizon=options.horizon,
         storage=None if plan.decision.backfill else storage,
     )  # fmt: skip
-    served, ledger = list(result.rows), result.ledger
     # This ticker's own model work: deciding, its share of the chunk's training, storing the
     # version and serving (its chunk-mates' work is not counted).
     model_seconds = plan.plan_seconds + produced.seconds + time.perf_counter() - began
+    return ticker_rows(
+        plan, produced, registered, lineage, served, scope, options, services,
+        model_seconds=model_seconds, draw_plots=draw_plots,
+    )  # fmt: skip
+
+
+def lineage_record(
+    storage: Storage, ticker: str, produced: Produced, registered: Registered, horizon: int
+) -> Lineage:
+    """The serving lineage's backtests: this run's when it started the lineage, else stored
+    beside the lineage (the multi-step path only when serving beyond one step)."""
+    predictions = produced.backtest_predictions
+    if predictions is None:
+        predictions = read_backtest(storage, ticker, registered.lineage)
+    path = produced.backtest_path
+    if path is None and horizon > 1:
+        path = read_backtest_path(storage, ticker, registered.lineage)
+    return Lineage(registered.version, registered.lineage, predictions, path)
+
+
+def ticker_rows(
+    plan: Plan, produced: Produced, registered: Registered, lineage: Lineage, served: Served,
+    scope: RunScope, options: RunSettings, services: RunServices, *, model_seconds: float,
+    draw_plots: bool,
+) -> TickerOutcome:  # fmt: skip
+    """The rows step: the live scores, the ticker's run objects, the line-up and the choice
+    of whose forecasts are served, the metrics row."""
+    item, ledger, storage = plan.item, served.ledger, services.storage
     scores = live.live_score_rows(
         ledger,
         ticker=item.symbol,
@@ -515,23 +554,15 @@ def finish_ticker(
     )
     title = _title(item, scope, produced, scores)
     keys = registered.keys + publish_ticker_objects(
-        storage, item, scope, backtest_predictions, ledger, plan.prices, title, draw_plot=draw_plots
+        storage, item, scope, lineage.backtest, ledger, plan.prices, title, draw_plot=draw_plots
     )
     lineup = run_lineup(
-        storage,
-        item,
-        plan.prices,
-        services.config,
-        as_of,
-        lineage=registered.lineage,
-        lstm_backtest=backtest_predictions,
-        lstm_backtest_path=backtest_path,
-        lstm_ledger=ledger,
-        record_live=not plan.decision.backfill,
-        horizon=options.horizon,
-    )
+        storage, item, plan.prices, services.config, scope.run_date, lineage=registered.lineage,
+        lstm_backtest=lineage.backtest, lstm_backtest_path=lineage.backtest_path,
+        lstm_ledger=ledger, record_live=not plan.decision.backfill, horizon=options.horizon,
+    )  # fmt: skip
     selection = choose_served(lineup, item.serve or options.serve)
-    chosen = served if selection.kind == LSTM else lineup.served[selection.kind]
+    chosen = served.rows if selection.kind == LSTM else lineup.served[selection.kind]
     validation = validation_columns(plan.fetch_report, plan.report.to_dict())
     if ledger.warning:
         validation["warnings"] = "; ".join(filter(None, [validation["warnings"], ledger.warning]))
@@ -542,7 +573,7 @@ def finish_ticker(
         metrics,
         served_model=selection.kind,
         mode_reason="; ".join(filter(None, [metrics.mode_reason, selection.reason])),
-        **significance_columns(backtest_predictions, ledger, registered.lineage),
+        **significance_columns(lineage.backtest, ledger, registered.lineage),
     )
     return TickerOutcome(
         metrics,
@@ -601,14 +632,13 @@ def forecast_tickers(
             plans.append(plan_ticker(item, scope, options, services, reports.get(item.symbol)))
         except Exception as exc:
             outcomes[item.symbol] = failed_outcome(item, _describe(exc), stage="model")
-    train_plans(plans, services.config, options)
-    for plan in plans:
-        if plan.error is not None:
-            outcomes[plan.item.symbol] = failed_outcome(plan.item, plan.error, stage="train")
+    for plan, produced in zip(plans, train_plans(plans, services.config, options), strict=True):
+        if isinstance(produced, TrainingFailed):
+            outcomes[plan.item.symbol] = failed_outcome(plan.item, produced.error, stage="train")
             continue
         try:
             outcomes[plan.item.symbol] = finish_ticker(
-                plan, scope, options, services, draw_plots=draw_plots
+                plan, produced, scope, options, services, draw_plots=draw_plots
             )
         except Exception as exc:
             outcomes[plan.item.symbol] = failed_outcome(plan.item, _describe(exc), stage="serve")

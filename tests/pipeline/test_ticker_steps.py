@@ -22,11 +22,13 @@ from closecast.pipeline.settings import RunSettings
 from closecast.pipeline.ticker import (
     ChampionView,
     Produced,
+    TrainingFailed,
     forecast_ticker,
     load_champion,
     plan_ticker,
     read_history,
     register,
+    train_plans,
 )
 from closecast.records import ServedRow
 from closecast.sources import SampleSource
@@ -239,3 +241,19 @@ def test_rows_sum_what_validation_found_in_the_fetch_and_the_history() -> None:
         True,
         "a; b",
     )
+
+
+def test_produce_returns_each_plans_model_or_why_it_failed(options) -> None:
+    settings = options.model_copy(update={"epochs": 2})
+    services = RunServices.open(settings)
+    fetch_and_store(ITEM, D0, services.storage, SampleSource())
+    plan = plan_ticker(ITEM, RunScope(D0, "steps"), settings, services, None)
+    short = replace(plan, prices=plan.prices.iloc[-40:])  # too short to hold a tail back
+    produced, failed = train_plans([plan, short], services.config, settings)
+    assert isinstance(failed, TrainingFailed) and "InsufficientDataError" in failed.error
+    assert isinstance(produced, Produced)
+    assert (produced.mode, produced.new_version, produced.promoted, produced.lineage) == (
+        "retrain", True, True, None,
+    )  # fmt: skip
+    assert len(produced.backtest_predictions) == services.config.test_size == produced.backtest.n
+    assert produced.model.meta["trained_through"] == str(plan.prices.index[-1].date())
