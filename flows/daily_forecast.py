@@ -121,7 +121,7 @@ def daily_forecast(
     preset: str = "default",
     epochs: int | None = None,
     max_model_age_days: int = 30,
-    max_u2_degradation: float = 0.10,
+    max_u2_degradation: float = 0.0,
     min_live_days: int = 20,
     min_compare_days: int = 10,
     range_tolerance: float = 0.05,
@@ -153,8 +153,9 @@ def daily_forecast(
         preset: Model preset (``default``, ``fast``, ``tutorial``).
         epochs: Override the preset's training epochs.
         max_model_age_days: ``auto`` retrains lineages retrained longer ago than this.
-        max_u2_degradation: ``auto`` retrains when the lineage's live U2 exceeds its
-            backtest U2 by more than this...
+        max_u2_degradation: ``auto`` retrains when the 95% interval of the lineage's live
+            U2 lies above its backtest U2 plus this (or the live record is worse than naive
+            with Diebold-Mariano evidence)...
         min_live_days: ...over at least this many scored served forecasts.
         min_compare_days: Days a retrained candidate's backtest must share with the champion
             lineage's live record to be compared with it (else it is promoted).

@@ -11,7 +11,7 @@ the same forecaster interface, evaluated by the same code on the same days.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 import pandas as pd
@@ -180,6 +180,7 @@ class Lineup:
     rows: list[ModelScoreRow]
     backtests: dict[str, pd.DataFrame]
     served: dict[str, list[ServedRow]]
+    ledgers: dict[str, live.Ledger] = field(default_factory=dict)  # to write, per baseline
 
 
 def run_lineup(
@@ -194,10 +195,14 @@ def run_lineup(
     record_live: bool,
     lstm_backtest_path: pd.DataFrame | None = None,
     horizon: int = 1,
+    rebase_factor: float | None = None,
 ) -> Lineup:
     """Score every baseline beside the LSTM (backtest on the same days, live records, every
     step up to ``horizon``), serve each baseline's forecasts (with their intervals) into its
-    ledger unless this is a backfill, and return the line-up.
+    ledger unless this is a backfill, and return the line-up with those ledgers (the caller
+    writes them with the ticker's other state). Each baseline ledger is first
+    put on the history's current basis (:func:`closecast.pipeline.live.align_basis`;
+    ``rebase_factor``: the re-basing this run's fetch detected).
 
     A baseline that cannot be fit or scored is left out of the line-up; it never fails the
     ticker.
@@ -205,6 +210,7 @@ def run_lineup(
     rows: list[ModelScoreRow] = []
     backtests: dict[str, pd.DataFrame] = {}
     served: dict[str, list[ServedRow]] = {}
+    ledgers: dict[str, live.Ledger] = {}
     days = list(lstm_backtest["date"]) if lstm_backtest is not None else []
     lstm_records = []
     if days:
@@ -217,6 +223,7 @@ def run_lineup(
     for kind in BASELINE_KINDS:
         try:
             ledger = live.read_ledger(storage, item.symbol, kind)
+            ledger = live.align_basis(ledger, prices, rebase_factor)
             ledger, _ = live.score_served(ledger, prices, as_of)
             records: list[Record] = []
             path = None
@@ -245,11 +252,11 @@ def run_lineup(
             if record_live:
                 for row in served[kind]:
                     ledger = live.record_served(ledger, row)
-                live.write_ledger(storage, item.symbol, ledger, kind)
+                ledgers[kind] = ledger
         except ValueError:  # InsufficientDataError: too short a history for this baseline
             continue
         rows += [score_row(item.symbol, record, serving=False) for record in records]
-    return Lineup(rows, backtests, served)
+    return Lineup(rows, backtests, served, ledgers)
 
 
 def choose_served(lineup: Lineup, choice: str) -> Selection:

@@ -89,6 +89,8 @@ class Champion:
         promoted_on: Run date that made this version the champion.
         preset: The preset the lineage was trained with.
         backtest: The lineage's backtest score (None for champions from before lineages).
+        challenged_on: Run date a retrained candidate last lost the comparison with this
+            lineage (``auto`` waits before retrying: ``RetrainPolicy.challenge_retry_days``).
     """
 
     version: str
@@ -98,6 +100,7 @@ class Champion:
     promoted_on: date
     preset: str
     backtest: BacktestScore | None
+    challenged_on: date | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -106,6 +109,7 @@ class Champion:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Champion:
         backtest = data.get("backtest")
+        challenged = data.get("challenged_on")
         return cls(
             version=str(data["version"]),
             lineage=str(data.get("lineage") or data["version"]),
@@ -122,6 +126,7 @@ class Champion:
                     "end": date.fromisoformat(backtest["end"]),
                 }
             ),
+            challenged_on=None if challenged is None else date.fromisoformat(str(challenged)),
         )
 
 

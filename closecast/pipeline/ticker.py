@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -27,17 +28,20 @@ from closecast import catalog
 from closecast.calendars import next_trading_days
 from closecast.catalog import RunScope
 from closecast.pipeline import live, training
+from closecast.pipeline.commit import StateWrite, commit_state
 from closecast.pipeline.decisions import (
     ChampionState,
     ModeDecision,
     Verdict,
     decide_mode,
     judge_candidate,
+    uncompared_reason,
 )
 from closecast.pipeline.evaluation import Evaluation, significance
 from closecast.pipeline.lineup import (
     BASELINE_KINDS,
     LSTM,
+    Lineup,
     choose_served,
     mark_serving,
     run_lineup,
@@ -136,9 +140,13 @@ def champion_state(view: ChampionView, ledger: live.Ledger, prices: pd.Series) -
     far unseen prices leave its fitted range."""
     assert view.champion is not None and view.model is not None
     unseen = training.unseen_days(view.model, prices)
+    scored = ledger.scored(view.champion.lineage)
     return ChampionState(
         champion=view.champion,
-        live=live.live_stats(ledger.scored(view.champion.lineage)),
+        live=live.live_stats(scored),
+        live_test=significance(
+            [r.actual for r in scored], [r.forecast for r in scored], [r.naive for r in scored]
+        ),
         fitted_range=view.model.fitted_range(),
         unseen_low=float(unseen.min()) if len(unseen) else None,
         unseen_high=float(unseen.max()) if len(unseen) else None,
@@ -164,6 +172,7 @@ class Produced:
     epochs: int = 0
     n_train: int = 0
     backtest_path: pd.DataFrame | None = None  # multi-step hold-out forecasts (horizon > 1)
+    challenged: bool = False  # a retrained candidate lost to the champion this run
 
 
 def _score(evaluation: Evaluation, banded: pd.DataFrame) -> BacktestScore:
@@ -189,6 +198,7 @@ class Plan:
     backtest: training.Backtest | None = None
     produced: Produced | None = None
     error: str | None = None
+    challenged: bool = False  # this run's retrained candidate lost to the champion
 
 
 def _kept(plan: Plan) -> Produced:
@@ -210,15 +220,17 @@ def _kept(plan: Plan) -> Produced:
 def _judge(plan: Plan, options: RunOptions) -> Verdict:
     """Whether the plan's retrained candidate replaces the champion (see judge_candidate)."""
     view, decision = plan.view, plan.decision
-    champion = None if view.unreadable or decision.backfill else view.champion
-    if champion is not None and champion.preset != options.preset:
-        champion = None  # a new preset replaces the old one by request, not by comparison
+    uncompared = uncompared_reason(
+        decision, view.champion, preset=options.preset, unreadable=view.unreadable
+    )
+    champion = view.champion if uncompared is None else None
     assert plan.backtest is not None
     return judge_candidate(
         plan.backtest.evaluation.predictions,
         plan.ledger.scored(champion.lineage) if champion else [],
         champion=champion,
         policy=options.policy,
+        uncompared=uncompared,
     )
 
 
@@ -249,6 +261,7 @@ def train_plans(plans: list[Plan], config: ModelConfig, options: RunOptions) -> 
         reason = f"{plan.decision.reason}; {verdict.reason}"
         plan.decision = replace(plan.decision, reason=reason)
         has_champion = plan.view.model is not None and plan.view.champion is not None
+        plan.challenged = has_champion and not verdict.promote
         (winners if verdict.promote or not has_champion else continuing).append(plan)
     _refit(winners, options.horizon)
     _continue_champions(continuing, options)
@@ -293,6 +306,7 @@ def _continue_champions(plans: list[Plan], options: RunOptions) -> None:
     for plan in plans:
         kept = _kept(plan)
         kept.reason = f"{plan.decision.reason}; {kept.reason}"
+        kept.challenged = plan.challenged
         plan.produced = kept
         if not training.unseen_days(kept.model, plan.prices).empty:
             tuning.append(plan)
@@ -333,16 +347,20 @@ class Registered:
     version: str
     lineage: str
     keys: list[str]
+    champion: Champion | None = None  # the pointer to write when the ticker commits
 
 
 def register(
     storage: Storage, ticker: str, as_of: date, produced: Produced, view: ChampionView, preset: str
 ) -> Registered:
-    """Store a new version (with its backtest when it starts a lineage), then point the
-    champion at it when promoted. The pointer moves last."""
+    """Store a new version (with its backtest when it starts a lineage) and, when promoted,
+    the champion pointer to it, which :func:`finish_ticker` writes last, with the ledgers
+    (:mod:`closecast.pipeline.commit`)."""
     if not produced.new_version:
         assert view.champion is not None
-        return Registered(view.champion.version, view.champion.lineage, [])
+        # A kept champion's pointer changes only to record a lost challenge.
+        challenged = replace(view.champion, challenged_on=as_of) if produced.challenged else None
+        return Registered(view.champion.version, view.champion.lineage, [], challenged)
     remove_incomplete_versions(storage, ticker, keep=view.champion and view.champion.version)
     version = next_version(storage, ticker)
     lineage = produced.lineage or version
@@ -352,6 +370,7 @@ def register(
         keys.append(save_backtest(storage, ticker, version, produced.backtest_predictions))
     if produced.backtest_path is not None:
         keys.append(save_backtest_path(storage, ticker, version, produced.backtest_path))
+    champion = None
     if produced.promoted:
         retrained_on = as_of if produced.lineage is None else view.champion.retrained_on  # type: ignore[union-attr]
         champion = Champion(
@@ -362,9 +381,19 @@ def register(
             promoted_on=as_of,
             preset=preset,
             backtest=produced.backtest,
+            challenged_on=_challenged_on(as_of, produced, view),
         )
-        write_champion(storage, ticker, champion)
-    return Registered(version, lineage, keys)
+    return Registered(version, lineage, keys, champion)
+
+
+def _challenged_on(as_of: date, produced: Produced, view: ChampionView) -> date | None:
+    """The pointer's ``challenged_on``: this run's date when its candidate lost; the
+    lineage's earlier one when it continues; none for a new lineage."""
+    if produced.challenged:
+        return as_of
+    if produced.lineage is None or view.champion is None:
+        return None
+    return view.champion.challenged_on
 
 
 # --- 6. serving --------------------------------------------------------------------------------
@@ -598,6 +627,7 @@ def plan_ticker(
     config = options.model_config()
     prices, report = read_history(storage, item, as_of, config)
     ledger = live.read_ledger(storage, item.symbol)
+    ledger = live.align_basis(ledger, prices, (fetch_report or {}).get("rebase_factor"))
     ledger, scored_now = live.score_served(ledger, prices, as_of)
     began = time.perf_counter()
     view = load_champion(storage, item.symbol)
@@ -610,9 +640,8 @@ def plan_ticker(
         policy=options.policy,
         unreadable=view.unreadable,
     )
-    if not decision.backfill:
-        # The live record is written before training: scores never depend on what follows.
-        live.write_ledger(storage, item.symbol, ledger)
+    # The live record is scored before training (scores never depend on what follows) and
+    # written with the ticker's other state when it finishes (finish_ticker).
     return Plan(
         item,
         prices,
@@ -660,7 +689,6 @@ def finish_ticker(
     if not plan.decision.backfill:
         for row in served:
             ledger = live.record_served(ledger, row)
-        live.write_ledger(storage, item.symbol, ledger)
     # This ticker's own model work: deciding, its share of the chunk's training, storing the
     # version and serving (its chunk-mates' work is not counted).
     model_seconds = plan.plan_seconds + produced.seconds + time.perf_counter() - began
@@ -687,6 +715,7 @@ def finish_ticker(
         lstm_ledger=ledger,
         record_live=not plan.decision.backfill,
         horizon=options.horizon,
+        rebase_factor=plan.fetch_report.get("rebase_factor"),
     )
     selection = choose_served(lineup, item.serve or options.serve)
     chosen = served if selection.kind == LSTM else lineup.served[selection.kind]
@@ -702,6 +731,7 @@ def finish_ticker(
         mode_reason="; ".join(filter(None, [metrics.mode_reason, selection.reason])),
         **significance_columns(backtest_predictions, ledger, registered.lineage),
     )
+    _commit(storage, item.symbol, plan, ledger, lineup, registered)
     return TickerOutcome(
         metrics,
         [forecast_row(row) for row in chosen],
@@ -710,6 +740,38 @@ def finish_ticker(
         keys,
         _state_keys(storage, item, plan, produced),
     )
+
+
+def _commit(
+    storage: Storage,
+    ticker: str,
+    plan: Plan,
+    ledger: live.Ledger,
+    lineup: Lineup,
+    registered: Registered,
+) -> None:
+    """The ticker's state, last and all or nothing: every ledger (unless a backfill), then
+    the champion pointer (when this run promoted a version)."""
+    writes: list[StateWrite] = []
+    if not plan.decision.backfill:
+        for kind, baseline in lineup.ledgers.items():
+            writes.append(
+                (
+                    catalog.served_key(ticker, kind),
+                    partial(live.write_ledger, storage, ticker, baseline, kind),
+                )
+            )
+        writes.append(
+            (catalog.served_key(ticker), partial(live.write_ledger, storage, ticker, ledger))
+        )
+    if registered.champion is not None:
+        writes.append(
+            (
+                catalog.champion_key(ticker),
+                partial(write_champion, storage, ticker, registered.champion),
+            )
+        )
+    commit_state(storage, writes)
 
 
 def forecast_row(served: ServedRow) -> ForecastRow:
@@ -735,7 +797,7 @@ def forecast_row(served: ServedRow) -> ForecastRow:
 def _state_keys(storage: Storage, item: WatchItem, plan: Plan, produced: Produced) -> list[str]:
     """The per-ticker state this run read or changed, for the manifest."""
     keys = [catalog.prices_key(item.symbol)]
-    if produced.promoted:
+    if produced.promoted or produced.challenged:
         keys.append(catalog.champion_key(item.symbol))
     if not plan.decision.backfill:
         keys += [
