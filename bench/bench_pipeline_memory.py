@@ -40,7 +40,8 @@ def main() -> None:
 
     from closecast.catalog import RunScope
     from closecast.pipeline.fetch import fetch_and_store
-    from closecast.pipeline.options import RunOptions
+    from closecast.pipeline.services import open_run_storage
+    from closecast.pipeline.settings import RunSettings
     from closecast.pipeline.ticker import forecast_ticker
     from closecast.sources import get_source
     from closecast.watchlist import load_watchlist
@@ -48,8 +49,8 @@ def main() -> None:
 
     items = load_watchlist()
     with tempfile.TemporaryDirectory() as root:
-        options = RunOptions(storage_root=root, preset=args.preset, mode="retrain")
-        storage, source = options.open_storage(), get_source(options.source)
+        options = RunSettings(storage=root, preset=args.preset, mode="retrain")
+        storage, source = open_run_storage(options), get_source(options.source)
         for item in items:
             fetch_and_store(item, args.as_of, storage, source)
         print(f"preset={args.preset} release={'no' if args.no_release else 'yes'}")

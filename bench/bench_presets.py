@@ -2,12 +2,14 @@
 
 Usage (from the repo root)::
 
-    .venv/bin/python bench/bench_presets.py --dis ../shared/data/seed/DIS.csv --epochs 10
+    .venv/bin/python bench/bench_presets.py --epochs 10
 
-Runs the ``default`` preset on every ``*.csv`` in ``--data`` (and on ``--dis``) with its own
-test split (the trailing ``test_size`` trading days), then DIS on the tutorial's 50/50 split
-with ``default`` and with ``tutorial`` (``--epochs`` epochs; its full 1000-epoch training time
-is extrapolated linearly from the measured epochs). Prints a Markdown table: preset, ticker,
+Runs the ``default`` preset on every ``*.csv`` in ``--data`` (default: the histories shipped in
+``closecast/sample_data``) and on ``--dis`` (default: the tutorial's DIS history shipped in
+``closecast/tutorial_data``) with its own test split (the trailing ``test_size`` trading
+days), then DIS on the tutorial's 50/50 split with ``default`` and with ``tutorial``
+(``--epochs`` epochs; its full 1000-epoch training time is extrapolated linearly from the
+measured epochs). Prints a Markdown table: preset, ticker,
 split, RMSE, naive RMSE, U2, training seconds, and whether the hard targets hold.
 """
 
@@ -37,6 +39,8 @@ from lstm_model.config import ModelConfig, get_preset  # noqa: E402
 from lstm_model.data import price_series, split_by_date  # noqa: E402
 from lstm_model.forecaster import Forecaster  # noqa: E402
 
+SAMPLE_DATA = REPO / "closecast" / "sample_data"  # the `sample` source's histories
+TUTORIAL_DIS = REPO / "closecast" / "tutorial_data" / "DIS.csv"  # `closecast tutorial`'s
 TUTORIAL_TEST_RMSE = 2.10  # measured: tutorial preset, full 1000 epochs, DIS 50/50
 TUTORIAL_FULL_SECONDS = 480.0  # measured: ~8 min on this machine
 
@@ -82,15 +86,19 @@ def split_label(config: ModelConfig) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    default_data = REPO.parent / "shared" / "data" / "prices"
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--data",
         type=Path,
-        default=default_data if default_data.is_dir() else None,
-        help="directory of Yahoo CSVs (default: ../shared/data/prices if present)",
+        default=SAMPLE_DATA,
+        help="directory of Yahoo CSVs (default: closecast/sample_data, the shipped histories)",
     )
-    parser.add_argument("--dis", type=Path, default=None, help="the tutorial's DIS.csv")
+    parser.add_argument(
+        "--dis",
+        type=Path,
+        default=TUTORIAL_DIS,
+        help="the tutorial's DIS history (default: closecast/tutorial_data/DIS.csv)",
+    )
     parser.add_argument(
         "--epochs",
         type=int,

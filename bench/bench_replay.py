@@ -32,6 +32,7 @@ def main() -> None:
     from closecast import catalog
     from closecast.commands.replay import replay_days
     from closecast.pipeline.selection import select
+    from closecast.pipeline.settings import RunSettings
     from closecast.storage import open_storage
     from closecast.storage.io import read_parquet
     from flows.daily_forecast import daily_forecast
@@ -48,14 +49,14 @@ def main() -> None:
         print(f"{'day':>10} {'wall_s':>7} {'model_s':>8} {'other_s':>8}  per ticker (mode seconds)")
         for number, day in enumerate(days):
             started = time.perf_counter()
-            state = daily_forecast(
+            settings = RunSettings(
                 tickers=tickers,
                 storage=root,
                 as_of=day,
                 preset=args.preset,
                 chunk_size=args.chunk_size,
-                return_state=True,
             )
+            state = daily_forecast(settings, return_state=True)
             wall = time.perf_counter() - started
             scope = catalog.RunScope(day, selection.name)
             rows = read_parquet(open_storage(root), catalog.METRICS.key(scope)).to_pylist()

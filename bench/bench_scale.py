@@ -70,12 +70,15 @@ def shipped_histories(extra: Path | None) -> dict[str, pd.Series]:
     return series
 
 
-def synthesise(histories: dict[str, pd.Series], n: int, days: int, seed: int) -> list[pd.Series]:
-    """``n`` series of ``days`` business days, each the 20-day-block bootstrap of one
-    shipped history's log returns (round-robin), from a random starting price."""
+def synthesise(
+    histories: dict[str, pd.Series], n: int, days: int, seed: int, end: str = "2020-12-11"
+) -> list[pd.Series]:
+    """``n`` series of ``days + 1`` business days ending on ``end``, each the 20-day-block
+    bootstrap of one shipped history's log returns (round-robin), from a random starting
+    price."""
     rng = np.random.default_rng(seed)
     returns = [np.diff(np.log(s.to_numpy())) for s in histories.values()]
-    index = pd.bdate_range(end="2020-12-11", periods=days + 1, name="date")
+    index = pd.bdate_range(end=end, periods=days + 1, name="date")
     out = []
     for i in range(n):
         source = returns[i % len(returns)]
@@ -440,7 +443,6 @@ def report(args: argparse.Namespace, base: dict, many: dict, small: dict, agree:
 
 
 def main(argv: list[str] | None = None) -> int:
-    default_data = Path("/work/shared/data/prices")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tickers", type=int, default=500)
     parser.add_argument("--baseline", type=int, default=30, help="tickers for today's path")
@@ -452,8 +454,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data",
         type=Path,
-        default=default_data if default_data.is_dir() else None,
-        help="extra directory of Yahoo CSVs to bootstrap from and compare U2 on",
+        default=None,
+        help="extra directory of Yahoo CSVs to bootstrap from and compare U2 on "
+        "(default: none, only the shipped closecast/sample_data)",
     )
     parser.add_argument("--worker", choices=("per-ticker", "batched", "agreement"))
     parser.add_argument("--cold-only", action="store_true")

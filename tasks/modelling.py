@@ -14,7 +14,8 @@ from prefect import get_run_logger, task
 from closecast import catalog
 from closecast.catalog import RunScope
 from closecast.pipeline import ticker
-from closecast.pipeline.options import RunOptions
+from closecast.pipeline.services import RunServices
+from closecast.pipeline.settings import RunSettings
 from closecast.watchlist import WatchItem
 
 # Keras seeds and graph state are process-global: two trainings interleaved in threads
@@ -76,8 +77,9 @@ def _chunk_name(parameters: dict[str, Any]) -> str:
 def forecast_chunk(
     items: list[WatchItem],
     scope: RunScope,
-    options: RunOptions,
+    settings: RunSettings,
     fetch_reports: dict[str, dict[str, Any]],
+    draw_plots: bool = True,
 ) -> list[ticker.TickerOutcome]:
     """Score served forecasts, retrain or fine-tune, serve and publish, for a chunk of
     tickers whose training runs together; each ticker's lease is held throughout.
@@ -89,13 +91,16 @@ def forecast_chunk(
     from lstm_model.model import release_tensorflow_state
 
     logger = get_run_logger()
+    services = RunServices.open(settings)
     with ExitStack() as leases:
         for item in items:
             key = catalog.ticker_lease_key(item.symbol)
-            leases.enter_context(options.lease(key, f"ticker {item.symbol}"))
+            leases.enter_context(services.lease(key, f"ticker {item.symbol}"))
         with _training_lock(), training_progress_to(logger):
             try:
-                outcomes = ticker.forecast_tickers(items, scope, options, fetch_reports)
+                outcomes = ticker.forecast_tickers(
+                    items, scope, settings, fetch_reports, services=services, draw_plots=draw_plots
+                )
             finally:
                 release_tensorflow_state()
     for outcome in outcomes:

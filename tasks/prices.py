@@ -15,9 +15,11 @@ from closecast import catalog
 from closecast.calendars import is_trading_day
 from closecast.catalog import RunScope
 from closecast.pipeline.fetch import fetch_and_store
-from closecast.pipeline.options import RunOptions
 from closecast.pipeline.selection import Selection, select
+from closecast.pipeline.services import RunServices
+from closecast.pipeline.settings import RunSettings
 from closecast.sources import SourceUnavailableError, get_source
+from closecast.sources import check_run_date as check_source_date
 from closecast.storage import StorageUnreachableError
 from closecast.watchlist import WatchItem
 
@@ -44,26 +46,20 @@ def select_tickers(watchlist: str | None, tickers: list[str] | None, name: str |
 
 
 @task(name="resolve-as-of")
-def resolve_as_of(source: str) -> date:
-    """The market's current date for the source (the last shipped day for ``sample``)."""
-    return get_source(source).today()
+def resolve_as_of(source: str, symbols: list[str]) -> date:
+    """The market's current date for the run's tickers: the last shipped day for ``sample``,
+    the latest date of the requested tickers' files for ``csv:DIR``."""
+    return get_source(source).today(symbols)
 
 
 @task(name="check-run-date")
-def check_run_date(as_of: date, source: str) -> date:
-    """Refuse a run dated after the source's current date: its outputs would claim prices
-    nobody has seen, and its champion would outrank every real run after it.
+def check_run_date(as_of: date, source: str, symbols: list[str]) -> date:
+    """Refuse a run dated after the source's current date for the run's tickers.
 
     Raises:
-        ValueError: ``as_of`` is after the source's current date.
+        FutureRunDateError: ``as_of`` is after it (the message says where that date is from).
     """
-    today = get_source(source).today()
-    if as_of > today:
-        raise ValueError(
-            f"as_of {as_of} is after the {source} source's current date {today}; "
-            "a run cannot be dated in the future"
-        )
-    return as_of
+    return check_source_date(get_source(source), as_of, symbols)
 
 
 @task(name="markets-closed")
@@ -92,21 +88,21 @@ def name_flow_run(scope: RunScope, source: str) -> None:
     retry_jitter_factor=0.5,
     retry_condition_fn=retry_on_network_errors,
 )
-def fetch_prices(item: WatchItem, as_of: date, options: RunOptions) -> dict[str, Any]:
+def fetch_prices(item: WatchItem, as_of: date, settings: RunSettings) -> dict[str, Any]:
     """Fetch, validate and merge one ticker's prices into the price store.
 
     Returns:
         ``FetchSummary.to_dict()``: new/revised/removed/total rows, the price key, whether
         the history was re-based or rebuilt, and the validation report under ``validation``.
     """
-    storage = options.open_storage()
-    with options.lease(catalog.ticker_lease_key(item.symbol), f"ticker {item.symbol}"):
+    services = RunServices.open(settings)
+    with services.lease(catalog.ticker_lease_key(item.symbol), f"ticker {item.symbol}"):
         summary = fetch_and_store(
             item,
             as_of,
-            storage,
-            get_source(options.source),
-            price_column=options.model_config().price_column,
+            services.storage,
+            get_source(settings.source),
+            price_column=services.config.price_column,
         )
     logger = get_run_logger()
     logger.info(

@@ -57,12 +57,13 @@ def test_the_modelling_task_forwards_progress_to_its_run_logger(tmp_path) -> Non
     from prefect.client.orchestration import get_client
     from prefect.logging.handlers import APILogWorker
 
+    from closecast.pipeline.settings import RunSettings
     from flows.daily_forecast import daily_forecast
 
-    state = daily_forecast(
-        tickers=["QQQ"], storage=str(tmp_path), as_of=date(2020, 12, 11), preset="fast",
-        return_state=True,
-    )  # fmt: skip
+    settings = RunSettings(
+        tickers=["QQQ"], storage=str(tmp_path), as_of=date(2020, 12, 11), preset="fast"
+    )
+    state = daily_forecast(settings, return_state=True)
     assert state.is_completed(), state.message
     APILogWorker.drain_all(timeout=30)
     with get_client(sync_client=True) as client:

@@ -1,10 +1,12 @@
-"""docs/reading.md, run as written: its Python snippets read a published dataset with DuckDB
-and pyarrow, locally and from S3 (the loopback S3 server), with ``run_date`` a date and a
-column added by a later run kept (null where older partitions lack it).
+"""docs/reading.md, run as written on the outputs of real runs: every Python snippet and the
+SQL query of the page read what ``closecast run`` published, with DuckDB and pyarrow, locally
+and from S3 (the loopback S3 server), with ``run_date`` a date and a column that only the
+later files have kept (null where the older files lack it).
 
-The dataset is built here in the published layout (``metrics/run_date=D/watchlist=W/
-metrics.parquet``, the same for forecasts): two run dates, two watchlists, and a later date
-whose metrics have one column more, as after an upgrade of closecast.
+The dataset is made by the real CLI: watchlist ``stocks`` (QQQ) on two days, the second one
+scoring the first one's forecast, and watchlist ``crypto`` (BTC-USD) on the second day, with
+the fast preset and one epoch. The earliest metrics file is then rewritten without one column,
+as a closecast from before that column was added would have left it.
 """
 
 from __future__ import annotations
@@ -19,121 +21,184 @@ import pytest
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "reading.md"
 EARLY, LATE = date(2020, 12, 10), date(2020, 12, 11)
-WATCHLISTS = {"stocks": ["AAPL", "QQQ"], "crypto": ["BTC-USD"]}
-N_ROWS = 2 * 3  # two dates, three tickers over the two watchlists
+RUNS = (("stocks", EARLY), ("stocks", LATE), ("crypto", LATE))
+WATCHLISTS = {"stocks": ("QQQ", "etf"), "crypto": ("BTC-USD", "crypto")}
+ADDED_LATER = "null_rows_dropped"  # a validation counter: "the metrics gained validation counts"
+
+# Each Python snippet of the page, by a line only it holds: every one must be run below.
+SNIPPETS = {
+    "duckdb_metrics": "metrics = duckdb.sql(",
+    "duckdb_other_tables": "forecasts = duckdb.sql(",
+    "read_table": "def read_table(",
+    "pyarrow_local": 'metrics = read_table("closecast-data/metrics")',
+    "pyarrow_s3": "s3 = fs.S3FileSystem(",
+    "duckdb_on_pyarrow": "by_watchlist = duckdb.sql(",
+}
 
 
-def _doc_snippets() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.DOTALL)
+def _blocks(language: str) -> list[str]:
+    text = DOC.read_text(encoding="utf-8")
+    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.DOTALL)
 
 
-def _run_snippet(index: int, namespace: dict, replace: dict[str, str] | None = None) -> dict:
-    code = _doc_snippets()[index]
+def _snippet(name: str) -> str:
+    found = [code for code in _blocks("python") if SNIPPETS[name] in code]
+    assert len(found) == 1, f"docs/reading.md: {len(found)} Python snippets hold {SNIPPETS[name]!r}"
+    return found[0]
+
+
+def _run_snippet(
+    name: str, namespace: dict, replace: dict[str, str] | None = None, select_all: bool = False
+) -> dict:
+    code = _snippet(name)
+    if select_all:  # every column, to check all of them, not only those the page prints
+        code, n = re.subn(r"SELECT .*? FROM", "SELECT * FROM", code, count=1, flags=re.DOTALL)
+        assert n == 1, f"docs/reading.md snippet {name} holds no SELECT ... FROM"
     for old, new in (replace or {}).items():
-        assert old in code, f"docs/reading.md snippet {index} no longer mentions {old!r}"
+        assert old in code, f"docs/reading.md snippet {name} no longer mentions {old!r}"
         code = code.replace(old, new)
-    exec(compile(code, f"docs/reading.md[{index}]", "exec"), namespace)
+    exec(compile(code, f"docs/reading.md[{name}]", "exec"), namespace)
     return namespace
 
 
-def _published_objects() -> dict[str, bytes]:
-    """Object key -> Parquet bytes, for the metrics and forecasts of both dates."""
-    objects = {}
-    for run_date in (EARLY, LATE):
-        for watchlist, tickers in WATCHLISTS.items():
-            metrics = {
-                "ticker": tickers,
-                "status": ["ok"] * len(tickers),
-                "rmse": [1.0 + i for i in range(len(tickers))],
-                "naive_rmse": [2.0] * len(tickers),
-                "u2": [(1.0 + i) / 2.0 for i in range(len(tickers))],
-            }
-            if run_date == LATE:  # a column added by a newer closecast
-                metrics["null_rows_dropped"] = [0] * len(tickers)
-            forecasts = pa.table(
-                {
-                    "ticker": tickers,
-                    "data_end": pa.array([run_date] * len(tickers), pa.date32()),
-                    "forecast": [100.0] * len(tickers),
-                }
-            )
-            part = f"run_date={run_date.isoformat()}/watchlist={watchlist}"
-            objects[f"metrics/{part}/metrics.parquet"] = _parquet(pa.table(metrics))
-            objects[f"forecasts/{part}/forecasts.parquet"] = _parquet(forecasts)
-    return objects
+@pytest.fixture(scope="module")
+def published(tmp_path_factory, prefect_harness) -> Path:
+    """``closecast-data`` as the real CLI left it after the three runs (see module docstring)."""
+    from closecast.cli import main
 
-
-def _parquet(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
-    return sink.getvalue().to_pybytes()
-
-
-@pytest.fixture
-def local_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The dataset under ./closecast-data, the working directory the docs assume."""
-    root = tmp_path / "closecast-data"
-    for key, data in _published_objects().items():
-        path = root / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    monkeypatch.chdir(tmp_path)
+    base = tmp_path_factory.mktemp("reading")
+    root = base / "closecast-data"
+    for name, (symbol, asset_class) in WATCHLISTS.items():
+        (base / f"{name}.yaml").write_text(
+            f"tickers:\n  - {{symbol: {symbol}, asset_class: {asset_class}}}\n", encoding="utf-8"
+        )
+    for name, day in RUNS:
+        code = main(
+            ["run", "--watchlist", str(base / f"{name}.yaml"), "--as-of", day.isoformat(),
+             "--preset", "fast", "--epochs", "1", "--storage", str(root)]
+        )  # fmt: skip
+        assert code == 0, f"closecast run {name} {day} exited {code}"
+    earliest = root / f"metrics/run_date={EARLY}/watchlist=stocks/metrics.parquet"
+    older = pq.read_table(earliest)
+    assert ADDED_LATER in older.column_names
+    pq.write_table(older.drop_columns([ADDED_LATER]), earliest)
     return root
 
 
-def _check_metrics(table: pa.Table) -> None:
-    assert table.num_rows == N_ROWS
+@pytest.fixture
+def local_root(published: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The published dataset under ./closecast-data, the working directory the docs assume."""
+    monkeypatch.chdir(published.parent)
+    return published
+
+
+def _metrics_files(root: Path) -> dict[tuple[date, str], pa.Table]:
+    """(run_date, watchlist) -> that run's metrics file as written, read without the docs."""
+    keys = {
+        (day, name): f"metrics/run_date={day}/watchlist={name}/metrics.parquet"
+        for name, day in RUNS
+    }
+    return {run: pq.read_table(root / key) for run, key in keys.items()}
+
+
+def _check_metrics(table: pa.Table, root: Path) -> None:
+    """Every published row, typed partitions, and the later column kept, null where absent."""
+    files = _metrics_files(root)
+    assert table.num_rows == sum(t.num_rows for t in files.values()) == len(RUNS)
     assert table.schema.field("run_date").type == pa.date32()
     assert table.schema.field("watchlist").type == pa.string()
-    rows = table.to_pylist()
-    assert {r["run_date"] for r in rows} == {EARLY, LATE}
-    assert {(r["watchlist"], r["ticker"]) for r in rows} == {
-        (w, t) for w, tickers in WATCHLISTS.items() for t in tickers
-    }
-    # The later column is kept: 0 on the later date, null where the earlier files lack it.
-    assert [r["null_rows_dropped"] for r in rows if r["run_date"] == LATE] == [0, 0, 0]
-    assert [r["null_rows_dropped"] for r in rows if r["run_date"] == EARLY] == [None] * 3
+    rows = {(r["run_date"], r["watchlist"], r["ticker"]): r for r in table.to_pylist()}
+    for (day, name), written in files.items():
+        for expected in written.to_pylist():
+            row = rows[(day, name, expected["ticker"])]
+            assert row["status"] == "ok", row["error"]
+            assert row["backtest_u2"] == expected["backtest_u2"]
+            assert row["live_n_lineage"] == expected["live_n_lineage"]
+            if ADDED_LATER in written.column_names:
+                assert row[ADDED_LATER] == expected[ADDED_LATER] is not None
+            else:
+                assert row[ADDED_LATER] is None
 
 
-def test_duckdb_reads_local_metrics_as_the_docs_say(local_root: Path) -> None:
-    namespace = _run_snippet(
-        0, {}, replace={"run_date, watchlist, ticker, status, rmse, naive_rmse, u2": "*"}
-    )
-    result = namespace["metrics"]
-    assert dict(zip(result.columns, map(str, result.types), strict=True))["run_date"] == "DATE"
-    _check_metrics(result.to_arrow_table())
+def test_every_snippet_of_the_page_is_run_here() -> None:
+    for code in _blocks("python"):
+        claimed = [name for name, marker in SNIPPETS.items() if marker in code]
+        assert len(claimed) == 1, f"docs/reading.md snippet run by no test here:\n{code}"
 
 
 def test_duckdb_query_as_printed_in_the_docs(local_root: Path) -> None:
-    frame = _run_snippet(0, {})["metrics"].df()
-    assert list(frame.columns) == [
-        "run_date", "watchlist", "ticker", "status", "rmse", "naive_rmse", "u2",
+    result = _run_snippet("duckdb_metrics", {})["metrics"]
+    types = dict(zip(result.columns, map(str, result.types), strict=True))
+    assert types["run_date"] == "DATE"
+    assert result.columns[:4] == ["run_date", "watchlist", "ticker", "status"]
+    assert {"backtest_u2", "live_u2_lineage"} <= set(result.columns)
+    frame = result.df()
+    assert list(zip(frame["run_date"].dt.date, frame["ticker"], strict=True)) == [
+        (EARLY, "QQQ"), (LATE, "BTC-USD"), (LATE, "QQQ"),
     ]  # fmt: skip
-    assert frame["run_date"].tolist() == sorted(frame["run_date"].tolist())
-    assert len(frame) == N_ROWS
+    # The later stocks run scored the forecast the earlier one served: a live column filled.
+    later_qqq = frame[(frame["ticker"] == "QQQ") & (frame["run_date"].dt.date == LATE)]
+    assert later_qqq["live_n_lineage"].tolist() == [1]
+
+
+def test_duckdb_reads_every_table_as_the_docs_say(local_root: Path) -> None:
+    namespace = _run_snippet("duckdb_metrics", {}, select_all=True)
+    _check_metrics(namespace["metrics"].to_arrow_table(), local_root)
+    namespace = _run_snippet("duckdb_other_tables", namespace)
+    forecasts = namespace["forecasts"].df()
+    assert sorted(zip(forecasts["watchlist"], forecasts["ticker"], strict=True)) == sorted(
+        (name, WATCHLISTS[name][0]) for name, _ in RUNS
+    )
+    live = namespace["live_scores"].df()
+    assert set(live["window"]) == {"20d", "60d", "lineage"}
+    predictions = namespace["predictions"].df()
+    assert set(predictions["ticker"]) == {"QQQ", "BTC-USD"}
+    assert predictions["actual"].notna().all()
+    served = namespace["served"].df()
+    # QQQ's forecast for the second day was served on the first and scored on the second.
+    scored = served[served["actual"].notna()]
+    assert scored["ticker"].tolist() == ["QQQ"]
+    assert scored["served_on"].dt.date.tolist() == [EARLY]
+    assert scored["scored_on"].dt.date.tolist() == [LATE]
+
+
+def test_the_httpfs_query_reads_the_same_metrics(local_root: Path) -> None:
+    import duckdb
+
+    (sql,) = _blocks("sql")
+    select = sql[sql.index("SELECT") :]
+    assert "'s3://closecast/dev/" in select
+    table = duckdb.sql(select.replace("'s3://closecast/dev/", "'closecast-data/")).to_arrow_table()
+    _check_metrics(table, local_root)
 
 
 def test_pyarrow_reads_local_metrics_and_filters_a_watchlist(local_root: Path) -> None:
-    namespace = _run_snippet(2, _run_snippet(1, {}))
-    _check_metrics(namespace["metrics"].to_table())
+    namespace = _run_snippet("pyarrow_local", _run_snippet("read_table", {}))
+    _check_metrics(namespace["metrics"].to_table(), local_root)
     stocks = namespace["table"]
     assert set(stocks.column("watchlist").to_pylist()) == {"stocks"}
-    assert stocks.num_rows == 2 * len(WATCHLISTS["stocks"])
+    assert stocks.column("run_date").to_pylist() and stocks.num_rows == 2
 
     forecasts = namespace["read_table"]("closecast-data/forecasts").to_table()
-    assert forecasts.num_rows == N_ROWS
+    assert forecasts.num_rows == len(RUNS)
     assert forecasts.schema.field("run_date").type == pa.date32()
 
 
-def test_pyarrow_and_duckdb_read_metrics_from_s3(s3_env, s3_bucket, s3_client, monkeypatch) -> None:
+def test_pyarrow_and_duckdb_read_metrics_from_s3(
+    published: Path, s3_env, s3_bucket, s3_client, monkeypatch
+) -> None:
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # never look for an instance role
-    for key, data in _published_objects().items():
-        s3_client.put_object(Bucket=s3_bucket, Key=f"dev/{key}", Body=data)
+    for path in published.rglob("*.parquet"):
+        key = f"dev/{path.relative_to(published).as_posix()}"
+        s3_client.put_object(Bucket=s3_bucket, Key=key, Body=path.read_bytes())
     in_test_bucket = {"closecast/dev": f"{s3_bucket}/dev"}
 
-    namespace = _run_snippet(3, _run_snippet(1, {}), replace=in_test_bucket)
-    _check_metrics(namespace["metrics"].to_table())
+    namespace = _run_snippet("pyarrow_s3", _run_snippet("read_table", {}), replace=in_test_bucket)
+    _check_metrics(namespace["metrics"].to_table(), published)
 
-    namespace = _run_snippet(4, namespace, replace=in_test_bucket)
-    by_watchlist = namespace["by_watchlist"].order("watchlist").fetchall()
-    assert by_watchlist == [("crypto", 0.5), ("stocks", 0.75)]
+    namespace = _run_snippet("duckdb_on_pyarrow", namespace, replace=in_test_bucket)
+    by_watchlist = dict(namespace["by_watchlist"].fetchall())
+    expected = {}
+    for (_, name), table in _metrics_files(published).items():
+        expected.setdefault(name, []).extend(table.column("backtest_u2").to_pylist())
+    assert by_watchlist == pytest.approx({k: sum(v) / len(v) for k, v in expected.items()})

@@ -23,9 +23,9 @@ from closecast.commands.run import (
     add_run_options,
     allow_slow_server_start,
     check_configuration,
-    flow_parameters,
+    settings_from_args,
 )
-from closecast.watchlist import WatchItem
+from closecast.watchlist import WatchItem, split_tickers
 
 MAX_REPLAY_DAYS = 3660
 EXIT_CODES = RUN_EXIT_CODES | {
@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="replay the last N days on which any ticker of the watchlist trades, up to --to",
     )
-    add_run_options(parser)
+    add_run_options(parser, exclude=("as_of",))
 
 
 def replay_days(items: list[WatchItem], start: date | None, end: date, days: int | None):
@@ -99,16 +99,14 @@ def run(args: argparse.Namespace) -> int:
         from closecast.pipeline.selection import select
         from closecast.sources import get_source
 
-        today = get_source(args.source).today()
+        selection = select(args.watchlist, split_tickers(args.tickers), args.watchlist_name)
+        today = get_source(args.source).today(selection.symbols)
         problems = _check_range(args, today)
     if problems:
         for problem in problems:
             print(f"closecast replay: {problem}", file=sys.stderr)
         return EXIT_CONFIG
 
-    selection = select(
-        args.watchlist, args.tickers.split(",") if args.tickers else None, args.watchlist_name
-    )
     days = replay_days(list(selection.items), args.start, args.end or today, args.days)
     if not days:
         print("closecast replay: no trading day in that range", file=sys.stderr)
@@ -124,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
 
     interrupt_main_thread_on_sigterm()
 
-    parameters = flow_parameters(args)
+    settings = settings_from_args(args)
     print(
         f"Replaying {len(days)} day(s) {days[0]}..{days[-1]} for watchlist {selection.name} "
         f"({', '.join(selection.symbols)}) into {args.storage}",
@@ -135,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
     for number, day in enumerate(days, start=1):
         started = time.perf_counter()
         try:
-            state = daily_forecast(**parameters, as_of=day, return_state=True)
+            day_settings = settings.model_copy(update={"as_of": day})
+            state = daily_forecast(day_settings, return_state=True)
         except BaseException as exc:
             if not stopped_by_signal(exc):
                 raise

@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from datetime import date
-from typing import Any
+from types import UnionType
+from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 
-from closecast.choices import REQUESTED_MODES, RUNNER_KINDS, serve_choices
+if TYPE_CHECKING:
+    from pydantic.fields import FieldInfo
+
+    from closecast.pipeline.settings import RunSettings
 
 # Exit codes: every ticker succeeded / some ticker failed / bad usage or configuration.
 EXIT_OK, EXIT_TICKER_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -25,111 +30,100 @@ EXAMPLES = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--as-of",
-        type=date.fromisoformat,
-        metavar="YYYY-MM-DD",
-        help="the run date: prices up to it, forecasts for the next trading day "
-        "(default: the source's current date; the sample's is 2020-12-11)",
-    )
     add_run_options(parser)
 
 
-def add_run_options(parser: argparse.ArgumentParser) -> None:
-    """The options ``run`` and ``replay`` share (everything but the date)."""
-    parser.add_argument(
-        "--watchlist",
-        metavar="FILE",
-        help="watchlist YAML: tickers: [{symbol, asset_class: stock|etf|crypto}] "
-        "(default: the packaged AAPL, GOOG, QQQ, BTC-USD)",
-    )
-    parser.add_argument(
-        "--tickers",
-        metavar="A,B",
-        help="comma-separated symbols: with --watchlist, the subset to rerun; alone, an "
-        "ad-hoc run filed under the watchlist name 'adhoc'",
-    )
-    parser.add_argument(
-        "--watchlist-name",
-        metavar="NAME",
-        help="name the outputs are filed under (default: the watchlist file's stem)",
-    )
-    parser.add_argument(
-        "--source",
-        default="sample",
-        help="price source: sample (shipped histories, offline), yahoo (yfinance) "
-        "or csv:DIR (DIR/<TICKER>.csv Yahoo exports)",
-    )
-    parser.add_argument(
-        "--storage",
-        default="./closecast-data",
-        metavar="ROOT",
-        help="where outputs go: a local directory or s3://bucket/prefix",
-    )
-    parser.add_argument(
-        "--mode",
-        choices=REQUESTED_MODES,
-        default="auto",
-        help="auto: per ticker, retrain or fine-tune as the retrain policy says (the reason "
-        "is recorded); retrain: train anew; finetune: fine-tune the serving model",
-    )
-    parser.add_argument(
-        "--preset",
-        default="default",
-        help="model preset: default, fast (tiny, for tests) or tutorial "
-        "(the original tutorial's network)",
-    )
-    parser.add_argument(
-        "--epochs", type=int, help="override the preset's training epochs (default: the preset's)"
-    )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=2,
-        help="parallel tickers (threads, processes or Dask workers)",
-    )
-    parser.add_argument(
-        "--serve",
-        choices=serve_choices(),
-        default="lstm",
-        help="whose forecast is served: the LSTM, a baseline, or auto (the model that beats "
-        "naive with evidence on the backtest days, else naive); a watchlist entry's 'serve' "
-        "overrides it",
-    )
-    parser.add_argument(
-        "--horizon",
-        type=int,
-        default=1,
-        help="trading days ahead to forecast (1..10), each scored against its own naive forecast",
-    )
-    parser.add_argument(
-        "--chunk-size",
-        type=int,
-        default=100,
-        help="most tickers trained together in one task (one traced graph serves them all)",
-    )
-    parser.add_argument(
-        "--task-runner",
-        choices=RUNNER_KINDS,
-        default="threads",
-        help="where the per-ticker work runs: threads of this process, a local process pool, "
-        "or Dask (a local cluster, or --dask-address)",
-    )
-    parser.add_argument(
-        "--dask-address",
-        metavar="tcp://HOST:PORT",
-        help="scheduler of an existing Dask cluster, with --task-runner dask "
-        "(default: start a local cluster of --workers processes)",
-    )
-    parser.add_argument(
-        "--create-bucket", action="store_true", help="create the S3 bucket if it is missing"
-    )
-    parser.add_argument(
-        "--credentials-block",
-        metavar="TYPE/NAME",
-        help="Prefect block holding the S3 credentials, e.g. minio-credentials/NAME "
-        "(default: the standard AWS environment and config files)",
-    )
+# How a setting's value is shown in the usage line (presentation only).
+METAVARS = {
+    "watchlist": "FILE",
+    "tickers": "A,B",
+    "watchlist_name": "NAME",
+    "storage": "ROOT",
+    "as_of": "YYYY-MM-DD",
+    "dask_address": "tcp://HOST:PORT",
+    "credentials_block": "TYPE/NAME",
+}
+
+
+def add_run_options(parser: argparse.ArgumentParser, *, exclude: Sequence[str] = ()) -> None:
+    """One option per field of :class:`~closecast.pipeline.settings.RunSettings` (the retrain
+    policy's fields by their own names), its help the field's description and its default
+    the field's default; ``exclude`` leaves some out (``replay`` has its own dates)."""
+    for name, field in setting_fields():
+        if name not in exclude:
+            parser.add_argument(f"--{name.replace('_', '-')}", **_argument(name, field))
+
+
+def setting_fields() -> list[tuple[str, FieldInfo]]:
+    """The settings' fields in order, the nested retrain policy's in place of ``policy``."""
+    from closecast.pipeline.settings import RetrainPolicy, RunSettings
+
+    fields: list[tuple[str, FieldInfo]] = []
+    for name, field in RunSettings.model_fields.items():
+        if field.annotation is RetrainPolicy:
+            fields += list(RetrainPolicy.model_fields.items())
+        else:
+            fields.append((name, field))
+    return fields
+
+
+def _argument(name: str, field: FieldInfo) -> dict[str, Any]:
+    """``add_argument`` keywords for a settings field, from its type and metadata."""
+    help_text = (field.description or "").rstrip(".").replace("%", "%%") + _limits(field)
+    kind = field.annotation
+    if get_origin(kind) in (Union, UnionType):  # X | None: the option takes an X
+        kind = next(a for a in get_args(kind) if a is not type(None))
+    if kind is bool:
+        return {"action": "store_true", "help": help_text}
+    keywords: dict[str, Any] = {"default": field.get_default(call_default_factory=True)}
+    keywords["help"] = help_text
+    if name in METAVARS:
+        keywords["metavar"] = METAVARS[name]
+    if get_origin(kind) is Literal:
+        keywords["choices"] = get_args(kind)
+    elif callable(field.json_schema_extra):  # choices known only when asked (serve)
+        schema: dict[str, Any] = {}
+        field.json_schema_extra(schema)
+        keywords["choices"] = tuple(schema["enum"])
+    elif kind is date:
+        keywords["type"] = date.fromisoformat
+    elif kind in (int, float):
+        keywords["type"] = kind
+    return keywords
+
+
+def _limits(field: FieldInfo) -> str:
+    """A field's numeric limits as the help shows them: `` (1..10)``, `` (at least 1)``."""
+    bounds = {name: getattr(m, name) for m in field.metadata for name in ("ge", "gt", "le", "lt")
+              if getattr(m, name, None) is not None}  # fmt: skip
+    low = f"{bounds['ge']}" if "ge" in bounds else f">{bounds['gt']}" if "gt" in bounds else ""
+    high = f"{bounds['le']}" if "le" in bounds else f"<{bounds['lt']}" if "lt" in bounds else ""
+    if low and high:
+        inclusive = "ge" in bounds and "le" in bounds
+        return (
+            f" ({low}..{high})"
+            if inclusive
+            else f" (between {low.strip('>')} and {high.strip('<')})"
+        )
+    if low:
+        return f" (at least {low})" if "ge" in bounds else f" (more than {bounds['gt']})"
+    return f" (at most {high})" if high else ""
+
+
+def settings_from_args(args: argparse.Namespace) -> RunSettings:
+    """The run settings the options give (validated).
+
+    Raises:
+        pydantic.ValidationError: A value out of its limits (:func:`setting_errors`).
+    """
+    from closecast.pipeline.settings import RetrainPolicy, RunSettings
+
+    values: dict[str, Any] = {}
+    for name, _ in setting_fields():
+        if hasattr(args, name):
+            values[name] = getattr(args, name)
+    values["policy"] = {n: values.pop(n) for n in RetrainPolicy.model_fields if n in values}
+    return RunSettings.model_validate(values)
 
 
 def check_configuration(args: argparse.Namespace) -> list[str]:
@@ -137,20 +131,19 @@ def check_configuration(args: argparse.Namespace) -> list[str]:
 
     Nothing here writes: a configuration error leaves the storage root untouched.
     """
+    from pydantic import ValidationError
+
     from closecast.catalog import CatalogError
-    from closecast.pipeline.options import MAX_EPOCHS, RunOptions, epoch_overrides
     from closecast.pipeline.selection import select
-    from closecast.sources import CsvDirSource, get_source
+    from closecast.pipeline.settings import setting_errors
+    from closecast.sources import CsvDirSource, FutureRunDateError, check_run_date, get_source
     from closecast.storage import StorageError, open_storage
-    from closecast.watchlist import WatchlistError
+    from closecast.watchlist import WatchlistError, split_tickers
 
     problems = []
+    selection = None
     try:
-        select(
-            args.watchlist,
-            args.tickers.split(",") if args.tickers else None,
-            args.watchlist_name,
-        )
+        selection = select(args.watchlist, split_tickers(args.tickers), args.watchlist_name)
     except (WatchlistError, CatalogError) as exc:
         problems.append(f"watchlist: {exc}")
     try:
@@ -160,28 +153,16 @@ def check_configuration(args: argparse.Namespace) -> list[str]:
     except ValueError as exc:
         problems.append(f"--source: {exc}")
     else:
-        if getattr(args, "as_of", None) is not None and args.as_of > (today := source.today()):
-            problems.append(
-                f"--as-of: {args.as_of} is after the {args.source} source's current date "
-                f"{today}; a run cannot be dated in the future"
-            )
-    if args.epochs is not None and args.epochs > MAX_EPOCHS:
-        problems.append(f"--epochs: at most {MAX_EPOCHS}, got {args.epochs}")
-    else:
-        try:
-            RunOptions(
-                storage_root=args.storage,
-                preset=args.preset,
-                overrides=epoch_overrides(args.epochs),
-            )
-        except ValueError as exc:
-            problems.append(f"--preset/--epochs: {exc}")
-    if args.workers < 1:
-        problems.append(f"--workers: must be at least 1, got {args.workers}")
-    if not 1 <= args.horizon <= 10:
-        problems.append(f"--horizon: must be 1..10, got {args.horizon}")
-    if args.chunk_size < 1:
-        problems.append(f"--chunk-size: must be at least 1, got {args.chunk_size}")
+        as_of = getattr(args, "as_of", None)  # replay has no --as-of
+        if as_of is not None and selection is not None and not problems:
+            try:
+                check_run_date(source, as_of, selection.symbols)
+            except FutureRunDateError as exc:
+                problems.append(f"--as-of: {exc}")
+    try:
+        settings_from_args(args)
+    except ValidationError as exc:
+        problems += [f"--{name.replace('_', '-')}: {why}" for name, why in setting_errors(exc)]
     try:
         open_storage(
             args.storage,
@@ -198,10 +179,9 @@ def _print_metrics(args: argparse.Namespace, run_date: date) -> None:
     from closecast.pipeline.selection import select
     from closecast.storage import open_storage
     from closecast.storage.io import read_parquet
+    from closecast.watchlist import split_tickers
 
-    selection = select(
-        args.watchlist, args.tickers.split(",") if args.tickers else None, args.watchlist_name
-    )
+    selection = select(args.watchlist, split_tickers(args.tickers), args.watchlist_name)
     scope = catalog.RunScope(run_date, selection.name)
     storage = open_storage(args.storage, credentials_block=args.credentials_block)
     frame = read_parquet(storage, catalog.METRICS.key(scope)).to_pandas()
@@ -214,28 +194,6 @@ def _print_metrics(args: argparse.Namespace, run_date: date) -> None:
     print(f"\nOutputs for {run_date}, watchlist {scope.watchlist}, under {storage.describe()}:")
     for key in catalog.run_prefixes(scope):
         print(f"  {key}")
-
-
-def flow_parameters(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``daily_forecast`` parameters the options of ``run`` (and ``replay``) give."""
-    return {
-        "watchlist": args.watchlist,
-        "tickers": args.tickers.split(",") if args.tickers else None,
-        "watchlist_name": args.watchlist_name,
-        "source": args.source,
-        "storage": args.storage,
-        "mode": args.mode,
-        "preset": args.preset,
-        "epochs": args.epochs,
-        "task_runner": args.task_runner,
-        "workers": args.workers,
-        "chunk_size": args.chunk_size,
-        "serve": args.serve,
-        "horizon": args.horizon,
-        "dask_address": args.dask_address,
-        "create_bucket": args.create_bucket,
-        "credentials_block": args.credentials_block,
-    }
 
 
 def allow_slow_server_start() -> None:
@@ -262,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
 
     interrupt_main_thread_on_sigterm()
     try:
-        state = daily_forecast(**flow_parameters(args), as_of=args.as_of, return_state=True)
+        state = daily_forecast(settings_from_args(args), return_state=True)
     except BaseException as exc:
         if not stopped_by_signal(exc):
             raise
@@ -274,10 +232,13 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
         return EXIT_TERMINATED
     run_date = args.as_of
-    if run_date is None:
+    if run_date is None:  # the flow resolved it the same way
+        from closecast.pipeline.selection import select
         from closecast.sources import get_source
+        from closecast.watchlist import split_tickers
 
-        run_date = get_source(args.source).today()
+        symbols = select(args.watchlist, split_tickers(args.tickers), args.watchlist_name).symbols
+        run_date = get_source(args.source).today(symbols)
     try:
         _print_metrics(args, run_date)
     except Exception as exc:  # the flow itself failed before publishing anything

@@ -1,8 +1,10 @@
 """``closecast tutorial``: reproduce the LSTM stock tutorial on a Yahoo CSV, honestly.
 
-Writes ``predictions.csv`` (date, actual, predicted, naive), ``plot.png`` and
-``metrics.json`` (train RMSE, test RMSE, naive RMSE, U2, ...) into ``--out`` and prints the
-metrics. Exit code 2 for a missing/unreadable CSV, a bad option or too short a history.
+Without ``--csv`` it trains on the tutorial's own DIS history, shipped in
+``closecast/tutorial_data`` (see its SOURCES.md). Writes ``predictions.csv`` (date, actual,
+predicted, naive), ``plot.png`` and ``metrics.json`` (train RMSE, test RMSE, naive RMSE,
+U2, ...) into ``--out`` and prints the metrics. Exit code 2 for a missing/unreadable CSV, a
+bad option or too short a history.
 """
 
 from __future__ import annotations
@@ -11,15 +13,20 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 
 PRESETS = ("tutorial", "default")
+TUTORIAL_DATA = "closecast.tutorial_data"
+TUTORIAL_CSV = "DIS.csv"  # the original tutorial's history, shipped with closecast
 EXIT_CODES = {
     0: "done; predictions.csv, plot.png and metrics.json written to --out",
     2: "a missing or unreadable CSV, a bad option, or too short a history",
 }
 EXAMPLES = (
-    "closecast tutorial --csv ../shared/data/seed/DIS.csv --out tutorial-out --epochs 20",
+    "closecast tutorial --out tutorial-out --epochs 20",
     "closecast tutorial --csv AAPL.csv --out aapl-default --preset default --seed 7",
 )
 
@@ -28,10 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--csv",
         type=Path,
-        required=True,
+        default=None,
         metavar="FILE",
         help="Yahoo CSV export (Date, Open, High, Low, Close, Adj Close, Volume; "
-        "with or without its header row)",
+        "with or without its header row); default: the tutorial's DIS history, shipped "
+        "with closecast",
     )
     parser.add_argument(
         "--out",
@@ -73,12 +81,29 @@ def _print_training_progress() -> None:
     progress.propagate = False
 
 
+@contextmanager
+def _price_file(csv: Path | None) -> Iterator[Path]:
+    """The CSV asked for, or a real path to the shipped DIS history."""
+    if csv is not None:
+        yield csv
+        return
+    # as_file gives a real path even when the package is installed as a zip.
+    with resources.as_file(resources.files(TUTORIAL_DATA).joinpath(TUTORIAL_CSV)) as path:
+        yield Path(path)
+
+
 def _fail(message: str) -> int:
     print(f"closecast tutorial: error: {message}", file=sys.stderr)
     return 2
 
 
 def run(args: argparse.Namespace) -> int:
+    with _price_file(args.csv) as csv:
+        label = str(csv) if args.csv else f"{TUTORIAL_CSV} (shipped in {TUTORIAL_DATA})"
+        return _run(args, csv, label)
+
+
+def _run(args: argparse.Namespace, csv: Path, label: str) -> int:
     from closecast.yahoo_csv import PriceFileError, read_yahoo_csv
     from lstm_model.config import ConfigError, get_preset
     from lstm_model.data import InsufficientDataError, price_series
@@ -93,11 +118,11 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _fail(str(exc))
     try:
-        prices = price_series(read_yahoo_csv(args.csv), config.price_column)
+        prices = price_series(read_yahoo_csv(csv), config.price_column)
     except (PriceFileError, ValueError, OSError) as exc:
         return _fail(str(exc))
     if len(prices) == 0:
-        return _fail(f"{args.csv}: no usable {config.price_column} prices")
+        return _fail(f"{label}: no usable {config.price_column} prices")
 
     # TensorFlow is imported only now, after the cheap checks.
     from closecast.plots import plot_predictions
@@ -105,27 +130,27 @@ def run(args: argparse.Namespace) -> int:
 
     _print_training_progress()
     print(
-        f"Training the {args.preset} network on {args.csv} (up to {config.epochs} epochs); "
+        f"Training the {args.preset} network on {label} (up to {config.epochs} epochs); "
         "progress every few seconds:",
         flush=True,
     )
     try:
         result = run_tutorial(prices, config)
     except InsufficientDataError as exc:
-        return _fail(f"{args.csv}: history too short: {exc}")
+        return _fail(f"{label}: history too short: {exc}")
     except ValueError as exc:
-        return _fail(f"{args.csv}: {exc}")
+        return _fail(f"{label}: {exc}")
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     frame = result.predictions.copy()
     frame["date"] = frame["date"].dt.strftime("%Y-%m-%d")
     frame.to_csv(out / "predictions.csv", index=False, float_format="%.6f")
-    metrics = {"csv": str(args.csv), "preset": args.preset, **result.metrics}
+    metrics = {"csv": label, "preset": args.preset, **result.metrics}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     figure = plot_predictions(
         result.predictions,
-        title=f"{args.csv.stem}: LSTM ({args.preset}) vs actual, test period",
+        title=f"{csv.stem}: LSTM ({args.preset}) vs actual, test period",
         train_end=result.train_end,
         history=result.prices.loc[: result.train_end].iloc[-500:],
     )
@@ -133,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
 
     m = result.metrics
     print(
-        f"{args.csv.stem} ({args.preset}, {m['epochs_run']} epochs, {m['train_seconds']:.1f} s): "
+        f"{csv.stem} ({args.preset}, {m['epochs_run']} epochs, {m['train_seconds']:.1f} s): "
         f"train {m['train_start']}..{m['train_end']} ({m['n_train']} days), "
         f"test ..{m['test_end']} ({m['n_test']} days)"
     )

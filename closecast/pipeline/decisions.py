@@ -12,64 +12,17 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
-import numpy as np
 import pandas as pd
 
 from closecast.choices import RequestedMode
 from closecast.pipeline.live import LiveStats
 from closecast.pipeline.registry import Champion
+from closecast.pipeline.settings import RetrainPolicy
 from closecast.records import ServedRow
 from lstm_model import metrics
 from lstm_model.significance import DieboldMarianoResult, evidence
 
 Mode = Literal["retrain", "finetune"]
-
-
-@dataclass(frozen=True)
-class RetrainPolicy:
-    """When ``auto`` mode retrains, and when a retrained candidate is promoted.
-
-    Attributes:
-        max_model_age_days: Retrain when the lineage's retrain is older than this.
-        max_u2_degradation: The degradation tolerated before the live record triggers a
-            retrain: it does when the 95% interval of the lineage's live U2 (Diebold-Mariano,
-            so it narrows as scored days accrue) lies above its backtest U2 plus this, or
-            when the live record is worse than naive with evidence (one-sided p > 0.975).
-            0 by default: any degradation the live record shows with evidence.
-        min_live_days: Scored served forecasts the live record needs before it can trigger a
-            retrain.
-        challenge_retry_days: After a retrained candidate lost the comparison with the
-            champion (``challenged_on`` in the pointer), ``auto`` waits this many days
-            before the age, range or live-record rules may retrain again: a week of new live
-            days can change the comparison, a day cannot.
-        min_compare_days: Days that a retrained candidate's backtest and the champion
-            lineage's live record must share for the two to be compared; with fewer, the
-            candidate is promoted (there is no honest evidence for the champion).
-        range_tolerance: For presets with one global scaler: retrain when prices the champion
-            has not seen leave its fitted range by more than this fraction of the range.
-    """
-
-    max_model_age_days: int = 30
-    max_u2_degradation: float = 0.0
-    min_live_days: int = 20
-    min_compare_days: int = 10
-    range_tolerance: float = 0.05
-    challenge_retry_days: int = 7
-
-    def __post_init__(self) -> None:
-        for name in (
-            "max_model_age_days",
-            "min_live_days",
-            "min_compare_days",
-            "challenge_retry_days",
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-        for name in ("max_u2_degradation", "range_tolerance"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or not np.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
 
 
 @dataclass(frozen=True)

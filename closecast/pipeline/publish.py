@@ -17,7 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from matplotlib.figure import Figure
+
 from closecast import catalog
+from closecast.artifacts import select_summary
 from closecast.catalog import RunScope, RunTable
 from closecast.plots import ScoreboardRow, plot_scoreboard
 from closecast.records import MetricsRow, rows_to_table, table_to_rows
@@ -153,8 +156,7 @@ def publish_run(
 
     metric_rows: list[MetricsRow] = merged[catalog.METRICS.name]
     summary_key = catalog.SUMMARY_PLOT.key(scope)
-    title = f"{scope.watchlist}, {scope.run_date}: U2 (below 1 beats tomorrow = today)"
-    write_figure(storage, summary_key, plot_scoreboard(scoreboard_rows(metric_rows), title=title))
+    write_figure(storage, summary_key, summary_figure(scope, metric_rows))
     keys.append(summary_key)
 
     _remove_stale_objects(storage, scope, set(keys), run_set, members)
@@ -211,6 +213,24 @@ def verify_manifest(storage: Storage, scope: RunScope) -> list[str]:
         if (actual["size"], actual["sha256"]) != (obj["size"], obj["sha256"]):
             problems.append(f"{key}: differs from the manifest (size or sha256)")
     return problems
+
+
+SCOREBOARD_EXTREMES = 25
+"""Beyond twice this many tickers, the summary plot shows the best and worst this many."""
+
+
+def summary_figure(scope: RunScope, metric_rows: Sequence[MetricsRow]) -> Figure:
+    """The all-ticker scoreboard; bounded at any watchlist size (a row per ticker up to
+    ``2 * SCOREBOARD_EXTREMES``, then the best and worst by backtest U2; every ticker is in
+    the metrics table)."""
+    selection = select_summary(metric_rows, n=SCOREBOARD_EXTREMES, max_failed=0)
+    title = f"{scope.watchlist}, {scope.run_date}: U2 (below 1 beats tomorrow = today)"
+    if selection.not_listed:
+        title += (
+            f"; the {len(selection.best)} best and {len(selection.worst)} worst of "
+            f"{len(selection.best) + len(selection.worst) + selection.not_listed} by backtest U2"
+        )
+    return plot_scoreboard(scoreboard_rows(selection.best + selection.worst), title=title)
 
 
 def scoreboard_rows(metric_rows: Sequence[MetricsRow]) -> list[ScoreboardRow]:

@@ -46,7 +46,6 @@ from closecast.pipeline.lineup import (
     mark_serving,
     run_lineup,
 )
-from closecast.pipeline.options import RunOptions
 from closecast.pipeline.registry import (
     BacktestScore,
     Champion,
@@ -63,6 +62,8 @@ from closecast.pipeline.registry import (
     save_model,
     write_champion,
 )
+from closecast.pipeline.services import RunServices
+from closecast.pipeline.settings import RunSettings
 from closecast.pipeline.uncertainty import backtest_with_bands, frame_coverage, served_bands
 from closecast.plots import PREDICTION_COLUMNS, plot_ticker
 from closecast.price_store import PriceStore
@@ -217,7 +218,7 @@ def _kept(plan: Plan) -> Produced:
     )
 
 
-def _judge(plan: Plan, options: RunOptions) -> Verdict:
+def _judge(plan: Plan, options: RunSettings) -> Verdict:
     """Whether the plan's retrained candidate replaces the champion (see judge_candidate)."""
     view, decision = plan.view, plan.decision
     uncompared = uncompared_reason(
@@ -234,7 +235,7 @@ def _judge(plan: Plan, options: RunOptions) -> Verdict:
     )
 
 
-def train_plans(plans: list[Plan], config: ModelConfig, options: RunOptions) -> None:
+def train_plans(plans: list[Plan], config: ModelConfig, options: RunSettings) -> None:
     """Produce every plan's serving model, training tickers of one configuration together
     (:mod:`lstm_model.batch`, each exactly as if alone):
 
@@ -300,7 +301,7 @@ def _refit(plans: list[Plan], horizon: int) -> None:
         )
 
 
-def _continue_champions(plans: list[Plan], options: RunOptions) -> None:
+def _continue_champions(plans: list[Plan], options: RunSettings) -> None:
     """Fine-tune each champion on its unseen days (keep it when there are none)."""
     tuning = []
     for plan in plans:
@@ -473,8 +474,11 @@ def publish_ticker_objects(
     ledger: live.Ledger,
     prices: pd.Series,
     title: str,
+    *,
+    draw_plot: bool = True,
 ) -> list[str]:
-    """The lineage's backtest predictions and the ticker's plot, under the run scope."""
+    """The lineage's backtest predictions and (``draw_plot``) the ticker's plot, under the
+    run scope."""
     keys = []
     if backtest_predictions is not None:
         key = catalog.PREDICTIONS.key(scope, item.symbol)
@@ -485,6 +489,8 @@ def publish_ticker_objects(
         ]
         write_parquet(storage, key, rows_to_table(rows, PredictionRow))
         keys.append(key)
+    if not draw_plot:
+        return keys
     figure = ticker_figure(backtest_predictions, ledger, prices, title)
     plot_key = catalog.TICKER_PLOTS.key(scope, item.symbol)
     write_figure(storage, plot_key, figure)
@@ -617,14 +623,14 @@ def metrics_row(
 def plan_ticker(
     item: WatchItem,
     scope: RunScope,
-    options: RunOptions,
-    storage: Storage,
+    options: RunSettings,
+    services: RunServices,
     fetch_report: dict[str, Any] | None,
 ) -> Plan:
-    """Steps 1-3: the history, the live record scored (and written, before any training),
+    """Steps 1-3: the history, the live record put on its basis and scored (before any training),
     the champion, the decision."""
     as_of = scope.run_date
-    config = options.model_config()
+    storage, config = services.storage, services.config
     prices, report = read_history(storage, item, as_of, config)
     ledger = live.read_ledger(storage, item.symbol)
     ledger = live.align_basis(ledger, prices, (fetch_report or {}).get("rebase_factor"))
@@ -656,10 +662,16 @@ def plan_ticker(
 
 
 def finish_ticker(
-    plan: Plan, scope: RunScope, options: RunOptions, storage: Storage
+    plan: Plan,
+    scope: RunScope,
+    options: RunSettings,
+    services: RunServices,
+    *,
+    draw_plots: bool = True,
 ) -> TickerOutcome:
     """Steps 5-8: register, serve and record the forecast, publish the ticker's objects,
     score the line-up and choose which model's forecast is served."""
+    storage = services.storage
     item, produced, as_of = plan.item, plan.produced, scope.run_date
     assert produced is not None
     began = time.perf_counter()
@@ -702,13 +714,13 @@ def finish_ticker(
     )
     title = _title(item, scope, produced, scores)
     keys = registered.keys + publish_ticker_objects(
-        storage, item, scope, backtest_predictions, ledger, plan.prices, title
+        storage, item, scope, backtest_predictions, ledger, plan.prices, title, draw_plot=draw_plots
     )
     lineup = run_lineup(
         storage,
         item,
         plan.prices,
-        options.model_config(),
+        services.config,
         as_of,
         lstm_backtest=backtest_predictions,
         lstm_backtest_path=backtest_path,
@@ -811,8 +823,11 @@ def _state_keys(storage: Storage, item: WatchItem, plan: Plan, produced: Produce
 def forecast_tickers(
     items: list[WatchItem],
     scope: RunScope,
-    options: RunOptions,
+    options: RunSettings,
     fetch_reports: dict[str, dict[str, Any]] | None = None,
+    *,
+    services: RunServices | None = None,
+    draw_plots: bool = True,
 ) -> list[TickerOutcome]:
     """Score what was served, train or fine-tune, serve the next forecasts and publish, for
     a chunk of tickers; their training runs together (see :func:`train_plans`).
@@ -822,29 +837,34 @@ def forecast_tickers(
         scope: The run date (no price after it is used) and the watchlist.
         options: The run's settings.
         fetch_reports: Per ticker, the validation report of this run's fetch.
+        services: The run's storage and model configuration (opened from ``options``
+            when None).
+        draw_plots: Draw each ticker's plot (large runs skip them: ``ticker_plots``).
 
     Returns:
         One outcome per ticker, in order: its metrics row (describing the model that serves
         after this run), forecast, live scores and the keys it wrote; or a failed row naming
         the error. One ticker's failure never stops the others.
     """
-    storage = options.open_storage()
+    services = services or RunServices.open(options)
     remove_orphaned_temp_dirs()
     reports = fetch_reports or {}
     outcomes: dict[str, TickerOutcome] = {}
     plans = []
     for item in items:
         try:
-            plans.append(plan_ticker(item, scope, options, storage, reports.get(item.symbol)))
+            plans.append(plan_ticker(item, scope, options, services, reports.get(item.symbol)))
         except Exception as exc:
             outcomes[item.symbol] = failed_outcome(item, _describe(exc), stage="model")
-    train_plans(plans, options.model_config(), options)
+    train_plans(plans, services.config, options)
     for plan in plans:
         if plan.error is not None:
             outcomes[plan.item.symbol] = failed_outcome(plan.item, plan.error, stage="train")
             continue
         try:
-            outcomes[plan.item.symbol] = finish_ticker(plan, scope, options, storage)
+            outcomes[plan.item.symbol] = finish_ticker(
+                plan, scope, options, services, draw_plots=draw_plots
+            )
         except Exception as exc:
             outcomes[plan.item.symbol] = failed_outcome(plan.item, _describe(exc), stage="serve")
     return [outcomes[item.symbol] for item in items]
@@ -853,12 +873,14 @@ def forecast_tickers(
 def forecast_ticker(
     item: WatchItem,
     scope: RunScope,
-    options: RunOptions,
+    options: RunSettings,
     fetch_report: dict[str, Any] | None = None,
+    *,
+    services: RunServices | None = None,
 ) -> TickerOutcome:
     """:func:`forecast_tickers` for one ticker."""
     reports = {item.symbol: fetch_report} if fetch_report else None
-    return forecast_tickers([item], scope, options, reports)[0]
+    return forecast_tickers([item], scope, options, reports, services=services)[0]
 
 
 def _describe(error: BaseException) -> str:

@@ -8,6 +8,7 @@ from datetime import date
 import pytest
 
 from closecast import catalog
+from closecast.pipeline.settings import RunSettings
 from closecast.storage import open_storage
 from closecast.storage.io import read_parquet
 from flows.daily_forecast import daily_forecast
@@ -23,11 +24,15 @@ def _metrics(root: str) -> dict[str, dict]:
 
 
 def test_dask_local_cluster_matches_threads(prefect_harness, tmp_path):
-    common = dict(
-        tickers=TICKERS, source="sample", as_of=AS_OF, preset="fast", epochs=2, return_state=True
+    common = dict(tickers=TICKERS, source="sample", as_of=AS_OF, preset="fast", epochs=2)
+    threads = daily_forecast(
+        RunSettings(storage=str(tmp_path / "threads"), task_runner="threads", **common),
+        return_state=True,
     )
-    threads = daily_forecast(storage=str(tmp_path / "threads"), task_runner="threads", **common)
-    dask = daily_forecast(storage=str(tmp_path / "dask"), task_runner="dask", workers=2, **common)
+    dask = daily_forecast(
+        RunSettings(storage=str(tmp_path / "dask"), task_runner="dask", workers=2, **common),
+        return_state=True,
+    )
     assert threads.is_completed(), threads.message
     assert dask.is_completed(), dask.message
 

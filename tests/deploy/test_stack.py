@@ -37,16 +37,18 @@ def _free_port() -> int:
 async def _run_and_read_back(s3_root: str) -> dict:
     async with get_client() as client:
         deployment = await client.read_deployment_by_name("daily-forecast/stocks-daily")
+        # A run's settings replace the deployment's whole: start from them, as the UI's
+        # form does.
+        settings = deployment.parameters["settings"] | {
+            "tickers": ["QQQ"],
+            "preset": "fast",
+            "epochs": 2,
+            "source": "sample",
+            "as_of": "2020-12-11",
+            "storage": s3_root,
+        }
         run = await client.create_flow_run_from_deployment(
-            deployment.id,
-            parameters={
-                "tickers": ["QQQ"],
-                "preset": "fast",
-                "epochs": 2,
-                "source": "sample",
-                "as_of": "2020-12-11",
-                "storage": s3_root,
-            },
+            deployment.id, parameters={"settings": settings}
         )
         deadline = time.monotonic() + RUN_TIMEOUT
         while True:
@@ -124,8 +126,8 @@ def test_stack_runs_a_deployment_and_stops_cleanly(tmp_path, s3_env, s3_root, s3
     run = result["run"]
     assert run.state.is_completed(), f"{run.state}\n{worker_log}"
     assert run.name == "daily-forecast-2020-12-11-stocks-sample"
-    assert run.parameters["watchlist"] == "deployments/watchlists/stocks.yaml"
-    assert run.parameters["tickers"] == ["QQQ"]
+    assert run.parameters["settings"]["watchlist"] == "deployments/watchlists/stocks.yaml"
+    assert run.parameters["settings"]["tickers"] == ["QQQ"]
     assert "forecast-QQQ-2020-12-11" in result["task_runs"]
     assert "fetch-QQQ-2020-12-11" in result["task_runs"]
     assert "publish-artifacts-stocks" in result["task_runs"]
@@ -149,9 +151,13 @@ def test_stack_runs_a_deployment_and_stops_cleanly(tmp_path, s3_env, s3_root, s3
     assert _cron(stocks) == {"default": ("30 17 * * 1-5", "America/New_York", {})}
     assert _cron(crypto) == {"default": ("30 0 * * *", "UTC", {})}
     wl = "deployments/watchlists"
+    # A schedule's parameters replace the deployment's whole settings: each repeats them.
+    retrain_settings = {"storage": config.storage, "source": "sample", "mode": "retrain"}
     assert _cron(retrain) == {
-        "retrain-stocks": ("0 6 * * 6", "America/New_York", {"watchlist": f"{wl}/stocks.yaml"}),
-        "retrain-crypto": ("0 6 * * 0", "America/New_York", {"watchlist": f"{wl}/crypto.yaml"}),
+        "retrain-stocks": ("0 6 * * 6", "America/New_York",
+                           {"settings": retrain_settings | {"watchlist": f"{wl}/stocks.yaml"}}),
+        "retrain-crypto": ("0 6 * * 0", "America/New_York",
+                           {"settings": retrain_settings | {"watchlist": f"{wl}/crypto.yaml"}}),
     }  # fmt: skip
     for deployment in deployments.values():
         assert deployment.work_pool_name == "closecast-process"
@@ -165,11 +171,11 @@ def test_stack_runs_a_deployment_and_stops_cleanly(tmp_path, s3_env, s3_root, s3
                 }
             }
         ]
-        assert deployment.parameters["storage"] == config.storage
-        assert deployment.parameters["source"] == "sample"
-    assert stocks.parameters["mode"] == crypto.parameters["mode"] == "auto"
-    assert crypto.parameters["watchlist"] == "deployments/watchlists/crypto.yaml"
-    assert retrain.parameters["mode"] == "retrain"
+        assert deployment.parameters["settings"]["storage"] == config.storage
+        assert deployment.parameters["settings"]["source"] == "sample"
+    assert stocks.parameters["settings"]["mode"] == crypto.parameters["settings"]["mode"] == "auto"
+    assert crypto.parameters["settings"]["watchlist"] == "deployments/watchlists/crypto.yaml"
+    assert retrain.parameters["settings"]["mode"] == "retrain"
 
 
 @pytest.mark.parametrize("action", ["status", "down"])

@@ -71,3 +71,15 @@ def test_tutorial_command_errors(tmp_path, capsys) -> None:
     assert main(["tutorial", "--csv", str(short), "--out", str(out), "--epochs", "0"]) == 2
     assert "'epochs' has bad value 0" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_tutorial_runs_on_its_shipped_dis_history_without_csv(tmp_path, capsys) -> None:
+    out = tmp_path / "tutorial-out"
+    assert main(["tutorial", "--out", str(out), "--epochs", "1"]) == 0
+    assert "DIS.csv (shipped in closecast.tutorial_data)" in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["csv"] == "DIS.csv (shipped in closecast.tutorial_data)"
+    # The tutorial's own history (SOURCES.md): 5035 days, split 50/50 by date.
+    assert metrics["train_start"] == "1996-12-31" and metrics["test_end"] == "2016-12-30"
+    assert metrics["n_train"] + metrics["n_test"] == 5035
+    assert metrics["n_test"] == 5035 - 5035 // 2

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from datetime import date
+
 import pytest
 
 from closecast.cli import main
+from closecast.pipeline.settings import RunSettings
 
 AS_OF = "2020-12-11"
 
@@ -79,3 +83,15 @@ def test_run_exits_1_when_a_ticker_fails_and_prints_the_table(tmp_path, capsys) 
     code = main(["run", "--tickers", "QQQ", "--preset", "fast", "--as-of", AS_OF,
                  "--storage", str(tmp_path)])  # fmt: skip
     assert code == 0
+    # The manifest says how the run was made: every setting, defaults included.
+    manifest = json.loads((tmp_path / "runs/run_date=2020-12-11/watchlist=adhoc/manifest.json")
+                          .read_text())  # fmt: skip
+    recorded = manifest["parameters"]
+    assert (
+        recorded
+        == RunSettings(
+            tickers=["QQQ"], preset="fast", as_of=date(2020, 12, 11), storage=str(tmp_path)
+        ).recorded()
+    )
+    assert recorded["horizon"] == 1 and recorded["serve"] == "lstm"
+    assert recorded["policy"]["max_model_age_days"] == 30

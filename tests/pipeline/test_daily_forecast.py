@@ -19,6 +19,7 @@ from closecast import catalog
 from closecast.calendars import next_trading_day
 from closecast.catalog import RunScope
 from closecast.cli import main
+from closecast.pipeline.settings import RunSettings
 from closecast.records import MetricsRow, PredictionRow, arrow_schema
 from closecast.storage import open_storage
 from flows.daily_forecast import daily_forecast
@@ -28,15 +29,10 @@ TICKERS = ["AAPL", "BTC-USD"]
 
 
 def run(root: str, as_of: date | None, tickers=TICKERS, **params):
-    return daily_forecast(
-        tickers=tickers,
-        source="sample",
-        storage=root,
-        as_of=as_of,
-        preset="fast",
-        return_state=True,
-        **params,
+    settings = RunSettings(
+        tickers=tickers, source="sample", storage=root, as_of=as_of, preset="fast", **params
     )
+    return daily_forecast(settings, return_state=True)
 
 
 def read_table(storage, key: str) -> pd.DataFrame:
@@ -187,9 +183,13 @@ def test_watchlists_share_storage_and_partial_reruns_touch_only_their_ticker(tmp
     stocks = _watchlist(tmp_path, "stocks", [("AAPL", "stock"), ("QQQ", "etf")])
     crypto = _watchlist(tmp_path, "crypto", [("BTC-USD", "crypto")])
     day = DAYS[-1]
-    common = dict(source="sample", storage=root, as_of=day, preset="fast", return_state=True)
-    assert daily_forecast(watchlist=stocks, **common).is_completed()
-    assert daily_forecast(watchlist=crypto, **common).is_completed()
+    common = dict(source="sample", storage=root, as_of=day, preset="fast")
+
+    def run_flow(**params):
+        return daily_forecast(RunSettings(**common, **params), return_state=True)
+
+    assert run_flow(watchlist=stocks).is_completed()
+    assert run_flow(watchlist=crypto).is_completed()
     storage = open_storage(root)
     # Both deployments' outputs for the date are complete, side by side.
     check_scope(storage, RunScope(day, "stocks"), ["AAPL", "QQQ"])
@@ -198,7 +198,7 @@ def test_watchlists_share_storage_and_partial_reruns_touch_only_their_ticker(tmp
     assert sorted(metrics["watchlist"].astype(str).unique()) == ["crypto", "stocks"]
 
     before = snapshot(storage)
-    state = daily_forecast(watchlist=stocks, tickers=["AAPL"], mode="retrain", **common)
+    state = run_flow(watchlist=stocks, tickers=["AAPL"], mode="retrain")
     assert state.is_completed(), state.message
     after = snapshot(storage)
     changed = {k for k in after if before.get(k) != after[k]} | (before.keys() - after.keys())
@@ -217,7 +217,7 @@ def test_watchlists_share_storage_and_partial_reruns_touch_only_their_ticker(tmp
     # A bare `--tickers GOOG` rerun (filed under `adhoc`) touches only GOOG's state and the
     # adhoc outputs; every other object, stocks' and crypto's included, is as it was.
     before = snapshot(storage)
-    state = daily_forecast(tickers=["GOOG"], **common)
+    state = run_flow(tickers=["GOOG"])
     assert state.is_completed(), state.message
     after = snapshot(storage)
     changed = {k for k in after if before.get(k) != after[k]} | (before.keys() - after.keys())

@@ -13,6 +13,7 @@ import pytest
 from closecast import catalog
 from closecast.catalog import RunScope
 from closecast.pipeline.lineup import BASELINE_KINDS
+from closecast.pipeline.settings import RunSettings
 from closecast.storage import StorageError, open_storage
 from closecast.storage.local import LocalStorage
 from flows.daily_forecast import daily_forecast
@@ -31,10 +32,10 @@ def state_keys(ticker: str) -> list[str]:
 
 
 def run(root: str, day: date):
-    return daily_forecast(
-        tickers=TICKERS, source="sample", storage=root, as_of=day, preset="fast", epochs=1,
-        return_state=True,
+    settings = RunSettings(
+        tickers=TICKERS, source="sample", storage=root, as_of=day, preset="fast", epochs=1
     )  # fmt: skip
+    return daily_forecast(settings, return_state=True)
 
 
 @pytest.mark.usefixtures("prefect_harness")

@@ -21,6 +21,7 @@ from closecast import catalog
 from closecast.catalog import RunScope
 from closecast.pipeline.publish import verify_manifest
 from closecast.pipeline.registry import MODEL_FILES, read_champion
+from closecast.pipeline.settings import RunSettings
 from closecast.storage import StorageUnreachableError, open_storage
 from closecast.storage.local import LocalStorage
 from closecast.storage.s3 import S3Storage
@@ -48,10 +49,11 @@ KILLER = textwrap.dedent(
                 os.kill(os.getpid(), signal.SIGKILL)
         return original(self, key, data, content_type)
     LocalStorage.write_bytes = write_bytes
+    from closecast.pipeline.settings import RunSettings
     from flows.daily_forecast import daily_forecast
-    state = daily_forecast(tickers=["QQQ", "BTC-USD"], storage=root, as_of=date(2020, 12, 11),
-                           preset="fast", epochs=1, return_state=True,
-                           lease_ttl_seconds=3, lease_wait_seconds=60)
+    settings = RunSettings(tickers=["QQQ", "BTC-USD"], storage=root, as_of=date(2020, 12, 11),
+                           preset="fast", epochs=1, lease_ttl_seconds=3, lease_wait_seconds=60)
+    state = daily_forecast(settings, return_state=True)
     sys.exit(0 if state.is_completed() else 1)
     """
 )
@@ -68,10 +70,10 @@ def assert_consistent(root: str) -> None:
 
 
 def run_flow(root: str, tickers=TICKERS, **params):
-    return daily_forecast(
-        tickers=tickers, storage=root, as_of=DAY, preset="fast", epochs=1, return_state=True,
-        **params,
+    settings = RunSettings(
+        tickers=tickers, storage=root, as_of=DAY, preset="fast", epochs=1, **params
     )  # fmt: skip
+    return daily_forecast(settings, return_state=True)
 
 
 @pytest.mark.usefixtures("prefect_harness")

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from closecast.pipeline.options import RunOptions
+from closecast.pipeline.settings import RunSettings
 from closecast.sources import SampleSource, SourceUnavailableError, UnknownTickerError
 from closecast.watchlist import WatchItem
 from tasks import prices
@@ -36,7 +36,7 @@ class FlakySource:
 def run_fetch(monkeypatch, tmp_path, source: FlakySource):
     monkeypatch.setattr(prices, "get_source", lambda spec: source)
     quick = fetch_prices.with_options(retries=3, retry_delay_seconds=0, retry_jitter_factor=None)
-    options = RunOptions(storage_root=str(tmp_path), preset="fast")
+    options = RunSettings(storage=str(tmp_path), preset="fast")
     return quick(WatchItem("QQQ", "etf"), AS_OF, options, return_state=True)
 
 

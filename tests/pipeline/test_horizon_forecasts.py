@@ -12,7 +12,8 @@ from closecast.calendars import next_trading_day
 from closecast.catalog import RunScope
 from closecast.pipeline.fetch import fetch_and_store
 from closecast.pipeline.live import read_ledger
-from closecast.pipeline.options import RunOptions
+from closecast.pipeline.services import open_run_storage
+from closecast.pipeline.settings import RunSettings
 from closecast.pipeline.ticker import forecast_ticker
 from closecast.price_store import PriceStore
 from closecast.sources import SampleSource
@@ -23,8 +24,8 @@ ITEM = WatchItem("QQQ", "etf")
 
 
 def test_a_three_day_horizon_is_served_scored_and_calibrated_per_step(tmp_path) -> None:
-    options = RunOptions(storage_root=str(tmp_path), preset="fast", horizon=3)
-    storage = options.open_storage()
+    options = RunSettings(storage=str(tmp_path), preset="fast", horizon=3)
+    storage = open_run_storage(options)
     outcomes = []
     for day in DAYS:
         fetch_and_store(ITEM, day, storage, SampleSource())
@@ -67,5 +68,6 @@ def test_a_three_day_horizon_is_served_scored_and_calibrated_per_step(tmp_path) 
 
 
 def test_horizon_is_validated() -> None:
-    with pytest.raises(ValueError, match=r"horizon must be an integer in 1\.\.10"):
-        RunOptions(storage_root="x", horizon=0)
+    for bad in (0, 11):
+        with pytest.raises(ValueError, match="horizon"):
+            RunSettings(storage="x", horizon=bad)

@@ -3,7 +3,6 @@ days, with their own live records; and the choice of which model's forecast is s
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -13,7 +12,8 @@ from closecast.catalog import RunScope
 from closecast.pipeline.fetch import fetch_and_store
 from closecast.pipeline.lineup import BASELINE_KINDS
 from closecast.pipeline.live import read_ledger
-from closecast.pipeline.options import RunOptions
+from closecast.pipeline.services import open_run_storage
+from closecast.pipeline.settings import RunSettings
 from closecast.pipeline.ticker import forecast_ticker
 from closecast.sources import SampleSource
 from closecast.watchlist import WatchItem, WatchlistError, parse_watchlist
@@ -21,13 +21,13 @@ from closecast.watchlist import WatchItem, WatchlistError, parse_watchlist
 DAYS = [date(2020, 12, 9), date(2020, 12, 10)]
 
 
-def _run(options: RunOptions, item: WatchItem, day: date):
-    fetch_and_store(item, day, options.open_storage(), SampleSource())
+def _run(options: RunSettings, item: WatchItem, day: date):
+    fetch_and_store(item, day, open_run_storage(options), SampleSource())
     return forecast_ticker(item, RunScope(day, "lineup"), options)
 
 
 def test_every_model_is_scored_on_the_same_days_and_serves_into_its_own_ledger(tmp_path):
-    options = RunOptions(storage_root=str(tmp_path), preset="fast")
+    options = RunSettings(storage=str(tmp_path), preset="fast")
     item = WatchItem("QQQ", "etf")
     outcomes = [_run(options, item, day) for day in DAYS]
     rows = outcomes[-1].model_scores
@@ -44,7 +44,7 @@ def test_every_model_is_scored_on_the_same_days_and_serves_into_its_own_ledger(t
     assert backtests["lstm"].coverage_80 == pytest.approx(outcomes[-1].metrics.backtest_coverage_80)
     assert backtests["naive"].u2 == pytest.approx(1.0)
     # Each baseline served a forecast each day; day 2 scored day 1's.
-    storage = options.open_storage()
+    storage = open_run_storage(options)
     for kind in BASELINE_KINDS:
         ledger = read_ledger(storage, "QQQ", kind)
         assert [r.served_on for r in ledger.rows] == DAYS
@@ -59,11 +59,11 @@ def test_every_model_is_scored_on_the_same_days_and_serves_into_its_own_ledger(t
 
 @pytest.mark.parametrize(("serve", "expected"), [("drift", "drift"), ("auto", "naive")])
 def test_a_ticker_can_serve_another_model_and_mode_reason_says_why(tmp_path, serve, expected):
-    options = RunOptions(storage_root=str(tmp_path), preset="fast")
+    options = RunSettings(storage=str(tmp_path), preset="fast")
     item = WatchItem("QQQ", "etf", serve=serve)
     outcome = _run(options, item, DAYS[0])
     assert outcome.forecasts[0].model == expected == outcome.metrics.served_model
-    drift_ledger = read_ledger(options.open_storage(), "QQQ", expected)
+    drift_ledger = read_ledger(open_run_storage(options), "QQQ", expected)
     assert outcome.forecasts[0].forecast == drift_ledger.rows[-1].forecast
     if serve == "auto":
         # On a near random walk nothing beats naive with evidence: auto serves naive.
@@ -74,7 +74,7 @@ def test_a_ticker_can_serve_another_model_and_mode_reason_says_why(tmp_path, ser
 
 
 def test_the_run_setting_applies_unless_the_watchlist_entry_says_otherwise(tmp_path):
-    options = replace(RunOptions(storage_root=str(tmp_path), preset="fast"), serve="naive")
+    options = RunSettings(storage=str(tmp_path), preset="fast", serve="naive")
     outcome = _run(options, WatchItem("QQQ", "etf"), DAYS[0])
     assert outcome.forecasts[0].model == "naive"
     assert outcome.forecasts[0].forecast == outcome.forecasts[0].naive

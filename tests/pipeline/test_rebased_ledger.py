@@ -14,6 +14,7 @@ from closecast import catalog
 from closecast.catalog import RunScope
 from closecast.pipeline import live
 from closecast.pipeline.lineup import BASELINE_KINDS
+from closecast.pipeline.settings import RunSettings
 from closecast.price_store import PriceStore
 from closecast.records import ServedRow
 from closecast.storage import open_storage
@@ -134,10 +135,11 @@ def test_daily_runs_across_a_split_score_every_forecast_on_one_basis(tmp_path) -
     root, exports = str(tmp_path / "store"), tmp_path / "exports"
     for day in DAYS:
         export_as_of(exports, day)
-        state = daily_forecast(
+        settings = RunSettings(
             tickers=["AAPL"], source=f"csv:{exports}", storage=root, as_of=day,
-            preset="fast", epochs=1, return_state=True,
+            preset="fast", epochs=1,
         )  # fmt: skip
+        state = daily_forecast(settings, return_state=True)
         assert state.is_completed(), state.message
     storage = open_storage(root)
     store = PriceStore(storage).read("AAPL").set_index("date")["adj_close"]

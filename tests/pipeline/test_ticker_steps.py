@@ -4,7 +4,6 @@ promote-or-keep path gives a different, checkable outcome."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -13,8 +12,9 @@ from closecast import catalog
 from closecast.catalog import RunScope
 from closecast.pipeline import live
 from closecast.pipeline.fetch import fetch_and_store
-from closecast.pipeline.options import RunOptions
 from closecast.pipeline.registry import read_champion
+from closecast.pipeline.services import open_run_storage
+from closecast.pipeline.settings import RunSettings
 from closecast.pipeline.ticker import forecast_ticker, read_history
 from closecast.records import ServedRow
 from closecast.sources import SampleSource
@@ -35,7 +35,7 @@ def _constructed_record(storage, options, *, lineage: str, miss: float) -> None:
     """A live record for ``lineage`` over D0..D1: each day served the day before, off the
     actual price by ``miss`` (0: perfect), as if the lineage had run daily."""
     fetch_and_store(ITEM, D1, storage, SampleSource())
-    prices, _ = read_history(storage, ITEM, D1, options.model_config())
+    prices, _ = read_history(storage, ITEM, D1, options.training_config())
     window = prices[(prices.index > str(D0)) & (prices.index <= str(D1))]
     previous = prices.shift(1)
     rows = [
@@ -58,18 +58,18 @@ def _constructed_record(storage, options, *, lineage: str, miss: float) -> None:
 
 
 @pytest.fixture
-def options(tmp_path) -> RunOptions:
-    return RunOptions(storage_root=str(tmp_path / "store"), preset="fast")
+def options(tmp_path) -> RunSettings:
+    return RunSettings(storage=str(tmp_path / "store"), preset="fast")
 
 
-def _run(options: RunOptions, day: date, **changes):
-    storage = options.open_storage()
+def _run(options: RunSettings, day: date, **changes):
+    storage = open_run_storage(options)
     fetch_and_store(ITEM, day, storage, SampleSource())
-    return forecast_ticker(ITEM, RunScope(day, "steps"), replace(options, **changes))
+    return forecast_ticker(ITEM, RunScope(day, "steps"), options.model_copy(update=changes))
 
 
 def test_promote_or_keep_paths(options) -> None:
-    storage = options.open_storage()
+    storage = open_run_storage(options)
 
     # No champion: the retrain is promoted, and starts lineage v0001.
     first = _run(options, D0).metrics
@@ -132,7 +132,7 @@ def test_promote_or_keep_paths(options) -> None:
 
 
 def test_an_unreadable_champion_is_replaced_by_a_retrain(options) -> None:
-    storage = options.open_storage()
+    storage = open_run_storage(options)
     _run(options, D0)
     storage.write_bytes(catalog.champion_key(ITEM.symbol), b"{not json")
     outcome = _run(options, D1, mode="finetune").metrics
