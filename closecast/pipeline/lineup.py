@@ -196,15 +196,13 @@ def run_lineup(
     lstm_backtest_path: pd.DataFrame | None = None,
     horizon: int = 1,
     rebase_factor: float | None = None,
-    holdout_days: Sequence[date] = (),
 ) -> Lineup:
     """Score every baseline beside the LSTM (backtest on the same days, live records, every
     step up to ``horizon``), serve each baseline's forecasts (with their intervals) into its
     ledger unless this is a backfill, and return the line-up with those ledgers (the caller
     writes them with the ticker's other state). Each baseline ledger is first
     put on the history's current basis (:func:`closecast.pipeline.live.align_basis`;
-    ``rebase_factor``: the re-basing this run's fetch detected). Without an LSTM backtest
-    the baselines are scored on ``holdout_days`` (a history too short for the LSTM).
+    ``rebase_factor``: the re-basing this run's fetch detected).
 
     A baseline that cannot be fit or scored is left out of the line-up; it never fails the
     ticker.
@@ -213,9 +211,9 @@ def run_lineup(
     backtests: dict[str, pd.DataFrame] = {}
     served: dict[str, list[ServedRow]] = {}
     ledgers: dict[str, live.Ledger] = {}
-    days = list(lstm_backtest["date"]) if lstm_backtest is not None else list(holdout_days)
+    days = list(lstm_backtest["date"]) if lstm_backtest is not None else []
     lstm_records = []
-    if lstm_backtest is not None and days:
+    if days:
         backtests[LSTM] = lstm_backtest
         lstm_records.append(Record(LSTM, "backtest", lstm_backtest))
         if lstm_backtest_path is not None:

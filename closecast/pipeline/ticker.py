@@ -80,9 +80,8 @@ from closecast.storage import Storage, StorageError
 from closecast.storage.io import write_figure, write_parquet
 from closecast.validation import ValidationReport, usable_series
 from closecast.watchlist import WatchItem
-from lstm_model import metrics
 from lstm_model.config import ModelConfig
-from lstm_model.data import SERVING_FLOOR, minimum_history
+from lstm_model.data import minimum_history
 from lstm_model.forecaster import Forecaster
 from lstm_model.horizons import forecast_path, path_backtest
 
@@ -95,34 +94,17 @@ def required_rows(config: ModelConfig) -> tuple[int, str]:
 def read_history(
     storage: Storage, item: WatchItem, as_of: date, config: ModelConfig
 ) -> tuple[pd.Series, ValidationReport]:
-    """The model's price column through ``as_of``: its clean recent stretch, date-indexed.
-
-    Raises:
-        PriceValidationError: Fewer clean rows than :data:`~lstm_model.data.SERVING_FLOOR`.
-        ShortHistory: At least the floor, but fewer than the LSTM needs (a baseline serves).
-    """
+    """The model's price column through ``as_of``: its clean recent stretch, date-indexed."""
     need, why = required_rows(config)
-    prices, report = usable_series(
+    return usable_series(
         PriceStore(storage).read(item.symbol, as_of=as_of),
         ticker=item.symbol,
         asset_class=item.asset_class,
         as_of=as_of,
-        min_rows=SERVING_FLOOR,
+        min_rows=need,
         price_column=config.price_column,
-        need_explanation=f"the serving floor; the LSTM needs {need}: {why}",
+        need_explanation=why,
     )
-    if len(prices) < need:
-        raise ShortHistory(prices, report, f"LSTM needs {need} ({why})")
-    return prices, report
-
-
-class ShortHistory(Exception):
-    """A history of at least the serving floor that is too short for the LSTM."""
-
-    def __init__(self, prices: pd.Series, report: ValidationReport, need: str) -> None:
-        super().__init__(f"history {len(prices)} days: {need}")
-        self.prices = prices
-        self.report = report
 
 
 # --- 2. the champion as it stands --------------------------------------------------------------
@@ -872,14 +854,6 @@ def forecast_tickers(
     for item in items:
         try:
             plans.append(plan_ticker(item, scope, options, services, reports.get(item.symbol)))
-        except ShortHistory as short:
-            try:
-                outcomes[item.symbol] = serve_short_history(
-                    short, item, scope, options, services, reports.get(item.symbol) or {},
-                    draw_plots=draw_plots,
-                )  # fmt: skip
-            except Exception as exc:
-                outcomes[item.symbol] = failed_outcome(item, _describe(exc), stage="serve")
         except Exception as exc:
             outcomes[item.symbol] = failed_outcome(item, _describe(exc), stage="model")
     train_plans(plans, services.config, options)
@@ -894,114 +868,6 @@ def forecast_tickers(
         except Exception as exc:
             outcomes[plan.item.symbol] = failed_outcome(plan.item, _describe(exc), stage="serve")
     return [outcomes[item.symbol] for item in items]
-
-
-def serve_short_history(
-    short: ShortHistory,
-    item: WatchItem,
-    scope: RunScope,
-    options: RunSettings,
-    services: RunServices,
-    fetch_report: dict[str, Any],
-    *,
-    draw_plots: bool = True,
-) -> TickerOutcome:
-    """A ticker whose history is too short for the LSTM: the baselines are fit on its first
-    half and scored on the second (the hold-out), the best by the honest comparison serves
-    (``auto`` unless a baseline is configured), with conformal intervals from its own
-    hold-out and live residuals; once the history reaches the LSTM's minimum, the normal
-    path retrains it (there is no champion yet)."""
-    prices, as_of, horizon = short.prices, scope.run_date, options.horizon
-    storage = services.storage
-    began = time.perf_counter()
-    lineup = run_lineup(
-        storage,
-        item,
-        prices,
-        services.config,
-        as_of,
-        lstm_backtest=None,
-        lstm_ledger=live.Ledger(rows=()),
-        record_live=True,
-        horizon=horizon,
-        rebase_factor=fetch_report.get("rebase_factor"),
-        holdout_days=list(prices.index[len(prices) // 2 :].date),
-    )
-    configured = item.serve or options.serve
-    selection = choose_served(lineup, configured if configured in lineup.served else "auto")
-    kind = selection.kind
-    if kind not in lineup.served:
-        raise RuntimeError(f"{short}; no baseline could be fit to serve")
-    backtest = lineup.backtests.get(kind)
-    ledger = lineup.ledgers[kind]
-    score = None
-    if backtest is not None:
-        dates = backtest["date"]
-        score = BacktestScore.from_scores(
-            dates.iloc[0],
-            dates.iloc[-1],
-            metrics.summarize(backtest["actual"], backtest["predicted"], backtest["naive"]),
-            frame_coverage(backtest),
-        )
-    scores = live.live_score_rows(
-        ledger,
-        ticker=item.symbol,
-        price_dates=prices.index,
-        lineage=kind,
-        backtest_u2=None if score is None else score.u2,
-        horizon=horizon,
-    )
-    keys = publish_ticker_objects(
-        storage,
-        item,
-        scope,
-        backtest,
-        ledger,
-        prices,
-        f"{item.symbol} as of {as_of} ({kind})",
-        draw_plot=draw_plots,
-    )
-    validation = validation_columns(fetch_report, short.report.to_dict())
-    by_window = {row.window: row for row in scores if row.step == 1}
-    row = MetricsRow(
-        ticker=item.symbol,
-        asset_class=item.asset_class,
-        status="ok",
-        mode="baseline",
-        mode_reason=f"{short}; serving {kind} ({selection.reason or 'as configured'})",
-        model_version=kind,
-        lineage=kind,
-        promoted=False,
-        trained_through=prices.index[-1].date(),
-        data_end=prices.index[-1].date(),
-        served_model=kind,
-        **_copied(score, "backtest_{}", BACKTEST_COLUMNS),
-        **_copied(by_window.get("20d"), "live_{}_20d", ("n_scored", "u2")),
-        **_copied(by_window.get("60d"), "live_{}_60d", ("n_scored", "u2")),
-        **_copied(by_window.get("lineage"), "live_{}_lineage", LINEAGE_COLUMNS),
-        **significance_columns(backtest, ledger, kind),
-        model_seconds=round(time.perf_counter() - began, 3),
-        **validation,
-    )
-    commit_state(
-        storage,
-        [
-            (
-                catalog.served_key(item.symbol, k),
-                partial(live.write_ledger, storage, item.symbol, kept, k),
-            )
-            for k, kept in lineup.ledgers.items()
-        ],
-    )
-    return TickerOutcome(
-        row,
-        [forecast_row(r) for r in lineup.served[kind]],
-        scores,
-        mark_serving([r for r in lineup.rows if r.model != LSTM], kind),
-        keys,
-        [catalog.prices_key(item.symbol)]
-        + [catalog.served_key(item.symbol, k) for k in lineup.ledgers],
-    )
 
 
 def forecast_ticker(
