@@ -251,6 +251,13 @@ def record_served(ledger: Ledger, served: ServedRow) -> Ledger:
     )
 
 
+def record_all(ledger: Ledger, served: Sequence[ServedRow]) -> Ledger:
+    """:func:`record_served` for each of ``served`` (one run's forecasts, one per step)."""
+    for row in served:
+        ledger = record_served(ledger, row)
+    return ledger
+
+
 @dataclass(frozen=True)
 class LiveStats:
     """Scores of a set of scored served forecasts."""

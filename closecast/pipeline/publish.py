@@ -44,6 +44,17 @@ def describe_object(storage: Storage, key: str) -> dict[str, Any]:
     return {"key": key, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
+def _described(storage: Storage, keys: Iterable[str]) -> list[dict[str, Any]]:
+    """Each existing key described as stored (one read each; absent keys are skipped)."""
+    described = []
+    for key in keys:
+        try:
+            described.append(describe_object(storage, key))
+        except ObjectNotFoundError:
+            continue
+    return described
+
+
 def withdraw_manifest(storage: Storage, scope: RunScope) -> dict[str, Any] | None:
     """Remove the scope's manifest before a run rewrites any of its objects.
 
@@ -181,12 +192,8 @@ def publish_run(
         "parameters": parameters,
         "run_tickers": list(run_tickers),
         "tickers": {row.ticker: {"status": row.status, "error": row.error} for row in metric_rows},
-        "objects": [describe_object(storage, key) for key in keys if storage.exists(key)],
-        "state": [
-            describe_object(storage, key)
-            for key in dict.fromkeys(state_keys)
-            if storage.exists(key)
-        ]
+        "objects": _described(storage, keys),
+        "state": _described(storage, dict.fromkeys(state_keys))
         + _carried_over(previous, "state", kept_tickers),
     }
     write_json(storage, catalog.MANIFEST.key(scope), manifest)

@@ -1,23 +1,27 @@
-"""One ticker's work in a run, as small named steps over a storage root:
+"""A chunk of tickers' work in a run, as named steps over a storage root:
 
-1. read the validated history through the run date;
-2. score the forecasts earlier runs served for days now known (the live record);
-3. decide: retrain or fine-tune (``decisions``);
-4. train: a backtest fit and, if the candidate wins, a refit on the whole history; or a
-   fine-tune of the champion on the days it has not seen;
-5. register the new version and move the champion pointer;
-6. serve: forecast the next trading day with the champion and record it in the ledger;
-7. publish the ticker's run objects (backtest predictions, plot) and build its rows.
+1. plan (:func:`plan_ticker`): read the validated history through the run date, score the
+   forecasts earlier runs served for days now known and write that live record (before any
+   training), load the champion and decide: retrain or fine-tune (``decisions``);
+2. produce (:func:`train_plans`, the whole chunk at once): a backtest fit and, if the
+   candidate wins, a refit on the whole history; or a fine-tune of the champion on the days
+   it has not seen (``training``, ``lstm_model.batch``);
+3. register (:func:`register`): store the new version, then move the champion pointer;
+4. serve (:func:`closecast.pipeline.serving.serve`): forecast the next trading days with
+   their intervals and record them in the ledger; the line-up (``lineup``) serves and
+   scores every baseline the same way;
+5. rows (:mod:`closecast.pipeline.rows`): the ticker's run objects (backtest predictions,
+   plot) and its rows for the run tables.
 
-The Prefect task ``forecast-ticker`` wraps :func:`forecast_ticker`; fetching is
-:mod:`closecast.pipeline.fetch`.
+The Prefect task ``forecast-tickers`` (:func:`tasks.modelling.forecast_chunk`) wraps
+:func:`forecast_tickers`; fetching is :mod:`closecast.pipeline.fetch`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date
 from functools import partial
 from typing import Any
@@ -25,7 +29,6 @@ from typing import Any
 import pandas as pd
 
 from closecast import catalog
-from closecast.calendars import next_trading_days
 from closecast.catalog import RunScope
 from closecast.pipeline import live, training
 from closecast.pipeline.commit import StateWrite, commit_state
@@ -37,7 +40,7 @@ from closecast.pipeline.decisions import (
     judge_candidate,
     uncompared_reason,
 )
-from closecast.pipeline.evaluation import Evaluation, significance
+from closecast.pipeline.evaluation import Evaluation, backtest_frames, significance
 from closecast.pipeline.lineup import (
     BASELINE_KINDS,
     LSTM,
@@ -50,6 +53,7 @@ from closecast.pipeline.registry import (
     BacktestScore,
     Champion,
     ChampionUnreadableError,
+    clear_version,
     load_model,
     next_version,
     read_backtest,
@@ -62,28 +66,33 @@ from closecast.pipeline.registry import (
     save_model,
     write_champion,
 )
+from closecast.pipeline.rows import (
+    BACKTEST_COLUMNS,
+    LINEAGE_COLUMNS,
+    TickerOutcome,
+    _copied,
+    failed_outcome,
+    forecast_row,
+    publish_ticker_objects,
+    significance_columns,
+    validation_columns,
+)
 from closecast.pipeline.services import RunServices
+from closecast.pipeline.serving import Lineage, Served, serve
 from closecast.pipeline.settings import RunSettings
-from closecast.pipeline.uncertainty import backtest_with_bands, frame_coverage, served_bands
-from closecast.plots import PREDICTION_COLUMNS, plot_ticker
+from closecast.pipeline.uncertainty import frame_coverage
 from closecast.price_store import PriceStore
 from closecast.records import (
-    ForecastRow,
     LiveScoreRow,
     MetricsRow,
-    ModelScoreRow,
-    PredictionRow,
-    ServedRow,
-    rows_to_table,
 )
 from closecast.storage import Storage, StorageError
-from closecast.storage.io import write_figure, write_parquet
 from closecast.validation import ValidationReport, usable_series
 from closecast.watchlist import WatchItem
+from lstm_model.base import ForecastModel
 from lstm_model.config import ModelConfig
 from lstm_model.data import minimum_history
-from lstm_model.forecaster import Forecaster
-from lstm_model.horizons import forecast_path, path_backtest
+from lstm_model.metrics import format_u2
 
 
 def required_rows(config: ModelConfig) -> tuple[int, str]:
@@ -115,7 +124,7 @@ class ChampionView:
     """The champion and its model as loaded, or why they could not be."""
 
     champion: Champion | None = None
-    model: Forecaster | None = None
+    model: ForecastModel | None = None
     unreadable: str | None = None
 
 
@@ -129,7 +138,7 @@ def load_champion(storage: Storage, ticker: str) -> ChampionView:
     if champion is None:
         return ChampionView()
     try:
-        model = load_model(storage, ticker, champion.version)
+        model = load_model(storage, ticker, champion.version, champion.files)
     except (StorageError, OSError, ValueError, KeyError) as exc:
         where = catalog.model_prefix(ticker, champion.version)
         return ChampionView(champion, unreadable=f"{where}/: {type(exc).__name__}: {exc}")
@@ -154,14 +163,14 @@ def champion_state(view: ChampionView, ledger: live.Ledger, prices: pd.Series) -
     )
 
 
-# --- 4. training -------------------------------------------------------------------------------
+# --- 2. producing the serving model (the whole chunk at once) ---------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class Produced:
     """The model that serves after this run, and how it came about."""
 
-    model: Forecaster
+    model: ForecastModel
     mode: str  # retrain, finetune or keep
     reason: str
     lineage: str | None  # None: a new lineage (its version is assigned at registration)
@@ -176,6 +185,13 @@ class Produced:
     challenged: bool = False  # a retrained candidate lost to the champion this run
 
 
+@dataclass(frozen=True)
+class TrainingFailed:
+    """A ticker whose training failed (the others go on)."""
+
+    error: str
+
+
 def _score(evaluation: Evaluation, banded: pd.DataFrame) -> BacktestScore:
     dates = evaluation.predictions["date"]
     return BacktestScore.from_scores(
@@ -183,9 +199,9 @@ def _score(evaluation: Evaluation, banded: pd.DataFrame) -> BacktestScore:
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
-    """One ticker between deciding and finishing: what it needs and what training made."""
+    """One ticker, planned: what producing and finishing it need."""
 
     item: WatchItem
     prices: pd.Series
@@ -196,19 +212,112 @@ class Plan:
     decision: ModeDecision
     fetch_report: dict[str, Any]
     plan_seconds: float  # loading the champion and deciding (this ticker's own time)
-    backtest: training.Backtest | None = None
-    produced: Produced | None = None
-    error: str | None = None
-    challenged: bool = False  # this run's retrained candidate lost to the champion
 
 
-def _kept(plan: Plan) -> Produced:
+def _failed(error: BaseException) -> TrainingFailed:
+    return TrainingFailed(f"{type(error).__name__}: {error}")
+
+
+def _judge(plan: Plan, backtest: training.Backtest, options: RunSettings) -> Verdict:
+    """Whether the plan's retrained candidate replaces the champion (see judge_candidate)."""
+    view, decision = plan.view, plan.decision
+    uncompared = uncompared_reason(
+        decision, view.champion, preset=options.preset, unreadable=view.unreadable
+    )
+    champion = view.champion if uncompared is None else None
+    return judge_candidate(
+        backtest.evaluation.predictions,
+        plan.ledger.scored(champion.lineage) if champion else [],
+        champion=champion,
+        policy=options.policy,
+        uncompared=uncompared,
+    )
+
+
+def train_plans(
+    plans: Sequence[Plan], config: ModelConfig, options: RunSettings
+) -> list[Produced | TrainingFailed]:
+    """Produce every plan's serving model, training tickers of one configuration together
+    (:mod:`lstm_model.batch`, each exactly as if alone):
+
+    1. retrains: backtest fits, scored on their hold-out tails, judged against the champion
+       lineage's live record;
+    2. winners refit on the whole history; losers (and fine-tune decisions) continue the
+       champion on its unseen days; with none, the champion serves as is.
+
+    Returns:
+        Per plan, in order, what serves after this run or why its training failed (one
+        ticker's failure never stops the others).
+    """
+    results: dict[int, Produced | TrainingFailed] = {}
+    retrains = [i for i, plan in enumerate(plans) if plan.decision.mode == "retrain"]
+    backtests = training.backtest_many([plans[i].prices for i in retrains], config)
+    winners: dict[int, tuple[training.Backtest, str]] = {}
+    continuing = {i: (p.decision.reason, 0.0) for i, p in enumerate(plans) if i not in retrains}
+    challenged: set[int] = set()
+    for i, backtest in zip(retrains, backtests, strict=True):
+        if isinstance(backtest, Exception):
+            results[i] = _failed(backtest)
+            continue
+        verdict = _judge(plans[i], backtest, options)
+        reason = f"{plans[i].decision.reason}; {verdict.reason}"
+        view = plans[i].view
+        if verdict.promote or view.model is None or view.champion is None:
+            winners[i] = (backtest, reason)
+        else:
+            continuing[i] = (reason, backtest.seconds)
+            challenged.add(i)
+    results.update(_refit(plans, winners, options.horizon))
+    results.update(_continue_champions(plans, continuing, options))
+    for i in challenged:  # the champion won: its pointer records the challenge
+        result = results[i]
+        if isinstance(result, Produced):
+            results[i] = replace(result, challenged=True)
+    return [results[i] for i in range(len(plans))]
+
+
+def _refit(
+    plans: Sequence[Plan], winners: dict[int, tuple[training.Backtest, str]], horizon: int
+) -> dict[int, Produced | TrainingFailed]:
+    """Each winning candidate's procedure trained again on the whole history."""
+    began = time.perf_counter()
+    models = training.refit_many(
+        [plans[i].prices for i in winners], [b for b, _ in winners.values()]
+    )
+    share = (time.perf_counter() - began) / max(len(winners), 1)
+    results: dict[int, Produced | TrainingFailed] = {}
+    for (i, (backtest, reason)), model in zip(winners.items(), models, strict=True):
+        if isinstance(model, Exception):
+            results[i] = _failed(model)
+            continue
+        banding = time.perf_counter()
+        prices = plans[i].prices
+        frames = backtest_frames(backtest.model, prices, backtest.evaluation.predictions, horizon)
+        results[i] = Produced(
+            model=model,
+            mode="retrain",
+            reason=reason,
+            lineage=None,
+            backtest=_score(backtest.evaluation, frames.predictions),
+            backtest_predictions=frames.predictions,
+            backtest_path=frames.path,
+            new_version=True,
+            promoted=not plans[i].decision.backfill,
+            seconds=backtest.seconds + share + time.perf_counter() - banding,
+            epochs=int(model.meta.get("epochs_run", 0)),
+            n_train=int(model.meta.get("n_train", len(prices))),
+        )
+    return results
+
+
+def _kept(plan: Plan, reason: str) -> Produced:
+    """The champion serving as is."""
     champion = plan.view.champion
     assert champion is not None and plan.view.model is not None
     return Produced(
         model=plan.view.model,
         mode="keep",
-        reason=f"no unseen days since {champion.trained_through}: champion "
+        reason=f"{reason}; no unseen days since {champion.trained_through}: champion "
         f"{champion.version} serves as is",
         lineage=champion.lineage,
         backtest=champion.backtest,
@@ -218,126 +327,44 @@ def _kept(plan: Plan) -> Produced:
     )
 
 
-def _judge(plan: Plan, options: RunSettings) -> Verdict:
-    """Whether the plan's retrained candidate replaces the champion (see judge_candidate)."""
-    view, decision = plan.view, plan.decision
-    uncompared = uncompared_reason(
-        decision, view.champion, preset=options.preset, unreadable=view.unreadable
-    )
-    champion = view.champion if uncompared is None else None
-    assert plan.backtest is not None
-    return judge_candidate(
-        plan.backtest.evaluation.predictions,
-        plan.ledger.scored(champion.lineage) if champion else [],
-        champion=champion,
-        policy=options.policy,
-        uncompared=uncompared,
-    )
-
-
-def train_plans(plans: list[Plan], config: ModelConfig, options: RunSettings) -> None:
-    """Produce every plan's serving model, training tickers of one configuration together
-    (:mod:`lstm_model.batch`, each exactly as if alone):
-
-    1. retrains: backtest fits, scored on their hold-out tails, judged against the champion
-       lineage's live record;
-    2. winners refit on the whole history; losers (and fine-tune decisions) continue the
-       champion on its unseen days; with none, the champion serves as is.
-
-    A ticker that fails gets ``plan.error`` and never stops the others.
-    """
-    retrains = [p for p in plans if p.decision.mode == "retrain"]
-    for plan, result in zip(
-        retrains, training.backtest_many([p.prices for p in retrains], config), strict=True
-    ):
-        if isinstance(result, Exception):
-            plan.error = f"{type(result).__name__}: {result}"
-        else:
-            plan.backtest = result
-    winners, continuing = [], [p for p in plans if p.decision.mode == "finetune"]
-    for plan in retrains:
-        if plan.error:
-            continue
-        verdict = _judge(plan, options)
-        reason = f"{plan.decision.reason}; {verdict.reason}"
-        plan.decision = replace(plan.decision, reason=reason)
-        has_champion = plan.view.model is not None and plan.view.champion is not None
-        plan.challenged = has_champion and not verdict.promote
-        (winners if verdict.promote or not has_champion else continuing).append(plan)
-    _refit(winners, options.horizon)
-    _continue_champions(continuing, options)
-
-
-def _refit(plans: list[Plan], horizon: int) -> None:
-    began = time.perf_counter()
-    models = training.refit_many([p.prices for p in plans], [p.backtest for p in plans])
-    share = (time.perf_counter() - began) / max(len(plans), 1)
-    for plan, model in zip(plans, models, strict=True):
-        if isinstance(model, Exception):
-            plan.error = f"{type(model).__name__}: {model}"
-            continue
-        assert plan.backtest is not None
-        banding = time.perf_counter()
-        banded = backtest_with_bands(
-            plan.backtest.model, plan.prices, plan.backtest.evaluation.predictions
-        )
-        path = None
-        if horizon > 1:
-            path = path_backtest(plan.backtest.model, plan.prices, plan.backtest.start, horizon)
-        band_seconds = time.perf_counter() - banding
-        plan.produced = Produced(
-            model=model,
-            mode="retrain",
-            reason=plan.decision.reason,
-            lineage=None,
-            backtest=_score(plan.backtest.evaluation, banded),
-            backtest_predictions=banded,
-            backtest_path=path,
-            new_version=True,
-            promoted=not plan.decision.backfill,
-            seconds=plan.backtest.seconds + share + band_seconds,
-            epochs=int(model.meta.get("epochs_run", 0)),
-            n_train=int(model.meta.get("n_train", len(plan.prices))),
-        )
-
-
-def _continue_champions(plans: list[Plan], options: RunSettings) -> None:
+def _continue_champions(
+    plans: Sequence[Plan], continuing: dict[int, tuple[str, float]], options: RunSettings
+) -> dict[int, Produced | TrainingFailed]:
     """Fine-tune each champion on its unseen days (keep it when there are none)."""
+    results: dict[int, Produced | TrainingFailed] = {}
     tuning = []
-    for plan in plans:
-        kept = _kept(plan)
-        kept.reason = f"{plan.decision.reason}; {kept.reason}"
-        kept.challenged = plan.challenged
-        plan.produced = kept
-        if not training.unseen_days(kept.model, plan.prices).empty:
-            tuning.append(plan)
+    for i, (reason, _) in continuing.items():
+        results[i] = _kept(plans[i], reason)
+        if not training.unseen_days(plans[i].view.model, plans[i].prices).empty:
+            tuning.append(i)
     began = time.perf_counter()
     models = training.finetune_many(
-        [p.produced.model for p in tuning],  # type: ignore[union-attr]
-        [p.prices for p in tuning],
+        [plans[i].view.model for i in tuning],  # type: ignore[misc]
+        [plans[i].prices for i in tuning],
         epochs=options.finetune_epochs,
         learning_rate=options.finetune_learning_rate,
     )
     share = (time.perf_counter() - began) / max(len(tuning), 1)
-    for plan, tuned in zip(tuning, models, strict=True):
+    for i, tuned in zip(tuning, models, strict=True):
         if isinstance(tuned, Exception):
-            plan.error = f"{type(tuned).__name__}: {tuned}"
+            results[i] = _failed(tuned)
             continue
-        champion = plan.view.champion
-        assert champion is not None and plan.produced is not None
-        unseen = training.unseen_days(plan.produced.model, plan.prices)
-        plan.produced = replace(
-            plan.produced,
+        reason, backtest_seconds = continuing[i]
+        champion = plans[i].view.champion
+        unseen = training.unseen_days(plans[i].view.model, plans[i].prices)  # type: ignore[arg-type]
+        results[i] = replace(
+            results[i],
             model=tuned,
             mode="finetune",
-            reason=f"{plan.decision.reason}; champion {champion.version} fine-tuned on "
+            reason=f"{reason}; champion {champion.version} fine-tuned on "  # type: ignore[union-attr]
             f"{len(unseen)} unseen day(s) {unseen.index[0].date()}..{unseen.index[-1].date()}",
             new_version=True,
             promoted=True,
-            seconds=share + (plan.backtest.seconds if plan.backtest else 0.0),
+            seconds=share + backtest_seconds,
             epochs=options.finetune_epochs,
             n_train=len(unseen),
         )
+    return results
 
 
 # --- 5. registration ---------------------------------------------------------------------------
@@ -348,30 +375,47 @@ class Registered:
     version: str
     lineage: str
     keys: list[str]
-    champion: Champion | None = None  # the pointer to write when the ticker commits
+    champion_written: bool = False
+    champion: Champion | None = None  # the pointer, written when the ticker commits
+
+
+def _version_slot(storage: Storage, ticker: str, champion: Champion | None) -> str:
+    """The version a new model is stored as. The champion records the latest version, so
+    nothing is listed; what a version past it holds is what a killed run left, and goes.
+    Without that record (a first run, an unreadable or older pointer), the ticker's
+    versions are walked once and incomplete ones removed."""
+    if champion is not None and champion.latest is not None:
+        version = next_version(storage, ticker, champion)
+        clear_version(storage, ticker, version)
+        return version
+    remove_incomplete_versions(storage, ticker, keep=champion and champion.version)
+    return next_version(storage, ticker)
 
 
 def register(
     storage: Storage, ticker: str, as_of: date, produced: Produced, view: ChampionView, preset: str
 ) -> Registered:
-    """Store a new version (with its backtest when it starts a lineage) and, when promoted,
-    the champion pointer to it, which :func:`finish_ticker` writes last, with the ledgers
-    (:mod:`closecast.pipeline.commit`)."""
+    """Store a new version (with its backtest when it starts a lineage) and return the
+    champion pointer to it when promoted (or, for a backfill, the pointer recording it as the
+    latest version), which the ticker writes last, with its ledgers
+    (:func:`commit_ticker`)."""
     if not produced.new_version:
         assert view.champion is not None
         # A kept champion's pointer changes only to record a lost challenge.
-        challenged = replace(view.champion, challenged_on=as_of) if produced.challenged else None
-        return Registered(view.champion.version, view.champion.lineage, [], challenged)
-    remove_incomplete_versions(storage, ticker, keep=view.champion and view.champion.version)
-    version = next_version(storage, ticker)
+        pointer = replace(view.champion, challenged_on=as_of) if produced.challenged else None
+        return Registered(
+            view.champion.version, view.champion.lineage, [], pointer is not None, pointer
+        )
+    version = _version_slot(storage, ticker, view.champion)
     lineage = produced.lineage or version
     produced.model.meta.update(run_date=as_of.isoformat(), lineage=lineage)
-    keys = save_model(storage, ticker, version, produced.model)
+    prefix = catalog.model_prefix(ticker, version)
+    files = save_model(storage, ticker, version, produced.model)
+    keys = [f"{prefix}/{name}" for name in files]
     if produced.backtest_predictions is not None:
         keys.append(save_backtest(storage, ticker, version, produced.backtest_predictions))
     if produced.backtest_path is not None:
         keys.append(save_backtest_path(storage, ticker, version, produced.backtest_path))
-    champion = None
     if produced.promoted:
         retrained_on = as_of if produced.lineage is None else view.champion.retrained_on  # type: ignore[union-attr]
         champion = Champion(
@@ -382,9 +426,15 @@ def register(
             promoted_on=as_of,
             preset=preset,
             backtest=produced.backtest,
+            files=files,
+            latest=version,
             challenged_on=_challenged_on(as_of, produced, view),
         )
-    return Registered(version, lineage, keys, champion)
+    elif view.champion is not None:  # a backfill: the champion stays, its record of versions grows
+        champion = replace(view.champion, latest=version)
+    else:
+        champion = None
+    return Registered(version, lineage, keys, champion is not None, champion)
 
 
 def _challenged_on(as_of: date, produced: Produced, view: ChampionView) -> date | None:
@@ -395,190 +445,6 @@ def _challenged_on(as_of: date, produced: Produced, view: ChampionView) -> date 
     if produced.lineage is None or view.champion is None:
         return None
     return view.champion.challenged_on
-
-
-# --- 6. serving --------------------------------------------------------------------------------
-
-
-def serve(
-    item: WatchItem,
-    prices: pd.Series,
-    model: Forecaster,
-    registered: Registered,
-    as_of: date,
-    horizon: int = 1,
-) -> list[ServedRow]:
-    """Forecasts for each of the next ``horizon`` trading days after the last price (beyond
-    the first, the model's own forecasts are fed back as prices)."""
-    data_end = prices.index[-1].date()
-    path = (
-        [float(model.forecast_next(prices))]
-        if horizon == 1
-        else [float(v) for v in forecast_path(model, prices, horizon)]
-    )
-    return [
-        ServedRow(
-            ticker=item.symbol,
-            target_date=target,
-            data_end=data_end,
-            forecast=forecast,
-            naive=float(prices.iloc[-1]),
-            model_version=registered.version,
-            lineage=registered.lineage,
-            trained_through=training.trained_through_date(model),
-            served_on=as_of,
-            step=step,
-        )
-        for step, (target, forecast) in enumerate(
-            zip(next_trading_days(item.asset_class, data_end, horizon), path, strict=True),
-            start=1,
-        )
-    ]
-
-
-# --- 7. the ticker's run objects and rows ------------------------------------------------------
-
-
-@dataclass
-class TickerOutcome:
-    """What one ticker contributed to the run: its rows and the objects it wrote.
-
-    ``keys`` are immutable objects (run outputs under the scope, new model versions);
-    ``state_keys`` the per-ticker state it changed (prices, ledger, champion pointer).
-    """
-
-    metrics: MetricsRow
-    forecasts: list[ForecastRow] = field(default_factory=list)  # one per step ahead
-    live_scores: list[LiveScoreRow] = field(default_factory=list)
-    model_scores: list[ModelScoreRow] = field(default_factory=list)
-    keys: list[str] = field(default_factory=list)
-    state_keys: list[str] = field(default_factory=list)
-
-
-def failed_outcome(item: WatchItem, error: str, *, stage: str) -> TickerOutcome:
-    return TickerOutcome(
-        metrics=MetricsRow(
-            ticker=item.symbol,
-            asset_class=item.asset_class,
-            status="failed",
-            error=f"{stage}: {error}",
-        )
-    )
-
-
-def publish_ticker_objects(
-    storage: Storage,
-    item: WatchItem,
-    scope: RunScope,
-    backtest_predictions: pd.DataFrame | None,
-    ledger: live.Ledger,
-    prices: pd.Series,
-    title: str,
-    *,
-    draw_plot: bool = True,
-) -> list[str]:
-    """The lineage's backtest predictions and (``draw_plot``) the ticker's plot, under the
-    run scope."""
-    keys = []
-    if backtest_predictions is not None:
-        key = catalog.PREDICTIONS.key(scope, item.symbol)
-        names = PredictionRow.__dataclass_fields__
-        rows = [
-            PredictionRow(**{k: v for k, v in r.items() if k in names})
-            for r in backtest_predictions.to_dict("records")
-        ]
-        write_parquet(storage, key, rows_to_table(rows, PredictionRow))
-        keys.append(key)
-    if not draw_plot:
-        return keys
-    figure = ticker_figure(backtest_predictions, ledger, prices, title)
-    plot_key = catalog.TICKER_PLOTS.key(scope, item.symbol)
-    write_figure(storage, plot_key, figure)
-    keys.append(plot_key)
-    return keys
-
-
-def ticker_figure(
-    backtest: pd.DataFrame | None, ledger: live.Ledger, prices: pd.Series, title: str
-):
-    """The per-ticker figure: the lineage's backtest above, the served forecasts against what
-    happened (naive drawn too) below."""
-    frame = backtest if backtest is not None else pd.DataFrame(columns=list(PREDICTION_COLUMNS))
-    start = pd.Timestamp(frame["date"].iloc[0]) if len(frame) else prices.index[-1]
-    history = prices[prices.index < start].iloc[-max(len(frame), 60) :]
-    return plot_ticker(frame, live.served_frame(ledger), title=title, history=history)
-
-
-def significance_columns(
-    backtest: pd.DataFrame | None, ledger: live.Ledger, lineage: str
-) -> dict[str, float | None]:
-    """The metrics row's Diebold-Mariano columns for the backtest and the lineage's record."""
-    served = ledger.scored(lineage)
-    results = {
-        ("backtest_", ""): None
-        if backtest is None
-        else significance(backtest["actual"], backtest["predicted"], backtest["naive"]),
-        ("live_", "_lineage"): significance(
-            [r.actual for r in served], [r.forecast for r in served], [r.naive for r in served]
-        ),
-    }
-    columns: dict[str, float | None] = {}
-    for (prefix, suffix), result in results.items():
-        low, high = result.u2_interval(0.95) if result is not None else (None, None)
-        columns[f"{prefix}dm_stat{suffix}"] = result.statistic if result is not None else None
-        columns[f"{prefix}dm_p{suffix}"] = result.p_value if result is not None else None
-        columns[f"{prefix}u2_low{suffix}"] = low
-        columns[f"{prefix}u2_high{suffix}"] = high
-    return columns
-
-
-def validation_columns(fetched: dict[str, Any], history: dict[str, Any]) -> dict[str, Any]:
-    """What validation found, for the metrics row: counts from this run's fetch (the raw
-    data) and from the model's stretch of history, re-basing, staleness and warnings."""
-    warnings = list(dict.fromkeys([*fetched.get("warnings", []), *history.get("warnings", [])]))
-    counts = {
-        name: int(fetched.get(name, 0)) + int(history.get(name, 0))
-        for name in ("invalid_rows_dropped", "outliers_rejected", "old_rows_dropped")
-    }
-    counts.update(
-        {
-            name: int(fetched.get(name, 0))
-            for name in (
-                "null_rows_dropped",
-                "duplicates_resolved",
-                "conflicting_duplicates",
-                "unparsable_cells",
-                "repaired_cells",
-            )
-        }
-    )
-    return {
-        **counts,
-        "rebased": bool(fetched.get("rebased", False)),
-        "rebase_factor": fetched.get("rebase_factor"),
-        "store_rebuilt": bool(fetched.get("store_rebuilt", False)),
-        "stale": bool(history.get("stale", False)),
-        "warnings": "; ".join(warnings) or None,
-    }
-
-
-# Which fields of the lineage's backtest score and of its live record the metrics row carries.
-BACKTEST_COLUMNS: tuple[str, ...] = (
-    *("start", "end", "n", "rmse", "naive_rmse", "u2", "mae", "mape"),
-    *("directional_accuracy", "coverage_80", "coverage_95"),
-)
-LINEAGE_COLUMNS: tuple[str, ...] = (
-    *("n_scored", "rmse", "naive_rmse", "u2", "directional_accuracy"),
-    *("coverage_80", "coverage_95"),
-)
-
-
-def _copied(source: object | None, pattern: str, names: Sequence[str]) -> dict[str, Any]:
-    """``source``'s fields as metrics columns named by ``pattern`` (None when no source);
-    ``n_scored`` becomes ``n`` in the column name (``live_n_20d``)."""
-    return {
-        pattern.format(name.replace("n_scored", "n")): getattr(source, name, None) for name in names
-    }
 
 
 def metrics_row(
@@ -627,8 +493,9 @@ def plan_ticker(
     services: RunServices,
     fetch_report: dict[str, Any] | None,
 ) -> Plan:
-    """Steps 1-3: the history, the live record put on its basis and scored (before any training),
-    the champion, the decision."""
+    """Steps 1-3: the history, the live record put on its basis and scored (before any
+    training; written with the ticker's other state when it finishes), the champion, the
+    decision."""
     as_of = scope.run_date
     storage, config = services.storage, services.config
     prices, report = read_history(storage, item, as_of, config)
@@ -646,8 +513,6 @@ def plan_ticker(
         policy=options.policy,
         unreadable=view.unreadable,
     )
-    # The live record is scored before training (scores never depend on what follows) and
-    # written with the ticker's other state when it finishes (finish_ticker).
     return Plan(
         item,
         prices,
@@ -663,47 +528,56 @@ def plan_ticker(
 
 def finish_ticker(
     plan: Plan,
+    produced: Produced,
     scope: RunScope,
     options: RunSettings,
     services: RunServices,
     *,
     draw_plots: bool = True,
 ) -> TickerOutcome:
-    """Steps 5-8: register, serve and record the forecast, publish the ticker's objects,
-    score the line-up and choose which model's forecast is served."""
-    storage = services.storage
-    item, produced, as_of = plan.item, plan.produced, scope.run_date
-    assert produced is not None
+    """Steps 3-5 for one ticker: register the produced model, serve its forecasts into the
+    ledger, then the line-up and the ticker's objects and rows."""
+    storage, as_of = services.storage, scope.run_date
     began = time.perf_counter()
-    registered = register(storage, item.symbol, as_of, produced, plan.view, options.preset)
-    backtest_predictions = produced.backtest_predictions
-    if backtest_predictions is None:
-        backtest_predictions = read_backtest(storage, item.symbol, registered.lineage)
-    backtest_path = produced.backtest_path
-    if backtest_path is None and options.horizon > 1:
-        backtest_path = read_backtest_path(storage, item.symbol, registered.lineage)
-    scored = plan.ledger.scored(registered.lineage, step=None)
-    served = [
-        replace(
-            row,
-            **served_bands(
-                plan.prices,
-                row.forecast,
-                backtest_predictions,
-                scored,
-                step=row.step,
-                backtest_path=backtest_path,
-            ),
-        )
-        for row in serve(item, plan.prices, produced.model, registered, as_of, options.horizon)
-    ]
-    ledger = plan.ledger
-    if not plan.decision.backfill:
-        for row in served:
-            ledger = live.record_served(ledger, row)
+    registered = register(storage, plan.item.symbol, as_of, produced, plan.view, options.preset)
+    lineage = lineage_record(storage, plan.item.symbol, produced, registered, options.horizon)
+    served = serve(
+        LSTM, produced.model, plan.ledger, item=plan.item, prices=plan.prices, as_of=as_of,
+        lineage=lineage, horizon=options.horizon, storage=None,
+    )  # fmt: skip
+    if not plan.decision.backfill:  # recorded now, written last (commit_ticker)
+        served = replace(served, ledger=live.record_all(served.ledger, served.rows))
     # This ticker's own model work: deciding, its share of the chunk's training, storing the
     # version and serving (its chunk-mates' work is not counted).
     model_seconds = plan.plan_seconds + produced.seconds + time.perf_counter() - began
+    return ticker_rows(
+        plan, produced, registered, lineage, served, scope, options, services,
+        model_seconds=model_seconds, draw_plots=draw_plots,
+    )  # fmt: skip
+
+
+def lineage_record(
+    storage: Storage, ticker: str, produced: Produced, registered: Registered, horizon: int
+) -> Lineage:
+    """The serving lineage's backtests: this run's when it started the lineage, else stored
+    beside the lineage (the multi-step path only when serving beyond one step)."""
+    predictions = produced.backtest_predictions
+    if predictions is None:
+        predictions = read_backtest(storage, ticker, registered.lineage)
+    path = produced.backtest_path
+    if path is None and horizon > 1:
+        path = read_backtest_path(storage, ticker, registered.lineage)
+    return Lineage(registered.version, registered.lineage, predictions, path)
+
+
+def ticker_rows(
+    plan: Plan, produced: Produced, registered: Registered, lineage: Lineage, served: Served,
+    scope: RunScope, options: RunSettings, services: RunServices, *, model_seconds: float,
+    draw_plots: bool,
+) -> TickerOutcome:  # fmt: skip
+    """The rows step: the live scores, the ticker's run objects, the line-up and the choice
+    of whose forecasts are served, the metrics row."""
+    item, ledger, storage = plan.item, served.ledger, services.storage
     scores = live.live_score_rows(
         ledger,
         ticker=item.symbol,
@@ -714,23 +588,16 @@ def finish_ticker(
     )
     title = _title(item, scope, produced, scores)
     keys = registered.keys + publish_ticker_objects(
-        storage, item, scope, backtest_predictions, ledger, plan.prices, title, draw_plot=draw_plots
+        storage, item, scope, lineage.backtest, ledger, plan.prices, title, draw_plot=draw_plots
     )
     lineup = run_lineup(
-        storage,
-        item,
-        plan.prices,
-        services.config,
-        as_of,
-        lstm_backtest=backtest_predictions,
-        lstm_backtest_path=backtest_path,
-        lstm_ledger=ledger,
-        record_live=not plan.decision.backfill,
-        horizon=options.horizon,
+        storage, item, plan.prices, services.config, scope.run_date, lineage=registered.lineage,
+        lstm_backtest=lineage.backtest, lstm_backtest_path=lineage.backtest_path,
+        lstm_ledger=ledger, record_live=not plan.decision.backfill, horizon=options.horizon,
         rebase_factor=plan.fetch_report.get("rebase_factor"),
-    )
+    )  # fmt: skip
     selection = choose_served(lineup, item.serve or options.serve)
-    chosen = served if selection.kind == LSTM else lineup.served[selection.kind]
+    chosen = served.rows if selection.kind == LSTM else lineup.served[selection.kind]
     validation = validation_columns(plan.fetch_report, plan.report.to_dict())
     if ledger.warning:
         validation["warnings"] = "; ".join(filter(None, [validation["warnings"], ledger.warning]))
@@ -741,20 +608,20 @@ def finish_ticker(
         metrics,
         served_model=selection.kind,
         mode_reason="; ".join(filter(None, [metrics.mode_reason, selection.reason])),
-        **significance_columns(backtest_predictions, ledger, registered.lineage),
+        **significance_columns(lineage.backtest, ledger, registered.lineage),
     )
-    _commit(storage, item.symbol, plan, ledger, lineup, registered)
+    commit_ticker(storage, item.symbol, plan, ledger, lineup, registered)
     return TickerOutcome(
         metrics,
         [forecast_row(row) for row in chosen],
         scores,
         mark_serving(lineup.rows, selection.kind),
-        keys,
-        _state_keys(storage, item, plan, produced),
+        keys + list(lineup.keys),
+        _state_keys(item, plan, registered),
     )
 
 
-def _commit(
+def commit_ticker(
     storage: Storage,
     ticker: str,
     plan: Plan,
@@ -762,61 +629,29 @@ def _commit(
     lineup: Lineup,
     registered: Registered,
 ) -> None:
-    """The ticker's state, last and all or nothing: every ledger (unless a backfill), then
-    the champion pointer (when this run promoted a version)."""
+    """The ticker's state, last and all or nothing (:mod:`closecast.pipeline.commit`):
+    every ledger (unless a backfill), then the champion pointer."""
     writes: list[StateWrite] = []
     if not plan.decision.backfill:
         for kind, baseline in lineup.ledgers.items():
-            writes.append(
-                (
-                    catalog.served_key(ticker, kind),
-                    partial(live.write_ledger, storage, ticker, baseline, kind),
-                )
-            )
-        writes.append(
-            (catalog.served_key(ticker), partial(live.write_ledger, storage, ticker, ledger))
-        )
+            write = partial(live.write_ledger, storage, ticker, baseline, kind)
+            writes.append((catalog.served_key(ticker, kind), write))
+        write = partial(live.write_ledger, storage, ticker, ledger)
+        writes.append((catalog.served_key(ticker), write))
     if registered.champion is not None:
-        writes.append(
-            (
-                catalog.champion_key(ticker),
-                partial(write_champion, storage, ticker, registered.champion),
-            )
-        )
+        write = partial(write_champion, storage, ticker, registered.champion)
+        writes.append((catalog.champion_key(ticker), write))
     commit_state(storage, writes)
 
 
-def forecast_row(served: ServedRow) -> ForecastRow:
-    """The forecasts table's row for the forecast that was served (any model's)."""
-    return ForecastRow(
-        ticker=served.ticker,
-        data_end=served.data_end,
-        target_date=served.target_date,
-        forecast=served.forecast,
-        naive=served.naive,
-        model_version=served.model_version,
-        lineage=served.lineage,
-        trained_through=served.trained_through,
-        lower_80=served.lower_80,
-        upper_80=served.upper_80,
-        lower_95=served.lower_95,
-        upper_95=served.upper_95,
-        model=served.model,
-        step=served.step,
-    )
-
-
-def _state_keys(storage: Storage, item: WatchItem, plan: Plan, produced: Produced) -> list[str]:
-    """The per-ticker state this run read or changed, for the manifest."""
+def _state_keys(item: WatchItem, plan: Plan, registered: Registered) -> list[str]:
+    """The per-ticker state this run read or changed, for the manifest (publishing lists
+    those that exist: no request here)."""
     keys = [catalog.prices_key(item.symbol)]
-    if produced.promoted or produced.challenged:
+    if registered.champion_written:
         keys.append(catalog.champion_key(item.symbol))
     if not plan.decision.backfill:
-        keys += [
-            catalog.served_key(item.symbol, kind)
-            for kind in (LSTM, *BASELINE_KINDS)
-            if storage.exists(catalog.served_key(item.symbol, kind))
-        ]
+        keys += [catalog.served_key(item.symbol, kind) for kind in (LSTM, *BASELINE_KINDS)]
     return keys
 
 
@@ -856,14 +691,13 @@ def forecast_tickers(
             plans.append(plan_ticker(item, scope, options, services, reports.get(item.symbol)))
         except Exception as exc:
             outcomes[item.symbol] = failed_outcome(item, _describe(exc), stage="model")
-    train_plans(plans, services.config, options)
-    for plan in plans:
-        if plan.error is not None:
-            outcomes[plan.item.symbol] = failed_outcome(plan.item, plan.error, stage="train")
+    for plan, produced in zip(plans, train_plans(plans, services.config, options), strict=True):
+        if isinstance(produced, TrainingFailed):
+            outcomes[plan.item.symbol] = failed_outcome(plan.item, produced.error, stage="train")
             continue
         try:
             outcomes[plan.item.symbol] = finish_ticker(
-                plan, scope, options, services, draw_plots=draw_plots
+                plan, produced, scope, options, services, draw_plots=draw_plots
             )
         except Exception as exc:
             outcomes[plan.item.symbol] = failed_outcome(plan.item, _describe(exc), stage="serve")
@@ -891,8 +725,8 @@ def _title(item: WatchItem, scope: RunScope, produced: Produced, scores: list[Li
     backtest = produced.backtest
     parts = [f"{item.symbol} as of {scope.run_date}"]
     if backtest is not None:
-        parts.append(f"backtest U2 {backtest.u2:.3f} ({backtest.n} days)")
+        parts.append(f"backtest U2 {format_u2(backtest.u2)} ({backtest.n} days)")
     lineage = next((s for s in scores if s.window == "lineage"), None)
     if lineage is not None and lineage.n_scored:
-        parts.append(f"live U2 {lineage.u2:.3f} ({lineage.n_scored} served)")
+        parts.append(f"live U2 {format_u2(lineage.u2)} ({lineage.n_scored} served)")
     return ", ".join(parts)

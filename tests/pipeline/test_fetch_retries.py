@@ -23,8 +23,11 @@ class FlakySource:
     def __init__(self, failures: int, error: Exception) -> None:
         self.failures, self.error, self.calls = failures, error, 0
 
-    def today(self) -> date:
+    def today(self, tickers=()) -> date:
         return AS_OF
+
+    def describe_today(self, tickers=()) -> str:
+        return "the sample's day"
 
     def fetch(self, symbol, *, start, end):
         self.calls += 1
