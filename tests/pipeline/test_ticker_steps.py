@@ -168,7 +168,7 @@ def _history(storage, day: date):
     return read_history(storage, ITEM, day, get_preset("fast"))[0]
 
 
-def test_plan_scores_and_writes_the_live_record_before_any_training(options) -> None:
+def test_plan_scores_the_live_record_before_any_training_and_writes_nothing(options) -> None:
     services = RunServices.open(options)
     prices = _history(services.storage, D1)
     target = prices.index[-1].date()
@@ -181,8 +181,10 @@ def test_plan_scores_and_writes_the_live_record_before_any_training(options) -> 
     plan = plan_ticker(ITEM, RunScope(D1, "steps"), options, services, None)
     assert plan.decision.mode == "retrain" and "no champion" in plan.decision.reason
     assert plan.scored_now == 1
+    assert [(r.actual, r.scored_on) for r in plan.ledger.rows] == [(float(prices.iloc[-1]), D1)]
+    # Written with the ticker's other state when it finishes (a failed ticker leaves it).
     stored = live.read_ledger(services.storage, ITEM.symbol).rows
-    assert [(r.actual, r.scored_on) for r in stored] == [(float(prices.iloc[-1]), D1)]
+    assert [(r.actual, r.scored_on) for r in stored] == [(None, None)]
 
 
 def test_any_registered_model_is_versioned_and_loads_as_the_champion(tmp_path) -> None:
