@@ -89,6 +89,7 @@ def _cron(deployment) -> dict[str, tuple[str, str, dict]]:
     }
 
 
+@pytest.mark.slow  # server, worker and a deployment run
 def test_stack_runs_a_deployment_and_stops_cleanly(tmp_path, s3_env, s3_root, s3_client):
     config = stack.StackConfig.from_environment(
         project_root=PROJECT_ROOT,
