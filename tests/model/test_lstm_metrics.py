@@ -51,8 +51,12 @@ def test_directional_accuracy_by_hand() -> None:
 
 def test_summarize_has_every_metric() -> None:
     out = metrics.summarize(ACTUAL, PREDICTED, PREVIOUS)
-    assert set(out) >= {"rmse", "naive_rmse", "u2", "mae", "mape", "directional_accuracy"}
-    assert out["u2"] == pytest.approx(out["rmse"] / out["naive_rmse"])
+    assert out.n == len(ACTUAL)
+    assert out.rmse == metrics.rmse(ACTUAL, PREDICTED)
+    assert out.mae == metrics.mae(ACTUAL, PREDICTED)
+    assert out.mape == metrics.mape(ACTUAL, PREDICTED)
+    assert out.directional_accuracy == metrics.directional_accuracy(ACTUAL, PREDICTED, PREVIOUS)
+    assert out.u2 == pytest.approx(out.rmse / out.naive_rmse)
 
 
 def test_metrics_reject_bad_input() -> None:
