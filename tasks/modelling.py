@@ -14,6 +14,7 @@ from prefect import get_run_logger, task
 from closecast import catalog
 from closecast.catalog import RunScope
 from closecast.pipeline import ticker
+from closecast.pipeline.fetch import FetchSummary
 from closecast.pipeline.services import RunServices
 from closecast.pipeline.settings import RunSettings
 from closecast.watchlist import WatchItem
@@ -78,7 +79,7 @@ def forecast_chunk(
     items: list[WatchItem],
     scope: RunScope,
     settings: RunSettings,
-    fetch_reports: dict[str, dict[str, Any]],
+    fetches: dict[str, FetchSummary],
 ) -> list[ticker.TickerOutcome]:
     """Score served forecasts, retrain or fine-tune, serve and publish, for a chunk of
     tickers whose training runs together; each ticker's lease is held throughout.
@@ -98,7 +99,7 @@ def forecast_chunk(
         with _training_lock(), training_progress_to(logger):
             try:
                 outcomes = ticker.forecast_tickers(
-                    items, scope, settings, fetch_reports, services=services
+                    items, scope, settings, fetches, services=services
                 )
             finally:
                 release_tensorflow_state()

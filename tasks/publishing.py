@@ -18,7 +18,7 @@ from closecast import catalog
 from closecast.artifacts import public_endpoint_from_env, summary_markdown, ui_plots
 from closecast.catalog import RunScope
 from closecast.pipeline.publish import RunRows, publish_run, withdraw_manifest
-from closecast.pipeline.selection import Selection
+from closecast.pipeline.run_tickers import RunTickers
 from closecast.pipeline.services import open_run_storage
 from closecast.pipeline.settings import RunSettings
 from closecast.pipeline.ticker import TickerOutcome
@@ -67,7 +67,7 @@ def withdraw_run_manifest(scope: RunScope, settings: RunSettings) -> dict[str, A
 def publish_run_outputs(
     scope: RunScope,
     outcomes: list[TickerOutcome],
-    selection: Selection,
+    selection: RunTickers,
     settings: RunSettings,
     previous: dict[str, Any] | None,
 ) -> str:

@@ -134,7 +134,7 @@ def check_configuration(args: argparse.Namespace) -> list[str]:
     from pydantic import ValidationError
 
     from closecast.catalog import CatalogError
-    from closecast.pipeline.selection import select
+    from closecast.pipeline.run_tickers import select
     from closecast.pipeline.settings import setting_errors
     from closecast.sources import CsvDirSource, get_source
     from closecast.storage import StorageError, open_storage
@@ -178,7 +178,7 @@ def check_configuration(args: argparse.Namespace) -> list[str]:
 
 def _print_metrics(args: argparse.Namespace, run_date: date) -> None:
     from closecast import catalog
-    from closecast.pipeline.selection import select
+    from closecast.pipeline.run_tickers import select
     from closecast.storage import open_storage
     from closecast.storage.io import read_parquet
     from closecast.watchlist import split_tickers

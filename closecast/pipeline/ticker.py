@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import date
 from typing import Any
 
@@ -35,6 +35,7 @@ from closecast.pipeline.decisions import (
     judge_candidate,
 )
 from closecast.pipeline.evaluation import Evaluation, significance
+from closecast.pipeline.fetch import FetchSummary
 from closecast.pipeline.lineup import (
     BASELINE_KINDS,
     LSTM,
@@ -74,7 +75,12 @@ from closecast.records import (
 )
 from closecast.storage import Storage, StorageError
 from closecast.storage.io import write_figure, write_parquet
-from closecast.validation import ValidationReport, usable_series
+from closecast.validation import (
+    HISTORY_COUNTERS,
+    REPORT_COUNTERS,
+    ValidationReport,
+    usable_series,
+)
 from closecast.watchlist import WatchItem
 from lstm_model.config import ModelConfig
 from lstm_model.data import minimum_history
@@ -185,7 +191,7 @@ class Plan:
     scored_now: int
     view: ChampionView
     decision: ModeDecision
-    fetch_report: dict[str, Any]
+    fetch: FetchSummary | None  # this run's fetch of the ticker (None: not fetched by it)
     plan_seconds: float  # loading the champion and deciding (this ticker's own time)
     backtest: training.Backtest | None = None
     produced: Produced | None = None
@@ -498,32 +504,27 @@ def significance_columns(
     return columns
 
 
-def validation_columns(fetched: dict[str, Any], history: dict[str, Any]) -> dict[str, Any]:
+_METRICS_FIELDS = frozenset(f.name for f in fields(MetricsRow))
+
+
+def validation_columns(fetched: FetchSummary | None, history: ValidationReport) -> dict[str, Any]:
     """What validation found, for the metrics row: counts from this run's fetch (the raw
     data) and from the model's stretch of history, re-basing, staleness and warnings."""
-    warnings = list(dict.fromkeys([*fetched.get("warnings", []), *history.get("warnings", [])]))
+    raw = fetched.report if fetched is not None else None
+    fetched_warnings = fetched.warnings if fetched is not None else ()
+    warnings = list(dict.fromkeys([*fetched_warnings, *history.warnings]))
     counts = {
-        name: int(fetched.get(name, 0)) + int(history.get(name, 0))
-        for name in ("invalid_rows_dropped", "outliers_rejected", "old_rows_dropped")
+        name: (getattr(raw, name) if raw else 0)
+        + (getattr(history, name) if name in HISTORY_COUNTERS else 0)
+        for name in REPORT_COUNTERS
+        if name in _METRICS_FIELDS
     }
-    counts.update(
-        {
-            name: int(fetched.get(name, 0))
-            for name in (
-                "null_rows_dropped",
-                "duplicates_resolved",
-                "conflicting_duplicates",
-                "unparsable_cells",
-                "repaired_cells",
-            )
-        }
-    )
     return {
         **counts,
-        "rebased": bool(fetched.get("rebased", False)),
-        "rebase_factor": fetched.get("rebase_factor"),
-        "store_rebuilt": bool(fetched.get("store_rebuilt", False)),
-        "stale": bool(history.get("stale", False)),
+        "rebased": bool(fetched and fetched.rebased),
+        "rebase_factor": fetched.rebase.factor if fetched and fetched.rebase else None,
+        "store_rebuilt": bool(fetched and fetched.rebuilt),
+        "stale": bool(history.stale),
         "warnings": "; ".join(warnings) or None,
     }
 
@@ -591,7 +592,7 @@ def plan_ticker(
     scope: RunScope,
     options: RunSettings,
     services: RunServices,
-    fetch_report: dict[str, Any] | None,
+    fetch: FetchSummary | None,
 ) -> Plan:
     """Steps 1-3: the history, the live record scored (and written, before any training),
     the champion, the decision."""
@@ -622,7 +623,7 @@ def plan_ticker(
         scored_now,
         view,
         decision,
-        fetch_report or {},
+        fetch,
         time.perf_counter() - began,
     )
 
@@ -692,7 +693,7 @@ def finish_ticker(
     )
     selection = choose_served(lineup, item.serve or options.serve)
     chosen = served if selection.kind == LSTM else lineup.served[selection.kind]
-    validation = validation_columns(plan.fetch_report, plan.report.to_dict())
+    validation = validation_columns(plan.fetch, plan.report)
     if ledger.warning:
         validation["warnings"] = "; ".join(filter(None, [validation["warnings"], ledger.warning]))
     metrics = metrics_row(
@@ -752,7 +753,7 @@ def forecast_tickers(
     items: list[WatchItem],
     scope: RunScope,
     options: RunSettings,
-    fetch_reports: dict[str, dict[str, Any]] | None = None,
+    fetches: dict[str, FetchSummary] | None = None,
     *,
     services: RunServices | None = None,
 ) -> list[TickerOutcome]:
@@ -763,7 +764,7 @@ def forecast_tickers(
         items: The tickers.
         scope: The run date (no price after it is used) and the watchlist.
         options: The run's settings.
-        fetch_reports: Per ticker, the validation report of this run's fetch.
+        fetches: Per ticker, what this run's fetch stored and its validation report.
         services: The run's storage and model configuration (opened from ``options``
             when None).
 
@@ -774,7 +775,7 @@ def forecast_tickers(
     """
     services = services or RunServices.open(options)
     remove_orphaned_temp_dirs()
-    reports = fetch_reports or {}
+    reports = fetches or {}
     outcomes: dict[str, TickerOutcome] = {}
     plans = []
     for item in items:
@@ -798,12 +799,12 @@ def forecast_ticker(
     item: WatchItem,
     scope: RunScope,
     options: RunSettings,
-    fetch_report: dict[str, Any] | None = None,
+    fetch: FetchSummary | None = None,
     *,
     services: RunServices | None = None,
 ) -> TickerOutcome:
     """:func:`forecast_tickers` for one ticker."""
-    reports = {item.symbol: fetch_report} if fetch_report else None
+    reports = {item.symbol: fetch} if fetch else None
     return forecast_tickers([item], scope, options, reports, services=services)[0]
 
 

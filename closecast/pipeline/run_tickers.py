@@ -17,7 +17,7 @@ from closecast.watchlist import (
 
 
 @dataclass(frozen=True)
-class Selection:
+class RunTickers:
     """The run's tickers and the watchlist they are filed under.
 
     Attributes:
@@ -45,7 +45,7 @@ def name_from_path(path: str | None) -> str:
     return re.sub(r"[^a-z0-9_-]+", "-", stem).strip("-_") or DEFAULT_WATCHLIST_NAME
 
 
-def select(watchlist: str | None, tickers: list[str] | None, name: str | None = None) -> Selection:
+def select(watchlist: str | None, tickers: list[str] | None, name: str | None = None) -> RunTickers:
     """Resolve the run's tickers.
 
     Args:
@@ -60,7 +60,7 @@ def select(watchlist: str | None, tickers: list[str] | None, name: str | None = 
     """
     if tickers is not None and watchlist is None:
         items = tuple(items_from_symbols(tickers))
-        return Selection(check_watchlist_name(name or ADHOC_WATCHLIST_NAME), items, None)
+        return RunTickers(check_watchlist_name(name or ADHOC_WATCHLIST_NAME), items, None)
     listed = load_watchlist(watchlist)
     members = frozenset(item.symbol for item in listed)
     items = tuple(listed)
@@ -72,4 +72,4 @@ def select(watchlist: str | None, tickers: list[str] | None, name: str | None = 
                 f"{', '.join(unknown)} not in watchlist {watchlist} ({', '.join(sorted(members))})"
             )
         items = tuple(item for item in listed if item.symbol in wanted)
-    return Selection(check_watchlist_name(name or name_from_path(watchlist)), items, members)
+    return RunTickers(check_watchlist_name(name or name_from_path(watchlist)), items, members)
