@@ -177,6 +177,12 @@ def backtest_key(ticker: str, version: str) -> str:
     return f"{model_prefix(ticker, version)}/backtest.parquet"
 
 
+def lineup_backtest_key(ticker: str, lineage: str) -> str:
+    """The baselines' backtests on a lineage's hold-out days, kept beside the lineage's own
+    (computed once per lineage, not every run)."""
+    return f"{model_prefix(ticker, lineage)}/lineup.parquet"
+
+
 def backtest_path_key(ticker: str, version: str) -> str:
     """The multi-step hold-out forecasts (long form: origin, step, date, ...) of a retrain."""
     return f"{model_prefix(ticker, version)}/backtest_path.parquet"

@@ -9,6 +9,11 @@ import sys
 from collections.abc import Sequence
 
 from closecast import __version__
+from closecast.commands._environment import (
+    dask_address_problem,
+    keep_prefect_offline,
+    prefect_api_problem,
+)
 from closecast.commands._help import HelpFormatter, format_epilog, make_subparser
 
 # Subcommand name -> module in closecast.commands. Each module defines
@@ -26,6 +31,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "tutorial": ("tutorial", "Reproduce the LSTM tutorial on a Yahoo CSV and report honest RMSEs."),
 }
+
+# Commands that run the flow: they need the Prefect API (or a temporary server) and may
+# use a Dask scheduler.
+RUN_COMMANDS = ("run", "replay")
 
 EPILOG = format_epilog(
     ("closecast run --tickers AAPL,BTC-USD --as-of 2020-12-07", "closecast stack up"),
@@ -111,6 +120,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    keep_prefect_offline()
+    if args.command in RUN_COMMANDS:
+        problems = [
+            problem
+            for problem in (
+                prefect_api_problem(),
+                dask_address_problem(args.dask_address) if args.dask_address else None,
+            )
+            if problem
+        ]
+        for problem in problems:
+            print(f"closecast {args.command}: {problem}", file=sys.stderr)
+        if problems:
+            return 2
     if args.command == "run":
         quiet_expected_task_tracebacks()
     return int(args._module.run(args))

@@ -10,8 +10,9 @@ So each stage checks what it needs and repairs or drops the rest, counting every
 1. dates parsed and sorted; price cells that are text count as ``unparsable_cells`` (missing);
 2. rows dated after ``as_of`` dropped (``future_rows_dropped``);
 3. duplicate dates resolved: the last row with a usable model price wins
-   (``duplicates_resolved``); duplicates whose prices differ are also ``conflicting_duplicates``,
-   with a warning naming the dates;
+   (``duplicates_resolved``); a date given with different usable prices is left out
+   altogether, counted as ``conflicting_duplicates``, with a warning naming the dates (and a
+   stored copy of it is removed: which price is right is unknown);
 4. rows without ``close``, ``adj_close`` or the model's price column (Yahoo's ``null`` rows)
    dropped (``null_rows_dropped``); rows where one of them is non-positive or non-finite
    dropped (``invalid_rows_dropped``);
@@ -228,7 +229,12 @@ def _drop_future(frame: pd.DataFrame, as_of: date, found: _Findings) -> pd.DataF
 
 
 def _resolve_duplicates(frame: pd.DataFrame, price_column: str, found: _Findings) -> pd.DataFrame:
-    """One row per date: the last row given with a usable model price (else the last row)."""
+    """One row per date: the last row given with a usable model price (else the last row).
+
+    A date given twice with *different* usable prices is left out altogether (and listed in
+    ``found.rejected``, so that a store holding an earlier copy drops it too): nothing tells
+    which of the two is right, and keeping the later one would store a guess.
+    """
     frame = frame.reset_index(drop=True).assign(
         _usable=_usable(frame[price_column]), _order=np.arange(len(frame))
     )
@@ -236,6 +242,7 @@ def _resolve_duplicates(frame: pd.DataFrame, price_column: str, found: _Findings
     # deterministic: the later fetch when an overlap was appended, unless it is a null row.
     ordered = frame.sort_values(["date", "_usable", "_order"], kind="mergesort")
     duplicated = ordered["date"].duplicated(keep=False)
+    conflicts = pd.DatetimeIndex([])
     if duplicated.any():
         found.duplicates_resolved += int(
             duplicated.sum() - ordered.loc[duplicated, "date"].nunique()
@@ -243,11 +250,13 @@ def _resolve_duplicates(frame: pd.DataFrame, price_column: str, found: _Findings
         conflicts = _conflicting_dates(ordered.loc[duplicated & ordered["_usable"]])
         if len(conflicts):
             found.conflicting_duplicates += len(conflicts)
+            found.rejected += list(conflicts)
             found.warn(
-                f"{len(conflicts)} date(s) given twice with different prices, the last kept: "
-                f"{_name_dates(conflicts)}"
+                f"{len(conflicts)} date(s) given twice with different prices, left out of "
+                f"the store (which one is right is unknown): {_name_dates(conflicts)}"
             )
     unique = ordered.drop_duplicates("date", keep="last")
+    unique = unique.loc[~unique["date"].isin(conflicts)]
     return unique.drop(columns=["_usable", "_order"]).reset_index(drop=True)
 
 
@@ -449,6 +458,7 @@ def _describe_drops(found: _Findings, rows_in: int) -> str:
     parts = [f"{rows_in} in"]
     for label, count in (
         ("after as_of", found.future_rows_dropped),
+        ("date(s) given twice with different prices", found.conflicting_duplicates),
         ("missing prices", found.null_rows_dropped),
         ("non-positive or non-finite prices", found.invalid_rows_dropped),
         ("spikes", found.outliers_rejected),

@@ -16,6 +16,9 @@ from closecast.tickers import InvalidTickerError, normalize_symbol
 MAX_WATCHLIST_BYTES = 256 * 1024
 """Largest watchlist file read (thousands of tickers); anything bigger is refused unread."""
 
+WATCHLIST_FIELDS = ("tickers",)
+"""The top-level keys of a watchlist file."""
+
 ENTRY_FIELDS = ("symbol", "asset_class", "serve")
 
 _SHORT = reprlib.Repr()
@@ -42,11 +45,24 @@ class _AnchorRefused(yaml.YAMLError):
         super().__init__(f"line {mark.line + 1}" if mark is not None else "")
 
 
+@dataclass(frozen=True)
+class _NotText:
+    """A scalar YAML did not read as text (``0700`` is the octal number 448, ``ON`` is true).
+
+    Every watchlist value is text, so the loader keeps what was written beside what YAML made
+    of it, for a message that shows both.
+    """
+
+    written: str
+    value: object
+
+
 class _WatchlistLoader(yaml.SafeLoader):
     """PyYAML's safe loader, refusing anchors and aliases (``&a``, ``*a``, ``<<: *a``).
 
     Aliases let a few hundred bytes expand into billions of nodes ("billion laughs");
     a watchlist never needs them, so the first one stops parsing before anything grows.
+    Numbers and booleans are loaded as :class:`_NotText`.
     """
 
     def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
@@ -54,6 +70,15 @@ class _WatchlistLoader(yaml.SafeLoader):
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
             raise _AnchorRefused(event.start_mark)
         return super().compose_node(parent, index)
+
+
+def _construct_not_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> _NotText:
+    value = yaml.SafeLoader.yaml_constructors[node.tag](loader, node)
+    return _NotText(written=str(node.value), value=value)
+
+
+for _tag in ("int", "float", "bool"):
+    _WatchlistLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _construct_not_text)
 
 
 def _load_yaml(text: str, origin: str) -> object:
@@ -70,10 +95,21 @@ def _load_yaml(text: str, origin: str) -> object:
         raise WatchlistError(f"{origin}: not valid YAML ({' '.join(str(exc).split())})") from None
 
 
+def _written(value: object) -> object:
+    """What the user wrote, for messages (a key YAML read as a number shows as written)."""
+    return value.written if isinstance(value, _NotText) else value
+
+
 def _text_field(entry: dict[object, object], name: str, where: str) -> str:
     value = entry.get(name)
     if value is None:
         raise WatchlistError(f"{where}: missing {name!r}")
+    if isinstance(value, _NotText):
+        kind = "a boolean" if isinstance(value.value, bool) else "a number"
+        raise WatchlistError(
+            f"{where}: {name} {_SHORT.repr(value.written)} must be text, but YAML read it as "
+            f"{kind}, {_SHORT.repr(value.value)}; quote it: {name}: {_SHORT.repr(value.written)}"
+        )
     if not isinstance(value, str):
         raise WatchlistError(
             f"{where}: {name} {_SHORT.repr(value)} must be text, not {type(value).__name__} "
@@ -88,7 +124,7 @@ def _parse_item(entry: object, where: str) -> WatchItem:
     unknown = [key for key in entry if key not in ENTRY_FIELDS]
     if unknown:
         raise WatchlistError(
-            f"{where}: unknown field(s) {', '.join(_SHORT.repr(k) for k in unknown)}; "
+            f"{where}: unknown field(s) {', '.join(_SHORT.repr(_written(k)) for k in unknown)}; "
             f"an entry has {', '.join(ENTRY_FIELDS)}"
         )
     raw_symbol = _text_field(entry, "symbol", where)
@@ -137,6 +173,14 @@ def parse_watchlist(text: str, *, origin: str) -> list[WatchItem]:
             (unknown field, bad symbol or asset class), or a duplicate symbol.
     """
     document = _load_yaml(text, origin)
+    if isinstance(document, dict):
+        unknown = [key for key in document if key not in WATCHLIST_FIELDS]
+        if unknown:
+            raise WatchlistError(
+                f"{origin}: unknown top-level key(s) "
+                f"{', '.join(_SHORT.repr(_written(k)) for k in unknown)}; a watchlist has only "
+                f"{', '.join(map(repr, WATCHLIST_FIELDS))}"
+            )
     entries = document.get("tickers") if isinstance(document, dict) else None
     if not isinstance(entries, list) or not entries:
         raise WatchlistError(f"{origin}: expected a non-empty list under 'tickers'")

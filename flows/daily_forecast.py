@@ -84,12 +84,14 @@ def forecast_watchlist(
     }
     outcomes: dict[str, TickerOutcome] = {}
     modelling: dict[PrefectFuture[Any], list[WatchItem]] = {}
+    draw_plots = len(selection.items) <= settings.ticker_plots  # the summary always renders
     for future in as_completed(list(fetches)):
         fetched = _fetched(fetches[future], future, outcomes)
         if fetched:
             items = [f.item for f in fetched]
             summaries = {f.item.symbol: f.summary for f in fetched if f.summary is not None}
-            modelling[forecast_chunk.submit(items, scope, settings, summaries)] = items
+            future_model = forecast_chunk.submit(items, scope, settings, summaries, draw_plots)
+            modelling[future_model] = items
     # Cancellation (SIGTERM) lands here, in the main thread: trainings in the worker threads
     # are asked to stop at their next batch instead of running to the end.
     with training_stops_with_the_run():
@@ -139,7 +141,11 @@ def daily_forecast(settings: RunSettings = RunSettings()) -> State:  # noqa: B00
     selection = select_tickers(settings.watchlist, tickers, settings.watchlist_name)
     source = settings.source
     as_of = settings.as_of
-    run_date = check_run_date(as_of, source) if as_of else resolve_as_of(source)
+    run_date = (
+        check_run_date(as_of, source, selection.symbols)
+        if as_of
+        else resolve_as_of(source, selection.symbols)
+    )
     scope = RunScope(run_date, selection.name)
     if as_of is None:
         name_flow_run(scope, source)

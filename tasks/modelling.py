@@ -80,6 +80,7 @@ def forecast_chunk(
     scope: RunScope,
     settings: RunSettings,
     fetches: dict[str, FetchSummary],
+    draw_plots: bool = True,
 ) -> list[ticker.TickerOutcome]:
     """Score served forecasts, retrain or fine-tune, serve and publish, for a chunk of
     tickers whose training runs together; each ticker's lease is held throughout.
@@ -99,7 +100,7 @@ def forecast_chunk(
         with _training_lock(), training_progress_to(logger):
             try:
                 outcomes = ticker.forecast_tickers(
-                    items, scope, settings, fetches, services=services
+                    items, scope, settings, fetches, services=services, draw_plots=draw_plots
                 )
             finally:
                 release_tensorflow_state()

@@ -19,6 +19,7 @@ from closecast.pipeline.run_tickers import RunTickers, select
 from closecast.pipeline.services import RunServices
 from closecast.pipeline.settings import RunSettings
 from closecast.sources import SourceUnavailableError, get_source
+from closecast.sources import check_run_date as check_source_date
 from closecast.storage import StorageUnreachableError
 from closecast.watchlist import WatchItem
 
@@ -36,26 +37,20 @@ def select_tickers(
 
 
 @task(name="resolve-as-of")
-def resolve_as_of(source: str) -> date:
-    """The market's current date for the source (the last shipped day for ``sample``)."""
-    return get_source(source).today()
+def resolve_as_of(source: str, symbols: list[str]) -> date:
+    """The market's current date for the run's tickers: the last shipped day for ``sample``,
+    the latest date of the requested tickers' files for ``csv:DIR``."""
+    return get_source(source).today(symbols)
 
 
 @task(name="check-run-date")
-def check_run_date(as_of: date, source: str) -> date:
-    """Refuse a run dated after the source's current date: its outputs would claim prices
-    nobody has seen, and its champion would outrank every real run after it.
+def check_run_date(as_of: date, source: str, symbols: list[str]) -> date:
+    """Refuse a run dated after the source's current date for the run's tickers.
 
     Raises:
-        ValueError: ``as_of`` is after the source's current date.
+        FutureRunDateError: ``as_of`` is after it (the message says where that date is from).
     """
-    today = get_source(source).today()
-    if as_of > today:
-        raise ValueError(
-            f"as_of {as_of} is after the {source} source's current date {today}; "
-            "a run cannot be dated in the future"
-        )
-    return as_of
+    return check_source_date(get_source(source), as_of, symbols)
 
 
 @task(name="markets-closed")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 from uuid import UUID
 
@@ -15,7 +14,14 @@ from prefect.artifacts import (
 )
 
 from closecast import catalog
-from closecast.artifacts import public_endpoint_from_env, summary_markdown, ui_plots
+from closecast.artifacts import (
+    plot_link,
+    public_endpoint_from_env,
+    select_summary,
+    summary_markdown,
+    table_artifact_rows,
+    ui_plots,
+)
 from closecast.catalog import RunScope
 from closecast.pipeline.publish import RunRows, publish_run, withdraw_manifest
 from closecast.pipeline.run_tickers import RunTickers
@@ -107,26 +113,30 @@ def publish_run_outputs(
 def publish_artifacts(
     scope: RunScope, metric_rows: list[MetricsRow], settings: RunSettings
 ) -> None:
-    """The metrics table and a markdown summary showing the plots, at stable keys."""
+    """The metrics table and a markdown summary showing the plots, at stable keys; both
+    bounded at any watchlist size (the best and worst tickers, the failed ones, and a link
+    to the full table: ``closecast.artifacts.select_summary``)."""
     storage = open_run_storage(settings)
+    public = public_endpoint_from_env()
+    selection = select_summary(metric_rows)
     plot_keys = {
         row.ticker: catalog.TICKER_PLOTS.key(scope, row.ticker)
-        for row in metric_rows
+        for row in selection.rows
         if row.status == "ok"
     }
     plot_keys["summary"] = catalog.SUMMARY_PLOT.key(scope)
-    plots = ui_plots(storage, plot_keys, public_endpoint=public_endpoint_from_env())
-    table = [
-        {k: (v.isoformat() if isinstance(v, date) else v) for k, v in vars(row).items()}
-        for row in metric_rows
-    ]
+    plots = ui_plots(storage, plot_keys, public_endpoint=public)
+    table_key = catalog.METRICS.key(scope)
+    full_table = plot_link(storage, table_key, public_endpoint=public) or table_key
+    shown = "" if selection.complete else f" (best, worst and failed of {len(metric_rows)})"
     create_table_artifact(
-        table,
+        table_artifact_rows(metric_rows),
         key=artifact_key(METRICS_ARTIFACT_KEY, scope),
-        description=f"Per-ticker metrics for {scope.run_date}, watchlist {scope.watchlist}",
+        description=f"Per-ticker metrics for {scope.run_date}, watchlist {scope.watchlist}"
+        f"{shown}; every ticker: {table_key}",
     )
     create_markdown_artifact(
-        summary_markdown(scope, metric_rows, plots),
+        summary_markdown(scope, metric_rows, plots, full_table=full_table),
         key=artifact_key(SUMMARY_ARTIFACT_KEY, scope),
         description=f"Forecast summary for {scope.run_date}, watchlist {scope.watchlist}",
     )

@@ -112,14 +112,14 @@ def run(args: argparse.Namespace) -> int:
         from closecast.pipeline.run_tickers import select
         from closecast.sources import get_source
 
-        today = get_source(args.source).today()
+        selection = select(args.watchlist, split_tickers(args.tickers), args.watchlist_name)
+        today = get_source(args.source).today(selection.symbols)
         problems = _check_range(args, today)
     if problems:
         for problem in problems:
             print(f"closecast replay: {problem}", file=sys.stderr)
         return EXIT_CONFIG
 
-    selection = select(args.watchlist, split_tickers(args.tickers), args.watchlist_name)
     days = replay_days(list(selection.items), args.start, args.end or today, args.days)
     if not days:
         print("closecast replay: no trading day in that range", file=sys.stderr)

@@ -136,17 +136,14 @@ def check_configuration(args: argparse.Namespace) -> list[str]:
     from closecast.catalog import CatalogError
     from closecast.pipeline.run_tickers import select
     from closecast.pipeline.settings import setting_errors
-    from closecast.sources import CsvDirSource, get_source
+    from closecast.sources import CsvDirSource, FutureRunDateError, check_run_date, get_source
     from closecast.storage import StorageError, open_storage
     from closecast.watchlist import WatchlistError, split_tickers
 
     problems = []
+    selection = None
     try:
-        select(
-            args.watchlist,
-            split_tickers(args.tickers),
-            args.watchlist_name,
-        )
+        selection = select(args.watchlist, split_tickers(args.tickers), args.watchlist_name)
     except (WatchlistError, CatalogError) as exc:
         problems.append(f"watchlist: {exc}")
     try:
@@ -156,11 +153,12 @@ def check_configuration(args: argparse.Namespace) -> list[str]:
     except ValueError as exc:
         problems.append(f"--source: {exc}")
     else:
-        if getattr(args, "as_of", None) is not None and args.as_of > (today := source.today()):
-            problems.append(
-                f"--as-of: {args.as_of} is after the {args.source} source's current date "
-                f"{today}; a run cannot be dated in the future"
-            )
+        as_of = getattr(args, "as_of", None)  # replay has no --as-of
+        if as_of is not None and selection is not None and not problems:
+            try:
+                check_run_date(source, as_of, selection.symbols)
+            except FutureRunDateError as exc:
+                problems.append(f"--as-of: {exc}")
     try:
         settings_from_args(args)
     except ValidationError as exc:
@@ -234,10 +232,13 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
         return EXIT_TERMINATED
     run_date = args.as_of
-    if run_date is None:
+    if run_date is None:  # the flow resolved it the same way
+        from closecast.pipeline.run_tickers import select
         from closecast.sources import get_source
+        from closecast.watchlist import split_tickers
 
-        run_date = get_source(args.source).today()
+        symbols = select(args.watchlist, split_tickers(args.tickers), args.watchlist_name).symbols
+        run_date = get_source(args.source).today(symbols)
     try:
         _print_metrics(args, run_date)
     except Exception as exc:  # the flow itself failed before publishing anything

@@ -7,8 +7,11 @@ from typing import Any
 
 import pandas as pd
 
+from closecast.pipeline.uncertainty import backtest_with_bands
 from lstm_model import metrics
+from lstm_model.base import ForecastModel
 from lstm_model.forecaster import Forecaster
+from lstm_model.horizons import path_backtest
 from lstm_model.significance import DieboldMarianoResult, diebold_mariano
 
 
@@ -80,6 +83,27 @@ def score_predictions(prices: pd.Series, predicted: pd.Series) -> Evaluation:
     )
     scores = metrics.summarize(frame["actual"], frame["predicted"], frame["naive"])
     return Evaluation(predictions=frame, scores=scores)
+
+
+@dataclass(frozen=True)
+class BacktestFrames:
+    """A model's backtest on its hold-out days, as published and as intervals need it."""
+
+    predictions: pd.DataFrame  # one step ahead: date, actual, predicted, naive and bands
+    path: pd.DataFrame | None  # every step 1..horizon in long form; None at horizon 1
+
+
+def backtest_frames(
+    model: ForecastModel, prices: pd.Series, predictions: pd.DataFrame, horizon: int
+) -> BacktestFrames:
+    """The one backtest path of every model, at any horizon: its one-step hold-out
+    predictions with their 80%/95% bands and, beyond one step, its multi-step backtest from
+    the first hold-out day (``prices`` ends on the last hold-out day)."""
+    banded = backtest_with_bands(model, prices, predictions)
+    if horizon == 1:
+        return BacktestFrames(banded, None)
+    start = pd.Timestamp(predictions["date"].iloc[0])
+    return BacktestFrames(banded, path_backtest(model, prices, start, horizon))
 
 
 def evaluate(forecaster: Forecaster, prices: pd.Series, start: pd.Timestamp) -> Evaluation:

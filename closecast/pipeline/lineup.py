@@ -2,7 +2,10 @@
 the same forecaster interface, evaluated by the same code on the same days.
 
 * **Backtest**: every baseline is fit on the prices before the serving lineage's hold-out
-  days and scored on exactly those days, as the LSTM's backtest was.
+  days and scored on exactly those days, as the LSTM's backtest was. The days are the
+  lineage's, so these backtests are computed once per lineage and kept beside it
+  (``models/T/<lineage>/lineup.parquet``), recomputed only when the prices through those
+  days, the settings or the registered kinds changed.
 * **Live**: every baseline serves its own forecast each run into its own ledger
   (``served/ticker=T/<model>.parquet``), scored like the LSTM's once the prices are known.
   Baselines are refit on the whole history every run (they are a mean at most).
@@ -10,27 +13,26 @@ the same forecaster interface, evaluated by the same code on the same days.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 
 import pandas as pd
+import pyarrow as pa
 
-from closecast.calendars import next_trading_days
+from closecast import catalog
 from closecast.pipeline import live
-from closecast.pipeline.evaluation import evaluate, significance
-from closecast.pipeline.uncertainty import (
-    BAND_COLUMNS,
-    backtest_with_bands,
-    frame_coverage,
-    served_bands,
-)
+from closecast.pipeline.evaluation import backtest_frames, evaluate, significance
+from closecast.pipeline.serving import Lineage, Served, serve
+from closecast.pipeline.uncertainty import BAND_COLUMNS, frame_coverage
 from closecast.records import ModelScoreRow, ServedRow
-from closecast.storage import Storage
+from closecast.storage import CorruptObjectError, ObjectNotFoundError, Storage
+from closecast.storage.io import read_parquet, write_parquet
 from closecast.watchlist import WatchItem
 from lstm_model import metrics
 from lstm_model.config import ModelConfig
-from lstm_model.horizons import forecast_path, path_backtest
+from lstm_model.horizons import PATH_COLUMNS
 from lstm_model.registry import MODELS, fit_model
 from lstm_model.selection import Selection, select_model
 
@@ -141,45 +143,153 @@ def baseline_backtest(
     known = prices[prices.index <= end]
     frame = evaluate(model, known, start).predictions
     frame = frame[frame["date"].isin(set(days))].reset_index(drop=True)
-    one_step = Record(kind, "backtest", backtest_with_bands(model, known, frame))
-    path = path_backtest(model, known, start, horizon) if horizon > 1 else None
-    return one_step, path
+    frames = backtest_frames(model, known, frame, horizon)
+    return Record(kind, "backtest", frames.predictions), frames.path
 
 
-def serve_baseline(
-    kind: str, item: WatchItem, prices: pd.Series, config: ModelConfig, as_of: date, horizon: int
-) -> list[ServedRow]:
-    """A baseline's forecasts for the next ``horizon`` trading days, fit on every price."""
-    model = fit_model(kind, prices, config)
-    data_end = prices.index[-1].date()
-    targets = next_trading_days(item.asset_class, data_end, horizon)
-    path = forecast_path(model, prices, horizon)
-    return [
-        ServedRow(
-            ticker=item.symbol,
-            target_date=target,
-            data_end=data_end,
-            forecast=float(forecast),
-            naive=float(prices.iloc[-1]),
-            model_version=kind,
-            lineage=kind,
-            trained_through=data_end,
-            served_on=as_of,
-            model=kind,
-            step=step,
-        )
-        for step, (target, forecast) in enumerate(zip(targets, path, strict=True), start=1)
-    ]
+@dataclass(frozen=True)
+class BaselineBacktests:
+    """Every baseline's backtest on a lineage's hold-out days: kind -> (one-step record,
+    multi-step path); ``failed`` the kinds too short a history could not fit."""
+
+    by_kind: dict[str, tuple[Record, pd.DataFrame | None]]
+    failed: frozenset[str]
+    digest: str
+
+
+def lineup_digest(
+    prices: pd.Series, days: Sequence[date], config: ModelConfig, horizon: int
+) -> str:
+    """What the baselines' backtests on ``days`` are a function of: every price through the
+    last of them, the days, the configuration, the horizon and the registered kinds. A
+    revision or re-basing of those prices changes it, and the backtests are recomputed."""
+    known = prices[prices.index <= pd.Timestamp(days[-1])]
+    digest = hashlib.sha256()
+    digest.update(known.index.asi8.tobytes())
+    digest.update(known.to_numpy(dtype="float64").tobytes())
+    settings = (sorted(config.to_dict().items()), horizon, BASELINE_KINDS, [str(d) for d in days])
+    digest.update(repr(settings).encode())
+    return digest.hexdigest()
+
+
+def compute_baseline_backtests(
+    prices: pd.Series, days: Sequence[date], config: ModelConfig, horizon: int
+) -> BaselineBacktests:
+    """Every baseline's backtest on ``days``, from scratch."""
+    by_kind, failed = {}, set()
+    for kind in BASELINE_KINDS:
+        try:
+            by_kind[kind] = baseline_backtest(kind, prices, days, config, horizon)
+        except ValueError:  # InsufficientDataError: too short a history for this baseline
+            failed.add(kind)
+    return BaselineBacktests(
+        by_kind, frozenset(failed), lineup_digest(prices, days, config, horizon)
+    )
+
+
+def _to_table(backtests: BaselineBacktests) -> pa.Table:
+    parts = []
+    for kind, (record, path) in backtests.by_kind.items():
+        parts.append(record.frame.assign(model=kind, part="backtest", step=1))
+        if path is not None:
+            parts.append(path.assign(model=kind, part="path"))
+    empty = pd.DataFrame(columns=["model", "part", "date"])
+    frame = pd.concat(parts, ignore_index=True) if parts else empty
+    frame["date"] = pd.to_datetime(frame["date"])
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    metadata = {
+        b"digest": backtests.digest.encode(),
+        b"failed": ",".join(sorted(backtests.failed)).encode(),
+    }
+    return table.replace_schema_metadata(metadata)
+
+
+def _from_table(table: pa.Table) -> BaselineBacktests:
+    metadata = table.schema.metadata or {}
+    frame = table.to_pandas()
+    by_kind = {}
+    for kind in BASELINE_KINDS:
+        rows = frame[frame["model"] == kind] if len(frame) else frame
+        if not len(rows):
+            continue
+        one = rows[rows["part"] == "backtest"].reset_index(drop=True)
+        one = one[["date", "actual", "predicted", "naive", *BAND_COLUMNS]]
+        one["date"] = pd.to_datetime(one["date"]).dt.date
+        path = rows[rows["part"] == "path"].reset_index(drop=True)
+        path = path[list(PATH_COLUMNS)].astype({"step": "int64"}) if len(path) else None
+        by_kind[kind] = (Record(kind, "backtest", one), path)
+    failed = metadata.get(b"failed", b"").decode()
+    return BaselineBacktests(
+        by_kind, frozenset(filter(None, failed.split(","))), metadata.get(b"digest", b"").decode()
+    )
+
+
+def lineage_baseline_backtests(
+    storage: Storage, ticker: str, lineage: str, prices: pd.Series, days: Sequence[date],
+    config: ModelConfig, horizon: int,
+) -> tuple[BaselineBacktests, list[str]]:  # fmt: skip
+    """The baselines' backtests on a lineage's hold-out days, computed once per lineage and
+    kept beside it (:func:`closecast.catalog.lineup_backtest_key`); recomputed, never
+    rewritten, when what they depend on changed (:func:`lineup_digest`).
+
+    Returns:
+        The backtests, and the key written (once, for the lineage's first run).
+    """
+    key = catalog.lineup_backtest_key(ticker, lineage)
+    digest = lineup_digest(prices, days, config, horizon)
+    try:
+        kept = _from_table(read_parquet(storage, key))
+    except ObjectNotFoundError:
+        kept = None
+    except CorruptObjectError:
+        kept = None
+    if kept is not None and kept.digest == digest:
+        return kept, []
+    fresh = compute_baseline_backtests(prices, days, config, horizon)
+    if kept is not None:
+        return fresh, []  # stored for other prices or settings; it stays as it was
+    write_parquet(storage, key, _to_table(fresh))
+    return fresh, [key]
 
 
 @dataclass(frozen=True)
 class Lineup:
-    """Every model's scores for one ticker, its one-step backtest frames and today's served
-    forecasts, one per step (the LSTM's are served by the pipeline; the baselines' here)."""
+    """Every model's scores for one ticker, its one-step backtest frames, today's served
+    forecasts, one per step (the LSTM's are served by the pipeline; the baselines' here),
+    and the objects the line-up stored."""
 
     rows: list[ModelScoreRow]
     backtests: dict[str, pd.DataFrame]
     served: dict[str, list[ServedRow]]
+    keys: tuple[str, ...] = ()
+
+
+def _lstm_records(
+    backtest: pd.DataFrame | None, path: pd.DataFrame | None, ledger: live.Ledger,
+    price_dates: pd.DatetimeIndex, horizon: int,
+) -> list[Record]:  # fmt: skip
+    records = []
+    if backtest is not None and len(backtest):
+        records.append(Record(LSTM, "backtest", backtest))
+        if path is not None:
+            records += path_records(LSTM, path, list(backtest["date"]), horizon)
+    return records + live_records(LSTM, ledger, price_dates, horizon)
+
+
+def _serve_baseline(
+    storage: Storage, kind: str, item: WatchItem, prices: pd.Series, config: ModelConfig,
+    as_of: date, baselines: BaselineBacktests, *, horizon: int, record_live: bool,
+) -> Served:  # fmt: skip
+    """A baseline refit on every price, its ledger scored, its forecasts served (and
+    recorded unless this is a backfill)."""
+    model = fit_model(kind, prices, config)
+    record, path = baselines.by_kind.get(kind, (None, None))
+    ledger, _ = live.score_served(live.read_ledger(storage, item.symbol, kind), prices, as_of)
+    return serve(
+        kind, model, ledger, item=item, prices=prices, as_of=as_of, horizon=horizon,
+        lineage=Lineage(kind, kind, None if record is None else record.frame, path),
+        storage=storage if record_live else None,
+    )  # fmt: skip
 
 
 def run_lineup(
@@ -189,67 +299,52 @@ def run_lineup(
     config: ModelConfig,
     as_of: date,
     *,
+    lineage: str,
     lstm_backtest: pd.DataFrame | None,
     lstm_ledger: live.Ledger,
     record_live: bool,
     lstm_backtest_path: pd.DataFrame | None = None,
     horizon: int = 1,
 ) -> Lineup:
-    """Score every baseline beside the LSTM (backtest on the same days, live records, every
-    step up to ``horizon``), serve each baseline's forecasts (with their intervals) into its
-    ledger unless this is a backfill, and return the line-up.
+    """Score every baseline beside the LSTM (backtest on the serving lineage's days, kept
+    per lineage; live records, every step up to ``horizon``), serve each baseline's
+    forecasts (with their intervals) into its ledger unless this is a backfill, and return
+    the line-up.
 
-    A baseline that cannot be fit or scored is left out of the line-up; it never fails the
-    ticker.
+    A baseline that cannot be fit is left out of the line-up; it never fails the ticker.
     """
-    rows: list[ModelScoreRow] = []
-    backtests: dict[str, pd.DataFrame] = {}
-    served: dict[str, list[ServedRow]] = {}
     days = list(lstm_backtest["date"]) if lstm_backtest is not None else []
-    lstm_records = []
-    if days:
-        backtests[LSTM] = lstm_backtest
-        lstm_records.append(Record(LSTM, "backtest", lstm_backtest))
-        if lstm_backtest_path is not None:
-            lstm_records += path_records(LSTM, lstm_backtest_path, days, horizon)
-    lstm_records += live_records(LSTM, lstm_ledger, prices.index, horizon)
-    rows += [score_row(item.symbol, record, serving=False) for record in lstm_records]
+    rows = [
+        score_row(item.symbol, record, serving=False)
+        for record in _lstm_records(
+            lstm_backtest, lstm_backtest_path, lstm_ledger, prices.index, horizon
+        )
+    ]
+    backtests: dict[str, pd.DataFrame] = {LSTM: lstm_backtest} if days else {}
+    baselines, keys = (
+        lineage_baseline_backtests(storage, item.symbol, lineage, prices, days, config, horizon)
+        if days
+        else (BaselineBacktests({}, frozenset(), ""), [])
+    )
+    served: dict[str, list[ServedRow]] = {}
     for kind in BASELINE_KINDS:
+        if kind in baselines.failed:
+            continue
         try:
-            ledger = live.read_ledger(storage, item.symbol, kind)
-            ledger, _ = live.score_served(ledger, prices, as_of)
-            records: list[Record] = []
-            path = None
-            if days:
-                backtest, path = baseline_backtest(kind, prices, days, config, horizon)
-                backtests[kind] = backtest.frame
-                records.append(backtest)
-                if path is not None:
-                    records += path_records(kind, path, days, horizon)
-            records += live_records(kind, ledger, prices.index, horizon)
-            scored = ledger.scored(step=None)
-            served[kind] = [
-                replace(
-                    row,
-                    **served_bands(
-                        prices,
-                        row.forecast,
-                        backtests.get(kind),
-                        scored,
-                        step=row.step,
-                        backtest_path=path,
-                    ),
-                )
-                for row in serve_baseline(kind, item, prices, config, as_of, horizon)
-            ]
-            if record_live:
-                for row in served[kind]:
-                    ledger = live.record_served(ledger, row)
-                live.write_ledger(storage, item.symbol, ledger, kind)
+            result = _serve_baseline(storage, kind, item, prices, config, as_of, baselines,
+                                     horizon=horizon, record_live=record_live)  # fmt: skip
         except ValueError:  # InsufficientDataError: too short a history for this baseline
             continue
-        rows += [score_row(item.symbol, record, serving=False) for record in records]
-    return Lineup(rows, backtests, served)
+        record, path = baselines.by_kind.get(kind, (None, None))
+        served[kind] = list(result.rows)
+        records = [] if record is None else [record]
+        if path is not None:
+            records += path_records(kind, path, days, horizon)
+        records += live_records(kind, result.ledger, prices.index, horizon)
+        if record is not None:
+            backtests[kind] = record.frame
+        rows += [score_row(item.symbol, r, serving=False) for r in records]
+    return Lineup(rows, backtests, served, tuple(keys))
 
 
 def choose_served(lineup: Lineup, choice: str) -> Selection:

@@ -17,7 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from matplotlib.figure import Figure
+
 from closecast import catalog
+from closecast.artifacts import select_summary
 from closecast.catalog import RunScope, RunTable
 from closecast.plots import ScoreboardRow, plot_scoreboard
 from closecast.records import MetricsRow, rows_to_table, table_to_rows
@@ -39,6 +42,17 @@ def describe_object(storage: Storage, key: str) -> dict[str, Any]:
     """Size and sha256 of an object as stored (read back, not as we meant to write it)."""
     data = storage.read_bytes(key)
     return {"key": key, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _described(storage: Storage, keys: Iterable[str]) -> list[dict[str, Any]]:
+    """Each existing key described as stored (one read each; absent keys are skipped)."""
+    described = []
+    for key in keys:
+        try:
+            described.append(describe_object(storage, key))
+        except ObjectNotFoundError:
+            continue
+    return described
 
 
 def withdraw_manifest(storage: Storage, scope: RunScope) -> dict[str, Any] | None:
@@ -153,8 +167,7 @@ def publish_run(
 
     metric_rows: list[MetricsRow] = merged[catalog.METRICS.name]
     summary_key = catalog.SUMMARY_PLOT.key(scope)
-    title = f"{scope.watchlist}, {scope.run_date}: U2 (below 1 beats tomorrow = today)"
-    write_figure(storage, summary_key, plot_scoreboard(scoreboard_rows(metric_rows), title=title))
+    write_figure(storage, summary_key, summary_figure(scope, metric_rows))
     keys.append(summary_key)
 
     _remove_stale_objects(storage, scope, set(keys), run_set, members)
@@ -179,12 +192,8 @@ def publish_run(
         "parameters": parameters,
         "run_tickers": list(run_tickers),
         "tickers": {row.ticker: {"status": row.status, "error": row.error} for row in metric_rows},
-        "objects": [describe_object(storage, key) for key in keys if storage.exists(key)],
-        "state": [
-            describe_object(storage, key)
-            for key in dict.fromkeys(state_keys)
-            if storage.exists(key)
-        ]
+        "objects": _described(storage, keys),
+        "state": _described(storage, dict.fromkeys(state_keys))
         + _carried_over(previous, "state", kept_tickers),
     }
     write_json(storage, catalog.MANIFEST.key(scope), manifest)
@@ -211,6 +220,24 @@ def verify_manifest(storage: Storage, scope: RunScope) -> list[str]:
         if (actual["size"], actual["sha256"]) != (obj["size"], obj["sha256"]):
             problems.append(f"{key}: differs from the manifest (size or sha256)")
     return problems
+
+
+SCOREBOARD_EXTREMES = 25
+"""Beyond twice this many tickers, the summary plot shows the best and worst this many."""
+
+
+def summary_figure(scope: RunScope, metric_rows: Sequence[MetricsRow]) -> Figure:
+    """The all-ticker scoreboard; bounded at any watchlist size (a row per ticker up to
+    ``2 * SCOREBOARD_EXTREMES``, then the best and worst by backtest U2; every ticker is in
+    the metrics table)."""
+    selection = select_summary(metric_rows, n=SCOREBOARD_EXTREMES, max_failed=0)
+    title = f"{scope.watchlist}, {scope.run_date}: U2 (below 1 beats tomorrow = today)"
+    if selection.not_listed:
+        title += (
+            f"; the {len(selection.best)} best and {len(selection.worst)} worst of "
+            f"{len(selection.best) + len(selection.worst) + selection.not_listed} by backtest U2"
+        )
+    return plot_scoreboard(scoreboard_rows(selection.best + selection.worst), title=title)
 
 
 def scoreboard_rows(metric_rows: Sequence[MetricsRow]) -> list[ScoreboardRow]:

@@ -1,10 +1,14 @@
 """Model versions and the champion pointer of each ticker, kept in storage.
 
-A ticker's models live at ``models/<T>/vNNNN/`` (``model.keras``, ``scaler.json``,
-``meta.json``, and for a retrained version ``backtest.parquet``: the hold-out predictions it
-was chosen by); ``models/<T>/champion.json`` names the version that serves forecasts. The
-pointer is written only after every file of the version it names is stored, so a reader never
-follows it to a half-written model.
+A ticker's models live at ``models/<T>/vNNNN/``: whatever files the model's ``save`` writes
+(any :class:`~lstm_model.base.ForecastModel`; the LSTM's are ``model.keras``,
+``scaler.json`` and ``meta.json``, ``meta.json`` always stored last), and for a retrained
+version ``backtest.parquet``: the hold-out predictions it was chosen by.
+``models/<T>/champion.json`` names the version that serves forecasts, the files it is made
+of and the highest version number stored for the ticker (``latest``), so a run neither lists
+the ticker's versions to number the next one nor to load the champion. The pointer is
+written only after every file of the version it names is stored, so a reader never follows
+it to a half-written model.
 
 A *lineage* is a retrained version and the fine-tunes that continue it: they share the
 retrain's backtest score, and the live record is kept per lineage.
@@ -29,9 +33,12 @@ from closecast.records import PredictionRow, rows_to_table
 from closecast.storage import ObjectNotFoundError, Storage
 from closecast.storage.io import read_json, read_parquet, write_json, write_parquet
 from lstm_model import metrics
-from lstm_model.forecaster import Forecaster
+from lstm_model.base import ForecastModel
+from lstm_model.registry import load_model as load_saved_model
 
 MODEL_FILES: tuple[str, ...] = ("model.keras", "scaler.json", "meta.json")
+"""The files of an LSTM version (and of every champion recorded before ``files`` was)."""
+META_FILE = "meta.json"
 TEMP_DIR_PREFIX = "closecast-model-"
 
 
@@ -90,6 +97,9 @@ class Champion:
         promoted_on: Run date that made this version the champion.
         preset: The preset the lineage was trained with.
         backtest: The lineage's backtest score (None for champions from before lineages).
+        files: The serving version's files (``meta.json`` last).
+        latest: The highest version stored for the ticker, backfills included (None for
+            champions recorded before it was): the next version is the one after it.
     """
 
     version: str
@@ -99,6 +109,8 @@ class Champion:
     promoted_on: date
     preset: str
     backtest: BacktestScore | None
+    files: tuple[str, ...] = MODEL_FILES
+    latest: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -114,6 +126,8 @@ class Champion:
             retrained_on=date.fromisoformat(str(data["retrained_on"])),
             promoted_on=date.fromisoformat(str(data["promoted_on"])),
             preset=str(data["preset"]),
+            files=tuple(str(name) for name in data.get("files", MODEL_FILES)),
+            latest=str(data["latest"]) if data.get("latest") else None,
             backtest=None
             if backtest is None
             else BacktestScore(
@@ -151,15 +165,42 @@ def write_champion(storage: Storage, ticker: str, champion: Champion) -> str:
     return key
 
 
-def next_version(storage: Storage, ticker: str) -> str:
-    """The first unused ``vNNNN`` for the ticker."""
-    numbers = [0]
+def stored_versions(storage: Storage, ticker: str) -> dict[str, set[str]]:
+    """Every stored version of the ticker and its files: a walk of ``models/<T>/``, needed
+    only when no readable champion records the latest version."""
     prefix = catalog.models_prefix(ticker)
+    files: dict[str, set[str]] = {}
     for key in storage.list_keys(prefix):
-        number = catalog.version_number(key[len(prefix) :].split("/")[0])
+        version, _, name = key[len(prefix) :].partition("/")
+        if catalog.version_number(version) is not None:
+            files.setdefault(version, set()).add(name)
+    return files
+
+
+def next_version(storage: Storage, ticker: str, champion: Champion | None = None) -> str:
+    """The version a new model of the ticker is stored as: the one after the champion's
+    recorded ``latest``, else the first unused ``vNNNN`` (a walk of the ticker's versions)."""
+    if champion is not None and champion.latest is not None:
+        number = catalog.version_number(champion.latest)
         if number is not None:
-            numbers.append(number)
-    return catalog.version_name(max(numbers) + 1)
+            return catalog.version_name(number + 1)
+    numbers = [catalog.version_number(version) or 0 for version in stored_versions(storage, ticker)]
+    return catalog.version_name(max([0, *numbers]) + 1)
+
+
+def clear_version(storage: Storage, ticker: str, version: str) -> bool:
+    """Make room for a new version: a version past the champion's recorded latest holds only
+    what a killed run left (evidence of a crash), so it is deleted. One listing of that
+    version alone. Call it holding the ticker's lease.
+
+    Returns:
+        Whether anything was left there.
+    """
+    prefix = f"{catalog.model_prefix(ticker, version)}/"
+    if not storage.list_keys(prefix):
+        return False
+    storage.delete_prefix(prefix)
+    return True
 
 
 def _temp_prefix() -> str:
@@ -182,46 +223,50 @@ def remove_orphaned_temp_dirs(temp_root: Path | None = None) -> list[Path]:
 
 
 def remove_incomplete_versions(storage: Storage, ticker: str, keep: str | None) -> list[str]:
-    """Delete versions missing one of :data:`MODEL_FILES`: what a run killed while storing
-    a model left behind. Call it holding the ticker's lease (no one else is writing one).
+    """Delete versions without ``meta.json`` (stored last): what a run killed while storing
+    a model left behind. Only for tickers whose champion does not record its latest version
+    (else :func:`clear_version` is enough). Call it holding the ticker's lease.
 
     Returns:
         The versions removed.
     """
-    prefix = catalog.models_prefix(ticker)
-    files: dict[str, set[str]] = {}
-    for key in storage.list_keys(prefix):
-        version, _, name = key[len(prefix) :].partition("/")
-        if catalog.version_number(version) is not None:
-            files.setdefault(version, set()).add(name)
     removed = []
-    for version, names in sorted(files.items()):
-        if version != keep and not set(MODEL_FILES) <= names:
+    for version, names in sorted(stored_versions(storage, ticker).items()):
+        if version != keep and META_FILE not in names:
             storage.delete_prefix(f"{catalog.model_prefix(ticker, version)}/")
             removed.append(version)
     return removed
 
 
-def save_model(storage: Storage, ticker: str, version: str, forecaster: Forecaster) -> list[str]:
-    """Store a forecaster as a new version; returns the keys written."""
-    prefix = catalog.model_prefix(ticker, version)
-    keys = []
-    with tempfile.TemporaryDirectory(prefix=_temp_prefix()) as tmp:
-        forecaster.save(Path(tmp))
-        for name in MODEL_FILES:
-            key = f"{prefix}/{name}"
-            storage.upload_file(key, Path(tmp) / name)
-            keys.append(key)
-    return keys
+def save_model(
+    storage: Storage, ticker: str, version: str, model: ForecastModel
+) -> tuple[str, ...]:
+    """Store a model of any kind as a new version, ``meta.json`` last (a version without it
+    is incomplete).
 
-
-def load_model(storage: Storage, ticker: str, version: str) -> Forecaster:
-    """Load a stored version (``.keras`` with safe mode, JSON for the rest)."""
+    Returns:
+        The file names stored, in order.
+    """
     prefix = catalog.model_prefix(ticker, version)
     with tempfile.TemporaryDirectory(prefix=_temp_prefix()) as tmp:
-        for name in MODEL_FILES:
+        model.save(Path(tmp))
+        names = sorted(p.name for p in Path(tmp).iterdir() if p.is_file())
+        names = [n for n in names if n != META_FILE] + [META_FILE]
+        for name in names:
+            storage.upload_file(f"{prefix}/{name}", Path(tmp) / name)
+    return tuple(names)
+
+
+def load_model(
+    storage: Storage, ticker: str, version: str, files: tuple[str, ...] = MODEL_FILES
+) -> ForecastModel:
+    """Load a stored version of any kind (:func:`lstm_model.registry.load_model` dispatches
+    on its ``meta.json``; ``.keras`` files load in safe mode)."""
+    prefix = catalog.model_prefix(ticker, version)
+    with tempfile.TemporaryDirectory(prefix=_temp_prefix()) as tmp:
+        for name in files:
             storage.download_file(f"{prefix}/{name}", Path(tmp) / name)
-        return Forecaster.load(Path(tmp))
+        return load_saved_model(Path(tmp))
 
 
 def save_backtest(storage: Storage, ticker: str, version: str, predictions: pd.DataFrame) -> str:

@@ -60,7 +60,8 @@ def select(watchlist: str | None, tickers: list[str] | None, name: str | None = 
     """
     if tickers is not None and watchlist is None:
         items = tuple(items_from_symbols(tickers))
-        return RunTickers(check_watchlist_name(name or ADHOC_WATCHLIST_NAME), items, None)
+        filed_as = name if name is not None else ADHOC_WATCHLIST_NAME  # '' is refused, not adhoc
+        return RunTickers(check_watchlist_name(filed_as), items, None)
     listed = load_watchlist(watchlist)
     members = frozenset(item.symbol for item in listed)
     items = tuple(listed)
@@ -72,4 +73,32 @@ def select(watchlist: str | None, tickers: list[str] | None, name: str | None = 
                 f"{', '.join(unknown)} not in watchlist {watchlist} ({', '.join(sorted(members))})"
             )
         items = tuple(item for item in listed if item.symbol in wanted)
-    return RunTickers(check_watchlist_name(name or name_from_path(watchlist)), items, members)
+    if name is None:
+        _check_nameable(watchlist)
+    return RunTickers(
+        check_watchlist_name(name if name is not None else name_from_path(watchlist)),
+        items,
+        members,
+    )
+
+
+def _check_nameable(path: str | None) -> None:
+    """Refuse a file whose stem :func:`name_from_path` would fold into another name.
+
+    Non-ASCII characters are dropped by that folding, so ``café ☕.yaml`` and ``caf.yaml``
+    would share the outputs of ``caf``.
+
+    Raises:
+        WatchlistError: The stem holds a non-ASCII character; the message suggests
+            ``--watchlist-name``.
+    """
+    if path is None:
+        return
+    stem = Path(path).stem
+    odd = next((char for char in stem if not char.isascii()), None)
+    if odd is not None:
+        raise WatchlistError(
+            f"{path}: the file name {stem!r} cannot name the outputs (non-ASCII character "
+            f"{odd!r}, which would be dropped and could collide with another watchlist's "
+            f"name {name_from_path(path)!r}); rename the file or pass --watchlist-name NAME"
+        )

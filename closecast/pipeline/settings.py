@@ -112,7 +112,8 @@ class RunSettings(BaseModel):
     as_of: date | None = Field(
         None,
         description="The run date: prices up to it, forecasts for the next trading day "
-        "(default: the source's current date; the sample's is 2020-12-11). Never after it.",
+        "(default: the source's current date; the sample's is 2020-12-11; for csv:DIR, the "
+        "latest date of the requested tickers' files). Never after it.",
     )
     mode: RequestedMode = Field(
         "auto",
@@ -163,6 +164,13 @@ class RunSettings(BaseModel):
         ge=1,
         description="Most tickers trained together in one task (one traced graph serves them "
         "all; see docs/scaling.md).",
+    )
+    ticker_plots: int = Field(
+        50,
+        ge=0,
+        description="Draw each ticker's plot when the run forecasts at most this many tickers "
+        "(a plot costs about 0.2 s); larger runs draw none (the summary plot and the run "
+        "summary, with the best and worst tickers, always render). 0: never.",
     )
     dask_address: str | None = Field(
         None,

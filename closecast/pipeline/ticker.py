@@ -24,7 +24,6 @@ from typing import Any
 import pandas as pd
 
 from closecast import catalog
-from closecast.calendars import next_trading_days
 from closecast.catalog import RunScope
 from closecast.pipeline import live, training
 from closecast.pipeline.decisions import (
@@ -34,7 +33,7 @@ from closecast.pipeline.decisions import (
     decide_mode,
     judge_candidate,
 )
-from closecast.pipeline.evaluation import Evaluation, significance
+from closecast.pipeline.evaluation import Evaluation, backtest_frames, significance
 from closecast.pipeline.fetch import FetchSummary
 from closecast.pipeline.lineup import (
     BASELINE_KINDS,
@@ -47,6 +46,7 @@ from closecast.pipeline.registry import (
     BacktestScore,
     Champion,
     ChampionUnreadableError,
+    clear_version,
     load_model,
     next_version,
     read_backtest,
@@ -60,8 +60,9 @@ from closecast.pipeline.registry import (
     write_champion,
 )
 from closecast.pipeline.services import RunServices
+from closecast.pipeline.serving import Lineage, serve
 from closecast.pipeline.settings import RunSettings
-from closecast.pipeline.uncertainty import backtest_with_bands, frame_coverage, served_bands
+from closecast.pipeline.uncertainty import frame_coverage
 from closecast.plots import PREDICTION_COLUMNS, plot_ticker
 from closecast.price_store import PriceStore
 from closecast.records import (
@@ -85,7 +86,6 @@ from closecast.watchlist import WatchItem
 from lstm_model.config import ModelConfig
 from lstm_model.data import minimum_history
 from lstm_model.forecaster import Forecaster
-from lstm_model.horizons import forecast_path, path_backtest
 
 
 def required_rows(config: ModelConfig) -> tuple[int, str]:
@@ -131,7 +131,7 @@ def load_champion(storage: Storage, ticker: str) -> ChampionView:
     if champion is None:
         return ChampionView()
     try:
-        model = load_model(storage, ticker, champion.version)
+        model = load_model(storage, ticker, champion.version, champion.files)
     except (StorageError, OSError, ValueError, KeyError) as exc:
         where = catalog.model_prefix(ticker, champion.version)
         return ChampionView(champion, unreadable=f"{where}/: {type(exc).__name__}: {exc}")
@@ -271,21 +271,18 @@ def _refit(plans: list[Plan], horizon: int) -> None:
             continue
         assert plan.backtest is not None
         banding = time.perf_counter()
-        banded = backtest_with_bands(
-            plan.backtest.model, plan.prices, plan.backtest.evaluation.predictions
+        frames = backtest_frames(
+            plan.backtest.model, plan.prices, plan.backtest.evaluation.predictions, horizon
         )
-        path = None
-        if horizon > 1:
-            path = path_backtest(plan.backtest.model, plan.prices, plan.backtest.start, horizon)
         band_seconds = time.perf_counter() - banding
         plan.produced = Produced(
             model=model,
             mode="retrain",
             reason=plan.decision.reason,
             lineage=None,
-            backtest=_score(plan.backtest.evaluation, banded),
-            backtest_predictions=banded,
-            backtest_path=path,
+            backtest=_score(plan.backtest.evaluation, frames.predictions),
+            backtest_predictions=frames.predictions,
+            backtest_path=frames.path,
             new_version=True,
             promoted=not plan.decision.backfill,
             seconds=plan.backtest.seconds + share + band_seconds,
@@ -340,21 +337,37 @@ class Registered:
     version: str
     lineage: str
     keys: list[str]
+    champion_written: bool = False
+
+
+def _version_slot(storage: Storage, ticker: str, champion: Champion | None) -> str:
+    """The version a new model is stored as. The champion records the latest version, so
+    nothing is listed; what a version past it holds is what a killed run left, and goes.
+    Without that record (a first run, an unreadable or older pointer), the ticker's
+    versions are walked once and incomplete ones removed."""
+    if champion is not None and champion.latest is not None:
+        version = next_version(storage, ticker, champion)
+        clear_version(storage, ticker, version)
+        return version
+    remove_incomplete_versions(storage, ticker, keep=champion and champion.version)
+    return next_version(storage, ticker)
 
 
 def register(
     storage: Storage, ticker: str, as_of: date, produced: Produced, view: ChampionView, preset: str
 ) -> Registered:
     """Store a new version (with its backtest when it starts a lineage), then point the
-    champion at it when promoted. The pointer moves last."""
+    champion at it when promoted (or, for a backfill, record it as the latest version). The
+    pointer moves last."""
     if not produced.new_version:
         assert view.champion is not None
         return Registered(view.champion.version, view.champion.lineage, [])
-    remove_incomplete_versions(storage, ticker, keep=view.champion and view.champion.version)
-    version = next_version(storage, ticker)
+    version = _version_slot(storage, ticker, view.champion)
     lineage = produced.lineage or version
     produced.model.meta.update(run_date=as_of.isoformat(), lineage=lineage)
-    keys = save_model(storage, ticker, version, produced.model)
+    prefix = catalog.model_prefix(ticker, version)
+    files = save_model(storage, ticker, version, produced.model)
+    keys = [f"{prefix}/{name}" for name in files]
     if produced.backtest_predictions is not None:
         keys.append(save_backtest(storage, ticker, version, produced.backtest_predictions))
     if produced.backtest_path is not None:
@@ -369,48 +382,14 @@ def register(
             promoted_on=as_of,
             preset=preset,
             backtest=produced.backtest,
+            files=files,
+            latest=version,
         )
         write_champion(storage, ticker, champion)
-    return Registered(version, lineage, keys)
-
-
-# --- 6. serving --------------------------------------------------------------------------------
-
-
-def serve(
-    item: WatchItem,
-    prices: pd.Series,
-    model: Forecaster,
-    registered: Registered,
-    as_of: date,
-    horizon: int = 1,
-) -> list[ServedRow]:
-    """Forecasts for each of the next ``horizon`` trading days after the last price (beyond
-    the first, the model's own forecasts are fed back as prices)."""
-    data_end = prices.index[-1].date()
-    path = (
-        [float(model.forecast_next(prices))]
-        if horizon == 1
-        else [float(v) for v in forecast_path(model, prices, horizon)]
-    )
-    return [
-        ServedRow(
-            ticker=item.symbol,
-            target_date=target,
-            data_end=data_end,
-            forecast=forecast,
-            naive=float(prices.iloc[-1]),
-            model_version=registered.version,
-            lineage=registered.lineage,
-            trained_through=training.trained_through_date(model),
-            served_on=as_of,
-            step=step,
-        )
-        for step, (target, forecast) in enumerate(
-            zip(next_trading_days(item.asset_class, data_end, horizon), path, strict=True),
-            start=1,
-        )
-    ]
+    elif view.champion is not None:  # a backfill: the champion stays, its record of versions grows
+        write_champion(storage, ticker, replace(view.champion, latest=version))
+    written = produced.promoted or view.champion is not None
+    return Registered(version, lineage, keys, champion_written=written)
 
 
 # --- 7. the ticker's run objects and rows ------------------------------------------------------
@@ -451,8 +430,11 @@ def publish_ticker_objects(
     ledger: live.Ledger,
     prices: pd.Series,
     title: str,
+    *,
+    draw_plot: bool = True,
 ) -> list[str]:
-    """The lineage's backtest predictions and the ticker's plot, under the run scope."""
+    """The lineage's backtest predictions and (``draw_plot``) the ticker's plot, under the
+    run scope."""
     keys = []
     if backtest_predictions is not None:
         key = catalog.PREDICTIONS.key(scope, item.symbol)
@@ -463,6 +445,8 @@ def publish_ticker_objects(
         ]
         write_parquet(storage, key, rows_to_table(rows, PredictionRow))
         keys.append(key)
+    if not draw_plot:
+        return keys
     figure = ticker_figure(backtest_predictions, ledger, prices, title)
     plot_key = catalog.TICKER_PLOTS.key(scope, item.symbol)
     write_figure(storage, plot_key, figure)
@@ -629,7 +613,12 @@ def plan_ticker(
 
 
 def finish_ticker(
-    plan: Plan, scope: RunScope, options: RunSettings, services: RunServices
+    plan: Plan,
+    scope: RunScope,
+    options: RunSettings,
+    services: RunServices,
+    *,
+    draw_plots: bool = True,
 ) -> TickerOutcome:
     """Steps 5-8: register, serve and record the forecast, publish the ticker's objects,
     score the line-up and choose which model's forecast is served."""
@@ -644,26 +633,13 @@ def finish_ticker(
     backtest_path = produced.backtest_path
     if backtest_path is None and options.horizon > 1:
         backtest_path = read_backtest_path(storage, item.symbol, registered.lineage)
-    scored = plan.ledger.scored(registered.lineage, step=None)
-    served = [
-        replace(
-            row,
-            **served_bands(
-                plan.prices,
-                row.forecast,
-                backtest_predictions,
-                scored,
-                step=row.step,
-                backtest_path=backtest_path,
-            ),
-        )
-        for row in serve(item, plan.prices, produced.model, registered, as_of, options.horizon)
-    ]
-    ledger = plan.ledger
-    if not plan.decision.backfill:
-        for row in served:
-            ledger = live.record_served(ledger, row)
-        live.write_ledger(storage, item.symbol, ledger)
+    lineage = Lineage(registered.version, registered.lineage, backtest_predictions, backtest_path)
+    result = serve(
+        LSTM, produced.model, plan.ledger, item=item, prices=plan.prices, as_of=as_of,
+        lineage=lineage, horizon=options.horizon,
+        storage=None if plan.decision.backfill else storage,
+    )  # fmt: skip
+    served, ledger = list(result.rows), result.ledger
     # This ticker's own model work: deciding, its share of the chunk's training, storing the
     # version and serving (its chunk-mates' work is not counted).
     model_seconds = plan.plan_seconds + produced.seconds + time.perf_counter() - began
@@ -677,7 +653,7 @@ def finish_ticker(
     )
     title = _title(item, scope, produced, scores)
     keys = registered.keys + publish_ticker_objects(
-        storage, item, scope, backtest_predictions, ledger, plan.prices, title
+        storage, item, scope, backtest_predictions, ledger, plan.prices, title, draw_plot=draw_plots
     )
     lineup = run_lineup(
         storage,
@@ -685,6 +661,7 @@ def finish_ticker(
         plan.prices,
         services.config,
         as_of,
+        lineage=registered.lineage,
         lstm_backtest=backtest_predictions,
         lstm_backtest_path=backtest_path,
         lstm_ledger=ledger,
@@ -710,8 +687,8 @@ def finish_ticker(
         [forecast_row(row) for row in chosen],
         scores,
         mark_serving(lineup.rows, selection.kind),
-        keys,
-        _state_keys(storage, item, plan, produced),
+        keys + list(lineup.keys),
+        _state_keys(item, plan, registered),
     )
 
 
@@ -735,17 +712,14 @@ def forecast_row(served: ServedRow) -> ForecastRow:
     )
 
 
-def _state_keys(storage: Storage, item: WatchItem, plan: Plan, produced: Produced) -> list[str]:
-    """The per-ticker state this run read or changed, for the manifest."""
+def _state_keys(item: WatchItem, plan: Plan, registered: Registered) -> list[str]:
+    """The per-ticker state this run read or changed, for the manifest (publishing lists
+    those that exist: no request here)."""
     keys = [catalog.prices_key(item.symbol)]
-    if produced.promoted:
+    if registered.champion_written:
         keys.append(catalog.champion_key(item.symbol))
     if not plan.decision.backfill:
-        keys += [
-            catalog.served_key(item.symbol, kind)
-            for kind in (LSTM, *BASELINE_KINDS)
-            if storage.exists(catalog.served_key(item.symbol, kind))
-        ]
+        keys += [catalog.served_key(item.symbol, kind) for kind in (LSTM, *BASELINE_KINDS)]
     return keys
 
 
@@ -756,6 +730,7 @@ def forecast_tickers(
     fetches: dict[str, FetchSummary] | None = None,
     *,
     services: RunServices | None = None,
+    draw_plots: bool = True,
 ) -> list[TickerOutcome]:
     """Score what was served, train or fine-tune, serve the next forecasts and publish, for
     a chunk of tickers; their training runs together (see :func:`train_plans`).
@@ -767,6 +742,7 @@ def forecast_tickers(
         fetches: Per ticker, what this run's fetch stored and its validation report.
         services: The run's storage and model configuration (opened from ``options``
             when None).
+        draw_plots: Draw each ticker's plot (large runs skip them: ``ticker_plots``).
 
     Returns:
         One outcome per ticker, in order: its metrics row (describing the model that serves
@@ -789,7 +765,9 @@ def forecast_tickers(
             outcomes[plan.item.symbol] = failed_outcome(plan.item, plan.error, stage="train")
             continue
         try:
-            outcomes[plan.item.symbol] = finish_ticker(plan, scope, options, services)
+            outcomes[plan.item.symbol] = finish_ticker(
+                plan, scope, options, services, draw_plots=draw_plots
+            )
         except Exception as exc:
             outcomes[plan.item.symbol] = failed_outcome(plan.item, _describe(exc), stage="serve")
     return [outcomes[item.symbol] for item in items]

@@ -10,10 +10,12 @@
 from __future__ import annotations
 
 from closecast.sources.base import (
+    FutureRunDateError,
     PriceSource,
     PriceSourceError,
     SourceUnavailableError,
     UnknownTickerError,
+    check_run_date,
     incremental_start,
 )
 from closecast.sources.csv_dir import CsvDirSource
@@ -23,12 +25,14 @@ from closecast.sources.yahoo import YahooSource
 __all__ = [
     "SOURCE_SPECS",
     "CsvDirSource",
+    "FutureRunDateError",
     "PriceSource",
     "PriceSourceError",
     "SampleSource",
     "SourceUnavailableError",
     "UnknownTickerError",
     "YahooSource",
+    "check_run_date",
     "get_source",
     "incremental_start",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Protocol, runtime_checkable
 
@@ -57,9 +58,41 @@ class PriceSource(Protocol):
         """
         ...
 
-    def today(self) -> date:
-        """The market's current date as this source sees it."""
+    def today(self, tickers: Sequence[str] = ()) -> date:
+        """The market's current date as this source sees it for ``tickers``.
+
+        For ``yahoo`` the New York date and for ``sample`` its snapshot date, whatever the
+        tickers; for ``csv:DIR`` the latest date of the requested tickers' files. A run is
+        never dated after it (:func:`check_run_date`).
+        """
         ...
+
+    def describe_today(self, tickers: Sequence[str] = ()) -> str:
+        """Where :meth:`today` comes from, for messages (e.g. naming the files it read)."""
+        ...
+
+
+class FutureRunDateError(ValueError):
+    """A run dated after its source's current date for the requested tickers."""
+
+
+def check_run_date(source: PriceSource, as_of: date, tickers: Sequence[str]) -> date:
+    """Return ``as_of``, refusing a date after the source's current date for ``tickers``.
+
+    Such a run's outputs would claim prices nobody has seen, and its champion would outrank
+    every real run after it.
+
+    Raises:
+        FutureRunDateError: ``as_of`` is after ``source.today(tickers)``; the message says
+            where that date comes from (for ``csv:DIR``, the files' own last dates).
+    """
+    today = source.today(tickers)
+    if as_of > today:
+        raise FutureRunDateError(
+            f"{as_of} is after the {source.name} source's current date {today} "
+            f"({source.describe_today(tickers)}); a run cannot be dated in the future"
+        )
+    return as_of
 
 
 def normalize_ticker(ticker: str) -> str:

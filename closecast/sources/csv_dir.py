@@ -1,26 +1,34 @@
-"""The ``csv:DIR`` source: Yahoo CSV exports in a directory, one ``<TICKER>.csv`` per ticker."""
+"""The ``csv:DIR`` source: Yahoo CSV exports in a directory, one ``<TICKER>.csv`` per ticker.
+
+Exports are often downloaded on different days, so the directory has no single current date:
+each ticker's file has its own. Only the requested tickers' files are ever read (never the
+whole directory), each only if it is a regular file of bounded size, so a bad or stale file
+affects only its own ticker.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 
 import pandas as pd
 
 from closecast.sources.base import UnknownTickerError, clip_dates, normalize_ticker
-from closecast.yahoo_csv import last_csv_date, read_yahoo_csv
+from closecast.yahoo_csv import PriceFileError, last_csv_date, read_yahoo_csv
+
+_MAX_NAMED_FILES = 5
 
 
 class CsvDirSource:
     """Daily histories from ``DIR/<TICKER>.csv`` files in Yahoo's export format.
 
-    Files may have Yahoo's header row or none, and may contain Yahoo's ``null`` rows or text
-    in a price column (left for the validator to drop and count).
+    Files may have Yahoo's header row or none, rows in any order, and Yahoo's ``null`` rows or
+    text in a price column (left for the validator to drop and count).
 
     Args:
         directory: The directory holding the CSV files.
-        clock_today: Gives the date to report when the directory holds no readable file.
+        clock_today: Gives the date to report when no requested file has a readable date.
     """
 
     def __init__(
@@ -34,28 +42,55 @@ class CsvDirSource:
         """The file that holds ``ticker``."""
         return self.directory / f"{normalize_ticker(ticker)}.csv"
 
-    def today(self) -> date:
-        """The earliest last date over the directory's CSV files, like a frozen export.
+    def last_dates(self, tickers: Sequence[str]) -> dict[str, date]:
+        """The latest date in each requested ticker's file, latest first.
 
-        Falls back to the clock's date when there is no file with a readable last date.
+        A missing or unreadable file is left out here: its own ticker fails when fetched,
+        with a message naming the file.
         """
-        last_dates = [
-            last
-            for path in sorted(self.directory.glob("*.csv"))
-            if (last := last_csv_date(path)) is not None
-        ]
-        return min(last_dates) if last_dates else self._clock_today()
+        found: dict[str, date] = {}
+        for ticker in tickers:
+            try:
+                last = last_csv_date(self.path_for(ticker))
+            except (PriceFileError, ValueError):
+                continue
+            if last is not None:
+                found[normalize_ticker(ticker)] = last
+        return dict(sorted(found.items(), key=lambda pair: pair[1], reverse=True))
+
+    def today(self, tickers: Sequence[str] = ()) -> date:
+        """The latest date any requested ticker's file reaches.
+
+        The latest, not the earliest: a run dated then is not in the future for the source,
+        and tickers whose exports end earlier are judged on their own (flagged stale when they
+        lag), instead of one old export holding back every other ticker. Falls back to the
+        clock's date when no requested file has a readable date (there is nothing to judge by,
+        and those tickers fail on fetch).
+        """
+        last = self.last_dates(tickers)
+        return next(iter(last.values())) if last else self._clock_today()
+
+    def describe_today(self, tickers: Sequence[str] = ()) -> str:
+        """Where :meth:`today` comes from, naming the files."""
+        last = self.last_dates(tickers)
+        if not last:
+            return "no requested price file has a readable date: the clock's date"
+        named = [f"{ticker}.csv ends {day}" for ticker, day in last.items()]
+        extra = len(named) - _MAX_NAMED_FILES
+        shown = ", ".join(named[:_MAX_NAMED_FILES]) + (f" and {extra} more" if extra > 0 else "")
+        return f"the latest date of the requested files in {self.directory}: {shown}"
 
     def fetch(self, ticker: str, *, start: date | None, end: date) -> pd.DataFrame:
-        """Rows of ``DIR/<TICKER>.csv`` with ``start <= date <= end``.
+        """Rows of ``DIR/<TICKER>.csv`` with ``start <= date <= end``, ordered by date.
 
         Raises:
             UnknownTickerError: There is no such file (the message names the path).
-            closecast.yahoo_csv.PriceFileError: The file is not a Yahoo CSV export.
+            closecast.yahoo_csv.PriceFileError: The file is not a regular file, is too big,
+                or is not a Yahoo CSV export.
         """
         path = self.path_for(ticker)
         symbol = path.stem
-        if not path.is_file():
+        if not path.exists() and not path.is_symlink():
             raise UnknownTickerError(
                 f"{symbol}: no price file {path}", ticker=symbol, source=self.name
             )

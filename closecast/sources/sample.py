@@ -7,7 +7,7 @@ from and their caveats.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 from functools import cache
@@ -48,7 +48,7 @@ def available_tickers() -> tuple[str, ...]:
 
 @cache
 def sample_today() -> date:
-    """The sample market's "today": the earliest last date over the shipped files.
+    """The sample market's "today": the earliest latest date over the shipped files.
 
     The stock and ETF files end on 2020-12-11 and BTC-USD runs longer; taking the minimum
     makes every ticker complete as of that day, like one consistent download.
@@ -75,9 +75,13 @@ class SampleSource:
 
     name = "sample"
 
-    def today(self) -> date:
-        """The last date of the shipped stock/ETF files (2020-12-11)."""
+    def today(self, tickers: Sequence[str] = ()) -> date:
+        """The last date of the shipped stock/ETF files (2020-12-11), whatever the tickers."""
         return sample_today()
+
+    def describe_today(self, tickers: Sequence[str] = ()) -> str:
+        """Where :meth:`today` comes from."""
+        return "the shipped histories are one snapshot of that day"
 
     def fetch(self, ticker: str, *, start: date | None, end: date) -> pd.DataFrame:
         """Rows of the shipped file with ``start <= date <= min(end, today())``.

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -198,13 +198,17 @@ class YahooSource:
         """The clock's current time, in UTC."""
         return self._clock().astimezone(UTC)
 
-    def today(self) -> date:
-        """The current date in New York, the trading day US stocks are on.
+    def today(self, tickers: Sequence[str] = ()) -> date:
+        """The current date in New York, the trading day US stocks are on, for every ticker.
 
         The New York date rather than UTC's: between 00:00 UTC and midnight New York the UTC
         date is already tomorrow although the US session of today has only just closed.
         """
         return self._clock().astimezone(self.market_tz).date()
+
+    def describe_today(self, tickers: Sequence[str] = ()) -> str:
+        """Where :meth:`today` comes from."""
+        return f"today in {self.market_tz.key}"
 
     def fetch(self, ticker: str, *, start: date | None, end: date) -> pd.DataFrame:
         """Daily bars of ``ticker`` with ``start <= date <= end``, unfinished bars dropped.

@@ -188,6 +188,22 @@ def test_a_1000x_spike_never_reaches_the_store(storage, fake_yfinance, history_f
     assert pd.Timestamp("2020-03-13") in stored_adj_close(storage).index
 
 
+def test_a_conflicting_duplicate_date_never_reaches_the_store(storage, fake_yfinance, history_from):
+    # The README promises such dates are kept out; the later row's price used to be stored.
+    history = aapl_until("2020-12-11")
+    clash = history.loc[history["date"] == "2020-12-09"].copy()
+    clash[["close", "adj_close"]] *= 1.5
+    fake_yfinance.outcomes["AAPL"] = history_from(pd.concat([history, clash]))
+
+    summary = fetch_and_store(AAPL, date(2020, 12, 11), storage, yahoo())
+
+    assert summary.report is not None and summary.report.conflicting_duplicates == 1
+    stored = stored_adj_close(storage)
+    assert pd.Timestamp("2020-12-09") not in stored.index
+    assert pd.Timestamp("2020-12-08") in stored.index
+    assert pd.Timestamp("2020-12-10") in stored.index
+
+
 def test_years_of_open_zero_are_stored_with_repaired_cells(storage, fake_yfinance, history_from):
     junk = aapl_until("2020-12-11")
     early = junk["date"] < "1990-01-01"

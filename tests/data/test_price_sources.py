@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from pathlib import Path
 
@@ -11,15 +12,17 @@ import pytest
 from closecast.schema import PRICE_COLUMNS
 from closecast.sources import (
     CsvDirSource,
+    FutureRunDateError,
     PriceSource,
     SampleSource,
     UnknownTickerError,
     YahooSource,
+    check_run_date,
     get_source,
 )
 from closecast.sources.base import normalize_ticker
 from closecast.sources.sample import available_tickers, sample_today
-from closecast.yahoo_csv import PriceFileError, last_csv_date, read_yahoo_csv
+from closecast.yahoo_csv import MAX_PRICE_FILE_BYTES, PriceFileError, last_csv_date, read_yahoo_csv
 
 HEADER = "Date,Open,High,Low,Close,Adj Close,Volume\n"
 ROWS = (
@@ -116,17 +119,109 @@ def test_csv_dir_missing_file_names_the_path(tmp_path: Path):
         source.fetch("XYZ", start=None, end=date(2020, 12, 11))
 
 
-def test_csv_dir_today_is_the_earliest_last_date(tmp_path: Path):
+def test_csv_dir_today_is_the_latest_date_of_the_requested_files(tmp_path: Path):
     (tmp_path / "A.csv").write_text(HEADER + ROWS)
     (tmp_path / "B.csv").write_text(ROWS.rsplit("2020-12-11", 1)[0])  # ends 2020-12-10
+    source = CsvDirSource(tmp_path)
 
-    assert CsvDirSource(tmp_path).today() == date(2020, 12, 10)
+    assert source.today(["B"]) == date(2020, 12, 10)
+    assert source.today(["A", "B"]) == date(2020, 12, 11)  # B is judged on its own (stale)
+    assert source.describe_today(["b", "a"]).endswith(
+        "A.csv ends 2020-12-11, B.csv ends 2020-12-10"
+    )
 
 
-def test_csv_dir_today_falls_back_to_the_clock_when_empty(tmp_path: Path):
+def _copy_tail(ticker: str, directory: Path, rows: int = 300) -> None:
+    """The shipped real history of ``ticker``, its last ``rows`` rows, as DIR/<ticker>.csv."""
+    header, *body = (
+        (Path(__file__).parents[2] / "closecast" / "sample_data" / f"{ticker}.csv")
+        .read_text()
+        .strip()
+        .splitlines()
+    )
+    (directory / f"{ticker}.csv").write_text("\n".join([header, *body[-rows:]]) + "\n")
+
+
+def test_one_stale_or_junk_file_does_not_hold_back_other_tickers(tmp_path: Path):
+    # Exports downloaded on different days: BTC-USD ends 2024-04-20, AAPL 2020-12-11, and a
+    # junk export ends 2020-01-02. The earliest over the directory used to be every run's limit.
+    _copy_tail("BTC-USD", tmp_path)
+    _copy_tail("AAPL", tmp_path)
+    (tmp_path / "JUNK.csv").write_text(HEADER + "2020-01-02,1,1,1,1,1,1\n")
+    source = CsvDirSource(tmp_path)
+
+    assert check_run_date(source, date(2024, 4, 19), ["BTC-USD"]) == date(2024, 4, 19)
+    assert source.today(["BTC-USD", "AAPL"]) == date(2024, 4, 20)
+    assert source.today(["AAPL"]) == date(2020, 12, 11)
+    with pytest.raises(FutureRunDateError) as refused:
+        check_run_date(source, date(2020, 12, 14), ["AAPL", "JUNK"])
+    message = str(refused.value)  # names the files the date comes from
+    assert "2020-12-14 is after the csv:" in message
+    assert "AAPL.csv ends 2020-12-11, JUNK.csv ends 2020-01-02" in message
+
+
+def test_csv_dir_today_falls_back_to_the_clock_without_a_readable_requested_file(tmp_path: Path):
+    (tmp_path / "A.csv").write_text(HEADER + ROWS)
+    (tmp_path / "EMPTY.csv").write_text("")
     source = CsvDirSource(tmp_path, clock_today=lambda: date(2021, 1, 4))
 
     assert source.today() == date(2021, 1, 4)
+    assert source.today(["EMPTY", "NOFILE"]) == date(2021, 1, 4)
+    assert "the clock's date" in source.describe_today(["EMPTY"])
+
+
+def test_shuffled_rows_are_ordered_by_date_before_anything_is_decided(tmp_path: Path):
+    header, *body = (HEADER + ROWS).strip().splitlines()
+    (tmp_path / "S.csv").write_text("\n".join([header, body[2], body[0], body[1]]) + "\n")
+    # The last line is 2020-12-10: the file's date is still its latest, 2020-12-11.
+    source = CsvDirSource(tmp_path)
+
+    assert source.today(["S"]) == date(2020, 12, 11)
+    frame = source.fetch("S", start=None, end=date(2020, 12, 11))
+    assert frame["date"].is_monotonic_increasing
+
+
+@pytest.mark.timeout(60)
+def test_a_fifo_hangs_nothing(tmp_path: Path):
+    (tmp_path / "AAPL.csv").write_text(HEADER + ROWS)
+    os.mkfifo(tmp_path / "X.csv")  # no writer: reading it would block forever
+    source = CsvDirSource(tmp_path)
+
+    assert source.today(["AAPL"]) == date(2020, 12, 11)  # a run of another ticker
+    assert source.today(["AAPL", "X"]) == date(2020, 12, 11)
+    with pytest.raises(PriceFileError, match=r"X\.csv: not a regular file but a FIFO"):
+        source.fetch("X", start=None, end=date(2020, 12, 11))
+
+
+@pytest.mark.timeout(60)
+def test_a_symlink_to_dev_zero_is_refused_unread(tmp_path: Path):
+    (tmp_path / "AAPL.csv").write_text(HEADER + ROWS)
+    (tmp_path / "Z.csv").symlink_to("/dev/zero")  # reading it would grow memory without end
+    source = CsvDirSource(tmp_path)
+
+    assert source.today(["AAPL", "Z"]) == date(2020, 12, 11)
+    with pytest.raises(PriceFileError, match=r"Z\.csv: not a regular file but a character device"):
+        source.fetch("Z", start=None, end=date(2020, 12, 11))
+
+
+def test_a_directory_named_like_a_price_file_fails_its_ticker_only(tmp_path: Path):
+    (tmp_path / "AAPL.csv").write_text(HEADER + ROWS)
+    (tmp_path / "GOOG.csv").mkdir()
+    source = CsvDirSource(tmp_path)
+
+    assert source.today(["AAPL"]) == date(2020, 12, 11)
+    assert len(source.fetch("AAPL", start=None, end=date(2020, 12, 11))) == 3
+    with pytest.raises(PriceFileError, match=r"GOOG\.csv: not a regular file but a directory"):
+        source.fetch("GOOG", start=None, end=date(2020, 12, 11))
+
+
+def test_a_price_file_larger_than_the_bound_is_refused_unread(tmp_path: Path):
+    big = tmp_path / "BIG.csv"
+    with big.open("wb") as handle:  # sparse: no disk used
+        handle.truncate(MAX_PRICE_FILE_BYTES + 1)
+
+    with pytest.raises(PriceFileError, match=r"BIG\.csv: 67,108,865 bytes, larger than"):
+        CsvDirSource(tmp_path).fetch("BIG", start=None, end=date(2020, 12, 11))
 
 
 def test_ticker_cannot_escape_the_directory(tmp_path: Path):
@@ -193,6 +288,9 @@ def test_last_csv_date(tmp_path: Path):
     good.write_text(HEADER + ROWS + "\n\n")
     header_only = tmp_path / "EMPTY.csv"
     header_only.write_text(HEADER)
+    shuffled = tmp_path / "SHUFFLED.csv"
+    shuffled.write_text(HEADER + "".join(reversed(ROWS.splitlines(keepends=True))))
 
     assert last_csv_date(good) == date(2020, 12, 11)
     assert last_csv_date(header_only) is None
+    assert last_csv_date(shuffled) == date(2020, 12, 11)  # its last line is 2020-12-09

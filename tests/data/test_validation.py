@@ -72,13 +72,15 @@ def test_dates_are_parsed_and_sorted():
 
 
 def test_duplicate_dates_last_wins_and_are_counted():
-    raw = prices([*WEEK, "2020-12-09"], [11.0, 12.0, 13.0, 14.0, 15.0, 33.0])
+    raw = prices([*WEEK, "2020-12-09"], [11.0, 12.0, 13.0, 14.0, 15.0, 13.0])
+    raw.loc[5, "volume"] = 2000.0  # the same prices, a revised volume: not a conflict
 
     result = check(raw)
 
     assert result.report.duplicates_resolved == 1
+    assert result.report.conflicting_duplicates == 0
     assert len(result.frame) == 5
-    assert result.frame.loc[result.frame["date"] == "2020-12-09", "close"].item() == 33.0
+    assert result.frame.loc[result.frame["date"] == "2020-12-09", "volume"].item() == 2000.0
 
 
 def test_rows_without_close_or_adj_close_are_dropped_and_counted():
@@ -474,16 +476,21 @@ def test_spike_positions():
     assert spike_positions(doubled).tolist() == []
 
 
-def test_conflicting_duplicates_are_counted_and_the_last_kept():
+def test_conflicting_duplicates_are_counted_and_kept_out():
+    # README: dates given twice with different prices are kept out of the store (the later
+    # row's price used to be stored).
     raw = prices([*WEEK, "2020-12-09"], [11.0, 12.0, 13.0, 14.0, 15.0, 33.0])
 
     result = check(raw)
 
     assert result.report.conflicting_duplicates == 1
-    assert result.frame.loc[result.frame["date"] == "2020-12-09", "close"].item() == 33.0
+    assert result.report.duplicates_resolved == 1
+    assert "2020-12-09" not in result.frame["date"].dt.strftime("%Y-%m-%d").tolist()
+    assert result.frame["close"].tolist() == [11.0, 12.0, 14.0, 15.0]
+    assert result.rejected_dates == (date(2020, 12, 9),)  # a stored copy is removed too
     assert (
-        "1 date(s) given twice with different prices, the last kept: 2020-12-09"
-        in (result.report.warnings[0])
+        "1 date(s) given twice with different prices, left out of the store "
+        "(which one is right is unknown): 2020-12-09" in result.report.warnings[0]
     )
 
 

@@ -22,15 +22,21 @@ from lstm_model.representation import RelativeLogReturn
 N_TRAIN = 300
 
 
-def _walk(make_series, seed: int, n: int = 400, vol: float = 0.012) -> pd.Series:
+def _momentum(make_series, seed: int, n: int = 400, vol: float = 0.012) -> pd.Series:
+    """Prices whose daily log returns follow an AR(1) with coefficient 0.6: there is
+    something in the window to learn, so each network's shrinkage gain is above 0 (with a
+    gain of 0 every prediction is the previous price and the window code goes untested)."""
     rng = np.random.default_rng(seed)
-    series = make_series(40 * np.exp(np.cumsum(rng.normal(0.0004, vol, n))))
-    return series.rename(f"T{seed}")
+    shocks = rng.normal(0.0, vol, n)
+    returns = np.zeros(n)
+    for t in range(1, n):
+        returns[t] = 0.6 * returns[t - 1] + shocks[t]
+    return make_series(40 * np.exp(np.cumsum(returns))).rename(f"T{seed}")
 
 
 @pytest.fixture(scope="module")
 def tickers(make_series) -> list[pd.Series]:
-    return [_walk(make_series, seed, vol=0.008 + 0.004 * seed) for seed in range(4)]
+    return [_momentum(make_series, seed, vol=0.008 + 0.004 * seed) for seed in range(4)]
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +53,12 @@ def per_ticker(tickers, es_config) -> list[Forecaster]:
 @pytest.fixture(scope="module")
 def batched(tickers, es_config) -> list[Forecaster]:
     return fit_many([s.iloc[:N_TRAIN] for s in tickers], es_config)
+
+
+def assert_window_dependent(predicted: pd.Series, prices: pd.Series) -> None:
+    """Every prediction moves away from the previous price: the window shaped it."""
+    previous = prices.shift(1).loc[predicted.index].to_numpy()
+    assert np.all(np.abs(predicted.to_numpy() / previous - 1.0) > 1e-7)
 
 
 def _u2(forecaster_predictions: pd.Series, prices: pd.Series) -> float:
@@ -70,6 +82,8 @@ def test_fit_many_agrees_with_the_per_ticker_path(tickers, per_ticker, batched) 
         assert group.meta["epochs_run"] == single.meta["epochs_run"]
         assert group.meta["best_epoch"] == single.meta["best_epoch"]
         assert group.gain == pytest.approx(single.gain, abs=1e-4)
+        assert group.gain > 0.1, group.gain
+        assert_window_dependent(predicted, prices)
         alone = single.predict_one_step(prices, start)
         assert abs(_u2(predicted, prices) - _u2(alone, prices)) < 0.002
         np.testing.assert_allclose(predicted.to_numpy(), alone.to_numpy(), rtol=1e-5)
@@ -122,10 +136,16 @@ def test_predictions_use_only_earlier_prices(tickers, batched) -> None:
     for s in perturbed:
         s.iloc[350:] *= 3.0
     after = predict_one_step_many(batched[:2], perturbed, [start, start])
-    for b, a in zip(before, after, strict=True):
+    for b, a, prices, shifted in zip(before, after, tickers[:2], perturbed, strict=True):
         assert b.index[0] == start
+        assert_window_dependent(b, prices)
         np.testing.assert_array_equal(a.iloc[:51].to_numpy(), b.iloc[:51].to_numpy())
         assert a.iloc[51] != b.iloc[51]
+        # Two days later the shift is inside the window but not its last day: the predicted
+        # move from the previous price still differs, so the whole window is read.
+        moved_before = b.iloc[52] / prices.iloc[351]
+        moved_after = a.iloc[52] / shifted.iloc[351]
+        assert abs(moved_after - moved_before) > 1e-6
     nxt = forecast_next_many(batched[:2], [s.iloc[:350] for s in tickers[:2]])
     assert nxt == pytest.approx([b.iloc[50] for b in before], rel=1e-6)
 

@@ -22,14 +22,18 @@ class OnlyNextDay:
         return self._model.forecast_next(prices)
 
 
-def test_recursive_path_feeds_each_forecast_back(fast_model, random_walk) -> None:
+def test_recursive_path_feeds_each_forecast_back(window_model, random_walk) -> None:
+    # window_model has no shrinkage gain: a gain of 0 would make every step the last price
+    # whatever is fed back, and the recursion would go untested.
     known = random_walk.iloc[:320]
-    path = horizons.forecast_path(fast_model, known, 3)
-    assert path[0] == pytest.approx(fast_model.forecast_next(known))
+    path = horizons.forecast_path(window_model, known, 3)
+    assert path[0] == pytest.approx(window_model.forecast_next(known))
+    assert path[0] != pytest.approx(known.iloc[-1], rel=1e-7)
     extended = pd.concat(
         [known, pd.Series([path[0]], index=[known.index[-1] + pd.Timedelta(days=1)])]
     )
-    assert path[1] == pytest.approx(fast_model.forecast_next(extended))
+    assert path[1] == pytest.approx(window_model.forecast_next(extended))
+    assert len(set(path)) == 3  # each step moved on from the one fed back
     # the recursion reproduces the baselines' closed forms
     for cls in (NaiveForecaster, DriftForecaster, SeasonalNaiveForecaster):
         model = cls.fit(known)
@@ -71,12 +75,13 @@ def test_path_backtest_scores_every_step_on_the_same_days(random_walk) -> None:
     np.testing.assert_array_equal(naive["predicted"], naive["naive"])
 
 
-def test_path_backtest_uses_only_prices_up_to_each_origin(fast_model, random_walk) -> None:
+def test_path_backtest_uses_only_prices_up_to_each_origin(window_model, random_walk) -> None:
     start = random_walk.index[340]
-    before = horizons.path_backtest(fast_model, random_walk.iloc[:360], start, 2)
+    before = horizons.path_backtest(window_model, random_walk.iloc[:360], start, 2)
+    assert (before["predicted"] != before["naive"]).all()
     perturbed = random_walk.iloc[:360].copy()
     perturbed.iloc[350:] *= 2.0
-    after = horizons.path_backtest(fast_model, perturbed, start, 2)
+    after = horizons.path_backtest(window_model, perturbed, start, 2)
     early = before["origin"] < random_walk.index[350]
     np.testing.assert_array_equal(after.loc[early, "predicted"], before.loc[early, "predicted"])
     assert not np.allclose(after.loc[~early, "predicted"], before.loc[~early, "predicted"])
@@ -97,12 +102,16 @@ def test_validation_backtest_covers_the_validation_slice_only(fast_model, random
         horizons.path_backtest(model, random_walk.iloc[:10], random_walk.index[20], 1)
 
 
-def test_batched_lstm_paths_equal_one_origin_at_a_time(fast_model, random_walk) -> None:
+def test_batched_lstm_paths_equal_one_origin_at_a_time(window_model, random_walk) -> None:
     start = random_walk.index[330]
-    frame = horizons.path_backtest(fast_model, random_walk.iloc[:345], start, 3)
-    one_step = fast_model.predict_one_step(random_walk.iloc[:345], start)
+    frame = horizons.path_backtest(window_model, random_walk.iloc[:345], start, 3)
+    # every step moved away from the origin's price, and later steps from earlier ones
+    assert (np.abs(frame["predicted"] / frame["naive"] - 1) > 1e-7).all()
+    by_origin = frame.pivot(index="origin", columns="step", values="predicted").dropna()
+    assert (by_origin[2] != by_origin[1]).all() and (by_origin[3] != by_origin[2]).all()
+    one_step = window_model.predict_one_step(random_walk.iloc[:345], start)
     np.testing.assert_allclose(frame.loc[frame["step"] == 1, "predicted"], one_step, rtol=1e-9)
     for origin in (329, 335, 341):
-        path = horizons.forecast_path(fast_model, random_walk.iloc[: origin + 1], 3)
+        path = horizons.forecast_path(window_model, random_walk.iloc[: origin + 1], 3)
         rows = frame[frame["origin"] == random_walk.index[origin]].sort_values("step")
         np.testing.assert_allclose(rows["predicted"], path[: len(rows)], rtol=1e-6)

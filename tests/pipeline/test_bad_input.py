@@ -177,7 +177,29 @@ CONFIG_CASES = [
     _watchlist_case(
         "watchlist-number-symbol",
         b"tickers: [{symbol: 0700, asset_class: stock}]",
-        "symbol 448 must be text, not int",  # YAML 1.1 reads 0700 as octal: quote it
+        # YAML 1.1 reads 0700 as octal; "symbol 448 must be text" hid what was written.
+        "symbol '0700' must be text, but YAML read it as a number, 448; quote it: symbol: '0700'",
+    ),
+    _watchlist_case(
+        "watchlist-boolean-symbol",
+        b"tickers: [{symbol: ON, asset_class: stock}]",  # ON Semiconductor; YAML 1.1: true
+        "symbol 'ON' must be text, but YAML read it as a boolean, True; quote it: symbol: 'ON'",
+    ),
+    _watchlist_case(
+        "watchlist-unknown-top-level-key",
+        b"schedule: daily\ntickers: [{symbol: AAPL, asset_class: stock}]",
+        "wl.yaml: unknown top-level key(s) 'schedule'; a watchlist has only 'tickers'",
+    ),
+    Case(
+        "watchlist-non-ascii-file-name",
+        ("--watchlist", "{tmp}/in/café ☕.yaml"),
+        "the file name 'café ☕' cannot name the outputs (non-ASCII character 'é'",
+        files={"in/café ☕.yaml": b"tickers: [{symbol: AAPL, asset_class: stock}]"},
+    ),
+    Case(
+        "watchlist-name-empty",
+        ("--tickers", "AAPL", "--watchlist-name", ""),
+        "watchlist name '' must be",  # was filed under adhoc
     ),
     Case("tickers-double-dot", ("--tickers", "AAPL,A..B"), "--tickers: invalid ticker 'A..B'"),
     Case("tickers-slash", ("--tickers", "../etc"), "invalid ticker '../etc'"),
@@ -199,6 +221,18 @@ CONFIG_CASES = [
     Case("source-unknown", ("--source", "ftp://x"), "unknown price source 'ftp://x'"),
     Case("source-csv-without-dir", ("--source", "csv:"), "unknown price source 'csv:'"),
     Case("source-csv-missing-dir", ("--source", "csv:{tmp}/in/none"), "no such directory"),
+    Case(
+        "as-of-after-the-requested-files",
+        ("--source", "csv:{tmp}/in/p", "--tickers", "AAPL", "--as-of", "2020-12-14"),
+        # Names the file the date comes from; a newer export of another ticker does not count.
+        "--as-of: 2020-12-14 is after the csv:{tmp}/in/p source's current date 2020-12-11 (the "
+        "latest date of the requested files in {tmp}/in/p: AAPL.csv ends 2020-12-11)",
+        files={
+            "in/p/AAPL.csv": b"Date,Open,High,Low,Close,Adj Close,Volume\n"
+            b"2020-12-11,1,1,1,1,1,1\n2020-12-10,1,1,1,1,1,1\n",
+            "in/p/NEW.csv": b"2024-01-02,1,1,1,1,1,1\n",
+        },
+    ),
     # --preset / --epochs / --workers / --as-of / --mode
     Case("preset-unknown", ("--preset", "turbo"), "unknown preset 'turbo'"),
     Case("epochs-zero", ("--epochs", "0"), "--epochs: must be at least 1, got 0"),
@@ -357,9 +391,10 @@ def test_at_least_forty_bad_inputs_are_covered() -> None:
 # -- per-ticker bad data in one real run --------------------------------------------------------
 
 
-def _good_history(rows: int) -> str:
-    """The header and the last ``rows`` rows of the shipped AAPL history (ends 2020-12-11)."""
-    text = resources.files("closecast").joinpath("sample_data/AAPL.csv").read_text("utf-8")
+def _good_history(rows: int, ticker: str = "AAPL") -> str:
+    """The header and the last ``rows`` rows of a shipped real history (AAPL ends 2020-12-11,
+    BTC-USD 2024-04-20)."""
+    text = resources.files("closecast").joinpath(f"sample_data/{ticker}.csv").read_text("utf-8")
     lines = text.strip().splitlines()
     return "\n".join([lines[0], *lines[-rows:]]) + "\n"
 
@@ -378,11 +413,24 @@ def _one_date_repeated(rows: int) -> str:
 
 @dataclass(frozen=True)
 class DataCase:
-    """A ticker whose price file is bad, and a substring of the error it must fail with."""
+    """A ticker whose price file is bad, and a substring of the error it must fail with.
+
+    Attributes:
+        symbol: The ticker (its file is ``<symbol>.csv``).
+        content: The file's bytes, or None for no regular file: then ``make`` creates
+            whatever stands at the path (a FIFO, a symlink, a directory), if anything.
+        message: A substring of the ticker's error.
+        make: Creates the path when ``content`` is None.
+    """
 
     symbol: str
-    content: Callable[[], bytes] | None  # None: no file at all
+    content: Callable[[], bytes] | None
     message: str
+    make: Callable[[Path], None] | None = None
+
+
+def _link_to_dev_zero(path: Path) -> None:
+    path.symlink_to("/dev/zero")  # reading it would grow memory to a MemoryError
 
 
 DATA_CASES = [
@@ -392,10 +440,20 @@ DATA_CASES = [
     DataCase("PNG", lambda: b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 50, "not a text CSV file"),
     DataCase("SHORT", lambda: _good_history(20).encode(), "rows"),
     DataCase("NULLS", lambda: _with_nulls(300).encode(), "NULLS"),
-    DataCase("DUPDATES", lambda: _one_date_repeated(300).encode(), "rows"),
+    DataCase(
+        "DUPDATES",
+        lambda: _one_date_repeated(300).encode(),
+        "1 date(s) given twice with different prices",
+    ),
     DataCase(
         "COLUMNS", lambda: b"Date,Close\n2020-12-10,1.0\n2020-12-11,1.1\n", "expected 7 columns"
     ),
+    # Not regular files: each used to hang the run, exhaust memory or raise a traceback.
+    DataCase("FIFO", None, "FIFO.csv: not a regular file but a FIFO", make=os.mkfifo),
+    DataCase(
+        "ZERO", None, "ZERO.csv: not a regular file but a character device", _link_to_dev_zero
+    ),
+    DataCase("FOLDER", None, "FOLDER.csv: not a regular file but a directory", Path.mkdir),
     DataCase(
         "DATES",
         lambda: _good_history(300).replace("2020-12-", "12/2020/").encode(),
@@ -411,6 +469,7 @@ def _read_metrics(storage: Path, run_date: str) -> pd.DataFrame:
     return pd.concat([pd.read_parquet(path) for path in files], ignore_index=True)
 
 
+@pytest.mark.timeout(600)  # a FIFO read used to hang the run forever
 @pytest.mark.usefixtures("prefect_harness")
 def test_bad_price_files_fail_their_own_ticker_only(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
@@ -419,8 +478,19 @@ def test_bad_price_files_fail_their_own_ticker_only(
     prices.mkdir()
     (prices / "GOOD.csv").write_text(_good_history(400))
     for case in DATA_CASES:
+        path = prices / f"{case.symbol}.csv"
         if case.content is not None:
-            (prices / f"{case.symbol}.csv").write_bytes(case.content())
+            path.write_bytes(case.content())
+        elif case.make is not None:
+            case.make(path)
+    # Files of tickers not in the run are never read: a FIFO no one writes to, a directory
+    # named like a price file, and a junk export dated 2020-01-02 (the earliest last date of
+    # the directory used to be every run's limit).
+    os.mkfifo(prices / "IDLE.csv")
+    (prices / "GOOG.csv").mkdir()
+    (prices / "OLD.csv").write_text(
+        "Date,Open,High,Low,Close,Adj Close,Volume\n2020-01-02,1,1,1,1,1,1\n"
+    )
     entries = [("GOOD", "stock"), *((case.symbol, "stock") for case in DATA_CASES)]
     watchlist = tmp_path / "bad-data.yaml"
     watchlist.write_text(
@@ -461,3 +531,38 @@ def test_bad_price_files_fail_their_own_ticker_only(
         assert not [k for k in keys if k.startswith(f"models/{case.symbol}/")], case.symbol
         assert not [k for k in keys if f"ticker={case.symbol}/predictions" in k], case.symbol
         assert not [k for k in keys if k.endswith(f"/{case.symbol}.png")], case.symbol
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_stale_export_affects_only_its_own_ticker(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Exports downloaded on different days: BTC-USD ends 2024-04-20, AAPL 2020-12-11, and a
+    # junk export not in the run ends 2020-01-02. The directory's current date used to be the
+    # earliest of them all, so no run could be dated past 2020-01-02.
+    prices = tmp_path / "prices"
+    prices.mkdir()
+    (prices / "BTC-USD.csv").write_text(_good_history(400, "BTC-USD"))
+    (prices / "AAPL.csv").write_text(_good_history(400))
+    (prices / "OLD.csv").write_text(
+        _good_history(400).split("\n")[0] + "\n2020-01-02,1,1,1,1,1,1\n"
+    )
+    storage = tmp_path / "store"
+
+    code, out, err = _run(
+        [
+            "--tickers", "BTC-USD,AAPL", "--source", f"csv:{prices}", "--storage", str(storage),
+            "--preset", "fast", "--workers", "1",
+        ],
+        capsys,
+    )  # fmt: skip
+
+    # Without --as-of the run is dated by the newest requested export (documented choice);
+    # AAPL is forecast from its own last day and flagged stale, BTC-USD is not held back.
+    assert code == 0, (out, err)
+    metrics = _read_metrics(storage, "2024-04-20").set_index("ticker")
+    assert metrics.loc["BTC-USD", "status"] == "ok", metrics.loc["BTC-USD"].to_dict()
+    assert not metrics.loc["BTC-USD", "stale"]
+    assert metrics.loc["AAPL", "status"] == "ok", metrics.loc["AAPL"].to_dict()
+    assert metrics.loc["AAPL", "stale"]
+    assert "stale data: last date 2020-12-11" in metrics.loc["AAPL", "warnings"]

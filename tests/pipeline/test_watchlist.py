@@ -47,7 +47,11 @@ def test_default_watchlist_has_stocks_an_etf_and_bitcoin() -> None:
         ("tickers: [", "not valid YAML"),
         ("tickers: [{symbol: A..B, asset_class: stock}]", "'A..B': not a ticker symbol"),
         ("tickers: [{symbol: ſpy, asset_class: stock}]", "'ſpy'.*non-ASCII"),
-        ("tickers: [{symbol: 1234, asset_class: stock}]", "symbol 1234 must be text"),
+        (
+            "tickers: [{symbol: 1234, asset_class: stock}]",
+            "symbol '1234' must be text, but YAML read it as a number, 1234; quote it",
+        ),
+        ("tickers: [{symbol: AAPL, asset_class: stock}]\nschedule: daily", "top-level.*'schedule'"),
         ("tickers: [{symbol: AAPL, asset_class: [stock]}]", "asset_class.*must be text"),
         ("tickers: [{asset_class: stock}]", "tickers\\[0\\]: missing 'symbol'"),
         ("tickers: [{symbol: AAPL, asset_clas: stock}]", "unknown field.*'asset_clas'"),

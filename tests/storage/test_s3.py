@@ -16,6 +16,7 @@ import traceback
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import boto3
 import pytest
@@ -32,6 +33,14 @@ from closecast.storage import (
 from closecast.storage.s3 import S3Storage, S3Timeouts, parse_s3_root
 
 WRONG_SECRET = "wrong-secret-Zq9vX2kP7mN4"  # deliberately invalid
+MINIO_DOC = Path(__file__).resolve().parents[2] / "docs" / "minio.md"
+
+
+def _documented_access_key() -> str:
+    """The access key id docs/minio.md tells users to export (a word, like ``closecast``,
+    that names the bucket and the project too)."""
+    text = MINIO_DOC.read_text(encoding="utf-8")
+    return re.search(r"^export AWS_ACCESS_KEY_ID=(\S+)", text, flags=re.MULTILINE).group(1)
 
 
 @pytest.fixture
@@ -126,9 +135,12 @@ def test_describe_and_repr_never_show_credentials(s3: S3Storage) -> None:
     text = s3.describe() + repr(s3)
     assert s3.bucket in text
     assert s3.endpoint in text
-    for secret in (os.environ["AWS_SECRET_ACCESS_KEY"], os.environ["AWS_ACCESS_KEY_ID"]):
-        if secret not in s3.endpoint:
-            assert secret not in text
+    _assert_no_credentials_leak(
+        AssertionError(text),
+        os.environ["AWS_SECRET_ACCESS_KEY"],
+        os.environ["AWS_ACCESS_KEY_ID"],
+        named=(s3.bucket, s3.endpoint),
+    )
 
 
 def test_content_type_is_stored(s3: S3Storage, s3_client) -> None:
@@ -264,17 +276,59 @@ def enforced_auth(s3_server, s3_root: str) -> Iterator[dict[str, str] | None]:
         _reset_moto_auth(s3_server.endpoint, "inf")
 
 
-def _assert_no_credentials_leak(error: BaseException, *values: str) -> None:
-    rendered = "".join(traceback.format_exception(error)) + repr(error) + str(error)
+def _assert_no_credentials_leak(
+    error: BaseException, *values: str, named: tuple[str, ...] = ()
+) -> None:
+    """No credential ``values`` in what the error says, down its chain of causes, once the
+    names the message must hold (``named``: bucket, endpoint) are blanked out.
+
+    Only the messages are searched, not the traceback's file paths, source lines and module
+    names, which hold no runtime value but do hold the project's name: docs/minio.md's access
+    key is ``closecast``, which is also in the test bucket ``closecast-test-...``.
+    """
+    rendered = _messages(error)
+    for name in sorted(named, key=len, reverse=True):
+        rendered = rendered.replace(name, "<named>")
     for value in values:
-        assert value not in rendered
+        assert value not in rendered, f"credential {value!r} shown"
+
+
+def _messages(error: BaseException) -> str:
+    """Every message (with notes) of an error and of its causes and contexts."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        parts += [repr(current), str(current), *getattr(current, "__notes__", [])]
+        current = current.__cause__ or current.__context__
+    return "".join(parts)
+
+
+def test_the_leak_check_sees_a_key_shown_beside_a_bucket_holding_it() -> None:
+    key = _documented_access_key()
+    bucket = f"{key}-test-0a1b2c3d"
+    _assert_no_credentials_leak(PermissionError(f"bucket {bucket} refused"), key, named=(bucket,))
+    with pytest.raises(AssertionError, match="shown"):
+        _assert_no_credentials_leak(
+            PermissionError(f"bucket {bucket} refused key {key}"), key, named=(bucket,)
+        )
+    try:  # a leak in a cause, behind a clean message, is seen too
+        try:
+            raise KeyError(f"no such key id {key}")
+        except KeyError as inner:
+            raise PermissionError(f"bucket {bucket} refused") from inner
+    except PermissionError as outer:
+        with pytest.raises(AssertionError, match="shown"):
+            _assert_no_credentials_leak(outer, key, named=(bucket,))
 
 
 def _credential_cases(enforced: dict[str, str] | None) -> list[tuple[str, str, str]]:
     """(expected S3 error code, access key id, secret) for each way to be refused."""
     import os
 
-    cases = [("InvalidAccessKeyId", "AKIACLOSECASTUNKNOWN1", WRONG_SECRET)]
+    # An unknown key: the one docs/minio.md tells MinIO users to export.
+    cases = [("InvalidAccessKeyId", _documented_access_key(), WRONG_SECRET)]
     known_id = enforced["id"] if enforced else os.environ["AWS_ACCESS_KEY_ID"]
     cases.append(("SignatureDoesNotMatch", known_id, WRONG_SECRET))
     if enforced:
@@ -303,7 +357,9 @@ def test_wrong_credentials_raise_auth_error_without_leaking_them(
             message = str(caught.value)
             assert bucket in message, code
             assert storage.endpoint in message, code
-            _assert_no_credentials_leak(caught.value, key_id, secret)
+            _assert_no_credentials_leak(
+                caught.value, key_id, secret, named=(bucket, storage.endpoint)
+            )
         _assert_no_credentials_leak(AssertionError(repr(storage) + storage.describe()), secret)
 
 

@@ -1,0 +1,108 @@
+"""What the CLI sets up around Prefect: no phoning home unless asked, and one clear line
+(exit 2) when the Prefect API or the Dask scheduler it was pointed at is not there.
+
+Each check runs ``closecast`` in a fresh process with the user's Prefect settings removed,
+as a user's shell would start it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+READ_ANALYTICS = (
+    "import sys; from closecast import cli; cli.keep_prefect_offline()\n"
+    "from prefect.settings import get_current_settings\n"
+    "print(get_current_settings().server.analytics_enabled)"
+)
+
+
+def _environment(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        PYTHONPATH=str(PROJECT_ROOT),
+        PREFECT_HOME=str(tmp_path / "prefect-home"),
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="300",
+        TF_CPP_MIN_LOG_LEVEL="3",
+    )
+    env.update(extra)
+    return env
+
+
+def _python(code: str, tmp_path: Path, **extra: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=_environment(tmp_path, **extra),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.strip()
+
+
+def _closecast(args: list[str], tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "closecast.cli", *args],
+        cwd=tmp_path,
+        env=_environment(tmp_path, **extra),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_prefect_analytics_are_off_unless_the_user_turns_them_on(tmp_path: Path) -> None:
+    assert _python(READ_ANALYTICS, tmp_path) == "False"
+    assert _python(READ_ANALYTICS, tmp_path, PREFECT_SERVER_ANALYTICS_ENABLED="true") == "True"
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text(
+        'active = "mine"\n[profiles.mine]\nPREFECT_SERVER_ANALYTICS_ENABLED = "true"\n'
+    )
+    assert _python(READ_ANALYTICS, tmp_path, PREFECT_PROFILES_PATH=str(profiles)) == "True"
+
+
+@pytest.mark.slow
+def test_an_ephemeral_run_prints_no_telemetry_line(tmp_path: Path) -> None:
+    # A Saturday: the flow starts its temporary Prefect server, then has nothing to do.
+    result = _closecast(
+        ["run", "--tickers", "AAPL", "--as-of", "2020-12-05", "--storage", str(tmp_path / "s")],
+        tmp_path,
+    )
+    output = result.stdout + result.stderr
+    assert "Starting temporary server" in output, output[-3000:]
+    assert "markets closed" in output, output[-3000:]
+    assert "telemetry" not in output.lower(), output[-3000:]
+
+
+def test_an_unreachable_prefect_api_is_one_line_and_exit_2(tmp_path, closed_port) -> None:
+    url = f"http://127.0.0.1:{closed_port}/api"
+    result = _closecast(
+        ["run", "--tickers", "AAPL", "--storage", str(tmp_path / "s")],
+        tmp_path,
+        PREFECT_API_URL=url,
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr[-3000:]
+    assert url in lines[0] and "cannot reach the Prefect API" in lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_an_unreachable_dask_address_fails_fast_with_one_line(tmp_path, closed_port) -> None:
+    address = f"tcp://127.0.0.1:{closed_port}"
+    result = _closecast(
+        ["run", "--tickers", "AAPL", "--storage", str(tmp_path / "s"),
+         "--task-runner", "dask", "--dask-address", address],
+        tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and address in lines[0], result.stderr[-3000:]
+    assert "Traceback" not in result.stdout + result.stderr

@@ -1,0 +1,195 @@
+"""A warm day does only the new day's work: the storage requests the per-ticker modelling
+makes are counted and bounded, the baselines' backtests are kept per lineage rather than
+recomputed, no ticker's versions are walked, and what is published equals a from-scratch
+recomputation of the same day."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import threading
+from collections import Counter
+from dataclasses import replace
+from datetime import date
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+import closecast.pipeline.services as run_services
+from closecast import catalog
+from closecast.catalog import RunScope
+from closecast.pipeline.fetch import fetch_and_store
+from closecast.pipeline.lineup import compute_baseline_backtests, lineage_baseline_backtests
+from closecast.pipeline.registry import read_champion, write_champion
+from closecast.pipeline.settings import RunSettings
+from closecast.price_store import PriceStore
+from closecast.sources import SampleSource
+from closecast.storage import open_storage
+from closecast.watchlist import WatchItem
+from flows.daily_forecast import daily_forecast
+from lstm_model.config import get_preset
+
+COLD, WARM = date(2020, 12, 10), date(2020, 12, 11)
+TICKERS = ["AAPL", "QQQ"]
+MODELLING_TASK = "forecast-tickers"
+WARM_REQUESTS_PER_TICKER = 26
+"""The most storage requests the modelling of one ticker makes on a warm (fine-tune) day:
+its lease 3, prices 1, champion 1, model files 3, the lineage's backtest and its kept
+line-up 2, ledgers 4 read and 5 written (the LSTM's before training and after serving),
+the new version's 3 files, 1 listing of its own slot and the pointer, the predictions and
+the plot. It was 29 when the line-up was recomputed and the versions walked."""
+PUBLISH_REQUESTS_PER_TICKER = 11
+"""Publishing reads each of a ticker's objects and state back once for the manifest (it
+was 22: an existence check before each read)."""
+TIMING_COLUMNS = {"train_seconds", "model_seconds"}
+
+
+class CountingStorage:
+    """A real storage that records every request: (task name, method, key)."""
+
+    METHODS = frozenset(
+        ("write_bytes", "create_exclusive", "read_bytes", "exists", "list_keys", "delete",
+         "delete_prefix", "upload_file", "download_file")
+    )  # fmt: skip
+
+    def __init__(self, inner, calls: list[tuple[str, str, str]], lock: threading.Lock) -> None:
+        self._inner, self._calls, self._lock = inner, calls, lock
+
+    def __getattr__(self, name: str):
+        attribute = getattr(self._inner, name)
+        if name not in self.METHODS:
+            return attribute
+
+        def counted(*args, **kwargs):
+            from prefect.context import TaskRunContext
+
+            context = TaskRunContext.get()
+            task = context.task.name if context is not None else "flow"
+            key = str(args[0] if args else kwargs.get("key", kwargs.get("prefix", "")))
+            with self._lock:
+                self._calls.append((task, name, key))
+            return attribute(*args, **kwargs)
+
+        return counted
+
+
+@pytest.fixture
+def requests(monkeypatch) -> list[tuple[str, str, str]]:
+    calls: list[tuple[str, str, str]] = []
+    lock = threading.Lock()
+    real = run_services.open_storage
+    monkeypatch.setattr(
+        run_services, "open_storage", lambda *a, **k: CountingStorage(real(*a, **k), calls, lock)
+    )
+    return calls
+
+
+def run(root: str, day: date):
+    settings = RunSettings(tickers=TICKERS, source="sample", storage=root, as_of=day, preset="fast")
+    state = daily_forecast(settings, return_state=True)
+    assert state.is_completed(), state.message
+    return state
+
+
+def ticker_of(key: str) -> str | None:
+    """The ticker a request is for: its key's, or the ticker of a lease."""
+    if key.startswith("leases/ticker="):
+        return key.removeprefix("leases/ticker=").removesuffix(".json")
+    return catalog.ticker_of_key(key)
+
+
+def per_ticker(calls: list[tuple[str, str, str]], task: str) -> Counter[str | None]:
+    return Counter(ticker_of(key) for name, _, key in calls if name == task)
+
+
+def published_tables(root: str, scope: RunScope) -> dict[str, pd.DataFrame]:
+    storage = open_storage(root)
+    tables = {}
+    for table in catalog.RUN_PARQUET_TABLES:
+        frame = pq.read_table(io.BytesIO(storage.read_bytes(table.key(scope)))).to_pandas()
+        tables[table.name] = frame.drop(columns=sorted(TIMING_COLUMNS & set(frame.columns)))
+    for ticker in TICKERS:
+        key = catalog.PREDICTIONS.key(scope, ticker)
+        tables[key] = pq.read_table(io.BytesIO(storage.read_bytes(key))).to_pandas()
+    return tables
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_warm_day_makes_few_requests_and_publishes_what_from_scratch_would(
+    tmp_path, requests
+) -> None:
+    warm_root, scratch_root = str(tmp_path / "warm"), str(tmp_path / "scratch")
+    run(warm_root, COLD)
+    cold = per_ticker(requests, MODELLING_TASK)
+    shutil.copytree(warm_root, scratch_root)
+    # From scratch: no kept line-up backtests and no record of the latest version, so the
+    # scratch run recomputes the baselines' backtests and walks the versions, as before.
+    scratch = open_storage(scratch_root)
+    for ticker in TICKERS:
+        for key in scratch.list_keys(catalog.models_prefix(ticker)):
+            if key.endswith("/lineup.parquet"):
+                scratch.delete(key)
+        champion = read_champion(scratch, ticker)
+        assert champion.latest == "v0001"
+        write_champion(scratch, ticker, replace(champion, latest=None))
+
+    requests.clear()
+    run(warm_root, WARM)
+    warm = per_ticker(requests, MODELLING_TASK)
+    warm_calls = [(method, key) for task, method, key in requests if task == MODELLING_TASK]
+    print(f"modelling requests per ticker: cold {dict(cold)}, warm {dict(warm)}")
+    print("by task:", Counter((task, ticker_of(key)) for task, _, key in requests))
+    assert set(warm) == set(TICKERS), warm  # every request names its ticker
+    assert max(warm.values()) <= WARM_REQUESTS_PER_TICKER, warm_calls
+    published = per_ticker(requests, "publish-run")
+    assert max(published[t] for t in TICKERS) <= PUBLISH_REQUESTS_PER_TICKER, published
+    # No walk of a ticker's versions, no recomputed line-up: one listing of the new slot.
+    listings = [key for method, key in warm_calls if method == "list_keys"]
+    assert sorted(listings) == sorted(f"models/{t}/v0002/" for t in TICKERS)
+    assert not [
+        key
+        for method, key in warm_calls
+        if key.endswith("lineup.parquet") and method != "read_bytes"
+    ]
+
+    run(scratch_root, WARM)
+    scope = RunScope(WARM, "adhoc")
+    warm_tables, scratch_tables = (
+        published_tables(warm_root, scope),
+        published_tables(scratch_root, scope),
+    )
+    assert warm_tables.keys() == scratch_tables.keys()
+    for name, frame in warm_tables.items():
+        pd.testing.assert_frame_equal(frame, scratch_tables[name], check_exact=True, obj=name)
+    metrics = warm_tables[catalog.METRICS.name]
+    assert set(metrics["mode"]) == {"finetune"}  # a warm day indeed
+
+
+def test_the_line_up_is_kept_per_lineage_and_recomputed_when_its_prices_change(tmp_path):
+    storage = open_storage(str(tmp_path))
+    item = WatchItem("QQQ", "etf")
+    fetch_and_store(item, WARM, storage, SampleSource())
+    prices = PriceStore(storage).read("QQQ", as_of=WARM).set_index("date")["adj_close"]
+    config, days = get_preset("fast"), [ts.date() for ts in prices.index[-60:]]
+    fresh = compute_baseline_backtests(prices, days, config, 3)
+
+    _, keys = lineage_baseline_backtests(storage, "QQQ", "v0001", prices, days, config, 3)
+    assert keys == [catalog.lineup_backtest_key("QQQ", "v0001")]
+    kept, keys = lineage_baseline_backtests(storage, "QQQ", "v0001", prices, days, config, 3)
+    assert keys == []  # read, not recomputed nor rewritten
+    for kind, (record, path) in fresh.by_kind.items():
+        pd.testing.assert_frame_equal(kept.by_kind[kind][0].frame, record.frame, check_exact=True)
+        pd.testing.assert_frame_equal(kept.by_kind[kind][1], path, check_exact=True)
+    assert kept.failed == fresh.failed and set(kept.by_kind) == set(fresh.by_kind)
+
+    # A revised price inside the hold-out: the kept backtests no longer apply.
+    revised = prices.copy()
+    revised.iloc[-30] *= 1.01
+    stored = storage.read_bytes(catalog.lineup_backtest_key("QQQ", "v0001"))
+    again, keys = lineage_baseline_backtests(storage, "QQQ", "v0001", revised, days, config, 3)
+    expected = compute_baseline_backtests(revised, days, config, 3)
+    assert keys == [] and storage.read_bytes(catalog.lineup_backtest_key("QQQ", "v0001")) == stored
+    for kind, (record, _) in expected.by_kind.items():
+        pd.testing.assert_frame_equal(again.by_kind[kind][0].frame, record.frame, check_exact=True)
+        assert not again.by_kind[kind][0].frame.equals(kept.by_kind[kind][0].frame)
