@@ -80,6 +80,8 @@ PHASES: dict[str, tuple[str, ...]] = {
     ),
     "score": (
         "backtest_with_bands",
+        "backtest_frames",
+        "lineage_record",
         "path_backtest",
         "served_bands",
         "serve",
@@ -88,12 +90,13 @@ PHASES: dict[str, tuple[str, ...]] = {
         "metrics_row",
         "record_served",
     ),
-    "line-up": ("run_lineup", "choose_served"),
+    "line-up": ("run_lineup", "choose_served", "lineage_baseline_backtests"),
     "register": (
         "register",
         "save_model",
         "save_backtest",
         "next_version",
+        "clear_version",
         "remove_incomplete_versions",
         "write_champion",
     ),

@@ -3,60 +3,187 @@
 Runs that share a storage root may come from different deployments, different Prefect
 servers or a manual ``closecast run`` in ephemeral mode, so the lock lives where they meet:
 the storage. A lease is an object created with an atomic create-if-absent
-(:meth:`Storage.create_exclusive`: a hard link locally, ``If-None-Match: *`` on S3/MinIO). Its
-holder renews it every ``ttl / 3`` from a background thread; a lease not renewed for ``ttl``
-(its holder was killed) may be taken over. A run that cannot get a lease within ``wait``
-fails with a message naming the lease, its holder and how to clear it.
+(:meth:`Storage.create_exclusive`: a hard link locally, ``If-None-Match: *`` on S3/MinIO). It
+names its holder: host, process id and start time, and the Prefect run. Its holder renews it
+every ``ttl / 3`` from a background thread.
 
-Known limit: renewal and take-over are read-then-write, so a holder stalled for longer than
-``ttl`` can race with the run taking over its lease.
+A lease may be taken over when its holder is known to be gone:
+
+* at once when the holder ran on this machine and its process is gone (or its process id
+  now belongs to a process started at another time): a crashed run's rerun does not wait;
+* otherwise (another machine, a holder of unknown origin) only once the lease was not renewed
+  for ``ttl``: a live run elsewhere cannot be seen, only its renewals.
+
+Take-over, renewal and release are conditional writes on the version the run read
+(:meth:`Storage.replace_if` / :meth:`Storage.delete_if`: ``If-Match`` on the ETag on S3, a
+hash compared under a ``flock`` locally), so of two runs taking over one lease only one
+succeeds, and a stalled holder that lost its lease cannot renew or delete its successor's.
+
+A run that has to wait says so at once, naming the holder and when it will give up, and
+again every ``report_seconds``; one that cannot get the lease within ``wait`` fails with a
+message naming the lease, its holder and how to clear it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+
+import psutil
 
 from closecast.storage import ObjectNotFoundError, Storage
 
 DEFAULT_TTL = timedelta(minutes=5)
 DEFAULT_WAIT = timedelta(minutes=15)
+DEFAULT_REPORT = timedelta(seconds=30)
+"""How often a run waiting for a lease says it is still waiting."""
+
+_log = logging.getLogger(__name__)
+
+# Two process start times further apart than this are two different processes (psutil's
+# start times are exact to the clock tick; a process id is not reused within a second).
+_START_TIME_TOLERANCE = 1.0
 
 
 class LeaseTimeoutError(RuntimeError):
     """Another run held the lease for longer than this run would wait."""
 
 
+@cache
+def machine_id() -> str:
+    """What two processes must share for one to judge the other's process id: the boot
+    (kernel boot id, else boot time) and the process-id namespace (containers have their own).
+    """
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        boot = f"boot-{psutil.boot_time():.0f}"
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = ""
+    return f"{boot} {namespace}".strip()
+
+
+@dataclass(frozen=True)
+class Holder:
+    """The process holding a lease: enough to tell, on its own machine, whether it lives.
+
+    Attributes:
+        host: Its host name.
+        machine: Its :func:`machine_id` (process ids mean nothing across machines).
+        pid: Its process id.
+        started: Its process start time (seconds since the epoch, from psutil).
+        run: The run it works for (a Prefect flow run's name and id), or ``""``.
+    """
+
+    host: str
+    machine: str
+    pid: int
+    started: float
+    run: str = ""
+
+    @classmethod
+    def this_process(cls, run: str = "") -> Holder:
+        """The current process, working for ``run``."""
+        pid = os.getpid()
+        return cls(socket.gethostname(), machine_id(), pid, psutil.Process(pid).create_time(), run)
+
+    def describe(self) -> str:
+        """``pid 123 on host h (flow run 'x')``."""
+        return f"pid {self.pid} on host {self.host}" + (f" ({self.run})" if self.run else "")
+
+    def is_on_this_machine(self) -> bool:
+        return self.host == socket.gethostname() and self.machine == machine_id()
+
+    def why_gone(self) -> str | None:
+        """Why this holder is known to be dead, or None (alive, or on another machine)."""
+        if not self.is_on_this_machine():
+            return None
+        try:
+            process = psutil.Process(self.pid)
+            started = process.create_time()
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return f"its process {self.pid} has exited"
+        except psutil.NoSuchProcess:
+            return f"its process {self.pid} on this machine is gone"
+        except psutil.Error:
+            return None  # cannot tell: treat as alive
+        if abs(started - self.started) > _START_TIME_TOLERANCE:
+            return f"its process {self.pid} is gone (that id now belongs to another process)"
+        return None
+
+
 @dataclass(frozen=True)
 class Lease:
-    """What a lease object says: who holds it, and until when unless renewed."""
+    """What a lease object says: who holds it, and until when unless renewed.
+
+    ``tag`` is the stored object's version (not part of its content): the condition for
+    renewing, releasing or taking over exactly the version that was read.
+    """
 
     key: str
     owner: str
     what: str
     expires_at: datetime
+    holder: Holder | None = None
+    tag: str = ""
 
     def to_bytes(self) -> bytes:
-        return json.dumps(
-            {"owner": self.owner, "what": self.what, "expires_at": self.expires_at.isoformat()}
-        ).encode("utf-8")
+        doc: dict[str, object] = {
+            "owner": self.owner,
+            "what": self.what,
+            "expires_at": self.expires_at.isoformat(),
+        }
+        if self.holder is not None:
+            doc |= {
+                "host": self.holder.host,
+                "machine": self.holder.machine,
+                "pid": self.holder.pid,
+                "started": self.holder.started,
+                "run": self.holder.run,
+            }
+        return json.dumps(doc).encode("utf-8")
 
     @classmethod
-    def from_bytes(cls, key: str, data: bytes) -> Lease | None:
+    def from_bytes(cls, key: str, data: bytes, tag: str = "") -> Lease | None:
         try:
             doc = json.loads(data)
             expires = datetime.fromisoformat(doc["expires_at"])
-            return cls(key, str(doc["owner"]), str(doc["what"]), expires)
+            lease = cls(key, str(doc["owner"]), str(doc["what"]), expires, tag=tag)
         except (ValueError, KeyError, TypeError):
             return None
+        try:  # written before leases named their process: judged by expiry only
+            holder = Holder(
+                str(doc["host"]),
+                str(doc["machine"]),
+                int(doc["pid"]),
+                float(doc["started"]),
+                str(doc.get("run", "")),
+            )
+        except (KeyError, TypeError, ValueError):
+            return lease
+        return replace(lease, holder=holder)
+
+    def describe_holder(self) -> str:
+        return self.holder.describe() if self.holder else self.owner
+
+    def why_abandoned(self, now: datetime) -> str | None:
+        """Why this lease may be taken over now, or None while its holder may be alive."""
+        if self.expires_at < now:
+            return f"it expired at {self.expires_at:%H:%M:%S} UTC (not renewed)"
+        return self.holder.why_gone() if self.holder else None
 
 
 def new_owner(label: str = "") -> str:
@@ -71,43 +198,81 @@ def _now() -> datetime:
 
 def _read(storage: Storage, key: str) -> Lease | None:
     try:
-        return Lease.from_bytes(key, storage.read_bytes(key))
+        data, tag = storage.read_tagged(key)
     except ObjectNotFoundError:
         return None
+    return Lease.from_bytes(key, data, tag)
 
 
-def try_acquire(storage: Storage, key: str, owner: str, what: str, ttl: timedelta) -> Lease | None:
-    """Take the lease if it is free or expired; None when someone else holds it."""
-    lease = Lease(key, owner, what, _now() + ttl)
+def try_acquire(
+    storage: Storage,
+    key: str,
+    owner: str,
+    what: str,
+    ttl: timedelta,
+    *,
+    holder: Holder | None = None,
+    log: logging.Logger | logging.LoggerAdapter = _log,
+) -> Lease | None:
+    """Take the lease if it is free or abandoned; None when someone else holds it.
+
+    Args:
+        storage: Where the lease object lives.
+        key: The lease object's key.
+        owner: This holder's id.
+        what: What the lease protects, for messages.
+        ttl: How long the lease lives without renewal.
+        holder: This process (default: the current one, for no run).
+        log: Where a take-over is reported.
+    """
+    lease = Lease(key, owner, what, _now() + ttl, holder or Holder.this_process())
     if storage.create_exclusive(key, lease.to_bytes()):
-        return lease
+        return _with_tag(storage, lease)
     current = _read(storage, key)
     if current is None:
         # Released since (the next attempt may get it), or unreadable: never delete what
         # may be another run's fresh lease.
         return None
-    if current.expires_at < _now():
-        # Abandoned (its holder stopped renewing): take it over.
-        storage.delete(key)
-        if storage.create_exclusive(key, lease.to_bytes()):
-            return lease
-    return None
+    reason = current.why_abandoned(_now())
+    if reason is None:
+        return None
+    # Only the version read is replaced: of two runs taking over, one wins.
+    tag = storage.replace_if(key, lease.to_bytes(), current.tag)
+    if tag is None:
+        return None
+    log.warning(
+        "%s: took over the lease %r of %s: %s", what, key, current.describe_holder(), reason
+    )
+    return replace(lease, tag=tag)
+
+
+def _with_tag(storage: Storage, lease: Lease) -> Lease:
+    """The lease just created, with its stored version's tag (one read)."""
+    current = _read(storage, lease.key)
+    return replace(lease, tag=current.tag) if current and current.owner == lease.owner else lease
 
 
 def _renew(storage: Storage, lease: Lease, ttl: timedelta) -> Lease | None:
-    current = _read(storage, lease.key)
-    if current is None or current.owner != lease.owner:
-        return None  # lost (taken over after we stalled): stop renewing
-    renewed = Lease(lease.key, lease.owner, lease.what, _now() + ttl)
-    storage.write_bytes(lease.key, renewed.to_bytes())
-    return renewed
+    """Extend the lease if it is still the version this holder wrote; None if it was lost."""
+    renewed = replace(lease, expires_at=_now() + ttl)
+    tag = storage.replace_if(lease.key, renewed.to_bytes(), lease.tag)
+    return replace(renewed, tag=tag) if tag is not None else None
 
 
 def release(storage: Storage, lease: Lease) -> None:
-    """Delete the lease if it is still ours."""
-    current = _read(storage, lease.key)
-    if current is not None and current.owner == lease.owner:
-        storage.delete(lease.key)
+    """Delete the lease if it is still the version this holder wrote."""
+    storage.delete_if(lease.key, lease.tag)
+
+
+def _waiting_message(what: str, key: str, current: Lease | None, give_up: datetime) -> str:
+    if current is None:
+        holder = "another run (its lease is unreadable or was just released)"
+    else:
+        holder = (
+            f"another run, {current.describe_holder()}, whose lease is renewed until "
+            f"{current.expires_at:%H:%M:%S} UTC"
+        )
+    return f"{what}: waiting for {holder} (lease {key!r}); giving up at {give_up:%H:%M:%S} UTC"
 
 
 @contextlib.contextmanager
@@ -117,9 +282,12 @@ def held(
     *,
     what: str,
     owner: str | None = None,
+    run: str = "",
     ttl: timedelta = DEFAULT_TTL,
     wait: timedelta = DEFAULT_WAIT,
     poll_seconds: float = 0.5,
+    report: timedelta = DEFAULT_REPORT,
+    log: logging.Logger | logging.LoggerAdapter = _log,
 ) -> Iterator[Lease]:
     """Hold the lease at ``key`` for the block, renewing it in the background.
 
@@ -128,37 +296,65 @@ def held(
         key: The lease object's key.
         what: What the lease protects, for messages (``"ticker AAPL"``).
         owner: This holder's id (default: host, pid and a random part).
+        run: The run this process works for, named in the lease for others' messages.
         ttl: How long a lease lives without renewal.
         wait: How long to wait for another holder before giving up.
         poll_seconds: Pause between attempts while waiting.
+        report: How often to say, while waiting, that the run is still waiting.
+        log: Where waits, take-overs and a lost lease are reported (a run's logger).
 
     Raises:
         LeaseTimeoutError: Another run held it for longer than ``wait``; the message names
             the holder and the key to delete if that run is gone.
     """
     owner = owner or new_owner()
-    deadline = time.monotonic() + wait.total_seconds()
-    while (lease := try_acquire(storage, key, owner, what, ttl)) is None:
-        if time.monotonic() >= deadline:
+    holder = Holder.this_process(run)
+    began = time.monotonic()
+    deadline = began + wait.total_seconds()
+    give_up = _now() + wait
+    next_report = began
+    while (lease := try_acquire(storage, key, owner, what, ttl, holder=holder, log=log)) is None:
+        now = time.monotonic()
+        if now >= deadline:
             current = _read(storage, key)
-            holder = (
-                f"{current.owner} (until {current.expires_at:%H:%M:%S} UTC unless renewed)"
+            held_by = (
+                f"{current.describe_holder()}, owner {current.owner!r} (until "
+                f"{current.expires_at:%H:%M:%S} UTC unless renewed)"
                 if current
                 else "an unreadable lease"
             )
             raise LeaseTimeoutError(
-                f"{what} is being worked on by another run: {holder}; waited "
+                f"{what} is being worked on by another run: {held_by}; waited "
                 f"{wait.total_seconds():.0f}s. If that run is gone, its lease {key!r} "
                 f"expires {ttl.total_seconds():.0f}s after its last renewal (or delete it)"
             )
+        if now >= next_report:
+            message = _waiting_message(what, key, _read(storage, key), give_up)
+            if next_report > began:  # not the first report
+                message += f" (waited {now - began:.0f}s so far)"
+            log.info(message)
+            next_report = now + report.total_seconds()
         time.sleep(poll_seconds)
+    if time.monotonic() > began + poll_seconds:
+        log.info("%s: got the lease %r after %.0fs", what, key, time.monotonic() - began)
+    latest = [lease]  # the renewer's newest version, for the release
     stop = threading.Event()
 
     def keep_renewed() -> None:
-        current: Lease | None = lease
-        while current is not None and not stop.wait(ttl.total_seconds() / 3):
-            with contextlib.suppress(Exception):  # a missed renewal is retried next period
-                current = _renew(storage, current, ttl)
+        while not stop.wait(ttl.total_seconds() / 3):
+            try:
+                renewed = _renew(storage, latest[0], ttl)
+            except Exception:  # a missed renewal is retried next period
+                continue
+            if renewed is None:
+                log.warning(
+                    "%s: lost the lease %r (taken over by another run after it was not "
+                    "renewed in time); this run's work on it is no longer exclusive",
+                    what,
+                    key,
+                )
+                return
+            latest[0] = renewed
 
     renewer = threading.Thread(target=keep_renewed, name=f"lease-{key}", daemon=True)
     renewer.start()
@@ -168,4 +364,4 @@ def held(
         stop.set()
         renewer.join(timeout=5)
         with contextlib.suppress(Exception):
-            release(storage, lease)
+            release(storage, latest[0])

@@ -566,11 +566,13 @@ def _recent_stretch(series: pd.Series, max_gap_days: int, found: _Findings) -> p
     start = int(breaks[-1])
     old = series.iloc[:start]
     found.old_rows_dropped += len(old)
+    recent = series.iloc[start:]
     found.warn(
         f"{len(old)} older row(s) {old.index[0].date()}..{old.index[-1].date()} left out: "
-        f"{gaps[start]:.0f} days without a usable price before {series.index[start].date()}"
+        f"{gaps[start]:.0f} days without a usable price before {recent.index[0].date()} "
+        f"(more than {max_gap_days}); the model uses the {len(recent)} row(s) since"
     )
-    return series.iloc[start:]
+    return recent
 
 
 def usable_series(

@@ -11,6 +11,9 @@ import copy
 import json
 import platform
 import time
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ from lstm_model.representation import (
 )
 
 __all__ = [
+    "CorruptModelFileError",
     "Forecaster",
     "InsufficientDataError",
     "TrainingData",
@@ -63,6 +67,36 @@ def fit_gain(actual_moves: np.ndarray, predicted_moves: np.ndarray) -> float:
     if denom <= 0 or not np.isfinite(denom):
         return 0.0
     return float(np.clip(np.dot(actual_moves, predicted_moves) / denom, 0.0, 1.0))
+
+
+class CorruptModelFileError(ValueError):
+    """A saved model file that cannot be read; the message starts with the file's name.
+
+    Attributes:
+        file: The file's name in the model directory (``scaler.json``, ``meta.json``,
+            ``model.keras``).
+        reason: What went wrong.
+    """
+
+    def __init__(self, file: str, reason: str) -> None:
+        super().__init__(f"{file}: unreadable ({reason})")
+        self.file = file
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[CorruptModelFileError], tuple[str, str]]:
+        """Pickle by file and reason (errors cross process boundaries)."""
+        return (type(self), (self.file, self.reason))
+
+
+@contextmanager
+def _naming_the_file(name: str) -> Iterator[None]:
+    """Re-raise any failure to read or parse ``name`` as a :class:`CorruptModelFileError`
+    naming it (the caller adds the model's folder); a corrupt ``scaler.json`` was reported as
+    its folder alone."""
+    try:
+        yield
+    except (ValueError, KeyError, TypeError, OSError, zipfile.BadZipFile) as exc:
+        raise CorruptModelFileError(name, f"{type(exc).__name__}: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -546,10 +580,13 @@ class Forecaster:
         missing = [n for n in (MODEL_FILE, SCALER_FILE, META_FILE) if not (directory / n).is_file()]
         if missing:
             raise FileNotFoundError(f"{directory}: missing {', '.join(missing)}")
-        meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
-        config = ModelConfig.from_dict(meta["config"])
-        rep = representation_from_json((directory / SCALER_FILE).read_text(encoding="utf-8"))
-        model = keras.models.load_model(directory / MODEL_FILE, safe_mode=True, compile=False)
+        with _naming_the_file(META_FILE):
+            meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
+            config = ModelConfig.from_dict(meta["config"])
+        with _naming_the_file(SCALER_FILE):
+            rep = representation_from_json((directory / SCALER_FILE).read_text(encoding="utf-8"))
+        with _naming_the_file(MODEL_FILE):
+            model = keras.models.load_model(directory / MODEL_FILE, safe_mode=True, compile=False)
         return cls(config=config, model=model, representation=rep, gain=meta.get("gain"), meta=meta)
 
     # ---------------------------------------------------------------- internals

@@ -7,6 +7,7 @@ Series are compared by position, not by index -- align them first.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ import pandas as pd
 __all__ = [
     "coverage",
     "directional_accuracy",
+    "format_u2",
     "mae",
     "mape",
     "naive_forecast",
@@ -123,7 +125,9 @@ def u2(actual: Any, predicted: Any, previous: Any | None = None) -> float:
     """Theil's U2: ``rmse(actual, predicted) / naive_rmse``; below 1 beats "tomorrow = today".
 
     Without ``previous`` the first day is dropped from both RMSEs. Infinite when the naive
-    forecast is perfect (a flat series) and the model is not.
+    forecast is perfect (a flat series) and the model is not; undefined (NaN) when both RMSEs
+    are 0: on flat prices nothing tells the model from naive, which is not "as good as
+    naive" (U2 0 would read as a perfect model). :func:`format_u2` says so in messages.
     """
     a, p = _pair(actual, predicted)
     if previous is None:
@@ -133,8 +137,24 @@ def u2(actual: Any, predicted: Any, previous: Any | None = None) -> float:
     else:
         model_rmse, base = rmse(a, p), naive_rmse(a, previous)
     if base == 0:
-        return 0.0 if model_rmse == 0 else float("inf")
+        return float("nan") if model_rmse == 0 else float("inf")
     return model_rmse / base
+
+
+U2_UNDEFINED = "undefined (model and naive RMSE both 0: flat prices)"
+"""How messages show a U2 of NaN (see :func:`u2`)."""
+
+
+def format_u2(value: float | None) -> str:
+    """A U2 for messages: three decimals, ``n/a`` when there is none, and the reason when it
+    is undefined (:data:`U2_UNDEFINED`) or infinite."""
+    if value is None:
+        return "n/a"
+    if math.isnan(value):
+        return U2_UNDEFINED
+    if math.isinf(value):
+        return "inf (naive RMSE 0: flat prices, the model was not)"
+    return f"{value:.3f}"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from closecast.pipeline.fetch import FetchSummary
 from closecast.pipeline.services import RunServices
 from closecast.pipeline.settings import RunSettings
 from closecast.watchlist import WatchItem
+from lstm_model.metrics import format_u2
 
 # Keras seeds and graph state are process-global: two trainings interleaved in threads
 # would draw from each other's random streams and break reproducibility. TensorFlow
@@ -64,7 +65,7 @@ def training_progress_to(run_logger: Any) -> Iterator[None]:
 
 
 def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
+    return format_u2(value)  # "undefined (...)" rather than "nan" on flat prices
 
 
 def _chunk_name(parameters: dict[str, Any]) -> str:
@@ -120,4 +121,13 @@ def forecast_chunk(
             row.live_n_lineage,
             row.model_seconds or 0.0,
         )
+        for warning in _model_stage_warnings(row.warnings, fetches.get(row.ticker)):
+            logger.warning("%s", warning)
     return outcomes
+
+
+def _model_stage_warnings(warnings: str | None, fetch: FetchSummary | None) -> list[str]:
+    """The row's warnings not already logged by its fetch: what the model's history check
+    found, e.g. older rows left out before a gap (they used to be dropped without a log line)."""
+    logged = set(fetch.warnings if fetch is not None else ())
+    return [w for w in (warnings or "").split("; ") if w and w not in logged]

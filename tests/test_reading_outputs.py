@@ -7,11 +7,17 @@ The dataset is made by the real CLI: watchlist ``stocks`` (QQQ) on two days, the
 scoring the first one's forecast, and watchlist ``crypto`` (BTC-USD) on the second day, with
 the fast preset and one epoch. The earliest metrics file is then rewritten without one column,
 as a closecast from before that column was added would have left it.
+
+The same runs check what ``closecast run`` tells a newcomer at its end: where every kind of
+output went, and how to see the run in the Prefect UI.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -61,8 +67,14 @@ def _run_snippet(
     return namespace
 
 
+@dataclass(frozen=True)
+class Published:
+    root: Path  # closecast-data
+    printed: dict[tuple[str, date], str]  # what each run printed on stdout
+
+
 @pytest.fixture(scope="module")
-def published(tmp_path_factory, prefect_harness) -> Path:
+def published_runs(tmp_path_factory, prefect_harness) -> Published:
     """``closecast-data`` as the real CLI left it after the three runs (see module docstring)."""
     from closecast.cli import main
 
@@ -72,17 +84,25 @@ def published(tmp_path_factory, prefect_harness) -> Path:
         (base / f"{name}.yaml").write_text(
             f"tickers:\n  - {{symbol: {symbol}, asset_class: {asset_class}}}\n", encoding="utf-8"
         )
+    printed = {}
     for name, day in RUNS:
-        code = main(
-            ["run", "--watchlist", str(base / f"{name}.yaml"), "--as-of", day.isoformat(),
-             "--preset", "fast", "--epochs", "1", "--storage", str(root)]
-        )  # fmt: skip
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            code = main(
+                ["run", "--watchlist", str(base / f"{name}.yaml"), "--as-of", day.isoformat(),
+                 "--preset", "fast", "--epochs", "1", "--storage", str(root)]
+            )  # fmt: skip
         assert code == 0, f"closecast run {name} {day} exited {code}"
+        printed[(name, day)] = out.getvalue()
     earliest = root / f"metrics/run_date={EARLY}/watchlist=stocks/metrics.parquet"
     older = pq.read_table(earliest)
     assert ADDED_LATER in older.column_names
     pq.write_table(older.drop_columns([ADDED_LATER]), earliest)
-    return root
+    return Published(root, printed)
+
+
+@pytest.fixture(scope="module")
+def published(published_runs: Published) -> Path:
+    return published_runs.root
 
 
 @pytest.fixture
@@ -202,3 +222,45 @@ def test_pyarrow_and_duckdb_read_metrics_from_s3(
     for (_, name), table in _metrics_files(published).items():
         expected.setdefault(name, []).extend(table.column("backtest_u2").to_pylist())
     assert by_watchlist == pytest.approx({k: sum(v) / len(v) for k, v in expected.items()})
+
+
+def test_run_names_every_kind_of_output_it_left(published_runs: Published) -> None:
+    """The closing message names each top-level folder of the store (the run's tables and
+    plots, and the per-ticker prices, live record and models), and where to read about them."""
+    printed = published_runs.printed[("crypto", LATE)]
+    closing = printed[printed.index("Outputs under") :]
+    folders = {path.name for path in published_runs.root.iterdir() if path.is_dir()}
+    assert {"prices", "served", "models", "metrics", "forecasts"} <= folders
+    assert [f for f in sorted(folders) if not re.search(rf"^ +{f}/", closing, re.M)] == []
+    assert "T = BTC-USD" in closing
+    assert "docs/reading.md" in closing
+
+
+def test_run_says_where_to_see_it_in_the_ui(published_runs: Published) -> None:
+    """Under a Prefect server (here the test harness's), the link names this very run."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+
+    printed = published_runs.printed[("stocks", LATE)]
+    link = re.search(r"In the Prefect UI: (http\S+)/runs/flow-run/([0-9a-f-]{36})", printed)
+    assert link, printed[-800:]
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(UUID(link.group(2)))
+    assert run.name == f"daily-forecast-{LATE}-stocks-sample"
+
+
+def test_the_progress_artifact_sits_on_the_child_flow_run(published_runs: Published) -> None:
+    """README: ``closecast-progress-<watchlist>`` is on the child run ``forecast-<W>-<date>``."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["closecast-progress-stocks"])
+            )
+        )
+        names = {client.read_flow_run(a.flow_run_id).name for a in artifacts}
+    assert {f"forecast-stocks-{EARLY}", f"forecast-stocks-{LATE}"} <= names
+    assert all(name.startswith("forecast-stocks-") for name in names)

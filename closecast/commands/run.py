@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 # Exit codes: every ticker succeeded / some ticker failed / bad usage or configuration.
 EXIT_OK, EXIT_TICKER_FAILED, EXIT_CONFIG = 0, 1, 2
 EXIT_CODES = {
-    EXIT_OK: "every ticker succeeded",
+    EXIT_OK: "every ticker succeeded, or no market traded on the run date (nothing to do)",
     EXIT_TICKER_FAILED: "some ticker failed (its metrics row says why; the others are published)",
     EXIT_CONFIG: "bad usage or configuration; the message says what to fix",
     143: "stopped by SIGTERM or Ctrl-C; nothing more was published",  # interrupts.EXIT_TERMINATED
@@ -174,7 +174,8 @@ def check_configuration(args: argparse.Namespace) -> list[str]:
     return problems
 
 
-def _print_metrics(args: argparse.Namespace, run_date: date) -> None:
+def _print_metrics(args: argparse.Namespace, run_date: date) -> bool:
+    """Print the run's metrics and where its outputs are; False when it published none."""
     from closecast import catalog
     from closecast.pipeline.run_tickers import select
     from closecast.storage import open_storage
@@ -184,6 +185,8 @@ def _print_metrics(args: argparse.Namespace, run_date: date) -> None:
     selection = select(args.watchlist, split_tickers(args.tickers), args.watchlist_name)
     scope = catalog.RunScope(run_date, selection.name)
     storage = open_storage(args.storage, credentials_block=args.credentials_block)
+    if not storage.exists(catalog.METRICS.key(scope)):
+        return False
     frame = read_parquet(storage, catalog.METRICS.key(scope)).to_pandas()
     columns = [
         "ticker", "status", "mode", "backtest_u2", "live_n_lineage", "live_u2_lineage",
@@ -191,9 +194,54 @@ def _print_metrics(args: argparse.Namespace, run_date: date) -> None:
     ]  # fmt: skip
     print()
     print(frame[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    print(f"\nOutputs for {run_date}, watchlist {scope.watchlist}, under {storage.describe()}:")
+    print(f"\nOutputs under {storage.describe()}:")
+    print(f"  this run's tables and plots ({run_date}, watchlist {scope.watchlist}):")
     for key in catalog.run_prefixes(scope):
-        print(f"  {key}")
+        print(f"    {key}")
+    print(f"  kept per ticker across runs, T = {_some(list(frame['ticker']))}:")
+    for key, what in _ticker_state_keys():
+        print(f"    {key:<34} {what}")
+    print("  Read them with DuckDB or pyarrow: docs/reading.md")
+    return True
+
+
+def _some(names: list[str], most: int = 8) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _ticker_state_keys() -> list[tuple[str, str]]:
+    """The per-ticker objects every run reads and updates, for the closing message."""
+    from closecast import catalog
+
+    ticker = "T"
+    return [
+        (catalog.prices_key(ticker), "the validated price history"),
+        (catalog.served_key(ticker), "the live record: forecasts served, scored once known"),
+        (catalog.champion_key(ticker), "the serving model version, its lineage and scores"),
+        (f"{catalog.models_prefix(ticker)}vNNNN/", "every model version (model, scaler, meta)"),
+    ]
+
+
+def _print_how_to_see_it_in_the_ui(state: Any) -> None:
+    """Where this run can be seen in the Prefect UI: the server it reported to, or, after an
+    ephemeral run (whose temporary server has stopped), a server started on its database."""
+    from prefect.settings import get_current_settings
+
+    settings = get_current_settings()
+    run_id = state.state_details.flow_run_id
+    if settings.api.url:
+        ui = settings.ui_url or settings.api.url.removesuffix("/api")
+        print(f"\nIn the Prefect UI: {ui}/runs/flow-run/{run_id}")
+        return
+    print(
+        "\nPrefect ran in ephemeral mode: its temporary server has stopped, but the run is "
+        f"recorded in {settings.home}. To see it in the UI, start a server on that record "
+        "(.venv/bin/prefect server start) and open "
+        f"http://127.0.0.1:4200/runs/flow-run/{run_id}, or run against the local stack "
+        "(make stack-up, then PREFECT_API_URL=http://127.0.0.1:4200/api make run; "
+        "docs/stack.md)."
+    )
 
 
 def allow_slow_server_start() -> None:
@@ -240,8 +288,14 @@ def run(args: argparse.Namespace) -> int:
         symbols = select(args.watchlist, split_tickers(args.tickers), args.watchlist_name).symbols
         run_date = get_source(args.source).today(symbols)
     try:
-        _print_metrics(args, run_date)
-    except Exception as exc:  # the flow itself failed before publishing anything
-        print(f"closecast run: no metrics were published ({exc})", file=sys.stderr)
+        published = _print_metrics(args, run_date)
+    except Exception as exc:  # published, but unreadable now: say so, keep the exit status
+        print(f"closecast run: cannot read this run's metrics ({exc})", file=sys.stderr)
+    else:
+        if not published and state.is_completed():  # the flow had nothing to do; it says why
+            print(f"closecast run: nothing to do, nothing published: {state.message}")
+        elif not published:
+            print("closecast run: no metrics were published", file=sys.stderr)
+    _print_how_to_see_it_in_the_ui(state)
     print(f"\n{state.name}: {state.message or ''}")
     return EXIT_OK if state.is_completed() else EXIT_TICKER_FAILED

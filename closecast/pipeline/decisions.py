@@ -193,4 +193,4 @@ def judge_candidate(
 
 
 def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
+    return metrics.format_u2(value)  # "undefined (...)" rather than "nan" on flat prices

@@ -4,6 +4,7 @@ where they are used and never cross a task boundary."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -52,6 +53,31 @@ class RunServices:
 
     @contextmanager
     def lease(self, key: str, what: str) -> Iterator[None]:
-        """Hold a storage lease (``closecast.locks``) for the block, waiting as configured."""
-        with held(self.storage, key, what=what, wait=self.lease_wait, ttl=self.lease_ttl):
+        """Hold a storage lease (``closecast.locks``) for the block, waiting as configured;
+        waits and take-overs are reported in the current Prefect run's log."""
+        log, run = _current_run()
+        with held(
+            self.storage,
+            key,
+            what=what,
+            run=run,
+            wait=self.lease_wait,
+            ttl=self.lease_ttl,
+            log=log,
+        ):
             yield
+
+
+def _current_run() -> tuple[logging.Logger | logging.LoggerAdapter, str]:
+    """The current Prefect run's logger and a name for it (``flow run 'x' (id)``), so that
+    a lease wait shows in the run's log and the lease names the run; outside a run, the
+    ``closecast.locks`` logger and no name."""
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_run_logger
+    from prefect.runtime import flow_run
+
+    try:
+        log = get_run_logger()
+    except MissingContextError:
+        return logging.getLogger("closecast.locks"), ""
+    return log, f"flow run {flow_run.name!r} ({flow_run.id})" if flow_run.id else ""

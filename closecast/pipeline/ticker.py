@@ -1,23 +1,27 @@
-"""One ticker's work in a run, as small named steps over a storage root:
+"""A chunk of tickers' work in a run, as named steps over a storage root:
 
-1. read the validated history through the run date;
-2. score the forecasts earlier runs served for days now known (the live record);
-3. decide: retrain or fine-tune (``decisions``);
-4. train: a backtest fit and, if the candidate wins, a refit on the whole history; or a
-   fine-tune of the champion on the days it has not seen;
-5. register the new version and move the champion pointer;
-6. serve: forecast the next trading day with the champion and record it in the ledger;
-7. publish the ticker's run objects (backtest predictions, plot) and build its rows.
+1. plan (:func:`plan_ticker`): read the validated history through the run date, score the
+   forecasts earlier runs served for days now known and write that live record (before any
+   training), load the champion and decide: retrain or fine-tune (``decisions``);
+2. produce (:func:`train_plans`, the whole chunk at once): a backtest fit and, if the
+   candidate wins, a refit on the whole history; or a fine-tune of the champion on the days
+   it has not seen (``training``, ``lstm_model.batch``);
+3. register (:func:`register`): store the new version, then move the champion pointer;
+4. serve (:func:`closecast.pipeline.serving.serve`): forecast the next trading days with
+   their intervals and record them in the ledger; the line-up (``lineup``) serves and
+   scores every baseline the same way;
+5. rows (:mod:`closecast.pipeline.rows`): the ticker's run objects (backtest predictions,
+   plot) and its rows for the run tables.
 
-The Prefect task ``forecast-ticker`` wraps :func:`forecast_ticker`; fetching is
-:mod:`closecast.pipeline.fetch`.
+The Prefect task ``forecast-tickers`` (:func:`tasks.modelling.forecast_chunk`) wraps
+:func:`forecast_tickers`; fetching is :mod:`closecast.pipeline.fetch`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -33,7 +37,7 @@ from closecast.pipeline.decisions import (
     decide_mode,
     judge_candidate,
 )
-from closecast.pipeline.evaluation import Evaluation, backtest_frames, significance
+from closecast.pipeline.evaluation import Evaluation, backtest_frames
 from closecast.pipeline.fetch import FetchSummary
 from closecast.pipeline.lineup import (
     BASELINE_KINDS,
@@ -59,33 +63,33 @@ from closecast.pipeline.registry import (
     save_model,
     write_champion,
 )
+from closecast.pipeline.rows import (
+    BACKTEST_COLUMNS,
+    LINEAGE_COLUMNS,
+    TickerOutcome,
+    _copied,
+    failed_outcome,
+    forecast_row,
+    publish_ticker_objects,
+    significance_columns,
+    validation_columns,
+)
 from closecast.pipeline.services import RunServices
-from closecast.pipeline.serving import Lineage, serve
+from closecast.pipeline.serving import Lineage, Served, serve
 from closecast.pipeline.settings import RunSettings
 from closecast.pipeline.uncertainty import frame_coverage
-from closecast.plots import PREDICTION_COLUMNS, plot_ticker
 from closecast.price_store import PriceStore
 from closecast.records import (
-    ForecastRow,
     LiveScoreRow,
     MetricsRow,
-    ModelScoreRow,
-    PredictionRow,
-    ServedRow,
-    rows_to_table,
 )
 from closecast.storage import Storage, StorageError
-from closecast.storage.io import write_figure, write_parquet
-from closecast.validation import (
-    HISTORY_COUNTERS,
-    REPORT_COUNTERS,
-    ValidationReport,
-    usable_series,
-)
+from closecast.validation import ValidationReport, usable_series
 from closecast.watchlist import WatchItem
+from lstm_model.base import ForecastModel
 from lstm_model.config import ModelConfig
 from lstm_model.data import minimum_history
-from lstm_model.forecaster import Forecaster
+from lstm_model.metrics import format_u2
 
 
 def required_rows(config: ModelConfig) -> tuple[int, str]:
@@ -117,7 +121,7 @@ class ChampionView:
     """The champion and its model as loaded, or why they could not be."""
 
     champion: Champion | None = None
-    model: Forecaster | None = None
+    model: ForecastModel | None = None
     unreadable: str | None = None
 
 
@@ -152,14 +156,14 @@ def champion_state(view: ChampionView, ledger: live.Ledger, prices: pd.Series) -
     )
 
 
-# --- 4. training -------------------------------------------------------------------------------
+# --- 2. producing the serving model (the whole chunk at once) ---------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class Produced:
     """The model that serves after this run, and how it came about."""
 
-    model: Forecaster
+    model: ForecastModel
     mode: str  # retrain, finetune or keep
     reason: str
     lineage: str | None  # None: a new lineage (its version is assigned at registration)
@@ -173,6 +177,13 @@ class Produced:
     backtest_path: pd.DataFrame | None = None  # multi-step hold-out forecasts (horizon > 1)
 
 
+@dataclass(frozen=True)
+class TrainingFailed:
+    """A ticker whose training failed (the others go on)."""
+
+    error: str
+
+
 def _score(evaluation: Evaluation, banded: pd.DataFrame) -> BacktestScore:
     dates = evaluation.predictions["date"]
     return BacktestScore.from_scores(
@@ -180,9 +191,9 @@ def _score(evaluation: Evaluation, banded: pd.DataFrame) -> BacktestScore:
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
-    """One ticker between deciding and finishing: what it needs and what training made."""
+    """One ticker, planned: what producing and finishing it need."""
 
     item: WatchItem
     prices: pd.Series
@@ -193,18 +204,104 @@ class Plan:
     decision: ModeDecision
     fetch: FetchSummary | None  # this run's fetch of the ticker (None: not fetched by it)
     plan_seconds: float  # loading the champion and deciding (this ticker's own time)
-    backtest: training.Backtest | None = None
-    produced: Produced | None = None
-    error: str | None = None
 
 
-def _kept(plan: Plan) -> Produced:
+def _failed(error: BaseException) -> TrainingFailed:
+    return TrainingFailed(f"{type(error).__name__}: {error}")
+
+
+def _judge(plan: Plan, backtest: training.Backtest, options: RunSettings) -> Verdict:
+    """Whether the plan's retrained candidate replaces the champion (see judge_candidate)."""
+    view, decision = plan.view, plan.decision
+    champion = None if view.unreadable or decision.backfill else view.champion
+    if champion is not None and champion.preset != options.preset:
+        champion = None  # a new preset replaces the old one by request, not by comparison
+    return judge_candidate(
+        backtest.evaluation.predictions,
+        plan.ledger.scored(champion.lineage) if champion else [],
+        champion=champion,
+        policy=options.policy,
+    )
+
+
+def train_plans(
+    plans: Sequence[Plan], config: ModelConfig, options: RunSettings
+) -> list[Produced | TrainingFailed]:
+    """Produce every plan's serving model, training tickers of one configuration together
+    (:mod:`lstm_model.batch`, each exactly as if alone):
+
+    1. retrains: backtest fits, scored on their hold-out tails, judged against the champion
+       lineage's live record;
+    2. winners refit on the whole history; losers (and fine-tune decisions) continue the
+       champion on its unseen days; with none, the champion serves as is.
+
+    Returns:
+        Per plan, in order, what serves after this run or why its training failed (one
+        ticker's failure never stops the others).
+    """
+    results: dict[int, Produced | TrainingFailed] = {}
+    retrains = [i for i, plan in enumerate(plans) if plan.decision.mode == "retrain"]
+    backtests = training.backtest_many([plans[i].prices for i in retrains], config)
+    winners: dict[int, tuple[training.Backtest, str]] = {}
+    continuing = {i: (p.decision.reason, 0.0) for i, p in enumerate(plans) if i not in retrains}
+    for i, backtest in zip(retrains, backtests, strict=True):
+        if isinstance(backtest, Exception):
+            results[i] = _failed(backtest)
+            continue
+        verdict = _judge(plans[i], backtest, options)
+        reason = f"{plans[i].decision.reason}; {verdict.reason}"
+        view = plans[i].view
+        if verdict.promote or view.model is None or view.champion is None:
+            winners[i] = (backtest, reason)
+        else:
+            continuing[i] = (reason, backtest.seconds)
+    results.update(_refit(plans, winners, options.horizon))
+    results.update(_continue_champions(plans, continuing, options))
+    return [results[i] for i in range(len(plans))]
+
+
+def _refit(
+    plans: Sequence[Plan], winners: dict[int, tuple[training.Backtest, str]], horizon: int
+) -> dict[int, Produced | TrainingFailed]:
+    """Each winning candidate's procedure trained again on the whole history."""
+    began = time.perf_counter()
+    models = training.refit_many(
+        [plans[i].prices for i in winners], [b for b, _ in winners.values()]
+    )
+    share = (time.perf_counter() - began) / max(len(winners), 1)
+    results: dict[int, Produced | TrainingFailed] = {}
+    for (i, (backtest, reason)), model in zip(winners.items(), models, strict=True):
+        if isinstance(model, Exception):
+            results[i] = _failed(model)
+            continue
+        banding = time.perf_counter()
+        prices = plans[i].prices
+        frames = backtest_frames(backtest.model, prices, backtest.evaluation.predictions, horizon)
+        results[i] = Produced(
+            model=model,
+            mode="retrain",
+            reason=reason,
+            lineage=None,
+            backtest=_score(backtest.evaluation, frames.predictions),
+            backtest_predictions=frames.predictions,
+            backtest_path=frames.path,
+            new_version=True,
+            promoted=not plans[i].decision.backfill,
+            seconds=backtest.seconds + share + time.perf_counter() - banding,
+            epochs=int(model.meta.get("epochs_run", 0)),
+            n_train=int(model.meta.get("n_train", len(prices))),
+        )
+    return results
+
+
+def _kept(plan: Plan, reason: str) -> Produced:
+    """The champion serving as is."""
     champion = plan.view.champion
     assert champion is not None and plan.view.model is not None
     return Produced(
         model=plan.view.model,
         mode="keep",
-        reason=f"no unseen days since {champion.trained_through}: champion "
+        reason=f"{reason}; no unseen days since {champion.trained_through}: champion "
         f"{champion.version} serves as is",
         lineage=champion.lineage,
         backtest=champion.backtest,
@@ -214,119 +311,44 @@ def _kept(plan: Plan) -> Produced:
     )
 
 
-def _judge(plan: Plan, options: RunSettings) -> Verdict:
-    """Whether the plan's retrained candidate replaces the champion (see judge_candidate)."""
-    view, decision = plan.view, plan.decision
-    champion = None if view.unreadable or decision.backfill else view.champion
-    if champion is not None and champion.preset != options.preset:
-        champion = None  # a new preset replaces the old one by request, not by comparison
-    assert plan.backtest is not None
-    return judge_candidate(
-        plan.backtest.evaluation.predictions,
-        plan.ledger.scored(champion.lineage) if champion else [],
-        champion=champion,
-        policy=options.policy,
-    )
-
-
-def train_plans(plans: list[Plan], config: ModelConfig, options: RunSettings) -> None:
-    """Produce every plan's serving model, training tickers of one configuration together
-    (:mod:`lstm_model.batch`, each exactly as if alone):
-
-    1. retrains: backtest fits, scored on their hold-out tails, judged against the champion
-       lineage's live record;
-    2. winners refit on the whole history; losers (and fine-tune decisions) continue the
-       champion on its unseen days; with none, the champion serves as is.
-
-    A ticker that fails gets ``plan.error`` and never stops the others.
-    """
-    retrains = [p for p in plans if p.decision.mode == "retrain"]
-    for plan, result in zip(
-        retrains, training.backtest_many([p.prices for p in retrains], config), strict=True
-    ):
-        if isinstance(result, Exception):
-            plan.error = f"{type(result).__name__}: {result}"
-        else:
-            plan.backtest = result
-    winners, continuing = [], [p for p in plans if p.decision.mode == "finetune"]
-    for plan in retrains:
-        if plan.error:
-            continue
-        verdict = _judge(plan, options)
-        reason = f"{plan.decision.reason}; {verdict.reason}"
-        plan.decision = replace(plan.decision, reason=reason)
-        has_champion = plan.view.model is not None and plan.view.champion is not None
-        (winners if verdict.promote or not has_champion else continuing).append(plan)
-    _refit(winners, options.horizon)
-    _continue_champions(continuing, options)
-
-
-def _refit(plans: list[Plan], horizon: int) -> None:
-    began = time.perf_counter()
-    models = training.refit_many([p.prices for p in plans], [p.backtest for p in plans])
-    share = (time.perf_counter() - began) / max(len(plans), 1)
-    for plan, model in zip(plans, models, strict=True):
-        if isinstance(model, Exception):
-            plan.error = f"{type(model).__name__}: {model}"
-            continue
-        assert plan.backtest is not None
-        banding = time.perf_counter()
-        frames = backtest_frames(
-            plan.backtest.model, plan.prices, plan.backtest.evaluation.predictions, horizon
-        )
-        band_seconds = time.perf_counter() - banding
-        plan.produced = Produced(
-            model=model,
-            mode="retrain",
-            reason=plan.decision.reason,
-            lineage=None,
-            backtest=_score(plan.backtest.evaluation, frames.predictions),
-            backtest_predictions=frames.predictions,
-            backtest_path=frames.path,
-            new_version=True,
-            promoted=not plan.decision.backfill,
-            seconds=plan.backtest.seconds + share + band_seconds,
-            epochs=int(model.meta.get("epochs_run", 0)),
-            n_train=int(model.meta.get("n_train", len(plan.prices))),
-        )
-
-
-def _continue_champions(plans: list[Plan], options: RunSettings) -> None:
+def _continue_champions(
+    plans: Sequence[Plan], continuing: dict[int, tuple[str, float]], options: RunSettings
+) -> dict[int, Produced | TrainingFailed]:
     """Fine-tune each champion on its unseen days (keep it when there are none)."""
+    results: dict[int, Produced | TrainingFailed] = {}
     tuning = []
-    for plan in plans:
-        kept = _kept(plan)
-        kept.reason = f"{plan.decision.reason}; {kept.reason}"
-        plan.produced = kept
-        if not training.unseen_days(kept.model, plan.prices).empty:
-            tuning.append(plan)
+    for i, (reason, _) in continuing.items():
+        results[i] = _kept(plans[i], reason)
+        if not training.unseen_days(plans[i].view.model, plans[i].prices).empty:
+            tuning.append(i)
     began = time.perf_counter()
     models = training.finetune_many(
-        [p.produced.model for p in tuning],  # type: ignore[union-attr]
-        [p.prices for p in tuning],
+        [plans[i].view.model for i in tuning],  # type: ignore[misc]
+        [plans[i].prices for i in tuning],
         epochs=options.finetune_epochs,
         learning_rate=options.finetune_learning_rate,
     )
     share = (time.perf_counter() - began) / max(len(tuning), 1)
-    for plan, tuned in zip(tuning, models, strict=True):
+    for i, tuned in zip(tuning, models, strict=True):
         if isinstance(tuned, Exception):
-            plan.error = f"{type(tuned).__name__}: {tuned}"
+            results[i] = _failed(tuned)
             continue
-        champion = plan.view.champion
-        assert champion is not None and plan.produced is not None
-        unseen = training.unseen_days(plan.produced.model, plan.prices)
-        plan.produced = replace(
-            plan.produced,
+        reason, backtest_seconds = continuing[i]
+        champion = plans[i].view.champion
+        unseen = training.unseen_days(plans[i].view.model, plans[i].prices)  # type: ignore[arg-type]
+        results[i] = replace(
+            results[i],
             model=tuned,
             mode="finetune",
-            reason=f"{plan.decision.reason}; champion {champion.version} fine-tuned on "
+            reason=f"{reason}; champion {champion.version} fine-tuned on "  # type: ignore[union-attr]
             f"{len(unseen)} unseen day(s) {unseen.index[0].date()}..{unseen.index[-1].date()}",
             new_version=True,
             promoted=True,
-            seconds=share + (plan.backtest.seconds if plan.backtest else 0.0),
+            seconds=share + backtest_seconds,
             epochs=options.finetune_epochs,
             n_train=len(unseen),
         )
+    return results
 
 
 # --- 5. registration ---------------------------------------------------------------------------
@@ -390,146 +412,6 @@ def register(
         write_champion(storage, ticker, replace(view.champion, latest=version))
     written = produced.promoted or view.champion is not None
     return Registered(version, lineage, keys, champion_written=written)
-
-
-# --- 7. the ticker's run objects and rows ------------------------------------------------------
-
-
-@dataclass
-class TickerOutcome:
-    """What one ticker contributed to the run: its rows and the objects it wrote.
-
-    ``keys`` are immutable objects (run outputs under the scope, new model versions);
-    ``state_keys`` the per-ticker state it changed (prices, ledger, champion pointer).
-    """
-
-    metrics: MetricsRow
-    forecasts: list[ForecastRow] = field(default_factory=list)  # one per step ahead
-    live_scores: list[LiveScoreRow] = field(default_factory=list)
-    model_scores: list[ModelScoreRow] = field(default_factory=list)
-    keys: list[str] = field(default_factory=list)
-    state_keys: list[str] = field(default_factory=list)
-
-
-def failed_outcome(item: WatchItem, error: str, *, stage: str) -> TickerOutcome:
-    return TickerOutcome(
-        metrics=MetricsRow(
-            ticker=item.symbol,
-            asset_class=item.asset_class,
-            status="failed",
-            error=f"{stage}: {error}",
-        )
-    )
-
-
-def publish_ticker_objects(
-    storage: Storage,
-    item: WatchItem,
-    scope: RunScope,
-    backtest_predictions: pd.DataFrame | None,
-    ledger: live.Ledger,
-    prices: pd.Series,
-    title: str,
-    *,
-    draw_plot: bool = True,
-) -> list[str]:
-    """The lineage's backtest predictions and (``draw_plot``) the ticker's plot, under the
-    run scope."""
-    keys = []
-    if backtest_predictions is not None:
-        key = catalog.PREDICTIONS.key(scope, item.symbol)
-        names = PredictionRow.__dataclass_fields__
-        rows = [
-            PredictionRow(**{k: v for k, v in r.items() if k in names})
-            for r in backtest_predictions.to_dict("records")
-        ]
-        write_parquet(storage, key, rows_to_table(rows, PredictionRow))
-        keys.append(key)
-    if not draw_plot:
-        return keys
-    figure = ticker_figure(backtest_predictions, ledger, prices, title)
-    plot_key = catalog.TICKER_PLOTS.key(scope, item.symbol)
-    write_figure(storage, plot_key, figure)
-    keys.append(plot_key)
-    return keys
-
-
-def ticker_figure(
-    backtest: pd.DataFrame | None, ledger: live.Ledger, prices: pd.Series, title: str
-):
-    """The per-ticker figure: the lineage's backtest above, the served forecasts against what
-    happened (naive drawn too) below."""
-    frame = backtest if backtest is not None else pd.DataFrame(columns=list(PREDICTION_COLUMNS))
-    start = pd.Timestamp(frame["date"].iloc[0]) if len(frame) else prices.index[-1]
-    history = prices[prices.index < start].iloc[-max(len(frame), 60) :]
-    return plot_ticker(frame, live.served_frame(ledger), title=title, history=history)
-
-
-def significance_columns(
-    backtest: pd.DataFrame | None, ledger: live.Ledger, lineage: str
-) -> dict[str, float | None]:
-    """The metrics row's Diebold-Mariano columns for the backtest and the lineage's record."""
-    served = ledger.scored(lineage)
-    results = {
-        ("backtest_", ""): None
-        if backtest is None
-        else significance(backtest["actual"], backtest["predicted"], backtest["naive"]),
-        ("live_", "_lineage"): significance(
-            [r.actual for r in served], [r.forecast for r in served], [r.naive for r in served]
-        ),
-    }
-    columns: dict[str, float | None] = {}
-    for (prefix, suffix), result in results.items():
-        low, high = result.u2_interval(0.95) if result is not None else (None, None)
-        columns[f"{prefix}dm_stat{suffix}"] = result.statistic if result is not None else None
-        columns[f"{prefix}dm_p{suffix}"] = result.p_value if result is not None else None
-        columns[f"{prefix}u2_low{suffix}"] = low
-        columns[f"{prefix}u2_high{suffix}"] = high
-    return columns
-
-
-_METRICS_FIELDS = frozenset(f.name for f in fields(MetricsRow))
-
-
-def validation_columns(fetched: FetchSummary | None, history: ValidationReport) -> dict[str, Any]:
-    """What validation found, for the metrics row: counts from this run's fetch (the raw
-    data) and from the model's stretch of history, re-basing, staleness and warnings."""
-    raw = fetched.report if fetched is not None else None
-    fetched_warnings = fetched.warnings if fetched is not None else ()
-    warnings = list(dict.fromkeys([*fetched_warnings, *history.warnings]))
-    counts = {
-        name: (getattr(raw, name) if raw else 0)
-        + (getattr(history, name) if name in HISTORY_COUNTERS else 0)
-        for name in REPORT_COUNTERS
-        if name in _METRICS_FIELDS
-    }
-    return {
-        **counts,
-        "rebased": bool(fetched and fetched.rebased),
-        "rebase_factor": fetched.rebase.factor if fetched and fetched.rebase else None,
-        "store_rebuilt": bool(fetched and fetched.rebuilt),
-        "stale": bool(history.stale),
-        "warnings": "; ".join(warnings) or None,
-    }
-
-
-# Which fields of the lineage's backtest score and of its live record the metrics row carries.
-BACKTEST_COLUMNS: tuple[str, ...] = (
-    *("start", "end", "n", "rmse", "naive_rmse", "u2", "mae", "mape"),
-    *("directional_accuracy", "coverage_80", "coverage_95"),
-)
-LINEAGE_COLUMNS: tuple[str, ...] = (
-    *("n_scored", "rmse", "naive_rmse", "u2", "directional_accuracy"),
-    *("coverage_80", "coverage_95"),
-)
-
-
-def _copied(source: object | None, pattern: str, names: Sequence[str]) -> dict[str, Any]:
-    """``source``'s fields as metrics columns named by ``pattern`` (None when no source);
-    ``n_scored`` becomes ``n`` in the column name (``live_n_20d``)."""
-    return {
-        pattern.format(name.replace("n_scored", "n")): getattr(source, name, None) for name in names
-    }
 
 
 def metrics_row(
@@ -614,35 +496,55 @@ def plan_ticker(
 
 def finish_ticker(
     plan: Plan,
+    produced: Produced,
     scope: RunScope,
     options: RunSettings,
     services: RunServices,
     *,
     draw_plots: bool = True,
 ) -> TickerOutcome:
-    """Steps 5-8: register, serve and record the forecast, publish the ticker's objects,
-    score the line-up and choose which model's forecast is served."""
-    storage = services.storage
-    item, produced, as_of = plan.item, plan.produced, scope.run_date
-    assert produced is not None
+    """Steps 3-5 for one ticker: register the produced model, serve its forecasts into the
+    ledger, then the line-up and the ticker's objects and rows."""
+    storage, as_of = services.storage, scope.run_date
     began = time.perf_counter()
-    registered = register(storage, item.symbol, as_of, produced, plan.view, options.preset)
-    backtest_predictions = produced.backtest_predictions
-    if backtest_predictions is None:
-        backtest_predictions = read_backtest(storage, item.symbol, registered.lineage)
-    backtest_path = produced.backtest_path
-    if backtest_path is None and options.horizon > 1:
-        backtest_path = read_backtest_path(storage, item.symbol, registered.lineage)
-    lineage = Lineage(registered.version, registered.lineage, backtest_predictions, backtest_path)
-    result = serve(
-        LSTM, produced.model, plan.ledger, item=item, prices=plan.prices, as_of=as_of,
+    registered = register(storage, plan.item.symbol, as_of, produced, plan.view, options.preset)
+    lineage = lineage_record(storage, plan.item.symbol, produced, registered, options.horizon)
+    served = serve(
+        LSTM, produced.model, plan.ledger, item=plan.item, prices=plan.prices, as_of=as_of,
         lineage=lineage, horizon=options.horizon,
         storage=None if plan.decision.backfill else storage,
     )  # fmt: skip
-    served, ledger = list(result.rows), result.ledger
     # This ticker's own model work: deciding, its share of the chunk's training, storing the
     # version and serving (its chunk-mates' work is not counted).
     model_seconds = plan.plan_seconds + produced.seconds + time.perf_counter() - began
+    return ticker_rows(
+        plan, produced, registered, lineage, served, scope, options, services,
+        model_seconds=model_seconds, draw_plots=draw_plots,
+    )  # fmt: skip
+
+
+def lineage_record(
+    storage: Storage, ticker: str, produced: Produced, registered: Registered, horizon: int
+) -> Lineage:
+    """The serving lineage's backtests: this run's when it started the lineage, else stored
+    beside the lineage (the multi-step path only when serving beyond one step)."""
+    predictions = produced.backtest_predictions
+    if predictions is None:
+        predictions = read_backtest(storage, ticker, registered.lineage)
+    path = produced.backtest_path
+    if path is None and horizon > 1:
+        path = read_backtest_path(storage, ticker, registered.lineage)
+    return Lineage(registered.version, registered.lineage, predictions, path)
+
+
+def ticker_rows(
+    plan: Plan, produced: Produced, registered: Registered, lineage: Lineage, served: Served,
+    scope: RunScope, options: RunSettings, services: RunServices, *, model_seconds: float,
+    draw_plots: bool,
+) -> TickerOutcome:  # fmt: skip
+    """The rows step: the live scores, the ticker's run objects, the line-up and the choice
+    of whose forecasts are served, the metrics row."""
+    item, ledger, storage = plan.item, served.ledger, services.storage
     scores = live.live_score_rows(
         ledger,
         ticker=item.symbol,
@@ -653,23 +555,15 @@ def finish_ticker(
     )
     title = _title(item, scope, produced, scores)
     keys = registered.keys + publish_ticker_objects(
-        storage, item, scope, backtest_predictions, ledger, plan.prices, title, draw_plot=draw_plots
+        storage, item, scope, lineage.backtest, ledger, plan.prices, title, draw_plot=draw_plots
     )
     lineup = run_lineup(
-        storage,
-        item,
-        plan.prices,
-        services.config,
-        as_of,
-        lineage=registered.lineage,
-        lstm_backtest=backtest_predictions,
-        lstm_backtest_path=backtest_path,
-        lstm_ledger=ledger,
-        record_live=not plan.decision.backfill,
-        horizon=options.horizon,
-    )
+        storage, item, plan.prices, services.config, scope.run_date, lineage=registered.lineage,
+        lstm_backtest=lineage.backtest, lstm_backtest_path=lineage.backtest_path,
+        lstm_ledger=ledger, record_live=not plan.decision.backfill, horizon=options.horizon,
+    )  # fmt: skip
     selection = choose_served(lineup, item.serve or options.serve)
-    chosen = served if selection.kind == LSTM else lineup.served[selection.kind]
+    chosen = served.rows if selection.kind == LSTM else lineup.served[selection.kind]
     validation = validation_columns(plan.fetch, plan.report)
     if ledger.warning:
         validation["warnings"] = "; ".join(filter(None, [validation["warnings"], ledger.warning]))
@@ -680,7 +574,7 @@ def finish_ticker(
         metrics,
         served_model=selection.kind,
         mode_reason="; ".join(filter(None, [metrics.mode_reason, selection.reason])),
-        **significance_columns(backtest_predictions, ledger, registered.lineage),
+        **significance_columns(lineage.backtest, ledger, registered.lineage),
     )
     return TickerOutcome(
         metrics,
@@ -689,26 +583,6 @@ def finish_ticker(
         mark_serving(lineup.rows, selection.kind),
         keys + list(lineup.keys),
         _state_keys(item, plan, registered),
-    )
-
-
-def forecast_row(served: ServedRow) -> ForecastRow:
-    """The forecasts table's row for the forecast that was served (any model's)."""
-    return ForecastRow(
-        ticker=served.ticker,
-        data_end=served.data_end,
-        target_date=served.target_date,
-        forecast=served.forecast,
-        naive=served.naive,
-        model_version=served.model_version,
-        lineage=served.lineage,
-        trained_through=served.trained_through,
-        lower_80=served.lower_80,
-        upper_80=served.upper_80,
-        lower_95=served.lower_95,
-        upper_95=served.upper_95,
-        model=served.model,
-        step=served.step,
     )
 
 
@@ -759,14 +633,13 @@ def forecast_tickers(
             plans.append(plan_ticker(item, scope, options, services, reports.get(item.symbol)))
         except Exception as exc:
             outcomes[item.symbol] = failed_outcome(item, _describe(exc), stage="model")
-    train_plans(plans, services.config, options)
-    for plan in plans:
-        if plan.error is not None:
-            outcomes[plan.item.symbol] = failed_outcome(plan.item, plan.error, stage="train")
+    for plan, produced in zip(plans, train_plans(plans, services.config, options), strict=True):
+        if isinstance(produced, TrainingFailed):
+            outcomes[plan.item.symbol] = failed_outcome(plan.item, produced.error, stage="train")
             continue
         try:
             outcomes[plan.item.symbol] = finish_ticker(
-                plan, scope, options, services, draw_plots=draw_plots
+                plan, produced, scope, options, services, draw_plots=draw_plots
             )
         except Exception as exc:
             outcomes[plan.item.symbol] = failed_outcome(plan.item, _describe(exc), stage="serve")
@@ -794,8 +667,8 @@ def _title(item: WatchItem, scope: RunScope, produced: Produced, scores: list[Li
     backtest = produced.backtest
     parts = [f"{item.symbol} as of {scope.run_date}"]
     if backtest is not None:
-        parts.append(f"backtest U2 {backtest.u2:.3f} ({backtest.n} days)")
+        parts.append(f"backtest U2 {format_u2(backtest.u2)} ({backtest.n} days)")
     lineage = next((s for s in scores if s.window == "lineage"), None)
     if lineage is not None and lineage.n_scored:
-        parts.append(f"live U2 {lineage.u2:.3f} ({lineage.n_scored} served)")
+        parts.append(f"live U2 {format_u2(lineage.u2)} ({lineage.n_scored} served)")
     return ", ".join(parts)

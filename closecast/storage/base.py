@@ -42,6 +42,32 @@ class Storage(Protocol):
         """Return the object at ``key``; raise ``ObjectNotFoundError`` if missing."""
         ...
 
+    def read_tagged(self, key: str) -> tuple[bytes, str]:
+        """Return the object at ``key`` and its version tag, for :meth:`replace_if` and
+        :meth:`delete_if` (the ETag on S3; locally a hash of the content).
+
+        Raises:
+            ObjectNotFoundError: If there is no object at ``key``.
+        """
+        ...
+
+    def replace_if(self, key: str, data: bytes, tag: str) -> str | None:
+        """Replace the object at ``key`` with ``data`` only if its version is still ``tag``
+        (compare-and-swap).
+
+        Returns:
+            The new object's tag, or None when the object changed or went away since.
+        """
+        ...
+
+    def delete_if(self, key: str, tag: str) -> bool:
+        """Delete the object at ``key`` only if its version is still ``tag``.
+
+        Returns:
+            True when this call deleted it, False when it had changed or was gone.
+        """
+        ...
+
     def exists(self, key: str) -> bool:
         """Return whether an object exists at ``key``."""
         ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import uuid
@@ -21,6 +22,14 @@ from closecast.storage.errors import ObjectNotFoundError, StorageError, UnsafePa
 
 TEMP_PREFIX = ".closecast-tmp-"
 """Name prefix of in-flight temporary files; never listed as keys."""
+
+LOCK_PREFIX = ".closecast-lock-"
+"""Name prefix of the files that conditional writes lock (one per key); never listed."""
+
+try:
+    import fcntl
+except ImportError:  # Windows: conditional writes are then compare-then-write, unguarded
+    fcntl = None  # type: ignore[assignment]
 
 _CHUNK = 1024 * 1024
 
@@ -87,6 +96,63 @@ class LocalStorage:
         _fsync_directory(target.parent)
         return True
 
+    def read_tagged(self, key: str) -> tuple[bytes, str]:
+        """Return the content of ``key`` and its tag (a hash of the content).
+
+        Raises:
+            ObjectNotFoundError: If there is no file at ``key``.
+        """
+        data = self.read_bytes(key)
+        return data, _content_tag(data)
+
+    def replace_if(self, key: str, data: bytes, tag: str) -> str | None:
+        """Replace ``key`` with ``data`` if its content still has ``tag``; return the new tag.
+
+        Compare and replace run under an exclusive ``flock`` on the key's lock file, which
+        every conditional write takes; the replacement itself is the atomic rename of
+        :meth:`write_bytes`, so the key never goes missing and a reader never sees half a
+        file. The kernel drops the lock of a process that dies, so it never goes stale.
+        """
+        target = self._path(key)
+        with self._locked(key, target):
+            if self._current_tag(target) != tag:
+                return None
+            self.write_bytes(key, data)
+        return _content_tag(data)
+
+    def delete_if(self, key: str, tag: str) -> bool:
+        """Delete ``key`` if its content still has ``tag`` (under the key's lock, as
+        :meth:`replace_if`)."""
+        target = self._path(key)
+        with self._locked(key, target):
+            if self._current_tag(target) != tag:
+                return False
+            with contextlib.suppress(FileNotFoundError):
+                target.unlink()
+        return True
+
+    @staticmethod
+    def _current_tag(target: Path) -> str | None:
+        try:
+            return _content_tag(target.read_bytes())
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+
+    @contextlib.contextmanager
+    def _locked(self, key: str, target: Path) -> Iterator[None]:
+        """Hold the exclusive lock of ``key`` (a ``flock`` on a hidden file beside it)."""
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(target.parent / f"{LOCK_PREFIX}{target.name}", os.O_RDWR | os.O_CREAT)
+        except OSError as exc:
+            raise StorageError(f"could not lock {key!r} in {self.describe()}: {exc}") from exc
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
     def upload_file(self, key: str, path: str | Path) -> None:
         """Atomically copy the local file ``path`` to ``key``."""
         with open(path, "rb") as src:
@@ -136,7 +202,7 @@ class LocalStorage:
         for dirpath, _dirnames, filenames in os.walk(self.root):
             rel = Path(dirpath).relative_to(self.root).as_posix()
             for name in filenames:
-                if not name.startswith(TEMP_PREFIX):
+                if not name.startswith((TEMP_PREFIX, LOCK_PREFIX)):
                     yield name if rel == "." else f"{rel}/{name}"
 
     def delete(self, key: str) -> None:
@@ -180,6 +246,11 @@ class LocalStorage:
             raise StorageError(f"{self.describe()}: {existing} is not a directory")
         if not os.access(existing, os.W_OK | os.X_OK):
             raise StorageError(f"{self.describe()}: {existing} is not writable")
+
+
+def _content_tag(data: bytes) -> str:
+    """A local object's version tag: its content's SHA-256 (leases never repeat content)."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def _replace_atomically(target: Path, fill: Callable[[BinaryIO], object]) -> None:

@@ -519,6 +519,75 @@ class S3Storage:
             response = self._client.get_object(Bucket=self.bucket, Key=full)
             return response["Body"].read()
 
+    def read_tagged(self, key: str) -> tuple[bytes, str]:
+        """Return the object at ``key`` and its ETag.
+
+        Raises:
+            ObjectNotFoundError: If there is no such object.
+        """
+        full = self._full(key)
+        with self._errors("get", key):
+            response = self._client.get_object(Bucket=self.bucket, Key=full)
+            return response["Body"].read(), str(response["ETag"])
+
+    def replace_if(self, key: str, data: bytes, tag: str) -> str | None:
+        """Replace ``key`` if its ETag is still ``tag``: a conditional ``PutObject``
+        (``If-Match``), which S3 answers with 412 when the object changed and 404 when it is
+        gone. A server that does not implement it gets a compare-then-write instead."""
+        full = self._full(key)
+        with self._errors("put", key):
+            try:
+                response = self._client.put_object(
+                    Bucket=self.bucket,
+                    Key=full,
+                    Body=bytes(data),
+                    ContentType=_guess_type(key),
+                    IfMatch=tag,
+                )
+            except ClientError as exc:
+                outcome = _conditional_outcome(exc)
+                if outcome == "lost":
+                    return None
+                if outcome != "unsupported":
+                    raise
+            else:
+                return str(response["ETag"])
+        return self._replace_unconditionally_if(key, data, tag)
+
+    def _replace_unconditionally_if(self, key: str, data: bytes, tag: str) -> str | None:
+        try:
+            _, current = self.read_tagged(key)
+        except ObjectNotFoundError:
+            return None
+        if current != tag:
+            return None
+        self.write_bytes(key, data)
+        return self.read_tagged(key)[1]
+
+    def delete_if(self, key: str, tag: str) -> bool:
+        """Delete ``key`` if its ETag is still ``tag``: a conditional ``DeleteObject``
+        (``If-Match``); a server that does not implement it gets a compare-then-delete."""
+        full = self._full(key)
+        with self._errors("delete", key):
+            try:
+                self._client.delete_object(Bucket=self.bucket, Key=full, IfMatch=tag)
+            except ClientError as exc:
+                outcome = _conditional_outcome(exc)
+                if outcome == "lost":
+                    return False
+                if outcome != "unsupported":
+                    raise
+            else:
+                return True
+        try:
+            _, current = self.read_tagged(key)
+        except ObjectNotFoundError:
+            return False
+        if current != tag:
+            return False
+        self.delete(key)
+        return True
+
     def exists(self, key: str) -> bool:
         """Return whether an object exists at ``key`` (one ``HeadObject``)."""
         full = self._full(key)
@@ -669,6 +738,18 @@ def _detail(exc: BaseException) -> str:
 
 
 _CONDITIONAL_WRITE_LOST = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
+
+
+def _conditional_outcome(exc: ClientError) -> str:
+    """What a failed conditional request means: ``lost`` (the object changed or is gone),
+    ``unsupported`` (the server does not implement the condition) or ``error``."""
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    if status in (409, 412) or code in _CONDITIONAL_WRITE_LOST or code in _MISSING_OBJECT_CODES:
+        return "lost"
+    if status == 501 or code == "NotImplemented":
+        return "unsupported"
+    return "error"
 
 
 def _guess_type(key: str) -> str:

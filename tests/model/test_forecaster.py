@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,7 @@ import pytest
 from lstm_model import metrics
 from lstm_model.config import get_preset
 from lstm_model.data import InsufficientDataError, split_by_date
-from lstm_model.forecaster import Forecaster
+from lstm_model.forecaster import CorruptModelFileError, Forecaster
 
 
 def test_predictions_use_only_earlier_prices(window_model, random_walk) -> None:
@@ -112,6 +113,24 @@ def test_save_load_round_trip(fast_model, random_walk, tmp_path, monkeypatch) ->
     assert loaded.forecast_next(random_walk) == fast_model.forecast_next(random_walk)
     with pytest.raises(FileNotFoundError, match=r"model\.keras"):
         Forecaster.load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("name", "junk"),
+    [
+        ("scaler.json", "{not json"),
+        ("scaler.json", '{"kind": "global_minmax"}'),  # fields missing
+        ("meta.json", "[]"),
+        ("model.keras", "not a Keras archive"),
+    ],
+)
+def test_a_corrupt_saved_file_is_named(fast_model, tmp_path, name, junk) -> None:
+    # A corrupt scaler.json used to surface as a bare JSONDecodeError beside the folder.
+    fast_model.save(tmp_path / "m")
+    (tmp_path / "m" / name).write_text(junk)
+
+    with pytest.raises(CorruptModelFileError, match=rf"^{re.escape(name)}: unreadable \("):
+        Forecaster.load(tmp_path / "m")
 
 
 def test_fine_tune_changes_weights_but_keeps_scaler(fast_model, random_walk) -> None:

@@ -33,6 +33,20 @@ def test_naive_forecast_at_d_is_actual_at_d_minus_1() -> None:
     assert arr[1:].tolist() == ACTUAL[:-1]
 
 
+def test_u2_on_flat_prices_is_undefined_not_zero() -> None:
+    # Both RMSEs 0 used to give U2 0.000, which reads as a perfect model.
+    flat = [5.0, 5.0, 5.0, 5.0]
+
+    assert math.isnan(metrics.u2(flat, flat, flat))
+    assert math.isnan(metrics.summarize(flat, flat, flat)["u2"])
+    assert metrics.u2(flat, [5.0, 5.0, 5.0, 6.0], flat) == math.inf
+    assert metrics.format_u2(metrics.u2(flat, flat, flat)) == (
+        "undefined (model and naive RMSE both 0: flat prices)"
+    )
+    assert metrics.format_u2(None) == "n/a"
+    assert metrics.format_u2(0.98765) == "0.988"
+
+
 def test_naive_rmse_and_u2() -> None:
     # naive errors vs previous: 1, 2, -1, 2 -> mse 10/4
     assert metrics.naive_rmse(ACTUAL, PREVIOUS) == pytest.approx(math.sqrt(2.5))

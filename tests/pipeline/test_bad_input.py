@@ -535,7 +535,7 @@ def test_bad_price_files_fail_their_own_ticker_only(
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_a_stale_export_affects_only_its_own_ticker(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     # Exports downloaded on different days: BTC-USD ends 2024-04-20, AAPL 2020-12-11, and a
     # junk export not in the run ends 2020-01-02. The directory's current date used to be the
@@ -543,7 +543,17 @@ def test_a_stale_export_affects_only_its_own_ticker(
     prices = tmp_path / "prices"
     prices.mkdir()
     (prices / "BTC-USD.csv").write_text(_good_history(400, "BTC-USD"))
-    (prices / "AAPL.csv").write_text(_good_history(400))
+    # AAPL also lacks Adj Close on 7 trading days (2020-06-01..09): the model uses the rows
+    # after that gap, and the rows before it used to be dropped without a line in the log.
+    (prices / "AAPL.csv").write_text(
+        "\n".join(
+            f"{line.rsplit(',', 2)[0]},null,{line.rsplit(',', 1)[1]}"
+            if "2020-06-01" <= line[:10] <= "2020-06-09"
+            else line
+            for line in _good_history(400).splitlines()
+        )
+        + "\n"
+    )
     (prices / "OLD.csv").write_text(
         _good_history(400).split("\n")[0] + "\n2020-01-02,1,1,1,1,1,1\n"
     )
@@ -566,3 +576,8 @@ def test_a_stale_export_affects_only_its_own_ticker(
     assert metrics.loc["AAPL", "status"] == "ok", metrics.loc["AAPL"].to_dict()
     assert metrics.loc["AAPL", "stale"]
     assert "stale data: last date 2020-12-11" in metrics.loc["AAPL", "warnings"]
+    left_out = "older row(s) 2019-05-15..2020-05-29 left out: 12 days without a usable price"
+    assert left_out in metrics.loc["AAPL", "warnings"]
+    assert metrics.loc["AAPL", "old_rows_dropped"] == 263
+    logged = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert [m for m in logged if m.startswith("AAPL: 263 " + left_out)], logged

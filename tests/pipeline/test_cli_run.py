@@ -20,6 +20,7 @@ AS_OF = "2020-12-11"
         (["--epochs", "0"], "epochs"),
         (["--source", "ftp://x"], "unknown price source"),
         (["--workers", "0"], "--workers: must be at least 1"),
+        (["--horizon", "11"], "--horizon: at most 10, got 11"),
         (["--tickers", "AAPL,not a ticker"], "not a ticker symbol"),
         (["--watchlist", "missing.yaml"], "missing.yaml: no such watchlist file"),
     ],
@@ -95,3 +96,15 @@ def test_run_exits_1_when_a_ticker_fails_and_prints_the_table(tmp_path, capsys) 
     )
     assert recorded["horizon"] == 1 and recorded["serve"] == "lstm"
     assert recorded["policy"]["max_model_age_days"] == 30
+
+
+def test_the_longest_horizon_is_accepted_at_its_limit(tmp_path) -> None:
+    import argparse
+
+    from closecast.commands.run import add_run_options, check_configuration, settings_from_args
+
+    parser = argparse.ArgumentParser()
+    add_run_options(parser)
+    args = parser.parse_args(["--storage", str(tmp_path), "--horizon", "10"])
+    assert check_configuration(args) == []
+    assert settings_from_args(args).horizon == 10

@@ -229,3 +229,15 @@ def test_no_champion_promotes() -> None:
     days = _days(5)
     frame = _backtest_frame(days, np.ones(5), np.ones(5))
     assert judge_candidate(frame, [], champion=None, policy=RetrainPolicy()).promote
+
+
+def test_a_tie_on_shared_days_promotes_the_candidate() -> None:
+    rng = np.random.default_rng(2)
+    days = _days(30)
+    actual = 100 + np.cumsum(rng.normal(size=30))
+    forecast = actual + rng.normal(scale=0.5, size=30)
+    candidate = _backtest_frame(days, actual, forecast)
+    served = _served(days, actual, forecast)  # the very same errors, day by day
+    verdict = judge_candidate(candidate, served, champion=champion(), policy=RetrainPolicy())
+    assert verdict.candidate_u2 == verdict.champion_u2  # exactly equal, not just close
+    assert verdict.promote and verdict.reason.endswith("promoted")

@@ -29,8 +29,11 @@ class FlakySource:
         self.calls: Counter[str] = Counter()
         self.lock = threading.Lock()
 
-    def today(self) -> date:
+    def today(self, tickers=()) -> date:
         return AS_OF
+
+    def describe_today(self, tickers=()) -> str:
+        return "the sample's day"
 
     def fetch(self, symbol, *, start, end):
         with self.lock:

@@ -1,24 +1,63 @@
-"""Leases on storage: atomic create-if-absent on both backends, waiting, take-over of
-abandoned leases, renewal, and no lost update under contention."""
+"""Leases on storage: atomic create-if-absent on both backends, waiting (and saying so),
+take-over of abandoned leases (at once when the holder was a dead process on this machine,
+after expiry otherwise), conditional take-over, renewal, and no lost update under contention."""
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from closecast import locks
 from closecast.storage import open_storage
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+HOLD_UNTIL_KILLED = textwrap.dedent(
+    """
+    import sys, time
+    from datetime import timedelta
+    from closecast import locks
+    from closecast.storage import open_storage
+
+    with locks.held(open_storage(sys.argv[1]), "leases/scope.json", what="watchlist W",
+                    run="flow run 'killed'", ttl=timedelta(minutes=5)):
+        time.sleep(600)
+    """
+)
+
 
 @pytest.fixture(params=["local", "s3"])
-def storage(request, tmp_path):
+def storage_root(request, tmp_path) -> str:
     if request.param == "local":
-        return open_storage(str(tmp_path / "root"))
+        return str(tmp_path / "root")
     request.getfixturevalue("s3_env")
-    return open_storage(request.getfixturevalue("s3_root"))
+    return request.getfixturevalue("s3_root")
+
+
+@pytest.fixture
+def storage(storage_root):
+    return open_storage(storage_root)
+
+
+def _dead_pid() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return int(done.stdout)
+
+
+def _lease_of(holder: locks.Holder, expires_in: timedelta) -> locks.Lease:
+    return locks.Lease("leases/t.json", "their-run", "ticker T", datetime.now(UTC) + expires_in,
+                       holder)  # fmt: skip
 
 
 def test_create_exclusive_creates_once(storage) -> None:
@@ -75,3 +114,149 @@ def test_contending_holders_never_lose_an_update(storage) -> None:
     for thread in threads:
         thread.join(timeout=120)
     assert int(storage.read_bytes("counter")) == 30
+
+
+def test_conditional_writes_only_touch_the_version_that_was_read(storage) -> None:
+    storage.write_bytes("leases/x.json", b"first")
+    data, first = storage.read_tagged("leases/x.json")
+    assert data == b"first"
+    second = storage.replace_if("leases/x.json", b"second", first)
+    assert second is not None and second != first
+    assert storage.read_tagged("leases/x.json") == (b"second", second)
+    # Whoever read the first version lost the race: neither replace nor delete applies.
+    assert storage.replace_if("leases/x.json", b"third", first) is None
+    assert not storage.delete_if("leases/x.json", first)
+    assert storage.read_bytes("leases/x.json") == b"second"
+    assert storage.delete_if("leases/x.json", second)
+    assert not storage.exists("leases/x.json")
+    assert storage.replace_if("leases/x.json", b"fourth", second) is None
+    assert not storage.exists("leases/x.json")
+    assert storage.list_keys() == []  # the local lock files are not objects
+
+
+def test_a_killed_run_on_this_machine_is_taken_over_at_once(storage_root, storage, caplog) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", HOLD_UNTIL_KILLED, storage_root],
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not storage.exists("leases/scope.json"):
+            assert child.poll() is None, child.stderr.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "the child never took its lease"
+            time.sleep(0.2)
+    finally:
+        child.kill()
+        child.wait(timeout=60)
+    dead = locks.Lease.from_bytes("leases/scope.json", storage.read_bytes("leases/scope.json"))
+    assert dead is not None and dead.holder is not None and dead.holder.pid == child.pid
+    assert dead.expires_at > datetime.now(UTC) + timedelta(minutes=3)  # far from expiring
+    with (
+        caplog.at_level(logging.INFO, logger="closecast.locks"),
+        locks.held(
+            storage,
+            "leases/scope.json",
+            what="watchlist W",
+            wait=timedelta(seconds=60),
+            poll_seconds=0.1,
+        ) as lease,  # fmt: skip
+    ):
+        assert lease.holder is not None and lease.holder.pid == os.getpid()
+        assert locks.Lease.from_bytes("x", storage.read_bytes("leases/scope.json")).owner == (
+            lease.owner
+        )
+    assert "waiting" not in caplog.text  # taken at the first attempt
+    assert "took over" in caplog.text and f"pid {child.pid} on host" in caplog.text
+    assert "flow run 'killed'" in caplog.text and "is gone" in caplog.text
+    assert not storage.exists("leases/scope.json")
+
+
+def test_a_reused_process_id_does_not_keep_a_dead_run_s_lease(storage, caplog) -> None:
+    this = locks.Holder.this_process()
+    impostor = locks.Holder(this.host, this.machine, this.pid, this.started - 3600, "flow run 'x'")
+    storage.write_bytes("leases/t.json", _lease_of(impostor, timedelta(minutes=5)).to_bytes())
+    with caplog.at_level(logging.WARNING, logger="closecast.locks"):
+        lease = locks.try_acquire(storage, "leases/t.json", "me", "ticker T", timedelta(minutes=5))
+    assert lease is not None and "belongs to another process" in caplog.text
+
+
+def test_a_live_holder_on_this_machine_keeps_its_lease(storage) -> None:
+    alive = locks.Holder.this_process("flow run 'alive'")
+    storage.write_bytes("leases/t.json", _lease_of(alive, timedelta(minutes=5)).to_bytes())
+    assert (
+        locks.try_acquire(storage, "leases/t.json", "me", "ticker T", timedelta(minutes=5)) is None
+    )
+
+
+@pytest.mark.parametrize("elsewhere", ["another host", "another container on this host"])
+def test_a_lease_from_elsewhere_is_waited_for_saying_so(storage, elsewhere, caplog) -> None:
+    # Its process id means nothing here (it is even the id of a dead process on this machine).
+    here = locks.Holder.this_process()
+    host, machine = (
+        ("build-7", here.machine) if elsewhere == "another host" else (here.host, "pid:[1]")
+    )
+    theirs = locks.Holder(host, machine, _dead_pid(), here.started, "flow run 'elsewhere'")
+    lease = _lease_of(theirs, timedelta(minutes=5))
+    storage.write_bytes("leases/t.json", lease.to_bytes())
+    with (
+        caplog.at_level(logging.INFO, logger="closecast.locks"),
+        pytest.raises(locks.LeaseTimeoutError, match="ticker T is being worked on"),
+        locks.held(
+            storage,
+            "leases/t.json",
+            what="ticker T",
+            wait=timedelta(seconds=1.5),
+            poll_seconds=0.1,
+            report=timedelta(seconds=0.5),
+        ),  # fmt: skip
+    ):
+        pass
+    waits = [r.getMessage() for r in caplog.records if "waiting for" in r.getMessage()]
+    assert len(waits) >= 2, caplog.text  # at once, then again while waiting
+    named = f"pid {theirs.pid} on host {host} (flow run 'elsewhere')"
+    assert named in waits[0] and "giving up at" in waits[0] and "so far" not in waits[0]
+    assert "so far" in waits[-1]
+    assert storage.read_bytes("leases/t.json") == lease.to_bytes()  # not taken
+
+
+def test_of_runs_taking_over_one_expired_lease_only_one_gets_it(storage) -> None:
+    contenders = 8
+    for _round in range(10):
+        expired = locks.Lease("leases/t.json", "gone", "ticker T", datetime.now(UTC))
+        storage.write_bytes("leases/t.json", expired.to_bytes())
+        start = threading.Barrier(contenders)
+        winners: list[locks.Lease] = []
+
+        def contend(number: int, start: threading.Barrier, winners: list[locks.Lease]) -> None:
+            start.wait()
+            lease = locks.try_acquire(
+                storage, "leases/t.json", f"run-{number}", "ticker T", timedelta(minutes=5)
+            )
+            if lease is not None:
+                winners.append(lease)
+
+        threads = [
+            threading.Thread(target=contend, args=(n, start, winners)) for n in range(contenders)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert len(winners) == 1, [w.owner for w in winners]
+        stored = locks.Lease.from_bytes("leases/t.json", storage.read_bytes("leases/t.json"))
+        assert stored is not None and stored.owner == winners[0].owner
+
+
+def test_a_holder_that_lost_its_lease_neither_renews_nor_releases_it(storage) -> None:
+    ttl = timedelta(minutes=5)
+    mine = locks.try_acquire(storage, "leases/t.json", "stalled-run", "ticker T", ttl)
+    assert mine is not None
+    # Taken over while this holder stalled (the same content but for the owner: a new version).
+    successor = locks.Lease("leases/t.json", "next-run", "ticker T", mine.expires_at, mine.holder)
+    storage.write_bytes("leases/t.json", successor.to_bytes())
+    assert locks._renew(storage, mine, ttl) is None
+    locks.release(storage, mine)
+    assert storage.read_bytes("leases/t.json") == successor.to_bytes()
+    assert socket.gethostname() in successor.to_bytes().decode()

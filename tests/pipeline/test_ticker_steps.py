@@ -4,21 +4,39 @@ promote-or-keep path gives a different, checkable outcome."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date
 
 import pytest
 
 from closecast import catalog
+from closecast.calendars import next_trading_days
 from closecast.catalog import RunScope
 from closecast.pipeline import live
 from closecast.pipeline.fetch import fetch_and_store
 from closecast.pipeline.registry import read_champion
-from closecast.pipeline.services import open_run_storage
+from closecast.pipeline.rows import validation_columns
+from closecast.pipeline.services import RunServices, open_run_storage
+from closecast.pipeline.serving import Lineage, serve
 from closecast.pipeline.settings import RunSettings
-from closecast.pipeline.ticker import forecast_ticker, read_history
+from closecast.pipeline.ticker import (
+    ChampionView,
+    Produced,
+    TrainingFailed,
+    forecast_ticker,
+    load_champion,
+    plan_ticker,
+    read_history,
+    register,
+    train_plans,
+)
 from closecast.records import ServedRow
 from closecast.sources import SampleSource
+from closecast.storage import open_storage
 from closecast.watchlist import WatchItem
+from lstm_model.baselines import DriftForecaster
+from lstm_model.config import get_preset
+from lstm_model.registry import fit_model
 
 ITEM = WatchItem("QQQ", "etf")
 D0 = date(2020, 10, 1)
@@ -140,3 +158,102 @@ def test_an_unreadable_champion_is_replaced_by_a_retrain(options) -> None:
     assert "champion unreadable" in outcome.mode_reason
     assert catalog.champion_key(ITEM.symbol) in outcome.mode_reason
     assert read_champion(storage, ITEM.symbol).version == outcome.model_version == "v0002"
+
+
+# --- each step on its own ----------------------------------------------------------------------
+
+
+def _history(storage, day: date):
+    fetch_and_store(ITEM, day, storage, SampleSource())
+    return read_history(storage, ITEM, day, get_preset("fast"))[0]
+
+
+def test_plan_scores_and_writes_the_live_record_before_any_training(options) -> None:
+    services = RunServices.open(options)
+    prices = _history(services.storage, D1)
+    target = prices.index[-1].date()
+    served = ServedRow(
+        ticker=ITEM.symbol, target_date=target, data_end=prices.index[-2].date(),
+        forecast=1.0, naive=float(prices.iloc[-2]), model_version="v0001", lineage="v0001",
+        trained_through=prices.index[-2].date(), served_on=prices.index[-2].date(),
+    )  # fmt: skip
+    live.write_ledger(services.storage, ITEM.symbol, live.Ledger(rows=(served,)))
+    plan = plan_ticker(ITEM, RunScope(D1, "steps"), options, services, None)
+    assert plan.decision.mode == "retrain" and "no champion" in plan.decision.reason
+    assert plan.scored_now == 1
+    stored = live.read_ledger(services.storage, ITEM.symbol).rows
+    assert [(r.actual, r.scored_on) for r in stored] == [(float(prices.iloc[-1]), D1)]
+
+
+def test_any_registered_model_is_versioned_and_loads_as_the_champion(tmp_path) -> None:
+    storage = open_storage(str(tmp_path))
+    prices = _history(storage, D0)
+    model = fit_model("drift", prices, get_preset("fast"))
+    produced = Produced(
+        model=model, mode="retrain", reason="by hand", lineage=None, backtest=None,
+        backtest_predictions=None, new_version=True, promoted=True,
+    )  # fmt: skip
+    registered = register(storage, ITEM.symbol, D0, produced, ChampionView(), "fast")
+    assert (registered.version, registered.keys) == ("v0001", ["models/QQQ/v0001/meta.json"])
+    view = load_champion(storage, ITEM.symbol)
+    assert isinstance(view.model, DriftForecaster) and view.unreadable is None
+    assert (view.champion.files, view.champion.latest) == (("meta.json",), "v0001")
+    assert view.model.forecast_next(prices) == model.forecast_next(prices)
+
+    # A killed run left half of the next version: only that slot is listed, and cleared.
+    storage.write_bytes("models/QQQ/v0002/stale.bin", b"half")
+    listed = []
+    real_list = storage.list_keys
+    storage.list_keys = lambda prefix="": listed.append(prefix) or real_list(prefix)
+    again = register(storage, ITEM.symbol, D1, replace(produced, lineage="v0001"), view, "fast")
+    assert again.version == "v0002" and set(listed) == {"models/QQQ/v0002/"}
+    assert real_list("models/QQQ/v0002/") == ["models/QQQ/v0002/meta.json"]
+    assert read_champion(storage, ITEM.symbol).latest == "v0002"
+
+
+def test_serve_forecasts_each_step_and_records_them_only_when_asked(tmp_path) -> None:
+    storage = open_storage(str(tmp_path))
+    prices = _history(storage, D0)
+    model = fit_model("drift", prices, get_preset("fast"))
+    lineage = Lineage("drift", "drift")
+    kept = serve("drift", model, live.Ledger(rows=()), item=ITEM, prices=prices, as_of=D0,
+                 lineage=lineage, horizon=3, storage=None)  # fmt: skip
+    assert [r.step for r in kept.rows] == [1, 2, 3] and kept.ledger.rows == ()
+    assert not storage.exists(catalog.served_key(ITEM.symbol, "drift"))
+    assert [r.target_date for r in kept.rows] == next_trading_days(
+        "etf", prices.index[-1].date(), 3
+    )
+    assert [r.forecast for r in kept.rows] == list(model.forecast_path(prices, 3))
+    assert all(r.lower_80 is None for r in kept.rows)  # no calibration residuals yet
+    recorded = serve("drift", model, live.Ledger(rows=()), item=ITEM, prices=prices, as_of=D0,
+                     lineage=lineage, horizon=3, storage=storage)  # fmt: skip
+    assert live.read_ledger(storage, ITEM.symbol, "drift").rows == recorded.rows
+
+
+def test_rows_sum_what_validation_found_in_the_fetch_and_the_history() -> None:
+    columns = validation_columns(
+        {"invalid_rows_dropped": 2, "null_rows_dropped": 1, "warnings": ["a"], "rebased": True},
+        {"invalid_rows_dropped": 3, "old_rows_dropped": 4, "warnings": ["a", "b"]},
+    )
+    assert (columns["invalid_rows_dropped"], columns["old_rows_dropped"]) == (5, 4)
+    assert (columns["null_rows_dropped"], columns["rebased"], columns["warnings"]) == (
+        1,
+        True,
+        "a; b",
+    )
+
+
+def test_produce_returns_each_plans_model_or_why_it_failed(options) -> None:
+    settings = options.model_copy(update={"epochs": 2})
+    services = RunServices.open(settings)
+    fetch_and_store(ITEM, D0, services.storage, SampleSource())
+    plan = plan_ticker(ITEM, RunScope(D0, "steps"), settings, services, None)
+    short = replace(plan, prices=plan.prices.iloc[-40:])  # too short to hold a tail back
+    produced, failed = train_plans([plan, short], services.config, settings)
+    assert isinstance(failed, TrainingFailed) and "InsufficientDataError" in failed.error
+    assert isinstance(produced, Produced)
+    assert (produced.mode, produced.new_version, produced.promoted, produced.lineage) == (
+        "retrain", True, True, None,
+    )  # fmt: skip
+    assert len(produced.backtest_predictions) == services.config.test_size == produced.backtest.n
+    assert produced.model.meta["trained_through"] == str(plan.prices.index[-1].date())

@@ -38,7 +38,8 @@ WARM_REQUESTS_PER_TICKER = 26
 its lease 3, prices 1, champion 1, model files 3, the lineage's backtest and its kept
 line-up 2, ledgers 4 read and 5 written (the LSTM's before training and after serving),
 the new version's 3 files, 1 listing of its own slot and the pointer, the predictions and
-the plot. It was 29 when the line-up was recomputed and the versions walked."""
+the plot. It was 30 when the line-up was recomputed, the versions walked and the ledgers
+checked for existence."""
 PUBLISH_REQUESTS_PER_TICKER = 11
 """Publishing reads each of a ticker's objects and state back once for the manifest (it
 was 22: an existence check before each read)."""

@@ -1,0 +1,189 @@
+"""The rows and run objects a ticker contributes to a run: the lineage's backtest
+predictions and the ticker's plot under the run scope, the forecasts table's rows, the
+metrics row's validation and Diebold-Mariano columns, and the outcome that carries them to
+publishing (or a failed row naming the step and the error)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import pandas as pd
+
+from closecast import catalog
+from closecast.catalog import RunScope
+from closecast.pipeline import live
+from closecast.pipeline.evaluation import significance
+from closecast.pipeline.fetch import FetchSummary
+from closecast.plots import PREDICTION_COLUMNS, plot_ticker
+from closecast.records import (
+    ForecastRow,
+    LiveScoreRow,
+    MetricsRow,
+    ModelScoreRow,
+    PredictionRow,
+    ServedRow,
+    rows_to_table,
+)
+from closecast.storage import Storage
+from closecast.storage.io import write_figure, write_parquet
+from closecast.validation import HISTORY_COUNTERS, REPORT_COUNTERS, ValidationReport
+from closecast.watchlist import WatchItem
+
+
+@dataclass
+class TickerOutcome:
+    """What one ticker contributed to the run: its rows and the objects it wrote.
+
+    ``keys`` are immutable objects (run outputs under the scope, new model versions);
+    ``state_keys`` the per-ticker state it changed (prices, ledger, champion pointer).
+    """
+
+    metrics: MetricsRow
+    forecasts: list[ForecastRow] = field(default_factory=list)  # one per step ahead
+    live_scores: list[LiveScoreRow] = field(default_factory=list)
+    model_scores: list[ModelScoreRow] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    state_keys: list[str] = field(default_factory=list)
+
+
+def failed_outcome(item: WatchItem, error: str, *, stage: str) -> TickerOutcome:
+    return TickerOutcome(
+        metrics=MetricsRow(
+            ticker=item.symbol,
+            asset_class=item.asset_class,
+            status="failed",
+            error=f"{stage}: {error}",
+        )
+    )
+
+
+def publish_ticker_objects(
+    storage: Storage,
+    item: WatchItem,
+    scope: RunScope,
+    backtest_predictions: pd.DataFrame | None,
+    ledger: live.Ledger,
+    prices: pd.Series,
+    title: str,
+    *,
+    draw_plot: bool = True,
+) -> list[str]:
+    """The lineage's backtest predictions and (``draw_plot``) the ticker's plot, under the
+    run scope."""
+    keys = []
+    if backtest_predictions is not None:
+        key = catalog.PREDICTIONS.key(scope, item.symbol)
+        names = PredictionRow.__dataclass_fields__
+        rows = [
+            PredictionRow(**{k: v for k, v in r.items() if k in names})
+            for r in backtest_predictions.to_dict("records")
+        ]
+        write_parquet(storage, key, rows_to_table(rows, PredictionRow))
+        keys.append(key)
+    if not draw_plot:
+        return keys
+    figure = ticker_figure(backtest_predictions, ledger, prices, title)
+    plot_key = catalog.TICKER_PLOTS.key(scope, item.symbol)
+    write_figure(storage, plot_key, figure)
+    keys.append(plot_key)
+    return keys
+
+
+def ticker_figure(
+    backtest: pd.DataFrame | None, ledger: live.Ledger, prices: pd.Series, title: str
+):
+    """The per-ticker figure: the lineage's backtest above, the served forecasts against what
+    happened (naive drawn too) below."""
+    frame = backtest if backtest is not None else pd.DataFrame(columns=list(PREDICTION_COLUMNS))
+    start = pd.Timestamp(frame["date"].iloc[0]) if len(frame) else prices.index[-1]
+    history = prices[prices.index < start].iloc[-max(len(frame), 60) :]
+    return plot_ticker(frame, live.served_frame(ledger), title=title, history=history)
+
+
+def significance_columns(
+    backtest: pd.DataFrame | None, ledger: live.Ledger, lineage: str
+) -> dict[str, float | None]:
+    """The metrics row's Diebold-Mariano columns for the backtest and the lineage's record."""
+    served = ledger.scored(lineage)
+    results = {
+        ("backtest_", ""): None
+        if backtest is None
+        else significance(backtest["actual"], backtest["predicted"], backtest["naive"]),
+        ("live_", "_lineage"): significance(
+            [r.actual for r in served], [r.forecast for r in served], [r.naive for r in served]
+        ),
+    }
+    columns: dict[str, float | None] = {}
+    for (prefix, suffix), result in results.items():
+        low, high = result.u2_interval(0.95) if result is not None else (None, None)
+        columns[f"{prefix}dm_stat{suffix}"] = result.statistic if result is not None else None
+        columns[f"{prefix}dm_p{suffix}"] = result.p_value if result is not None else None
+        columns[f"{prefix}u2_low{suffix}"] = low
+        columns[f"{prefix}u2_high{suffix}"] = high
+    return columns
+
+
+_METRICS_FIELDS = frozenset(f.name for f in fields(MetricsRow))
+
+
+def validation_columns(fetched: FetchSummary | None, history: ValidationReport) -> dict[str, Any]:
+    """What validation found, for the metrics row: counts from this run's fetch (the raw
+    data) and from the model's stretch of history, re-basing, staleness and warnings."""
+    raw = fetched.report if fetched is not None else None
+    fetched_warnings = fetched.warnings if fetched is not None else ()
+    warnings = list(dict.fromkeys([*fetched_warnings, *history.warnings]))
+    counts = {
+        name: (getattr(raw, name) if raw else 0)
+        + (getattr(history, name) if name in HISTORY_COUNTERS else 0)
+        for name in REPORT_COUNTERS
+        if name in _METRICS_FIELDS
+    }
+    return {
+        **counts,
+        "rebased": bool(fetched and fetched.rebased),
+        "rebase_factor": fetched.rebase.factor if fetched and fetched.rebase else None,
+        "store_rebuilt": bool(fetched and fetched.rebuilt),
+        "stale": bool(history.stale),
+        "warnings": "; ".join(warnings) or None,
+    }
+
+
+# Which fields of the lineage's backtest score and of its live record the metrics row carries.
+BACKTEST_COLUMNS: tuple[str, ...] = (
+    *("start", "end", "n", "rmse", "naive_rmse", "u2", "mae", "mape"),
+    *("directional_accuracy", "coverage_80", "coverage_95"),
+)
+LINEAGE_COLUMNS: tuple[str, ...] = (
+    *("n_scored", "rmse", "naive_rmse", "u2", "directional_accuracy"),
+    *("coverage_80", "coverage_95"),
+)
+
+
+def _copied(source: object | None, pattern: str, names: Sequence[str]) -> dict[str, Any]:
+    """``source``'s fields as metrics columns named by ``pattern`` (None when no source);
+    ``n_scored`` becomes ``n`` in the column name (``live_n_20d``)."""
+    return {
+        pattern.format(name.replace("n_scored", "n")): getattr(source, name, None) for name in names
+    }
+
+
+def forecast_row(served: ServedRow) -> ForecastRow:
+    """The forecasts table's row for the forecast that was served (any model's)."""
+    return ForecastRow(
+        ticker=served.ticker,
+        data_end=served.data_end,
+        target_date=served.target_date,
+        forecast=served.forecast,
+        naive=served.naive,
+        model_version=served.model_version,
+        lineage=served.lineage,
+        trained_through=served.trained_through,
+        lower_80=served.lower_80,
+        upper_80=served.upper_80,
+        lower_95=served.lower_95,
+        upper_95=served.upper_95,
+        model=served.model,
+        step=served.step,
+    )
