@@ -289,8 +289,9 @@ def measure_size(n: int, args: argparse.Namespace, work: Path) -> list[Measured]
     return results
 
 
-def measure_replay(args: argparse.Namespace, work: Path) -> Measured:
-    """``closecast replay`` of the last ``--replay-days`` trading days of 4 tickers."""
+def measure_replay(args: argparse.Namespace, work: Path) -> list[Measured]:
+    """``closecast replay`` of the last ``--replay-days`` trading days of 4 tickers, then
+    ``closecast gc`` as of the last day (the default retention policy)."""
     data, root = work / "csv-replay", work / "store-replay"
     symbols = write_tickers(data, REPLAY_TICKERS, args.seed, args.data)
     arguments = ["replay", "--source", f"csv:{data}", "--tickers", ",".join(symbols)]
@@ -300,7 +301,15 @@ def measure_replay(args: argparse.Namespace, work: Path) -> Measured:
     label = f"replay {args.replay_days} days of {REPLAY_TICKERS}"
     result = run_cli(label, arguments, profile=profile, rate=args.rate, log=work / "replay.log")
     result.storage_mb = storage_mb(root)
-    return result
+    gc = run_cli(
+        "gc after the replay",
+        ["gc", "--storage", str(root), "--as-of", LAST_DAY],
+        profile=None,
+        rate=args.rate,
+        log=work / "gc.log",
+    )
+    gc.storage_mb = storage_mb(root)
+    return [result, gc]
 
 
 # ---------------------------------------------------------------------- report
@@ -343,6 +352,13 @@ def print_report(results: list[Measured], loads: list[tuple[float, float, float]
         for prefix in prefixes:
             cells = " | ".join(f"{r.storage_mb.get(prefix, 0.0):.1f}" for r in stored)
             print(f"| {prefix}/ | {cells} |")
+    if gc := next((r for r in results if r.label == "gc after the replay"), None):
+        models, plots = gc.storage_mb.get("models", 0.0), gc.storage_mb.get("plots", 0.0)
+        print(
+            f"\nAfter the replay and closecast gc (default policy), per ticker: models "
+            f"{models / REPLAY_TICKERS:.2f} MB + plots {plots / REPLAY_TICKERS:.2f} MB "
+            "(the summary plots included)"
+        )
     return print_targets({r.label: r for r in results})
 
 
@@ -408,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in sizes:
             results += measure_size(n, args, work)
         if args.replay_days:
-            results.append(measure_replay(args, work))
+            results += measure_replay(args, work)
     finally:
         stop.set()
         if args.keep is None:

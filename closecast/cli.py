@@ -29,6 +29,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "stack",
         "Start, stop or inspect the local Prefect stack (server + UI, pool, deployments, worker).",
     ),
+    "gc": (
+        "gc",
+        "Remove old model versions and old runs' ticker plots by the retention policy.",
+    ),
     "tutorial": ("tutorial", "Reproduce the LSTM tutorial on a Yahoo CSV and report honest RMSEs."),
 }
 

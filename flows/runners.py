@@ -16,7 +16,8 @@ def make_task_runner(kind: str, workers: int, dask_address: str | None = None) -
         kind: ``threads``, ``processes`` or ``dask``.
         workers: Parallel workers (threads, processes, or local Dask workers).
         dask_address: With ``dask``: an existing cluster's scheduler address
-            (``tcp://host:8786``); without it a local cluster of ``workers`` processes.
+            (``tcp://host:8786``); without it a local cluster of ``workers`` processes
+            whose every listener (scheduler, dashboard, workers, nannies) is on loopback.
 
     Raises:
         ValueError: An unknown kind or a worker count below 1.
@@ -32,7 +33,21 @@ def make_task_runner(kind: str, workers: int, dask_address: str | None = None) -
 
         if dask_address:
             return DaskTaskRunner(address=dask_address)
-        return DaskTaskRunner(
-            cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True}
-        )
+        return DaskTaskRunner(cluster_kwargs=local_dask_cluster_kwargs(workers))
     raise ValueError(f"task_runner {kind!r} is not one of {', '.join(RUNNER_KINDS)}")
+
+
+def local_dask_cluster_kwargs(workers: int) -> dict[str, object]:
+    """``LocalCluster`` settings for a run's own cluster: nothing listens beyond loopback.
+
+    Dask's default dashboard address ``:8787`` binds every interface even when the scheduler
+    is on 127.0.0.1; the dashboard gets a free loopback port instead (its link is in the run
+    log). A cluster reachable from other machines is the user's own, through ``dask_address``.
+    """
+    return {
+        "n_workers": workers,
+        "threads_per_worker": 1,
+        "processes": True,
+        "host": "127.0.0.1",
+        "dashboard_address": "127.0.0.1:0",
+    }

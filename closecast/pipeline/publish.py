@@ -12,10 +12,11 @@ later runs change it by design.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from matplotlib.figure import Figure
 
@@ -26,6 +27,28 @@ from closecast.plots import ScoreboardRow, plot_scoreboard
 from closecast.records import MetricsRow, rows_to_table, table_to_rows
 from closecast.storage import ObjectNotFoundError, Storage
 from closecast.storage.io import read_json, read_parquet, write_figure, write_json, write_parquet
+
+PUBLISH_THREADS = 8
+"""Storage requests of a publication in flight at once. Independent requests (the run's
+tables, reading back each object for the manifest, removing replaced objects) go out
+together: on S3 each costs a network round trip (10-50 ms), and boto3 clients are
+thread-safe. Bounded, so a big run never opens hundreds of connections."""
+
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
+
+
+def concurrently(
+    work: Callable[[_Item], _Result], items: Iterable[_Item], threads: int = PUBLISH_THREADS
+) -> list[_Result]:
+    """``[work(item) for item in items]``, at most ``threads`` at a time, in order; the first
+    error is raised once the others have finished (nothing is left running)."""
+    items = list(items)
+    if len(items) <= 1 or threads <= 1:
+        return [work(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
+        futures = [pool.submit(work, item) for item in items]
+    return [future.result() for future in futures]
 
 
 @dataclass(frozen=True)
@@ -134,14 +157,16 @@ def describe_object(storage: Storage, key: str) -> ObjectEntry:
 
 
 def _described(storage: Storage, keys: Iterable[str]) -> list[ObjectEntry]:
-    """Each existing key described as stored (one read each; absent keys are skipped)."""
-    described = []
-    for key in keys:
+    """Each existing key described as stored, read back concurrently (absent keys are
+    skipped)."""
+
+    def describe(key: str) -> ObjectEntry | None:
         try:
-            described.append(describe_object(storage, key))
+            return describe_object(storage, key)
         except ObjectNotFoundError:
-            continue
-    return described
+            return None
+
+    return [entry for entry in concurrently(describe, keys) if entry is not None]
 
 
 def withdraw_manifest(storage: Storage, scope: RunScope) -> Manifest | None:
@@ -192,14 +217,16 @@ def _remove_stale_objects(
     members: set[str] | None,
 ) -> None:
     """Delete per-ticker objects of this scope that this run replaced or dropped."""
-    for table in catalog.RUN_TABLES:
-        if not table.per_ticker:
-            continue
-        for key in storage.list_keys(table.prefix(scope)):
-            ticker = catalog.ticker_of_key(key)
-            if key in keep or ticker is None or _kept(ticker, run_tickers, members):
-                continue
-            storage.delete(key)
+    stale = [
+        key
+        for table in catalog.RUN_TABLES
+        if table.per_ticker
+        for key in storage.list_keys(table.prefix(scope))
+        if key not in keep
+        and (ticker := catalog.ticker_of_key(key)) is not None
+        and not _kept(ticker, run_tickers, members)
+    ]
+    concurrently(storage.delete, stale)
 
 
 def _carried_over(entries: Iterable[ObjectEntry], tickers: set[str]) -> list[ObjectEntry]:
@@ -239,11 +266,15 @@ def publish_run(
     """
     run_set = set(run_tickers)
     keys = list(dict.fromkeys(ticker_keys))
-    merged: dict[str, list[Any]] = {}
-    for table in catalog.RUN_PARQUET_TABLES:
-        merged[table.name] = merge_rows(storage, table, scope, rows.of(table), run_set, members)
-        write_parquet(storage, table.key(scope), rows_to_table(merged[table.name], table.row_type))
-        keys.append(table.key(scope))
+
+    def write_table(table: RunTable) -> list[Any]:  # each run table once per run
+        merged = merge_rows(storage, table, scope, rows.of(table), run_set, members)
+        write_parquet(storage, table.key(scope), rows_to_table(merged, table.row_type))
+        return merged
+
+    tables = catalog.RUN_PARQUET_TABLES
+    merged = dict(zip([t.name for t in tables], concurrently(write_table, tables), strict=True))
+    keys += [table.key(scope) for table in tables]
 
     metric_rows: list[MetricsRow] = merged[catalog.METRICS.name]
     summary_key = catalog.SUMMARY_PLOT.key(scope)

@@ -1,10 +1,12 @@
 """The per-ticker work spread in chunks over a local Dask cluster of two processes gives the
-same results as one process on threads."""
+same results as one process on threads, and a run's own cluster listens on loopback only."""
 
 from __future__ import annotations
 
+import threading
 from datetime import date
 
+import psutil
 import pytest
 
 from closecast import catalog
@@ -56,3 +58,48 @@ def test_dask_local_cluster_matches_threads(prefect_harness, tmp_path):
         for name in ("threads", "dask")
     ]
     assert forecasts[0]["forecast"].to_numpy() == pytest.approx(forecasts[1]["forecast"].to_numpy())
+
+
+def _listening_sockets() -> set[tuple[int, str, int]]:
+    """(pid, address, port) of every listening socket of this process and its descendants."""
+    me = psutil.Process()
+    found = set()
+    for process in [me, *me.children(recursive=True)]:
+        try:
+            connections = process.net_connections(kind="inet")
+        except psutil.Error:  # exited meanwhile
+            continue
+        found |= {
+            (process.pid, c.laddr.ip, c.laddr.port)
+            for c in connections
+            if c.status == psutil.CONN_LISTEN
+        }
+    return found
+
+
+def test_a_local_dask_run_listens_on_loopback_only(prefect_harness, tmp_path):
+    before = _listening_sockets()
+    seen: set[tuple[int, str, int]] = set()
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            seen.update(_listening_sockets() - before)
+            stop.wait(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        state = daily_forecast(
+            RunSettings(storage=str(tmp_path / "dask"), task_runner="dask", workers=1,
+                        tickers=["QQQ"], source="sample", as_of=AS_OF, preset="fast", epochs=1),
+            return_state=True,
+        )  # fmt: skip
+    finally:
+        stop.set()
+        sampler.join(timeout=30)
+    assert state.is_completed(), state.message
+    # The scheduler and dashboard (this process) and the worker (a child) were seen...
+    assert len({pid for pid, _, _ in seen}) >= 2, seen
+    # ...and none of them listens beyond loopback (Dask's default dashboard: 0.0.0.0:8787).
+    assert {address for _, address, _ in seen} <= {"127.0.0.1", "::1"}, seen

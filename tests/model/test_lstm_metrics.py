@@ -38,7 +38,7 @@ def test_u2_on_flat_prices_is_undefined_not_zero() -> None:
     flat = [5.0, 5.0, 5.0, 5.0]
 
     assert math.isnan(metrics.u2(flat, flat, flat))
-    assert math.isnan(metrics.summarize(flat, flat, flat)["u2"])
+    assert math.isnan(metrics.summarize(flat, flat, flat).u2)
     assert metrics.u2(flat, [5.0, 5.0, 5.0, 6.0], flat) == math.inf
     assert metrics.format_u2(metrics.u2(flat, flat, flat)) == (
         "undefined (model and naive RMSE both 0: flat prices)"

@@ -110,7 +110,8 @@ def test_a_rerun_killed_at_each_publish_step_never_leaves_a_lying_manifest(tmp_p
         # The manifest was withdrawn before anything was rewritten: absent, never lying.
         assert not storage.exists(catalog.MANIFEST.key(SCOPE)), pattern
         assert_consistent(root)
-    # The killed runs' leases expire; a rerun that waits for them recovers the scope.
+    # The killed runs' leases are taken over at once (their processes are gone); a rerun
+    # recovers the scope.
     state = run_flow(root, lease_wait_seconds=60)
     assert state.is_completed(), state.message
     assert storage.exists(catalog.MANIFEST.key(SCOPE))

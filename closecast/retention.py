@@ -1,0 +1,319 @@
+"""Retention: what ``closecast gc`` removes so storage per ticker stays bounded.
+
+Every fine-tune stores a full model version and every run of a small watchlist a plot per
+ticker; without retention a ticker grows by about 20 MB of models and 32 MB of plots a
+year. The policy (:class:`RetentionPolicy`) keeps:
+
+* per ticker, the champion, the latest version, the last ``keep_versions`` versions, and
+  the lineage root (the retrained version holding the lineage's backtest) of every version
+  it keeps;
+* everything a *young* manifest lists: a run date within ``manifest_days`` of ``as_of``
+  (model versions, plots, predictions);
+* every run-level table, summary plot and manifest (one small object per run).
+
+It removes the other model versions and the per-ticker run objects (plots, backtest
+predictions: :data:`closecast.catalog.RUN_TABLES` with ``per_ticker``) of old scopes.
+
+Never deleting what a reader or a run may use:
+
+* the manifests are read first; a scope lease held by a run (whose manifest is withdrawn
+  while it rewrites its scope, and may again list what it listed) makes gc refuse;
+* an old manifest stops listing what gc removes *before* it is removed (the entries move
+  to ``retired``, with the date), under that scope's lease: a manifest stays true;
+* each ticker's versions are decided and removed under the ticker's lease, from its
+  champion pointer as it is then, so a run cannot register or promote meanwhile.
+
+``dry_run`` computes the same plan and changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from closecast import catalog
+from closecast.locks import Lease, held
+from closecast.pipeline.publish import concurrently
+from closecast.pipeline.registry import ChampionUnreadableError, read_champion
+from closecast.storage import ObjectNotFoundError, Storage
+from closecast.storage.errors import StorageError
+from closecast.storage.io import read_json, write_json
+
+MANIFESTS_PREFIX = f"{catalog.MANIFEST.name}/"
+
+
+class RunInProgressError(RuntimeError):
+    """A run holds a scope lease: gc would not know what its withdrawn manifest lists."""
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """What ``closecast gc`` keeps (see the module docstring).
+
+    Attributes:
+        keep_versions: The last this many model versions of each ticker (at least 1: the
+            latest version is always kept, a run's next version is numbered after it).
+        manifest_days: Everything a manifest of a run date within this many days of the
+            collection date lists is kept, as are those scopes' plots and predictions.
+    """
+
+    keep_versions: int = 3
+    manifest_days: int = 7
+
+    def __post_init__(self) -> None:
+        if self.keep_versions < 1:
+            raise ValueError(f"keep_versions must be at least 1, got {self.keep_versions}")
+        if self.manifest_days < 0:
+            raise ValueError(f"manifest_days must be at least 0, got {self.manifest_days}")
+
+
+@dataclass(frozen=True)
+class ScopeManifest:
+    """A scope's manifest as gc read it."""
+
+    key: str
+    run_date: date
+    document: dict[str, Any]
+
+    def listed(self) -> set[str]:
+        return {str(entry.get("key")) for entry in self.document.get("objects", [])}
+
+
+@dataclass
+class Collection:
+    """What a collection removed (or, in a dry run, would remove).
+
+    Attributes:
+        versions: ``models/T/vNNNN/`` prefixes.
+        run_objects: Per-ticker run objects of old scopes (plots, predictions).
+        manifests: Old manifests rewritten to stop listing what was removed.
+        kept_versions: Per ticker, the versions kept.
+        bytes_known: Bytes of the removed objects that a manifest recorded.
+        dry_run: Nothing was changed.
+    """
+
+    versions: list[str] = field(default_factory=list)
+    run_objects: list[str] = field(default_factory=list)
+    manifests: list[str] = field(default_factory=list)
+    kept_versions: dict[str, list[str]] = field(default_factory=dict)
+    bytes_known: int = 0
+    dry_run: bool = False
+
+    def summary(self) -> str:
+        verb = "would remove" if self.dry_run else "removed"
+        tickers = len({catalog.ticker_of_key(p) for p in self.versions})
+        return (
+            f"{verb} {len(self.versions)} model versions of {tickers} tickers and "
+            f"{len(self.run_objects)} per-ticker run objects of old runs "
+            f"({self.bytes_known / 2**20:.1f} MB recorded in manifests); "
+            f"{'would rewrite' if self.dry_run else 'rewrote'} {len(self.manifests)} old "
+            "manifests to stop listing them"
+        )
+
+
+def read_manifests(storage: Storage) -> list[ScopeManifest]:
+    """Every scope's manifest (one listing, the reads concurrently); unreadable ones are
+    skipped (a scope without a true manifest is left alone)."""
+    keys = [k for k in storage.list_keys(MANIFESTS_PREFIX) if k.endswith(catalog.MANIFEST.filename)]
+
+    def read(key: str) -> ScopeManifest | None:
+        try:
+            document = read_json(storage, key)
+            return ScopeManifest(key, date.fromisoformat(document["run_date"]), document)
+        except (ObjectNotFoundError, StorageError, ValueError, KeyError, TypeError):
+            return None
+
+    return [m for m in concurrently(read, keys) if m is not None]
+
+
+def live_scope_leases(storage: Storage, now: datetime) -> list[str]:
+    """Scope leases a run holds now (expired ones belong to killed runs)."""
+    live = []
+    for key in storage.list_keys("leases/run_date="):
+        try:
+            lease = Lease.from_bytes(key, storage.read_bytes(key))
+        except ObjectNotFoundError:
+            continue
+        if lease is None or lease.expires_at >= now:
+            live.append(f"{key} ({lease.what if lease else 'unreadable'})")
+    return live
+
+
+def _versions(storage: Storage, ticker: str) -> dict[str, set[str]]:
+    """The ticker's stored versions and the files of each (one listing)."""
+    prefix = catalog.models_prefix(ticker)
+    files: dict[str, set[str]] = {}
+    for key in storage.list_keys(prefix):
+        version, _, name = key[len(prefix) :].partition("/")
+        if catalog.version_number(version) is not None:
+            files.setdefault(version, set()).add(name)
+    return files
+
+
+def _lineage_of(storage: Storage, ticker: str, version: str) -> str | None:
+    try:
+        meta = read_json(storage, f"{catalog.model_prefix(ticker, version)}/meta.json")
+    except (ObjectNotFoundError, StorageError, ValueError):
+        return None
+    lineage = meta.get("lineage") if isinstance(meta, dict) else None
+    return str(lineage) if lineage else None
+
+
+def versions_to_keep(
+    storage: Storage,
+    ticker: str,
+    versions: Iterable[str],
+    policy: RetentionPolicy,
+    protected: set[str],
+) -> set[str]:
+    """The ticker's versions the policy keeps: the champion (its version, latest and
+    lineage), the last ``keep_versions``, those ``protected`` (young manifests list them),
+    and the lineage root of each. Raises when the champion pointer is unreadable (gc then
+    leaves the ticker alone: the next run retrains it)."""
+    ordered = sorted(versions, key=lambda v: catalog.version_number(v) or 0)
+    keep = set(ordered[-policy.keep_versions :]) | (protected & set(ordered))
+    champion = read_champion(storage, ticker)
+    if champion is not None:
+        keep |= {champion.version, champion.lineage}
+        latest = getattr(champion, "latest", None)
+        if latest:
+            keep.add(str(latest))
+    roots = {_lineage_of(storage, ticker, version) for version in sorted(keep)}
+    return (keep | {r for r in roots if r}) & set(ordered)
+
+
+@contextlib.contextmanager
+def _lease(storage: Storage, key: str, what: str, wait: timedelta, dry_run: bool) -> Iterator[None]:
+    if dry_run:
+        yield
+        return
+    with held(storage, key, what=f"{what} (closecast gc)", wait=wait):
+        yield
+
+
+def _retire(manifest: ScopeManifest, keys: set[str], on: date) -> dict[str, Any]:
+    """The manifest without entries for ``keys``, which move to ``retired``."""
+    document = dict(manifest.document)
+    objects = document.get("objects", [])
+    document["objects"] = [e for e in objects if e.get("key") not in keys]
+    retired = [dict(e, retired_on=on.isoformat()) for e in objects if e.get("key") in keys]
+    document["retired"] = [*document.get("retired", []), *retired]
+    return document
+
+
+def _scope_of(manifest: ScopeManifest) -> catalog.RunScope:
+    return catalog.RunScope(manifest.run_date, str(manifest.document["watchlist"]))
+
+
+def collect(
+    storage: Storage,
+    *,
+    as_of: date,
+    policy: RetentionPolicy = RetentionPolicy(),
+    tickers: Iterable[str] | None = None,
+    dry_run: bool = False,
+    lease_wait: timedelta = timedelta(minutes=15),
+    now: datetime | None = None,
+) -> Collection:
+    """Apply the retention policy to a storage root (see the module docstring).
+
+    Args:
+        storage: The storage root.
+        as_of: The collection date: manifests of run dates within ``manifest_days`` of it
+            are young.
+        policy: What to keep.
+        tickers: Only these tickers' versions (default: every ticker under ``models/``);
+            old scopes' per-ticker run objects of other tickers are then left too.
+        dry_run: Compute the plan, change nothing.
+        lease_wait: How long to wait for a run holding a ticker or scope lease.
+        now: The time leases are judged by (default: now).
+
+    Raises:
+        RunInProgressError: A run holds a scope lease; nothing was changed.
+    """
+    now = now or datetime.now(UTC)
+    manifests = read_manifests(storage)  # first: what any complete scope lists
+    if running := live_scope_leases(storage, now):
+        raise RunInProgressError(
+            f"a run is in progress ({', '.join(running[:3])}); nothing collected: run "
+            "closecast gc when no run is going"
+        )
+    cutoff = as_of - timedelta(days=policy.manifest_days)
+    young = [m for m in manifests if m.run_date >= cutoff]
+    old = [m for m in manifests if m.run_date < cutoff]
+    protected = {key for m in young for key in m.listed()}
+    protected_versions: dict[str, set[str]] = {}
+    for key in protected:
+        parts = key.split("/")
+        if parts[0] == "models" and len(parts) > 2:
+            protected_versions.setdefault(parts[1], set()).add(parts[2])
+    only = set(tickers) if tickers is not None else None
+    wanted = only or {k.split("/")[1] for k in storage.list_keys("models/") if k.count("/") >= 2}
+    result = Collection(dry_run=dry_run)
+
+    # 1. Plan each ticker's versions (no lease yet: the plan is re-checked under it).
+    plans: dict[str, set[str]] = {}
+    for ticker in sorted(wanted):
+        versions = _versions(storage, ticker)
+        try:
+            keep = versions_to_keep(
+                storage, ticker, versions, policy, protected_versions.get(ticker, set())
+            )
+        except ChampionUnreadableError:
+            continue
+        plans[ticker] = set(versions) - keep
+        result.kept_versions[ticker] = sorted(keep)
+
+    # 2. Old manifests stop listing what goes, before it goes (under each scope's lease).
+    sizes = {e["key"]: int(e.get("size", 0)) for m in manifests for e in m.document["objects"]}
+    planned_prefixes = {
+        f"{catalog.model_prefix(t, v)}/" for t, versions in plans.items() for v in versions
+    }
+    for manifest in old:
+        scope = _scope_of(manifest)
+        listed = manifest.listed()
+        run_objects = {
+            key
+            for key in listed
+            if (ticker := catalog.ticker_of_key(key)) is not None
+            and (only is None or ticker in only)
+            and any(key.startswith(t.prefix(scope)) for t in catalog.RUN_TABLES if t.per_ticker)
+        }
+        models = {k for k in listed if k.startswith(tuple(planned_prefixes))}
+        if not run_objects and not models:
+            continue
+        with _lease(storage, catalog.scope_lease_key(scope), scope.label, lease_wait, dry_run):
+            if not dry_run:
+                write_json(storage, manifest.key, _retire(manifest, run_objects | models, as_of))
+                concurrently(storage.delete, sorted(run_objects))
+        result.manifests.append(manifest.key)
+        result.run_objects += sorted(run_objects)
+        result.bytes_known += sum(sizes.get(k, 0) for k in run_objects)
+
+    # 3. Each ticker's versions, re-decided and removed under its lease.
+    for ticker, planned in plans.items():
+        if not planned:
+            continue
+        with _lease(
+            storage, catalog.ticker_lease_key(ticker), f"ticker {ticker}", lease_wait, dry_run
+        ):
+            versions = _versions(storage, ticker)
+            try:
+                keep = versions_to_keep(
+                    storage, ticker, versions, policy, protected_versions.get(ticker, set())
+                )
+            except ChampionUnreadableError:
+                continue
+            going = sorted(planned - keep, key=lambda v: catalog.version_number(v) or 0)
+            result.kept_versions[ticker] = sorted(keep)
+            prefixes = [f"{catalog.model_prefix(ticker, v)}/" for v in going]
+            if not dry_run:
+                concurrently(storage.delete_prefix, prefixes)
+        result.versions += prefixes
+        if prefixes:
+            starts = tuple(prefixes)
+            result.bytes_known += sum(s for key, s in sizes.items() if key.startswith(starts))
+    return result

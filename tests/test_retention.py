@@ -1,0 +1,229 @@
+"""``closecast gc`` removes exactly what the retention policy says, on local storage and on
+the loopback S3 server: never the champion, its lineage root, the latest versions or
+anything a young manifest lists; old manifests stop listing what goes (they stay true);
+a dry run changes nothing; a run in progress or a held ticker lease stops it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from datetime import date, timedelta
+
+import pytest
+
+from closecast import catalog
+from closecast.catalog import RunScope
+from closecast.cli import main
+from closecast.locks import LeaseTimeoutError, held
+from closecast.pipeline.publish import verify_manifest
+from closecast.pipeline.registry import MODEL_FILES, Champion, write_champion
+from closecast.retention import RetentionPolicy, RunInProgressError, collect
+from closecast.storage import open_storage
+from closecast.storage.io import write_json
+
+DAY0 = date(2020, 12, 1)
+DAYS = [DAY0 + timedelta(days=i) for i in range(9)]  # run i registered version i + 1
+AS_OF = DAYS[-1]
+POLICY = RetentionPolicy(keep_versions=3, manifest_days=2)  # young: DAYS[6:]
+WATCHLIST = "w"
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage(request, tmp_path):
+    if request.param == "s3":
+        request.getfixturevalue("s3_env")
+        return open_storage(f"s3://{request.getfixturevalue('s3_bucket')}/gc")
+    return open_storage(str(tmp_path / "store"))
+
+
+def _version(storage, ticker: str, number: int, lineage: int) -> list[str]:
+    version, root = catalog.version_name(number), catalog.version_name(lineage)
+    prefix = catalog.model_prefix(ticker, version)
+    keys = []
+    for name in MODEL_FILES:
+        content = {"lineage": root} if name == "meta.json" else {"weights": number}
+        keys.append(f"{prefix}/{name}")
+        write_json(storage, keys[-1], content)
+    if number == lineage:  # a retrain: the lineage's backtest beside it
+        keys.append(catalog.backtest_key(ticker, version))
+        storage.write_bytes(keys[-1], b"backtest of " + version.encode())
+    return keys
+
+
+def _champion(storage, ticker: str, version: int, lineage: int) -> None:
+    write_champion(
+        storage,
+        ticker,
+        Champion(
+            version=catalog.version_name(version),
+            lineage=catalog.version_name(lineage),
+            trained_through=DAY0,
+            retrained_on=DAY0,
+            promoted_on=DAY0,
+            preset="fast",
+            backtest=None,
+        ),
+    )
+
+
+def _entry(storage, key: str) -> dict:
+    data = storage.read_bytes(key)
+    return {"key": key, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def build_store(storage) -> None:
+    """AAA: lineage v0001 (v0001-v0003), then lineage v0004 (v0004-v0009), champion v0009;
+    run i on DAYS[i] registered v000(i+1) and published its plot, predictions, metrics and
+    a manifest listing them. BBB (no manifests): champion v0002 of lineage v0001; a
+    backfill's lineage v0003 continued by v0004-v0006."""
+    for number in range(1, 10):
+        model_keys = _version(storage, "AAA", number, 1 if number <= 3 else 4)
+        scope = RunScope(DAYS[number - 1], WATCHLIST)
+        run_keys = [
+            catalog.TICKER_PLOTS.key(scope, "AAA"),
+            catalog.PREDICTIONS.key(scope, "AAA"),
+            catalog.METRICS.key(scope),
+            catalog.SUMMARY_PLOT.key(scope),
+        ]
+        for key in run_keys:
+            storage.write_bytes(key, f"{key} of run {number}".encode())
+        write_json(
+            storage,
+            catalog.MANIFEST.key(scope),
+            {
+                "run_date": scope.run_date.isoformat(),
+                "watchlist": WATCHLIST,
+                "objects": [_entry(storage, k) for k in [*run_keys, *model_keys]],
+                "state": [],
+            },
+        )
+    _champion(storage, "AAA", 9, 4)
+    for number in range(1, 7):
+        _version(storage, "BBB", number, 1 if number <= 2 else 3)
+    _champion(storage, "BBB", 2, 1)
+
+
+def versions(storage, ticker: str) -> set[str]:
+    prefix = catalog.models_prefix(ticker)
+    return {k[len(prefix) :].split("/")[0] for k in storage.list_keys(prefix) if "/v" in k}
+
+
+def snapshot(storage) -> dict[str, bytes]:
+    return {key: storage.read_bytes(key) for key in storage.list_keys("")}
+
+
+def test_gc_removes_exactly_what_the_policy_says(storage) -> None:
+    build_store(storage)
+    before = snapshot(storage)
+    result = collect(storage, as_of=AS_OF, policy=POLICY)
+
+    # AAA: the last 3 (v0007-v0009, also what young manifests list), the champion v0009 and
+    # its lineage root v0004. BBB: the last 3 (v0004-v0006), the champion v0002, its
+    # lineage root v0001, and v0003, the root of the kept v0004-v0006.
+    assert versions(storage, "AAA") == {"v0004", "v0007", "v0008", "v0009"}
+    assert versions(storage, "BBB") == {f"v000{i}" for i in range(1, 7)}
+    assert sorted(result.versions) == [f"models/AAA/v000{i}/" for i in (1, 2, 3, 5, 6)]
+    # Old runs (DAYS[:6]) lose their ticker plots and predictions, nothing else.
+    old = [RunScope(day, WATCHLIST) for day in DAYS[:6]]
+    gone = {catalog.TICKER_PLOTS.key(s, "AAA") for s in old}
+    gone |= {catalog.PREDICTIONS.key(s, "AAA") for s in old}
+    assert set(result.run_objects) == gone
+    after = snapshot(storage)
+    removed = set(before) - set(after)
+    assert removed == gone | {k for k in before if k.startswith(tuple(result.versions))}
+    # Every manifest is still true; the old ones say what was retired, the young ones are
+    # untouched byte for byte.
+    for day in DAYS:
+        scope = RunScope(day, WATCHLIST)
+        assert verify_manifest(storage, scope) == []
+        key = catalog.MANIFEST.key(scope)
+        if day in DAYS[6:]:
+            assert after[key] == before[key]
+        else:
+            retired = {e["key"] for e in json.loads(after[key])["retired"]}
+            assert retired and retired <= removed
+            assert retired == {e["key"] for e in json.loads(before[key])["objects"]} & removed
+    # The champions still name complete versions.
+    for ticker, version in (("AAA", "v0009"), ("BBB", "v0002")):
+        for name in MODEL_FILES:
+            assert storage.exists(f"{catalog.model_prefix(ticker, version)}/{name}")
+    # A second collection finds nothing more.
+    again = collect(storage, as_of=AS_OF, policy=POLICY)
+    assert again.versions == [] and again.run_objects == []
+    assert snapshot(storage) == after
+
+
+def test_a_dry_run_changes_nothing_and_plans_the_same(storage) -> None:
+    build_store(storage)
+    before = snapshot(storage)
+    planned = collect(storage, as_of=AS_OF, policy=POLICY, dry_run=True)
+    assert snapshot(storage) == before
+    done = collect(storage, as_of=AS_OF, policy=POLICY)
+    assert (planned.versions, planned.run_objects, planned.manifests) == (
+        done.versions,
+        done.run_objects,
+        done.manifests,
+    )
+    assert "would remove 5 model versions of 1 tickers" in planned.summary()
+
+
+def test_young_manifests_protect_everything_they_list(storage) -> None:
+    build_store(storage)
+    # With every manifest young, only versions no manifest lists may go: BBB's v0004 has
+    # none (BBB has no manifests) and is not among its last... so nothing of AAA goes.
+    collect(storage, as_of=AS_OF, policy=RetentionPolicy(keep_versions=1, manifest_days=30))
+    assert versions(storage, "AAA") == {f"v000{i}" for i in range(1, 10)}
+    # BBB: last 1 (v0006), champion v0002 and root v0001, root v0003 of v0006.
+    assert versions(storage, "BBB") == {"v0001", "v0002", "v0003", "v0006"}
+    for day in DAYS:
+        assert storage.exists(catalog.TICKER_PLOTS.key(RunScope(day, WATCHLIST), "AAA"))
+
+
+def test_a_run_in_progress_or_a_held_ticker_lease_stops_gc(storage) -> None:
+    build_store(storage)
+    before = snapshot(storage)
+    scope_lease = catalog.scope_lease_key(RunScope(AS_OF, WATCHLIST))
+    with (
+        held(storage, scope_lease, what="a run"),
+        pytest.raises(RunInProgressError, match="a run is in progress"),
+    ):
+        collect(storage, as_of=AS_OF, policy=POLICY)
+    assert snapshot(storage) == before
+
+    # A run modelling AAA holds its lease: gc waits for it, then gives up without touching
+    # AAA's versions (old scopes' plots, under their own leases, may already be gone).
+    release = threading.Event()
+    taken = threading.Event()
+
+    def run_holding_aaa() -> None:
+        with held(storage, catalog.ticker_lease_key("AAA"), what="ticker AAA"):
+            taken.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=run_holding_aaa)
+    holder.start()
+    taken.wait(10)
+    try:
+        with pytest.raises(LeaseTimeoutError):
+            collect(storage, as_of=AS_OF, policy=POLICY, lease_wait=timedelta(seconds=1))
+    finally:
+        release.set()
+        holder.join()
+    assert versions(storage, "AAA") == {f"v000{i}" for i in range(1, 10)}
+
+
+def test_the_gc_command(tmp_path, capsys) -> None:
+    storage = open_storage(str(tmp_path))
+    build_store(storage)
+    before = snapshot(storage)
+    common = ["gc", "--storage", str(tmp_path), "--as-of", AS_OF.isoformat()]
+    common += ["--manifest-days", "2"]
+    assert main([*common, "--dry-run", "--verbose"]) == 0
+    out = capsys.readouterr().out
+    assert "would remove 5 model versions of 1 tickers" in out and "models/AAA/v0001/" in out
+    assert snapshot(storage) == before
+    assert main(common) == 0
+    assert "removed 5 model versions" in capsys.readouterr().out
+    assert main([*common, "--keep-versions", "0"]) == 2
+    assert "keep_versions must be at least 1" in capsys.readouterr().err
