@@ -168,6 +168,11 @@ class FetchSummary:
     def rebased(self) -> bool:
         return self.rebase is not None
 
+    @property
+    def rebase_factor(self) -> float | None:
+        """New basis over stored basis for ``adj_close`` when the history was re-based."""
+        return self.rebase.factor if self.rebase is not None else None
+
 
 @dataclass(frozen=True)
 class FetchOutcome:

@@ -100,6 +100,8 @@ class Champion:
         files: The serving version's files (``meta.json`` last).
         latest: The highest version stored for the ticker, backfills included (None for
             champions recorded before it was): the next version is the one after it.
+        challenged_on: Run date a retrained candidate last lost the comparison with this
+            lineage (``auto`` waits before retrying: ``RetrainPolicy.challenge_retry_days``).
     """
 
     version: str
@@ -111,6 +113,7 @@ class Champion:
     backtest: BacktestScore | None
     files: tuple[str, ...] = MODEL_FILES
     latest: str | None = None
+    challenged_on: date | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -119,6 +122,7 @@ class Champion:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Champion:
         backtest = data.get("backtest")
+        challenged = data.get("challenged_on")
         return cls(
             version=str(data["version"]),
             lineage=str(data.get("lineage") or data["version"]),
@@ -137,6 +141,7 @@ class Champion:
                     "end": date.fromisoformat(backtest["end"]),
                 }
             ),
+            challenged_on=None if challenged is None else date.fromisoformat(str(challenged)),
         )
 
 

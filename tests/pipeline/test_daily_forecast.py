@@ -114,6 +114,7 @@ def price_on(storage, ticker: str, day: date) -> float:
 
 
 @pytest.mark.usefixtures("prefect_harness")
+@pytest.mark.slow  # a four-day replay
 def test_replayed_days_serve_fresh_models_and_score_what_was_served(tmp_path, capsys) -> None:
     root = str(tmp_path / "store")
     code = main(
