@@ -48,8 +48,9 @@ def significance(
     actual: Any, predicted: Any, naive: Any, *, horizon: int = 1
 ) -> DieboldMarianoResult | None:
     """The Diebold-Mariano test (HLN) of a scored record against its naive forecast, or None
-    with fewer than :data:`MIN_TEST_DAYS` days."""
-    if len(actual) < MIN_TEST_DAYS:
+    with fewer than :data:`MIN_TEST_DAYS` days or, for ``horizon`` steps ahead, no more days
+    than steps (its long-run variance needs ``horizon - 1`` lags and more)."""
+    if len(actual) < max(MIN_TEST_DAYS, horizon + 1):
         return None
     return diebold_mariano(actual, predicted, naive, horizon=horizon)
 
