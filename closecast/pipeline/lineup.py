@@ -64,10 +64,10 @@ def score_row(ticker: str, record: Record, *, serving: bool) -> ModelScoreRow:
     if n:
         scores = metrics.summarize(frame["actual"], frame["predicted"], frame["naive"])
         values.update(
-            rmse=scores["rmse"],
-            naive_rmse=scores["naive_rmse"],
-            u2=scores["u2"],
-            directional_accuracy=scores["directional_accuracy"],
+            rmse=scores.rmse,
+            naive_rmse=scores.naive_rmse,
+            u2=scores.u2,
+            directional_accuracy=scores.directional_accuracy,
         )
         result = significance(
             frame["actual"], frame["predicted"], frame["naive"], horizon=record.step

@@ -284,11 +284,11 @@ def live_stats(rows: Sequence[ServedRow]) -> LiveStats:
         n=len(rows),
         first=rows[0].target_date,
         last=rows[-1].target_date,
-        rmse=scores["rmse"],
-        naive_rmse=scores["naive_rmse"],
-        u2=scores["u2"],
-        mae=scores["mae"],
-        directional_accuracy=scores["directional_accuracy"],
+        rmse=scores.rmse,
+        naive_rmse=scores.naive_rmse,
+        u2=scores.u2,
+        mae=scores.mae,
+        directional_accuracy=scores.directional_accuracy,
     )
 
 

@@ -32,6 +32,7 @@ from closecast import catalog
 from closecast.records import PredictionRow, rows_to_table
 from closecast.storage import ObjectNotFoundError, Storage
 from closecast.storage.io import read_json, read_parquet, write_json, write_parquet
+from lstm_model import metrics
 from lstm_model.base import ForecastModel
 from lstm_model.registry import load_model as load_saved_model
 
@@ -66,19 +67,19 @@ class BacktestScore:
         cls,
         start: date,
         end: date,
-        scores: dict[str, float],
+        scores: metrics.Scores,
         coverage: tuple[float | None, float | None] = (None, None),
     ) -> BacktestScore:
         return cls(
             start=start,
             end=end,
-            n=int(scores["n"]),
-            rmse=scores["rmse"],
-            naive_rmse=scores["naive_rmse"],
-            u2=scores["u2"],
-            mae=scores["mae"],
-            mape=scores["mape"],
-            directional_accuracy=scores["directional_accuracy"],
+            n=scores.n,
+            rmse=scores.rmse,
+            naive_rmse=scores.naive_rmse,
+            u2=scores.u2,
+            mae=scores.mae,
+            mape=scores.mape,
+            directional_accuracy=scores.directional_accuracy,
             coverage_80=coverage[0],
             coverage_95=coverage[1],
         )

@@ -41,6 +41,7 @@ from closecast.pipeline.decisions import (
     uncompared_reason,
 )
 from closecast.pipeline.evaluation import Evaluation, backtest_frames, significance
+from closecast.pipeline.fetch import FetchSummary
 from closecast.pipeline.lineup import (
     BASELINE_KINDS,
     LSTM,
@@ -220,7 +221,7 @@ class Plan:
     scored_now: int
     view: ChampionView
     decision: ModeDecision
-    fetch_report: dict[str, Any]
+    fetch: FetchSummary | None  # this run's fetch of the ticker (None: not fetched by it)
     plan_seconds: float  # loading the champion and deciding (this ticker's own time)
 
 
@@ -501,7 +502,7 @@ def plan_ticker(
     scope: RunScope,
     options: RunSettings,
     services: RunServices,
-    fetch_report: dict[str, Any] | None,
+    fetch: FetchSummary | None,
 ) -> Plan:
     """Steps 1-3: the history, the live record put on its basis and scored (before any
     training; written with the ticker's other state when it finishes), the champion, the
@@ -510,7 +511,7 @@ def plan_ticker(
     storage, config = services.storage, services.config
     prices, report = read_history(storage, item, as_of, config)
     ledger = live.read_ledger(storage, item.symbol)
-    ledger = live.align_basis(ledger, prices, (fetch_report or {}).get("rebase_factor"))
+    ledger = live.align_basis(ledger, prices, fetch.rebase_factor if fetch else None)
     ledger, scored_now = live.score_served(ledger, prices, as_of)
     began = time.perf_counter()
     view = load_champion(storage, item.symbol)
@@ -531,7 +532,7 @@ def plan_ticker(
         scored_now,
         view,
         decision,
-        fetch_report or {},
+        fetch,
         time.perf_counter() - began,
     )
 
@@ -604,11 +605,11 @@ def ticker_rows(
         storage, item, plan.prices, services.config, scope.run_date, lineage=registered.lineage,
         lstm_backtest=lineage.backtest, lstm_backtest_path=lineage.backtest_path,
         lstm_ledger=ledger, record_live=not plan.decision.backfill, horizon=options.horizon,
-        rebase_factor=plan.fetch_report.get("rebase_factor"),
+        rebase_factor=plan.fetch.rebase_factor if plan.fetch else None,
     )  # fmt: skip
     selection = choose_served(lineup, item.serve or options.serve)
     chosen = served.rows if selection.kind == LSTM else lineup.served[selection.kind]
-    validation = validation_columns(plan.fetch_report, plan.report.to_dict())
+    validation = validation_columns(plan.fetch, plan.report)
     if ledger.warning:
         validation["warnings"] = "; ".join(filter(None, [validation["warnings"], ledger.warning]))
     metrics = metrics_row(
@@ -669,7 +670,7 @@ def forecast_tickers(
     items: list[WatchItem],
     scope: RunScope,
     options: RunSettings,
-    fetch_reports: dict[str, dict[str, Any]] | None = None,
+    fetches: dict[str, FetchSummary] | None = None,
     *,
     services: RunServices | None = None,
     draw_plots: bool = True,
@@ -681,7 +682,7 @@ def forecast_tickers(
         items: The tickers.
         scope: The run date (no price after it is used) and the watchlist.
         options: The run's settings.
-        fetch_reports: Per ticker, the validation report of this run's fetch.
+        fetches: Per ticker, what this run's fetch stored and its validation report.
         services: The run's storage and model configuration (opened from ``options``
             when None).
         draw_plots: Draw each ticker's plot (large runs skip them: ``ticker_plots``).
@@ -693,7 +694,7 @@ def forecast_tickers(
     """
     services = services or RunServices.open(options)
     remove_orphaned_temp_dirs()
-    reports = fetch_reports or {}
+    reports = fetches or {}
     outcomes: dict[str, TickerOutcome] = {}
     plans = []
     for item in items:
@@ -726,12 +727,12 @@ def forecast_ticker(
     item: WatchItem,
     scope: RunScope,
     options: RunSettings,
-    fetch_report: dict[str, Any] | None = None,
+    fetch: FetchSummary | None = None,
     *,
     services: RunServices | None = None,
 ) -> TickerOutcome:
     """:func:`forecast_tickers` for one ticker."""
-    reports = {item.symbol: fetch_report} if fetch_report else None
+    reports = {item.symbol: fetch} if fetch else None
     return forecast_tickers([item], scope, options, reports, services=services)[0]
 
 

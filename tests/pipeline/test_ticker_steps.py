@@ -14,6 +14,7 @@ from closecast.calendars import next_trading_days
 from closecast.catalog import RunScope
 from closecast.pipeline import live
 from closecast.pipeline.fetch import fetch_and_store
+from closecast.pipeline.lineup import BASELINE_KINDS
 from closecast.pipeline.registry import read_champion, write_champion
 from closecast.pipeline.rows import validation_columns
 from closecast.pipeline.services import RunServices, open_run_storage
@@ -141,12 +142,16 @@ def test_promote_or_keep_paths(options) -> None:
     # A run dated before the champion's promotion is a backfill: trained, never promoted,
     # and the live record is left as it was.
     ledger_before = storage.read_bytes(catalog.served_key(ITEM.symbol))
+    baseline_keys = [catalog.served_key(ITEM.symbol, kind) for kind in BASELINE_KINDS]
+    baselines_before = {key: storage.read_bytes(key) for key in baseline_keys}  # all exist
     backfill = _run(options, BACKFILL).metrics
     assert backfill.mode == "retrain" and not backfill.promoted
     assert "backfill" in backfill.mode_reason
     assert backfill.model_version == "v0004" and backfill.trained_through <= BACKFILL
     assert read_champion(storage, ITEM.symbol).version == "v0003"
     assert storage.read_bytes(catalog.served_key(ITEM.symbol)) == ledger_before
+    # ...and so are the baselines' ledgers: a backfill serves nobody's forecast.
+    assert {key: storage.read_bytes(key) for key in baseline_keys} == baselines_before
 
 
 def test_an_unreadable_champion_is_replaced_by_a_retrain(options) -> None:
