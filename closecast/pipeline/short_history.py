@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 from functools import partial
-from typing import Any
 
 import pandas as pd
 
@@ -21,6 +20,7 @@ from closecast import catalog
 from closecast.catalog import RunScope
 from closecast.pipeline import live
 from closecast.pipeline.commit import commit_state
+from closecast.pipeline.fetch import FetchSummary
 from closecast.pipeline.lineup import LSTM, choose_served, mark_serving, run_lineup
 from closecast.pipeline.registry import BacktestScore
 from closecast.pipeline.rows import (
@@ -69,7 +69,7 @@ def serve_short_history(
     scope: RunScope,
     options: RunSettings,
     services: RunServices,
-    fetch_report: dict[str, Any],
+    fetch: FetchSummary | None,
     *,
     draw_plots: bool = True,
 ) -> TickerOutcome:
@@ -85,7 +85,7 @@ def serve_short_history(
     lineup = run_lineup(
         storage, item, prices, services.config, as_of, lineage="", lstm_backtest=None,
         lstm_ledger=live.Ledger(rows=()), record_live=True, horizon=horizon,
-        rebase_factor=fetch_report.get("rebase_factor"),
+        rebase_factor=fetch.rebase_factor if fetch else None,
         holdout_days=list(prices.index[len(prices) // 2 :].date),
     )  # fmt: skip
     configured = item.serve or options.serve
@@ -122,7 +122,7 @@ def serve_short_history(
         **_copied(by_window.get("lineage"), "live_{}_lineage", LINEAGE_COLUMNS),
         **significance_columns(backtest, ledger, kind),
         model_seconds=round(time.perf_counter() - began, 3),
-        **validation_columns(fetch_report, short.report.to_dict()),
+        **validation_columns(fetch, short.report),
     )
     writes = [
         (catalog.served_key(item.symbol, k), partial(live.write_ledger, storage, item.symbol, l, k))

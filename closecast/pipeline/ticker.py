@@ -703,7 +703,7 @@ def forecast_tickers(
         except ShortHistory as short:
             try:
                 outcomes[item.symbol] = serve_short_history(
-                    short, item, scope, options, services, reports.get(item.symbol) or {},
+                    short, item, scope, options, services, reports.get(item.symbol),
                     draw_plots=draw_plots,
                 )  # fmt: skip
             except Exception as exc:
