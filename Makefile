@@ -13,7 +13,7 @@ UV_HOME := $(VENV)/uv-tool
 UV := $(UV_HOME)/bin/uv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install test lint format run bench clean lock upgrade
+.PHONY: install test test-fast lint format run bench clean lock upgrade
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,18 @@ upgrade: | $(UV)
 
 install: $(STAMP)
 
+# The suite runs on every core (pytest-xdist; TEST_WORKERS=1 for one process). --dist loadfile
+# keeps each test file on one worker, so a module's fixtures (trained models) are built once.
+TEST_WORKERS ?= auto
+PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadfile
+
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
+
+# The inner loop: everything but the tests marked slow (child processes, the local stack, a
+# browser, multi-day replays).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

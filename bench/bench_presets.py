@@ -22,7 +22,9 @@ import platform
 import statistics
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -52,7 +54,8 @@ def evaluate(prices: pd.Series, config: ModelConfig) -> dict[str, float]:
     seconds = time.perf_counter() - started
     predicted = forecaster.predict_one_step(prices, test.index[0])
     previous = prices.shift(1).loc[test.index]
-    result = metrics.summarize(test.to_numpy(), predicted.to_numpy(), previous.to_numpy())
+    scores = metrics.summarize(test.to_numpy(), predicted.to_numpy(), previous.to_numpy())
+    result: dict[str, Any] = asdict(scores)
     result.update(
         seconds=seconds,
         epochs_run=forecaster.meta["epochs_run"],

@@ -31,7 +31,7 @@ def main() -> None:
     began = time.perf_counter()
     from closecast import catalog
     from closecast.commands.replay import replay_days
-    from closecast.pipeline.selection import select
+    from closecast.pipeline.run_tickers import select
     from closecast.pipeline.settings import RunSettings
     from closecast.storage import open_storage
     from closecast.storage.io import read_parquet

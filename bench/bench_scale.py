@@ -54,7 +54,7 @@ from lstm_model.config import ModelConfig, get_preset  # noqa: E402
 from lstm_model.data import price_series, split_by_date  # noqa: E402
 
 BLOCK_DAYS = 20
-FINETUNE_EPOCHS = 5  # the pipeline's RunOptions defaults
+FINETUNE_EPOCHS = 5  # the pipeline's RunSettings defaults
 FINETUNE_LR = 1e-4
 GOAL_SPEEDUP, GOAL_WARM_SECONDS, GOAL_RSS_RATIO, GOAL_U2 = 8.0, 60.0, 1.5, 0.002
 

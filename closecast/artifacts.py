@@ -37,7 +37,6 @@ from lstm_model.significance import EVIDENCE_ALPHA
 if TYPE_CHECKING:
     from closecast.catalog import RunScope
     from closecast.records import MetricsRow
-    from closecast.storage.s3 import S3Storage
 
 PUBLIC_ENDPOINT_ENV = "CLOSECAST_S3_PUBLIC_ENDPOINT"
 THUMBNAIL_WIDTH = 720  # pixels: about the width of the UI's artifact column
@@ -152,34 +151,7 @@ def plot_link(
 
     if not isinstance(storage, S3Storage):
         return None
-    if public_endpoint is None:
-        return storage.url(key, expires=expires)
-    return _presign_for(storage, key, public_endpoint, expires)
-
-
-def _presign_for(storage: S3Storage, key: str, endpoint: str, expires: timedelta) -> str:
-    """Presign ``key`` of an S3 storage for another endpoint, with the storage's own
-    credentials, region and settings (SigV4 signs the host, so the URL must be signed for
-    the host the browser will send)."""
-    import boto3
-
-    client = storage._client  # the storage exposes no signer of its own
-    credentials = client._get_credentials()
-    signer = boto3.session.Session().client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name=client.meta.region_name,
-        config=client.meta.config,
-        aws_access_key_id=credentials.access_key if credentials else None,
-        aws_secret_access_key=credentials.secret_key if credentials else None,
-        aws_session_token=credentials.token if credentials else None,
-    )
-    full_key = f"{storage.prefix}/{key}" if storage.prefix else key
-    return signer.generate_presigned_url(
-        "get_object",
-        Params={"Bucket": storage.bucket, "Key": full_key},
-        ExpiresIn=int(expires.total_seconds()),
-    )
+    return storage.url(key, expires=expires, endpoint=public_endpoint)
 
 
 def inline_png(png: bytes, *, max_width: int = THUMBNAIL_WIDTH) -> str:

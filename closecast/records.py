@@ -133,6 +133,9 @@ class ServedRow:
     upper_80: float | None = None
     lower_95: float | None = None
     upper_95: float | None = None
+    # Every price of the row was multiplied by this to put it on the history's current
+    # basis after re-basings (a 4:1 split: 0.25); forecast / basis_factor is what was served.
+    basis_factor: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,14 @@ REPORT_COUNTERS: tuple[str, ...] = (
 )
 """The counters of a :class:`ValidationReport`, e.g. for columns of a metrics row."""
 
+HISTORY_COUNTERS: tuple[str, ...] = (
+    "invalid_rows_dropped",
+    "outliers_rejected",
+    "old_rows_dropped",
+)
+"""The counters :func:`usable_series` can find in a stored history (the others only concern
+raw data, which :func:`validate_prices` cleans before it is stored)."""
+
 _MAX_NAMED_DATES = 5
 
 

@@ -13,7 +13,8 @@ from prefect.states import Cancelled, Completed, Failed, State
 from closecast import catalog
 from closecast.catalog import RunScope
 from closecast.interrupts import training_stops_with_the_run
-from closecast.pipeline.selection import Selection, name_from_path
+from closecast.pipeline.fetch import FetchOutcome
+from closecast.pipeline.run_tickers import RunTickers, name_from_path
 from closecast.pipeline.services import RunServices
 from closecast.pipeline.settings import RunSettings
 from closecast.pipeline.ticker import TickerOutcome, failed_outcome
@@ -58,8 +59,8 @@ def _settle(future: PrefectFuture[Any]) -> tuple[Any, str | None]:
 
 
 def chunks(items: list[Any], size: int, workers: int) -> list[list[Any]]:
-    """Split tickers into chunks trained together: at most ``size`` each, and at least one
-    per worker when there are enough tickers."""
+    """Split tickers into chunks fetched and trained together: at most ``size`` each, and at
+    least one per worker (process) when there are enough tickers."""
     if not items:
         return []
     per_chunk = max(1, min(size, -(-len(items) // max(workers, 1))))
@@ -68,34 +69,29 @@ def chunks(items: list[Any], size: int, workers: int) -> list[list[Any]]:
 
 @flow(name="forecast-watchlist", flow_run_name="forecast-{scope.watchlist}-{scope.run_date}")
 def forecast_watchlist(
-    selection: Selection, scope: RunScope, settings: RunSettings
+    selection: RunTickers, scope: RunScope, settings: RunSettings
 ) -> list[TickerOutcome]:
-    """Fetch every ticker (in parallel, retried on network errors), then model the fetched
-    tickers in chunks on this flow's task runner. A failed ticker never stops the others."""
+    """Per chunk of tickers, one task fetches them (a few at once, each retried on network
+    errors) and, as soon as it is done, one task models the fetched ones, on this flow's
+    task runner. A failed ticker never stops the others."""
     progress = start_progress(scope, len(selection.items))
+    # Threads of one process train one chunk at a time (tasks.modelling's training lock):
+    # there, more chunks than one would only add training dispatches and TensorFlow releases.
+    parallel = 1 if settings.task_runner == "threads" else settings.workers
     fetches = {
-        fetch_prices.submit(item, scope.run_date, settings): item for item in selection.items
+        fetch_prices.submit(chunk, scope.run_date, settings): chunk
+        for chunk in chunks(list(selection.items), settings.chunk_size, parallel)
     }
     outcomes: dict[str, TickerOutcome] = {}
-    fetched: list[WatchItem] = []
-    reports: dict[str, dict[str, Any]] = {}
-    for future in as_completed(list(fetches)):
-        item = fetches[future]
-        result, error = _settle(future)
-        if error is None:
-            fetched.append(item)
-            reports[item.symbol] = result["validation"]
-        else:
-            outcomes[item.symbol] = failed_outcome(item, error, stage="fetch")
-    order = {item.symbol: i for i, item in enumerate(selection.items)}
-    fetched.sort(key=lambda item: order[item.symbol])
+    modelling: dict[PrefectFuture[Any], list[WatchItem]] = {}
     draw_plots = len(selection.items) <= settings.ticker_plots  # the summary always renders
-    modelling = {
-        forecast_chunk.submit(
-            chunk, scope, settings, {i.symbol: reports[i.symbol] for i in chunk}, draw_plots
-        ): chunk
-        for chunk in chunks(fetched, settings.chunk_size, settings.workers)
-    }
+    for future in as_completed(list(fetches)):
+        fetched = _fetched(fetches[future], future, outcomes)
+        if fetched:
+            items = [f.item for f in fetched]
+            summaries = {f.item.symbol: f.summary for f in fetched if f.summary is not None}
+            future_model = forecast_chunk.submit(items, scope, settings, summaries, draw_plots)
+            modelling[future_model] = items
     # Cancellation (SIGTERM) lands here, in the main thread: trainings in the worker threads
     # are asked to stop at their next batch instead of running to the end.
     with training_stops_with_the_run():
@@ -108,6 +104,21 @@ def forecast_watchlist(
                 )
             update_progress(progress, scope, list(outcomes.values()), len(selection.items))
     return [outcomes[item.symbol] for item in selection.items]
+
+
+def _fetched(
+    chunk: list[WatchItem], future: PrefectFuture[Any], outcomes: dict[str, TickerOutcome]
+) -> list[FetchOutcome]:
+    """A chunk's fetched tickers; each failed one gets its failed outcome."""
+    result, error = _settle(future)
+    fetched = []
+    for i, item in enumerate(chunk):
+        failure = error if error is not None else result[i].error
+        if failure is None:
+            fetched.append(result[i])
+        else:
+            outcomes[item.symbol] = failed_outcome(item, failure, stage="fetch")
+    return fetched
 
 
 @flow(name="daily-forecast", flow_run_name=_run_name)

@@ -14,7 +14,7 @@ import time
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -463,7 +463,8 @@ class Forecaster:
         if self.config.shrinkage:
             self.gain = fit_gain(np.log(actual / prev), np.log(raw / prev))
         predicted = self._apply_gain(raw, prev)
-        stats = {f"val_{k}": v for k, v in metrics.summarize(actual, predicted, prev).items()}
+        scores = asdict(metrics.summarize(actual, predicted, prev))
+        stats = {f"val_{k}": v for k, v in scores.items()}
         stats["val_start"] = _iso(data.prices.index[history:][n_fit])
         return stats
 

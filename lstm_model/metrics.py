@@ -8,6 +8,7 @@ Series are compared by position, not by index -- align them first.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -156,18 +157,32 @@ def format_u2(value: float | None) -> str:
     return f"{value:.3f}"
 
 
-def summarize(actual: Any, predicted: Any, previous: Any) -> dict[str, float]:
+@dataclass(frozen=True)
+class Scores:
+    """Point-forecast scores of predictions against their actuals and the naive forecast
+    (``previous``: the last known price at each origin)."""
+
+    rmse: float
+    naive_rmse: float
+    u2: float
+    mae: float
+    mape: float
+    directional_accuracy: float
+    n: int
+
+
+def summarize(actual: Any, predicted: Any, previous: Any) -> Scores:
     """All metrics at once: rmse, naive_rmse, u2, mae, mape, directional_accuracy, n."""
     a, p = _pair(actual, predicted)
-    return {
-        "rmse": rmse(a, p),
-        "naive_rmse": naive_rmse(a, previous),
-        "u2": u2(a, p, previous),
-        "mae": mae(a, p),
-        "mape": mape(a, p),
-        "directional_accuracy": directional_accuracy(a, p, previous),
-        "n": int(a.size),
-    }
+    return Scores(
+        rmse=rmse(a, p),
+        naive_rmse=naive_rmse(a, previous),
+        u2=u2(a, p, previous),
+        mae=mae(a, p),
+        mape=mape(a, p),
+        directional_accuracy=directional_accuracy(a, p, previous),
+        n=int(a.size),
+    )
 
 
 def coverage(actual: Any, lower: Any, upper: Any) -> float:

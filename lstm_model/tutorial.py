@@ -69,12 +69,12 @@ def run_tutorial(prices: pd.Series, config: ModelConfig) -> TutorialResult:
     test_summary = metrics.summarize(frame["actual"], frame["predicted"], frame["naive"])
     result = {
         "train_rmse": metrics.rmse(train.loc[train_dates], train_predicted),
-        "test_rmse": test_summary["rmse"],
-        "naive_rmse": test_summary["naive_rmse"],
-        "u2": test_summary["u2"],
-        "test_mae": test_summary["mae"],
-        "test_mape": test_summary["mape"],
-        "test_directional_accuracy": test_summary["directional_accuracy"],
+        "test_rmse": test_summary.rmse,
+        "naive_rmse": test_summary.naive_rmse,
+        "u2": test_summary.u2,
+        "test_mae": test_summary.mae,
+        "test_mape": test_summary.mape,
+        "test_directional_accuracy": test_summary.directional_accuracy,
         "train_naive_rmse": metrics.naive_rmse(
             train.loc[train_dates], train.shift(1).loc[train_dates]
         ),

@@ -14,6 +14,7 @@ from prefect import get_run_logger, task
 from closecast import catalog
 from closecast.catalog import RunScope
 from closecast.pipeline import ticker
+from closecast.pipeline.fetch import FetchSummary
 from closecast.pipeline.services import RunServices
 from closecast.pipeline.settings import RunSettings
 from closecast.watchlist import WatchItem
@@ -79,7 +80,7 @@ def forecast_chunk(
     items: list[WatchItem],
     scope: RunScope,
     settings: RunSettings,
-    fetch_reports: dict[str, dict[str, Any]],
+    fetches: dict[str, FetchSummary],
     draw_plots: bool = True,
 ) -> list[ticker.TickerOutcome]:
     """Score served forecasts, retrain or fine-tune, serve and publish, for a chunk of
@@ -100,7 +101,7 @@ def forecast_chunk(
         with _training_lock(), training_progress_to(logger):
             try:
                 outcomes = ticker.forecast_tickers(
-                    items, scope, settings, fetch_reports, services=services, draw_plots=draw_plots
+                    items, scope, settings, fetches, services=services, draw_plots=draw_plots
                 )
             finally:
                 release_tensorflow_state()
@@ -120,13 +121,13 @@ def forecast_chunk(
             row.live_n_lineage,
             row.model_seconds or 0.0,
         )
-        for warning in _model_stage_warnings(row.warnings, fetch_reports.get(row.ticker)):
+        for warning in _model_stage_warnings(row.warnings, fetches.get(row.ticker)):
             logger.warning("%s", warning)
     return outcomes
 
 
-def _model_stage_warnings(warnings: str | None, fetch_report: dict[str, Any] | None) -> list[str]:
+def _model_stage_warnings(warnings: str | None, fetch: FetchSummary | None) -> list[str]:
     """The row's warnings not already logged by its fetch: what the model's history check
     found, e.g. older rows left out before a gap (they used to be dropped without a log line)."""
-    logged = set((fetch_report or {}).get("warnings", []))
+    logged = set(fetch.warnings if fetch is not None else ())
     return [w for w in (warnings or "").split("; ") if w and w not in logged]

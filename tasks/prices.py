@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import Any
 from uuid import UUID
 
 from prefect import get_run_logger, task
-from prefect.client.schemas.objects import TaskRun
-from prefect.states import State
-from prefect.tasks import Task, exponential_backoff
 
 from closecast import catalog
 from closecast.calendars import is_trading_day
 from closecast.catalog import RunScope
-from closecast.pipeline.fetch import fetch_and_store
-from closecast.pipeline.selection import Selection, select
+from closecast.pipeline.fetch import FetchOutcome, FetchSummary, fetch_and_store
+from closecast.pipeline.run_tickers import RunTickers, select
 from closecast.pipeline.services import RunServices
 from closecast.pipeline.settings import RunSettings
 from closecast.sources import SourceUnavailableError, get_source
@@ -26,19 +26,10 @@ from closecast.watchlist import WatchItem
 RETRYABLE = (SourceUnavailableError, StorageUnreachableError)
 
 
-def retry_on_network_errors(task: Task[..., Any], task_run: TaskRun, state: State) -> bool:
-    """Retry only what the network may fix; an unknown ticker or bad data fails at once."""
-    try:
-        state.result()
-    except RETRYABLE:
-        return True
-    except Exception:
-        return False
-    return False
-
-
 @task(name="select-tickers")
-def select_tickers(watchlist: str | None, tickers: list[str] | None, name: str | None) -> Selection:
+def select_tickers(
+    watchlist: str | None, tickers: list[str] | None, name: str | None
+) -> RunTickers:
     """The run's tickers and the watchlist name its outputs are filed under."""
     selection = select(watchlist, tickers, name)
     get_run_logger().info("Watchlist %s: %s", selection.name, ", ".join(selection.symbols))
@@ -63,7 +54,7 @@ def check_run_date(as_of: date, source: str, symbols: list[str]) -> date:
 
 
 @task(name="markets-closed")
-def markets_closed(selection: Selection, run_date: date) -> bool:
+def markets_closed(selection: RunTickers, run_date: date) -> bool:
     """Whether no ticker of the selection has a trading session on the run date."""
     return not any(is_trading_day(item.asset_class, run_date) for item in selection.items)
 
@@ -80,34 +71,83 @@ def name_flow_run(scope: RunScope, source: str) -> None:
         client.update_flow_run(UUID(flow_run.id), name=f"daily-forecast-{scope.label}-{source}")
 
 
-@task(
-    name="fetch-prices",
-    task_run_name="fetch-{item.symbol}-{as_of}",
-    retries=4,
-    retry_delay_seconds=exponential_backoff(backoff_factor=5),
-    retry_jitter_factor=0.5,
-    retry_condition_fn=retry_on_network_errors,
-)
-def fetch_prices(item: WatchItem, as_of: date, settings: RunSettings) -> dict[str, Any]:
-    """Fetch, validate and merge one ticker's prices into the price store.
+FETCH_CONCURRENCY = 4
+"""Tickers of a chunk fetched at once: independent requests and price files, few enough
+not to provoke a source's rate limit."""
+
+RETRY_DELAYS: tuple[float, ...] = (5.0, 10.0, 20.0, 40.0)
+"""Pauses before each retry of the tickers whose fetch failed with a network error."""
+
+
+def _fetch_name(parameters: dict[str, Any]) -> str:
+    items = parameters["items"]
+    span = items[0].symbol if len(items) == 1 else f"{items[0].symbol}..{items[-1].symbol}"
+    count = "" if len(items) == 1 else f"-{len(items)}"
+    return f"fetch-{span}{count}-{parameters['as_of']}"
+
+
+@task(name="fetch-prices", task_run_name=_fetch_name)
+def fetch_prices(
+    items: list[WatchItem],
+    as_of: date,
+    settings: RunSettings,
+    retry_delays: tuple[float, ...] = RETRY_DELAYS,
+) -> list[FetchOutcome]:
+    """Fetch, validate and merge a chunk's prices into the price store, a few tickers at
+    once, each under its ticker lease. A ticker whose fetch failed with a network error is
+    tried again after each pause of ``retry_delays`` (with jitter); the others' outcomes
+    stand, and one ticker's failure never fails the chunk.
 
     Returns:
-        ``FetchSummary.to_dict()``: new/revised/removed/total rows, the price key, whether
-        the history was re-based or rebuilt, and the validation report under ``validation``.
+        One outcome per ticker, in order: its :class:`FetchSummary`, or the error.
     """
     services = RunServices.open(settings)
-    with services.lease(catalog.ticker_lease_key(item.symbol), f"ticker {item.symbol}"):
-        summary = fetch_and_store(
-            item,
-            as_of,
-            services.storage,
-            get_source(settings.source),
-            price_column=services.config.price_column,
-        )
+    source = get_source(settings.source)
     logger = get_run_logger()
+
+    def fetch_one(item: WatchItem) -> FetchSummary:
+        with services.lease(catalog.ticker_lease_key(item.symbol), f"ticker {item.symbol}"):
+            return fetch_and_store(
+                item, as_of, services.storage, source, price_column=services.config.price_column
+            )
+
+    outcomes: dict[str, FetchOutcome] = {}
+    pending = list(items)
+    with ThreadPoolExecutor(max_workers=min(FETCH_CONCURRENCY, len(items) or 1)) as pool:
+        for attempt in range(1, len(retry_delays) + 2):
+            futures = {item: pool.submit(fetch_one, item) for item in pending}
+            retry = []
+            for item, future in futures.items():
+                try:
+                    summary = future.result()
+                except RETRYABLE as exc:
+                    if attempt > len(retry_delays):
+                        outcomes[item.symbol] = FetchOutcome(item, error=_describe(exc),
+                                                             attempts=attempt)  # fmt: skip
+                    else:
+                        logger.warning("%s: %s; retrying", item.symbol, exc)
+                        retry.append(item)
+                except Exception as exc:
+                    outcomes[item.symbol] = FetchOutcome(item, error=_describe(exc),
+                                                         attempts=attempt)  # fmt: skip
+                else:
+                    _log_summary(logger, summary)
+                    outcomes[item.symbol] = FetchOutcome(item, summary, attempts=attempt)
+            if not retry:
+                break
+            time.sleep(retry_delays[attempt - 1] * random.uniform(1.0, 1.5))
+            pending = retry
+    return [outcomes[item.symbol] for item in items]
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def _log_summary(logger: Any, summary: FetchSummary) -> None:
     logger.info(
         "%s: %d new, %d revised, %d removed, %d stored rows (%s)%s",
-        item.symbol,
+        summary.ticker,
         summary.n_new,
         summary.n_revised,
         summary.n_removed,
@@ -117,4 +157,3 @@ def fetch_prices(item: WatchItem, as_of: date, settings: RunSettings) -> dict[st
     )
     for warning in summary.warnings:
         logger.warning("%s", warning)
-    return summary.to_dict()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 from prefect import get_run_logger, task
@@ -23,8 +22,8 @@ from closecast.artifacts import (
     ui_plots,
 )
 from closecast.catalog import RunScope
-from closecast.pipeline.publish import RunRows, publish_run, withdraw_manifest
-from closecast.pipeline.selection import Selection
+from closecast.pipeline.publish import Manifest, RunRows, publish_run, withdraw_manifest
+from closecast.pipeline.run_tickers import RunTickers
 from closecast.pipeline.services import open_run_storage
 from closecast.pipeline.settings import RunSettings
 from closecast.pipeline.ticker import TickerOutcome
@@ -64,7 +63,7 @@ def update_progress(
 
 
 @task(name="withdraw-manifest", task_run_name="withdraw-manifest-{scope.watchlist}")
-def withdraw_run_manifest(scope: RunScope, settings: RunSettings) -> dict[str, Any] | None:
+def withdraw_run_manifest(scope: RunScope, settings: RunSettings) -> Manifest | None:
     """Withdraw the scope's manifest before any of its objects is rewritten."""
     return withdraw_manifest(open_run_storage(settings), scope)
 
@@ -73,9 +72,9 @@ def withdraw_run_manifest(scope: RunScope, settings: RunSettings) -> dict[str, A
 def publish_run_outputs(
     scope: RunScope,
     outcomes: list[TickerOutcome],
-    selection: Selection,
+    selection: RunTickers,
     settings: RunSettings,
-    previous: dict[str, Any] | None,
+    previous: Manifest | None,
 ) -> str:
     """Write the scope's tables, summary plot and manifest (recording ``settings`` whole);
     returns the manifest key."""
@@ -102,7 +101,7 @@ def publish_run_outputs(
     key = catalog.MANIFEST.key(scope)
     get_run_logger().info(
         "Published %d objects under %s (manifest %s)",
-        len(manifest["objects"]),
+        len(manifest.objects),
         storage.describe(),
         key,
     )

@@ -1,4 +1,22 @@
-"""Shared fixtures. Area-specific fixtures live in each tests/<area>/conftest.py."""
+"""Shared fixtures. Area-specific fixtures live in each tests/<area>/conftest.py.
+
+Reuse these rather than starting your own servers:
+
+* ``prefect_harness`` (session): a temporary Prefect API with its own SQLite database.
+* ``s3_server`` / ``s3_endpoint`` (session), ``s3_env``, ``s3_client``, ``s3_bucket``,
+  ``s3_root`` (per test): moto's S3 server on a free loopback port and a fresh bucket.
+* ``closed_port``: a loopback port nothing listens on.
+* ``hand_dm``: the Diebold-Mariano test computed from its definition, to check published
+  numbers against.
+* tests/model/conftest.py: ``fast_model`` and ``window_model`` (session), tiny models trained
+  once; read them, never change them.
+
+``make test`` runs the suite with pytest-xdist: each worker is its own process with its own
+session fixtures (Prefect API, moto server), so a session fixture must not assume it is the
+only one on the machine (take free ports, temporary directories). Mark a test
+``@pytest.mark.slow`` if it starts child processes, servers beyond these, a browser, or
+replays several days: ``make test-fast`` leaves those out.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +27,7 @@ import uuid
 from collections.abc import Iterator
 from typing import NamedTuple
 
+import numpy as np
 import pytest
 
 # Quiet TensorFlow's C++ start-up chatter; must be set before TensorFlow is imported.
@@ -167,5 +186,35 @@ def prefect_harness() -> Iterator[None]:
     """A real, temporary Prefect API (SQLite) shared by every test that runs flows or blocks."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=180):
+    # Generous: on a busy shared machine (or with xdist workers starting theirs at once) the
+    # temporary server can take minutes to come up; on an idle one it takes seconds.
+    with prefect_test_harness(server_startup_timeout=600):
         yield
+
+
+def _hand_dm(actual, predicted, naive, horizon: int = 1) -> tuple[float, float]:
+    """Diebold-Mariano statistic (Harvey-Leybourne-Newbold correction) and one-sided p-value
+    for "the model's squared errors are smaller than naive's", from the definition:
+    ``d = e_model^2 - e_naive^2``, long-run variance from autocovariances up to lag
+    ``horizon - 1`` (lag 0 alone if that is not positive), Student t with ``n - 1`` df."""
+    from scipy import stats
+
+    a, f, b = (np.asarray(x, dtype="float64") for x in (actual, predicted, naive))
+    d = (a - f) ** 2 - (a - b) ** 2
+    n, h = d.size, horizon
+    if not d.any():
+        return 0.0, 0.5  # the model is the naive forecast: no evidence either way
+    centred = d - d.mean()
+    gamma = [float(centred[k:] @ centred[: n - k]) / n for k in range(h)]
+    variance = gamma[0] + 2 * sum(gamma[1:])
+    if variance <= 0:
+        variance = gamma[0]
+    statistic = d.mean() / np.sqrt(variance / n) * np.sqrt((n + 1 - 2 * h + h * (h - 1) / n) / n)
+    return float(statistic), float(stats.t.cdf(statistic, n - 1))
+
+
+@pytest.fixture(scope="session")
+def hand_dm():
+    """``hand_dm(actual, predicted, naive, horizon) -> (statistic, one-sided p)``: the
+    Diebold-Mariano test written out here, independent of lstm_model.significance."""
+    return _hand_dm

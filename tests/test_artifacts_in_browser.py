@@ -48,11 +48,14 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RUN_DATE = date(2020, 12, 11)
 TICKERS = ("AAPL", "BTC-USD")
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium; "
-    ".ci/run installs it)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium; "
+        ".ci/run installs it)",
+    ),
+    pytest.mark.slow,  # a browser and the Prefect UI
+]
 
 
 def _free_port() -> int:

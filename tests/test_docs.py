@@ -20,7 +20,8 @@ MACHINE_PATH = re.compile(r"/work/|/root/|\.\./shared/|REPO\.parent")
 
 def _files_a_newcomer_runs() -> list[Path]:
     code = [*(REPO / "bench").glob("*.py"), *(REPO / "closecast" / "commands").glob("*.py")]
-    return [*DOCS, REPO / "Makefile", *sorted(code)]
+    shipped_notes = sorted((REPO / "closecast").glob("*/SOURCES.md"))
+    return [*DOCS, *shipped_notes, REPO / "Makefile", *sorted(code)]
 
 
 def test_no_document_or_command_depends_on_a_path_outside_the_repository() -> None:

@@ -78,6 +78,7 @@ def test_recognises_tensorflow_log_lines_and_only_those() -> None:
     assert not is_tensorflow_log_line("E0000 is not a log line without its header")
 
 
+@pytest.mark.slow  # fresh Python processes
 def test_training_prints_no_tensorflow_line_unless_the_user_asks(tmp_path: Path) -> None:
     (tmp_path / "tiny.py").write_text(TRAIN_TINY + "\nprint(train_tiny())\n")
 
@@ -91,6 +92,7 @@ def test_training_prints_no_tensorflow_line_unless_the_user_asks(tmp_path: Path)
     assert _tensorflow_lines(verbose.stderr)
 
 
+@pytest.mark.slow  # fresh Python processes
 def test_cli_tutorial_prints_no_tensorflow_line(tmp_path: Path) -> None:
     dates = pd.bdate_range("2012-01-02", periods=400)
     close = 20 * np.exp(np.cumsum(np.random.default_rng(1).normal(0, 0.01, len(dates))))
@@ -148,6 +150,7 @@ def test_prefect_process_worker_prints_no_tensorflow_line(tmp_path: Path) -> Non
     assert _tensorflow_lines(output) == []
 
 
+@pytest.mark.slow  # fresh Python processes
 def test_reading_the_flow_does_not_import_tensorflow(tmp_path: Path) -> None:
     check = (
         "import sys, flows.daily_forecast, tasks.modelling, tasks.publishing, tasks.prices; "

@@ -134,7 +134,7 @@ def check_configuration(args: argparse.Namespace) -> list[str]:
     from pydantic import ValidationError
 
     from closecast.catalog import CatalogError
-    from closecast.pipeline.selection import select
+    from closecast.pipeline.run_tickers import select
     from closecast.pipeline.settings import setting_errors
     from closecast.sources import CsvDirSource, FutureRunDateError, check_run_date, get_source
     from closecast.storage import StorageError, open_storage
@@ -177,7 +177,7 @@ def check_configuration(args: argparse.Namespace) -> list[str]:
 def _print_metrics(args: argparse.Namespace, run_date: date) -> bool:
     """Print the run's metrics and where its outputs are; False when it published none."""
     from closecast import catalog
-    from closecast.pipeline.selection import select
+    from closecast.pipeline.run_tickers import select
     from closecast.storage import open_storage
     from closecast.storage.io import read_parquet
     from closecast.watchlist import split_tickers
@@ -281,7 +281,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_TERMINATED
     run_date = args.as_of
     if run_date is None:  # the flow resolved it the same way
-        from closecast.pipeline.selection import select
+        from closecast.pipeline.run_tickers import select
         from closecast.sources import get_source
         from closecast.watchlist import split_tickers
 

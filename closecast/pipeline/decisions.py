@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Literal
 
 import pandas as pd
@@ -20,6 +20,7 @@ from closecast.pipeline.registry import Champion
 from closecast.pipeline.settings import RetrainPolicy
 from closecast.records import ServedRow
 from lstm_model import metrics
+from lstm_model.significance import DieboldMarianoResult, evidence
 
 Mode = Literal["retrain", "finetune"]
 
@@ -43,6 +44,7 @@ class ChampionState:
 
     champion: Champion
     live: LiveStats  # the serving lineage's scored served forecasts
+    live_test: DieboldMarianoResult | None = None  # the same record against naive
     fitted_range: tuple[float, float] | None = None
     unseen_low: float | None = None
     unseen_high: float | None = None
@@ -93,6 +95,15 @@ def decide_mode(
     if requested == "finetune":
         return ModeDecision("finetune", f"fine-tune requested; champion {champion.version}")
     age = (as_of - champion.retrained_on).days
+    backtest_u2 = champion.backtest.u2 if champion.backtest else None
+    live_text = f"live U2 {_fmt(state.live.u2)} over {state.live.n} scored days"
+    waiting = challenge_wait(champion, as_of, policy)
+    if waiting is not None:
+        return ModeDecision(
+            "finetune",
+            f"lineage {champion.lineage} is {age} days old; {waiting}; {live_text}, "
+            f"backtest U2 {_fmt(backtest_u2)}",
+        )
     if age > policy.max_model_age_days:
         return ModeDecision(
             "retrain",
@@ -108,15 +119,9 @@ def decide_mode(
                 f"new prices leave the scaler's fitted range [{lo:.4g}, {hi:.4g}] by "
                 f"{excursion:.0%} (tolerance {policy.range_tolerance:.0%})",
             )
-    backtest_u2 = champion.backtest.u2 if champion.backtest else None
-    live = state.live
-    live_text = f"live U2 {_fmt(live.u2)} over {live.n} scored days"
-    if _degraded(live, backtest_u2, policy):
-        return ModeDecision(
-            "retrain",
-            f"lineage {champion.lineage}: {live_text} vs backtest U2 {backtest_u2:.3f} "
-            f"(max +{policy.max_u2_degradation:.2f})",
-        )
+    degraded = live_degradation(state.live_test, backtest_u2, policy)
+    if degraded is not None:
+        return ModeDecision("retrain", f"lineage {champion.lineage}: {degraded}")
     return ModeDecision(
         "finetune",
         f"lineage {champion.lineage} is {age} days old; {live_text}, backtest U2 "
@@ -124,11 +129,44 @@ def decide_mode(
     )
 
 
-def _degraded(live: LiveStats, backtest_u2: float | None, policy: RetrainPolicy) -> bool:
-    """Whether enough scored served forecasts show U2 worse than the backtest by too much."""
-    if live.n < max(policy.min_live_days, 1) or live.u2 is None or backtest_u2 is None:
-        return False
-    return live.u2 - backtest_u2 > policy.max_u2_degradation
+def challenge_wait(champion: Champion, as_of: date, policy: RetrainPolicy) -> str | None:
+    """Why ``auto`` does not retrain yet: a retrained candidate lost to this lineage less
+    than ``challenge_retry_days`` ago (None when it may)."""
+    challenged = champion.challenged_on
+    if challenged is None or as_of < challenged:
+        return None
+    retry = challenged + timedelta(days=policy.challenge_retry_days)
+    if as_of >= retry:
+        return None
+    return f"a retrained candidate lost to it on {challenged}; retrain retried from {retry}"
+
+
+def live_degradation(
+    live_test: DieboldMarianoResult | None, backtest_u2: float | None, policy: RetrainPolicy
+) -> str | None:
+    """Whether the lineage's live record shows, with evidence, that it has gone bad; in
+    words, or None.
+
+    Two tests on the scored served forecasts (at least ``min_live_days``), so that the
+    evidence grows with the days scored rather than a fixed margin: the live U2's 95%
+    interval lies above the lineage's backtest U2 (plus ``max_u2_degradation``): it is
+    worse than its own backtest promised; or the Diebold-Mariano test says it is worse than
+    naive (one-sided p > 0.975).
+    """
+    if live_test is None or live_test.n < max(policy.min_live_days, 1):
+        return None
+    low, high = live_test.u2_interval(0.95)
+    text = (
+        f"live U2 {live_test.u2:.3f} over {live_test.n} scored days (95% [{low:.3f}, {high:.3f}])"
+    )
+    if backtest_u2 is not None and low > backtest_u2 + policy.max_u2_degradation:
+        margin = f" + {policy.max_u2_degradation:.2f}" if policy.max_u2_degradation else ""
+        return f"{text} is above its backtest U2 {backtest_u2:.3f}{margin}"
+    if evidence(live_test) == "worse":
+        return (
+            f"{text} is worse than naive with evidence (Diebold-Mariano p {live_test.p_value:.3g})"
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -142,12 +180,40 @@ class Verdict:
     champion_u2: float | None = None
 
 
+def uncompared_reason(
+    decision: ModeDecision, champion: Champion | None, *, preset: str, unreadable: str | None
+) -> str | None:
+    """Why a retrained candidate is not compared with the champion, in words; None when it
+    is compared (a readable champion of the same preset, on a run that may promote).
+
+    Args:
+        decision: This run's decision for the ticker.
+        champion: The champion pointer as read (None when there is none).
+        preset: The preset this run trains with.
+        unreadable: Why the champion could not be read, if so.
+    """
+    if unreadable is not None:
+        return "champion unreadable: the candidate replaces it, promoted"
+    if champion is None:
+        return "no champion: promoted"
+    if decision.backfill:
+        return f"not compared with champion {champion.version}: not promoted"
+    if champion.preset != preset:
+        # A new preset replaces the old one by request, not by comparison.
+        return (
+            f"preset {preset} replaces champion {champion.version} ({champion.preset}) by "
+            "request, without comparison: promoted"
+        )
+    return None
+
+
 def judge_candidate(
     candidate_backtest: pd.DataFrame,
     champion_live: Sequence[ServedRow],
     *,
     champion: Champion | None,
     policy: RetrainPolicy,
+    uncompared: str | None = None,
 ) -> Verdict:
     """Compare a retrained candidate with the champion lineage on days neither trained on.
 
@@ -160,11 +226,12 @@ def judge_candidate(
         candidate_backtest: The candidate's hold-out predictions (date, actual, predicted,
             naive).
         champion_live: The champion lineage's scored served forecasts.
-        champion: The champion, or None when there is none.
+        champion: The champion, or None when there is none (or it is not compared).
         policy: ``min_compare_days``.
+        uncompared: Why there is no comparison (:func:`uncompared_reason`), for the verdict.
     """
-    if champion is None:
-        return Verdict(True, "no champion: promoted")
+    if champion is None or uncompared is not None:
+        return Verdict(True, uncompared or "no champion: promoted")
     by_date = {row.target_date: row for row in champion_live if row.actual is not None}
     common = candidate_backtest[candidate_backtest["date"].isin(by_date)]
     n = len(common)

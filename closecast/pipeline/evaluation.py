@@ -24,15 +24,15 @@ class Evaluation:
     """One-step-ahead predictions over the evaluation period and their scores."""
 
     predictions: pd.DataFrame  # date, actual, predicted, naive
-    scores: dict[str, float]  # rmse, naive_rmse, u2, mae, mape, directional_accuracy
+    scores: metrics.Scores
 
     @property
     def rmse(self) -> float:
-        return self.scores["rmse"]
+        return self.scores.rmse
 
     @property
     def u2(self) -> float:
-        return self.scores["u2"]
+        return self.scores.u2
 
 
 def trained_through(forecaster: Forecaster) -> pd.Timestamp:
@@ -48,8 +48,9 @@ def significance(
     actual: Any, predicted: Any, naive: Any, *, horizon: int = 1
 ) -> DieboldMarianoResult | None:
     """The Diebold-Mariano test (HLN) of a scored record against its naive forecast, or None
-    with fewer than :data:`MIN_TEST_DAYS` days."""
-    if len(actual) < MIN_TEST_DAYS:
+    with fewer than :data:`MIN_TEST_DAYS` days or, for ``horizon`` steps ahead, no more days
+    than steps (its long-run variance needs ``horizon - 1`` lags and more)."""
+    if len(actual) < max(MIN_TEST_DAYS, horizon + 1):
         return None
     return diebold_mariano(actual, predicted, naive, horizon=horizon)
 
@@ -82,7 +83,7 @@ def score_predictions(prices: pd.Series, predicted: pd.Series) -> Evaluation:
         }
     )
     scores = metrics.summarize(frame["actual"], frame["predicted"], frame["naive"])
-    return Evaluation(predictions=frame, scores={k: float(v) for k, v in scores.items()})
+    return Evaluation(predictions=frame, scores=scores)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -168,34 +168,31 @@ class FetchSummary:
     def rebased(self) -> bool:
         return self.rebase is not None
 
-    def validation_dict(self) -> dict[str, Any]:
-        """The report's JSON-ready counts plus ``rebased``, ``rebase_factor``,
-        ``store_rebuilt`` and every warning: what the run's metrics row carries."""
-        data = self.report.to_dict() if self.report is not None else {}
-        data.update(
-            rebased=self.rebased,
-            rebase_kind=self.rebase.kind if self.rebase else None,
-            rebase_factor=self.rebase.factor if self.rebase else None,
-            store_rebuilt=self.rebuilt,
-            warnings=list(self.warnings),
-        )
-        return data
+    @property
+    def rebase_factor(self) -> float | None:
+        """New basis over stored basis for ``adj_close`` when the history was re-based."""
+        return self.rebase.factor if self.rebase is not None else None
 
-    def to_dict(self) -> dict[str, Any]:
-        """The summary as JSON-ready values, with the validation under ``validation``."""
-        return {
-            "ticker": self.ticker,
-            "key": self.key,
-            "n_new": self.n_new,
-            "n_revised": self.n_revised,
-            "n_removed": self.n_removed,
-            "n_total": self.n_total,
-            "changed": self.changed,
-            "full_history": self.full_history,
-            "rebased": self.rebased,
-            "rebuilt": self.rebuilt,
-            "validation": self.validation_dict(),
-        }
+
+@dataclass(frozen=True)
+class FetchOutcome:
+    """One ticker's fetch within a chunk: what it stored, or why it failed.
+
+    Attributes:
+        item: The ticker.
+        summary: What the fetch did to the price store (None when it failed).
+        error: ``Type: message`` of the error that failed it (None when it succeeded).
+        attempts: How many times it was tried (network errors are retried).
+    """
+
+    item: WatchItem
+    summary: FetchSummary | None = None
+    error: str | None = None
+    attempts: int = 1
+
+    @property
+    def ok(self) -> bool:
+        return self.summary is not None
 
 
 @dataclass(frozen=True)

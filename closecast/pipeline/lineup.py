@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 import pandas as pd
@@ -64,10 +64,10 @@ def score_row(ticker: str, record: Record, *, serving: bool) -> ModelScoreRow:
     if n:
         scores = metrics.summarize(frame["actual"], frame["predicted"], frame["naive"])
         values.update(
-            rmse=scores["rmse"],
-            naive_rmse=scores["naive_rmse"],
-            u2=scores["u2"],
-            directional_accuracy=scores["directional_accuracy"],
+            rmse=scores.rmse,
+            naive_rmse=scores.naive_rmse,
+            u2=scores.u2,
+            directional_accuracy=scores.directional_accuracy,
         )
         result = significance(
             frame["actual"], frame["predicted"], frame["naive"], horizon=record.step
@@ -262,6 +262,7 @@ class Lineup:
     backtests: dict[str, pd.DataFrame]
     served: dict[str, list[ServedRow]]
     keys: tuple[str, ...] = ()
+    ledgers: dict[str, live.Ledger] = field(default_factory=dict)  # to write, per baseline
 
 
 def _lstm_records(
@@ -278,17 +279,19 @@ def _lstm_records(
 
 def _serve_baseline(
     storage: Storage, kind: str, item: WatchItem, prices: pd.Series, config: ModelConfig,
-    as_of: date, baselines: BaselineBacktests, *, horizon: int, record_live: bool,
+    as_of: date, baselines: BaselineBacktests, *, horizon: int,
+    rebase_factor: float | None,
 ) -> Served:  # fmt: skip
-    """A baseline refit on every price, its ledger scored, its forecasts served (and
-    recorded unless this is a backfill)."""
+    """A baseline refit on every price, its ledger put on the history's basis and scored,
+    its forecasts served (the caller records and writes them with the ticker's state)."""
     model = fit_model(kind, prices, config)
     record, path = baselines.by_kind.get(kind, (None, None))
-    ledger, _ = live.score_served(live.read_ledger(storage, item.symbol, kind), prices, as_of)
+    ledger = live.align_basis(live.read_ledger(storage, item.symbol, kind), prices, rebase_factor)
+    ledger, _ = live.score_served(ledger, prices, as_of)
     return serve(
         kind, model, ledger, item=item, prices=prices, as_of=as_of, horizon=horizon,
         lineage=Lineage(kind, kind, None if record is None else record.frame, path),
-        storage=storage if record_live else None,
+        storage=None,
     )  # fmt: skip
 
 
@@ -305,11 +308,15 @@ def run_lineup(
     record_live: bool,
     lstm_backtest_path: pd.DataFrame | None = None,
     horizon: int = 1,
+    rebase_factor: float | None = None,
 ) -> Lineup:
     """Score every baseline beside the LSTM (backtest on the serving lineage's days, kept
     per lineage; live records, every step up to ``horizon``), serve each baseline's
-    forecasts (with their intervals) into its ledger unless this is a backfill, and return
-    the line-up.
+    forecasts (with their intervals) and return the line-up with, unless this is a
+    backfill, each baseline's ledger with them recorded (the caller writes them with the
+    ticker's other state, :mod:`closecast.pipeline.commit`). Each baseline ledger is first
+    put on the history's current basis (:func:`closecast.pipeline.live.align_basis`;
+    ``rebase_factor``: the re-basing this run's fetch detected).
 
     A baseline that cannot be fit is left out of the line-up; it never fails the ticker.
     """
@@ -327,16 +334,19 @@ def run_lineup(
         else (BaselineBacktests({}, frozenset(), ""), [])
     )
     served: dict[str, list[ServedRow]] = {}
+    ledgers: dict[str, live.Ledger] = {}
     for kind in BASELINE_KINDS:
         if kind in baselines.failed:
             continue
         try:
             result = _serve_baseline(storage, kind, item, prices, config, as_of, baselines,
-                                     horizon=horizon, record_live=record_live)  # fmt: skip
+                                     horizon=horizon, rebase_factor=rebase_factor)  # fmt: skip
         except ValueError:  # InsufficientDataError: too short a history for this baseline
             continue
         record, path = baselines.by_kind.get(kind, (None, None))
         served[kind] = list(result.rows)
+        if record_live:
+            ledgers[kind] = live.record_all(result.ledger, result.rows)
         records = [] if record is None else [record]
         if path is not None:
             records += path_records(kind, path, days, horizon)
@@ -344,7 +354,7 @@ def run_lineup(
         if record is not None:
             backtests[kind] = record.frame
         rows += [score_row(item.symbol, r, serving=False) for r in records]
-    return Lineup(rows, backtests, served, tuple(keys))
+    return Lineup(rows, backtests, served, tuple(keys), ledgers)
 
 
 def choose_served(lineup: Lineup, choice: str) -> Selection:

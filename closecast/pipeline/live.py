@@ -17,6 +17,7 @@ import pandas as pd
 
 from closecast import catalog
 from closecast.pipeline.evaluation import LeakageError
+from closecast.pipeline.fetch import MIN_REBASE_ROWS, REBASE_TOLERANCE
 from closecast.records import LiveScoreRow, ServedRow, rows_to_table, table_to_rows
 from closecast.storage import ObjectNotFoundError, Storage
 from closecast.storage.io import read_parquet, write_parquet
@@ -107,6 +108,94 @@ def check_served_before_target(row: ServedRow) -> None:
         )
 
 
+PRICE_FIELDS: tuple[str, ...] = (
+    *("forecast", "naive", "actual"),
+    *("lower_80", "upper_80", "lower_95", "upper_95"),
+)
+"""The fields of a served row that are prices (and move with a re-basing of the history)."""
+
+
+def _basis_ratios(ledger: Ledger, prices: pd.Series) -> dict[date, float]:
+    """Per data end: the current price there over the naive price the row was served with
+    (1 when the history was not re-based since; absent when that day has no price now)."""
+    if prices.empty:
+        return {}
+    ends = sorted({row.data_end for row in ledger.rows})
+    now = prices.reindex(pd.DatetimeIndex(ends))
+    naive = {row.data_end: row.naive for row in ledger.rows}
+    return {
+        end: float(value) / naive[end]
+        for end, value in zip(ends, now.to_numpy(dtype="float64"), strict=True)
+        if pd.notna(value) and naive[end] > 0
+    }
+
+
+def _same(a: float, b: float) -> bool:
+    return abs(a / b - 1.0) <= REBASE_TOLERANCE
+
+
+def align_basis(ledger: Ledger, prices: pd.Series, known_factor: float | None = None) -> Ledger:
+    """Put every served row on the current basis of the price history.
+
+    A row's ``naive`` is the price on its ``data_end`` as stored when it was served. When
+    the source has since re-based the history (a split, a dividend in ``adj_close``), the
+    stored price there now differs from it by the re-basing factor, and every price of the
+    row (forecast, naive, intervals, and the actual once scored) is multiplied by that
+    factor, so a forecast made before a 4:1 split is scored against the re-based actual on
+    one basis. ``basis_factor`` accumulates what was applied (``forecast / basis_factor``
+    is what was served).
+
+    Like :func:`closecast.pipeline.fetch.detect_rebase`, a factor counts as a re-basing
+    only when at least :data:`~closecast.pipeline.fetch.MIN_REBASE_ROWS` data ends share it,
+    or when it is the factor this run's fetch detected (``known_factor``): a single revised
+    bar is a revision of that day, and the forecast served from it stays as served. The
+    comparison is with the store itself, so the alignment is idempotent and also repairs a
+    ledger that a run killed after re-basing the store left behind.
+
+    Args:
+        ledger: A model's ledger.
+        prices: The ticker's history on its current basis (date-indexed).
+        known_factor: The re-basing factor this run's fetch detected, if any.
+
+    Returns:
+        The ledger on the current basis; what was re-based is added to its ``warning``
+        (which the metrics row carries).
+    """
+    ratios = _basis_ratios(ledger, prices)
+    off = {end: r for end, r in ratios.items() if not _same(r, 1.0)}
+    factors: dict[date, float] = {}
+    for end, ratio in off.items():
+        sharing = sum(_same(other, ratio) for other in off.values())
+        if sharing >= MIN_REBASE_ROWS or (known_factor is not None and _same(ratio, known_factor)):
+            factors[end] = ratio
+    if not factors:
+        return ledger
+    rows = []
+    for row in ledger.rows:
+        factor = factors.get(row.data_end)
+        if factor is not None:
+            scaled = {
+                name: None if getattr(row, name) is None else getattr(row, name) * factor
+                for name in PRICE_FIELDS
+            }
+            row = dataclasses.replace(row, **scaled, basis_factor=row.basis_factor * factor)
+        rows.append(row)
+    ends = sorted(factors)
+    distinct: list[float] = []
+    for end in ends:
+        if not any(_same(factors[end], seen) for seen in distinct):
+            distinct.append(factors[end])
+    first = ledger.rows[0]
+    note = (
+        f"{first.ticker}: {sum(row.data_end in factors for row in ledger.rows)} served "
+        f"{first.model} forecast(s) made on data ending {ends[0]}..{ends[-1]} re-based "
+        + ", ".join(f"x{f:.6g}" for f in distinct)
+        + " to the history's current basis"
+    )
+    warning = "; ".join(filter(None, [ledger.warning, note]))
+    return dataclasses.replace(ledger, rows=tuple(rows), warning=warning)
+
+
 def score_served(ledger: Ledger, prices: pd.Series, run_date: date) -> tuple[Ledger, int]:
     """Fill in the actual price of every served forecast whose target date is now known.
 
@@ -162,6 +251,13 @@ def record_served(ledger: Ledger, served: ServedRow) -> Ledger:
     )
 
 
+def record_all(ledger: Ledger, served: Sequence[ServedRow]) -> Ledger:
+    """:func:`record_served` for each of ``served`` (one run's forecasts, one per step)."""
+    for row in served:
+        ledger = record_served(ledger, row)
+    return ledger
+
+
 @dataclass(frozen=True)
 class LiveStats:
     """Scores of a set of scored served forecasts."""
@@ -188,11 +284,11 @@ def live_stats(rows: Sequence[ServedRow]) -> LiveStats:
         n=len(rows),
         first=rows[0].target_date,
         last=rows[-1].target_date,
-        rmse=scores["rmse"],
-        naive_rmse=scores["naive_rmse"],
-        u2=scores["u2"],
-        mae=scores["mae"],
-        directional_accuracy=scores["directional_accuracy"],
+        rmse=scores.rmse,
+        naive_rmse=scores.naive_rmse,
+        u2=scores.u2,
+        mae=scores.mae,
+        directional_accuracy=scores.directional_accuracy,
     )
 
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 from matplotlib.figure import Figure
@@ -61,17 +61,106 @@ class RunRows:
         return self.tables.get(table.name, [])
 
 
-def describe_object(storage: Storage, key: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ObjectEntry:
+    """An object as a manifest lists it: its key, size and sha256 as stored."""
+
+    key: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class TickerStatus:
+    """A ticker's outcome as a manifest records it."""
+
+    status: str
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """``runs/run_date=D/watchlist=W/manifest.json``: what a scope's run published.
+
+    Attributes:
+        run_date: The run date.
+        watchlist: The watchlist the outputs are filed under.
+        published_at: When the manifest was written (UTC, ISO 8601, seconds).
+        parameters: The run's settings, whole (``RunSettings.recorded()``).
+        run_tickers: The tickers this run forecast.
+        tickers: Every ticker of the scope (a partial rerun keeps the others') and its status.
+        objects: Every object of the scope, as stored (run outputs and model versions).
+        state: Per-ticker state the runs read or changed, with its digest at the time.
+    """
+
+    run_date: date
+    watchlist: str
+    published_at: str
+    parameters: dict[str, Any]
+    run_tickers: tuple[str, ...]
+    tickers: dict[str, TickerStatus]
+    objects: tuple[ObjectEntry, ...]
+    state: tuple[ObjectEntry, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest's JSON document."""
+        return {
+            "run_date": self.run_date.isoformat(),
+            "watchlist": self.watchlist,
+            "published_at": self.published_at,
+            "parameters": self.parameters,
+            "run_tickers": list(self.run_tickers),
+            "tickers": {ticker: asdict(status) for ticker, status in self.tickers.items()},
+            "objects": [asdict(entry) for entry in self.objects],
+            "state": [asdict(entry) for entry in self.state],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Manifest:
+        """Read a manifest's JSON document.
+
+        Raises:
+            ValueError: A document that is not a manifest (a missing or mistyped field).
+        """
+        try:
+            return cls(
+                run_date=date.fromisoformat(data["run_date"]),
+                watchlist=str(data["watchlist"]),
+                published_at=str(data["published_at"]),
+                parameters=dict(data.get("parameters") or {}),
+                run_tickers=tuple(data.get("run_tickers") or ()),
+                tickers={t: TickerStatus(**s) for t, s in (data.get("tickers") or {}).items()},
+                objects=tuple(ObjectEntry(**entry) for entry in data.get("objects") or ()),
+                state=tuple(ObjectEntry(**entry) for entry in data.get("state") or ()),
+            )
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise ValueError(f"not a manifest: {type(exc).__name__}: {exc}") from None
+
+
+def read_manifest(storage: Storage, scope: RunScope) -> Manifest:
+    """The scope's manifest.
+
+    Raises:
+        ObjectNotFoundError: The scope has none (being written, withdrawn, or never run).
+        ValueError: It is not a readable manifest.
+    """
+    data = read_json(storage, catalog.MANIFEST.key(scope))
+    if not isinstance(data, dict):
+        raise ValueError(f"{catalog.MANIFEST.key(scope)}: not a manifest (a JSON object)")
+    return Manifest.from_json(data)
+
+
+def describe_object(storage: Storage, key: str) -> ObjectEntry:
     """Size and sha256 of an object as stored (read back, not as we meant to write it)."""
     data = storage.read_bytes(key)
-    return {"key": key, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    return ObjectEntry(key, len(data), hashlib.sha256(data).hexdigest())
 
 
-def _described(storage: Storage, keys: Iterable[str]) -> list[dict[str, Any]]:
+def _described(storage: Storage, keys: Iterable[str]) -> list[ObjectEntry]:
     """Each existing key described as stored, read back concurrently (absent keys are
     skipped)."""
 
-    def describe(key: str) -> dict[str, Any] | None:
+    def describe(key: str) -> ObjectEntry | None:
         try:
             return describe_object(storage, key)
         except ObjectNotFoundError:
@@ -80,22 +169,21 @@ def _described(storage: Storage, keys: Iterable[str]) -> list[dict[str, Any]]:
     return [entry for entry in concurrently(describe, keys) if entry is not None]
 
 
-def withdraw_manifest(storage: Storage, scope: RunScope) -> dict[str, Any] | None:
+def withdraw_manifest(storage: Storage, scope: RunScope) -> Manifest | None:
     """Remove the scope's manifest before a run rewrites any of its objects.
 
     Returns:
         The withdrawn manifest (None when there was none or it was unreadable), so the
         publication can carry over what it said of tickers this run leaves alone.
     """
-    key = catalog.MANIFEST.key(scope)
     try:
-        previous = read_json(storage, key)
+        previous: Manifest | None = read_manifest(storage, scope)
     except ObjectNotFoundError:
         return None
     except ValueError:
         previous = None
-    storage.delete(key)
-    return previous if isinstance(previous, dict) else None
+    storage.delete(catalog.MANIFEST.key(scope))
+    return previous
 
 
 def _kept(ticker: str, run_tickers: set[str], members: set[str] | None) -> bool:
@@ -141,18 +229,10 @@ def _remove_stale_objects(
     concurrently(storage.delete, stale)
 
 
-def _carried_over(
-    previous: dict[str, Any] | None, section: str, tickers: set[str]
-) -> list[dict[str, Any]]:
-    """Entries (``objects`` or ``state``) an earlier manifest recorded for tickers this run
-    left alone, as they were then."""
-    if not previous:
-        return []
-    return [
-        entry
-        for entry in previous.get(section, [])
-        if catalog.ticker_of_key(str(entry.get("key", ""))) in tickers
-    ]
+def _carried_over(entries: Iterable[ObjectEntry], tickers: set[str]) -> list[ObjectEntry]:
+    """Entries an earlier manifest recorded for tickers this run left alone, as they were
+    then."""
+    return [entry for entry in entries if catalog.ticker_of_key(entry.key) in tickers]
 
 
 def publish_run(
@@ -164,9 +244,9 @@ def publish_run(
     *,
     run_tickers: Sequence[str],
     members: set[str] | None,
-    previous: dict[str, Any] | None,
+    previous: Manifest | None,
     parameters: dict[str, Any],
-) -> dict[str, Any]:
+) -> Manifest:
     """Write the scope's run-level tables, summary plot and, last, its manifest.
 
     Args:
@@ -210,24 +290,27 @@ def publish_run(
                 for k in storage.list_keys(table.prefix(scope))
                 if catalog.ticker_of_key(k) in kept_tickers
             ]
+    earlier_objects = previous.objects if previous else ()
     keys += [  # their model versions (their run objects were listed from storage above)
-        entry["key"]
-        for entry in _carried_over(previous, "objects", kept_tickers)
-        if entry["key"].startswith("models/")
+        entry.key
+        for entry in _carried_over(earlier_objects, kept_tickers)
+        if entry.key.startswith("models/")
     ]
     keys = list(dict.fromkeys(keys))
-    manifest = {
-        "run_date": scope.run_date.isoformat(),
-        "watchlist": scope.watchlist,
-        "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "parameters": parameters,
-        "run_tickers": list(run_tickers),
-        "tickers": {row.ticker: {"status": row.status, "error": row.error} for row in metric_rows},
-        "objects": _described(storage, keys),
-        "state": _described(storage, dict.fromkeys(state_keys))
-        + _carried_over(previous, "state", kept_tickers),
-    }
-    write_json(storage, catalog.MANIFEST.key(scope), manifest)
+    manifest = Manifest(
+        run_date=scope.run_date,
+        watchlist=scope.watchlist,
+        published_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        parameters=parameters,
+        run_tickers=tuple(run_tickers),
+        tickers={row.ticker: TickerStatus(row.status, row.error) for row in metric_rows},
+        objects=tuple(_described(storage, keys)),
+        state=(
+            *_described(storage, dict.fromkeys(state_keys)),
+            *_carried_over(previous.state if previous else (), kept_tickers),
+        ),
+    )
+    write_json(storage, catalog.MANIFEST.key(scope), manifest.to_json())
     return manifest
 
 
@@ -237,19 +320,18 @@ def verify_manifest(storage: Storage, scope: RunScope) -> list[str]:
     a missing manifest means the scope is being (re)written or was never complete).
     """
     try:
-        manifest = read_json(storage, catalog.MANIFEST.key(scope))
+        manifest = read_manifest(storage, scope)
     except ObjectNotFoundError:
         return []
     problems = []
-    for obj in manifest.get("objects", []):
-        key = obj["key"]
+    for listed in manifest.objects:
         try:
-            actual = describe_object(storage, key)
+            actual = describe_object(storage, listed.key)
         except ObjectNotFoundError:
-            problems.append(f"{key}: listed but missing")
+            problems.append(f"{listed.key}: listed but missing")
             continue
-        if (actual["size"], actual["sha256"]) != (obj["size"], obj["sha256"]):
-            problems.append(f"{key}: differs from the manifest (size or sha256)")
+        if actual != listed:
+            problems.append(f"{listed.key}: differs from the manifest (size or sha256)")
     return problems
 
 

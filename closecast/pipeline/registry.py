@@ -32,6 +32,7 @@ from closecast import catalog
 from closecast.records import PredictionRow, rows_to_table
 from closecast.storage import ObjectNotFoundError, Storage
 from closecast.storage.io import read_json, read_parquet, write_json, write_parquet
+from lstm_model import metrics
 from lstm_model.base import ForecastModel
 from lstm_model.registry import load_model as load_saved_model
 
@@ -66,19 +67,19 @@ class BacktestScore:
         cls,
         start: date,
         end: date,
-        scores: dict[str, float],
+        scores: metrics.Scores,
         coverage: tuple[float | None, float | None] = (None, None),
     ) -> BacktestScore:
         return cls(
             start=start,
             end=end,
-            n=int(scores["n"]),
-            rmse=scores["rmse"],
-            naive_rmse=scores["naive_rmse"],
-            u2=scores["u2"],
-            mae=scores["mae"],
-            mape=scores["mape"],
-            directional_accuracy=scores["directional_accuracy"],
+            n=scores.n,
+            rmse=scores.rmse,
+            naive_rmse=scores.naive_rmse,
+            u2=scores.u2,
+            mae=scores.mae,
+            mape=scores.mape,
+            directional_accuracy=scores.directional_accuracy,
             coverage_80=coverage[0],
             coverage_95=coverage[1],
         )
@@ -99,6 +100,8 @@ class Champion:
         files: The serving version's files (``meta.json`` last).
         latest: The highest version stored for the ticker, backfills included (None for
             champions recorded before it was): the next version is the one after it.
+        challenged_on: Run date a retrained candidate last lost the comparison with this
+            lineage (``auto`` waits before retrying: ``RetrainPolicy.challenge_retry_days``).
     """
 
     version: str
@@ -110,6 +113,7 @@ class Champion:
     backtest: BacktestScore | None
     files: tuple[str, ...] = MODEL_FILES
     latest: str | None = None
+    challenged_on: date | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -118,6 +122,7 @@ class Champion:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Champion:
         backtest = data.get("backtest")
+        challenged = data.get("challenged_on")
         return cls(
             version=str(data["version"]),
             lineage=str(data.get("lineage") or data["version"]),
@@ -136,6 +141,7 @@ class Champion:
                     "end": date.fromisoformat(backtest["end"]),
                 }
             ),
+            challenged_on=None if challenged is None else date.fromisoformat(str(challenged)),
         )
 
 

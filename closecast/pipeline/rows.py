@@ -6,7 +6,7 @@ publishing (or a failed row naming the step and the error)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import pandas as pd
@@ -15,6 +15,7 @@ from closecast import catalog
 from closecast.catalog import RunScope
 from closecast.pipeline import live
 from closecast.pipeline.evaluation import significance
+from closecast.pipeline.fetch import FetchSummary
 from closecast.plots import PREDICTION_COLUMNS, plot_ticker
 from closecast.records import (
     ForecastRow,
@@ -27,6 +28,7 @@ from closecast.records import (
 )
 from closecast.storage import Storage
 from closecast.storage.io import write_figure, write_parquet
+from closecast.validation import HISTORY_COUNTERS, REPORT_COUNTERS, ValidationReport
 from closecast.watchlist import WatchItem
 
 
@@ -123,32 +125,27 @@ def significance_columns(
     return columns
 
 
-def validation_columns(fetched: dict[str, Any], history: dict[str, Any]) -> dict[str, Any]:
+_METRICS_FIELDS = frozenset(f.name for f in fields(MetricsRow))
+
+
+def validation_columns(fetched: FetchSummary | None, history: ValidationReport) -> dict[str, Any]:
     """What validation found, for the metrics row: counts from this run's fetch (the raw
     data) and from the model's stretch of history, re-basing, staleness and warnings."""
-    warnings = list(dict.fromkeys([*fetched.get("warnings", []), *history.get("warnings", [])]))
+    raw = fetched.report if fetched is not None else None
+    fetched_warnings = fetched.warnings if fetched is not None else ()
+    warnings = list(dict.fromkeys([*fetched_warnings, *history.warnings]))
     counts = {
-        name: int(fetched.get(name, 0)) + int(history.get(name, 0))
-        for name in ("invalid_rows_dropped", "outliers_rejected", "old_rows_dropped")
+        name: (getattr(raw, name) if raw else 0)
+        + (getattr(history, name) if name in HISTORY_COUNTERS else 0)
+        for name in REPORT_COUNTERS
+        if name in _METRICS_FIELDS
     }
-    counts.update(
-        {
-            name: int(fetched.get(name, 0))
-            for name in (
-                "null_rows_dropped",
-                "duplicates_resolved",
-                "conflicting_duplicates",
-                "unparsable_cells",
-                "repaired_cells",
-            )
-        }
-    )
     return {
         **counts,
-        "rebased": bool(fetched.get("rebased", False)),
-        "rebase_factor": fetched.get("rebase_factor"),
-        "store_rebuilt": bool(fetched.get("store_rebuilt", False)),
-        "stale": bool(history.get("stale", False)),
+        "rebased": bool(fetched and fetched.rebased),
+        "rebase_factor": fetched.rebase.factor if fetched and fetched.rebase else None,
+        "store_rebuilt": bool(fetched and fetched.rebuilt),
+        "stale": bool(history.stale),
         "warnings": "; ".join(warnings) or None,
     }
 

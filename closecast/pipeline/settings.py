@@ -48,11 +48,14 @@ class RetrainPolicy(BaseModel):
         30, ge=0, description="Retrain when the lineage's retrain is older than this (days)."
     )
     max_u2_degradation: float = Field(
-        0.10,
+        0.0,
         ge=0,
         allow_inf_nan=False,
-        description="Retrain when the lineage's live U2 exceeds its backtest U2 by more than "
-        "this, over at least min_live_days scored served forecasts.",
+        description="The degradation tolerated before the live record triggers a retrain: it "
+        "does when the 95% interval of the lineage's live U2 (Diebold-Mariano, narrowing as "
+        "scored days accrue) lies above its backtest U2 plus this, or when the live record is "
+        "worse than naive with evidence (one-sided p > 0.975); over at least min_live_days "
+        "scored served forecasts. 0: any degradation shown with evidence.",
     )
     min_live_days: int = Field(
         20,
@@ -73,6 +76,14 @@ class RetrainPolicy(BaseModel):
         allow_inf_nan=False,
         description="For presets with one global scaler: retrain when unseen prices leave "
         "the champion's fitted range by more than this fraction of the range.",
+    )
+    challenge_retry_days: int = Field(
+        7,
+        ge=0,
+        description="After a retrained candidate lost the comparison with the champion "
+        "(challenged_on in the pointer), days auto waits before the age, range or live-record "
+        "rules may retrain again: a week of new live days can change the comparison, a day "
+        "cannot.",
     )
 
 

@@ -23,6 +23,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -30,17 +31,21 @@ import pandas as pd
 from closecast import catalog
 from closecast.catalog import RunScope
 from closecast.pipeline import live, training
+from closecast.pipeline.commit import StateWrite, commit_state
 from closecast.pipeline.decisions import (
     ChampionState,
     ModeDecision,
     Verdict,
     decide_mode,
     judge_candidate,
+    uncompared_reason,
 )
-from closecast.pipeline.evaluation import Evaluation, backtest_frames
+from closecast.pipeline.evaluation import Evaluation, backtest_frames, significance
+from closecast.pipeline.fetch import FetchSummary
 from closecast.pipeline.lineup import (
     BASELINE_KINDS,
     LSTM,
+    Lineup,
     choose_served,
     mark_serving,
     run_lineup,
@@ -146,9 +151,13 @@ def champion_state(view: ChampionView, ledger: live.Ledger, prices: pd.Series) -
     far unseen prices leave its fitted range."""
     assert view.champion is not None and view.model is not None
     unseen = training.unseen_days(view.model, prices)
+    scored = ledger.scored(view.champion.lineage)
     return ChampionState(
         champion=view.champion,
-        live=live.live_stats(ledger.scored(view.champion.lineage)),
+        live=live.live_stats(scored),
+        live_test=significance(
+            [r.actual for r in scored], [r.forecast for r in scored], [r.naive for r in scored]
+        ),
         fitted_range=view.model.fitted_range(),
         unseen_low=float(unseen.min()) if len(unseen) else None,
         unseen_high=float(unseen.max()) if len(unseen) else None,
@@ -174,6 +183,7 @@ class Produced:
     epochs: int = 0
     n_train: int = 0
     backtest_path: pd.DataFrame | None = None  # multi-step hold-out forecasts (horizon > 1)
+    challenged: bool = False  # a retrained candidate lost to the champion this run
 
 
 @dataclass(frozen=True)
@@ -201,7 +211,7 @@ class Plan:
     scored_now: int
     view: ChampionView
     decision: ModeDecision
-    fetch_report: dict[str, Any]
+    fetch: FetchSummary | None  # this run's fetch of the ticker (None: not fetched by it)
     plan_seconds: float  # loading the champion and deciding (this ticker's own time)
 
 
@@ -212,14 +222,16 @@ def _failed(error: BaseException) -> TrainingFailed:
 def _judge(plan: Plan, backtest: training.Backtest, options: RunSettings) -> Verdict:
     """Whether the plan's retrained candidate replaces the champion (see judge_candidate)."""
     view, decision = plan.view, plan.decision
-    champion = None if view.unreadable or decision.backfill else view.champion
-    if champion is not None and champion.preset != options.preset:
-        champion = None  # a new preset replaces the old one by request, not by comparison
+    uncompared = uncompared_reason(
+        decision, view.champion, preset=options.preset, unreadable=view.unreadable
+    )
+    champion = view.champion if uncompared is None else None
     return judge_candidate(
         backtest.evaluation.predictions,
         plan.ledger.scored(champion.lineage) if champion else [],
         champion=champion,
         policy=options.policy,
+        uncompared=uncompared,
     )
 
 
@@ -243,6 +255,7 @@ def train_plans(
     backtests = training.backtest_many([plans[i].prices for i in retrains], config)
     winners: dict[int, tuple[training.Backtest, str]] = {}
     continuing = {i: (p.decision.reason, 0.0) for i, p in enumerate(plans) if i not in retrains}
+    challenged: set[int] = set()
     for i, backtest in zip(retrains, backtests, strict=True):
         if isinstance(backtest, Exception):
             results[i] = _failed(backtest)
@@ -254,8 +267,13 @@ def train_plans(
             winners[i] = (backtest, reason)
         else:
             continuing[i] = (reason, backtest.seconds)
+            challenged.add(i)
     results.update(_refit(plans, winners, options.horizon))
     results.update(_continue_champions(plans, continuing, options))
+    for i in challenged:  # the champion won: its pointer records the challenge
+        result = results[i]
+        if isinstance(result, Produced):
+            results[i] = replace(result, challenged=True)
     return [results[i] for i in range(len(plans))]
 
 
@@ -359,6 +377,7 @@ class Registered:
     lineage: str
     keys: list[str]
     champion_written: bool = False
+    champion: Champion | None = None  # the pointer, written when the ticker commits
 
 
 def _version_slot(storage: Storage, ticker: str, champion: Champion | None) -> str:
@@ -377,12 +396,17 @@ def _version_slot(storage: Storage, ticker: str, champion: Champion | None) -> s
 def register(
     storage: Storage, ticker: str, as_of: date, produced: Produced, view: ChampionView, preset: str
 ) -> Registered:
-    """Store a new version (with its backtest when it starts a lineage), then point the
-    champion at it when promoted (or, for a backfill, record it as the latest version). The
-    pointer moves last."""
+    """Store a new version (with its backtest when it starts a lineage) and return the
+    champion pointer to it when promoted (or, for a backfill, the pointer recording it as the
+    latest version), which the ticker writes last, with its ledgers
+    (:func:`commit_ticker`)."""
     if not produced.new_version:
         assert view.champion is not None
-        return Registered(view.champion.version, view.champion.lineage, [])
+        # A kept champion's pointer changes only to record a lost challenge.
+        pointer = replace(view.champion, challenged_on=as_of) if produced.challenged else None
+        return Registered(
+            view.champion.version, view.champion.lineage, [], pointer is not None, pointer
+        )
     version = _version_slot(storage, ticker, view.champion)
     lineage = produced.lineage or version
     produced.model.meta.update(run_date=as_of.isoformat(), lineage=lineage)
@@ -405,12 +429,23 @@ def register(
             backtest=produced.backtest,
             files=files,
             latest=version,
+            challenged_on=_challenged_on(as_of, produced, view),
         )
-        write_champion(storage, ticker, champion)
     elif view.champion is not None:  # a backfill: the champion stays, its record of versions grows
-        write_champion(storage, ticker, replace(view.champion, latest=version))
-    written = produced.promoted or view.champion is not None
-    return Registered(version, lineage, keys, champion_written=written)
+        champion = replace(view.champion, latest=version)
+    else:
+        champion = None
+    return Registered(version, lineage, keys, champion is not None, champion)
+
+
+def _challenged_on(as_of: date, produced: Produced, view: ChampionView) -> date | None:
+    """The pointer's ``challenged_on``: this run's date when its candidate lost; the
+    lineage's earlier one when it continues; none for a new lineage."""
+    if produced.challenged:
+        return as_of
+    if produced.lineage is None or view.champion is None:
+        return None
+    return view.champion.challenged_on
 
 
 def metrics_row(
@@ -457,14 +492,16 @@ def plan_ticker(
     scope: RunScope,
     options: RunSettings,
     services: RunServices,
-    fetch_report: dict[str, Any] | None,
+    fetch: FetchSummary | None,
 ) -> Plan:
-    """Steps 1-3: the history, the live record scored (and written, before any training),
-    the champion, the decision."""
+    """Steps 1-3: the history, the live record put on its basis and scored (before any
+    training; written with the ticker's other state when it finishes), the champion, the
+    decision."""
     as_of = scope.run_date
     storage, config = services.storage, services.config
     prices, report = read_history(storage, item, as_of, config)
     ledger = live.read_ledger(storage, item.symbol)
+    ledger = live.align_basis(ledger, prices, fetch.rebase_factor if fetch else None)
     ledger, scored_now = live.score_served(ledger, prices, as_of)
     began = time.perf_counter()
     view = load_champion(storage, item.symbol)
@@ -477,9 +514,6 @@ def plan_ticker(
         policy=options.policy,
         unreadable=view.unreadable,
     )
-    if not decision.backfill:
-        # The live record is written before training: scores never depend on what follows.
-        live.write_ledger(storage, item.symbol, ledger)
     return Plan(
         item,
         prices,
@@ -488,7 +522,7 @@ def plan_ticker(
         scored_now,
         view,
         decision,
-        fetch_report or {},
+        fetch,
         time.perf_counter() - began,
     )
 
@@ -510,9 +544,10 @@ def finish_ticker(
     lineage = lineage_record(storage, plan.item.symbol, produced, registered, options.horizon)
     served = serve(
         LSTM, produced.model, plan.ledger, item=plan.item, prices=plan.prices, as_of=as_of,
-        lineage=lineage, horizon=options.horizon,
-        storage=None if plan.decision.backfill else storage,
+        lineage=lineage, horizon=options.horizon, storage=None,
     )  # fmt: skip
+    if not plan.decision.backfill:  # recorded now, written last (commit_ticker)
+        served = replace(served, ledger=live.record_all(served.ledger, served.rows))
     # This ticker's own model work: deciding, its share of the chunk's training, storing the
     # version and serving (its chunk-mates' work is not counted).
     model_seconds = plan.plan_seconds + produced.seconds + time.perf_counter() - began
@@ -560,10 +595,11 @@ def ticker_rows(
         storage, item, plan.prices, services.config, scope.run_date, lineage=registered.lineage,
         lstm_backtest=lineage.backtest, lstm_backtest_path=lineage.backtest_path,
         lstm_ledger=ledger, record_live=not plan.decision.backfill, horizon=options.horizon,
+        rebase_factor=plan.fetch.rebase_factor if plan.fetch else None,
     )  # fmt: skip
     selection = choose_served(lineup, item.serve or options.serve)
     chosen = served.rows if selection.kind == LSTM else lineup.served[selection.kind]
-    validation = validation_columns(plan.fetch_report, plan.report.to_dict())
+    validation = validation_columns(plan.fetch, plan.report)
     if ledger.warning:
         validation["warnings"] = "; ".join(filter(None, [validation["warnings"], ledger.warning]))
     metrics = metrics_row(
@@ -575,6 +611,7 @@ def ticker_rows(
         mode_reason="; ".join(filter(None, [metrics.mode_reason, selection.reason])),
         **significance_columns(lineage.backtest, ledger, registered.lineage),
     )
+    commit_ticker(storage, item.symbol, plan, ledger, lineup, registered)
     return TickerOutcome(
         metrics,
         [forecast_row(row) for row in chosen],
@@ -583,6 +620,29 @@ def ticker_rows(
         keys + list(lineup.keys),
         _state_keys(item, plan, registered),
     )
+
+
+def commit_ticker(
+    storage: Storage,
+    ticker: str,
+    plan: Plan,
+    ledger: live.Ledger,
+    lineup: Lineup,
+    registered: Registered,
+) -> None:
+    """The ticker's state, last and all or nothing (:mod:`closecast.pipeline.commit`):
+    every ledger (unless a backfill), then the champion pointer."""
+    writes: list[StateWrite] = []
+    if not plan.decision.backfill:
+        for kind, baseline in lineup.ledgers.items():
+            write = partial(live.write_ledger, storage, ticker, baseline, kind)
+            writes.append((catalog.served_key(ticker, kind), write))
+        write = partial(live.write_ledger, storage, ticker, ledger)
+        writes.append((catalog.served_key(ticker), write))
+    if registered.champion is not None:
+        write = partial(write_champion, storage, ticker, registered.champion)
+        writes.append((catalog.champion_key(ticker), write))
+    commit_state(storage, writes)
 
 
 def _state_keys(item: WatchItem, plan: Plan, registered: Registered) -> list[str]:
@@ -600,7 +660,7 @@ def forecast_tickers(
     items: list[WatchItem],
     scope: RunScope,
     options: RunSettings,
-    fetch_reports: dict[str, dict[str, Any]] | None = None,
+    fetches: dict[str, FetchSummary] | None = None,
     *,
     services: RunServices | None = None,
     draw_plots: bool = True,
@@ -612,7 +672,7 @@ def forecast_tickers(
         items: The tickers.
         scope: The run date (no price after it is used) and the watchlist.
         options: The run's settings.
-        fetch_reports: Per ticker, the validation report of this run's fetch.
+        fetches: Per ticker, what this run's fetch stored and its validation report.
         services: The run's storage and model configuration (opened from ``options``
             when None).
         draw_plots: Draw each ticker's plot (large runs skip them: ``ticker_plots``).
@@ -624,7 +684,7 @@ def forecast_tickers(
     """
     services = services or RunServices.open(options)
     remove_orphaned_temp_dirs()
-    reports = fetch_reports or {}
+    reports = fetches or {}
     outcomes: dict[str, TickerOutcome] = {}
     plans = []
     for item in items:
@@ -649,12 +709,12 @@ def forecast_ticker(
     item: WatchItem,
     scope: RunScope,
     options: RunSettings,
-    fetch_report: dict[str, Any] | None = None,
+    fetch: FetchSummary | None = None,
     *,
     services: RunServices | None = None,
 ) -> TickerOutcome:
     """:func:`forecast_tickers` for one ticker."""
-    reports = {item.symbol: fetch_report} if fetch_report else None
+    reports = {item.symbol: fetch} if fetch else None
     return forecast_tickers([item], scope, options, reports, services=services)[0]
 
 

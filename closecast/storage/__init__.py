@@ -4,7 +4,7 @@ Use :func:`open_storage` with a directory or ``s3://bucket/prefix``; helpers for
 JSON and figures live in :mod:`closecast.storage.io`.
 """
 
-from closecast.storage.base import DEFAULT_URL_EXPIRY, Storage, open_storage
+from closecast.storage.base import DEFAULT_URL_EXPIRY, Storage
 from closecast.storage.errors import (
     BucketNotFoundError,
     CorruptObjectError,
@@ -17,6 +17,7 @@ from closecast.storage.errors import (
     StorageUnreachableError,
     UnsafePathError,
 )
+from closecast.storage.factory import open_storage
 from closecast.storage.redaction import redact_text, redact_url
 
 __all__ = [

@@ -214,8 +214,17 @@ def build_client(credentials_block: str | None = None) -> S3Client:
             ``MinIOCredentials`` or ``AwsCredentials`` block, or None for the standard
             credential chain.
     """
+    return open_client(credentials_block)[0]
+
+
+def open_client(
+    credentials_block: str | None = None,
+) -> tuple[S3Client, boto3.session.Session]:
+    """:func:`build_client`, with the boto3 session that holds its credentials (to sign
+    for another endpoint with them)."""
     if credentials_block is None:
-        return _client_from_session(_new_session())
+        session = _new_session()
+        return _client_from_session(session), session
     return _client_from_block(credentials_block)
 
 
@@ -268,7 +277,7 @@ def _client_from_session(
     return client
 
 
-def _client_from_block(name: str) -> S3Client:
+def _client_from_block(name: str) -> tuple[S3Client, boto3.session.Session]:
     """Load a Prefect credentials block by ``slug/name`` and build a client from it."""
     import prefect_aws  # noqa: F401  (registers the block types)
     from prefect.blocks.core import Block
@@ -291,7 +300,7 @@ def _client_from_block(name: str) -> S3Client:
         raise StorageConfigError(
             f"Prefect block {name!r} cannot build an S3 client: {redact_text(str(exc))}"
         ) from None
-    return _client_from_session(session, overrides, block.region_name)
+    return _client_from_session(session, overrides, block.region_name), session
 
 
 class S3Storage:
@@ -302,9 +311,17 @@ class S3Storage:
     whole or not at all. Holds no credentials itself: only the boto3 client does.
     """
 
-    def __init__(self, client: S3Client, bucket: str, prefix: str = "") -> None:
-        """Wrap ``client`` for ``bucket`` with keys stored under ``prefix``."""
+    def __init__(
+        self,
+        client: S3Client,
+        bucket: str,
+        prefix: str = "",
+        session: boto3.session.Session | None = None,
+    ) -> None:
+        """Wrap ``client`` for ``bucket`` with keys stored under ``prefix``; ``session`` is
+        the boto3 session the client came from (needed only to sign for another endpoint)."""
         self._client = client
+        self._session = session
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self._transfer = TransferConfig(max_concurrency=4)
@@ -314,7 +331,8 @@ class S3Storage:
     def from_root(cls, root: str, *, credentials_block: str | None = None) -> S3Storage:
         """Open ``s3://bucket/prefix`` with a client from :func:`build_client`."""
         bucket, prefix = parse_s3_root(root)
-        storage = cls(build_client(credentials_block), bucket, prefix)
+        client, session = open_client(credentials_block)
+        storage = cls(client, bucket, prefix, session)
         storage._reopen_args = (root, credentials_block)
         return storage
 
@@ -630,20 +648,46 @@ class S3Storage:
         with self._errors("download", key):
             self._client.download_file(self.bucket, full, str(path), Config=self._transfer)
 
-    def url(self, key: str, expires: timedelta = DEFAULT_URL_EXPIRY) -> str:
+    def url(
+        self, key: str, expires: timedelta = DEFAULT_URL_EXPIRY, *, endpoint: str | None = None
+    ) -> str:
         """Return a presigned GET URL for ``key`` valid for ``expires`` (≤ 7 days).
 
         No request is made: the URL is signed locally and works only if the object
         exists and the credentials are valid when it is fetched.
+
+        Args:
+            key: The object's key.
+            expires: How long the URL stays valid.
+            endpoint: Sign for this endpoint instead of the client's (the one a browser
+                reaches, e.g. ``http://localhost:9000`` for a container's ``http://minio:9000``):
+                SigV4 signs the host, so the URL must be signed for the host the browser
+                sends. Same credentials, region and settings.
+
+        Raises:
+            StorageConfigError: ``endpoint`` is given but the storage was built around a
+                caller's client, whose credentials it cannot reuse.
         """
         full = self._full(key)
         seconds = check_expiry(expires)
+        client = self._client if endpoint is None else self._signer_for(endpoint)
         with self._errors("presign", key):
-            return self._client.generate_presigned_url(
+            return client.generate_presigned_url(
                 "get_object",
                 Params={"Bucket": self.bucket, "Key": full},
                 ExpiresIn=seconds,
             )
+
+    def _signer_for(self, endpoint: str) -> S3Client:
+        if self._session is None:
+            raise StorageConfigError(
+                f"cannot sign URLs of {self.describe()} for {redact_url(endpoint)}: "
+                "the storage was built around a caller's client"
+            )
+        meta = self._client.meta
+        return self._session.client(
+            "s3", endpoint_url=endpoint, region_name=meta.region_name, config=meta.config
+        )
 
     def check(self) -> None:
         """Verify the endpoint is S3, the credentials work and the bucket exists.

@@ -13,5 +13,5 @@ def prefect_harness():
     Module-scoped (not session-scoped as in tests/pipeline) so that its server is gone
     before the stack test starts its own and the two do not compete for the CPU.
     """
-    with prefect_test_harness(server_startup_timeout=120):
+    with prefect_test_harness(server_startup_timeout=600):  # minutes on a busy machine
         yield

@@ -25,6 +25,7 @@ def _metrics(root: str) -> dict[str, dict]:
     return {row["ticker"]: row for row in frame.to_dict("records")}
 
 
+@pytest.mark.slow  # a local Dask cluster of processes
 def test_dask_local_cluster_matches_threads(prefect_harness, tmp_path):
     common = dict(tickers=TICKERS, source="sample", as_of=AS_OF, preset="fast", epochs=2)
     threads = daily_forecast(

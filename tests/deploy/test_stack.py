@@ -6,6 +6,7 @@ Prefect API; then everything stopped, with no process left behind."""
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import time
 from pathlib import Path
@@ -89,6 +90,7 @@ def _cron(deployment) -> dict[str, tuple[str, str, dict]]:
     }
 
 
+@pytest.mark.slow  # server, worker and a deployment run
 def test_stack_runs_a_deployment_and_stops_cleanly(tmp_path, s3_env, s3_root, s3_client):
     config = stack.StackConfig.from_environment(
         project_root=PROJECT_ROOT,
@@ -122,6 +124,11 @@ def test_stack_runs_a_deployment_and_stops_cleanly(tmp_path, s3_env, s3_root, s3
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         assert sock.connect_ex((config.host, config.port)) != 0
+    # docs/stack.md names the logs the stack writes, and no other.
+    doc = (PROJECT_ROOT / "docs" / "stack.md").read_text(encoding="utf-8")
+    listed = doc[doc.index("Everything the stack writes") :].split("\n\n", 1)[0]
+    logs = {path.name for path in config.state_dir.glob("*.log")}
+    assert set(re.findall(r"`(\w+\.log)`", listed)) == logs
 
     run = result["run"]
     assert run.state.is_completed(), f"{run.state}\n{worker_log}"

@@ -38,7 +38,7 @@ def test_u2_on_flat_prices_is_undefined_not_zero() -> None:
     flat = [5.0, 5.0, 5.0, 5.0]
 
     assert math.isnan(metrics.u2(flat, flat, flat))
-    assert math.isnan(metrics.summarize(flat, flat, flat)["u2"])
+    assert math.isnan(metrics.summarize(flat, flat, flat).u2)
     assert metrics.u2(flat, [5.0, 5.0, 5.0, 6.0], flat) == math.inf
     assert metrics.format_u2(metrics.u2(flat, flat, flat)) == (
         "undefined (model and naive RMSE both 0: flat prices)"
@@ -65,8 +65,12 @@ def test_directional_accuracy_by_hand() -> None:
 
 def test_summarize_has_every_metric() -> None:
     out = metrics.summarize(ACTUAL, PREDICTED, PREVIOUS)
-    assert set(out) >= {"rmse", "naive_rmse", "u2", "mae", "mape", "directional_accuracy"}
-    assert out["u2"] == pytest.approx(out["rmse"] / out["naive_rmse"])
+    assert out.n == len(ACTUAL)
+    assert out.rmse == metrics.rmse(ACTUAL, PREDICTED)
+    assert out.mae == metrics.mae(ACTUAL, PREDICTED)
+    assert out.mape == metrics.mape(ACTUAL, PREDICTED)
+    assert out.directional_accuracy == metrics.directional_accuracy(ACTUAL, PREDICTED, PREVIOUS)
+    assert out.u2 == pytest.approx(out.rmse / out.naive_rmse)
 
 
 def test_metrics_reject_bad_input() -> None:

@@ -108,12 +108,60 @@ def check_scope(storage, scope: RunScope, tickers: list[str]) -> pd.DataFrame:
     return metrics_frame.set_index("ticker")
 
 
+def assert_dm_recomputed(storage, scope: RunScope, hand_dm) -> int:
+    """Every Diebold-Mariano number of the scope's metrics and model_scores tables equals
+    the test recomputed here from the published predictions and ledgers (with
+    ``horizon=step``); returns how many were checked."""
+    checked = 0
+
+    def same(published_stat, published_p, actual, predicted, naive, horizon=1) -> None:
+        nonlocal checked
+        stat, p = hand_dm(actual, predicted, naive, horizon)
+        assert published_stat == pytest.approx(stat, rel=1e-9, abs=1e-12)
+        assert published_p == pytest.approx(p, rel=1e-9, abs=1e-12)
+        checked += 1
+
+    metrics_frame = read_table(storage, catalog.METRICS.key(scope))
+    for row in metrics_frame[metrics_frame["status"] == "ok"].itertuples():
+        backtest = read_table(storage, catalog.PREDICTIONS.key(scope, row.ticker))
+        same(row.backtest_dm_stat, row.backtest_dm_p, backtest.actual, backtest.predicted,
+             backtest.naive)  # fmt: skip
+        ledger = read_table(storage, catalog.served_key(row.ticker))
+        lineage = ledger[
+            (ledger.lineage == row.lineage) & (ledger.step == 1) & ledger.actual.notna()
+            & (ledger.target_date <= row.data_end)
+        ]  # fmt: skip
+        assert len(lineage) == row.live_n_lineage
+        if len(lineage) >= 3:
+            same(row.live_dm_stat_lineage, row.live_dm_p_lineage, lineage.actual,
+                 lineage.forecast, lineage.naive)  # fmt: skip
+        else:
+            assert pd.isna(row.live_dm_p_lineage)
+    scores = read_table(storage, catalog.MODEL_SCORES.key(scope))
+    for row in scores[scores["dm_p"].notna()].itertuples():
+        if row.record == "backtest":
+            if row.model != "lstm" or row.step != 1:
+                continue  # baselines' and multi-step backtests are not published
+            frame = read_table(storage, catalog.PREDICTIONS.key(scope, row.ticker))
+            frame = frame.rename(columns={"date": "target_date", "predicted": "forecast"})
+        else:
+            ledger = read_table(storage, catalog.served_key(row.ticker, row.model))
+            frame = ledger[
+                (ledger.step == row.step) & ledger.actual.notna()
+                & (ledger.target_date >= row.first_date) & (ledger.target_date <= row.last_date)
+            ]  # fmt: skip
+        assert len(frame) == row.n, (row.ticker, row.model, row.record, row.step)
+        same(row.dm_stat, row.dm_p, frame.actual, frame.forecast, frame.naive, row.step)
+    return checked
+
+
 def price_on(storage, ticker: str, day: date) -> float:
     prices = read_table(storage, catalog.prices_key(ticker))
     return float(prices.loc[prices["date"] == day, "adj_close"].iloc[0])
 
 
 @pytest.mark.usefixtures("prefect_harness")
+@pytest.mark.slow  # a four-day replay
 def test_replayed_days_serve_fresh_models_and_score_what_was_served(tmp_path, capsys) -> None:
     root = str(tmp_path / "store")
     code = main(
@@ -228,10 +276,11 @@ def test_watchlists_share_storage_and_partial_reruns_touch_only_their_ticker(tmp
 
 
 @pytest.mark.usefixtures("prefect_harness")
-def test_daily_run_into_loopback_s3(s3_env, s3_root) -> None:
+def test_daily_run_into_loopback_s3(s3_env, s3_root, hand_dm) -> None:
     state = run(s3_root, DAYS[-1], tickers=["QQQ"])
     assert state.is_completed(), state.message
     check_scope(open_storage(s3_root), RunScope(DAYS[-1], "adhoc"), ["QQQ"])
+    assert assert_dm_recomputed(open_storage(s3_root), RunScope(DAYS[-1], "adhoc"), hand_dm) == 2
 
 
 @pytest.mark.usefixtures("prefect_harness")

@@ -77,6 +77,7 @@ def run_flow(root: str, tickers=TICKERS, **params):
 
 
 @pytest.mark.usefixtures("prefect_harness")
+@pytest.mark.slow  # a child process killed at each step
 def test_a_rerun_killed_at_each_publish_step_never_leaves_a_lying_manifest(tmp_path) -> None:
     root = str(tmp_path / "store")
     assert run_flow(root).is_completed()

@@ -14,7 +14,8 @@ from closecast.calendars import next_trading_days
 from closecast.catalog import RunScope
 from closecast.pipeline import live
 from closecast.pipeline.fetch import fetch_and_store
-from closecast.pipeline.registry import read_champion
+from closecast.pipeline.lineup import BASELINE_KINDS
+from closecast.pipeline.registry import read_champion, write_champion
 from closecast.pipeline.rows import validation_columns
 from closecast.pipeline.services import RunServices, open_run_storage
 from closecast.pipeline.serving import Lineage, serve
@@ -141,12 +142,16 @@ def test_promote_or_keep_paths(options) -> None:
     # A run dated before the champion's promotion is a backfill: trained, never promoted,
     # and the live record is left as it was.
     ledger_before = storage.read_bytes(catalog.served_key(ITEM.symbol))
+    baseline_keys = [catalog.served_key(ITEM.symbol, kind) for kind in BASELINE_KINDS]
+    baselines_before = {key: storage.read_bytes(key) for key in baseline_keys}  # all exist
     backfill = _run(options, BACKFILL).metrics
     assert backfill.mode == "retrain" and not backfill.promoted
     assert "backfill" in backfill.mode_reason
     assert backfill.model_version == "v0004" and backfill.trained_through <= BACKFILL
     assert read_champion(storage, ITEM.symbol).version == "v0003"
     assert storage.read_bytes(catalog.served_key(ITEM.symbol)) == ledger_before
+    # ...and so are the baselines' ledgers: a backfill serves nobody's forecast.
+    assert {key: storage.read_bytes(key) for key in baseline_keys} == baselines_before
 
 
 def test_an_unreadable_champion_is_replaced_by_a_retrain(options) -> None:
@@ -168,7 +173,7 @@ def _history(storage, day: date):
     return read_history(storage, ITEM, day, get_preset("fast"))[0]
 
 
-def test_plan_scores_and_writes_the_live_record_before_any_training(options) -> None:
+def test_plan_scores_the_live_record_before_any_training_and_writes_nothing(options) -> None:
     services = RunServices.open(options)
     prices = _history(services.storage, D1)
     target = prices.index[-1].date()
@@ -181,8 +186,10 @@ def test_plan_scores_and_writes_the_live_record_before_any_training(options) -> 
     plan = plan_ticker(ITEM, RunScope(D1, "steps"), options, services, None)
     assert plan.decision.mode == "retrain" and "no champion" in plan.decision.reason
     assert plan.scored_now == 1
+    assert [(r.actual, r.scored_on) for r in plan.ledger.rows] == [(float(prices.iloc[-1]), D1)]
+    # Written with the ticker's other state when it finishes (a failed ticker leaves it).
     stored = live.read_ledger(services.storage, ITEM.symbol).rows
-    assert [(r.actual, r.scored_on) for r in stored] == [(float(prices.iloc[-1]), D1)]
+    assert [(r.actual, r.scored_on) for r in stored] == [(None, None)]
 
 
 def test_any_registered_model_is_versioned_and_loads_as_the_champion(tmp_path) -> None:
@@ -195,6 +202,7 @@ def test_any_registered_model_is_versioned_and_loads_as_the_champion(tmp_path) -
     )  # fmt: skip
     registered = register(storage, ITEM.symbol, D0, produced, ChampionView(), "fast")
     assert (registered.version, registered.keys) == ("v0001", ["models/QQQ/v0001/meta.json"])
+    write_champion(storage, ITEM.symbol, registered.champion)  # the ticker's commit
     view = load_champion(storage, ITEM.symbol)
     assert isinstance(view.model, DriftForecaster) and view.unreadable is None
     assert (view.champion.files, view.champion.latest) == (("meta.json",), "v0001")
@@ -206,6 +214,7 @@ def test_any_registered_model_is_versioned_and_loads_as_the_champion(tmp_path) -
     real_list = storage.list_keys
     storage.list_keys = lambda prefix="": listed.append(prefix) or real_list(prefix)
     again = register(storage, ITEM.symbol, D1, replace(produced, lineage="v0001"), view, "fast")
+    write_champion(storage, ITEM.symbol, again.champion)
     assert again.version == "v0002" and set(listed) == {"models/QQQ/v0002/"}
     assert real_list("models/QQQ/v0002/") == ["models/QQQ/v0002/meta.json"]
     assert read_champion(storage, ITEM.symbol).latest == "v0002"

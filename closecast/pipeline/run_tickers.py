@@ -17,7 +17,7 @@ from closecast.watchlist import (
 
 
 @dataclass(frozen=True)
-class Selection:
+class RunTickers:
     """The run's tickers and the watchlist they are filed under.
 
     Attributes:
@@ -45,7 +45,7 @@ def name_from_path(path: str | None) -> str:
     return re.sub(r"[^a-z0-9_-]+", "-", stem).strip("-_") or DEFAULT_WATCHLIST_NAME
 
 
-def select(watchlist: str | None, tickers: list[str] | None, name: str | None = None) -> Selection:
+def select(watchlist: str | None, tickers: list[str] | None, name: str | None = None) -> RunTickers:
     """Resolve the run's tickers.
 
     Args:
@@ -61,7 +61,7 @@ def select(watchlist: str | None, tickers: list[str] | None, name: str | None = 
     if tickers is not None and watchlist is None:
         items = tuple(items_from_symbols(tickers))
         filed_as = name if name is not None else ADHOC_WATCHLIST_NAME  # '' is refused, not adhoc
-        return Selection(check_watchlist_name(filed_as), items, None)
+        return RunTickers(check_watchlist_name(filed_as), items, None)
     listed = load_watchlist(watchlist)
     members = frozenset(item.symbol for item in listed)
     items = tuple(listed)
@@ -75,7 +75,7 @@ def select(watchlist: str | None, tickers: list[str] | None, name: str | None = 
         items = tuple(item for item in listed if item.symbol in wanted)
     if name is None:
         _check_nameable(watchlist)
-    return Selection(
+    return RunTickers(
         check_watchlist_name(name if name is not None else name_from_path(watchlist)),
         items,
         members,

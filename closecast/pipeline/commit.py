@@ -1,0 +1,58 @@
+"""A ticker's state moves together: its ledgers and its champion pointer are written last, as
+one step that is undone when any of its writes fails.
+
+Everything a ticker writes that can fail without harm (a new model version, its run objects,
+its plot) is written first. A failure there leaves the state as it was; a failure while
+writing the state (a full disk) restores what the step had already written, so a ticker the
+run reports as failed never has a promoted champion or a served forecast recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+
+from closecast.storage import ObjectNotFoundError, Storage
+
+StateWrite = tuple[str, Callable[[], object]]
+"""A state object's key and the call that writes it."""
+
+
+def commit_state(storage: Storage, writes: Sequence[StateWrite]) -> list[str]:
+    """Perform ``writes`` in order; when one fails, put every key written so far back as it
+    was (its previous bytes, or no object) and re-raise.
+
+    Each write is atomic on its own (:meth:`closecast.storage.Storage.write_bytes`), so the
+    key that failed is as it was too. Restoring is best effort: a storage that refuses it
+    as well leaves the error of the write that failed to say so.
+
+    Returns:
+        The keys written.
+    """
+    previous: dict[str, bytes | None] = {}
+    done: list[str] = []
+    try:
+        for key, write in writes:
+            previous[key] = _read_or_none(storage, key)
+            write()
+            done.append(key)
+    except BaseException:
+        for key in reversed(done):
+            with suppress(Exception):
+                _restore(storage, key, previous[key])
+        raise
+    return done
+
+
+def _read_or_none(storage: Storage, key: str) -> bytes | None:
+    try:
+        return storage.read_bytes(key)
+    except ObjectNotFoundError:
+        return None
+
+
+def _restore(storage: Storage, key: str, data: bytes | None) -> None:
+    if data is None:
+        storage.delete(key)
+    else:
+        storage.write_bytes(key, data)

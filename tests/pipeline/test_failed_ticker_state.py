@@ -1,0 +1,74 @@
+"""A ticker the run reports as failed leaves its champion pointer and its ledgers as they were
+(issue 17: on a full disk, champion.json was promoted and served.parquet recorded a forecast
+for a ticker reported failed). Real runs on a storage that fails on a chosen write."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from closecast import catalog
+from closecast.catalog import RunScope
+from closecast.pipeline.lineup import BASELINE_KINDS
+from closecast.pipeline.settings import RunSettings
+from closecast.storage import StorageError, open_storage
+from closecast.storage.local import LocalStorage
+from flows.daily_forecast import daily_forecast
+
+DAY1, DAY2 = date(2020, 12, 10), date(2020, 12, 11)
+TICKERS = ["QQQ", "GOOG"]
+# The write that finds the disk full, per ticker: QQQ's last state write (its champion
+# pointer, after its ledgers), GOOG's first run object (its plot, before any state).
+FULL_AT = {"models/QQQ/champion.json", catalog.TICKER_PLOTS.key(RunScope(DAY2, "adhoc"), "GOOG")}
+
+
+def state_keys(ticker: str) -> list[str]:
+    return [catalog.champion_key(ticker)] + [
+        catalog.served_key(ticker, kind) for kind in ("lstm", *BASELINE_KINDS)
+    ]
+
+
+def run(root: str, day: date):
+    settings = RunSettings(
+        tickers=TICKERS, source="sample", storage=root, as_of=day, preset="fast", epochs=1
+    )  # fmt: skip
+    return daily_forecast(settings, return_state=True)
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_ticker_failing_on_a_full_disk_leaves_its_champion_and_ledgers(
+    tmp_path, monkeypatch
+) -> None:
+    root = str(tmp_path / "store")
+    assert run(root, DAY1).is_completed()
+    storage = open_storage(root)
+    before = {key: storage.read_bytes(key) for t in TICKERS for key in state_keys(t)}
+
+    original = LocalStorage.write_bytes
+
+    def disk_full(self, key, data, content_type=None):
+        if key in FULL_AT:
+            raise StorageError(f"could not write {key!r}: [Errno 28] No space left on device")
+        return original(self, key, data, content_type)
+
+    monkeypatch.setattr(LocalStorage, "write_bytes", disk_full)
+    state = run(root, DAY2)
+    monkeypatch.setattr(LocalStorage, "write_bytes", original)
+
+    assert state.is_failed() and "failed: QQQ, GOOG" in state.message
+    metrics = pd.read_parquet(Path(root) / catalog.METRICS.key(RunScope(DAY2, "adhoc")))
+    rows = metrics.set_index("ticker")
+    for ticker in TICKERS:
+        assert rows.loc[ticker, "status"] == "failed"
+        assert "No space left" in rows.loc[ticker, "error"]
+        for key in state_keys(ticker):
+            assert storage.read_bytes(key) == before[key], key
+    # The disk has room again: the next run serves both from the champions they had.
+    assert run(root, DAY2).is_completed()
+    for ticker in TICKERS:
+        assert (
+            storage.read_bytes(catalog.champion_key(ticker)) != before[catalog.champion_key(ticker)]
+        )
