@@ -33,13 +33,14 @@ from lstm_model.config import get_preset
 COLD, WARM = date(2020, 12, 10), date(2020, 12, 11)
 TICKERS = ["AAPL", "QQQ"]
 MODELLING_TASK = "forecast-tickers"
-WARM_REQUESTS_PER_TICKER = 26
+WARM_REQUESTS_PER_TICKER = 28
 """The most storage requests the modelling of one ticker makes on a warm (fine-tune) day:
-its lease 3, prices 1, champion 1, model files 3, the lineage's backtest and its kept
-line-up 2, ledgers 4 read and 5 written (the LSTM's before training and after serving),
-the new version's 3 files, 1 listing of its own slot and the pointer, the predictions and
-the plot. It was 30 when the line-up was recomputed, the versions walked and the ledgers
-checked for existence."""
+its lease, prices, the champion and its model files, the lineage's backtest and its kept
+line-up, the ledgers, the new version's files with one listing of its own slot, the
+predictions and the plot, and last the state committed all or nothing (each ledger and the
+pointer read, to be restored on a failure, then written). It was 30 when the line-up was
+recomputed, the versions walked and the ledgers checked for existence (26 before the
+all-or-nothing commit)."""
 PUBLISH_REQUESTS_PER_TICKER = 11
 """Publishing reads each of a ticker's objects and state back once for the manifest (it
 was 22: an existence check before each read)."""
@@ -143,8 +144,9 @@ def test_a_warm_day_makes_few_requests_and_publishes_what_from_scratch_would(
     print("by task:", Counter((task, ticker_of(key)) for task, _, key in requests))
     assert set(warm) == set(TICKERS), warm  # every request names its ticker
     assert max(warm.values()) <= WARM_REQUESTS_PER_TICKER, warm_calls
-    published = per_ticker(requests, "publish-run")
-    assert max(published[t] for t in TICKERS) <= PUBLISH_REQUESTS_PER_TICKER, published
+    # Publishing's requests go out from its own threads (outside the task's context).
+    published = per_ticker(requests, "publish-run") + per_ticker(requests, "flow")
+    assert all(0 < published[t] <= PUBLISH_REQUESTS_PER_TICKER for t in TICKERS), published
     # No walk of a ticker's versions, no recomputed line-up: one listing of the new slot.
     listings = [key for method, key in warm_calls if method == "list_keys"]
     assert sorted(listings) == sorted(f"models/{t}/v0002/" for t in TICKERS)
