@@ -234,25 +234,34 @@ def run_cli(
     label: str, arguments: list[str], *, profile: Path | None, rate: int, log: Path
 ) -> Measured:
     """Run ``closecast ARGUMENTS`` (under py-spy when ``profile``) and measure it."""
-    closecast = [sys.executable, "-m", "closecast.cli", *arguments]
-    command = closecast
-    if profile is not None:
-        spy = Path(sys.executable).with_name("py-spy")
-        command = [str(spy), "record", "-s", "-r", str(rate), "-f", "raw", "-o", str(profile)]
-        command += ["--", *closecast]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "-m", "closecast.cli", *arguments]
+    # A loaded machine starts Prefect's ephemeral server slowly: wait for it, not fail.
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "900",
+    }
     print(f"# {label}: closecast {' '.join(_short(arguments))}", file=sys.stderr, flush=True)
     started = time.perf_counter()
     with log.open("w") as out:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+        spy = None
+        if profile is not None:  # attached, so the exit code is the command's own
+            spy = subprocess.Popen(
+                [str(Path(sys.executable).with_name("py-spy")), "record", "--pid",
+                 str(process.pid), "-s", "-r", str(rate), "-f", "raw", "-o", str(profile)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
         peak, stop = [0.0], threading.Event()
-        exclude = process.pid if profile is not None else None
-        watcher = threading.Thread(target=_watch_rss, args=(process.pid, exclude, stop, peak))
+        watcher = threading.Thread(target=_watch_rss, args=(process.pid, None, stop, peak))
         watcher.start()
         code = process.wait()
+        wall = time.perf_counter() - started
         stop.set()
         watcher.join()
-    wall = time.perf_counter() - started
+        if spy is not None:
+            spy.wait(timeout=120)
     phases, samples = read_profile(profile, rate) if profile is not None else (Counter(), 0)
     print(
         f"#   {wall:.1f} s, peak RSS {peak[0]:.0f} MB, exit {code} (log {log})",

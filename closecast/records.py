@@ -204,7 +204,9 @@ class MetricsRow:
     asset_class: str
     status: TickerStatus
     error: str | None = None
-    mode: str | None = None  # what produced the serving model: retrain, finetune or keep
+    # What produced the serving model: retrain, finetune or keep; baseline when the history
+    # is too short for the LSTM (a baseline serves; mode_reason says why).
+    mode: str | None = None
     mode_reason: str | None = None
     model_version: str | None = None
     lineage: str | None = None

@@ -74,9 +74,18 @@ MIN_TRAIN_WINDOWS = 20
 """Beyond the look-back window and the test period, windows a model needs to learn from."""
 
 
+SERVING_FLOOR = 60
+"""Fewest clean prices a ticker is served with at all. Below the LSTM's minimum
+(:func:`minimum_history`) the best baseline serves, fit on the first half and scored on the
+second: 60 rows give a 30-day hold-out, so its conformal intervals have the 20 out-of-sample
+residuals they need from the first day (``closecast.pipeline.uncertainty.MIN_CALIBRATION``)
+and the Diebold-Mariano choice among baselines has 30 days, not a handful."""
+
+
 def minimum_history(look_back: int, test_size: float | int) -> tuple[int, str]:
-    """How many clean prices a ticker needs to be trained and tested, and why (the one place
-    this rule is computed)."""
+    """How many clean prices the LSTM needs to be trained and tested, and why (the one place
+    this rule is computed; a shorter history down to :data:`SERVING_FLOOR` is served by a
+    baseline)."""
     train_rows = look_back + MIN_TRAIN_WINDOWS
     windows = f"look-back {look_back} + {MIN_TRAIN_WINDOWS} training windows"
     if isinstance(test_size, int):

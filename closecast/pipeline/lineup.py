@@ -309,6 +309,7 @@ def run_lineup(
     lstm_backtest_path: pd.DataFrame | None = None,
     horizon: int = 1,
     rebase_factor: float | None = None,
+    holdout_days: Sequence[date] = (),
 ) -> Lineup:
     """Score every baseline beside the LSTM (backtest on the serving lineage's days, kept
     per lineage; live records, every step up to ``horizon``), serve each baseline's
@@ -316,7 +317,8 @@ def run_lineup(
     backfill, each baseline's ledger with them recorded (the caller writes them with the
     ticker's other state, :mod:`closecast.pipeline.commit`). Each baseline ledger is first
     put on the history's current basis (:func:`closecast.pipeline.live.align_basis`;
-    ``rebase_factor``: the re-basing this run's fetch detected).
+    ``rebase_factor``: the re-basing this run's fetch detected). Without an LSTM backtest the
+    baselines are scored on ``holdout_days`` (a history too short for the LSTM), not kept.
 
     A baseline that cannot be fit is left out of the line-up; it never fails the ticker.
     """
@@ -333,6 +335,9 @@ def run_lineup(
         if days
         else (BaselineBacktests({}, frozenset(), ""), [])
     )
+    if not days and holdout_days:
+        days = list(holdout_days)
+        baselines = compute_baseline_backtests(prices, days, config, horizon)
     served: dict[str, list[ServedRow]] = {}
     ledgers: dict[str, live.Ledger] = {}
     for kind in BASELINE_KINDS:

@@ -81,6 +81,7 @@ from closecast.pipeline.rows import (
 from closecast.pipeline.services import RunServices
 from closecast.pipeline.serving import Lineage, Served, serve
 from closecast.pipeline.settings import RunSettings
+from closecast.pipeline.short_history import ShortHistory, serve_short_history
 from closecast.pipeline.uncertainty import frame_coverage
 from closecast.price_store import PriceStore
 from closecast.records import (
@@ -92,7 +93,7 @@ from closecast.validation import ValidationReport, usable_series
 from closecast.watchlist import WatchItem
 from lstm_model.base import ForecastModel
 from lstm_model.config import ModelConfig
-from lstm_model.data import minimum_history
+from lstm_model.data import SERVING_FLOOR, minimum_history
 from lstm_model.metrics import format_u2
 
 
@@ -104,17 +105,26 @@ def required_rows(config: ModelConfig) -> tuple[int, str]:
 def read_history(
     storage: Storage, item: WatchItem, as_of: date, config: ModelConfig
 ) -> tuple[pd.Series, ValidationReport]:
-    """The model's price column through ``as_of``: its clean recent stretch, date-indexed."""
+    """The model's price column through ``as_of``: its clean recent stretch, date-indexed.
+
+    Raises:
+        PriceValidationError: Fewer clean rows than :data:`~lstm_model.data.SERVING_FLOOR`.
+        ShortHistory: At least the floor, but fewer than the LSTM needs (a baseline serves:
+            :mod:`closecast.pipeline.short_history`).
+    """
     need, why = required_rows(config)
-    return usable_series(
+    prices, report = usable_series(
         PriceStore(storage).read(item.symbol, as_of=as_of),
         ticker=item.symbol,
         asset_class=item.asset_class,
         as_of=as_of,
-        min_rows=need,
+        min_rows=SERVING_FLOOR,
         price_column=config.price_column,
-        need_explanation=why,
+        need_explanation=f"the serving floor; the LSTM needs {need}: {why}",
     )
+    if len(prices) < need:
+        raise ShortHistory(prices, report, f"LSTM needs {need} ({why})")
+    return prices, report
 
 
 # --- 2. the champion as it stands --------------------------------------------------------------
@@ -690,6 +700,14 @@ def forecast_tickers(
     for item in items:
         try:
             plans.append(plan_ticker(item, scope, options, services, reports.get(item.symbol)))
+        except ShortHistory as short:
+            try:
+                outcomes[item.symbol] = serve_short_history(
+                    short, item, scope, options, services, reports.get(item.symbol),
+                    draw_plots=draw_plots,
+                )  # fmt: skip
+            except Exception as exc:
+                outcomes[item.symbol] = failed_outcome(item, _describe(exc), stage="serve")
         except Exception as exc:
             outcomes[item.symbol] = failed_outcome(item, _describe(exc), stage="model")
     for plan, produced in zip(plans, train_plans(plans, services.config, options), strict=True):

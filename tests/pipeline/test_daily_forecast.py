@@ -102,6 +102,12 @@ def check_scope(storage, scope: RunScope, tickers: list[str]) -> pd.DataFrame:
     assert storage.read_bytes(catalog.SUMMARY_PLOT.key(scope)).startswith(b"\x89PNG")
     manifest = assert_manifest_true(storage, scope)
     assert set(manifest["tickers"]) == set(tickers)
+    listed = {obj["key"] for obj in manifest["objects"]}
+    for row in metrics_frame.itertuples():
+        if row.mode in ("retrain", "finetune"):  # this run wrote a new model version
+            version_files = set(storage.list_keys(f"models/{row.ticker}/{row.model_version}/"))
+            assert {"model.keras", "meta.json"} <= {k.rsplit("/", 1)[1] for k in version_files}
+            assert version_files <= listed, version_files - listed
     assert {f"prices/ticker={t}/prices.parquet" for t in tickers} <= {
         obj["key"] for obj in manifest["state"]
     }

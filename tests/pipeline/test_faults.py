@@ -12,12 +12,12 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 from datetime import date
 
+import pyarrow.parquet as pq
 import pytest
 
-from closecast import catalog
+from closecast import catalog, locks
 from closecast.catalog import RunScope
 from closecast.pipeline.publish import verify_manifest
 from closecast.pipeline.registry import MODEL_FILES, read_champion
@@ -156,31 +156,28 @@ def test_storage_failing_mid_run_fails_the_run_without_a_lying_manifest(
 
 
 @pytest.mark.usefixtures("prefect_harness")
-def test_two_runs_of_one_date_at_once_publish_what_the_champion_is(tmp_path) -> None:
+def test_a_run_of_a_date_another_run_holds_fails_naming_it_and_touches_nothing(tmp_path) -> None:
+    """Two runs of one date at once, made deterministic: the test is the other run, holding
+    the scope's lease itself while the second run starts (no threads, no sleeps)."""
     root = str(tmp_path / "store")
-    states = {}
-
-    def go(name: str, mode: str) -> None:
-        states[name] = run_flow(root, mode=mode, tickers=["QQQ"])
-
-    threads = [
-        threading.Thread(target=go, args=("scheduled", "auto")),
-        threading.Thread(target=go, args=("manual", "retrain")),
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=600)
-    assert all(state.is_completed() for state in states.values()), states
     storage = open_storage(root)
+    assert run_flow(root, tickers=["QQQ"]).is_completed()
+    published = {key: storage.read_bytes(key) for key in storage.list_keys("")}
+    lease_key = catalog.scope_lease_key(SCOPE)
+    with locks.held(storage, lease_key, what="watchlist 2020-12-11-adhoc", owner="manual-run"):
+        state = run_flow(root, mode="retrain", tickers=["QQQ"], lease_wait_seconds=0)
+        assert state.is_failed()
+        assert "being worked on by another run" in state.message
+        assert "manual-run" in state.message, state.message
+        # It withdrew no manifest, trained nothing and published nothing.
+        now = {k: storage.read_bytes(k) for k in storage.list_keys("") if k != lease_key}
+        assert now == published
+    # The first run's outputs agree with the champion, and no lease is left behind.
     champion = read_champion(storage, "QQQ")
-    metrics = json.loads(storage.read_bytes(catalog.MANIFEST.key(SCOPE)))
-    assert metrics["tickers"]["QQQ"]["status"] == "ok"
-    import pyarrow.parquet as pq
-
-    published = pq.read_table(str(tmp_path / "store" / catalog.METRICS.key(SCOPE))).to_pylist()
+    manifest = json.loads(storage.read_bytes(catalog.MANIFEST.key(SCOPE)))
+    assert manifest["tickers"]["QQQ"]["status"] == "ok"
     forecasts = pq.read_table(str(tmp_path / "store" / catalog.FORECASTS.key(SCOPE))).to_pylist()
-    assert published[0]["model_version"] == forecasts[0]["model_version"] == champion.version
+    assert forecasts[0]["model_version"] == champion.version
     assert_consistent(root)
     assert not storage.list_keys("leases/")
 

@@ -1,0 +1,73 @@
+"""A ticker with a short history (a recent listing) is served by the best baseline with
+intervals, from the serving floor up to the LSTM's minimum; then the LSTM takes over through
+the normal retrain path. Real runs of the flow on a csv:DIR source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from closecast import catalog
+from closecast.catalog import RunScope
+from closecast.pipeline.lineup import BASELINE_KINDS
+from closecast.pipeline.settings import RunSettings
+from flows.daily_forecast import daily_forecast
+from lstm_model.config import get_preset
+from lstm_model.data import SERVING_FLOOR, minimum_history
+
+SAMPLE_GOOG = Path(__file__).parents[2] / "closecast" / "sample_data" / "GOOG.csv"
+
+
+def listing(directory: Path, name: str, rows: int) -> list[str]:
+    """``name``.csv: GOOG's last ``rows`` rows, as if it had listed then; returns the dates."""
+    header, *lines = SAMPLE_GOOG.read_text().strip().splitlines()
+    directory.mkdir(exist_ok=True)
+    (directory / f"{name}.csv").write_text("\n".join([header, *lines[-rows:]]) + "\n")
+    return [line.split(",")[0] for line in lines[-rows:]]
+
+
+def metrics(root: str, day: str) -> pd.DataFrame:
+    key = catalog.METRICS.key(RunScope(pd.Timestamp(day).date(), "adhoc"))
+    return pd.read_parquet(Path(root) / key).set_index("ticker")
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_short_history_is_served_by_a_baseline_until_the_lstm_can_take_over(tmp_path) -> None:
+    need, _ = minimum_history(get_preset("fast").look_back, get_preset("fast").test_size)
+    assert need > SERVING_FLOOR  # fast: 10 + 20 windows + 50 test = 80
+    root, exports = str(tmp_path / "store"), tmp_path / "exports"
+    dates = listing(exports, "NEW", need + 5)
+    listing(exports, "TINY", SERVING_FLOOR - 1)
+    short_day, long_day = dates[SERVING_FLOOR + 9], dates[-1]  # 70 rows, then need + 5
+
+    common = dict(source=f"csv:{exports}", storage=root, preset="fast", epochs=1)
+    first = RunSettings(tickers=["NEW", "TINY"], as_of=short_day, **common)
+    state = daily_forecast(first, return_state=True)
+    assert state.is_failed() and state.message.endswith("failed: TINY")
+    rows = metrics(root, short_day)
+    assert rows.loc["TINY", "status"] == "failed"
+    assert f"need at least {SERVING_FLOOR} (the serving floor" in rows.loc["TINY", "error"]
+    new = rows.loc["NEW"]
+    assert (new["status"], new["mode"]) == ("ok", "baseline")
+    assert new["served_model"] in BASELINE_KINDS
+    assert new["mode_reason"].startswith(
+        f"history 70 days: LSTM needs {need} (look-back 10 + 20 training windows + test 50); "
+        f"serving {new['served_model']}"
+    )
+    assert new["backtest_n"] == 35  # scored on its second half, fit on its first
+    key = catalog.FORECASTS.key(RunScope(pd.Timestamp(short_day).date(), "adhoc"))
+    forecast = pd.read_parquet(Path(root) / key).set_index("ticker").loc["NEW"]
+    assert forecast["model"] == new["served_model"]
+    assert forecast["lower_95"] < forecast["lower_80"] < forecast["upper_80"] < forecast["upper_95"]
+    assert not (Path(root) / catalog.champion_key("NEW")).exists()
+
+    # History accrued: the LSTM is trained (no champion yet) and serves.
+    state = daily_forecast(
+        RunSettings(tickers=["NEW"], as_of=long_day, **common), return_state=True
+    )
+    assert state.is_completed(), state.message
+    new = metrics(root, long_day).loc["NEW"]
+    assert (new["mode"], new["served_model"], new["lineage"]) == ("retrain", "lstm", "v0001")
+    assert "no champion" in new["mode_reason"]
