@@ -37,7 +37,7 @@ from typing import Any
 from closecast import catalog
 from closecast.locks import Lease, held
 from closecast.pipeline.publish import concurrently
-from closecast.pipeline.registry import ChampionUnreadableError, read_champion
+from closecast.pipeline.versions import ChampionUnreadableError, read_champion
 from closecast.storage import ObjectNotFoundError, Storage
 from closecast.storage.errors import StorageError
 from closecast.storage.io import read_json, write_json

@@ -17,7 +17,7 @@ from closecast.catalog import RunScope
 from closecast.cli import main
 from closecast.locks import LeaseTimeoutError, held
 from closecast.pipeline.publish import verify_manifest
-from closecast.pipeline.registry import MODEL_FILES, Champion, write_champion
+from closecast.pipeline.versions import MODEL_FILES, Champion, write_champion
 from closecast.retention import RetentionPolicy, RunInProgressError, collect
 from closecast.storage import open_storage
 from closecast.storage.io import write_json

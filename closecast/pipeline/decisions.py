@@ -16,8 +16,8 @@ import pandas as pd
 
 from closecast.choices import RequestedMode
 from closecast.pipeline.live import LiveStats
-from closecast.pipeline.registry import Champion
 from closecast.pipeline.settings import RetrainPolicy
+from closecast.pipeline.versions import Champion
 from closecast.records import ServedRow
 from lstm_model import metrics
 from lstm_model.significance import DieboldMarianoResult, evidence

@@ -22,7 +22,6 @@ from closecast.pipeline import live
 from closecast.pipeline.commit import commit_state
 from closecast.pipeline.fetch import FetchSummary
 from closecast.pipeline.lineup import LSTM, choose_served, mark_serving, run_lineup
-from closecast.pipeline.registry import BacktestScore
 from closecast.pipeline.rows import (
     BACKTEST_COLUMNS,
     LINEAGE_COLUMNS,
@@ -36,6 +35,7 @@ from closecast.pipeline.rows import (
 from closecast.pipeline.services import RunServices
 from closecast.pipeline.settings import RunSettings
 from closecast.pipeline.uncertainty import frame_coverage
+from closecast.pipeline.versions import BacktestScore
 from closecast.records import MetricsRow
 from closecast.validation import ValidationReport
 from closecast.watchlist import WatchItem

@@ -50,23 +50,6 @@ from closecast.pipeline.lineup import (
     mark_serving,
     run_lineup,
 )
-from closecast.pipeline.registry import (
-    BacktestScore,
-    Champion,
-    ChampionUnreadableError,
-    clear_version,
-    load_model,
-    next_version,
-    read_backtest,
-    read_backtest_path,
-    read_champion,
-    remove_incomplete_versions,
-    remove_orphaned_temp_dirs,
-    save_backtest,
-    save_backtest_path,
-    save_model,
-    write_champion,
-)
 from closecast.pipeline.rows import (
     BACKTEST_COLUMNS,
     LINEAGE_COLUMNS,
@@ -83,6 +66,23 @@ from closecast.pipeline.serving import Lineage, Served, serve
 from closecast.pipeline.settings import RunSettings
 from closecast.pipeline.short_history import ShortHistory, serve_short_history
 from closecast.pipeline.uncertainty import frame_coverage
+from closecast.pipeline.versions import (
+    BacktestScore,
+    Champion,
+    ChampionUnreadableError,
+    clear_version,
+    load_model,
+    next_version,
+    read_backtest,
+    read_backtest_path,
+    read_champion,
+    remove_incomplete_versions,
+    remove_orphaned_temp_dirs,
+    save_backtest,
+    save_backtest_path,
+    save_model,
+    write_champion,
+)
 from closecast.price_store import PriceStore
 from closecast.records import (
     LiveScoreRow,

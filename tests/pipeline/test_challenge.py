@@ -10,10 +10,10 @@ from closecast.catalog import RunScope
 from closecast.pipeline import live
 from closecast.pipeline.decisions import RetrainPolicy
 from closecast.pipeline.fetch import fetch_and_store
-from closecast.pipeline.registry import read_champion
 from closecast.pipeline.services import open_run_storage
 from closecast.pipeline.settings import RunSettings
 from closecast.pipeline.ticker import forecast_ticker, read_history
+from closecast.pipeline.versions import read_champion
 from closecast.records import ServedRow
 from closecast.sources import SampleSource
 from closecast.watchlist import WatchItem

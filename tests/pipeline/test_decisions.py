@@ -17,7 +17,7 @@ from closecast.pipeline.decisions import (
     range_excursion,
 )
 from closecast.pipeline.live import LiveStats
-from closecast.pipeline.registry import BacktestScore, Champion
+from closecast.pipeline.versions import BacktestScore, Champion
 from closecast.records import ServedRow
 from lstm_model.significance import diebold_mariano
 

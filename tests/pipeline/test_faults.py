@@ -20,8 +20,8 @@ import pytest
 from closecast import catalog, locks
 from closecast.catalog import RunScope
 from closecast.pipeline.publish import verify_manifest
-from closecast.pipeline.registry import MODEL_FILES, read_champion
 from closecast.pipeline.settings import RunSettings
+from closecast.pipeline.versions import MODEL_FILES, read_champion
 from closecast.storage import StorageUnreachableError, open_storage
 from closecast.storage.local import LocalStorage
 from closecast.storage.s3 import S3Storage

@@ -17,7 +17,7 @@ from closecast.pipeline.decisions import (
     uncompared_reason,
 )
 from closecast.pipeline.live import LiveStats
-from closecast.pipeline.registry import Champion
+from closecast.pipeline.versions import Champion
 
 CHAMPION = Champion(
     version="v0003",

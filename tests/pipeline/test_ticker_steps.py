@@ -15,7 +15,6 @@ from closecast.catalog import RunScope
 from closecast.pipeline import live
 from closecast.pipeline.fetch import fetch_and_store
 from closecast.pipeline.lineup import BASELINE_KINDS
-from closecast.pipeline.registry import read_champion, write_champion
 from closecast.pipeline.rows import validation_columns
 from closecast.pipeline.services import RunServices, open_run_storage
 from closecast.pipeline.serving import Lineage, serve
@@ -31,6 +30,7 @@ from closecast.pipeline.ticker import (
     register,
     train_plans,
 )
+from closecast.pipeline.versions import read_champion, write_champion
 from closecast.records import ServedRow
 from closecast.sources import SampleSource
 from closecast.storage import open_storage

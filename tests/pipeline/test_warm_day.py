@@ -21,8 +21,8 @@ from closecast import catalog
 from closecast.catalog import RunScope
 from closecast.pipeline.fetch import fetch_and_store
 from closecast.pipeline.lineup import compute_baseline_backtests, lineage_baseline_backtests
-from closecast.pipeline.registry import read_champion, write_champion
 from closecast.pipeline.settings import RunSettings
+from closecast.pipeline.versions import read_champion, write_champion
 from closecast.price_store import PriceStore
 from closecast.sources import SampleSource
 from closecast.storage import open_storage

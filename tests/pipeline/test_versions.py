@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from closecast.pipeline.registry import (
+from closecast.pipeline.versions import (
     MODEL_FILES,
     TEMP_DIR_PREFIX,
     next_version,
