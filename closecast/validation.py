@@ -30,7 +30,7 @@ were dropped) are left out (``old_rows_dropped``). Too short a stretch, or none,
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import date
 from typing import Any
 
@@ -70,17 +70,31 @@ SPIKE_MAD_MULTIPLE = 10.0
 """A spike also exceeds this many robust standard deviations (1.4826 x MAD) of log returns,
 so that very volatile series need proportionally bigger moves."""
 
-REPORT_COUNTERS: tuple[str, ...] = (
-    "null_rows_dropped",
-    "invalid_rows_dropped",
-    "duplicates_resolved",
-    "conflicting_duplicates",
-    "unparsable_cells",
-    "repaired_cells",
-    "outliers_rejected",
-    "old_rows_dropped",
-    "future_rows_dropped",
-)
+
+@dataclass(frozen=True, kw_only=True)
+class ValidationCounts:
+    """What validation counted: the one declaration of its counters (rows unless named cells).
+
+    The report, the cleaning steps and the metrics row's columns all take their counters from
+    these fields (:data:`REPORT_COUNTERS`).
+    """
+
+    null_rows_dropped: int = 0
+    invalid_rows_dropped: int = 0
+    duplicates_resolved: int = 0
+    conflicting_duplicates: int = 0
+    unparsable_cells: int = 0
+    repaired_cells: int = 0
+    outliers_rejected: int = 0
+    old_rows_dropped: int = 0
+    future_rows_dropped: int = 0
+
+    def plus(self, **found: int) -> ValidationCounts:
+        """These counts with ``found`` added (names of counters only)."""
+        return replace(self, **{name: getattr(self, name) + n for name, n in found.items()})
+
+
+REPORT_COUNTERS: tuple[str, ...] = tuple(f.name for f in fields(ValidationCounts))
 """The counters of a :class:`ValidationReport`, e.g. for columns of a metrics row."""
 
 HISTORY_COUNTERS: tuple[str, ...] = (
@@ -106,18 +120,15 @@ class PriceValidationError(ValueError):
         self.ticker = ticker
 
 
-@dataclass(frozen=True)
-class ValidationReport:
-    """What validation found and did. Counts are rows unless named cells."""
+@dataclass(frozen=True, kw_only=True)
+class ValidationReport(ValidationCounts):
+    """What validation found and did: its counts (:class:`ValidationCounts`) and the rest."""
 
     ticker: str
     asset_class: str
     as_of: date
     rows_in: int
     rows_out: int
-    duplicates_resolved: int
-    null_rows_dropped: int
-    future_rows_dropped: int
     first_date: date
     last_date: date
     expected_last_date: date
@@ -125,12 +136,6 @@ class ValidationReport:
     stale: bool
     warnings: tuple[str, ...] = field(default_factory=tuple)
     price_column: str = DEFAULT_PRICE_COLUMN
-    conflicting_duplicates: int = 0
-    unparsable_cells: int = 0
-    invalid_rows_dropped: int = 0
-    repaired_cells: int = 0
-    outliers_rejected: int = 0
-    old_rows_dropped: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready values (dates as ISO strings, warnings as a list)."""
@@ -163,17 +168,12 @@ class _Findings:
     """Counts and warnings gathered by the cleaning steps, in order."""
 
     ticker: str
-    duplicates_resolved: int = 0
-    conflicting_duplicates: int = 0
-    null_rows_dropped: int = 0
-    future_rows_dropped: int = 0
-    unparsable_cells: int = 0
-    invalid_rows_dropped: int = 0
-    repaired_cells: int = 0
-    outliers_rejected: int = 0
-    old_rows_dropped: int = 0
+    counts: ValidationCounts = field(default_factory=ValidationCounts)
     rejected: list[pd.Timestamp] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+    def count(self, **found: int) -> None:
+        self.counts = self.counts.plus(**found)
 
     def warn(self, message: str) -> None:
         self.warnings.append(f"{self.ticker}: {message}")
@@ -207,7 +207,7 @@ def _parse(frame: pd.DataFrame, found: _Findings) -> pd.DataFrame:
         parsed = pd.to_numeric(given, errors="coerce").astype("float64")
         unparsable = given.notna() & parsed.isna()
         if unparsable.any():
-            found.unparsable_cells += int(unparsable.sum())
+            found.count(unparsable_cells=int(unparsable.sum()))
             found.warn(
                 f"{int(unparsable.sum())} unparsable {column} cell(s) read as missing, e.g. "
                 f"{given[unparsable].iloc[0]!r} on {_name_dates(out.loc[unparsable, 'date'])}"
@@ -224,7 +224,7 @@ def _usable(values: pd.Series | np.ndarray) -> np.ndarray:
 
 def _drop_future(frame: pd.DataFrame, as_of: date, found: _Findings) -> pd.DataFrame:
     future = frame["date"] > pd.Timestamp(as_of)
-    found.future_rows_dropped += int(future.sum())
+    found.count(future_rows_dropped=int(future.sum()))
     return frame.loc[~future]
 
 
@@ -244,12 +244,12 @@ def _resolve_duplicates(frame: pd.DataFrame, price_column: str, found: _Findings
     duplicated = ordered["date"].duplicated(keep=False)
     conflicts = pd.DatetimeIndex([])
     if duplicated.any():
-        found.duplicates_resolved += int(
-            duplicated.sum() - ordered.loc[duplicated, "date"].nunique()
+        found.count(
+            duplicates_resolved=int(duplicated.sum() - ordered.loc[duplicated, "date"].nunique())
         )
         conflicts = _conflicting_dates(ordered.loc[duplicated & ordered["_usable"]])
         if len(conflicts):
-            found.conflicting_duplicates += len(conflicts)
+            found.count(conflicting_duplicates=len(conflicts))
             found.rejected += list(conflicts)
             found.warn(
                 f"{len(conflicts)} date(s) given twice with different prices, left out of "
@@ -272,9 +272,9 @@ def _drop_unusable_rows(
     values = frame.loc[:, list(required)]
     null = values.isna().any(axis=1).to_numpy()
     invalid = ~null & ~_usable(values).all(axis=1)
-    found.null_rows_dropped += int(null.sum())
+    found.count(null_rows_dropped=int(null.sum()))
     if invalid.any():
-        found.invalid_rows_dropped += int(invalid.sum())
+        found.count(invalid_rows_dropped=int(invalid.sum()))
         found.rejected += list(frame.loc[invalid, "date"])
         found.warn(
             f"{int(invalid.sum())} row(s) with non-positive or non-finite "
@@ -296,7 +296,7 @@ def _repair_cells(frame: pd.DataFrame, found: _Findings) -> pd.DataFrame:
                 bad = ~np.isnan(values) & ~_usable(values)
                 what = "non-positive or non-finite"
         if bad.any():
-            found.repaired_cells += int(bad.sum())
+            found.count(repaired_cells=int(bad.sum()))
             found.warn(
                 f"{int(bad.sum())} {what} {column} cell(s) set to missing: "
                 f"{_name_dates(frame.loc[bad, 'date'])}"
@@ -375,7 +375,7 @@ def _reject_spikes(
         hits = owner[usable][spike_positions(values[usable])]
         spiked[hits[hits >= 0]] = True
     if spiked.any():
-        found.outliers_rejected += int(spiked.sum())
+        found.count(outliers_rejected=int(spiked.sum()))
         found.rejected += list(frame.loc[spiked, "date"])
         found.warn(
             f"{int(spiked.sum())} single-day price spike(s) rejected: "
@@ -428,9 +428,6 @@ def _report(
         as_of=as_of,
         rows_in=rows_in,
         rows_out=len(dates),
-        duplicates_resolved=found.duplicates_resolved,
-        null_rows_dropped=found.null_rows_dropped,
-        future_rows_dropped=found.future_rows_dropped,
         first_date=first,
         last_date=last,
         expected_last_date=expected,
@@ -438,12 +435,7 @@ def _report(
         stale=stale,
         warnings=tuple(found.warnings),
         price_column=price_column,
-        conflicting_duplicates=found.conflicting_duplicates,
-        unparsable_cells=found.unparsable_cells,
-        invalid_rows_dropped=found.invalid_rows_dropped,
-        repaired_cells=found.repaired_cells,
-        outliers_rejected=found.outliers_rejected,
-        old_rows_dropped=found.old_rows_dropped,
+        **asdict(found.counts),
     )
 
 
@@ -457,11 +449,11 @@ def _check_price_column(price_column: str) -> None:
 def _describe_drops(found: _Findings, rows_in: int) -> str:
     parts = [f"{rows_in} in"]
     for label, count in (
-        ("after as_of", found.future_rows_dropped),
-        ("date(s) given twice with different prices", found.conflicting_duplicates),
-        ("missing prices", found.null_rows_dropped),
-        ("non-positive or non-finite prices", found.invalid_rows_dropped),
-        ("spikes", found.outliers_rejected),
+        ("after as_of", found.counts.future_rows_dropped),
+        ("date(s) given twice with different prices", found.counts.conflicting_duplicates),
+        ("missing prices", found.counts.null_rows_dropped),
+        ("non-positive or non-finite prices", found.counts.invalid_rows_dropped),
+        ("spikes", found.counts.outliers_rejected),
     ):
         if count:
             parts.append(f"{count} {label}")
@@ -565,7 +557,7 @@ def _recent_stretch(series: pd.Series, max_gap_days: int, found: _Findings) -> p
         return series
     start = int(breaks[-1])
     old = series.iloc[:start]
-    found.old_rows_dropped += len(old)
+    found.count(old_rows_dropped=len(old))
     recent = series.iloc[start:]
     found.warn(
         f"{len(old)} older row(s) {old.index[0].date()}..{old.index[-1].date()} left out: "
@@ -636,8 +628,8 @@ def usable_series(
     if len(series) < min_rows:
         reason = f" ({need_explanation})" if need_explanation else ""
         older = (
-            f" ({found.old_rows_dropped} older rows before a gap left out)"
-            if found.old_rows_dropped
+            f" ({found.counts.old_rows_dropped} older rows before a gap left out)"
+            if found.counts.old_rows_dropped
             else ""
         )
         raise PriceValidationError(

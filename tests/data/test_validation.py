@@ -13,6 +13,7 @@ import pytest
 from closecast.schema import PRICE_COLUMNS
 from closecast.sources import CsvDirSource, SampleSource
 from closecast.validation import (
+    HISTORY_COUNTERS,
     REPORT_COUNTERS,
     PriceValidationError,
     spike_positions,
@@ -543,3 +544,15 @@ def test_report_carries_every_counter():
     )
     for counter in REPORT_COUNTERS:
         assert report[counter] == 0
+
+
+def test_metrics_rows_take_their_counter_columns_from_the_one_declaration():
+    from dataclasses import fields
+
+    from closecast.records import MetricsRow
+
+    columns = {f.name for f in fields(MetricsRow)}
+    # Rows after the run date are dropped by design on every backfill, so they are not a
+    # finding worth a column; every other counter is one.
+    assert set(REPORT_COUNTERS) - columns == {"future_rows_dropped"}
+    assert HISTORY_COUNTERS and set(HISTORY_COUNTERS) <= set(REPORT_COUNTERS)
