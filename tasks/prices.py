@@ -122,14 +122,12 @@ def fetch_prices(
                     summary = future.result()
                 except RETRYABLE as exc:
                     if attempt > len(retry_delays):
-                        outcomes[item.symbol] = FetchOutcome(item, error=_describe(exc),
-                                                             attempts=attempt)  # fmt: skip
+                        outcomes[item.symbol] = _failed(logger, item, exc, attempt)
                     else:
                         logger.warning("%s: %s; retrying", item.symbol, exc)
                         retry.append(item)
                 except Exception as exc:
-                    outcomes[item.symbol] = FetchOutcome(item, error=_describe(exc),
-                                                         attempts=attempt)  # fmt: skip
+                    outcomes[item.symbol] = _failed(logger, item, exc, attempt)
                 else:
                     _log_summary(logger, summary)
                     outcomes[item.symbol] = FetchOutcome(item, summary, attempts=attempt)
@@ -142,6 +140,12 @@ def fetch_prices(
 
 def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
+
+
+def _failed(logger: Any, item: WatchItem, error: BaseException, attempts: int) -> FetchOutcome:
+    """A ticker's failed fetch, said on one line (no traceback: the error names the input)."""
+    logger.error("%s failed: fetch: %s", item.symbol, _describe(error))
+    return FetchOutcome(item, error=_describe(error), attempts=attempts)
 
 
 def _log_summary(logger: Any, summary: FetchSummary) -> None:

@@ -94,6 +94,7 @@ def build_store(storage) -> None:
             {
                 "run_date": scope.run_date.isoformat(),
                 "watchlist": WATCHLIST,
+                "published_at": f"{scope.run_date.isoformat()}T22:00:00+00:00",
                 "objects": [_entry(storage, k) for k in [*run_keys, *model_keys]],
                 "state": [],
             },

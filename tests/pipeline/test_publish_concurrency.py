@@ -73,10 +73,10 @@ def test_manifest_digests_are_read_concurrently_and_bounded(backend, tmp_path, r
         parameters={},
     )  # fmt: skip
     assert 1 < storage.most_in_flight <= PUBLISH_THREADS
-    listed = [entry["key"] for entry in manifest["objects"]]
+    listed = [entry.key for entry in manifest.objects]
     assert listed[:40] == keys  # in order; an absent key is left out, not an error
     assert "models/GONE/v0001/model.keras" not in listed
-    assert manifest["objects"][:40] == [describe_object(inner, key) for key in keys]
+    assert list(manifest.objects[:40]) == [describe_object(inner, key) for key in keys]
     assert verify_manifest(inner, SCOPE) == []
 
 

@@ -13,7 +13,7 @@ from closecast import catalog
 from closecast.calendars import next_trading_days
 from closecast.catalog import RunScope
 from closecast.pipeline import live
-from closecast.pipeline.fetch import fetch_and_store
+from closecast.pipeline.fetch import FetchSummary, Rebase, fetch_and_store
 from closecast.pipeline.lineup import BASELINE_KINDS
 from closecast.pipeline.rows import validation_columns
 from closecast.pipeline.services import RunServices, open_run_storage
@@ -34,6 +34,7 @@ from closecast.pipeline.versions import read_champion, write_champion
 from closecast.records import ServedRow
 from closecast.sources import SampleSource
 from closecast.storage import open_storage
+from closecast.validation import ValidationReport
 from closecast.watchlist import WatchItem
 from lstm_model.baselines import DriftForecaster
 from lstm_model.config import get_preset
@@ -239,17 +240,30 @@ def test_serve_forecasts_each_step_and_records_them_only_when_asked(tmp_path) ->
     assert live.read_ledger(storage, ITEM.symbol, "drift").rows == recorded.rows
 
 
+def _report(warnings: tuple[str, ...], **counts: int) -> ValidationReport:
+    return ValidationReport(
+        ticker="QQQ", asset_class="etf", as_of=D0, rows_in=10, rows_out=10, first_date=D0,
+        last_date=D0, expected_last_date=D0, lag_trading_days=0, stale=False,
+        warnings=warnings, **counts,
+    )  # fmt: skip
+
+
 def test_rows_sum_what_validation_found_in_the_fetch_and_the_history() -> None:
-    columns = validation_columns(
-        {"invalid_rows_dropped": 2, "null_rows_dropped": 1, "warnings": ["a"], "rebased": True},
-        {"invalid_rows_dropped": 3, "old_rows_dropped": 4, "warnings": ["a", "b"]},
-    )
+    fetched = FetchSummary(
+        ticker="QQQ", key=catalog.prices_key("QQQ"), n_new=1, n_revised=0, n_removed=0,
+        n_total=10, changed=True, full_history=True,
+        rebase=Rebase(kind="split", factor=0.25, rows=5, first=D0, last=D0), rebuilt=False,
+        report=_report(("a",), invalid_rows_dropped=2, null_rows_dropped=1), warnings=("a",),
+    )  # fmt: skip
+    history = _report(("a", "b"), invalid_rows_dropped=3, old_rows_dropped=4)
+    columns = validation_columns(fetched, history)
     assert (columns["invalid_rows_dropped"], columns["old_rows_dropped"]) == (5, 4)
     assert (columns["null_rows_dropped"], columns["rebased"], columns["warnings"]) == (
         1,
         True,
         "a; b",
     )
+    assert columns["rebase_factor"] == 0.25
 
 
 def test_produce_returns_each_plans_model_or_why_it_failed(options) -> None:
