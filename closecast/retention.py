@@ -37,7 +37,7 @@ from typing import Any
 from closecast import catalog
 from closecast.locks import Lease, held
 from closecast.pipeline.publish import concurrently
-from closecast.pipeline.versions import ChampionUnreadableError, read_champion
+from closecast.pipeline.versions import ChampionUnreadableError, read_champion, stored_versions
 from closecast.storage import ObjectNotFoundError, Storage
 from closecast.storage.errors import StorageError
 from closecast.storage.io import read_json, write_json
@@ -140,17 +140,6 @@ def live_scope_leases(storage: Storage, now: datetime) -> list[str]:
         if lease is None or lease.expires_at >= now:
             live.append(f"{key} ({lease.what if lease else 'unreadable'})")
     return live
-
-
-def _versions(storage: Storage, ticker: str) -> dict[str, set[str]]:
-    """The ticker's stored versions and the files of each (one listing)."""
-    prefix = catalog.models_prefix(ticker)
-    files: dict[str, set[str]] = {}
-    for key in storage.list_keys(prefix):
-        version, _, name = key[len(prefix) :].partition("/")
-        if catalog.version_number(version) is not None:
-            files.setdefault(version, set()).add(name)
-    return files
 
 
 def _lineage_of(storage: Storage, ticker: str, version: str) -> str | None:
@@ -257,7 +246,7 @@ def collect(
     # 1. Plan each ticker's versions (no lease yet: the plan is re-checked under it).
     plans: dict[str, set[str]] = {}
     for ticker in sorted(wanted):
-        versions = _versions(storage, ticker)
+        versions = stored_versions(storage, ticker)
         try:
             keep = versions_to_keep(
                 storage, ticker, versions, policy, protected_versions.get(ticker, set())
@@ -300,7 +289,7 @@ def collect(
         with _lease(
             storage, catalog.ticker_lease_key(ticker), f"ticker {ticker}", lease_wait, dry_run
         ):
-            versions = _versions(storage, ticker)
+            versions = stored_versions(storage, ticker)
             try:
                 keep = versions_to_keep(
                     storage, ticker, versions, policy, protected_versions.get(ticker, set())
