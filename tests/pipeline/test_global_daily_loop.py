@@ -17,9 +17,19 @@ from closecast import catalog
 from closecast.catalog import RunScope
 from closecast.pipeline import live
 from closecast.pipeline.evaluation import LeakageError
+from closecast.pipeline.fetch import fetch_and_store
 from closecast.pipeline.lineup import global_backtest
-from closecast.pipeline.pooled import fit_global, load_global, read_global_champion
+from closecast.pipeline.pooled import (
+    fit_global,
+    fit_global_models,
+    load_global,
+    read_global_champion,
+)
+from closecast.pipeline.services import RunServices, open_run_storage
 from closecast.pipeline.serving import Lineage, serve
+from closecast.pipeline.settings import RunSettings
+from closecast.pipeline.ticker import forecast_tickers
+from closecast.sources import get_source
 from closecast.storage import open_storage
 from closecast.watchlist import WatchItem
 from lstm_model.config import ModelConfig
@@ -29,12 +39,12 @@ CONFIG = ModelConfig(max_train_days=None, test_size=60)
 KIND = "global_ar"
 
 
-def _prices(index: pd.DatetimeIndex, seed: int, scale: float) -> pd.Series:
+def _prices(index: pd.DatetimeIndex, seed: int, scale: float, phi: float = -0.3) -> pd.Series:
     rng = np.random.default_rng(seed)
     shocks = rng.normal(0.0, scale, len(index))
     returns = np.zeros(len(index))
     for i in range(1, len(index)):
-        returns[i] = -0.3 * returns[i - 1] + shocks[i]
+        returns[i] = phi * returns[i - 1] + shocks[i]
     return pd.Series(100.0 * np.exp(np.cumsum(returns)), index=index)
 
 
@@ -150,3 +160,49 @@ def test_a_forecast_from_a_model_that_trained_on_its_target_date_for_any_ticker_
     later = histories("2020-12-08")["AAPL"]
     with pytest.raises(LeakageError, match="cannot be scored on 2020-12-07"):
         live.score_served(live.Ledger(rows=(planted,)), later, date(2020, 12, 8))
+
+
+def _write_csv(directory, ticker: str, prices: pd.Series) -> None:
+    frame = pd.DataFrame(
+        {"Date": prices.index.strftime("%Y-%m-%d"), "Open": prices, "High": prices,
+         "Low": prices, "Close": prices, "Adj Close": prices, "Volume": 1000}
+    )  # fmt: skip
+    frame.to_csv(directory / f"{ticker}.csv", index=False)
+
+
+def test_the_line_up_scores_and_serves_the_global_model_and_auto_serves_it_on_evidence(
+    tmp_path,
+) -> None:
+    """Every ticker's line-up has global_ar, on the serving lineage's days; on tickers
+    sharing a strong reversal, auto serves it (it beats naive with evidence); a ticker the
+    global model never saw is served by it without a retrain."""
+    csv = tmp_path / "csv"
+    csv.mkdir()
+    stocks = pd.bdate_range("2017-01-02", "2020-12-10")
+    symbols = ["AAA", "BBB", "CCC", "NEW"]
+    for i, symbol in enumerate(symbols):
+        _write_csv(csv, symbol, _prices(stocks, 10 + i, 0.01 * (1 + i % 2), phi=-0.8))
+    options = RunSettings(storage=str(tmp_path / "store"), source=f"csv:{csv}", preset="fast",
+                          epochs=1, serve="auto")  # fmt: skip
+    storage, scope = open_run_storage(options), RunScope(date(2020, 12, 10), "wl")
+    items = [WatchItem(s, "stock") for s in symbols]
+    for item in items:
+        fetch_and_store(item, scope.run_date, storage, get_source(options.source))
+    config = RunServices.open(options).config
+    pooled = fit_global_models(storage, items[:3], scope, config)  # NEW is not in the fit
+    assert [r.kind for r in pooled.refs] == [KIND] and not pooled.failures
+    outcomes = forecast_tickers(items, scope, options, pooled=pooled)
+    for outcome in outcomes:
+        metrics = outcome.metrics
+        assert metrics.status == "ok", metrics.error
+        scores = {(r.model, r.record): r for r in outcome.model_scores}
+        backtest = scores[(KIND, "backtest")]
+        assert (backtest.first_date, backtest.last_date, backtest.n) == (
+            metrics.backtest_start, metrics.backtest_end, metrics.backtest_n)  # fmt: skip
+        assert backtest.u2 < 1 and backtest.dm_p < 0.05
+        assert metrics.served_model == KIND, metrics.mode_reason
+        assert f"auto: {KIND} beats naive with evidence" in metrics.mode_reason
+        ledger = live.read_ledger(storage, metrics.ticker, KIND)
+        assert outcome.forecasts[0].forecast == ledger.rows[-1].forecast
+        assert ledger.rows[-1].model_version == pooled.refs[0].champion.version
+    assert "NEW" not in load_global(storage, pooled.refs[0]).model.meta["tickers"]
