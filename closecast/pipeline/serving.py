@@ -32,12 +32,15 @@ class Lineage:
         lineage: The lineage whose live record calibrates it (a baseline's kind).
         backtest: The lineage's one-step backtest (date, actual, predicted, naive).
         backtest_path: Its multi-step backtest (long form), for steps beyond 1.
+        basis_factor: The factor its stored backtests were read with, when the history was
+            re-based since they were made (:func:`closecast.pipeline.live.align_backtest`).
     """
 
     version: str
     lineage: str
     backtest: pd.DataFrame | None = None
     backtest_path: pd.DataFrame | None = None
+    basis_factor: float | None = None
 
 
 @dataclass(frozen=True)

@@ -555,7 +555,11 @@ def finish_ticker(
     storage, as_of = services.storage, scope.run_date
     began = time.perf_counter()
     registered = register(storage, plan.item.symbol, as_of, produced, plan.view, options.preset)
-    lineage = lineage_record(storage, plan.item.symbol, produced, registered, options.horizon)
+    lineage = lineage_record(
+        storage, plan.item.symbol, produced, registered, options.horizon, plan.prices
+    )
+    if lineage.basis_factor is not None and produced.backtest is not None:
+        produced = replace(produced, backtest=produced.backtest.rebased(lineage.basis_factor))
     served = serve(
         LSTM, produced.model, plan.ledger, item=plan.item, prices=plan.prices, as_of=as_of,
         lineage=lineage, horizon=options.horizon, storage=None,
@@ -572,17 +576,33 @@ def finish_ticker(
 
 
 def lineage_record(
-    storage: Storage, ticker: str, produced: Produced, registered: Registered, horizon: int
+    storage: Storage,
+    ticker: str,
+    produced: Produced,
+    registered: Registered,
+    horizon: int,
+    prices: pd.Series,
 ) -> Lineage:
     """The serving lineage's backtests: this run's when it started the lineage, else stored
-    beside the lineage (the multi-step path only when serving beyond one step)."""
-    predictions = produced.backtest_predictions
-    if predictions is None:
-        predictions = read_backtest(storage, ticker, registered.lineage)
-    path = produced.backtest_path
-    if path is None and horizon > 1:
-        path = read_backtest_path(storage, ticker, registered.lineage)
-    return Lineage(registered.version, registered.lineage, predictions, path)
+    beside the lineage (the multi-step path only when serving beyond one step), read on the
+    history's current basis (after a split since: :func:`live.align_backtest`)."""
+    if produced.backtest_predictions is not None:
+        return Lineage(
+            registered.version,
+            registered.lineage,
+            produced.backtest_predictions,
+            produced.backtest_path,
+        )
+    predictions = read_backtest(storage, ticker, registered.lineage)
+    path = read_backtest_path(storage, ticker, registered.lineage) if horizon > 1 else None
+    factor = live.backtest_basis_factor(predictions, prices)
+    return Lineage(
+        registered.version,
+        registered.lineage,
+        live.align_backtest(predictions, factor),
+        live.align_backtest(path, factor),
+        factor,
+    )
 
 
 def ticker_rows(
@@ -615,8 +635,12 @@ def ticker_rows(
     selection = choose_served(lineup, item.serve or options.serve)
     chosen = served.rows if selection.kind == LSTM else lineup.served[selection.kind]
     validation = validation_columns(plan.fetch, plan.report)
-    if ledger.warning:
-        validation["warnings"] = "; ".join(filter(None, [validation["warnings"], ledger.warning]))
+    rebased = lineage.basis_factor and (
+        f"lineage {registered.lineage}'s backtest re-based x{lineage.basis_factor:.6g} to the "
+        "history's current basis"
+    )
+    notes = [validation["warnings"], ledger.warning, rebased]
+    validation["warnings"] = "; ".join(filter(None, notes)) or validation["warnings"]
     metrics = metrics_row(
         item, plan.prices, produced, registered, scores, plan.scored_now, model_seconds, validation
     )
