@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,18 @@ class BacktestScore:
             directional_accuracy=scores.directional_accuracy,
             coverage_80=coverage[0],
             coverage_95=coverage[1],
+        )
+
+    def rebased(self, factor: float | None) -> BacktestScore:
+        """The score on a history re-based by ``factor`` since (a split): its errors in
+        price units scale with it; U2, MAPE, direction and coverage do not."""
+        if factor is None:
+            return self
+        return replace(
+            self,
+            rmse=self.rmse * factor,
+            naive_rmse=self.naive_rmse * factor,
+            mae=self.mae * factor,
         )
 
 
