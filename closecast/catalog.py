@@ -212,3 +212,31 @@ def version_number(name: str) -> int | None:
 
 def version_name(number: int) -> str:
     return f"v{number:04d}"
+
+
+# --- Global models: one champion per watchlist and model ----------------------------------
+
+GLOBAL_MODELS_DIR = "_global"
+"""The folder under ``models/`` holding global models (no ticker symbol starts with ``_``)."""
+
+
+def global_models_prefix(watchlist: str, kind: str) -> str:
+    """Every version of one global model of a watchlist: ``models/_global/<W>/<kind>/``."""
+    return f"models/{GLOBAL_MODELS_DIR}/{check_watchlist_name(watchlist)}/{kind}/"
+
+
+def global_model_prefix(watchlist: str, kind: str, version: str) -> str:
+    """One stored version of a watchlist's global model (its serving model under ``model/``
+    and, for the version that started a lineage, its backtest model under ``backtest/``)."""
+    return f"{global_models_prefix(watchlist, kind)}{version}"
+
+
+def global_champion_key(watchlist: str, kind: str) -> str:
+    """The pointer to the version of a watchlist's global model that serves."""
+    return f"{global_models_prefix(watchlist, kind)}champion.json"
+
+
+def global_lease_key(watchlist: str) -> str:
+    """The lease held while a run fits a watchlist's global models (runs of other dates of
+    the same watchlist would otherwise race on the champion pointer)."""
+    return f"leases/global/watchlist={check_watchlist_name(watchlist)}.json"

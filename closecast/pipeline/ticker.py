@@ -50,12 +50,14 @@ from closecast.pipeline.finetuning import (
 )
 from closecast.pipeline.lineup import (
     BASELINE_KINDS,
+    GLOBAL_KINDS,
     LSTM,
     Lineup,
     choose_served,
     mark_serving,
     run_lineup,
 )
+from closecast.pipeline.pooled import GlobalModels, LoadedGlobal, load_globals
 from closecast.pipeline.rows import (
     BACKTEST_COLUMNS,
     LINEAGE_COLUMNS,
@@ -632,9 +634,11 @@ def finish_ticker(
     services: RunServices,
     *,
     draw_plots: bool = True,
+    global_models: Sequence[LoadedGlobal] = (),
 ) -> TickerOutcome:
     """Steps 3-5 for one ticker: register the produced model, serve its forecasts into the
-    ledger, then the line-up and the ticker's objects and rows."""
+    ledger, then the line-up (with the run's ``global_models``) and the ticker's objects and
+    rows."""
     storage, as_of = services.storage, scope.run_date
     began = time.perf_counter()
     registered = register(storage, plan.item.symbol, as_of, produced, plan.view, options.preset)
@@ -654,7 +658,7 @@ def finish_ticker(
     model_seconds = plan.plan_seconds + produced.seconds + time.perf_counter() - began
     return ticker_rows(
         plan, produced, registered, lineage, served, scope, options, services,
-        model_seconds=model_seconds, draw_plots=draw_plots,
+        model_seconds=model_seconds, draw_plots=draw_plots, global_models=global_models,
     )  # fmt: skip
 
 
@@ -691,7 +695,7 @@ def lineage_record(
 def ticker_rows(
     plan: Plan, produced: Produced, registered: Registered, lineage: Lineage, served: Served,
     scope: RunScope, options: RunSettings, services: RunServices, *, model_seconds: float,
-    draw_plots: bool,
+    draw_plots: bool, global_models: Sequence[LoadedGlobal] = (),
 ) -> TickerOutcome:  # fmt: skip
     """The rows step: the live scores, the ticker's run objects, the line-up and the choice
     of whose forecasts are served, the metrics row."""
@@ -713,6 +717,7 @@ def ticker_rows(
         lstm_backtest=lineage.backtest, lstm_backtest_path=lineage.backtest_path,
         lstm_ledger=ledger, record_live=not plan.decision.backfill, horizon=options.horizon,
         rebase_factor=plan.fetch.rebase_factor if plan.fetch else None,
+        global_models=global_models,
     )  # fmt: skip
     selection = choose_served(lineup, item.serve or options.serve)
     chosen = served.rows if selection.kind == LSTM else lineup.served[selection.kind]
@@ -784,7 +789,8 @@ def _state_keys(item: WatchItem, plan: Plan, registered: Registered) -> list[str
     if registered.champion_written:
         keys.append(catalog.champion_key(item.symbol))
     if not plan.decision.backfill:
-        keys += [catalog.served_key(item.symbol, kind) for kind in (LSTM, *BASELINE_KINDS)]
+        kinds = (LSTM, *BASELINE_KINDS, *GLOBAL_KINDS)
+        keys += [catalog.served_key(item.symbol, kind) for kind in kinds]
     return keys
 
 
@@ -796,6 +802,7 @@ def forecast_tickers(
     *,
     services: RunServices | None = None,
     draw_plots: bool = True,
+    pooled: GlobalModels | None = None,
 ) -> list[TickerOutcome]:
     """Score what was served, train or fine-tune, serve the next forecasts and publish, for
     a chunk of tickers; their training runs together (see :func:`train_plans`).
@@ -808,6 +815,8 @@ def forecast_tickers(
         services: The run's storage and model configuration (opened from ``options``
             when None).
         draw_plots: Draw each ticker's plot (large runs skip them: ``ticker_plots``).
+        pooled: The run's global models (:mod:`closecast.pipeline.pooled`), loaded once for
+            the chunk by key and scored and served in every ticker's line-up.
 
     Returns:
         One outcome per ticker, in order: its metrics row (describing the model that serves
@@ -816,6 +825,7 @@ def forecast_tickers(
     """
     services = services or RunServices.open(options)
     remove_orphaned_temp_dirs()
+    global_models, _ = load_globals(services.storage, pooled)
     reports = fetches or {}
     outcomes: dict[str, TickerOutcome] = {}
     plans = []
@@ -838,8 +848,9 @@ def forecast_tickers(
             continue
         try:
             outcomes[plan.item.symbol] = finish_ticker(
-                plan, produced, scope, options, services, draw_plots=draw_plots
-            )
+                plan, produced, scope, options, services, draw_plots=draw_plots,
+                global_models=global_models,
+            )  # fmt: skip
         except Exception as exc:
             outcomes[plan.item.symbol] = failed_outcome(plan.item, _describe(exc), stage="serve")
     return [outcomes[item.symbol] for item in items]
