@@ -50,6 +50,11 @@ from lstm_model.config import ConfigError, ModelConfig
 from lstm_model.data import MIN_TRAIN_WINDOWS, InsufficientDataError, check_prices
 from lstm_model.forecaster import fit_gain
 
+# Standardised returns are clipped as global_ar clips them (inputs and training targets):
+# one crash day of one penny stock must not set the network's weights for every ticker.
+from lstm_model.global_ar import CLIP
+from lstm_model.global_models import cut_histories, trained_through
+
 __all__ = [
     "GLOBAL_LSTM_KIND",
     "INPUTS",
@@ -67,9 +72,6 @@ META_FILE = "meta.json"
 FORMAT_VERSION = 1
 MIN_GAIN_DAYS = 20
 """Fewest validation days a ticker needs for its own shrinkage gain."""
-CLIP = 5.0
-"""Standardised returns beyond this many deviations are clipped (inputs and training
-targets): one crash day of one penny stock must not set the network's weights for all."""
 FINE_TUNE_EPOCHS = 2
 """Epochs of a :meth:`GlobalLSTM.refit` over the windows added since the model's cut."""
 FINE_TUNE_LR_SHARE = 0.2
@@ -365,18 +367,14 @@ def _trainable(
     need = config.history + MIN_TRAIN_WINDOWS
     train: dict[str, pd.Series] = {}
     skipped: list[str] = []
-    for ticker, prices in histories.items():
-        check_prices(prices, what=f"{ticker} prices")
-        kept = _before(prices, cut, config.max_train_days)
+    before = cut_histories(histories, cut)
+    for ticker in histories:
+        kept = _before(before.get(ticker, histories[ticker].iloc[:0]), cut, config.max_train_days)
         if len(kept) >= need:
             train[ticker] = kept
         else:
             skipped.append(ticker)
     return train, skipped
-
-
-def _last_trained(train: Mapping[str, pd.Series]) -> str:
-    return _iso(max(prices.index[-1] for prices in train.values()))
 
 
 class GlobalLSTM:
@@ -470,7 +468,7 @@ class GlobalLSTM:
             "format": FORMAT_VERSION,
             "config": config.to_dict(),
             "cut": _iso(cut),
-            "trained_through": _last_trained(train),
+            "trained_through": trained_through(train),
             "val_start": _iso(val_start),
             "tickers": sorted(train),
             "skipped": sorted(skipped),
@@ -546,17 +544,23 @@ class GlobalLSTM:
         )
         meta["cut"] = _iso(max(cut, since))
         if train:
-            meta["trained_through"] = max(meta["trained_through"], _last_trained(train))
+            meta["trained_through"] = max(meta["trained_through"], trained_through(train))
         meta["tickers"] = sorted(set(meta["tickers"]) | set(train))
         return type(self)(self.config, network, scales, meta)
 
     # --------------------------------------------------------------- forecasting
     def scale_for(self, ticker: str, prices: pd.Series, start: pd.Timestamp) -> TickerScale:
         """``ticker``'s trained scale, or for an unseen ticker one fit on its prices before
-        ``start`` (its most recent ``max_train_days``) with the median gain."""
+        the model's cut (its most recent ``max_train_days``), or before ``start`` if that is
+        earlier, with the median gain. Fixing it at the cut makes every forecast of the
+        ticker from the cut on use one scale (a ticker listed after the cut, with fewer
+        than 3 prices before it, is scaled on its prices before ``start``)."""
         if ticker in self.scales:
             return self.scales[ticker]
-        before = _before(prices, pd.Timestamp(start), self.config.max_train_days)
+        limit = min(pd.Timestamp(self.meta["cut"]), pd.Timestamp(start))
+        before = _before(prices, limit, self.config.max_train_days)
+        if len(before) < 3:
+            before = _before(prices, pd.Timestamp(start), self.config.max_train_days)
         if len(before) < 3:
             raise InsufficientDataError(
                 f"global_lstm: {ticker} has {len(before)} prices before {_iso(start)}; "

@@ -18,6 +18,7 @@ from lstm_model.baselines import DriftForecaster, NaiveForecaster, SeasonalNaive
 from lstm_model.config import ModelConfig
 from lstm_model.forecaster import Forecaster
 from lstm_model.global_ar import GlobalARForecaster
+from lstm_model.global_lstm import GlobalLSTM
 from lstm_model.global_models import GlobalModel
 
 __all__ = [
@@ -41,6 +42,7 @@ MODELS: dict[str, type[ForecastModel]] = {
 
 GLOBAL_MODELS: dict[str, type[GlobalModel]] = {
     GlobalARForecaster.kind: GlobalARForecaster,
+    GlobalLSTM.kind: GlobalLSTM,
 }
 """Global model kind -> class (:class:`~lstm_model.global_models.GlobalModel`): fit once per
 run on every ticker's history, then in the line-up and ``serve`` like the models above."""
