@@ -23,9 +23,14 @@ Optional inputs (:data:`INPUTS`), each off unless named in ``GlobalLSTMConfig.in
 * ``volume``: the standardised log change of the ticker's volume;
 * ``weekday``: the day of week of each window day (as sine and cosine).
 
-A ticker the network was not trained on (added to the watchlist after the fit) is
-standardised with the prices it has before the first day predicted and gets the median gain:
-no retrain is needed.
+``market`` and ``volume`` need other tickers' prices or the ticker's volumes, so only
+:meth:`GlobalLSTM.predict_panel` and :meth:`GlobalLSTM.forecast_panel` serve them; the
+per-ticker calls the pipeline makes refuse such a model. Measured in ``docs/model.md``.
+
+:meth:`GlobalLSTM.refit` continues training on the windows between the old and a later cut
+(the pipeline's serving model and its daily update). A ticker the network was not trained
+on (added to the watchlist after the fit) is standardised with its prices before the
+model's cut and gets the median gain: no retrain is needed.
 
 The module is pure ML (NumPy, pandas, Keras); the pipeline decides when to fit and serve.
 """
