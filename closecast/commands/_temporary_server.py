@@ -119,7 +119,8 @@ def prefect_api_for_this_command() -> Iterator[TemporaryServer | None]:
     Call after :func:`closecast.commands._environment.keep_prefect_offline` (the server
     inherits the analytics switch) and before the flow is first called.
     """
-    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+    from prefect.context import refresh_global_settings_context
+    from prefect.settings import get_current_settings
 
     settings = get_current_settings()
     if settings.api.url or not settings.server.ephemeral.enabled:
@@ -133,19 +134,23 @@ def prefect_api_for_this_command() -> Iterator[TemporaryServer | None]:
         flush=True,
     )
     previous = os.environ.get("PREFECT_API_URL")
-    os.environ["PREFECT_API_URL"] = server.api_url  # task processes (pool, Dask) inherit it
+    # The process-wide settings, not a context of this thread's: threads that do not copy
+    # the caller's context (and task processes, through the environment) must see it too,
+    # or Prefect starts a server of its own for them.
+    os.environ["PREFECT_API_URL"] = server.api_url
+    refresh_global_settings_context()
     try:
-        with temporary_settings({PREFECT_API_URL: server.api_url}):
-            try:
-                yield server
-            finally:
-                _deliver_pending_records()
+        try:
+            yield server
+        finally:
+            _deliver_pending_records()
     finally:
         server.stop()
         if previous is None:
             os.environ.pop("PREFECT_API_URL", None)
         else:
             os.environ["PREFECT_API_URL"] = previous
+        refresh_global_settings_context()
 
 
 def _deliver_pending_records() -> None:

@@ -136,3 +136,31 @@ def test_a_temporary_server_that_exits_or_never_answers_is_named(tmp_path) -> No
     finally:
         silent.stop()
     assert silent.process.poll() is not None
+
+
+READ_API_URL_IN_A_PLAIN_THREAD = """
+import threading
+from closecast import cli
+from closecast.commands._temporary_server import prefect_api_for_this_command
+cli.keep_prefect_offline(); cli.allow_slow_server_start()
+seen = []
+with prefect_api_for_this_command() as server:
+    server.wait_until_ready(300)
+    from prefect.settings import get_current_settings
+    thread = threading.Thread(target=lambda: seen.append(get_current_settings().api.url))
+    thread.start(); thread.join()
+    print(server.api_url == seen[0], server.process.poll() is None)
+print(server.process.poll() is not None, get_current_settings().api.url)
+"""
+
+
+@pytest.mark.slow
+def test_the_temporary_server_is_the_api_of_every_thread_and_stops_with_the_command(
+    tmp_path,
+) -> None:
+    # A thread that does not copy the caller's context reads the process-wide settings:
+    # pointed anywhere else, Prefect would start a second server for it.
+    assert _python(READ_API_URL_IN_A_PLAIN_THREAD, tmp_path).splitlines() == [
+        "True True",
+        "True None",
+    ]
