@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from closecast.records import (
+    FinetuneScoreRow,
     ForecastRow,
     LiveScoreRow,
     MetricsRow,
@@ -102,6 +103,9 @@ LIVE_SCORES = RunTable(
 MODEL_SCORES = RunTable(
     "model_scores", "model_scores.parquet", per_ticker=False, row_type=ModelScoreRow
 )
+FINETUNE_SCORES = RunTable(
+    "finetune_scores", "finetune_scores.parquet", per_ticker=False, row_type=FinetuneScoreRow
+)
 PREDICTIONS = RunTable(
     "predictions", "predictions.parquet", per_ticker=True, row_type=PredictionRow
 )
@@ -114,6 +118,7 @@ RUN_TABLES: tuple[RunTable, ...] = (
     FORECASTS,
     LIVE_SCORES,
     MODEL_SCORES,
+    FINETUNE_SCORES,
     PREDICTIONS,
     TICKER_PLOTS,
     SUMMARY_PLOT,
@@ -121,7 +126,13 @@ RUN_TABLES: tuple[RunTable, ...] = (
 )
 """Every run output. The manifest is written last and withdrawn first."""
 
-RUN_PARQUET_TABLES: tuple[RunTable, ...] = (METRICS, FORECASTS, LIVE_SCORES, MODEL_SCORES)
+RUN_PARQUET_TABLES: tuple[RunTable, ...] = (
+    METRICS,
+    FORECASTS,
+    LIVE_SCORES,
+    MODEL_SCORES,
+    FINETUNE_SCORES,
+)
 """The run-level tables holding one row (or a few) per ticker, merged per ticker on reruns."""
 
 

@@ -32,20 +32,23 @@ The module is pure ML (NumPy, pandas, Keras); the pipeline decides when to fit a
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
-import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
+from lstm_model.baselines import infer_season_length
 from lstm_model.config import ConfigError, ModelConfig
 from lstm_model.data import MIN_TRAIN_WINDOWS, InsufficientDataError, check_prices
+from lstm_model.forecaster import fit_gain
 
 __all__ = [
     "GLOBAL_LSTM_KIND",
@@ -64,6 +67,13 @@ META_FILE = "meta.json"
 FORMAT_VERSION = 1
 MIN_GAIN_DAYS = 20
 """Fewest validation days a ticker needs for its own shrinkage gain."""
+CLIP = 5.0
+"""Standardised returns beyond this many deviations are clipped (inputs and training
+targets): one crash day of one penny stock must not set the network's weights for all."""
+FINE_TUNE_EPOCHS = 2
+"""Epochs of a :meth:`GlobalLSTM.refit` over the windows added since the model's cut."""
+FINE_TUNE_LR_SHARE = 0.2
+"""A refit's learning rate as a share of the fit's: it nudges, it does not relearn."""
 
 
 def _iso(ts: pd.Timestamp) -> str:
@@ -91,12 +101,14 @@ class GlobalLSTMConfig:
         seed: Seed for the weights, dropout and shuffling.
     """
 
-    look_back: int = 20
-    units: int = 32
-    dropout: float = 0.1
-    batch_size: int = 1024
+    # Chosen on a tuning split that ends before the benchmark's test period (docs/model.md,
+    # "The global LSTM"): the lowest validation loss of five candidates.
+    look_back: int = 10
+    units: int = 16
+    dropout: float = 0.0
+    batch_size: int = 512
     epochs: int = 20
-    learning_rate: float = 0.002
+    learning_rate: float = 0.0003
     early_stopping_patience: int = 3
     validation_fraction: float = 0.2
     max_train_days: int | None = 1000
@@ -135,12 +147,15 @@ class GlobalLSTMConfig:
 
     @classmethod
     def like(cls, config: ModelConfig, **overrides: Any) -> GlobalLSTMConfig:
-        """The global network sized like a per-ticker configuration (window, units, dropout,
-        history cap, validation share, seed); the rest are the global defaults."""
+        """The global network for a run with a per-ticker configuration: its history cap,
+        validation share, shrinkage and seed; window, units and epochs no larger than it uses
+        (so the tiny ``fast`` preset gives a tiny global network); the rest the global
+        defaults."""
+        defaults = cls()
         base = cls(
-            look_back=config.look_back,
-            units=config.units,
-            dropout=config.dropout,
+            look_back=min(defaults.look_back, config.look_back),
+            units=min(defaults.units, config.units),
+            epochs=min(defaults.epochs, config.epochs),
             max_train_days=config.max_train_days,
             validation_fraction=config.validation_fraction,
             shrinkage=config.shrinkage,
@@ -209,14 +224,6 @@ def _log_volume_change(volume: pd.Series) -> np.ndarray:
     return np.diff(np.log1p(np.maximum(volume.to_numpy(dtype="float64"), 0.0)))
 
 
-def fit_gain(actual: np.ndarray, predicted: np.ndarray) -> float:
-    """Least-squares gain in [0, 1] for ``actual ~ gain * predicted`` (log moves)."""
-    denom = float(np.dot(predicted, predicted))
-    if denom <= 0 or not math.isfinite(denom):
-        return 0.0
-    return float(np.clip(np.dot(actual, predicted) / denom, 0.0, 1.0))
-
-
 @dataclass(frozen=True)
 class _Panel:
     """Per-ticker feature rows (one per return day) of a set of histories.
@@ -232,7 +239,8 @@ class _Panel:
 
 def _standardised(prices: pd.Series, scale: TickerScale) -> pd.Series:
     log_prices = np.log(prices.to_numpy(dtype="float64"))
-    return pd.Series((np.diff(log_prices) - scale.mean) / scale.std, index=prices.index[1:])
+    z = np.clip((np.diff(log_prices) - scale.mean) / scale.std, -CLIP, CLIP)
+    return pd.Series(z, index=prices.index[1:])
 
 
 def _panel(
@@ -299,11 +307,12 @@ class _TrainingSet:
     target_dates: np.ndarray  # datetime64 of each target
     tickers: np.ndarray  # index into ``names`` of each window
     names: list[str]
-    val_start: pd.Timestamp
 
-    @property
-    def is_val(self) -> np.ndarray:
-        return self.target_dates >= np.datetime64(self.val_start)
+    def validation_start(self, fraction: float) -> pd.Timestamp:
+        """The first of the last ``fraction`` of the pooled target dates (one date for all)."""
+        unique = np.unique(self.target_dates)
+        n_val = max(1, round(len(unique) * fraction))
+        return pd.Timestamp(unique[len(unique) - n_val])
 
 
 def _training_set(
@@ -311,41 +320,76 @@ def _training_set(
     volumes: Mapping[str, pd.Series] | None,
     scales: Mapping[str, TickerScale],
     config: GlobalLSTMConfig,
+    since: pd.Timestamp | None = None,
 ) -> _TrainingSet:
+    """Every window of every ticker in ``train`` (targets dated ``>= since`` only, if given)."""
     panel = _panel(train, volumes, scales, config)
     inputs, targets, dates, owners = [], [], [], []
     names = list(train)
     for position, ticker in enumerate(names):
         rows = panel.features[ticker]
+        if len(rows) <= config.look_back:
+            continue
         # Window k covers return rows k .. k + L - 1; its target is return row k + L.
-        windows = _windows(rows, config.look_back)[:-1]
         target_rows = np.arange(config.look_back, len(rows))
-        inputs.append(windows)
-        targets.append(panel.returns[ticker][target_rows].astype("float32"))
-        dates.append(panel.dates[ticker][target_rows].to_numpy())
-        owners.append(np.full(len(target_rows), position))
-    target_dates = np.concatenate(dates)
-    unique = np.unique(target_dates)
-    n_val = max(1, round(len(unique) * config.validation_fraction))
+        keep = np.ones(len(target_rows), dtype=bool)
+        if since is not None:
+            keep = panel.dates[ticker][target_rows] >= since
+        inputs.append(_windows(rows, config.look_back)[:-1][keep])
+        targets.append(panel.returns[ticker][target_rows][keep].astype("float32"))
+        dates.append(panel.dates[ticker][target_rows][keep].to_numpy())
+        owners.append(np.full(int(keep.sum()), position))
+    if not inputs:
+        inputs = [np.empty((0, config.look_back, config.n_features), dtype="float32")]
+        targets, dates, owners = [np.empty(0, "float32")], [np.empty(0, "M8[ns]")], [np.empty(0)]
     return _TrainingSet(
         inputs=np.concatenate(inputs),
         targets=np.concatenate(targets),
-        target_dates=target_dates,
-        tickers=np.concatenate(owners),
+        target_dates=np.concatenate(dates),
+        tickers=np.concatenate(owners).astype(int),
         names=names,
-        val_start=pd.Timestamp(unique[len(unique) - n_val]),
     )
+
+
+def _as_config(config: ModelConfig | GlobalLSTMConfig | None, **overrides: Any) -> GlobalLSTMConfig:
+    if isinstance(config, GlobalLSTMConfig):
+        return dataclasses.replace(config, **overrides) if overrides else config
+    return GlobalLSTMConfig.like(config or ModelConfig(), **overrides)
+
+
+def _trainable(
+    histories: Mapping[str, pd.Series], cut: pd.Timestamp, config: GlobalLSTMConfig
+) -> tuple[dict[str, pd.Series], list[str]]:
+    """Each ticker's prices before ``cut`` (capped), for tickers with enough of them; and the
+    tickers left out."""
+    need = config.history + MIN_TRAIN_WINDOWS
+    train: dict[str, pd.Series] = {}
+    skipped: list[str] = []
+    for ticker, prices in histories.items():
+        check_prices(prices, what=f"{ticker} prices")
+        kept = _before(prices, cut, config.max_train_days)
+        if len(kept) >= need:
+            train[ticker] = kept
+        else:
+            skipped.append(ticker)
+    return train, skipped
+
+
+def _last_trained(train: Mapping[str, pd.Series]) -> str:
+    return _iso(max(prices.index[-1] for prices in train.values()))
 
 
 class GlobalLSTM:
     """The fitted global network with every training ticker's scale and gain.
 
-    Create with :meth:`fit` (or :meth:`load`). Predictions take the histories of the tickers
-    to predict (a mapping ticker -> prices, plus volumes when the ``volume`` input is on): the
-    ``market`` input is the mean over the tickers given.
+    A :class:`~lstm_model.global_models.GlobalModel`: :meth:`fit` on many histories cut by
+    date, :meth:`refit` to continue on later days, :meth:`predict_one_step` and
+    :meth:`forecast_path` for one ticker from its own prices. :meth:`predict_panel` and
+    :meth:`forecast_panel` forecast many tickers at once; they are the only way to use the
+    ``market`` input (the mean over the tickers given) and the ``volume`` input.
     """
 
-    kind = GLOBAL_LSTM_KIND
+    kind: ClassVar[str] = GLOBAL_LSTM_KIND
 
     def __init__(
         self,
@@ -375,11 +419,11 @@ class GlobalLSTM:
     def fit(
         cls,
         histories: Mapping[str, pd.Series],
-        cut: pd.Timestamp,
-        config: GlobalLSTMConfig,
+        cut: date | pd.Timestamp,
+        config: ModelConfig | GlobalLSTMConfig | None = None,
         *,
         volumes: Mapping[str, pd.Series] | None = None,
-        epochs: int | None = None,
+        **overrides: Any,
     ) -> GlobalLSTM:
         """Train one network on every ticker's windows whose target is dated before ``cut``.
 
@@ -388,10 +432,11 @@ class GlobalLSTM:
                 read; a ticker with too few prices before it is left out of training.
             cut: The first date not trained on (the hold-out start or the day after the run
                 date), the same for every ticker.
-            config: The network's hyperparameters.
-            volumes: Ticker -> volume, needed when ``config.inputs`` has ``volume``.
-            epochs: Train exactly this many epochs with no validation slice (a refit with a
-                known best epoch count; gains are then all 1 unless copied by the caller).
+            config: The global network's configuration, or a per-ticker
+                :class:`~lstm_model.config.ModelConfig` to size it like
+                (:meth:`GlobalLSTMConfig.like`).
+            volumes: Ticker -> volume, needed when the ``volume`` input is on.
+            **overrides: :class:`GlobalLSTMConfig` fields to change (``inputs=("market",)``).
 
         Raises:
             InsufficientDataError: No ticker has enough history before ``cut``.
@@ -399,63 +444,111 @@ class GlobalLSTM:
         from lstm_model.model import seed_everything
 
         started = time.perf_counter()
+        config = _as_config(config, **overrides)
         cut = pd.Timestamp(cut)
-        need = config.history + MIN_TRAIN_WINDOWS
-        train: dict[str, pd.Series] = {}
-        skipped: list[str] = []
-        for ticker, prices in histories.items():
-            check_prices(prices, what=f"{ticker} prices")
-            kept = _before(prices, cut, config.max_train_days)
-            if len(kept) >= need:
-                train[ticker] = kept
-            else:
-                skipped.append(ticker)
+        train, skipped = _trainable(histories, cut, config)
         if not train:
             raise InsufficientDataError(
-                f"global_lstm: no ticker has {need} prices before {_iso(cut)} "
-                f"({len(histories)} given)"
+                f"global_lstm: no ticker has {config.history + MIN_TRAIN_WINDOWS} prices "
+                f"before {_iso(cut)} ({len(histories)} given)"
             )
-        scales = {
-            t: TickerScale.of(p, None if volumes is None else volumes.get(t), 1.0)
-            for t, p in train.items()
-        }
+        scales = {t: TickerScale.of(p, _volume_of(volumes, t), 1.0) for t, p in train.items()}
         data = _training_set(train, volumes, scales, config)
+        val_start = data.validation_start(config.validation_fraction)
+        is_val = data.target_dates >= np.datetime64(val_start)
         seed_everything(config.seed)
         network = _build(config)
-        validate = epochs is None
-        fit_rows = ~data.is_val if validate else np.ones(len(data.targets), dtype=bool)
-        history = _train(network, data, fit_rows, config, epochs=epochs or config.epochs)
-        gains: dict[str, float] = {}
-        if validate and config.shrinkage:
-            gains = _gains(network, data, scales)
+        history = _train(network, data, ~is_val, config, epochs=config.epochs)
+        gains = _gains(network, data, is_val, scales) if config.shrinkage else {}
         median_gain = float(np.median(list(gains.values()))) if gains else 1.0
         scales = {
-            t: dataclasses.replace(
-                s, gain=gains.get(t, median_gain if validate and config.shrinkage else 1.0)
-            )
-            for t, s in scales.items()
+            t: dataclasses.replace(s, gain=gains.get(t, median_gain)) for t, s in scales.items()
         }
-        val_loss = history.get("val_loss")
+        val_loss = history.get("val_loss") or []
         meta = {
             "kind": GLOBAL_LSTM_KIND,
             "format": FORMAT_VERSION,
             "config": config.to_dict(),
             "cut": _iso(cut),
-            "trained_through": _iso(max(p.index[-1] for p in train.values())),
-            "val_start": _iso(data.val_start) if validate else None,
+            "trained_through": _last_trained(train),
+            "val_start": _iso(val_start),
             "tickers": sorted(train),
             "skipped": sorted(skipped),
-            "n_windows": int(fit_rows.sum()),
-            "n_val": int((~fit_rows).sum()),
+            "n_windows": int((~is_val).sum()),
+            "n_val": int(is_val.sum()),
             "epochs_run": len(history.get("loss", [])),
-            "best_epoch": (int(np.argmin(val_loss)) + 1)
-            if val_loss
-            else len(history.get("loss", [])),
+            "best_epoch": int(np.argmin(val_loss)) + 1 if val_loss else None,
             "best_val_loss": float(min(val_loss)) if val_loss else None,
             "median_gain": median_gain,
             "fit_seconds": round(time.perf_counter() - started, 3),
+            "fine_tunes": [],
         }
         return cls(config, network, scales, meta)
+
+    def refit(
+        self,
+        histories: Mapping[str, pd.Series],
+        cut: date | pd.Timestamp,
+        config: ModelConfig | GlobalLSTMConfig | None = None,
+        *,
+        volumes: Mapping[str, pd.Series] | None = None,
+    ) -> GlobalLSTM:
+        """Continue training on the windows whose target is dated from this model's cut up to
+        (not including) the new ``cut``: :data:`FINE_TUNE_EPOCHS` epochs at a
+        :data:`FINE_TUNE_LR_SHARE` of the learning rate, no validation slice.
+
+        Trained tickers keep their scales and gains (as a per-ticker refit keeps its gain);
+        a ticker new to the model gets a scale fit on its prices before ``cut`` and the median
+        gain. ``config`` is ignored: the model keeps the configuration it was fit with.
+        Returns a new model; this one is unchanged.
+        """
+        import keras
+
+        from lstm_model.model import compile_model, seed_everything
+
+        started = time.perf_counter()
+        cut, since = pd.Timestamp(cut), pd.Timestamp(self.meta["cut"])
+        train, _ = _trainable(histories, cut, self.config)
+        scales = dict(self.scales)
+        for ticker, prices in train.items():
+            if ticker not in scales:
+                scales[ticker] = TickerScale.of(
+                    prices, _volume_of(volumes, ticker), self.default_gain
+                )
+        data = _training_set(train, volumes, scales, self.config, since=since)
+        seed_everything(self.config.seed)
+        network = keras.models.clone_model(self.network)
+        network.set_weights(self.network.get_weights())
+        compile_model(network, self.config.learning_rate * FINE_TUNE_LR_SHARE)
+        # A daily refit sees a batch or two (one window per ticker and day): tracing the
+        # training graph would cost more than the steps themselves, so those run eagerly.
+        network.run_eagerly = len(data.targets) <= 4 * self.config.batch_size
+        loss = None
+        if len(data.targets):
+            history = _train(
+                network,
+                data,
+                np.ones(len(data.targets), bool),
+                self.config,
+                epochs=FINE_TUNE_EPOCHS,
+            )
+            loss = float(history["loss"][-1])
+        meta = copy.deepcopy(self.meta)
+        meta["fine_tunes"].append(
+            {
+                "from": _iso(since),
+                "cut": _iso(cut),
+                "n_windows": len(data.targets),
+                "epochs": FINE_TUNE_EPOCHS if len(data.targets) else 0,
+                "final_loss": loss,
+                "seconds": round(time.perf_counter() - started, 3),
+            }
+        )
+        meta["cut"] = _iso(max(cut, since))
+        if train:
+            meta["trained_through"] = max(meta["trained_through"], _last_trained(train))
+        meta["tickers"] = sorted(set(meta["tickers"]) | set(train))
+        return type(self)(self.config, network, scales, meta)
 
     # --------------------------------------------------------------- forecasting
     def scale_for(self, ticker: str, prices: pd.Series, start: pd.Timestamp) -> TickerScale:
@@ -471,7 +564,72 @@ class GlobalLSTM:
             )
         return TickerScale.of(before, None, self.default_gain)
 
-    def predict_one_step(
+    def _check_own_prices_suffice(self) -> None:
+        needs_others = [name for name in self.config.inputs if name in ("market", "volume")]
+        if needs_others:
+            raise ValueError(
+                f"global_lstm with the {' and '.join(needs_others)} input(s) forecasts from "
+                "many tickers' prices and volumes at once: use predict_panel / forecast_panel"
+            )
+
+    def predict_one_step(self, ticker: str, prices: pd.Series, start: pd.Timestamp) -> pd.Series:
+        """One-step-ahead predictions for every date ``>= start`` in ``ticker``'s prices, each
+        from the ``look_back`` log returns before it.
+
+        Raises:
+            InsufficientDataError: No date ``>= start``, or fewer than ``look_back + 1`` prices
+                before it.
+            ValueError: The model uses the market or volume input (see :meth:`predict_panel`).
+        """
+        self._check_own_prices_suffice()
+        check_prices(prices, what=f"{ticker} prices")
+        start = pd.Timestamp(start)
+        first = int(prices.index.searchsorted(start, side="left"))
+        if first >= len(prices):
+            raise InsufficientDataError(
+                f"{ticker}: no prices on or after {_iso(start)} (prices end "
+                f"{_iso(prices.index[-1])})"
+            )
+        if first < self.config.history:
+            raise InsufficientDataError(
+                f"global_lstm: {ticker} needs {self.config.history} prices before "
+                f"{_iso(prices.index[first])}, got {first}"
+            )
+        return self.predict_panel({ticker: prices}, start)[ticker]
+
+    def forecast_path(self, ticker: str, prices: pd.Series, horizon: int) -> np.ndarray:
+        """Forecasts for the next ``horizon`` trading days after ``prices`` ends: each step's
+        forecast is fed back as the next day's price (dated the next weekday, or the next
+        day for a ticker that trades every day)."""
+        self._check_own_prices_suffice()
+        if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 1:
+            raise ValueError(f"horizon must be an integer >= 1, got {horizon!r}")
+        check_prices(prices, what=f"{ticker} prices")
+        if len(prices) < self.config.history:
+            raise InsufficientDataError(
+                f"global_lstm: {ticker} needs {self.config.history} prices to forecast, "
+                f"got {len(prices)}"
+            )
+        scale = self.scale_for(ticker, prices, prices.index[-1] + pd.Timedelta(days=1))
+        step = pd.offsets.Day(1) if infer_season_length(prices) == 7 else pd.offsets.BDay(1)
+        path = prices.iloc[-self.config.history :]
+        forecasts = []
+        for _ in range(horizon):
+            value = self._forecast_with(ticker, path, scale)
+            forecasts.append(value)
+            path = pd.concat([path.iloc[1:], pd.Series([value], index=[path.index[-1] + step])])
+        return np.asarray(forecasts, dtype="float64")
+
+    def _forecast_with(self, ticker: str, prices: pd.Series, scale: TickerScale) -> float:
+        panel = _panel({ticker: prices}, None, {ticker: scale}, self.config)
+        z = _outputs(self.network, panel.features[ticker][np.newaxis, -self.config.look_back :])
+        return float(prices.iloc[-1] * np.exp(scale.gain * (z[0] * scale.std + scale.mean)))
+
+    def forecast_next(self, ticker: str, prices: pd.Series) -> float:
+        """The forecast for the trading day after ``prices`` ends."""
+        return float(self.forecast_path(ticker, prices, 1)[0])
+
+    def predict_panel(
         self,
         histories: Mapping[str, pd.Series],
         start: pd.Timestamp,
@@ -495,7 +653,7 @@ class GlobalLSTM:
         panel = _panel({t: histories[t] for t in scales}, volumes, scales, self.config)
         return self._predictions(histories, panel, scales, start)
 
-    def forecast_next(
+    def forecast_panel(
         self,
         histories: Mapping[str, pd.Series],
         *,
@@ -504,19 +662,17 @@ class GlobalLSTM:
         """Per ticker, the forecast for the trading day after its prices end."""
         for ticker, prices in histories.items():
             check_prices(prices, what=f"{ticker} prices")
-        day_after = max(p.index[-1] for p in histories.values()) + pd.Timedelta(days=1)
         scales = {
-            t: self.scale_for(t, p, day_after)
+            t: self.scale_for(t, p, p.index[-1] + pd.Timedelta(days=1))
             for t, p in histories.items()
             if len(p) >= self.config.history
         }
-        panel = _panel({t: histories[t] for t in scales}, volumes, scales, self.config)
-        lb = self.config.look_back
-        names = list(scales)
-        if not names:
+        if not scales:
             return {}
-        windows = np.stack([panel.features[t][-lb:] for t in names])
-        outputs = _outputs(self.network, windows)
+        panel = _panel({t: histories[t] for t in scales}, volumes, scales, self.config)
+        names = list(scales)
+        lb = self.config.look_back
+        outputs = _outputs(self.network, np.stack([panel.features[t][-lb:] for t in names]))
         result = {}
         for ticker, z in zip(names, outputs, strict=True):
             scale = scales[ticker]
@@ -538,11 +694,10 @@ class GlobalLSTM:
             first = int(prices.index.searchsorted(start, side="left"))
             if first >= len(prices):
                 continue
-            # The target at price position p uses return rows p - 1 - lb .. p - 2 (returns
-            # ending at prices p - lb .. p - 1): price rows before p only.
-            windows = _windows(panel.features[ticker], lb)
+            # The target at price position p reads return rows p - 1 - lb .. p - 2 (the
+            # returns ending at prices p - lb .. p - 1): prices dated before p only.
             rows = np.arange(first, len(prices)) - 1 - lb
-            chunks.append(windows[rows])
+            chunks.append(_windows(panel.features[ticker], lb)[rows])
             spans.append((ticker, first, len(rows)))
         if not chunks:
             return {}
@@ -579,9 +734,7 @@ class GlobalLSTM:
             FileNotFoundError: ``meta.json`` or ``model.keras`` is missing.
             ValueError: The saved kind is not ``global_lstm``.
         """
-        import keras
-
-        from lstm_model import model as _keras_setup  # noqa: F401  (quiet TF before import)
+        from lstm_model.model import keras
 
         directory = Path(directory)
         for name in (META_FILE, MODEL_FILE):
@@ -595,6 +748,10 @@ class GlobalLSTM:
         scales = {t: TickerScale(**s) for t, s in meta.pop("scales").items()}
         network = keras.saving.load_model(directory / MODEL_FILE, compile=False)
         return cls(GlobalLSTMConfig.from_dict(meta["config"]), network, scales, meta)
+
+
+def _volume_of(volumes: Mapping[str, pd.Series] | None, ticker: str) -> pd.Series | None:
+    return None if volumes is None else volumes.get(ticker)
 
 
 # ---------------------------------------------------------------------- the network
@@ -656,10 +813,11 @@ def _train(
     return history.history
 
 
-def _gains(network: Any, data: _TrainingSet, scales: Mapping[str, TickerScale]) -> dict[str, float]:
+def _gains(
+    network: Any, data: _TrainingSet, val: np.ndarray, scales: Mapping[str, TickerScale]
+) -> dict[str, float]:
     """Each ticker's least-squares gain on its own validation days (>= MIN_GAIN_DAYS), fit
     on log moves (``z * std + mean``) as the per-ticker LSTM fits its gain."""
-    val = data.is_val
     outputs = _outputs(network, data.inputs[val])
     owners = data.tickers[val]
     targets = data.targets[val].astype("float64")

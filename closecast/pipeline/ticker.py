@@ -42,6 +42,12 @@ from closecast.pipeline.decisions import (
 )
 from closecast.pipeline.evaluation import Evaluation, backtest_frames, significance
 from closecast.pipeline.fetch import FetchSummary
+from closecast.pipeline.finetuning import (
+    FinetuneComparison,
+    compare_finetune,
+    fine_tuned_rows,
+    finetune_score_row,
+)
 from closecast.pipeline.lineup import (
     BASELINE_KINDS,
     GLOBAL_KINDS,
@@ -87,6 +93,7 @@ from closecast.pipeline.versions import (
 )
 from closecast.price_store import PriceStore
 from closecast.records import (
+    FinetuneScoreRow,
     LiveScoreRow,
     MetricsRow,
 )
@@ -158,9 +165,34 @@ def load_champion(storage: Storage, ticker: str) -> ChampionView:
     return ChampionView(champion, model)
 
 
-def champion_state(view: ChampionView, ledger: live.Ledger, prices: pd.Series) -> ChampionState:
-    """What the decision looks at: the lineage's live record and, for a global scaler, how
-    far unseen prices leave its fitted range."""
+def load_refit(
+    storage: Storage, ticker: str, view: ChampionView, ledger: live.Ledger
+) -> ForecastModel | None:
+    """The champion lineage's un-fine-tuned refit (its root version, kept by retention),
+    when its fine-tuned forecasts have a scored record to compare with; else None. It is
+    the champion itself when that is the refit (no request), and it is not read while no
+    fine-tuned forecast of the lineage is scored."""
+    champion = view.champion
+    if champion is None or view.model is None:
+        return None
+    if champion.version == champion.lineage:
+        return view.model
+    if not fine_tuned_rows(ledger, champion.lineage):
+        return None
+    try:
+        return load_model(storage, ticker, champion.lineage, champion.files)
+    except (StorageError, OSError, ValueError, KeyError):
+        return None  # no comparison today; the lineage goes on as before
+
+
+def champion_state(
+    view: ChampionView,
+    ledger: live.Ledger,
+    prices: pd.Series,
+    finetune: FinetuneComparison | None = None,
+) -> ChampionState:
+    """What the decision looks at: the lineage's live record, its fine-tuned record beside
+    its refit's and, for a global scaler, how far unseen prices leave its fitted range."""
     assert view.champion is not None and view.model is not None
     unseen = training.unseen_days(view.model, prices)
     scored = ledger.scored(view.champion.lineage)
@@ -173,6 +205,7 @@ def champion_state(view: ChampionView, ledger: live.Ledger, prices: pd.Series) -
         fitted_range=view.model.fitted_range(),
         unseen_low=float(unseen.min()) if len(unseen) else None,
         unseen_high=float(unseen.max()) if len(unseen) else None,
+        finetune=finetune,
     )
 
 
@@ -196,6 +229,7 @@ class Produced:
     n_train: int = 0
     backtest_path: pd.DataFrame | None = None  # multi-step hold-out forecasts (horizon > 1)
     challenged: bool = False  # a retrained candidate lost to the champion this run
+    stop_finetune: bool = False  # this run stopped fine-tuning the lineage: its refit serves
 
 
 @dataclass(frozen=True)
@@ -225,6 +259,16 @@ class Plan:
     decision: ModeDecision
     fetch: FetchSummary | None  # this run's fetch of the ticker (None: not fetched by it)
     plan_seconds: float  # loading the champion and deciding (this ticker's own time)
+    refit: ForecastModel | None = None  # the champion lineage's refit, when compared
+    finetune: FinetuneComparison | None = None  # its fine-tuned record beside the refit's
+
+    @property
+    def finetune_stopped(self) -> bool:
+        """The lineage is not fine-tuned this run: stopped now or before (an explicit
+        ``--mode finetune`` still fine-tunes it)."""
+        champion = self.view.champion
+        stopped_before = champion is not None and champion.finetune_stopped_on is not None
+        return self.decision.mode == "keep" or (stopped_before and self.decision.mode == "retrain")
 
 
 def _failed(error: BaseException) -> TrainingFailed:
@@ -324,14 +368,38 @@ def _refit(
 
 
 def _kept(plan: Plan, reason: str) -> Produced:
-    """The champion serving as is."""
+    """The champion serving as is; or, when this run stops fine-tuning its lineage, the
+    lineage's refit."""
     champion = plan.view.champion
     assert champion is not None and plan.view.model is not None
+    if plan.decision.stop_finetune and plan.refit is not None:
+        return Produced(
+            model=plan.refit,
+            mode="keep",
+            reason=reason,
+            lineage=champion.lineage,
+            backtest=champion.backtest,
+            backtest_predictions=None,
+            new_version=False,
+            promoted=True,
+            stop_finetune=True,
+        )
+    if plan.finetune_stopped:
+        why = (
+            ""
+            if plan.decision.mode == "keep"
+            else f"; fine-tuning of lineage {champion.lineage} stopped on "
+            f"{champion.finetune_stopped_on}: {champion.version} serves as is"
+        )
+    else:
+        why = (
+            f"; no unseen days since {champion.trained_through}: champion "
+            f"{champion.version} serves as is"
+        )
     return Produced(
         model=plan.view.model,
         mode="keep",
-        reason=f"{reason}; no unseen days since {champion.trained_through}: champion "
-        f"{champion.version} serves as is",
+        reason=f"{reason}{why}",
         lineage=champion.lineage,
         backtest=champion.backtest,
         backtest_predictions=None,
@@ -348,6 +416,8 @@ def _continue_champions(
     tuning = []
     for i, (reason, _) in continuing.items():
         results[i] = _kept(plans[i], reason)
+        if plans[i].finetune_stopped:
+            continue
         if not training.unseen_days(plans[i].view.model, plans[i].prices).empty:
             tuning.append(i)
     began = time.perf_counter()
@@ -414,11 +484,19 @@ def register(
     (:func:`commit_ticker`)."""
     if not produced.new_version:
         assert view.champion is not None
-        # A kept champion's pointer changes only to record a lost challenge.
+        # A kept champion's pointer changes only to record a lost challenge, or a stop of
+        # the lineage's fine-tuning (then it names the lineage's refit, which serves).
         pointer = replace(view.champion, challenged_on=as_of) if produced.challenged else None
-        return Registered(
-            view.champion.version, view.champion.lineage, [], pointer is not None, pointer
-        )
+        if produced.stop_finetune:
+            pointer = replace(
+                pointer or view.champion,
+                version=view.champion.lineage,
+                trained_through=training.trained_through_date(produced.model),
+                promoted_on=as_of,
+                finetune_stopped_on=as_of,
+            )
+        version = pointer.version if pointer is not None else view.champion.version
+        return Registered(version, view.champion.lineage, [], pointer is not None, pointer)
     version = _version_slot(storage, ticker, view.champion)
     lineage = produced.lineage or version
     produced.model.meta.update(run_date=as_of.isoformat(), lineage=lineage)
@@ -442,6 +520,9 @@ def register(
             files=files,
             latest=version,
             challenged_on=_challenged_on(as_of, produced, view),
+            finetune_stopped_on=None
+            if produced.lineage is None or view.champion is None
+            else view.champion.finetune_stopped_on,
         )
     elif view.champion is not None:  # a backfill: the champion stays, its record of versions grows
         champion = replace(view.champion, latest=version)
@@ -517,7 +598,11 @@ def plan_ticker(
     ledger, scored_now = live.score_served(ledger, prices, as_of)
     began = time.perf_counter()
     view = load_champion(storage, item.symbol)
-    state = champion_state(view, ledger, prices) if view.model is not None else None
+    refit = load_refit(storage, item.symbol, view, ledger)
+    finetune = None
+    if refit is not None and view.champion is not None:
+        finetune = compare_finetune(refit, ledger, view.champion.lineage, prices)
+    state = champion_state(view, ledger, prices, finetune) if view.model is not None else None
     decision = decide_mode(
         options.mode,
         state,
@@ -536,6 +621,8 @@ def plan_ticker(
         decision,
         fetch,
         time.perf_counter() - began,
+        refit,
+        finetune,
     )
 
 
@@ -658,7 +745,18 @@ def ticker_rows(
         mark_serving(lineup.rows, selection.kind),
         keys + list(lineup.keys),
         _state_keys(item, plan, registered),
+        _finetune_rows(plan, scope.run_date),
     )
+
+
+def _finetune_rows(plan: Plan, as_of: date) -> list[FinetuneScoreRow]:
+    """The published comparison of the champion lineage's fine-tunes with its refit (none
+    while no fine-tuned forecast of it is scored)."""
+    comparison, champion = plan.finetune, plan.view.champion
+    if comparison is None or champion is None or not comparison.n:
+        return []
+    stopped = as_of if plan.decision.stop_finetune else champion.finetune_stopped_on
+    return [finetune_score_row(plan.item.symbol, comparison, stopped)]
 
 
 def commit_ticker(

@@ -114,6 +114,10 @@ class Champion:
             champions recorded before it was): the next version is the one after it.
         challenged_on: Run date a retrained candidate last lost the comparison with this
             lineage (``auto`` waits before retrying: ``RetrainPolicy.challenge_retry_days``).
+        finetune_stopped_on: Run date that stopped fine-tuning this lineage, its fine-tuned
+            forecasts being worse than its refit's with evidence
+            (:mod:`closecast.pipeline.finetuning`): ``auto`` no longer fine-tunes it, and its
+            refit serves.
     """
 
     version: str
@@ -126,6 +130,7 @@ class Champion:
     files: tuple[str, ...] = MODEL_FILES
     latest: str | None = None
     challenged_on: date | None = None
+    finetune_stopped_on: date | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -134,7 +139,6 @@ class Champion:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Champion:
         backtest = data.get("backtest")
-        challenged = data.get("challenged_on")
         return cls(
             version=str(data["version"]),
             lineage=str(data.get("lineage") or data["version"]),
@@ -153,8 +157,13 @@ class Champion:
                     "end": date.fromisoformat(backtest["end"]),
                 }
             ),
-            challenged_on=None if challenged is None else date.fromisoformat(str(challenged)),
+            challenged_on=_date_or_none(data.get("challenged_on")),
+            finetune_stopped_on=_date_or_none(data.get("finetune_stopped_on")),
         )
+
+
+def _date_or_none(value: Any) -> date | None:
+    return None if value is None else date.fromisoformat(str(value))
 
 
 def read_champion(storage: Storage, ticker: str) -> Champion | None:

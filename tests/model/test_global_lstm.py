@@ -77,8 +77,8 @@ def test_prediction_depends_on_the_window(model, histories):
     series = histories["AAA"].copy()
     series.iloc[series.index.get_loc(day) - 3] *= 1.1  # inside the window, not the last price
     moved["AAA"] = series
-    before = model.predict_one_step(histories, day)["AAA"].iloc[0]
-    after = model.predict_one_step(moved, day)["AAA"].iloc[0]
+    before = model.predict_one_step("AAA", histories["AAA"], day).iloc[0]
+    after = model.predict_one_step("AAA", moved["AAA"], day).iloc[0]
     assert before != pytest.approx(after, rel=1e-6)
 
 
@@ -94,8 +94,8 @@ def test_a_leak_in_another_tickers_series_from_the_cut_changes_nothing(
     assert _weights_equal(model, other)
     assert other.scales == model.scales
     assert other.meta["trained_through"] == model.meta["trained_through"]
-    clean = model.predict_one_step(histories, CUT)["AAA"]
-    again = other.predict_one_step(leaked, CUT)["AAA"]
+    clean = model.predict_panel(histories, CUT)["AAA"]
+    again = other.predict_panel(leaked, CUT)["AAA"]
     pd.testing.assert_series_equal(clean, again)
 
 
@@ -113,9 +113,11 @@ def test_the_market_input_is_cut_by_date_too(histories):
     b = GlobalLSTM.fit(_with_leak(histories, "BTC-USD", CUT), CUT, config)
     assert _weights_equal(a, b)
     # Predicting AAA on the cut date: the market input reads BTC-USD's days before it only.
-    clean = a.predict_one_step(histories, CUT)["AAA"].loc[:CUT]
-    leaked = b.predict_one_step(_with_leak(histories, "BTC-USD", CUT), CUT)["AAA"].loc[:CUT]
+    clean = a.predict_panel(histories, CUT)["AAA"].loc[:CUT]
+    leaked = b.predict_panel(_with_leak(histories, "BTC-USD", CUT), CUT)["AAA"].loc[:CUT]
     pd.testing.assert_series_equal(clean, leaked)
+    with pytest.raises(ValueError, match=r"market input.*predict_panel"):
+        a.predict_one_step("AAA", histories["AAA"], CUT)
 
 
 def test_a_leak_one_day_before_the_cut_is_trained_on(model, histories, config):
@@ -127,14 +129,27 @@ def test_a_leak_one_day_before_the_cut_is_trained_on(model, histories, config):
 
 
 def test_forecast_next_is_the_one_step_prediction_of_the_next_day(model, histories):
-    day = histories["AAA"].index[histories["AAA"].index >= CUT][5]
-    upto = {t: s.loc[s.index < day] for t, s in histories.items()}
-    upto["AAA"] = histories["AAA"].loc[: day - pd.Timedelta(days=1)]
-    forecast = model.forecast_next({"AAA": upto["AAA"], "BBB": upto["BBB"]})["AAA"]
-    predicted = model.predict_one_step(
-        {"AAA": histories["AAA"].loc[:day], "BBB": upto["BBB"]}, day
-    )["AAA"]
+    prices = histories["AAA"]
+    day = prices.index[prices.index >= CUT][5]
+    forecast = model.forecast_next("AAA", prices.loc[prices.index < day])
+    predicted = model.predict_one_step("AAA", prices, day)
     assert forecast == pytest.approx(predicted.iloc[0], rel=1e-9)
+    panel = model.forecast_panel({t: s.loc[s.index < day] for t, s in histories.items()})
+    assert panel["AAA"] == pytest.approx(forecast, rel=1e-9)
+    path = model.forecast_path("AAA", prices.loc[prices.index < day], 3)
+    assert path[0] == pytest.approx(forecast, rel=1e-9) and len(path) == 3
+
+
+def test_refit_trains_on_the_days_since_the_cut_and_never_past_the_new_one(model, histories):
+    new_cut = pd.Timestamp("2016-02-01")
+    refit = model.refit(histories, new_cut)
+    assert refit.meta["cut"] == "2016-02-01"
+    assert refit.meta["trained_through"] == "2016-01-31"  # BTC-USD's Sunday
+    assert refit.meta["fine_tunes"][-1]["n_windows"] > 0
+    assert not _weights_equal(model, refit)
+    assert refit.scales == model.scales  # scales and gains stay per ticker
+    again = model.refit(_with_leak(histories, "BBB", new_cut), new_cut)
+    assert _weights_equal(refit, again)
 
 
 def test_save_and_load_give_the_same_predictions(model, histories, tmp_path):
@@ -142,15 +157,15 @@ def test_save_and_load_give_the_same_predictions(model, histories, tmp_path):
     loaded = GlobalLSTM.load(tmp_path / "g")
     assert loaded.scales == model.scales
     assert loaded.config == model.config
-    a = model.predict_one_step(histories, CUT)
-    b = loaded.predict_one_step(histories, CUT)
+    a = model.predict_panel(histories, CUT)
+    b = loaded.predict_panel(histories, CUT)
     for ticker in a:
         np.testing.assert_allclose(a[ticker].to_numpy(), b[ticker].to_numpy(), rtol=1e-6)
 
 
 def test_an_unseen_ticker_is_forecast_without_retraining(model, histories):
     newcomer = _walk(9, pd.bdate_range("2015-09-01", "2016-03-31", name="date"))
-    predicted = model.predict_one_step({**histories, "NEW": newcomer}, CUT)["NEW"]
+    predicted = model.predict_one_step("NEW", newcomer, CUT)
     assert predicted.index[0] == newcomer.index[newcomer.index >= CUT][0]
     assert np.all(np.isfinite(predicted.to_numpy()))
     assert "NEW" not in model.scales
