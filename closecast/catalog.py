@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from closecast.records import (
+    FinetuneScoreRow,
     ForecastRow,
     LiveScoreRow,
     MetricsRow,
@@ -102,6 +103,9 @@ LIVE_SCORES = RunTable(
 MODEL_SCORES = RunTable(
     "model_scores", "model_scores.parquet", per_ticker=False, row_type=ModelScoreRow
 )
+FINETUNE_SCORES = RunTable(
+    "finetune_scores", "finetune_scores.parquet", per_ticker=False, row_type=FinetuneScoreRow
+)
 PREDICTIONS = RunTable(
     "predictions", "predictions.parquet", per_ticker=True, row_type=PredictionRow
 )
@@ -114,6 +118,7 @@ RUN_TABLES: tuple[RunTable, ...] = (
     FORECASTS,
     LIVE_SCORES,
     MODEL_SCORES,
+    FINETUNE_SCORES,
     PREDICTIONS,
     TICKER_PLOTS,
     SUMMARY_PLOT,
@@ -121,7 +126,13 @@ RUN_TABLES: tuple[RunTable, ...] = (
 )
 """Every run output. The manifest is written last and withdrawn first."""
 
-RUN_PARQUET_TABLES: tuple[RunTable, ...] = (METRICS, FORECASTS, LIVE_SCORES, MODEL_SCORES)
+RUN_PARQUET_TABLES: tuple[RunTable, ...] = (
+    METRICS,
+    FORECASTS,
+    LIVE_SCORES,
+    MODEL_SCORES,
+    FINETUNE_SCORES,
+)
 """The run-level tables holding one row (or a few) per ticker, merged per ticker on reruns."""
 
 
@@ -201,3 +212,31 @@ def version_number(name: str) -> int | None:
 
 def version_name(number: int) -> str:
     return f"v{number:04d}"
+
+
+# --- Global models: one champion per watchlist and model ----------------------------------
+
+GLOBAL_MODELS_DIR = "_global"
+"""The folder under ``models/`` holding global models (no ticker symbol starts with ``_``)."""
+
+
+def global_models_prefix(watchlist: str, kind: str) -> str:
+    """Every version of one global model of a watchlist: ``models/_global/<W>/<kind>/``."""
+    return f"models/{GLOBAL_MODELS_DIR}/{check_watchlist_name(watchlist)}/{kind}/"
+
+
+def global_model_prefix(watchlist: str, kind: str, version: str) -> str:
+    """One stored version of a watchlist's global model (its serving model under ``model/``
+    and, for the version that started a lineage, its backtest model under ``backtest/``)."""
+    return f"{global_models_prefix(watchlist, kind)}{version}"
+
+
+def global_champion_key(watchlist: str, kind: str) -> str:
+    """The pointer to the version of a watchlist's global model that serves."""
+    return f"{global_models_prefix(watchlist, kind)}champion.json"
+
+
+def global_lease_key(watchlist: str) -> str:
+    """The lease held while a run fits a watchlist's global models (runs of other dates of
+    the same watchlist would otherwise race on the champion pointer)."""
+    return f"leases/global/watchlist={check_watchlist_name(watchlist)}.json"

@@ -16,9 +16,10 @@ AUTO_SERVE = "auto"
 
 def serve_choices() -> tuple[str, ...]:
     """Which model may serve a ticker's forecasts: every registered model kind
-    (:data:`lstm_model.registry.MODELS`, so a new model is one module and one registry line),
-    or ``auto`` (the policy of :func:`lstm_model.selection.select_model`: the best model that
-    beats naive with evidence on the backtest days, else naive)."""
-    from lstm_model.registry import MODELS  # pandas, not TensorFlow
+    (:data:`lstm_model.registry.MODELS` and ``GLOBAL_MODELS``, so a new model is one module
+    and one registry line), or ``auto`` (the policy of
+    :func:`lstm_model.selection.select_model`: the best model that beats naive with evidence
+    on the backtest days, else naive)."""
+    from lstm_model.registry import GLOBAL_MODELS, MODELS  # pandas, not TensorFlow
 
-    return (*MODELS, AUTO_SERVE)
+    return (*MODELS, *GLOBAL_MODELS, AUTO_SERVE)

@@ -183,6 +183,28 @@ class ModelScoreRow:
 
 
 @dataclass(frozen=True)
+class FinetuneScoreRow:
+    """Does fine-tuning help? A ticker's serving lineage: its fine-tuned forecasts beside
+    what the lineage's un-fine-tuned refit would have served on the same days."""
+
+    ticker: str
+    lineage: str  # also the refit's version
+    n: int  # scored days a fine-tuned version served
+    first_date: date | None
+    last_date: date | None
+    served_rmse: float | None  # the fine-tuned forecasts as served
+    refit_rmse: float | None  # the refit's forecasts for the same target dates
+    naive_rmse: float | None
+    served_u2: float | None  # against naive
+    refit_u2: float | None
+    u2_vs_refit: float | None  # served RMSE / refit RMSE
+    dm_stat: float | None  # Diebold-Mariano (HLN), served against refit
+    dm_p: float | None  # one-sided: fine-tuning helps
+    verdict: str  # helps, hurts, unclear (95% evidence), untested (under 3 days)
+    finetune_stopped_on: date | None = None  # the run that stopped fine-tuning the lineage
+
+
+@dataclass(frozen=True)
 class PredictionRow:
     """One backtest day: the hold-out prediction of the lineage's backtest model."""
 

@@ -32,11 +32,10 @@ import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 from closecast import catalog
 from closecast.locks import Lease, held
-from closecast.pipeline.publish import concurrently
+from closecast.pipeline.publish import Manifest, concurrently
 from closecast.pipeline.versions import ChampionUnreadableError, read_champion, stored_versions
 from closecast.storage import ObjectNotFoundError, Storage
 from closecast.storage.errors import StorageError
@@ -72,14 +71,14 @@ class RetentionPolicy:
 
 @dataclass(frozen=True)
 class ScopeManifest:
-    """A scope's manifest as gc read it."""
+    """A scope's manifest as gc read it, and where it is stored."""
 
     key: str
-    run_date: date
-    document: dict[str, Any]
+    manifest: Manifest
 
-    def listed(self) -> set[str]:
-        return {str(entry.get("key")) for entry in self.document.get("objects", [])}
+    @property
+    def scope(self) -> catalog.RunScope:
+        return catalog.RunScope(self.manifest.run_date, self.manifest.watchlist)
 
 
 @dataclass
@@ -121,9 +120,8 @@ def read_manifests(storage: Storage) -> list[ScopeManifest]:
 
     def read(key: str) -> ScopeManifest | None:
         try:
-            document = read_json(storage, key)
-            return ScopeManifest(key, date.fromisoformat(document["run_date"]), document)
-        except (ObjectNotFoundError, StorageError, ValueError, KeyError, TypeError):
+            return ScopeManifest(key, Manifest.from_json(read_json(storage, key)))
+        except (ObjectNotFoundError, StorageError, ValueError, TypeError):
             return None
 
     return [m for m in concurrently(read, keys) if m is not None]
@@ -174,6 +172,24 @@ def versions_to_keep(
     return (keep | {r for r in roots if r}) & set(ordered)
 
 
+def versions_to_remove(
+    storage: Storage, ticker: str, policy: RetentionPolicy, protected: set[str]
+) -> tuple[list[str], list[str]] | None:
+    """The ticker's stored versions as (kept, removed), oldest first, or None when its
+    champion pointer is unreadable (gc then leaves the ticker alone: the next run retrains
+    it)."""
+    versions = stored_versions(storage, ticker)
+    try:
+        keep = versions_to_keep(storage, ticker, versions, policy, protected)
+    except ChampionUnreadableError:
+        return None
+
+    def by_number(versions: Iterable[str]) -> list[str]:
+        return sorted(versions, key=lambda v: catalog.version_number(v) or 0)
+
+    return by_number(keep), by_number(set(versions) - keep)
+
+
 @contextlib.contextmanager
 def _lease(storage: Storage, key: str, what: str, wait: timedelta, dry_run: bool) -> Iterator[None]:
     if dry_run:
@@ -181,20 +197,6 @@ def _lease(storage: Storage, key: str, what: str, wait: timedelta, dry_run: bool
         return
     with held(storage, key, what=f"{what} (closecast gc)", wait=wait):
         yield
-
-
-def _retire(manifest: ScopeManifest, keys: set[str], on: date) -> dict[str, Any]:
-    """The manifest without entries for ``keys``, which move to ``retired``."""
-    document = dict(manifest.document)
-    objects = document.get("objects", [])
-    document["objects"] = [e for e in objects if e.get("key") not in keys]
-    retired = [dict(e, retired_on=on.isoformat()) for e in objects if e.get("key") in keys]
-    document["retired"] = [*document.get("retired", []), *retired]
-    return document
-
-
-def _scope_of(manifest: ScopeManifest) -> catalog.RunScope:
-    return catalog.RunScope(manifest.run_date, str(manifest.document["watchlist"]))
 
 
 def collect(
@@ -223,62 +225,44 @@ def collect(
     Raises:
         RunInProgressError: A run holds a scope lease; nothing was changed.
     """
-    now = now or datetime.now(UTC)
     manifests = read_manifests(storage)  # first: what any complete scope lists
-    if running := live_scope_leases(storage, now):
+    if running := live_scope_leases(storage, now or datetime.now(UTC)):
         raise RunInProgressError(
             f"a run is in progress ({', '.join(running[:3])}); nothing collected: run "
             "closecast gc when no run is going"
         )
     cutoff = as_of - timedelta(days=policy.manifest_days)
-    young = [m for m in manifests if m.run_date >= cutoff]
-    old = [m for m in manifests if m.run_date < cutoff]
-    protected = {key for m in young for key in m.listed()}
-    protected_versions: dict[str, set[str]] = {}
-    for key in protected:
-        parts = key.split("/")
-        if parts[0] == "models" and len(parts) > 2:
-            protected_versions.setdefault(parts[1], set()).add(parts[2])
+    young = [m for m in manifests if m.manifest.run_date >= cutoff]
+    old = [m for m in manifests if m.manifest.run_date < cutoff]
+    protected = _versions_listed(young)
     only = set(tickers) if tickers is not None else None
-    wanted = only or {k.split("/")[1] for k in storage.list_keys("models/") if k.count("/") >= 2}
+    wanted = only or _stored_tickers(storage)
     result = Collection(dry_run=dry_run)
+    sizes = {e.key: e.size for m in manifests for e in m.manifest.objects}
 
     # 1. Plan each ticker's versions (no lease yet: the plan is re-checked under it).
     plans: dict[str, set[str]] = {}
     for ticker in sorted(wanted):
-        versions = stored_versions(storage, ticker)
-        try:
-            keep = versions_to_keep(
-                storage, ticker, versions, policy, protected_versions.get(ticker, set())
-            )
-        except ChampionUnreadableError:
-            continue
-        plans[ticker] = set(versions) - keep
-        result.kept_versions[ticker] = sorted(keep)
+        if decided := versions_to_remove(storage, ticker, policy, protected.get(ticker, set())):
+            result.kept_versions[ticker], going = decided
+            plans[ticker] = set(going)
 
     # 2. Old manifests stop listing what goes, before it goes (under each scope's lease).
-    sizes = {e["key"]: int(e.get("size", 0)) for m in manifests for e in m.document["objects"]}
-    planned_prefixes = {
+    planned_prefixes = tuple(
         f"{catalog.model_prefix(t, v)}/" for t, versions in plans.items() for v in versions
-    }
-    for manifest in old:
-        scope = _scope_of(manifest)
-        listed = manifest.listed()
-        run_objects = {
-            key
-            for key in listed
-            if (ticker := catalog.ticker_of_key(key)) is not None
-            and (only is None or ticker in only)
-            and any(key.startswith(t.prefix(scope)) for t in catalog.RUN_TABLES if t.per_ticker)
-        }
-        models = {k for k in listed if k.startswith(tuple(planned_prefixes))}
+    )
+    for scoped in old:
+        run_objects = _old_run_objects(scoped, only)
+        models = {k for k in scoped.manifest.listed() if k.startswith(planned_prefixes)}
         if not run_objects and not models:
             continue
+        scope = scoped.scope
         with _lease(storage, catalog.scope_lease_key(scope), scope.label, lease_wait, dry_run):
             if not dry_run:
-                write_json(storage, manifest.key, _retire(manifest, run_objects | models, as_of))
+                retired = scoped.manifest.retire(run_objects | models, as_of)
+                write_json(storage, scoped.key, retired.to_json())
                 concurrently(storage.delete, sorted(run_objects))
-        result.manifests.append(manifest.key)
+        result.manifests.append(scoped.key)
         result.run_objects += sorted(run_objects)
         result.bytes_known += sum(sizes.get(k, 0) for k in run_objects)
 
@@ -286,23 +270,48 @@ def collect(
     for ticker, planned in plans.items():
         if not planned:
             continue
-        with _lease(
-            storage, catalog.ticker_lease_key(ticker), f"ticker {ticker}", lease_wait, dry_run
-        ):
-            versions = stored_versions(storage, ticker)
-            try:
-                keep = versions_to_keep(
-                    storage, ticker, versions, policy, protected_versions.get(ticker, set())
-                )
-            except ChampionUnreadableError:
+        lease_key = catalog.ticker_lease_key(ticker)
+        with _lease(storage, lease_key, f"ticker {ticker}", lease_wait, dry_run):
+            decided = versions_to_remove(storage, ticker, policy, protected.get(ticker, set()))
+            if decided is None:
                 continue
-            going = sorted(planned - keep, key=lambda v: catalog.version_number(v) or 0)
-            result.kept_versions[ticker] = sorted(keep)
-            prefixes = [f"{catalog.model_prefix(ticker, v)}/" for v in going]
+            result.kept_versions[ticker], going = decided
+            prefixes = [f"{catalog.model_prefix(ticker, v)}/" for v in going if v in planned]
             if not dry_run:
                 concurrently(storage.delete_prefix, prefixes)
         result.versions += prefixes
-        if prefixes:
-            starts = tuple(prefixes)
-            result.bytes_known += sum(s for key, s in sizes.items() if key.startswith(starts))
+        starts = tuple(prefixes)
+        result.bytes_known += sum(
+            s for key, s in sizes.items() if starts and key.startswith(starts)
+        )
     return result
+
+
+def _versions_listed(manifests: Iterable[ScopeManifest]) -> dict[str, set[str]]:
+    """Per ticker, the model versions the manifests list."""
+    listed: dict[str, set[str]] = {}
+    for scoped in manifests:
+        for key in scoped.manifest.listed():
+            parts = key.split("/")
+            if parts[0] == "models" and len(parts) > 2:
+                listed.setdefault(parts[1], set()).add(parts[2])
+    return listed
+
+
+def _stored_tickers(storage: Storage) -> set[str]:
+    """Every ticker with something under ``models/``."""
+    return {k.split("/")[1] for k in storage.list_keys("models/") if k.count("/") >= 2}
+
+
+def _old_run_objects(scoped: ScopeManifest, only: set[str] | None) -> set[str]:
+    """The per-ticker run objects (plots, predictions) an old manifest lists, of ``only``'s
+    tickers when given."""
+    scope = scoped.scope
+    prefixes = tuple(t.prefix(scope) for t in catalog.RUN_TABLES if t.per_ticker)
+    return {
+        key
+        for key in scoped.manifest.listed()
+        if (ticker := catalog.ticker_of_key(key)) is not None
+        and (only is None or ticker in only)
+        and key.startswith(prefixes)
+    }

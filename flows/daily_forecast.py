@@ -14,6 +14,7 @@ from closecast import catalog
 from closecast.catalog import RunScope
 from closecast.interrupts import training_stops_with_the_run
 from closecast.pipeline.fetch import FetchOutcome
+from closecast.pipeline.pooled import GlobalModels
 from closecast.pipeline.run_tickers import RunTickers, name_from_path
 from closecast.pipeline.services import RunServices
 from closecast.pipeline.settings import RunSettings
@@ -21,7 +22,7 @@ from closecast.pipeline.ticker import TickerOutcome, failed_outcome
 from closecast.watchlist import WatchItem
 from flows.runners import make_task_runner
 from lstm_model.interrupt import stop_requested
-from tasks.modelling import forecast_chunk
+from tasks.modelling import fit_global_models, forecast_chunk
 from tasks.prices import (
     check_run_date,
     fetch_prices,
@@ -72,8 +73,9 @@ def forecast_watchlist(
     selection: RunTickers, scope: RunScope, settings: RunSettings
 ) -> list[TickerOutcome]:
     """Per chunk of tickers, one task fetches them (a few at once, each retried on network
-    errors) and, as soon as it is done, one task models the fetched ones, on this flow's
-    task runner. A failed ticker never stops the others."""
+    errors); once every chunk is fetched, one task fits the run's global models on every
+    fetched ticker (the pooled step), then one task per chunk models the fetched ones, on
+    this flow's task runner. A failed ticker never stops the others."""
     progress = start_progress(scope, len(selection.items))
     # Threads of one process train one chunk at a time (tasks.modelling's training lock):
     # there, more chunks than one would only add training dispatches and TensorFlow releases.
@@ -85,13 +87,15 @@ def forecast_watchlist(
     outcomes: dict[str, TickerOutcome] = {}
     modelling: dict[PrefectFuture[Any], list[WatchItem]] = {}
     draw_plots = len(selection.items) <= settings.ticker_plots  # the summary always renders
-    for future in as_completed(list(fetches)):
-        fetched = _fetched(fetches[future], future, outcomes)
-        if fetched:
-            items = [f.item for f in fetched]
-            summaries = {f.item.symbol: f.summary for f in fetched if f.summary is not None}
-            future_model = forecast_chunk.submit(items, scope, settings, summaries, draw_plots)
-            modelling[future_model] = items
+    fetched_chunks = [_fetched(fetches[f], f, outcomes) for f in as_completed(list(fetches))]
+    fetched_items = [f.item for chunk in fetched_chunks for f in chunk]
+    partial = selection.members is not None and len(selection.items) < len(selection.members)
+    pooled = _pooled_step(fetched_items, scope, settings, partial)
+    for fetched in filter(None, fetched_chunks):
+        items = [f.item for f in fetched]
+        summaries = {f.item.symbol: f.summary for f in fetched if f.summary is not None}
+        future_model = forecast_chunk.submit(items, scope, settings, summaries, draw_plots, pooled)
+        modelling[future_model] = items
     # Cancellation (SIGTERM) lands here, in the main thread: trainings in the worker threads
     # are asked to stop at their next batch instead of running to the end.
     with training_stops_with_the_run():
@@ -104,6 +108,20 @@ def forecast_watchlist(
                 )
             update_progress(progress, scope, list(outcomes.values()), len(selection.items))
     return [outcomes[item.symbol] for item in selection.items]
+
+
+def _pooled_step(
+    items: list[WatchItem], scope: RunScope, settings: RunSettings, partial: bool
+) -> GlobalModels | None:
+    """The run's global models, or None when none could be fit (the tickers go on without
+    them: the pooled step never sinks the run)."""
+    if not items:
+        return None
+    state = fit_global_models(items, scope, settings, partial, return_state=True)
+    if not state.is_completed():
+        get_run_logger().warning("global models not fit: %s", state.message)
+        return None
+    return state.result()
 
 
 def _fetched(

@@ -17,8 +17,19 @@ from lstm_model.base import LSTM_KIND, ForecastModel
 from lstm_model.baselines import DriftForecaster, NaiveForecaster, SeasonalNaiveForecaster
 from lstm_model.config import ModelConfig
 from lstm_model.forecaster import Forecaster
+from lstm_model.global_ar import GlobalARForecaster
+from lstm_model.global_models import GlobalModel
 
-__all__ = ["MODELS", "UnknownModelError", "fit_model", "load_model", "model_class"]
+__all__ = [
+    "GLOBAL_MODELS",
+    "MODELS",
+    "UnknownModelError",
+    "fit_model",
+    "global_model_class",
+    "load_global_model",
+    "load_model",
+    "model_class",
+]
 
 MODELS: dict[str, type[ForecastModel]] = {
     LSTM_KIND: Forecaster,
@@ -27,6 +38,12 @@ MODELS: dict[str, type[ForecastModel]] = {
     SeasonalNaiveForecaster.kind: SeasonalNaiveForecaster,
 }
 """Model kind -> class. The LSTM's kind is ``"lstm"``."""
+
+GLOBAL_MODELS: dict[str, type[GlobalModel]] = {
+    GlobalARForecaster.kind: GlobalARForecaster,
+}
+"""Global model kind -> class (:class:`~lstm_model.global_models.GlobalModel`): fit once per
+run on every ticker's history, then in the line-up and ``serve`` like the models above."""
 
 META_FILE = "meta.json"
 
@@ -47,6 +64,39 @@ def model_class(kind: str) -> type[ForecastModel]:
         raise UnknownModelError(
             f"unknown model kind {kind!r}; known kinds: {', '.join(sorted(MODELS))}"
         ) from None
+
+
+def global_model_class(kind: str) -> type[GlobalModel]:
+    """The class registered for a global ``kind``.
+
+    Raises:
+        UnknownModelError: ``kind`` is not in :data:`GLOBAL_MODELS`.
+    """
+    try:
+        return GLOBAL_MODELS[kind]
+    except (KeyError, TypeError):
+        raise UnknownModelError(
+            f"unknown global model kind {kind!r}; known: {', '.join(sorted(GLOBAL_MODELS))}"
+        ) from None
+
+
+def load_global_model(directory: Path) -> GlobalModel:
+    """Load a saved global model, dispatching on ``meta.json``'s ``"kind"``.
+
+    Raises:
+        FileNotFoundError: No ``meta.json`` in ``directory``.
+        UnknownModelError: The saved kind is not a registered global model (names the
+            directory).
+    """
+    path = Path(directory) / META_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{directory}: missing {META_FILE}")
+    kind = json.loads(path.read_text(encoding="utf-8")).get("kind")
+    try:
+        cls = global_model_class(kind)
+    except UnknownModelError as error:
+        raise UnknownModelError(f"{directory}: {error}") from None
+    return cls.load(Path(directory))
 
 
 def fit_model(

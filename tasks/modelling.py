@@ -13,8 +13,10 @@ from prefect import get_run_logger, task
 
 from closecast import catalog
 from closecast.catalog import RunScope
+from closecast.pipeline import pooled as pooled_step
 from closecast.pipeline import ticker
 from closecast.pipeline.fetch import FetchSummary
+from closecast.pipeline.pooled import GlobalModels
 from closecast.pipeline.services import RunServices
 from closecast.pipeline.settings import RunSettings
 from closecast.watchlist import WatchItem
@@ -75,6 +77,34 @@ def _chunk_name(parameters: dict[str, Any]) -> str:
     return f"forecast-{span}-{parameters['scope'].run_date}"
 
 
+@task(name="fit-global-models", task_run_name="fit-global-models-{scope.watchlist}")
+def fit_global_models(
+    items: list[WatchItem], scope: RunScope, settings: RunSettings, partial: bool = False
+) -> GlobalModels:
+    """The run's pooled step: fit (retrain, fine-tune or keep) the watchlist's global models
+    on every fetched ticker's stored history, under the watchlist's global lease
+    (:mod:`closecast.pipeline.pooled`). Chunks load them by the keys returned.
+    """
+    logger = get_run_logger()
+    services = RunServices.open(settings)
+    key = catalog.global_lease_key(scope.watchlist)
+    with services.lease(key, f"global models of {scope.watchlist}"):
+        pooled = pooled_step.fit_global_models(
+            services.storage, items, scope, services.config, mode=settings.mode,
+            max_age_days=settings.policy.max_model_age_days, partial=partial,
+        )  # fmt: skip
+    for ref in pooled.refs:
+        champion = ref.champion
+        logger.info(
+            "%s of %s: %s (%s); version %s of lineage %s, %d tickers, trained through %s",
+            ref.kind, scope.watchlist, ref.mode, ref.reason, champion.version, champion.lineage,
+            champion.n_tickers, champion.trained_through,
+        )  # fmt: skip
+    for kind, error in pooled.failures:
+        logger.warning("%s of %s not fit: %s", kind, scope.watchlist, error)
+    return pooled
+
+
 @task(name="forecast-tickers", task_run_name=_chunk_name)
 def forecast_chunk(
     items: list[WatchItem],
@@ -82,9 +112,11 @@ def forecast_chunk(
     settings: RunSettings,
     fetches: dict[str, FetchSummary],
     draw_plots: bool = True,
+    pooled: GlobalModels | None = None,
 ) -> list[ticker.TickerOutcome]:
     """Score served forecasts, retrain or fine-tune, serve and publish, for a chunk of
-    tickers whose training runs together; each ticker's lease is held throughout.
+    tickers whose training runs together; each ticker's lease is held throughout. The run's
+    global models (``pooled``) are loaded by key and join every ticker's line-up.
 
     Returns:
         One outcome per ticker (its rows and the keys it wrote, or a failed row).
@@ -101,8 +133,9 @@ def forecast_chunk(
         with _training_lock(), training_progress_to(logger):
             try:
                 outcomes = ticker.forecast_tickers(
-                    items, scope, settings, fetches, services=services, draw_plots=draw_plots
-                )
+                    items, scope, settings, fetches, services=services, draw_plots=draw_plots,
+                    pooled=pooled,
+                )  # fmt: skip
             finally:
                 release_tensorflow_state()
     for outcome in outcomes:

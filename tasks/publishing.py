@@ -85,6 +85,7 @@ def publish_run_outputs(
             catalog.FORECASTS.name: [f for o in outcomes for f in o.forecasts],
             catalog.LIVE_SCORES.name: [s for o in outcomes for s in o.live_scores],
             catalog.MODEL_SCORES.name: [s for o in outcomes for s in o.model_scores],
+            catalog.FINETUNE_SCORES.name: [s for o in outcomes for s in o.finetune_scores],
         }
     )
     manifest = publish_run(

@@ -15,6 +15,7 @@ from typing import Literal
 import pandas as pd
 
 from closecast.choices import RequestedMode
+from closecast.pipeline.finetuning import FinetuneComparison, finetune_hurts
 from closecast.pipeline.live import LiveStats
 from closecast.pipeline.settings import RetrainPolicy
 from closecast.pipeline.versions import Champion
@@ -22,7 +23,7 @@ from closecast.records import ServedRow
 from lstm_model import metrics
 from lstm_model.significance import DieboldMarianoResult, evidence
 
-Mode = Literal["retrain", "finetune"]
+Mode = Literal["retrain", "finetune", "keep"]
 
 
 @dataclass(frozen=True)
@@ -30,12 +31,15 @@ class ModeDecision:
     """How this run produces the ticker's serving model, and why.
 
     ``backfill`` marks a run dated before the champion's promotion: it retrains for its own
-    outputs but neither promotes nor records served forecasts.
+    outputs but neither promotes nor records served forecasts. ``keep`` serves the champion
+    as is: its lineage's fine-tuning was stopped (``stop_finetune``: by this run, whose
+    pointer then names the lineage's refit and records the stop).
     """
 
     mode: Mode
     reason: str
     backfill: bool = False
+    stop_finetune: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ class ChampionState:
     fitted_range: tuple[float, float] | None = None
     unseen_low: float | None = None
     unseen_high: float | None = None
+    finetune: FinetuneComparison | None = None  # fine-tuned record beside the refit's
 
 
 def range_excursion(fitted: tuple[float, float], low: float, high: float) -> float:
@@ -99,8 +104,9 @@ def decide_mode(
     live_text = f"live U2 {_fmt(state.live.u2)} over {state.live.n} scored days"
     waiting = challenge_wait(champion, as_of, policy)
     if waiting is not None:
-        return ModeDecision(
-            "finetune",
+        return continue_lineage(
+            state,
+            policy,
             f"lineage {champion.lineage} is {age} days old; {waiting}; {live_text}, "
             f"backtest U2 {_fmt(backtest_u2)}",
         )
@@ -122,11 +128,32 @@ def decide_mode(
     degraded = live_degradation(state.live_test, backtest_u2, policy)
     if degraded is not None:
         return ModeDecision("retrain", f"lineage {champion.lineage}: {degraded}")
-    return ModeDecision(
-        "finetune",
+    return continue_lineage(
+        state,
+        policy,
         f"lineage {champion.lineage} is {age} days old; {live_text}, backtest U2 "
         f"{_fmt(backtest_u2)}",
     )
+
+
+def continue_lineage(state: ChampionState, policy: RetrainPolicy, reason: str) -> ModeDecision:
+    """The lineage goes on without a retrain: fine-tuned, unless fine-tuning it was stopped
+    before or hurts it now with evidence (then its refit serves as is)."""
+    champion = state.champion
+    if champion.finetune_stopped_on is not None:
+        return ModeDecision(
+            "keep",
+            f"{reason}; fine-tuning of lineage {champion.lineage} stopped on "
+            f"{champion.finetune_stopped_on}: {champion.version} serves as is",
+        )
+    hurts = finetune_hurts(state.finetune, policy)
+    if hurts is not None:
+        return ModeDecision(
+            "keep",
+            f"{reason}; {hurts}: fine-tuning stopped, its refit {champion.lineage} serves",
+            stop_finetune=True,
+        )
+    return ModeDecision("finetune", reason)
 
 
 def challenge_wait(champion: Champion, as_of: date, policy: RetrainPolicy) -> str | None:

@@ -23,7 +23,8 @@ import pyarrow as pa
 
 from closecast import catalog
 from closecast.pipeline import live
-from closecast.pipeline.evaluation import backtest_frames, evaluate, significance
+from closecast.pipeline.evaluation import LeakageError, backtest_frames, evaluate, significance
+from closecast.pipeline.pooled import LoadedGlobal
 from closecast.pipeline.serving import Lineage, Served, serve
 from closecast.pipeline.uncertainty import BAND_COLUMNS, frame_coverage
 from closecast.records import ModelScoreRow, ServedRow
@@ -32,14 +33,19 @@ from closecast.storage.io import read_parquet, write_parquet
 from closecast.watchlist import WatchItem
 from lstm_model import metrics
 from lstm_model.config import ModelConfig
+from lstm_model.global_models import for_ticker
 from lstm_model.horizons import PATH_COLUMNS
-from lstm_model.registry import MODELS, fit_model
+from lstm_model.registry import GLOBAL_MODELS, MODELS, fit_model
 from lstm_model.selection import Selection, select_model
 
 LSTM = "lstm"
 BASELINE_KINDS: tuple[str, ...] = tuple(kind for kind in MODELS if kind != LSTM)
 """Every registered model but the LSTM (:data:`lstm_model.registry.MODELS`): a new model is
 in the line-up as soon as it is registered."""
+
+GLOBAL_KINDS: tuple[str, ...] = tuple(GLOBAL_MODELS)
+"""The global models (:data:`lstm_model.registry.GLOBAL_MODELS`): fit once per run on every
+ticker (:mod:`closecast.pipeline.pooled`), then scored and served here like the baselines."""
 
 
 @dataclass(frozen=True)
@@ -295,6 +301,61 @@ def _serve_baseline(
     )  # fmt: skip
 
 
+def global_backtest(
+    loaded: LoadedGlobal, item: WatchItem, prices: pd.Series, horizon: int,
+    days: Sequence[date] = (),
+) -> tuple[Record, pd.DataFrame | None, bool]:  # fmt: skip
+    """A global model's backtest on one ticker, by the same code as every model: its
+    lineage's backtest model (trained on no price of any ticker dated on or after the cut)
+    scored on ``days`` (the serving lineage's hold-out days, as every model is) when none is
+    before the cut, else on the ticker's days from the cut through the global lineage's
+    retrain date.
+
+    Returns:
+        The one-step record, the multi-step path (horizon > 1), and whether it is on ``days``.
+
+    Raises:
+        InsufficientDataError: Too few of the ticker's prices before or after the cut.
+        LeakageError: The backtest model trained on the first scored day or later.
+    """
+    champion = loaded.ref.champion
+    model = for_ticker(loaded.backtest, item.symbol)
+    same_days = bool(days) and pd.Timestamp(days[0]) >= pd.Timestamp(champion.cut)
+    start, end = (
+        (pd.Timestamp(days[0]), pd.Timestamp(days[-1]))
+        if same_days
+        else (pd.Timestamp(champion.cut), pd.Timestamp(champion.holdout_end))
+    )
+    known = prices[prices.index <= end]
+    frame = evaluate(model, known, start).predictions
+    if same_days:
+        frame = frame[frame["date"].isin(set(days))].reset_index(drop=True)
+    frames = backtest_frames(model, known, frame, horizon)
+    return Record(loaded.ref.kind, "backtest", frames.predictions), frames.path, same_days
+
+
+def _serve_global(
+    storage: Storage, loaded: LoadedGlobal, item: WatchItem, prices: pd.Series, as_of: date,
+    *, horizon: int, rebase_factor: float | None, days: Sequence[date],
+) -> tuple[Served, Record | None, pd.DataFrame | None, bool]:  # fmt: skip
+    """A global model's backtest on the ticker, its ledger put on the history's basis and
+    scored, and its forecasts served from the ticker's own prices."""
+    kind, champion = loaded.ref.kind, loaded.ref.champion
+    try:
+        record, path, same_days = global_backtest(loaded, item, prices, horizon, days)
+    except ValueError:  # InsufficientDataError: a ticker with too few days around the cut
+        record, path, same_days = None, None, False
+    ledger = live.align_basis(live.read_ledger(storage, item.symbol, kind), prices, rebase_factor)
+    ledger, _ = live.score_served(ledger, prices, as_of)
+    served = serve(
+        kind, for_ticker(loaded.model, item.symbol), ledger, item=item, prices=prices,
+        as_of=as_of, horizon=horizon, storage=None,
+        lineage=Lineage(champion.version, champion.lineage,
+                        None if record is None else record.frame, path),
+    )  # fmt: skip
+    return served, record, path, same_days
+
+
 def run_lineup(
     storage: Storage,
     item: WatchItem,
@@ -310,6 +371,7 @@ def run_lineup(
     horizon: int = 1,
     rebase_factor: float | None = None,
     holdout_days: Sequence[date] = (),
+    global_models: Sequence[LoadedGlobal] = (),
 ) -> Lineup:
     """Score every baseline beside the LSTM (backtest on the serving lineage's days, kept
     per lineage; live records, every step up to ``horizon``), serve each baseline's
@@ -319,8 +381,12 @@ def run_lineup(
     put on the history's current basis (:func:`closecast.pipeline.live.align_basis`;
     ``rebase_factor``: the re-basing this run's fetch detected). Without an LSTM backtest the
     baselines are scored on ``holdout_days`` (a history too short for the LSTM), not kept.
+    ``global_models`` (fit by the run's pooled step) are scored on the same days when their
+    backtest model never trained on them, else on their own lineage's hold-out days (then
+    left out of ``auto``'s comparison: :func:`global_backtest`), and served the same way.
 
-    A baseline that cannot be fit is left out of the line-up; it never fails the ticker.
+    A baseline or global model that cannot be fit or serve honestly (too short a history;
+    trained on a target date) is left out of the line-up; it never fails the ticker.
     """
     days = list(lstm_backtest["date"]) if lstm_backtest is not None else []
     rows = [
@@ -358,6 +424,26 @@ def run_lineup(
         records += live_records(kind, result.ledger, prices.index, horizon)
         if record is not None:
             backtests[kind] = record.frame
+        rows += [score_row(item.symbol, r, serving=False) for r in records]
+    for loaded in global_models:
+        kind = loaded.ref.kind
+        try:
+            result, record, path, same_days = _serve_global(
+                storage, loaded, item, prices, as_of, horizon=horizon,
+                rebase_factor=rebase_factor, days=days,
+            )  # fmt: skip
+        except (ValueError, LeakageError):
+            continue
+        served[kind] = list(result.rows)
+        if record_live:
+            ledgers[kind] = live.record_all(result.ledger, result.rows)
+        records = [] if record is None else [record]
+        if record is not None:
+            if same_days:  # auto compares models on the same days only
+                backtests[kind] = record.frame
+            if path is not None:
+                records += path_records(kind, path, list(record.frame["date"]), horizon)
+        records += live_records(kind, result.ledger, prices.index, horizon)
         rows += [score_row(item.symbol, r, serving=False) for r in records]
     return Lineup(rows, backtests, served, tuple(keys), ledgers)
 

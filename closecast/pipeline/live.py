@@ -196,6 +196,53 @@ def align_basis(ledger: Ledger, prices: pd.Series, known_factor: float | None = 
     return dataclasses.replace(ledger, rows=tuple(rows), warning=warning)
 
 
+BACKTEST_PRICE_COLUMNS: tuple[str, ...] = (
+    *("actual", "predicted", "naive"),
+    *("lower_80", "upper_80", "lower_95", "upper_95"),
+)
+"""The price columns of a stored backtest (one-step or multi-step path)."""
+
+
+def backtest_basis_factor(backtest: pd.DataFrame, prices: pd.Series) -> float | None:
+    """The factor by which the history was re-based since ``backtest`` was stored, or None.
+
+    A lineage's backtest (``models/T/<lineage>/backtest.parquet``) is a model version's
+    file, never rewritten, so it keeps the basis it was made on. When the stored price of
+    its days now differs from its ``actual`` by one factor on at least
+    :data:`~closecast.pipeline.fetch.MIN_REBASE_ROWS` days and half of them (as in
+    :func:`align_basis`: a single revised bar is a revision, not a re-basing), that is the
+    factor the backtest is read with (:func:`align_backtest`).
+    """
+    if backtest is None or backtest.empty or prices.empty:
+        return None
+    now = prices.reindex(pd.DatetimeIndex(pd.to_datetime(backtest["date"])))
+    ratios = [
+        float(current) / float(then)
+        for current, then in zip(
+            now.to_numpy(dtype="float64"), backtest["actual"].to_numpy(dtype="float64"), strict=True
+        )
+        if pd.notna(current) and pd.notna(then) and then > 0
+    ]
+    off = sorted(r for r in ratios if not _same(r, 1.0))
+    if not off:
+        return None
+    factor = off[len(off) // 2]
+    sharing = sum(_same(r, factor) for r in off)
+    return factor if sharing >= max(MIN_REBASE_ROWS, len(ratios) / 2) else None
+
+
+def align_backtest(frame: pd.DataFrame | None, factor: float | None) -> pd.DataFrame | None:
+    """``frame`` (a backtest, one-step or multi-step) with its prices multiplied by
+    ``factor`` (:func:`backtest_basis_factor`); unchanged when there is none."""
+    if frame is None or factor is None:
+        return frame
+    out = frame.copy()
+    for column in BACKTEST_PRICE_COLUMNS:
+        if column in out.columns:
+            out[column] = out[column] * factor
+    return out
+
+
 def score_served(ledger: Ledger, prices: pd.Series, run_date: date) -> tuple[Ledger, int]:
     """Fill in the actual price of every served forecast whose target date is now known.
 

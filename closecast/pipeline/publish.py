@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
@@ -71,6 +71,16 @@ class ObjectEntry:
 
 
 @dataclass(frozen=True)
+class RetiredEntry:
+    """An object ``closecast gc`` removed from a scope, as the manifest listed it."""
+
+    key: str
+    size: int
+    sha256: str
+    retired_on: str  # ISO date of the collection
+
+
+@dataclass(frozen=True)
 class TickerStatus:
     """A ticker's outcome as a manifest records it."""
 
@@ -91,6 +101,7 @@ class Manifest:
         tickers: Every ticker of the scope (a partial rerun keeps the others') and its status.
         objects: Every object of the scope, as stored (run outputs and model versions).
         state: Per-ticker state the runs read or changed, with its digest at the time.
+        retired: Objects the scope once listed that retention has removed since.
     """
 
     run_date: date
@@ -101,6 +112,23 @@ class Manifest:
     tickers: dict[str, TickerStatus]
     objects: tuple[ObjectEntry, ...]
     state: tuple[ObjectEntry, ...]
+    retired: tuple[RetiredEntry, ...] = ()
+
+    def listed(self) -> set[str]:
+        """The keys of the objects the manifest lists."""
+        return {entry.key for entry in self.objects}
+
+    def retire(self, keys: set[str], on: date) -> Manifest:
+        """This manifest with the objects ``keys`` moved from ``objects`` to ``retired``."""
+        going = [entry for entry in self.objects if entry.key in keys]
+        return replace(
+            self,
+            objects=tuple(entry for entry in self.objects if entry.key not in keys),
+            retired=(
+                *self.retired,
+                *(RetiredEntry(**asdict(e), retired_on=on.isoformat()) for e in going),
+            ),
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The manifest's JSON document."""
@@ -113,6 +141,7 @@ class Manifest:
             "tickers": {ticker: asdict(status) for ticker, status in self.tickers.items()},
             "objects": [asdict(entry) for entry in self.objects],
             "state": [asdict(entry) for entry in self.state],
+            "retired": [asdict(entry) for entry in self.retired],
         }
 
     @classmethod
@@ -132,6 +161,7 @@ class Manifest:
                 tickers={t: TickerStatus(**s) for t, s in (data.get("tickers") or {}).items()},
                 objects=tuple(ObjectEntry(**entry) for entry in data.get("objects") or ()),
                 state=tuple(ObjectEntry(**entry) for entry in data.get("state") or ()),
+                retired=tuple(RetiredEntry(**entry) for entry in data.get("retired") or ()),
             )
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ValueError(f"not a manifest: {type(exc).__name__}: {exc}") from None
@@ -308,6 +338,9 @@ def publish_run(
         state=(
             *_described(storage, dict.fromkeys(state_keys)),
             *_carried_over(previous.state if previous else (), kept_tickers),
+        ),
+        retired=tuple(  # what gc removed stays on record unless this run wrote it again
+            entry for entry in (previous.retired if previous else ()) if entry.key not in keys
         ),
     )
     write_json(storage, catalog.MANIFEST.key(scope), manifest.to_json())

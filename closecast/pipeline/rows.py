@@ -18,6 +18,7 @@ from closecast.pipeline.evaluation import significance
 from closecast.pipeline.fetch import FetchSummary
 from closecast.plots import PREDICTION_COLUMNS, plot_ticker
 from closecast.records import (
+    FinetuneScoreRow,
     ForecastRow,
     LiveScoreRow,
     MetricsRow,
@@ -46,6 +47,7 @@ class TickerOutcome:
     model_scores: list[ModelScoreRow] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
     state_keys: list[str] = field(default_factory=list)
+    finetune_scores: list[FinetuneScoreRow] = field(default_factory=list)
 
 
 def failed_outcome(item: WatchItem, error: str, *, stage: str) -> TickerOutcome:

@@ -32,12 +32,15 @@ class Lineage:
         lineage: The lineage whose live record calibrates it (a baseline's kind).
         backtest: The lineage's one-step backtest (date, actual, predicted, naive).
         backtest_path: Its multi-step backtest (long form), for steps beyond 1.
+        basis_factor: The factor its stored backtests were read with, when the history was
+            re-based since they were made (:func:`closecast.pipeline.live.align_backtest`).
     """
 
     version: str
     lineage: str
     backtest: pd.DataFrame | None = None
     backtest_path: pd.DataFrame | None = None
+    basis_factor: float | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,10 @@ def serve(
         lineage: Attribution and calibration (:class:`Lineage`).
         horizon: Trading days ahead.
         storage: Where to write the ledger; None leaves it untouched (a backfill).
+
+    Raises:
+        LeakageError: The model trained on a target date (for a global model: any ticker's
+            price of that date), so its forecast could not be scored honestly.
     """
     scored = ledger.scored(lineage.lineage, step=None)
     rows = tuple(
@@ -110,6 +117,10 @@ def serve(
         )
         for row in forecasts(kind, model, item, prices, as_of, lineage=lineage, horizon=horizon)
     )
+    # A model trained on a target date (a global model: any ticker's price of that date)
+    # never serves a forecast for it.
+    for row in rows:
+        live.check_served_before_target(row)
     if storage is None:
         return Served(rows, ledger)
     for row in rows:

@@ -42,14 +42,22 @@ from closecast.pipeline.decisions import (
 )
 from closecast.pipeline.evaluation import Evaluation, backtest_frames, significance
 from closecast.pipeline.fetch import FetchSummary
+from closecast.pipeline.finetuning import (
+    FinetuneComparison,
+    compare_finetune,
+    fine_tuned_rows,
+    finetune_score_row,
+)
 from closecast.pipeline.lineup import (
     BASELINE_KINDS,
+    GLOBAL_KINDS,
     LSTM,
     Lineup,
     choose_served,
     mark_serving,
     run_lineup,
 )
+from closecast.pipeline.pooled import GlobalModels, LoadedGlobal, load_globals
 from closecast.pipeline.rows import (
     BACKTEST_COLUMNS,
     LINEAGE_COLUMNS,
@@ -85,6 +93,7 @@ from closecast.pipeline.versions import (
 )
 from closecast.price_store import PriceStore
 from closecast.records import (
+    FinetuneScoreRow,
     LiveScoreRow,
     MetricsRow,
 )
@@ -156,9 +165,34 @@ def load_champion(storage: Storage, ticker: str) -> ChampionView:
     return ChampionView(champion, model)
 
 
-def champion_state(view: ChampionView, ledger: live.Ledger, prices: pd.Series) -> ChampionState:
-    """What the decision looks at: the lineage's live record and, for a global scaler, how
-    far unseen prices leave its fitted range."""
+def load_refit(
+    storage: Storage, ticker: str, view: ChampionView, ledger: live.Ledger
+) -> ForecastModel | None:
+    """The champion lineage's un-fine-tuned refit (its root version, kept by retention),
+    when its fine-tuned forecasts have a scored record to compare with; else None. It is
+    the champion itself when that is the refit (no request), and it is not read while no
+    fine-tuned forecast of the lineage is scored."""
+    champion = view.champion
+    if champion is None or view.model is None:
+        return None
+    if champion.version == champion.lineage:
+        return view.model
+    if not fine_tuned_rows(ledger, champion.lineage):
+        return None
+    try:
+        return load_model(storage, ticker, champion.lineage, champion.files)
+    except (StorageError, OSError, ValueError, KeyError):
+        return None  # no comparison today; the lineage goes on as before
+
+
+def champion_state(
+    view: ChampionView,
+    ledger: live.Ledger,
+    prices: pd.Series,
+    finetune: FinetuneComparison | None = None,
+) -> ChampionState:
+    """What the decision looks at: the lineage's live record, its fine-tuned record beside
+    its refit's and, for a global scaler, how far unseen prices leave its fitted range."""
     assert view.champion is not None and view.model is not None
     unseen = training.unseen_days(view.model, prices)
     scored = ledger.scored(view.champion.lineage)
@@ -171,6 +205,7 @@ def champion_state(view: ChampionView, ledger: live.Ledger, prices: pd.Series) -
         fitted_range=view.model.fitted_range(),
         unseen_low=float(unseen.min()) if len(unseen) else None,
         unseen_high=float(unseen.max()) if len(unseen) else None,
+        finetune=finetune,
     )
 
 
@@ -194,6 +229,7 @@ class Produced:
     n_train: int = 0
     backtest_path: pd.DataFrame | None = None  # multi-step hold-out forecasts (horizon > 1)
     challenged: bool = False  # a retrained candidate lost to the champion this run
+    stop_finetune: bool = False  # this run stopped fine-tuning the lineage: its refit serves
 
 
 @dataclass(frozen=True)
@@ -223,6 +259,16 @@ class Plan:
     decision: ModeDecision
     fetch: FetchSummary | None  # this run's fetch of the ticker (None: not fetched by it)
     plan_seconds: float  # loading the champion and deciding (this ticker's own time)
+    refit: ForecastModel | None = None  # the champion lineage's refit, when compared
+    finetune: FinetuneComparison | None = None  # its fine-tuned record beside the refit's
+
+    @property
+    def finetune_stopped(self) -> bool:
+        """The lineage is not fine-tuned this run: stopped now or before (an explicit
+        ``--mode finetune`` still fine-tunes it)."""
+        champion = self.view.champion
+        stopped_before = champion is not None and champion.finetune_stopped_on is not None
+        return self.decision.mode == "keep" or (stopped_before and self.decision.mode == "retrain")
 
 
 def _failed(error: BaseException) -> TrainingFailed:
@@ -322,14 +368,38 @@ def _refit(
 
 
 def _kept(plan: Plan, reason: str) -> Produced:
-    """The champion serving as is."""
+    """The champion serving as is; or, when this run stops fine-tuning its lineage, the
+    lineage's refit."""
     champion = plan.view.champion
     assert champion is not None and plan.view.model is not None
+    if plan.decision.stop_finetune and plan.refit is not None:
+        return Produced(
+            model=plan.refit,
+            mode="keep",
+            reason=reason,
+            lineage=champion.lineage,
+            backtest=champion.backtest,
+            backtest_predictions=None,
+            new_version=False,
+            promoted=True,
+            stop_finetune=True,
+        )
+    if plan.finetune_stopped:
+        why = (
+            ""
+            if plan.decision.mode == "keep"
+            else f"; fine-tuning of lineage {champion.lineage} stopped on "
+            f"{champion.finetune_stopped_on}: {champion.version} serves as is"
+        )
+    else:
+        why = (
+            f"; no unseen days since {champion.trained_through}: champion "
+            f"{champion.version} serves as is"
+        )
     return Produced(
         model=plan.view.model,
         mode="keep",
-        reason=f"{reason}; no unseen days since {champion.trained_through}: champion "
-        f"{champion.version} serves as is",
+        reason=f"{reason}{why}",
         lineage=champion.lineage,
         backtest=champion.backtest,
         backtest_predictions=None,
@@ -346,6 +416,8 @@ def _continue_champions(
     tuning = []
     for i, (reason, _) in continuing.items():
         results[i] = _kept(plans[i], reason)
+        if plans[i].finetune_stopped:
+            continue
         if not training.unseen_days(plans[i].view.model, plans[i].prices).empty:
             tuning.append(i)
     began = time.perf_counter()
@@ -412,11 +484,19 @@ def register(
     (:func:`commit_ticker`)."""
     if not produced.new_version:
         assert view.champion is not None
-        # A kept champion's pointer changes only to record a lost challenge.
+        # A kept champion's pointer changes only to record a lost challenge, or a stop of
+        # the lineage's fine-tuning (then it names the lineage's refit, which serves).
         pointer = replace(view.champion, challenged_on=as_of) if produced.challenged else None
-        return Registered(
-            view.champion.version, view.champion.lineage, [], pointer is not None, pointer
-        )
+        if produced.stop_finetune:
+            pointer = replace(
+                pointer or view.champion,
+                version=view.champion.lineage,
+                trained_through=training.trained_through_date(produced.model),
+                promoted_on=as_of,
+                finetune_stopped_on=as_of,
+            )
+        version = pointer.version if pointer is not None else view.champion.version
+        return Registered(version, view.champion.lineage, [], pointer is not None, pointer)
     version = _version_slot(storage, ticker, view.champion)
     lineage = produced.lineage or version
     produced.model.meta.update(run_date=as_of.isoformat(), lineage=lineage)
@@ -440,6 +520,9 @@ def register(
             files=files,
             latest=version,
             challenged_on=_challenged_on(as_of, produced, view),
+            finetune_stopped_on=None
+            if produced.lineage is None or view.champion is None
+            else view.champion.finetune_stopped_on,
         )
     elif view.champion is not None:  # a backfill: the champion stays, its record of versions grows
         champion = replace(view.champion, latest=version)
@@ -515,7 +598,11 @@ def plan_ticker(
     ledger, scored_now = live.score_served(ledger, prices, as_of)
     began = time.perf_counter()
     view = load_champion(storage, item.symbol)
-    state = champion_state(view, ledger, prices) if view.model is not None else None
+    refit = load_refit(storage, item.symbol, view, ledger)
+    finetune = None
+    if refit is not None and view.champion is not None:
+        finetune = compare_finetune(refit, ledger, view.champion.lineage, prices)
+    state = champion_state(view, ledger, prices, finetune) if view.model is not None else None
     decision = decide_mode(
         options.mode,
         state,
@@ -534,6 +621,8 @@ def plan_ticker(
         decision,
         fetch,
         time.perf_counter() - began,
+        refit,
+        finetune,
     )
 
 
@@ -545,13 +634,19 @@ def finish_ticker(
     services: RunServices,
     *,
     draw_plots: bool = True,
+    global_models: Sequence[LoadedGlobal] = (),
 ) -> TickerOutcome:
     """Steps 3-5 for one ticker: register the produced model, serve its forecasts into the
-    ledger, then the line-up and the ticker's objects and rows."""
+    ledger, then the line-up (with the run's ``global_models``) and the ticker's objects and
+    rows."""
     storage, as_of = services.storage, scope.run_date
     began = time.perf_counter()
     registered = register(storage, plan.item.symbol, as_of, produced, plan.view, options.preset)
-    lineage = lineage_record(storage, plan.item.symbol, produced, registered, options.horizon)
+    lineage = lineage_record(
+        storage, plan.item.symbol, produced, registered, options.horizon, plan.prices
+    )
+    if lineage.basis_factor is not None and produced.backtest is not None:
+        produced = replace(produced, backtest=produced.backtest.rebased(lineage.basis_factor))
     served = serve(
         LSTM, produced.model, plan.ledger, item=plan.item, prices=plan.prices, as_of=as_of,
         lineage=lineage, horizon=options.horizon, storage=None,
@@ -563,28 +658,44 @@ def finish_ticker(
     model_seconds = plan.plan_seconds + produced.seconds + time.perf_counter() - began
     return ticker_rows(
         plan, produced, registered, lineage, served, scope, options, services,
-        model_seconds=model_seconds, draw_plots=draw_plots,
+        model_seconds=model_seconds, draw_plots=draw_plots, global_models=global_models,
     )  # fmt: skip
 
 
 def lineage_record(
-    storage: Storage, ticker: str, produced: Produced, registered: Registered, horizon: int
+    storage: Storage,
+    ticker: str,
+    produced: Produced,
+    registered: Registered,
+    horizon: int,
+    prices: pd.Series,
 ) -> Lineage:
     """The serving lineage's backtests: this run's when it started the lineage, else stored
-    beside the lineage (the multi-step path only when serving beyond one step)."""
-    predictions = produced.backtest_predictions
-    if predictions is None:
-        predictions = read_backtest(storage, ticker, registered.lineage)
-    path = produced.backtest_path
-    if path is None and horizon > 1:
-        path = read_backtest_path(storage, ticker, registered.lineage)
-    return Lineage(registered.version, registered.lineage, predictions, path)
+    beside the lineage (the multi-step path only when serving beyond one step), read on the
+    history's current basis (after a split since: :func:`live.align_backtest`)."""
+    if produced.backtest_predictions is not None:
+        return Lineage(
+            registered.version,
+            registered.lineage,
+            produced.backtest_predictions,
+            produced.backtest_path,
+        )
+    predictions = read_backtest(storage, ticker, registered.lineage)
+    path = read_backtest_path(storage, ticker, registered.lineage) if horizon > 1 else None
+    factor = live.backtest_basis_factor(predictions, prices)
+    return Lineage(
+        registered.version,
+        registered.lineage,
+        live.align_backtest(predictions, factor),
+        live.align_backtest(path, factor),
+        factor,
+    )
 
 
 def ticker_rows(
     plan: Plan, produced: Produced, registered: Registered, lineage: Lineage, served: Served,
     scope: RunScope, options: RunSettings, services: RunServices, *, model_seconds: float,
-    draw_plots: bool,
+    draw_plots: bool, global_models: Sequence[LoadedGlobal] = (),
 ) -> TickerOutcome:  # fmt: skip
     """The rows step: the live scores, the ticker's run objects, the line-up and the choice
     of whose forecasts are served, the metrics row."""
@@ -606,12 +717,17 @@ def ticker_rows(
         lstm_backtest=lineage.backtest, lstm_backtest_path=lineage.backtest_path,
         lstm_ledger=ledger, record_live=not plan.decision.backfill, horizon=options.horizon,
         rebase_factor=plan.fetch.rebase_factor if plan.fetch else None,
+        global_models=global_models,
     )  # fmt: skip
     selection = choose_served(lineup, item.serve or options.serve)
     chosen = served.rows if selection.kind == LSTM else lineup.served[selection.kind]
     validation = validation_columns(plan.fetch, plan.report)
-    if ledger.warning:
-        validation["warnings"] = "; ".join(filter(None, [validation["warnings"], ledger.warning]))
+    rebased = lineage.basis_factor and (
+        f"lineage {registered.lineage}'s backtest re-based x{lineage.basis_factor:.6g} to the "
+        "history's current basis"
+    )
+    notes = [validation["warnings"], ledger.warning, rebased]
+    validation["warnings"] = "; ".join(filter(None, notes)) or validation["warnings"]
     metrics = metrics_row(
         item, plan.prices, produced, registered, scores, plan.scored_now, model_seconds, validation
     )
@@ -629,7 +745,18 @@ def ticker_rows(
         mark_serving(lineup.rows, selection.kind),
         keys + list(lineup.keys),
         _state_keys(item, plan, registered),
+        _finetune_rows(plan, scope.run_date),
     )
+
+
+def _finetune_rows(plan: Plan, as_of: date) -> list[FinetuneScoreRow]:
+    """The published comparison of the champion lineage's fine-tunes with its refit (none
+    while no fine-tuned forecast of it is scored)."""
+    comparison, champion = plan.finetune, plan.view.champion
+    if comparison is None or champion is None or not comparison.n:
+        return []
+    stopped = as_of if plan.decision.stop_finetune else champion.finetune_stopped_on
+    return [finetune_score_row(plan.item.symbol, comparison, stopped)]
 
 
 def commit_ticker(
@@ -662,7 +789,8 @@ def _state_keys(item: WatchItem, plan: Plan, registered: Registered) -> list[str
     if registered.champion_written:
         keys.append(catalog.champion_key(item.symbol))
     if not plan.decision.backfill:
-        keys += [catalog.served_key(item.symbol, kind) for kind in (LSTM, *BASELINE_KINDS)]
+        kinds = (LSTM, *BASELINE_KINDS, *GLOBAL_KINDS)
+        keys += [catalog.served_key(item.symbol, kind) for kind in kinds]
     return keys
 
 
@@ -674,6 +802,7 @@ def forecast_tickers(
     *,
     services: RunServices | None = None,
     draw_plots: bool = True,
+    pooled: GlobalModels | None = None,
 ) -> list[TickerOutcome]:
     """Score what was served, train or fine-tune, serve the next forecasts and publish, for
     a chunk of tickers; their training runs together (see :func:`train_plans`).
@@ -686,6 +815,8 @@ def forecast_tickers(
         services: The run's storage and model configuration (opened from ``options``
             when None).
         draw_plots: Draw each ticker's plot (large runs skip them: ``ticker_plots``).
+        pooled: The run's global models (:mod:`closecast.pipeline.pooled`), loaded once for
+            the chunk by key and scored and served in every ticker's line-up.
 
     Returns:
         One outcome per ticker, in order: its metrics row (describing the model that serves
@@ -694,6 +825,7 @@ def forecast_tickers(
     """
     services = services or RunServices.open(options)
     remove_orphaned_temp_dirs()
+    global_models, _ = load_globals(services.storage, pooled)
     reports = fetches or {}
     outcomes: dict[str, TickerOutcome] = {}
     plans = []
@@ -716,8 +848,9 @@ def forecast_tickers(
             continue
         try:
             outcomes[plan.item.symbol] = finish_ticker(
-                plan, produced, scope, options, services, draw_plots=draw_plots
-            )
+                plan, produced, scope, options, services, draw_plots=draw_plots,
+                global_models=global_models,
+            )  # fmt: skip
         except Exception as exc:
             outcomes[plan.item.symbol] = failed_outcome(plan.item, _describe(exc), stage="serve")
     return [outcomes[item.symbol] for item in items]

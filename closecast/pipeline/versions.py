@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -84,6 +84,18 @@ class BacktestScore:
             coverage_95=coverage[1],
         )
 
+    def rebased(self, factor: float | None) -> BacktestScore:
+        """The score on a history re-based by ``factor`` since (a split): its errors in
+        price units scale with it; U2, MAPE, direction and coverage do not."""
+        if factor is None:
+            return self
+        return replace(
+            self,
+            rmse=self.rmse * factor,
+            naive_rmse=self.naive_rmse * factor,
+            mae=self.mae * factor,
+        )
+
 
 @dataclass(frozen=True)
 class Champion:
@@ -102,6 +114,10 @@ class Champion:
             champions recorded before it was): the next version is the one after it.
         challenged_on: Run date a retrained candidate last lost the comparison with this
             lineage (``auto`` waits before retrying: ``RetrainPolicy.challenge_retry_days``).
+        finetune_stopped_on: Run date that stopped fine-tuning this lineage, its fine-tuned
+            forecasts being worse than its refit's with evidence
+            (:mod:`closecast.pipeline.finetuning`): ``auto`` no longer fine-tunes it, and its
+            refit serves.
     """
 
     version: str
@@ -114,6 +130,7 @@ class Champion:
     files: tuple[str, ...] = MODEL_FILES
     latest: str | None = None
     challenged_on: date | None = None
+    finetune_stopped_on: date | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -122,7 +139,6 @@ class Champion:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Champion:
         backtest = data.get("backtest")
-        challenged = data.get("challenged_on")
         return cls(
             version=str(data["version"]),
             lineage=str(data.get("lineage") or data["version"]),
@@ -141,8 +157,13 @@ class Champion:
                     "end": date.fromisoformat(backtest["end"]),
                 }
             ),
-            challenged_on=None if challenged is None else date.fromisoformat(str(challenged)),
+            challenged_on=_date_or_none(data.get("challenged_on")),
+            finetune_stopped_on=_date_or_none(data.get("finetune_stopped_on")),
         )
+
+
+def _date_or_none(value: Any) -> date | None:
+    return None if value is None else date.fromisoformat(str(value))
 
 
 def read_champion(storage: Storage, ticker: str) -> Champion | None:

@@ -1,28 +1,38 @@
-"""A lost challenge is recorded in the champion pointer and waits its interval (issue 17: an
-age retrain that loses the comparison was retried every day). Real runs of one ticker on a
-real store with real (tiny) TensorFlow training."""
+"""Through real daily flow runs (issue 17): ``mode_reason`` says why on a first run, a
+backfill and a preset change (these said "no champion: promoted" where a champion existed),
+and a lost challenge is recorded in the champion pointer and waits its interval (an age
+retrain that loses the comparison was retried every day). One ticker on a real store with
+real (tiny) TensorFlow training."""
 
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
+import pandas as pd
+import pytest
+
+from closecast import catalog
 from closecast.catalog import RunScope
 from closecast.pipeline import live
 from closecast.pipeline.decisions import RetrainPolicy
 from closecast.pipeline.fetch import fetch_and_store
 from closecast.pipeline.services import open_run_storage
 from closecast.pipeline.settings import RunSettings
-from closecast.pipeline.ticker import forecast_ticker, read_history
+from closecast.pipeline.ticker import read_history
 from closecast.pipeline.versions import read_champion
 from closecast.records import ServedRow
 from closecast.sources import SampleSource
 from closecast.watchlist import WatchItem
+from flows.daily_forecast import daily_forecast
 
 ITEM = WatchItem("QQQ", "etf")
+BACKFILL = date(2020, 9, 30)  # the day before the first run
 D0 = date(2020, 10, 1)
 D1 = date(2020, 11, 2)  # 32 days later: past a 20-day age
 WAITING = date(2020, 11, 5)  # 3 days after the lost challenge
 RETRY = date(2020, 11, 9)  # 7 days after it
+PRESET_CHANGE = date(2020, 11, 10)
 
 
 def _near_perfect_record(options: RunSettings, lineage: str) -> None:
@@ -46,34 +56,63 @@ def _near_perfect_record(options: RunSettings, lineage: str) -> None:
     live.write_ledger(storage, ITEM.symbol, live.Ledger(rows=tuple(rows)))
 
 
-def _run(options: RunSettings, day: date):
-    fetch_and_store(ITEM, day, open_run_storage(options), SampleSource())
-    return forecast_ticker(ITEM, RunScope(day, "challenge"), options).metrics
+def _run(options: RunSettings, day: date, **changes) -> pd.Series:
+    """One real daily flow run of the ticker; its metrics row."""
+    settings = options.model_copy(update={"as_of": day, **changes})
+    state = daily_forecast(settings, return_state=True)
+    assert state.is_completed(), state.message
+    table = pd.read_parquet(Path(options.storage) / catalog.METRICS.key(RunScope(day, "adhoc")))
+    return table.set_index("ticker").loc[ITEM.symbol]
 
 
-def test_an_age_retrain_that_loses_waits_a_week_before_it_is_tried_again(tmp_path) -> None:
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_mode_reasons_and_a_lost_challenge_hold_through_daily_flow_runs(tmp_path) -> None:
     options = RunSettings(
+        tickers=[ITEM.symbol],
+        source="sample",
         storage=str(tmp_path / "store"),
         preset="fast",
         policy=RetrainPolicy(max_model_age_days=20),
     )
     storage = open_run_storage(options)
-    assert _run(options, D0).mode == "retrain"
+    first = _run(options, D0)
+    assert first["mode"] == "retrain"
+    assert first["mode_reason"].startswith("no champion model yet; no champion: promoted")
+    # A backfill has a champion: it says so, and neither promotes nor claims there is none.
+    backfill = _run(options, BACKFILL)
+    assert backfill["mode"] == "retrain" and not backfill["promoted"]
+    assert backfill["mode_reason"].startswith(
+        "backfill: as-of 2020-09-30 precedes champion v0001's promotion on 2020-10-01"
+    )
+    assert "not compared with champion v0001: not promoted" in backfill["mode_reason"]
+    assert "no champion" not in backfill["mode_reason"]
+    assert (read_champion(storage, ITEM.symbol).version, backfill["model_version"]) == (
+        "v0001", "v0002",
+    )  # fmt: skip
+
     # The lineage served nearly perfect forecasts since: an age retrain cannot beat it.
     _near_perfect_record(options, "v0001")
-
     lost = _run(options, D1)
-    assert "retrained 32 days ago (max 20)" in lost.mode_reason
-    assert "champion kept" in lost.mode_reason and lost.mode == "finetune"
+    assert "retrained 32 days ago (max 20)" in lost["mode_reason"]
+    assert "champion kept" in lost["mode_reason"] and lost["mode"] == "finetune"
     champion = read_champion(storage, ITEM.symbol)
     assert (champion.lineage, champion.challenged_on) == ("v0001", D1)
 
     waiting = _run(options, WAITING)
-    assert waiting.mode == "finetune"
-    assert "lost to it on 2020-11-02; retrain retried from 2020-11-09" in waiting.mode_reason
+    assert waiting["mode"] == "finetune"
+    assert "lost to it on 2020-11-02; retrain retried from 2020-11-09" in waiting["mode_reason"]
     # The fine-tune keeps the record of the challenge.
     assert read_champion(storage, ITEM.symbol).challenged_on == D1
 
     retried = _run(options, RETRY)
-    assert retried.mode_reason.startswith("lineage v0001 retrained 39 days ago (max 20)")
-    assert "candidate backtest U2" in retried.mode_reason
+    assert retried["mode_reason"].startswith("lineage v0001 retrained 39 days ago (max 20)")
+    assert "candidate backtest U2" in retried["mode_reason"]
+
+    # A preset change replaces the champion by request, and says so.
+    changed = _run(options, PRESET_CHANGE, preset="default", epochs=1)
+    assert changed["mode"] == "retrain" and changed["promoted"]
+    assert changed["mode_reason"].startswith("preset changed from fast to default")
+    assert "replaces champion" in changed["mode_reason"]
+    assert "(fast) by request, without comparison: promoted" in changed["mode_reason"]
+    assert "no champion" not in changed["mode_reason"]

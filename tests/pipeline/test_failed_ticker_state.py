@@ -12,7 +12,7 @@ import pytest
 
 from closecast import catalog
 from closecast.catalog import RunScope
-from closecast.pipeline.lineup import BASELINE_KINDS
+from closecast.pipeline.lineup import BASELINE_KINDS, GLOBAL_KINDS
 from closecast.pipeline.settings import RunSettings
 from closecast.storage import StorageError, open_storage
 from closecast.storage.local import LocalStorage
@@ -27,7 +27,7 @@ FULL_AT = {"models/QQQ/champion.json", catalog.TICKER_PLOTS.key(RunScope(DAY2, "
 
 def state_keys(ticker: str) -> list[str]:
     return [catalog.champion_key(ticker)] + [
-        catalog.served_key(ticker, kind) for kind in ("lstm", *BASELINE_KINDS)
+        catalog.served_key(ticker, kind) for kind in ("lstm", *BASELINE_KINDS, *GLOBAL_KINDS)
     ]
 
 

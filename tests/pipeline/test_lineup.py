@@ -10,7 +10,7 @@ import pytest
 from closecast import catalog
 from closecast.catalog import RunScope
 from closecast.pipeline.fetch import fetch_and_store
-from closecast.pipeline.lineup import BASELINE_KINDS
+from closecast.pipeline.lineup import BASELINE_KINDS, GLOBAL_KINDS
 from closecast.pipeline.live import read_ledger
 from closecast.pipeline.services import open_run_storage
 from closecast.pipeline.settings import RunSettings
@@ -83,10 +83,11 @@ def test_the_run_setting_applies_unless_the_watchlist_entry_says_otherwise(tmp_p
 
 def test_every_registered_model_is_in_the_line_up_and_may_serve() -> None:
     from closecast.choices import serve_choices
-    from lstm_model.registry import MODELS
+    from lstm_model.registry import GLOBAL_MODELS, MODELS
 
     assert set(BASELINE_KINDS) == set(MODELS) - {"lstm"}
-    assert set(serve_choices()) == set(MODELS) | {"auto"}
+    assert set(GLOBAL_KINDS) == set(GLOBAL_MODELS)
+    assert set(serve_choices()) == set(MODELS) | set(GLOBAL_MODELS) | {"auto"}
 
 
 def test_a_watchlist_entry_may_name_the_model_it_serves() -> None:

@@ -12,8 +12,10 @@ from closecast import catalog
 from closecast.catalog import RunScope
 from closecast.pipeline.publish import (
     Manifest,
+    RunRows,
     TickerStatus,
     describe_object,
+    publish_run,
     read_manifest,
     verify_manifest,
     withdraw_manifest,
@@ -68,3 +70,23 @@ def test_an_unreadable_manifest_is_named_and_withdrawn_as_none(tmp_path) -> None
         read_manifest(storage, SCOPE)
     assert withdraw_manifest(storage, SCOPE) is None
     assert not storage.exists(catalog.MANIFEST.key(SCOPE))
+
+
+def test_what_gc_retired_stays_on_record_through_a_rerun(tmp_path) -> None:
+    """A retired entry survives the manifest's round trip and a rerun of the scope, until
+    the rerun writes that object again (then it is listed, not retired)."""
+    storage = open_storage(str(tmp_path))
+    manifest = _manifest(storage).retire({"plots/a.png"}, date(2021, 1, 4))
+    assert manifest.objects == () and manifest.listed() == set()
+    assert [(e.key, e.retired_on) for e in manifest.retired] == [("plots/a.png", "2021-01-04")]
+    assert Manifest.from_json(json.loads(json.dumps(manifest.to_json()))) == manifest
+
+    def rerun(keys: list[str]) -> Manifest:
+        return publish_run(
+            storage, SCOPE, RunRows({}), keys, [], run_tickers=["AAPL"], members=None,
+            previous=manifest, parameters={},
+        )  # fmt: skip
+
+    assert [e.key for e in rerun([]).retired] == ["plots/a.png"]
+    again = rerun(["plots/a.png"])
+    assert again.retired == () and "plots/a.png" in again.listed()

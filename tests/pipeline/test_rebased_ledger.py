@@ -106,6 +106,36 @@ def test_a_row_whose_data_end_left_the_history_is_kept_as_served() -> None:
     assert aligned.rows[0] == gone and aligned.rows[1].basis_factor == 0.25
 
 
+def test_a_stored_backtest_is_read_on_the_current_basis() -> None:
+    stored = pd.DataFrame(
+        {
+            "date": [date(2020, 8, 27), date(2020, 8, 28)],
+            "actual": [408.0, 404.0],
+            "predicted": [404.0, 410.0],
+            "naive": [400.0, 408.0],
+            "lower_80": [396.0, 400.0],
+        }
+    )
+    factor = live.backtest_basis_factor(stored, PRICES)
+    assert factor == pytest.approx(0.25)
+    aligned = live.align_backtest(stored, factor)
+    assert list(aligned["actual"]) == [102.0, 101.0] and list(aligned["naive"]) == [100.0, 102.0]
+    assert list(aligned["lower_80"]) == [99.0, 100.0] and list(stored["actual"]) == [408.0, 404.0]
+    # On its own basis, or with one revised bar, the backtest is read as stored.
+    assert live.backtest_basis_factor(live.align_backtest(stored, factor), PRICES) is None
+    revised = aligned.assign(actual=[102.0, 100.0])
+    assert live.backtest_basis_factor(revised, PRICES) is None
+    # The multi-step backtest (long form) moves by the same factor, its steps and dates not.
+    path = pd.DataFrame(
+        {"origin": [date(2020, 8, 26)] * 2, "step": [1, 2], "date": [date(2020, 8, 27),
+         date(2020, 8, 28)], "actual": [408.0, 404.0], "predicted": [404.0, 402.0],
+         "naive": [400.0, 400.0]}
+    )  # fmt: skip
+    moved = live.align_backtest(path, factor)
+    assert list(moved["predicted"]) == [101.0, 100.5] and list(moved["naive"]) == [100.0, 100.0]
+    assert moved[["origin", "step", "date"]].equals(path[["origin", "step", "date"]])
+
+
 # --- a real sequence of daily runs across the split ---------------------------------------------
 
 
@@ -170,3 +200,22 @@ def test_daily_runs_across_a_split_score_every_forecast_on_one_basis(tmp_path) -
     ).set_index("ticker")
     assert metrics.loc["AAPL", "rebased"]
     assert "re-based x0.25" in metrics.loc["AAPL", "warnings"]
+
+    # The lineage's stored backtest (v0001's file, made before the split and never
+    # rewritten) is read on the current basis too: the published backtest predictions are
+    # the stored prices, the LSTM's backtest RMSE is in today's units (its naive RMSE is the
+    # naive baseline's on the same days), and the metrics say so.
+    last = RunScope(DAYS[-1], "adhoc")
+    predictions = pd.read_parquet(Path(root) / catalog.PREDICTIONS.key(last, "AAPL"))
+    on_store = store.reindex(pd.to_datetime(predictions["date"])).to_numpy()
+    assert predictions["actual"].to_numpy() == pytest.approx(on_store)
+    assert (predictions["lower_95"] < predictions["upper_95"]).all()
+    lineup = pd.read_parquet(Path(root) / catalog.MODEL_SCORES.key(last))
+    backtests = lineup[(lineup["record"] == "backtest") & (lineup["step"] == 1)]
+    by_model = backtests.set_index("model")
+    assert by_model.loc["lstm", "naive_rmse"] == pytest.approx(by_model.loc["naive", "rmse"])
+    final = pd.read_parquet(Path(root) / catalog.METRICS.key(last)).set_index("ticker")
+    assert final.loc["AAPL", "lineage"] == "v0001"  # the lineage from before the split
+    assert final.loc["AAPL", "backtest_rmse"] == pytest.approx(by_model.loc["lstm", "rmse"])
+    assert final.loc["AAPL", "backtest_naive_rmse"] == pytest.approx(by_model.loc["naive", "rmse"])
+    assert "lineage v0001's backtest re-based x0.25" in final.loc["AAPL", "warnings"]

@@ -1,0 +1,351 @@
+"""The run's pooled step: once every ticker is fetched, fit the watchlist's global models
+(:data:`lstm_model.registry.GLOBAL_MODELS`) on every fetched ticker's stored history, then
+let each chunk of per-ticker modelling load them by key.
+
+Per watchlist and global model there is one champion
+(:func:`closecast.catalog.global_champion_key`) and numbered versions
+(``models/_global/<W>/<kind>/vNNNN/``): the serving model under ``model/`` and, in the
+version that started a lineage, the *backtest* model under ``backtest/``, fit on every
+ticker's prices before one hold-out date (:func:`lstm_model.global_models.holdout_start`)
+and scored per ticker on its days from that date through the lineage's retrain date.
+
+Each run, per global model:
+
+* **retrain** (a new lineage) when there is no readable champion, the run asks for it, the
+  lineage is ``max_model_age_days`` old, or the run is dated before the champion's promotion
+  (a *backfill*: stored, never promoted, so the live champion is untouched);
+* **keep** the champion when no ticker has a price after what it trained on, or the run
+  forecasts only some tickers of its watchlist (a partial rerun never refits the
+  watchlist's model on a few tickers);
+* otherwise **fine-tune**: ``refit`` on every price through the run date, same lineage.
+
+A ticker added to the watchlist is forecast by the champion as it is (a global model takes
+any ticker's own prices): no retrain is needed.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from closecast import catalog
+from closecast.catalog import RunScope
+from closecast.price_store import PriceStore
+from closecast.storage import CorruptObjectError, ObjectNotFoundError, Storage, StorageError
+from closecast.storage.io import read_json, write_json
+from closecast.validation import usable_series
+from closecast.watchlist import WatchItem
+from lstm_model.config import ModelConfig
+from lstm_model.data import SERVING_FLOOR
+from lstm_model.global_models import GlobalModel, holdout_start, serving_cut
+from lstm_model.registry import GLOBAL_MODELS, global_model_class, load_global_model
+
+MODEL_DIR = "model"
+BACKTEST_DIR = "backtest"
+
+
+@dataclass(frozen=True)
+class GlobalChampion:
+    """A watchlist's global model that serves, and its lineage's backtest.
+
+    Attributes:
+        kind: The global model kind.
+        version: The serving version (``vNNNN``).
+        lineage: The version that started the lineage (holds the backtest model).
+        cut: The lineage's hold-out start: its backtest model trained on no price of any
+            ticker dated on or after it.
+        holdout_end: The last hold-out day (the lineage's retrain date).
+        trained_through: The latest date the serving model trained on, for any ticker.
+        retrained_on: When the lineage started.
+        promoted_on: When this version became the champion.
+        latest: The latest stored version (a backfill's too): the next one follows it.
+        files: The serving model's files; ``backtest_files`` the backtest model's.
+        n_tickers: Tickers the serving model was fit on.
+    """
+
+    kind: str
+    version: str
+    lineage: str
+    cut: date
+    holdout_end: date
+    trained_through: date
+    retrained_on: date
+    promoted_on: date
+    latest: str
+    files: tuple[str, ...]
+    backtest_files: tuple[str, ...]
+    n_tickers: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            name: list(value) if isinstance(value, tuple) else value
+            for name, value in self.__dict__.items()
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> GlobalChampion:
+        dates = ("cut", "holdout_end", "trained_through", "retrained_on", "promoted_on")
+        values = {name: data[name] for name in cls.__dataclass_fields__}
+        values.update({name: date.fromisoformat(str(data[name])) for name in dates})
+        values.update(files=tuple(data["files"]), backtest_files=tuple(data["backtest_files"]))
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class GlobalRef:
+    """What a chunk needs to load one global model (it crosses the task boundary): the
+    versions to load and the lineage's hold-out, and how this run came by it."""
+
+    watchlist: str
+    champion: GlobalChampion
+    mode: str  # retrain, finetune, keep
+    reason: str
+
+    @property
+    def kind(self) -> str:
+        return self.champion.kind
+
+
+@dataclass(frozen=True)
+class GlobalModels:
+    """The run's global models: one reference per fitted kind, the kinds that failed (kind,
+    error), and the objects the step wrote."""
+
+    refs: tuple[GlobalRef, ...] = ()
+    failures: tuple[tuple[str, str], ...] = ()
+    keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LoadedGlobal:
+    """A global model loaded in a chunk: the serving model and the lineage's backtest model."""
+
+    ref: GlobalRef
+    model: GlobalModel
+    backtest: GlobalModel
+
+
+class GlobalChampionUnreadableError(RuntimeError):
+    """The pointer exists but cannot be read (a retrain replaces it)."""
+
+
+# --- storage ---------------------------------------------------------------------------------
+
+
+def read_global_champion(storage: Storage, watchlist: str, kind: str) -> GlobalChampion | None:
+    """The watchlist's champion of ``kind``, or None when there is none.
+
+    Raises:
+        GlobalChampionUnreadableError: The pointer is there but unreadable (names the key).
+    """
+    key = catalog.global_champion_key(watchlist, kind)
+    try:
+        return GlobalChampion.from_json(read_json(storage, key))
+    except ObjectNotFoundError:
+        return None
+    except (CorruptObjectError, KeyError, TypeError, ValueError) as exc:
+        raise GlobalChampionUnreadableError(f"{key}: {type(exc).__name__}: {exc}") from exc
+
+
+def _save(storage: Storage, prefix: str, model: GlobalModel) -> tuple[str, ...]:
+    """Store a model's files under ``prefix``, ``meta.json`` last."""
+    with tempfile.TemporaryDirectory(prefix="closecast-global-") as tmp:
+        model.save(Path(tmp))
+        names = sorted(p.name for p in Path(tmp).iterdir() if p.is_file())
+        names = [n for n in names if n != "meta.json"] + ["meta.json"]
+        for name in names:
+            storage.upload_file(f"{prefix}/{name}", Path(tmp) / name)
+    return tuple(names)
+
+
+def _load(storage: Storage, prefix: str, files: Iterable[str]) -> GlobalModel:
+    with tempfile.TemporaryDirectory(prefix="closecast-global-") as tmp:
+        for name in files:
+            storage.download_file(f"{prefix}/{name}", Path(tmp) / name)
+        return load_global_model(Path(tmp))
+
+
+def load_global(storage: Storage, ref: GlobalRef) -> LoadedGlobal:
+    """A chunk's copy of one global model, loaded by key (serving and backtest models)."""
+    champion = ref.champion
+    version = catalog.global_model_prefix(ref.watchlist, ref.kind, champion.version)
+    lineage = catalog.global_model_prefix(ref.watchlist, ref.kind, champion.lineage)
+    return LoadedGlobal(
+        ref,
+        _load(storage, f"{version}/{MODEL_DIR}", champion.files),
+        _load(storage, f"{lineage}/{BACKTEST_DIR}", champion.backtest_files),
+    )
+
+
+def load_globals(
+    storage: Storage, pooled: GlobalModels | None
+) -> tuple[list[LoadedGlobal], list[str]]:
+    """Every global model of the run, loaded; and a warning per one that could not be."""
+    loaded, warnings = [], []
+    for ref in pooled.refs if pooled is not None else ():
+        try:
+            loaded.append(load_global(storage, ref))
+        except (StorageError, OSError, ValueError, KeyError) as exc:
+            warnings.append(f"{ref.kind} not loaded: {type(exc).__name__}: {exc}")
+    return loaded, warnings
+
+
+# --- the step ------------------------------------------------------------------------------
+
+
+def run_histories(
+    storage: Storage, items: Iterable[WatchItem], as_of: date, config: ModelConfig
+) -> dict[str, pd.Series]:
+    """Every ticker's validated model column through ``as_of`` (as the per-ticker modelling
+    reads it); tickers without a usable history are left out (they fail on their own)."""
+    histories = {}
+    store = PriceStore(storage)
+    for item in items:
+        try:
+            prices, _ = usable_series(
+                store.read(item.symbol, as_of=as_of),
+                ticker=item.symbol,
+                asset_class=item.asset_class,
+                as_of=as_of,
+                min_rows=SERVING_FLOOR,
+                price_column=config.price_column,
+            )
+        except (StorageError, ValueError):
+            continue
+        histories[item.symbol] = prices
+    return histories
+
+
+def _decide(
+    champion: GlobalChampion | None, unreadable: str | None, *, as_of: date, mode: str,
+    max_age_days: int, latest_price: date, partial: bool,
+) -> tuple[str, str]:  # fmt: skip
+    if unreadable is not None:
+        return "retrain", f"champion unreadable ({unreadable})"
+    if champion is None:
+        return "retrain", "no champion yet"
+    if as_of < champion.promoted_on:
+        return (
+            "retrain",
+            f"backfill: run date before the champion's promotion {champion.promoted_on}",
+        )
+    if mode == "retrain":
+        return "retrain", "retrain requested"
+    age = (as_of - champion.retrained_on).days
+    if age >= max_age_days:
+        return "retrain", f"lineage {champion.lineage} is {age} days old (max {max_age_days})"
+    if partial:
+        return "keep", "a partial rerun serves the watchlist's champion as is"
+    if latest_price <= champion.trained_through:
+        return "keep", f"no price after {champion.trained_through}"
+    return "finetune", f"refit on prices through {latest_price}"
+
+
+def _next_version(
+    storage: Storage, watchlist: str, kind: str, champion: GlobalChampion | None
+) -> str:
+    if champion is not None:
+        number = catalog.version_number(champion.latest) or 0
+    else:
+        prefix = catalog.global_models_prefix(watchlist, kind)
+        names = {key[len(prefix) :].split("/")[0] for key in storage.list_keys(prefix)}
+        number = max([0, *(catalog.version_number(n) or 0 for n in names)])
+    version = catalog.version_name(number + 1)
+    # What a killed run left in this slot is incomplete: start it afresh.
+    storage.delete_prefix(f"{catalog.global_model_prefix(watchlist, kind, version)}/")
+    return version
+
+
+def fit_global(
+    storage: Storage, kind: str, histories: dict[str, pd.Series], scope: RunScope,
+    config: ModelConfig, *, mode: str = "auto", max_age_days: int = 30, partial: bool = False,
+) -> tuple[GlobalRef, list[str]]:  # fmt: skip
+    """Retrain, fine-tune or keep one global model of the scope's watchlist (see the module
+    docstring); store a new version and, unless a backfill, point the champion at it.
+
+    Returns:
+        The reference chunks load it by, and the keys written.
+
+    Raises:
+        InsufficientDataError: Too little history to fit (no champion is changed).
+    """
+    as_of, watchlist = scope.run_date, scope.watchlist
+    try:
+        champion, unreadable = read_global_champion(storage, watchlist, kind), None
+    except GlobalChampionUnreadableError as exc:
+        champion, unreadable = None, str(exc)
+    latest_price = max(p.index[-1] for p in histories.values()).date() if histories else as_of
+    decision, reason = _decide(
+        champion, unreadable, as_of=as_of, mode=mode, max_age_days=max_age_days,
+        latest_price=latest_price, partial=partial,
+    )  # fmt: skip
+    if decision == "keep":
+        assert champion is not None
+        return GlobalRef(watchlist, champion, "keep", reason), []
+    backfill = champion is not None and as_of < champion.promoted_on
+    version = _next_version(storage, watchlist, kind, champion)
+    prefix = catalog.global_model_prefix(watchlist, kind, version)
+    keys: list[str] = []
+    if decision == "retrain":
+        cut = holdout_start(histories, config.test_size)
+        backtest = global_model_class(kind).fit(histories, cut, config)
+        model = backtest.refit(histories, serving_cut(as_of), config)
+        backtest_files = _save(storage, f"{prefix}/{BACKTEST_DIR}", backtest)
+        keys += [f"{prefix}/{BACKTEST_DIR}/{n}" for n in backtest_files]
+        lineage, retrained_on, holdout_end = version, as_of, as_of
+    else:
+        assert champion is not None
+        old = catalog.global_model_prefix(watchlist, kind, champion.version)
+        model = _load(storage, f"{old}/{MODEL_DIR}", champion.files).refit(
+            histories, serving_cut(as_of), config
+        )
+        backtest_files, lineage = champion.backtest_files, champion.lineage
+        cut, retrained_on, holdout_end = champion.cut, champion.retrained_on, champion.holdout_end
+    files = _save(storage, f"{prefix}/{MODEL_DIR}", model)
+    keys += [f"{prefix}/{MODEL_DIR}/{n}" for n in files]
+    made = GlobalChampion(
+        kind=kind, version=version, lineage=lineage, cut=cut, holdout_end=holdout_end,
+        trained_through=pd.Timestamp(model.meta["trained_through"]).date(),
+        retrained_on=retrained_on, promoted_on=as_of, latest=version, files=files,
+        backtest_files=backtest_files, n_tickers=len(model.meta.get("tickers", histories)),
+    )  # fmt: skip
+    if backfill:
+        assert champion is not None
+        write_json(
+            storage,
+            catalog.global_champion_key(watchlist, kind),
+            replace(champion, latest=version).to_json(),
+        )
+        return GlobalRef(watchlist, made, "retrain", reason), keys
+    write_json(storage, catalog.global_champion_key(watchlist, kind), made.to_json())
+    keys.append(catalog.global_champion_key(watchlist, kind))
+    return GlobalRef(watchlist, made, decision, reason), keys
+
+
+def fit_global_models(
+    storage: Storage, items: Iterable[WatchItem], scope: RunScope, config: ModelConfig, *,
+    mode: str = "auto", max_age_days: int = 30, partial: bool = False,
+) -> GlobalModels:  # fmt: skip
+    """Every registered global model of the scope's watchlist, fit on every fetched ticker's
+    history through the run date (:func:`fit_global`). A model that cannot be fit is
+    reported in ``failures``; it never fails the run (the tickers go on without it)."""
+    histories = run_histories(storage, items, scope.run_date, config)
+    refs, failures, keys = [], [], []
+    for kind in GLOBAL_MODELS:
+        try:
+            ref, written = fit_global(
+                storage, kind, histories, scope, config, mode=mode, max_age_days=max_age_days,
+                partial=partial,
+            )  # fmt: skip
+        except (StorageError, OSError, ValueError, GlobalChampionUnreadableError) as exc:
+            failures.append((kind, f"{type(exc).__name__}: {exc}"))
+            continue
+        refs.append(ref)
+        keys += written
+    return GlobalModels(tuple(refs), tuple(failures), tuple(keys))
