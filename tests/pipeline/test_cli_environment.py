@@ -106,3 +106,33 @@ def test_an_unreachable_dask_address_fails_fast_with_one_line(tmp_path, closed_p
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and address in lines[0], result.stderr[-3000:]
     assert "Traceback" not in result.stdout + result.stderr
+
+
+READ_STARTUP_TIMEOUT = (
+    "from closecast import cli; cli.keep_prefect_offline(); cli.allow_slow_server_start()\n"
+    "from closecast.commands._temporary_server import startup_timeout\n"
+    "print(startup_timeout())"
+)
+
+
+def test_a_run_gives_its_temporary_server_two_minutes_unless_the_user_says(tmp_path) -> None:
+    # Set before Prefect reads its settings (once, at import), or it is silently ignored.
+    unset = "import os; os.environ.pop('PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS')\n"
+    assert _python(unset + READ_STARTUP_TIMEOUT, tmp_path) == "120.0"
+    assert _python(READ_STARTUP_TIMEOUT, tmp_path) == "300.0"  # the user's own setting
+
+
+def test_a_temporary_server_that_exits_or_never_answers_is_named(tmp_path) -> None:
+    from closecast.commands._temporary_server import TemporaryServer, TemporaryServerError
+
+    exited = TemporaryServer(subprocess.Popen([sys.executable, "-c", "raise SystemExit(1)"]), 9)
+    with pytest.raises(TemporaryServerError, match="exited with code 1"):
+        exited.wait_until_ready(timeout=60)
+    silent = TemporaryServer(subprocess.Popen([sys.executable, "-c", "input()"],
+                                              stdin=subprocess.PIPE), 9)  # fmt: skip
+    try:
+        with pytest.raises(TemporaryServerError, match="did not answer within 1 s"):
+            silent.wait_until_ready(timeout=1)
+    finally:
+        silent.stop()
+    assert silent.process.poll() is not None
