@@ -186,6 +186,19 @@ def _load(storage: Storage, prefix: str, files: Iterable[str]) -> GlobalModel:
         return load_global_model(Path(tmp))
 
 
+def written_keys(ref: GlobalRef) -> list[str]:
+    """The objects of the version this run stored for ``ref`` (none when it kept the
+    champion): what the run's manifest lists for it, beside the tickers' own versions."""
+    if ref.mode == "keep":
+        return []
+    champion = ref.champion
+    prefix = catalog.global_model_prefix(ref.watchlist, ref.kind, champion.version)
+    keys = [f"{prefix}/{MODEL_DIR}/{name}" for name in champion.files]
+    if champion.lineage == champion.version:
+        keys += [f"{prefix}/{BACKTEST_DIR}/{name}" for name in champion.backtest_files]
+    return keys
+
+
 def load_global(storage: Storage, ref: GlobalRef) -> LoadedGlobal:
     """A chunk's copy of one global model, loaded by key (serving and backtest models)."""
     champion = ref.champion

@@ -57,7 +57,7 @@ from closecast.pipeline.lineup import (
     mark_serving,
     run_lineup,
 )
-from closecast.pipeline.pooled import LoadedGlobal
+from closecast.pipeline.pooled import LoadedGlobal, written_keys
 from closecast.pipeline.rows import (
     BACKTEST_COLUMNS,
     LINEAGE_COLUMNS,
@@ -853,7 +853,16 @@ def forecast_tickers(
             )  # fmt: skip
         except Exception as exc:
             outcomes[plan.item.symbol] = failed_outcome(plan.item, _describe(exc), stage="serve")
-    return [outcomes[item.symbol] for item in items]
+    # The global versions this run stored serve every ticker: each ticker's objects list
+    # them, so the manifest does whichever tickers a (partial) rerun keeps.
+    shared = [key for loaded in global_models for key in written_keys(loaded.ref)]
+    return [_with_keys(outcomes[item.symbol], shared) for item in items]
+
+
+def _with_keys(outcome: TickerOutcome, keys: list[str]) -> TickerOutcome:
+    if not keys or outcome.metrics.status != "ok":
+        return outcome
+    return replace(outcome, keys=[*outcome.keys, *keys])
 
 
 def forecast_ticker(
