@@ -58,6 +58,7 @@ def _closecast(args: list[str], tmp_path: Path, **extra: str) -> subprocess.Comp
     )
 
 
+@pytest.mark.slow  # three fresh Python processes
 def test_prefect_analytics_are_off_unless_the_user_turns_them_on(tmp_path: Path) -> None:
     assert _python(READ_ANALYTICS, tmp_path) == "False"
     assert _python(READ_ANALYTICS, tmp_path, PREFECT_SERVER_ANALYTICS_ENABLED="true") == "True"
@@ -81,6 +82,7 @@ def test_an_ephemeral_run_prints_no_telemetry_line(tmp_path: Path) -> None:
     assert "telemetry" not in output.lower(), output[-3000:]
 
 
+@pytest.mark.slow  # a fresh closecast process
 def test_an_unreachable_prefect_api_is_one_line_and_exit_2(tmp_path, closed_port) -> None:
     url = f"http://127.0.0.1:{closed_port}/api"
     result = _closecast(
@@ -95,6 +97,7 @@ def test_an_unreachable_prefect_api_is_one_line_and_exit_2(tmp_path, closed_port
     assert "Traceback" not in result.stdout + result.stderr
 
 
+@pytest.mark.slow  # a fresh closecast process
 def test_an_unreachable_dask_address_fails_fast_with_one_line(tmp_path, closed_port) -> None:
     address = f"tcp://127.0.0.1:{closed_port}"
     result = _closecast(

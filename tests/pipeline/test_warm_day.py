@@ -46,11 +46,11 @@ commit)."""
 GLOBAL_LOADS_PER_CHUNK = 2
 """Requests a modelling chunk makes for the run's global models: each one's serving and
 backtest model files, once per chunk, whatever its number of tickers."""
-OTHER_REQUESTS_PER_TICKER = 19
+OTHER_REQUESTS_PER_TICKER = 20
 """A ticker's requests outside its modelling on a warm day: fetching its prices (4, with its
-lease), the pooled step reading its prices (1), publishing's read-back of its objects and
-state for the manifest (12: it was 22, an existence check before each read; 11 before the
-global_ar ledger) and the UI's plot links (2)."""
+lease), the pooled step reading its prices and its global_ar ledger (2), publishing's
+read-back of its objects and state for the manifest (12: it was 22, an existence check
+before each read; 11 before the global_ar ledger) and the UI's plot links (2)."""
 TIMING_COLUMNS = {"train_seconds", "model_seconds"}
 
 
