@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from closecast import __version__
 from closecast.commands._environment import (
+    allow_slow_server_start,
     dask_address_problem,
     keep_prefect_offline,
     prefect_api_problem,
@@ -126,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     keep_prefect_offline()
     if args.command in RUN_COMMANDS:
+        allow_slow_server_start()
         problems = [
             problem
             for problem in (

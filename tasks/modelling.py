@@ -91,7 +91,7 @@ def fit_global_models(
     with services.lease(key, f"global models of {scope.watchlist}"):
         pooled = pooled_step.fit_global_models(
             services.storage, items, scope, services.config, mode=settings.mode,
-            max_age_days=settings.policy.max_model_age_days, partial=partial,
+            policy=settings.policy, partial=partial,
         )  # fmt: skip
     for ref in pooled.refs:
         champion = ref.champion
@@ -126,6 +126,9 @@ def forecast_chunk(
 
     logger = get_run_logger()
     services = RunServices.open(settings)
+    global_models, unloaded = pooled_step.load_globals(services.storage, pooled)
+    for warning in unloaded:  # the tickers go on without that global model
+        logger.warning("%s", warning)
     with ExitStack() as leases:
         for item in items:
             key = catalog.ticker_lease_key(item.symbol)
@@ -134,7 +137,7 @@ def forecast_chunk(
             try:
                 outcomes = ticker.forecast_tickers(
                     items, scope, settings, fetches, services=services, draw_plots=draw_plots,
-                    pooled=pooled,
+                    global_models=global_models,
                 )  # fmt: skip
             finally:
                 release_tensorflow_state()

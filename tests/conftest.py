@@ -192,6 +192,45 @@ def prefect_harness() -> Iterator[None]:
         yield
 
 
+# --- Order: the costliest test files first ---------------------------------------------------
+
+# Rough cost of one test in "cheap test" units, from a --durations run of the whole suite: a
+# flow run under the Prefect harness is worth about ten cheap tests, a slow-marked test (child
+# processes, a server, a browser) about a hundred.
+_FLOW_TEST_COST = 10
+_SLOW_TEST_COST = 100
+
+
+def _test_cost(item: pytest.Item) -> int:
+    cost = 1
+    if "prefect_harness" in getattr(item, "fixturenames", ()):
+        cost += _FLOW_TEST_COST
+    if item.get_closest_marker("slow") is not None:
+        cost += _SLOW_TEST_COST
+    return cost
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the test files in order of their estimated cost, the costliest first.
+
+    ``make test`` hands whole files to the xdist workers in collection order
+    (``--dist loadfile --no-loadscope-reorder``). Handing out the few long files (the stack,
+    the child-process tests, the flow runs) first and the many quick ones last keeps both
+    workers busy to the end; in file-name order, or xdist's default of the files with the
+    most tests first, two long files were often left to run last, one per worker. Tests keep
+    their order within a file, so module-scoped fixtures are still built once.
+    """
+
+    def test_file(item: pytest.Item) -> str:
+        return item.nodeid.split("::", 1)[0]
+
+    cost: dict[str, int] = {}
+    for item in items:
+        cost[test_file(item)] = cost.get(test_file(item), 0) + _test_cost(item)
+    position = {id(item): index for index, item in enumerate(items)}
+    items.sort(key=lambda item: (-cost[test_file(item)], position[id(item)]))
+
+
 def _hand_dm(actual, predicted, naive, horizon: int = 1) -> tuple[float, float]:
     """Diebold-Mariano statistic (Harvey-Leybourne-Newbold correction) and one-sided p-value
     for "the model's squared errors are smaller than naive's", from the definition:

@@ -6,9 +6,12 @@ import pkgutil
 import subprocess
 import sys
 
+import pytest
+
 import lstm_model
 
 
+@pytest.mark.slow  # a fresh Python process
 def test_cli_help_lists_commands() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "closecast.cli", "--help"],
@@ -20,6 +23,7 @@ def test_cli_help_lists_commands() -> None:
     assert "tutorial" in result.stdout
 
 
+@pytest.mark.slow  # a fresh Python process importing all of lstm_model
 def test_no_lstm_model_module_imports_prefect() -> None:
     modules = [m.name for m in pkgutil.walk_packages(lstm_model.__path__, "lstm_model.")]
     assert modules, "lstm_model has no modules"

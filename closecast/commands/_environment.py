@@ -20,6 +20,9 @@ from closecast.storage.redaction import redact_url
 ANALYTICS_SETTING = "PREFECT_SERVER_ANALYTICS_ENABLED"
 """Prefect 3's switch for the server's telemetry and the SDK's analytics events."""
 
+STARTUP_TIMEOUT_SETTING = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+"""How long a run waits for its temporary Prefect server (Prefect's setting)."""
+
 REACH_TIMEOUT_SECONDS = 5.0
 """How long a run waits for the Prefect API or a Dask scheduler to answer before refusing."""
 
@@ -33,6 +36,15 @@ def keep_prefect_offline() -> None:
     if ANALYTICS_SETTING in os.environ or ANALYTICS_SETTING in _active_profile_settings():
         return
     os.environ[ANALYTICS_SETTING] = "false"
+
+
+def allow_slow_server_start() -> None:
+    """Give Prefect's temporary API server 120 s to start instead of Prefect's 20, too little
+    on a busy two-core machine; a user's own setting still wins.
+
+    Call before Prefect is imported: its settings are read once, at import.
+    """
+    os.environ.setdefault(STARTUP_TIMEOUT_SETTING, "120")
 
 
 def _active_profile_settings() -> dict[str, object]:

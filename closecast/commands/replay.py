@@ -12,8 +12,10 @@ import gc
 import sys
 import time
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 from closecast.calendars import is_trading_day
+from closecast.commands._temporary_server import TemporaryServerError, prefect_api_for_this_command
 from closecast.commands.run import (
     EXIT_CODES as RUN_EXIT_CODES,
 )
@@ -22,11 +24,15 @@ from closecast.commands.run import (
     EXIT_OK,
     EXIT_TICKER_FAILED,
     add_run_options,
-    allow_slow_server_start,
     check_configuration,
+    prepare_flow,
     settings_from_args,
 )
 from closecast.watchlist import WatchItem, split_tickers
+
+if TYPE_CHECKING:
+    from closecast.pipeline.run_tickers import RunTickers
+    from closecast.pipeline.settings import RunSettings
 
 MAX_REPLAY_DAYS = 3660
 EXIT_CODES = RUN_EXIT_CODES | {
@@ -106,7 +112,6 @@ def _check_range(args: argparse.Namespace, today: date) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    allow_slow_server_start()
     problems = check_configuration(args)
     if not problems:
         from closecast.pipeline.run_tickers import select
@@ -125,6 +130,18 @@ def run(args: argparse.Namespace) -> int:
         print("closecast replay: no trading day in that range", file=sys.stderr)
         return EXIT_CONFIG
 
+    settings = settings_from_args(args)
+    with prefect_api_for_this_command() as server:
+        try:
+            prepare_flow(settings, server)
+        except TemporaryServerError as exc:
+            print(f"closecast replay: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+        return _replay(days, selection, settings, args.storage)
+
+
+def _replay(days: list[date], selection: RunTickers, settings: RunSettings, storage: str) -> int:
+    """Each day its own flow run, in order, in this process."""
     from closecast.interrupts import (
         EXIT_TERMINATED,
         interrupt_main_thread_on_sigterm,
@@ -134,11 +151,9 @@ def run(args: argparse.Namespace) -> int:
     from lstm_model.interrupt import stop_requested
 
     interrupt_main_thread_on_sigterm()
-
-    settings = settings_from_args(args)
     print(
         f"Replaying {len(days)} day(s) {days[0]}..{days[-1]} for watchlist {selection.name} "
-        f"({', '.join(selection.symbols)}) into {args.storage}",
+        f"({', '.join(selection.symbols)}) into {storage}",
         flush=True,
     )
     failed_days = []

@@ -330,6 +330,7 @@ def global_backtest(
     frame = evaluate(model, known, start).predictions
     if same_days:
         frame = frame[frame["date"].isin(set(days))].reset_index(drop=True)
+        same_days = len(frame) == len(days)  # a day since removed from the prices: not the same
     frames = backtest_frames(model, known, frame, horizon)
     return Record(loaded.ref.kind, "backtest", frames.predictions), frames.path, same_days
 

@@ -12,8 +12,12 @@ and scored per ticker on its days from that date through the lineage's retrain d
 Each run, per global model:
 
 * **retrain** (a new lineage) when there is no readable champion, the run asks for it, the
-  lineage is ``max_model_age_days`` old, or the run is dated before the champion's promotion
-  (a *backfill*: stored, never promoted, so the live champion is untouched);
+  lineage is ``max_model_age_days`` old, its *pooled* live record has gone bad with evidence
+  (:func:`closecast.pipeline.decisions.live_degradation`, as for a ticker's lineage, on every
+  ticker's scored forecasts of the lineage in relative units: price over the naive price, so
+  a 20000-dollar coin does not outweigh a 100-dollar stock), or the run is dated before the
+  champion's promotion (a *backfill*: stored, never promoted, so the live champion is
+  untouched);
 * **keep** the champion when no ticker has a price after what it trained on, or the run
   forecasts only some tickers of its watchlist (a partial rerun never refits the
   watchlist's model on a few tickers);
@@ -36,17 +40,25 @@ import pandas as pd
 
 from closecast import catalog
 from closecast.catalog import RunScope
+from closecast.pipeline import live
+from closecast.pipeline.decisions import live_degradation
+from closecast.pipeline.evaluation import LeakageError, significance
+from closecast.pipeline.publish import concurrently
+from closecast.pipeline.settings import RetrainPolicy
 from closecast.price_store import PriceStore
 from closecast.storage import CorruptObjectError, ObjectNotFoundError, Storage, StorageError
 from closecast.storage.io import read_json, write_json
 from closecast.validation import usable_series
 from closecast.watchlist import WatchItem
+from lstm_model import metrics
 from lstm_model.config import ModelConfig
-from lstm_model.data import SERVING_FLOOR
-from lstm_model.global_models import GlobalModel, holdout_start, serving_cut
+from lstm_model.data import SERVING_FLOOR, InsufficientDataError
+from lstm_model.global_models import GlobalModel, for_ticker, holdout_start, serving_cut
 from lstm_model.registry import GLOBAL_MODELS, global_model_class, load_global_model
 
 MODEL_DIR = "model"
+READ_THREADS = 8
+"""Tickers' prices and ledgers read at once by the pooled step."""
 BACKTEST_DIR = "backtest"
 
 
@@ -67,6 +79,8 @@ class GlobalChampion:
         latest: The latest stored version (a backfill's too): the next one follows it.
         files: The serving model's files; ``backtest_files`` the backtest model's.
         n_tickers: Tickers the serving model was fit on.
+        backtest_u2: The lineage's pooled backtest U2 (relative units, every ticker's days
+            from the cut through ``holdout_end``): what its live record is held to.
     """
 
     kind: str
@@ -81,6 +95,7 @@ class GlobalChampion:
     files: tuple[str, ...]
     backtest_files: tuple[str, ...]
     n_tickers: int
+    backtest_u2: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -91,7 +106,7 @@ class GlobalChampion:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> GlobalChampion:
         dates = ("cut", "holdout_end", "trained_through", "retrained_on", "promoted_on")
-        values = {name: data[name] for name in cls.__dataclass_fields__}
+        values = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
         values.update({name: date.fromisoformat(str(data[name])) for name in dates})
         values.update(files=tuple(data["files"]), backtest_files=tuple(data["backtest_files"]))
         return cls(**values)
@@ -171,6 +186,19 @@ def _load(storage: Storage, prefix: str, files: Iterable[str]) -> GlobalModel:
         return load_global_model(Path(tmp))
 
 
+def written_keys(ref: GlobalRef) -> list[str]:
+    """The objects of the version this run stored for ``ref`` (none when it kept the
+    champion): what the run's manifest lists for it, beside the tickers' own versions."""
+    if ref.mode == "keep":
+        return []
+    champion = ref.champion
+    prefix = catalog.global_model_prefix(ref.watchlist, ref.kind, champion.version)
+    keys = [f"{prefix}/{MODEL_DIR}/{name}" for name in champion.files]
+    if champion.lineage == champion.version:
+        keys += [f"{prefix}/{BACKTEST_DIR}/{name}" for name in champion.backtest_files]
+    return keys
+
+
 def load_global(storage: Storage, ref: GlobalRef) -> LoadedGlobal:
     """A chunk's copy of one global model, loaded by key (serving and backtest models)."""
     champion = ref.champion
@@ -204,9 +232,9 @@ def run_histories(
 ) -> dict[str, pd.Series]:
     """Every ticker's validated model column through ``as_of`` (as the per-ticker modelling
     reads it); tickers without a usable history are left out (they fail on their own)."""
-    histories = {}
     store = PriceStore(storage)
-    for item in items:
+
+    def read(item: WatchItem) -> pd.Series | None:
         try:
             prices, _ = usable_series(
                 store.read(item.symbol, as_of=as_of),
@@ -217,14 +245,90 @@ def run_histories(
                 price_column=config.price_column,
             )
         except (StorageError, ValueError):
+            return None
+        return prices
+
+    items = list(items)  # read a few at once: independent requests (S3 round trips)
+    read_all = concurrently(read, items, READ_THREADS)
+    return {item.symbol: p for item, p in zip(items, read_all, strict=True) if p is not None}
+
+
+@dataclass(frozen=True)
+class Relative:
+    """Scored one-step forecasts of many tickers in relative units (each over its naive
+    price, so the naive forecast is 1), in target-date order."""
+
+    actual: tuple[float, ...] = ()
+    predicted: tuple[float, ...] = ()
+
+    @property
+    def naive(self) -> tuple[float, ...]:
+        return (1.0,) * len(self.actual)
+
+    @classmethod
+    def of(cls, rows: Iterable[tuple[date, float, float, float]]) -> Relative:
+        """From (date, actual, predicted, naive) rows."""
+        ordered = sorted(rows, key=lambda row: row[0])
+        return cls(tuple(a / n for _, a, _, n in ordered), tuple(p / n for _, _, p, n in ordered))
+
+
+def pooled_backtest(
+    backtest: GlobalModel, histories: dict[str, pd.Series], cut: date, end: date
+) -> Relative:
+    """The backtest model's one-step forecasts of every ticker's days from ``cut`` through
+    ``end`` (tickers with too few prices around the cut left out)."""
+    rows = []
+    for ticker, prices in histories.items():
+        known = prices[prices.index <= pd.Timestamp(end)]
+        try:
+            predicted = for_ticker(backtest, ticker).predict_one_step(known, pd.Timestamp(cut))
+        except InsufficientDataError:
             continue
-        histories[item.symbol] = prices
-    return histories
+        previous = known.shift(1)
+        rows += [
+            (day.date(), float(known[day]), float(value), float(previous[day]))
+            for day, value in predicted.items()
+        ]
+    return Relative.of(rows)
+
+
+def pooled_live(
+    storage: Storage, kind: str, lineage: str, histories: dict[str, pd.Series], as_of: date
+) -> Relative:
+    """The lineage's live record over every ticker: each ticker's ledger of the global
+    model scored against its prices through ``as_of`` in memory (the chunk scores and writes
+    it), one step ahead. A ledger that cannot be read or scored honestly is left out."""
+
+    def scored(ticker: str) -> live.Ledger | None:
+        try:
+            ledger, _ = live.score_served(
+                live.read_ledger(storage, ticker, kind), histories[ticker], as_of
+            )
+        except (StorageError, LeakageError):
+            return None
+        return ledger
+
+    rows = []
+    for ledger in concurrently(scored, list(histories), READ_THREADS):
+        if ledger is None:
+            continue
+        rows += [
+            (row.target_date, row.actual, row.forecast, row.naive)
+            for row in ledger.scored(lineage)
+            if row.actual is not None and row.naive > 0
+        ]
+    return Relative.of(rows)
+
+
+def _relative_u2(record: Relative) -> float | None:
+    if not record.actual:
+        return None
+    return metrics.summarize(record.actual, record.predicted, record.naive).u2
 
 
 def _decide(
     champion: GlobalChampion | None, unreadable: str | None, *, as_of: date, mode: str,
-    max_age_days: int, latest_price: date, partial: bool,
+    policy: RetrainPolicy, latest_price: date, partial: bool, live_record: Relative,
 ) -> tuple[str, str]:  # fmt: skip
     if unreadable is not None:
         return "retrain", f"champion unreadable ({unreadable})"
@@ -238,8 +342,14 @@ def _decide(
     if mode == "retrain":
         return "retrain", "retrain requested"
     age = (as_of - champion.retrained_on).days
-    if age >= max_age_days:
-        return "retrain", f"lineage {champion.lineage} is {age} days old (max {max_age_days})"
+    if age >= policy.max_model_age_days:
+        return "retrain", (
+            f"lineage {champion.lineage} is {age} days old (max {policy.max_model_age_days})"
+        )
+    test = significance(live_record.actual, live_record.predicted, live_record.naive)
+    degraded = live_degradation(test, champion.backtest_u2, policy)
+    if degraded is not None:
+        return "retrain", f"pooled {degraded}"
     if partial:
         return "keep", "a partial rerun serves the watchlist's champion as is"
     if latest_price <= champion.trained_through:
@@ -264,7 +374,8 @@ def _next_version(
 
 def fit_global(
     storage: Storage, kind: str, histories: dict[str, pd.Series], scope: RunScope,
-    config: ModelConfig, *, mode: str = "auto", max_age_days: int = 30, partial: bool = False,
+    config: ModelConfig, *, mode: str = "auto", policy: RetrainPolicy | None = None,
+    partial: bool = False,
 ) -> tuple[GlobalRef, list[str]]:  # fmt: skip
     """Retrain, fine-tune or keep one global model of the scope's watchlist (see the module
     docstring); store a new version and, unless a backfill, point the champion at it.
@@ -280,10 +391,16 @@ def fit_global(
         champion, unreadable = read_global_champion(storage, watchlist, kind), None
     except GlobalChampionUnreadableError as exc:
         champion, unreadable = None, str(exc)
+    policy = policy or RetrainPolicy()
     latest_price = max(p.index[-1] for p in histories.values()).date() if histories else as_of
+    live_record = (
+        pooled_live(storage, kind, champion.lineage, histories, as_of)
+        if champion is not None and mode != "retrain" and not partial
+        else Relative()
+    )
     decision, reason = _decide(
-        champion, unreadable, as_of=as_of, mode=mode, max_age_days=max_age_days,
-        latest_price=latest_price, partial=partial,
+        champion, unreadable, as_of=as_of, mode=mode, policy=policy,
+        latest_price=latest_price, partial=partial, live_record=live_record,
     )  # fmt: skip
     if decision == "keep":
         assert champion is not None
@@ -299,6 +416,7 @@ def fit_global(
         backtest_files = _save(storage, f"{prefix}/{BACKTEST_DIR}", backtest)
         keys += [f"{prefix}/{BACKTEST_DIR}/{n}" for n in backtest_files]
         lineage, retrained_on, holdout_end = version, as_of, as_of
+        backtest_u2 = _relative_u2(pooled_backtest(backtest, histories, cut, as_of))
     else:
         assert champion is not None
         old = catalog.global_model_prefix(watchlist, kind, champion.version)
@@ -307,6 +425,7 @@ def fit_global(
         )
         backtest_files, lineage = champion.backtest_files, champion.lineage
         cut, retrained_on, holdout_end = champion.cut, champion.retrained_on, champion.holdout_end
+        backtest_u2 = champion.backtest_u2
     files = _save(storage, f"{prefix}/{MODEL_DIR}", model)
     keys += [f"{prefix}/{MODEL_DIR}/{n}" for n in files]
     made = GlobalChampion(
@@ -314,6 +433,7 @@ def fit_global(
         trained_through=pd.Timestamp(model.meta["trained_through"]).date(),
         retrained_on=retrained_on, promoted_on=as_of, latest=version, files=files,
         backtest_files=backtest_files, n_tickers=len(model.meta.get("tickers", histories)),
+        backtest_u2=backtest_u2,
     )  # fmt: skip
     if backfill:
         assert champion is not None
@@ -330,7 +450,7 @@ def fit_global(
 
 def fit_global_models(
     storage: Storage, items: Iterable[WatchItem], scope: RunScope, config: ModelConfig, *,
-    mode: str = "auto", max_age_days: int = 30, partial: bool = False,
+    mode: str = "auto", policy: RetrainPolicy | None = None, partial: bool = False,
 ) -> GlobalModels:  # fmt: skip
     """Every registered global model of the scope's watchlist, fit on every fetched ticker's
     history through the run date (:func:`fit_global`). A model that cannot be fit is
@@ -340,7 +460,7 @@ def fit_global_models(
     for kind in GLOBAL_MODELS:
         try:
             ref, written = fit_global(
-                storage, kind, histories, scope, config, mode=mode, max_age_days=max_age_days,
+                storage, kind, histories, scope, config, mode=mode, policy=policy,
                 partial=partial,
             )  # fmt: skip
         except (StorageError, OSError, ValueError, GlobalChampionUnreadableError) as exc:

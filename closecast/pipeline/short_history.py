@@ -12,6 +12,7 @@ run retrains the LSTM as for a new ticker (there is no champion yet).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from functools import partial
 
 import pandas as pd
@@ -22,6 +23,7 @@ from closecast.pipeline import live
 from closecast.pipeline.commit import commit_state
 from closecast.pipeline.fetch import FetchSummary
 from closecast.pipeline.lineup import LSTM, choose_served, mark_serving, run_lineup
+from closecast.pipeline.pooled import LoadedGlobal
 from closecast.pipeline.rows import (
     BACKTEST_COLUMNS,
     LINEAGE_COLUMNS,
@@ -72,9 +74,11 @@ def serve_short_history(
     fetch: FetchSummary | None,
     *,
     draw_plots: bool = True,
+    global_models: Sequence[LoadedGlobal] = (),
 ) -> TickerOutcome:
-    """Serve a short-history ticker by its best baseline (see the module) and build its rows;
-    its ledgers are written last, together (:mod:`closecast.pipeline.commit`)."""
+    """Serve a short-history ticker by its best baseline or the run's global models (see the
+    module) and build its rows; its ledgers are written last, together
+    (:mod:`closecast.pipeline.commit`)."""
     prices, as_of, horizon, storage = (
         short.prices,
         scope.run_date,
@@ -86,7 +90,7 @@ def serve_short_history(
         storage, item, prices, services.config, as_of, lineage="", lstm_backtest=None,
         lstm_ledger=live.Ledger(rows=()), record_live=True, horizon=horizon,
         rebase_factor=fetch.rebase_factor if fetch else None,
-        holdout_days=list(prices.index[len(prices) // 2 :].date),
+        holdout_days=list(prices.index[len(prices) // 2 :].date), global_models=global_models,
     )  # fmt: skip
     configured = item.serve or options.serve
     selection = choose_served(lineup, configured if configured in lineup.served else "auto")

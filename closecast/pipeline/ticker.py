@@ -57,7 +57,7 @@ from closecast.pipeline.lineup import (
     mark_serving,
     run_lineup,
 )
-from closecast.pipeline.pooled import GlobalModels, LoadedGlobal, load_globals
+from closecast.pipeline.pooled import LoadedGlobal, written_keys
 from closecast.pipeline.rows import (
     BACKTEST_COLUMNS,
     LINEAGE_COLUMNS,
@@ -802,7 +802,7 @@ def forecast_tickers(
     *,
     services: RunServices | None = None,
     draw_plots: bool = True,
-    pooled: GlobalModels | None = None,
+    global_models: Sequence[LoadedGlobal] = (),
 ) -> list[TickerOutcome]:
     """Score what was served, train or fine-tune, serve the next forecasts and publish, for
     a chunk of tickers; their training runs together (see :func:`train_plans`).
@@ -815,8 +815,9 @@ def forecast_tickers(
         services: The run's storage and model configuration (opened from ``options``
             when None).
         draw_plots: Draw each ticker's plot (large runs skip them: ``ticker_plots``).
-        pooled: The run's global models (:mod:`closecast.pipeline.pooled`), loaded once for
-            the chunk by key and scored and served in every ticker's line-up.
+        global_models: The run's global models (:mod:`closecast.pipeline.pooled`), loaded
+            once for the chunk (``pooled.load_globals``), scored and served in every
+            ticker's line-up.
 
     Returns:
         One outcome per ticker, in order: its metrics row (describing the model that serves
@@ -825,7 +826,6 @@ def forecast_tickers(
     """
     services = services or RunServices.open(options)
     remove_orphaned_temp_dirs()
-    global_models, _ = load_globals(services.storage, pooled)
     reports = fetches or {}
     outcomes: dict[str, TickerOutcome] = {}
     plans = []
@@ -836,7 +836,7 @@ def forecast_tickers(
             try:
                 outcomes[item.symbol] = serve_short_history(
                     short, item, scope, options, services, reports.get(item.symbol),
-                    draw_plots=draw_plots,
+                    draw_plots=draw_plots, global_models=global_models,
                 )  # fmt: skip
             except Exception as exc:
                 outcomes[item.symbol] = failed_outcome(item, _describe(exc), stage="serve")
@@ -853,7 +853,16 @@ def forecast_tickers(
             )  # fmt: skip
         except Exception as exc:
             outcomes[plan.item.symbol] = failed_outcome(plan.item, _describe(exc), stage="serve")
-    return [outcomes[item.symbol] for item in items]
+    # The global versions this run stored serve every ticker: each ticker's objects list
+    # them, so the manifest does whichever tickers a (partial) rerun keeps.
+    shared = [key for loaded in global_models for key in written_keys(loaded.ref)]
+    return [_with_keys(outcomes[item.symbol], shared) for item in items]
+
+
+def _with_keys(outcome: TickerOutcome, keys: list[str]) -> TickerOutcome:
+    if not keys or outcome.metrics.status != "ok":
+        return outcome
+    return replace(outcome, keys=[*outcome.keys, *keys])
 
 
 def forecast_ticker(

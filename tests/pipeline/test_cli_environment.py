@@ -58,6 +58,7 @@ def _closecast(args: list[str], tmp_path: Path, **extra: str) -> subprocess.Comp
     )
 
 
+@pytest.mark.slow  # three fresh Python processes
 def test_prefect_analytics_are_off_unless_the_user_turns_them_on(tmp_path: Path) -> None:
     assert _python(READ_ANALYTICS, tmp_path) == "False"
     assert _python(READ_ANALYTICS, tmp_path, PREFECT_SERVER_ANALYTICS_ENABLED="true") == "True"
@@ -81,6 +82,7 @@ def test_an_ephemeral_run_prints_no_telemetry_line(tmp_path: Path) -> None:
     assert "telemetry" not in output.lower(), output[-3000:]
 
 
+@pytest.mark.slow  # a fresh closecast process
 def test_an_unreachable_prefect_api_is_one_line_and_exit_2(tmp_path, closed_port) -> None:
     url = f"http://127.0.0.1:{closed_port}/api"
     result = _closecast(
@@ -95,6 +97,7 @@ def test_an_unreachable_prefect_api_is_one_line_and_exit_2(tmp_path, closed_port
     assert "Traceback" not in result.stdout + result.stderr
 
 
+@pytest.mark.slow  # a fresh closecast process
 def test_an_unreachable_dask_address_fails_fast_with_one_line(tmp_path, closed_port) -> None:
     address = f"tcp://127.0.0.1:{closed_port}"
     result = _closecast(
@@ -106,3 +109,61 @@ def test_an_unreachable_dask_address_fails_fast_with_one_line(tmp_path, closed_p
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and address in lines[0], result.stderr[-3000:]
     assert "Traceback" not in result.stdout + result.stderr
+
+
+READ_STARTUP_TIMEOUT = (
+    "from closecast import cli; cli.keep_prefect_offline(); cli.allow_slow_server_start()\n"
+    "from closecast.commands._temporary_server import startup_timeout\n"
+    "print(startup_timeout())"
+)
+
+
+def test_a_run_gives_its_temporary_server_two_minutes_unless_the_user_says(tmp_path) -> None:
+    # Set before Prefect reads its settings (once, at import), or it is silently ignored.
+    unset = "import os; os.environ.pop('PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS')\n"
+    assert _python(unset + READ_STARTUP_TIMEOUT, tmp_path) == "120.0"
+    assert _python(READ_STARTUP_TIMEOUT, tmp_path) == "300.0"  # the user's own setting
+
+
+def test_a_temporary_server_that_exits_or_never_answers_is_named(tmp_path) -> None:
+    from closecast.commands._temporary_server import TemporaryServer, TemporaryServerError
+
+    exited = TemporaryServer(subprocess.Popen([sys.executable, "-c", "raise SystemExit(1)"]), 9)
+    with pytest.raises(TemporaryServerError, match="exited with code 1"):
+        exited.wait_until_ready(timeout=60)
+    silent = TemporaryServer(subprocess.Popen([sys.executable, "-c", "input()"],
+                                              stdin=subprocess.PIPE), 9)  # fmt: skip
+    try:
+        with pytest.raises(TemporaryServerError, match="did not answer within 1 s"):
+            silent.wait_until_ready(timeout=1)
+    finally:
+        silent.stop()
+    assert silent.process.poll() is not None
+
+
+READ_API_URL_IN_A_PLAIN_THREAD = """
+import threading
+from closecast import cli
+from closecast.commands._temporary_server import prefect_api_for_this_command
+cli.keep_prefect_offline(); cli.allow_slow_server_start()
+seen = []
+with prefect_api_for_this_command() as server:
+    server.wait_until_ready(300)
+    from prefect.settings import get_current_settings
+    thread = threading.Thread(target=lambda: seen.append(get_current_settings().api.url))
+    thread.start(); thread.join()
+    print(server.api_url == seen[0], server.process.poll() is None)
+print(server.process.poll() is not None, get_current_settings().api.url)
+"""
+
+
+@pytest.mark.slow
+def test_the_temporary_server_is_the_api_of_every_thread_and_stops_with_the_command(
+    tmp_path,
+) -> None:
+    # A thread that does not copy the caller's context reads the process-wide settings:
+    # pointed anywhere else, Prefect would start a second server for it.
+    assert _python(READ_API_URL_IN_A_PLAIN_THREAD, tmp_path).splitlines() == [
+        "True True",
+        "True None",
+    ]

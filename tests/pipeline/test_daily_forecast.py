@@ -220,6 +220,20 @@ def test_replayed_days_serve_fresh_models_and_score_what_was_served(tmp_path, ca
         champion = json.loads(storage.read_bytes(catalog.champion_key(ticker)))
         assert champion["version"] == frames[DAYS[-1]].loc[ticker, "model_version"]
         assert champion["trained_through"] == str(DAYS[-1])
+    # The pooled step: one global_ar champion for the watchlist, retrained on the first day
+    # and refit day after day in its lineage, in every ticker's line-up every day.
+    champion = json.loads(storage.read_bytes(catalog.global_champion_key("adhoc", "global_ar")))
+    assert (champion["version"], champion["lineage"]) == ("v0004", "v0001")
+    assert champion["trained_through"] == str(DAYS[-1])
+    for number, day in enumerate(DAYS, start=1):
+        scores = read_table(storage, catalog.MODEL_SCORES.key(RunScope(day, "adhoc")))
+        backtests = scores[(scores["model"] == "global_ar") & (scores["record"] == "backtest")]
+        assert sorted(backtests["ticker"]) == sorted(TICKERS)
+        # The day's manifest lists every file of the global version it stored.
+        version = catalog.global_model_prefix("adhoc", "global_ar", catalog.version_name(number))
+        manifest = json.loads(storage.read_bytes(catalog.MANIFEST.key(RunScope(day, "adhoc"))))
+        stored = storage.list_keys(f"{version}/")
+        assert stored and set(stored) <= {obj["key"] for obj in manifest["objects"]}
     # Later runs never touched an earlier day's objects: its manifest is still true.
     assert_manifest_true(storage, RunScope(DAYS[0], "adhoc"))
 

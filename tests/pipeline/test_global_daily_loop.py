@@ -23,12 +23,14 @@ from closecast.pipeline.pooled import (
     fit_global,
     fit_global_models,
     load_global,
+    load_globals,
     read_global_champion,
 )
 from closecast.pipeline.services import RunServices, open_run_storage
 from closecast.pipeline.serving import Lineage, serve
 from closecast.pipeline.settings import RunSettings
 from closecast.pipeline.ticker import forecast_tickers
+from closecast.records import ServedRow
 from closecast.sources import get_source
 from closecast.storage import open_storage
 from closecast.watchlist import WatchItem
@@ -89,6 +91,28 @@ def test_one_champion_per_watchlist_and_model_retrained_then_refit_then_kept(tmp
     assert ref.champion.version == "v0003" and ref.champion.trained_through == date(2020, 12, 1)
     assert read_global_champion(storage, "wl", KIND).version == "v0002"
     assert read_global_champion(storage, "wl", KIND).latest == "v0003"
+
+
+def test_a_pooled_live_record_gone_bad_with_evidence_retrains_the_global_model(tmp_path) -> None:
+    series = histories()
+    early = {t: p[:"2020-11-20"] for t, p in series.items()}
+    storage, ref, _ = _fit(tmp_path, early, date(2020, 11, 20))
+    assert ref.champion.backtest_u2 is not None and ref.champion.backtest_u2 < 1
+    # The lineage served every ticker 3% too high since: far worse than naive, on every day.
+    for ticker, prices in series.items():
+        days = prices[prices.index > pd.Timestamp("2020-11-20")]
+        rows = [
+            ServedRow(ticker=ticker, target_date=day.date(), data_end=before.date(),
+                      forecast=1.03 * float(prices[before]), naive=float(prices[before]),
+                      model_version="v0001", lineage="v0001", trained_through=before.date(),
+                      served_on=before.date(), model=KIND)
+            for before, day in zip(prices.index[prices.index.get_loc(days.index[0]) - 1 :],
+                                   days.index, strict=False)
+        ]  # fmt: skip
+        live.write_ledger(storage, ticker, live.Ledger(rows=tuple(rows)), KIND)
+    _, ref, _ = _fit(tmp_path, series)
+    assert ref.mode == "retrain" and ref.champion.lineage == "v0002"
+    assert ref.reason.startswith("pooled live U2") and "above its backtest U2" in ref.reason
 
 
 def test_the_global_backtest_cuts_by_date_and_ignores_a_leak_planted_in_another_ticker(
@@ -191,7 +215,9 @@ def test_the_line_up_scores_and_serves_the_global_model_and_auto_serves_it_on_ev
     config = RunServices.open(options).config
     pooled = fit_global_models(storage, items[:3], scope, config)  # NEW is not in the fit
     assert [r.kind for r in pooled.refs] == [KIND] and not pooled.failures
-    outcomes = forecast_tickers(items, scope, options, pooled=pooled)
+    loaded, unloaded = load_globals(storage, pooled)
+    assert not unloaded
+    outcomes = forecast_tickers(items, scope, options, global_models=loaded)
     for outcome in outcomes:
         metrics = outcome.metrics
         assert metrics.status == "ok", metrics.error

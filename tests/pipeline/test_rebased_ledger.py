@@ -125,6 +125,15 @@ def test_a_stored_backtest_is_read_on_the_current_basis() -> None:
     assert live.backtest_basis_factor(live.align_backtest(stored, factor), PRICES) is None
     revised = aligned.assign(actual=[102.0, 100.0])
     assert live.backtest_basis_factor(revised, PRICES) is None
+    # The multi-step backtest (long form) moves by the same factor, its steps and dates not.
+    path = pd.DataFrame(
+        {"origin": [date(2020, 8, 26)] * 2, "step": [1, 2], "date": [date(2020, 8, 27),
+         date(2020, 8, 28)], "actual": [408.0, 404.0], "predicted": [404.0, 402.0],
+         "naive": [400.0, 400.0]}
+    )  # fmt: skip
+    moved = live.align_backtest(path, factor)
+    assert list(moved["predicted"]) == [101.0, 100.5] and list(moved["naive"]) == [100.0, 100.0]
+    assert moved[["origin", "step", "date"]].equals(path[["origin", "step", "date"]])
 
 
 # --- a real sequence of daily runs across the split ---------------------------------------------

@@ -70,6 +70,7 @@ def test_settings_are_frozen_and_reject_unknown_fields() -> None:
         RunSettings(serve="oracle")
 
 
+@pytest.mark.slow  # a fresh Python process
 def test_the_flow_form_shows_each_setting_with_its_limits_without_tensorflow() -> None:
     code = (
         "import sys, json\n"
