@@ -36,6 +36,7 @@ from closecast.storage import open_storage
 from closecast.watchlist import WatchItem
 from lstm_model.config import ModelConfig
 from lstm_model.global_models import for_ticker
+from lstm_model.registry import GLOBAL_MODELS
 
 CONFIG = ModelConfig(max_train_days=None, test_size=60)
 KIND = "global_ar"
@@ -214,7 +215,8 @@ def test_the_line_up_scores_and_serves_the_global_model_and_auto_serves_it_on_ev
         fetch_and_store(item, scope.run_date, storage, get_source(options.source))
     config = RunServices.open(options).config
     pooled = fit_global_models(storage, items[:3], scope, config)  # NEW is not in the fit
-    assert [r.kind for r in pooled.refs] == [KIND] and not pooled.failures
+    assert {r.kind for r in pooled.refs} == set(GLOBAL_MODELS) and not pooled.failures
+    (ref,) = [r for r in pooled.refs if r.kind == KIND]
     loaded, unloaded = load_globals(storage, pooled)
     assert not unloaded
     outcomes = forecast_tickers(items, scope, options, global_models=loaded)
@@ -230,5 +232,5 @@ def test_the_line_up_scores_and_serves_the_global_model_and_auto_serves_it_on_ev
         assert f"auto: {KIND} beats naive with evidence" in metrics.mode_reason
         ledger = live.read_ledger(storage, metrics.ticker, KIND)
         assert outcome.forecasts[0].forecast == ledger.rows[-1].forecast
-        assert ledger.rows[-1].model_version == pooled.refs[0].champion.version
-    assert "NEW" not in load_global(storage, pooled.refs[0]).model.meta["tickers"]
+        assert ledger.rows[-1].model_version == ref.champion.version
+    assert "NEW" not in load_global(storage, ref).model.meta["tickers"]
