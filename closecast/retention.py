@@ -4,9 +4,9 @@ Every fine-tune stores a full model version and every run of a small watchlist a
 ticker; without retention a ticker grows by about 20 MB of models and 32 MB of plots a
 year. The policy (:class:`RetentionPolicy`) keeps:
 
-* per ticker, the champion, the latest version, the last ``keep_versions`` versions, and
-  the lineage root (the retrained version holding the lineage's backtest) of every version
-  it keeps;
+* per ticker, and per watchlist's global model (``models/_global/<W>/<kind>/``), the
+  champion, the latest version, the last ``keep_versions`` versions, and the lineage root
+  (the retrained version holding the lineage's backtest) of every version it keeps;
 * everything a *young* manifest lists: a run date within ``manifest_days`` of ``as_of``
   (model versions, plots, predictions);
 * every run-level table, summary plot and manifest (one small object per run).
@@ -35,6 +35,11 @@ from datetime import UTC, date, datetime, timedelta
 
 from closecast import catalog
 from closecast.locks import Lease, held
+from closecast.pipeline.pooled import (
+    BACKTEST_DIR,
+    GlobalChampionUnreadableError,
+    read_global_champion,
+)
 from closecast.pipeline.publish import Manifest, concurrently
 from closecast.pipeline.versions import ChampionUnreadableError, read_champion, stored_versions
 from closecast.storage import ObjectNotFoundError, Storage
@@ -86,10 +91,10 @@ class Collection:
     """What a collection removed (or, in a dry run, would remove).
 
     Attributes:
-        versions: ``models/T/vNNNN/`` prefixes.
+        versions: ``models/T/vNNNN/`` and ``models/_global/W/kind/vNNNN/`` prefixes.
         run_objects: Per-ticker run objects of old scopes (plots, predictions).
         manifests: Old manifests rewritten to stop listing what was removed.
-        kept_versions: Per ticker, the versions kept.
+        kept_versions: Per ticker (or ``_global/W/kind``), the versions kept.
         bytes_known: Bytes of the removed objects that a manifest recorded.
         dry_run: Nothing was changed.
     """
@@ -103,9 +108,12 @@ class Collection:
 
     def summary(self) -> str:
         verb = "would remove" if self.dry_run else "removed"
-        tickers = len({catalog.ticker_of_key(p) for p in self.versions})
+        homes = {p.rsplit("/", 2)[0] for p in self.versions}
+        globals_ = {h for h in homes if h.startswith(f"models/{catalog.GLOBAL_MODELS_DIR}/")}
+        also = f" and {len(globals_)} global models" if globals_ else ""
         return (
-            f"{verb} {len(self.versions)} model versions of {tickers} tickers and "
+            f"{verb} {len(self.versions)} model versions of {len(homes - globals_)} tickers"
+            f"{also}, "
             f"{len(self.run_objects)} per-ticker run objects of old runs "
             f"({self.bytes_known / 2**20:.1f} MB recorded in manifests); "
             f"{'would rewrite' if self.dry_run else 'rewrote'} {len(self.manifests)} old "
@@ -183,11 +191,75 @@ def versions_to_remove(
         keep = versions_to_keep(storage, ticker, versions, policy, protected)
     except ChampionUnreadableError:
         return None
+    return _by_number(keep), _by_number(set(versions) - keep)
 
-    def by_number(versions: Iterable[str]) -> list[str]:
-        return sorted(versions, key=lambda v: catalog.version_number(v) or 0)
 
-    return by_number(keep), by_number(set(versions) - keep)
+def global_versions_to_remove(
+    storage: Storage, home: ModelHome, policy: RetentionPolicy, protected: set[str]
+) -> tuple[list[str], list[str]] | None:
+    """A global model's stored versions as (kept, removed), oldest first: the champion's
+    version, lineage and latest, the last ``keep_versions``, the ``protected``, and the
+    lineage root of each (the nearest version at or before it that holds a backtest model).
+    None when its champion pointer is unreadable."""
+    assert home.global_kind is not None
+    watchlist, kind = home.global_kind
+    files: dict[str, set[str]] = {}
+    for key in storage.list_keys(home.prefix):
+        version, _, name = key[len(home.prefix) :].partition("/")
+        if catalog.version_number(version) is not None:
+            files.setdefault(version, set()).add(name)
+    try:
+        champion = read_global_champion(storage, watchlist, kind)
+    except GlobalChampionUnreadableError:
+        return None
+    ordered = _by_number(files)
+    keep = set(ordered[-policy.keep_versions :]) | (protected & set(ordered))
+    if champion is not None:
+        keep |= {champion.version, champion.lineage, champion.latest}
+    roots = [v for v in ordered if any(n.startswith(f"{BACKTEST_DIR}/") for n in files[v])]
+    for version in list(keep):
+        number = catalog.version_number(version) or 0
+        earlier = [r for r in roots if (catalog.version_number(r) or 0) <= number]
+        if earlier:
+            keep.add(earlier[-1])
+    keep &= set(ordered)
+    return _by_number(keep), _by_number(set(ordered) - keep)
+
+
+def _by_number(versions: Iterable[str]) -> list[str]:
+    return sorted(versions, key=lambda v: catalog.version_number(v) or 0)
+
+
+@dataclass(frozen=True)
+class ModelHome:
+    """Where one model's versions live: a ticker's ``models/<T>/`` or a watchlist's global
+    model's ``models/_global/<W>/<kind>/``; gc decides and removes each under its lease."""
+
+    name: str  # the ticker, or ``_global/<W>/<kind>``
+    prefix: str
+    global_kind: tuple[str, str] | None = None  # (watchlist, kind) of a global model
+
+    @classmethod
+    def of_ticker(cls, ticker: str) -> ModelHome:
+        return cls(ticker, catalog.models_prefix(ticker))
+
+    @classmethod
+    def of_global(cls, watchlist: str, kind: str) -> ModelHome:
+        prefix = catalog.global_models_prefix(watchlist, kind)
+        return cls(f"{catalog.GLOBAL_MODELS_DIR}/{watchlist}/{kind}", prefix, (watchlist, kind))
+
+    def lease(self) -> tuple[str, str]:
+        """The lease a run holds while it changes these versions, and what it is."""
+        if self.global_kind is None:
+            return catalog.ticker_lease_key(self.name), f"ticker {self.name}"
+        return catalog.global_lease_key(self.global_kind[0]), f"global models of {self.name}"
+
+    def decide(
+        self, storage: Storage, policy: RetentionPolicy, protected: set[str]
+    ) -> tuple[list[str], list[str]] | None:
+        if self.global_kind is None:
+            return versions_to_remove(storage, self.name, policy, protected)
+        return global_versions_to_remove(storage, self, policy, protected)
 
 
 @contextlib.contextmanager
@@ -236,21 +308,21 @@ def collect(
     old = [m for m in manifests if m.manifest.run_date < cutoff]
     protected = _versions_listed(young)
     only = set(tickers) if tickers is not None else None
-    wanted = only or _stored_tickers(storage)
+    homes = [ModelHome.of_ticker(t) for t in sorted(only or _stored_tickers(storage))]
+    if only is None:
+        homes += _global_homes(storage)
     result = Collection(dry_run=dry_run)
     sizes = {e.key: e.size for m in manifests for e in m.manifest.objects}
 
-    # 1. Plan each ticker's versions (no lease yet: the plan is re-checked under it).
-    plans: dict[str, set[str]] = {}
-    for ticker in sorted(wanted):
-        if decided := versions_to_remove(storage, ticker, policy, protected.get(ticker, set())):
-            result.kept_versions[ticker], going = decided
-            plans[ticker] = set(going)
+    # 1. Plan each model's versions (no lease yet: the plan is re-checked under it).
+    plans: dict[ModelHome, set[str]] = {}
+    for home in homes:
+        if decided := home.decide(storage, policy, protected.get(home.prefix, set())):
+            result.kept_versions[home.name], going = decided
+            plans[home] = set(going)
 
     # 2. Old manifests stop listing what goes, before it goes (under each scope's lease).
-    planned_prefixes = tuple(
-        f"{catalog.model_prefix(t, v)}/" for t, versions in plans.items() for v in versions
-    )
+    planned_prefixes = tuple(f"{h.prefix}{v}/" for h, versions in plans.items() for v in versions)
     for scoped in old:
         run_objects = _old_run_objects(scoped, only)
         models = {k for k in scoped.manifest.listed() if k.startswith(planned_prefixes)}
@@ -266,41 +338,55 @@ def collect(
         result.run_objects += sorted(run_objects)
         result.bytes_known += sum(sizes.get(k, 0) for k in run_objects)
 
-    # 3. Each ticker's versions, re-decided and removed under its lease.
-    for ticker, planned in plans.items():
+    # 3. Each model's versions, re-decided and removed under its lease.
+    for home, planned in plans.items():
         if not planned:
             continue
-        lease_key = catalog.ticker_lease_key(ticker)
-        with _lease(storage, lease_key, f"ticker {ticker}", lease_wait, dry_run):
-            decided = versions_to_remove(storage, ticker, policy, protected.get(ticker, set()))
+        lease_key, what = home.lease()
+        with _lease(storage, lease_key, what, lease_wait, dry_run):
+            decided = home.decide(storage, policy, protected.get(home.prefix, set()))
             if decided is None:
                 continue
-            result.kept_versions[ticker], going = decided
-            prefixes = [f"{catalog.model_prefix(ticker, v)}/" for v in going if v in planned]
+            result.kept_versions[home.name], going = decided
+            prefixes = [f"{home.prefix}{v}/" for v in going if v in planned]
             if not dry_run:
                 concurrently(storage.delete_prefix, prefixes)
         result.versions += prefixes
-        starts = tuple(prefixes)
-        result.bytes_known += sum(
-            s for key, s in sizes.items() if starts and key.startswith(starts)
-        )
+        if prefixes:
+            starts = tuple(prefixes)
+            result.bytes_known += sum(s for key, s in sizes.items() if key.startswith(starts))
     return result
 
 
 def _versions_listed(manifests: Iterable[ScopeManifest]) -> dict[str, set[str]]:
-    """Per ticker, the model versions the manifests list."""
+    """Per model home (its prefix), the versions the manifests list."""
     listed: dict[str, set[str]] = {}
     for scoped in manifests:
         for key in scoped.manifest.listed():
             parts = key.split("/")
-            if parts[0] == "models" and len(parts) > 2:
-                listed.setdefault(parts[1], set()).add(parts[2])
+            depth = 4 if parts[1:2] == [catalog.GLOBAL_MODELS_DIR] else 2
+            if parts[0] == "models" and len(parts) > depth:
+                listed.setdefault("/".join(parts[:depth]) + "/", set()).add(parts[depth])
     return listed
 
 
 def _stored_tickers(storage: Storage) -> set[str]:
-    """Every ticker with something under ``models/``."""
-    return {k.split("/")[1] for k in storage.list_keys("models/") if k.count("/") >= 2}
+    """Every ticker with something under ``models/`` (global models are not tickers)."""
+    return {
+        parts[1]
+        for key in storage.list_keys("models/")
+        if len(parts := key.split("/")) > 2 and parts[1] != catalog.GLOBAL_MODELS_DIR
+    }
+
+
+def _global_homes(storage: Storage) -> list[ModelHome]:
+    """Every watchlist's global models (``models/_global/<W>/<kind>/``)."""
+    found = {
+        (parts[2], parts[3])
+        for key in storage.list_keys(f"models/{catalog.GLOBAL_MODELS_DIR}/")
+        if len(parts := key.split("/")) > 4
+    }
+    return [ModelHome.of_global(w, k) for w, k in sorted(found)]
 
 
 def _old_run_objects(scoped: ScopeManifest, only: set[str] | None) -> set[str]:

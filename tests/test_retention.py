@@ -228,3 +228,51 @@ def test_the_gc_command(tmp_path, capsys) -> None:
     assert "removed 5 model versions" in capsys.readouterr().out
     assert main([*common, "--keep-versions", "0"]) == 2
     assert "keep_versions must be at least 1" in capsys.readouterr().err
+
+
+def test_a_watchlists_global_model_versions_are_collected_by_the_same_policy(tmp_path) -> None:
+    """Global versions (``models/_global/<W>/<kind>/``): lineage v0001 (v0001-v0002), then
+    lineage v0003 (v0003-v0008), champion v0006, latest v0008 (a backfill's); a young
+    manifest lists v0002. Kept: the last 3, the champion, what the young manifest lists,
+    and each kept version's lineage root; nothing else, and no ticker named ``_global``."""
+    from closecast.pipeline.pooled import BACKTEST_DIR, MODEL_DIR, GlobalChampion
+
+    storage = open_storage(str(tmp_path / "store"))
+    kind = "global_ar"
+
+    def prefix(number: int) -> str:
+        return catalog.global_model_prefix(WATCHLIST, kind, catalog.version_name(number))
+
+    for number in range(1, 9):
+        storage.write_bytes(f"{prefix(number)}/{MODEL_DIR}/model.npz", b"weights")
+        if number in (1, 3):
+            storage.write_bytes(f"{prefix(number)}/{BACKTEST_DIR}/model.npz", b"backtest")
+    champion = GlobalChampion(
+        kind=kind, version="v0006", lineage="v0003", cut=DAY0, holdout_end=DAY0,
+        trained_through=DAY0, retrained_on=DAY0, promoted_on=DAY0, latest="v0008",
+        files=("model.npz",), backtest_files=("model.npz",), n_tickers=2,
+    )  # fmt: skip
+    write_json(storage, catalog.global_champion_key(WATCHLIST, kind), champion.to_json())
+    listed = f"{prefix(2)}/{MODEL_DIR}/model.npz"
+    scope = RunScope(AS_OF, WATCHLIST)
+    write_json(
+        storage,
+        catalog.MANIFEST.key(scope),
+        {
+            "run_date": AS_OF.isoformat(),
+            "watchlist": WATCHLIST,
+            "published_at": f"{AS_OF.isoformat()}T22:00:00+00:00",
+            "objects": [_entry(storage, listed)],
+            "state": [],
+        },
+    )
+
+    planned = collect(storage, as_of=AS_OF, policy=POLICY, dry_run=True)
+    result = collect(storage, as_of=AS_OF, policy=POLICY)
+    assert planned.versions == result.versions == [prefix(n) + "/" for n in (4, 5)]
+    home = f"{catalog.GLOBAL_MODELS_DIR}/{WATCHLIST}/{kind}"
+    assert result.kept_versions == {home: ["v0001", "v0002", "v0003", "v0006", "v0007", "v0008"]}
+    assert "of 0 tickers and 1 global models" in result.summary()
+    for number in range(1, 9):
+        assert storage.exists(f"{prefix(number)}/{MODEL_DIR}/model.npz") == (number not in (4, 5))
+    assert storage.exists(catalog.global_champion_key(WATCHLIST, kind))
