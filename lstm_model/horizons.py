@@ -148,9 +148,9 @@ def path_backtest(
     first = int(prices.index.searchsorted(pd.Timestamp(start), side="left"))
     n = len(prices)
     if first >= n:
+        ends = f"prices end {prices.index[-1]:%Y-%m-%d}" if n else "no prices at all"
         raise InsufficientDataError(
-            f"no prices on or after {pd.Timestamp(start):%Y-%m-%d} "
-            f"(prices end {prices.index[-1]:%Y-%m-%d})"
+            f"no prices on or after {pd.Timestamp(start):%Y-%m-%d} ({ends})"
         )
     values = prices.to_numpy(dtype="float64")
     origins = np.arange(max(0, first - horizon), n - 1)

@@ -100,6 +100,9 @@ def test_validation_backtest_covers_the_validation_slice_only(fast_model, random
         horizons.validation_backtest(model, random_walk, 1)
     with pytest.raises(InsufficientDataError, match="no prices on or after"):
         horizons.path_backtest(model, random_walk.iloc[:10], random_walk.index[20], 1)
+    # A ticker with no price before a global model's cut: the same error, not an IndexError.
+    with pytest.raises(InsufficientDataError, match="no prices at all"):
+        horizons.path_backtest(model, random_walk.iloc[:0], random_walk.index[20], 1)
 
 
 def test_batched_lstm_paths_equal_one_origin_at_a_time(window_model, random_walk) -> None:
