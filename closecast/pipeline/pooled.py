@@ -20,7 +20,8 @@ Each run, per global model:
   untouched);
 * **keep** the champion when no ticker has a price after what it trained on, or the run
   forecasts only some tickers of its watchlist (a partial rerun never refits the
-  watchlist's model on a few tickers);
+  watchlist's model on a few tickers, not even with ``--mode retrain``, which is meant for
+  those tickers' own models);
 * otherwise **fine-tune**: ``refit`` on every price through the run date, same lineage.
 
 A ticker added to the watchlist is forecast by the champion as it is (a global model takes
@@ -339,6 +340,8 @@ def _decide(
             "retrain",
             f"backfill: run date before the champion's promotion {champion.promoted_on}",
         )
+    if partial:  # even on request: fit on some of the tickers it would serve them all
+        return "keep", "a partial rerun serves the watchlist's champion as is"
     if mode == "retrain":
         return "retrain", "retrain requested"
     age = (as_of - champion.retrained_on).days
@@ -350,8 +353,6 @@ def _decide(
     degraded = live_degradation(test, champion.backtest_u2, policy)
     if degraded is not None:
         return "retrain", f"pooled {degraded}"
-    if partial:
-        return "keep", "a partial rerun serves the watchlist's champion as is"
     if latest_price <= champion.trained_through:
         return "keep", f"no price after {champion.trained_through}"
     return "finetune", f"refit on prices through {latest_price}"

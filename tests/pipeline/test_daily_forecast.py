@@ -282,14 +282,18 @@ def test_watchlists_share_storage_and_partial_reruns_touch_only_their_ticker(tmp
     assert first_stocks != after[catalog.METRICS.key(RunScope(day, "stocks"))]
     assert not any(k.startswith(("models/BTC-USD", "served/ticker=BTC")) for k in changed)
 
-    # A bare `--tickers GOOG` rerun (filed under `adhoc`) touches only GOOG's state and the
-    # adhoc outputs; every other object, stocks' and crypto's included, is as it was.
+    # A bare `--tickers GOOG` rerun (filed under `adhoc`) touches only GOOG's state, the
+    # adhoc outputs and the adhoc global models (fit on the tickers it names); every other
+    # object, stocks' and crypto's included, is as it was.
     before = snapshot(storage)
     state = run_flow(tickers=["GOOG"])
     assert state.is_completed(), state.message
     after = snapshot(storage)
     changed = {k for k in after if before.get(k) != after[k]} | (before.keys() - after.keys())
-    adhoc = tuple(catalog.run_prefixes(RunScope(day, "adhoc")))
+    adhoc = (
+        *catalog.run_prefixes(RunScope(day, "adhoc")),
+        f"models/{catalog.GLOBAL_MODELS_DIR}/adhoc/",
+    )
     assert changed and all("GOOG" in key or key.startswith(adhoc) for key in changed), changed
     check_scope(storage, RunScope(day, "stocks"), ["AAPL", "QQQ"])
     check_scope(storage, RunScope(day, "crypto"), ["BTC-USD"])

@@ -86,6 +86,11 @@ def test_one_champion_per_watchlist_and_model_retrained_then_refit_then_kept(tmp
     more = histories("2020-12-14")
     _, ref, _ = _fit(tmp_path, {"AAPL": more["AAPL"]}, date(2020, 12, 14), partial=True)
     assert (ref.mode, ref.champion.version) == ("keep", "v0002")
+    # Not even when the rerun asks to retrain (that request is for its tickers' own models).
+    _, ref, keys = _fit(
+        tmp_path, {"AAPL": more["AAPL"]}, date(2020, 12, 14), partial=True, mode="retrain"
+    )
+    assert (ref.mode, ref.champion.version, keys) == ("keep", "v0002", [])
     # A run dated before the champion's promotion (a backfill) trains its own, unpromoted.
     _, ref, _ = _fit(tmp_path, {t: p[: "2020-12-01"] for t, p in series.items()},
                      date(2020, 12, 1))  # fmt: skip
