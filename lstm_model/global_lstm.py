@@ -766,28 +766,13 @@ def _volume_of(volumes: Mapping[str, pd.Series] | None, ticker: str) -> pd.Serie
 # ---------------------------------------------------------------------- the network
 def _build(config: GlobalLSTMConfig) -> Any:
     """LSTM(units) -> Dropout -> Dense(1) over ``look_back`` steps of ``n_features``."""
-    import keras
+    from lstm_model.model import build_network
 
-    from lstm_model.model import compile_model
-
-    seed = config.seed
-    network = keras.Sequential(
-        [
-            keras.Input(shape=(config.look_back, config.n_features)),
-            keras.layers.LSTM(
-                config.units,
-                kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
-                recurrent_initializer=keras.initializers.Orthogonal(seed=seed + 1),
-            ),
-            keras.layers.Dropout(config.dropout, seed=seed + 2),
-            keras.layers.Dense(
-                1, kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 3)
-            ),
-        ],
+    return build_network(
+        look_back=config.look_back, n_features=config.n_features, units=config.units,
+        dropout=config.dropout, seed=config.seed, learning_rate=config.learning_rate,
         name="closecast_global_lstm",
-    )
-    compile_model(network, config.learning_rate)
-    return network
+    )  # fmt: skip
 
 
 def _train(

@@ -51,26 +51,37 @@ class EpochTimer(keras.callbacks.Callback):
 def build_model(config: ModelConfig) -> keras.Model:
     """A compiled LSTM(units) -> Dropout(dropout) -> Dense(1) regressor for ``look_back``
     steps of one feature."""
+    return build_network(
+        look_back=config.look_back, n_features=1, units=config.units, dropout=config.dropout,
+        seed=config.seed, learning_rate=config.learning_rate, name="closecast_lstm",
+    )  # fmt: skip
+
+
+def build_network(
+    *, look_back: int, n_features: int, units: int, dropout: float, seed: int,
+    learning_rate: float, name: str,
+) -> keras.Model:  # fmt: skip
+    """A compiled LSTM(units) -> Dropout(dropout) -> Dense(1) regressor for ``look_back``
+    steps of ``n_features`` (the per-ticker and the global LSTM share it)."""
     # Every random layer gets its own seed from the config. Left unseeded, Keras draws seeds
     # from Python's process-global ``random``, which other threads of a busy worker (Dask
     # heartbeats, Prefect's client) also draw from, so the same seed could give another model.
-    seed = config.seed
     model = keras.Sequential(
         [
-            keras.Input(shape=(config.look_back, 1)),
+            keras.Input(shape=(look_back, n_features)),
             keras.layers.LSTM(
-                config.units,
+                units,
                 kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
                 recurrent_initializer=keras.initializers.Orthogonal(seed=seed + 1),
             ),
-            keras.layers.Dropout(config.dropout, seed=seed + 2),
+            keras.layers.Dropout(dropout, seed=seed + 2),
             keras.layers.Dense(
                 1, kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 3)
             ),
         ],
-        name="closecast_lstm",
+        name=name,
     )
-    compile_model(model, config.learning_rate)
+    compile_model(model, learning_rate)
     return model
 
 
