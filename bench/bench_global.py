@@ -45,7 +45,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from closecast.yahoo_csv import read_yahoo_csv  # noqa: E402
+from closecast.inputs.yahoo_csv import read_yahoo_csv  # noqa: E402
 from lstm_model import metrics  # noqa: E402
 from lstm_model.baselines import DriftForecaster  # noqa: E402
 from lstm_model.batch import fit_many, predict_one_step_many  # noqa: E402

@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from closecast.yahoo_csv import read_yahoo_csv  # noqa: E402
+from closecast.inputs.yahoo_csv import read_yahoo_csv  # noqa: E402
 from lstm_model import intervals, metrics  # noqa: E402
 from lstm_model.config import ModelConfig, get_preset  # noqa: E402
 from lstm_model.data import price_series  # noqa: E402

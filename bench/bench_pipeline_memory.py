@@ -38,13 +38,13 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from closecast.catalog import RunScope
+    from closecast.inputs.watchlist import load_watchlist
+    from closecast.outputs.catalog import RunScope
     from closecast.pipeline.fetch import fetch_and_store
     from closecast.pipeline.services import open_run_storage
     from closecast.pipeline.settings import RunSettings
     from closecast.pipeline.ticker import forecast_ticker
     from closecast.sources import get_source
-    from closecast.watchlist import load_watchlist
     from lstm_model.model import release_tensorflow_state
 
     items = load_watchlist()

@@ -35,7 +35,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from closecast.yahoo_csv import read_yahoo_csv  # noqa: E402
+from closecast.inputs.yahoo_csv import read_yahoo_csv  # noqa: E402
 from lstm_model import metrics  # noqa: E402
 from lstm_model.config import ModelConfig, get_preset  # noqa: E402
 from lstm_model.data import price_series, split_by_date  # noqa: E402

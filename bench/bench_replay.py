@@ -29,8 +29,8 @@ def main() -> None:
     args = parser.parse_args()
 
     began = time.perf_counter()
-    from closecast import catalog
     from closecast.commands.replay import replay_days
+    from closecast.outputs import catalog
     from closecast.pipeline.run_tickers import select
     from closecast.pipeline.settings import RunSettings
     from closecast.storage import open_storage

@@ -48,7 +48,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from closecast.yahoo_csv import read_yahoo_csv  # noqa: E402
+from closecast.inputs.yahoo_csv import read_yahoo_csv  # noqa: E402
 from lstm_model import metrics  # noqa: E402
 from lstm_model.config import ModelConfig, get_preset  # noqa: E402
 from lstm_model.data import price_series, split_by_date  # noqa: E402
@@ -204,12 +204,12 @@ def publish_sample(models: list, series: list[pd.Series], config: ModelConfig) -
     fetch (a Yahoo CSV read, validated and merged into the Parquet price store), saving the
     model, the predictions Parquet and the per-ticker plot (the pipeline's two-panel figure),
     all into a temporary local storage root."""
+    from closecast.inputs.watchlist import WatchItem
+    from closecast.outputs.plots import plot_ticker
     from closecast.pipeline.fetch import fetch_and_store
-    from closecast.plots import plot_ticker
     from closecast.sources import CsvDirSource
     from closecast.storage import open_storage
     from closecast.storage.io import write_figure, write_parquet
-    from closecast.watchlist import WatchItem
 
     totals = dict.fromkeys(("fetch", "save model", "parquet", "plot"), 0.0)
     with tempfile.TemporaryDirectory() as root:

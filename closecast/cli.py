@@ -70,11 +70,11 @@ class ExpectedFailureTracebackFilter(logging.Filter):
 
 def _expected_failures() -> tuple[type[BaseException], ...]:
     # Imported on first use: `closecast --help` must stay cheap.
+    from closecast.inputs.tickers import InvalidTickerError
+    from closecast.inputs.validation import PriceValidationError
+    from closecast.inputs.yahoo_csv import PriceFileError
     from closecast.sources.base import PriceSourceError
     from closecast.storage.errors import CorruptObjectError
-    from closecast.tickers import InvalidTickerError
-    from closecast.validation import PriceValidationError
-    from closecast.yahoo_csv import PriceFileError
 
     return (
         PriceSourceError,

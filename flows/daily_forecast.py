@@ -10,16 +10,16 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 from prefect.states import Cancelled, Completed, Failed, State
 
-from closecast import catalog
-from closecast.catalog import RunScope
-from closecast.interrupts import training_stops_with_the_run
+from closecast.control.interrupts import training_stops_with_the_run
+from closecast.inputs.watchlist import WatchItem
+from closecast.outputs import catalog
+from closecast.outputs.catalog import RunScope
 from closecast.pipeline.fetch import FetchOutcome
 from closecast.pipeline.pooled import GlobalModels
 from closecast.pipeline.run_tickers import RunTickers, name_from_path
 from closecast.pipeline.services import RunServices
 from closecast.pipeline.settings import RunSettings
 from closecast.pipeline.ticker import TickerOutcome, failed_outcome
-from closecast.watchlist import WatchItem
 from flows.runners import make_task_runner
 from lstm_model.interrupt import stop_requested
 from tasks.modelling import fit_global_models, forecast_chunk

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
-from closecast.choices import RUNNER_KINDS, RunnerKind
+from closecast.control.choices import RUNNER_KINDS, RunnerKind
 
 __all__ = ["RUNNER_KINDS", "RunnerKind", "make_task_runner"]
 

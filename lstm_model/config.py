@@ -19,7 +19,7 @@ class ConfigError(ValueError):
 REPRESENTATIONS: tuple[str, ...] = ("global_minmax", "relative_log_return")
 """Ways of turning prices into network inputs/targets (see :mod:`lstm_model.representation`)."""
 
-# The price columns a model may be trained on (closecast.schema.PRICE_COLUMNS is the frame).
+# The price columns a model may be trained on (closecast.inputs.schema.PRICE_COLUMNS is the frame).
 MODEL_PRICE_COLUMNS: tuple[str, ...] = ("adj_close", "close", "open", "high", "low")
 
 

@@ -3,7 +3,8 @@
 Keras checks ``model.stop_training`` only between batches and epochs, and a signal handler
 runs only in the main thread while training may run in worker threads. So a stop request is
 a process-wide event: the handler (installed by the application, see
-``closecast.interrupts``) sets it, and :func:`stop_callback` ends any training in the process
+``closecast.control.interrupts``) sets it, and :func:`stop_callback` ends any training in the
+process
 at its next batch; the trainer then raises :class:`TrainingInterrupted` rather than return a
 half-trained model.
 """

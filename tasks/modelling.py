@@ -11,15 +11,15 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from closecast import catalog
-from closecast.catalog import RunScope
+from closecast.inputs.watchlist import WatchItem
+from closecast.outputs import catalog
+from closecast.outputs.catalog import RunScope
 from closecast.pipeline import pooled as pooled_step
 from closecast.pipeline import ticker
 from closecast.pipeline.fetch import FetchSummary
 from closecast.pipeline.pooled import GlobalModels
 from closecast.pipeline.services import RunServices
 from closecast.pipeline.settings import RunSettings
-from closecast.watchlist import WatchItem
 from lstm_model.metrics import format_u2
 
 # Keras seeds and graph state are process-global: two trainings interleaved in threads

@@ -11,9 +11,10 @@ from uuid import UUID
 
 from prefect import get_run_logger, task
 
-from closecast import catalog
-from closecast.calendars import is_trading_day
-from closecast.catalog import RunScope
+from closecast.inputs.calendars import is_trading_day
+from closecast.inputs.watchlist import WatchItem
+from closecast.outputs import catalog
+from closecast.outputs.catalog import RunScope
 from closecast.pipeline.fetch import FetchOutcome, FetchSummary, fetch_and_store
 from closecast.pipeline.run_tickers import RunTickers, select
 from closecast.pipeline.services import RunServices
@@ -21,7 +22,6 @@ from closecast.pipeline.settings import RunSettings
 from closecast.sources import SourceUnavailableError, get_source
 from closecast.sources import check_run_date as check_source_date
 from closecast.storage import StorageUnreachableError
-from closecast.watchlist import WatchItem
 
 RETRYABLE = (SourceUnavailableError, StorageUnreachableError)
 

@@ -12,8 +12,8 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from closecast import catalog
-from closecast.artifacts import (
+from closecast.outputs import catalog
+from closecast.outputs.artifacts import (
     plot_link,
     public_endpoint_from_env,
     select_summary,
@@ -21,13 +21,13 @@ from closecast.artifacts import (
     table_artifact_rows,
     ui_plots,
 )
-from closecast.catalog import RunScope
+from closecast.outputs.catalog import RunScope
+from closecast.outputs.records import MetricsRow
 from closecast.pipeline.publish import Manifest, RunRows, publish_run, withdraw_manifest
 from closecast.pipeline.run_tickers import RunTickers
 from closecast.pipeline.services import open_run_storage
 from closecast.pipeline.settings import RunSettings
 from closecast.pipeline.ticker import TickerOutcome
-from closecast.records import MetricsRow
 
 METRICS_ARTIFACT_KEY = "closecast-metrics"
 PROGRESS_ARTIFACT_KEY = "closecast-progress"
@@ -115,7 +115,7 @@ def publish_artifacts(
 ) -> None:
     """The metrics table and a markdown summary showing the plots, at stable keys; both
     bounded at any watchlist size (the best and worst tickers, the failed ones, and a link
-    to the full table: ``closecast.artifacts.select_summary``)."""
+    to the full table: ``closecast.outputs.artifacts.select_summary``)."""
     storage = open_run_storage(settings)
     public = public_endpoint_from_env()
     selection = select_summary(metric_rows)

@@ -1,4 +1,5 @@
-"""closecast.artifacts without a browser: thumbnails, links for local and S3 storage, and the
+"""closecast.outputs.artifacts without a browser: thumbnails, links for local and S3 storage, and
+the
 summary markdown (the browser test, tests/test_artifacts_in_browser.py, shows it renders)."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from closecast.artifacts import (
+from closecast.outputs.artifacts import (
     PUBLIC_ENDPOINT_ENV,
     UiPlot,
     inline_png,
@@ -21,8 +22,8 @@ from closecast.artifacts import (
     summary_markdown,
     ui_plots,
 )
-from closecast.catalog import RunScope
-from closecast.records import MetricsRow
+from closecast.outputs.catalog import RunScope
+from closecast.outputs.records import MetricsRow
 from closecast.storage import open_storage
 from closecast.storage.io import write_figure
 
@@ -104,8 +105,8 @@ def test_summary_markdown_shows_every_plot_and_links_only_real_urls(link) -> Non
 
 
 def test_the_summary_says_in_words_which_tickers_beat_naive() -> None:
-    from closecast.artifacts import evidence_markdown
-    from closecast.records import MetricsRow
+    from closecast.outputs.artifacts import evidence_markdown
+    from closecast.outputs.records import MetricsRow
 
     def row(ticker, backtest_p, live_p=None):
         return MetricsRow(

@@ -1,7 +1,7 @@
 """The run summary's plots are visible in the Prefect UI, for local and S3 storage.
 
-A real Prefect server with its UI on loopback (started by ``closecast.stack``), a real flow
-run that publishes the summary artifact through ``closecast.artifacts``, and Debian's
+A real Prefect server with its UI on loopback (started by ``closecast.control.stack``), a real flow
+run that publishes the summary artifact through ``closecast.outputs.artifacts``, and Debian's
 Chromium, driven by Playwright, opening the artifact page as a user would: every plot image
 must have loaded (``naturalWidth > 0``). On S3 the full-size links are signed for the public
 endpoint, and the browser downloads the plot through one.
@@ -26,11 +26,11 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterId
 from prefect.logging.handlers import APILogWorker
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from closecast import stack
-from closecast.artifacts import summary_markdown, ui_plots
-from closecast.catalog import RunScope
-from closecast.plots import plot_predictions, plot_summary
-from closecast.records import MetricsRow
+from closecast.control import stack
+from closecast.outputs.artifacts import summary_markdown, ui_plots
+from closecast.outputs.catalog import RunScope
+from closecast.outputs.plots import plot_predictions, plot_summary
+from closecast.outputs.records import MetricsRow
 from closecast.storage import Storage, open_storage
 from closecast.storage.io import write_figure
 

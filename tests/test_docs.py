@@ -74,7 +74,7 @@ def test_shell_commands_use_the_project_environment() -> None:
 
 
 def test_readme_lists_the_fields_a_watchlist_entry_may_hold() -> None:
-    from closecast.watchlist import ENTRY_FIELDS
+    from closecast.inputs.watchlist import ENTRY_FIELDS
 
     text = (REPO / "README.md").read_text(encoding="utf-8")
     (listed,) = re.findall(r"only ((?:`\w+`(?:, | and )?)+) per entry", text)
@@ -83,8 +83,8 @@ def test_readme_lists_the_fields_a_watchlist_entry_may_hold() -> None:
 
 def test_task_run_names_are_the_documented_ones() -> None:
     """README and docs/stack.md show the modelling task's run names, per chunk of tickers."""
-    from closecast.catalog import RunScope
-    from closecast.watchlist import WatchItem
+    from closecast.inputs.watchlist import WatchItem
+    from closecast.outputs.catalog import RunScope
     from tasks.modelling import _chunk_name
 
     scope = RunScope(date(2020, 12, 11), "stocks")

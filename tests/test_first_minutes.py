@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from closecast.calendars import is_trading_day
 from closecast.cli import main
+from closecast.inputs.calendars import is_trading_day
 
 REPO = Path(__file__).resolve().parents[1]
 SATURDAY = date(2020, 12, 5)

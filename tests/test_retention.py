@@ -12,13 +12,13 @@ from datetime import date, timedelta
 
 import pytest
 
-from closecast import catalog
-from closecast.catalog import RunScope
 from closecast.cli import main
-from closecast.locks import LeaseTimeoutError, held
+from closecast.control.locks import LeaseTimeoutError, held
+from closecast.outputs import catalog
+from closecast.outputs.catalog import RunScope
+from closecast.outputs.retention import RetentionPolicy, RunInProgressError, collect
 from closecast.pipeline.publish import verify_manifest
 from closecast.pipeline.versions import MODEL_FILES, Champion, write_champion
-from closecast.retention import RetentionPolicy, RunInProgressError, collect
 from closecast.storage import open_storage
 from closecast.storage.io import write_json
 

@@ -11,7 +11,7 @@ from datetime import date
 import pytest
 from matplotlib.figure import Figure
 
-from closecast.artifacts import (
+from closecast.outputs.artifacts import (
     MAX_LISTED_FAILURES,
     SUMMARY_EXTREMES,
     UiPlot,
@@ -20,9 +20,9 @@ from closecast.artifacts import (
     summary_markdown,
     table_artifact_rows,
 )
-from closecast.catalog import RunScope
+from closecast.outputs.catalog import RunScope
+from closecast.outputs.records import MetricsRow
 from closecast.pipeline.publish import SCOREBOARD_EXTREMES, summary_figure
-from closecast.records import MetricsRow
 from closecast.storage import open_storage
 from closecast.storage.io import write_figure
 

@@ -1,5 +1,5 @@
 """``closecast gc``: remove old model versions and old runs' per-ticker plots and predictions
-by the retention policy (``closecast.retention``), so storage per ticker stays bounded."""
+by the retention policy (``closecast.outputs.retention``), so storage per ticker stays bounded."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ EXAMPLES = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from closecast.retention import RetentionPolicy
+    from closecast.outputs.retention import RetentionPolicy
 
     defaults = RetentionPolicy()
     parser.add_argument(
@@ -54,8 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from closecast.locks import LeaseTimeoutError
-    from closecast.retention import RetentionPolicy, RunInProgressError, collect
+    from closecast.control.locks import LeaseTimeoutError
+    from closecast.outputs.retention import RetentionPolicy, RunInProgressError, collect
     from closecast.storage import StorageError, open_storage
 
     try:

@@ -14,7 +14,6 @@ import time
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
-from closecast.calendars import is_trading_day
 from closecast.commands._temporary_server import TemporaryServerError, prefect_api_for_this_command
 from closecast.commands.run import (
     EXIT_CODES as RUN_EXIT_CODES,
@@ -28,7 +27,8 @@ from closecast.commands.run import (
     prepare_flow,
     settings_from_args,
 )
-from closecast.watchlist import WatchItem, split_tickers
+from closecast.inputs.calendars import is_trading_day
+from closecast.inputs.watchlist import WatchItem, split_tickers
 
 if TYPE_CHECKING:
     from closecast.pipeline.run_tickers import RunTickers
@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _replay(days: list[date], selection: RunTickers, settings: RunSettings, storage: str) -> int:
     """Each day its own flow run, in order, in this process."""
-    from closecast.interrupts import (
+    from closecast.control.interrupts import (
         EXIT_TERMINATED,
         interrupt_main_thread_on_sigterm,
         stopped_by_signal,

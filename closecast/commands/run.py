@@ -139,12 +139,12 @@ def check_configuration(args: argparse.Namespace) -> list[str]:
     """
     from pydantic import ValidationError
 
-    from closecast.catalog import CatalogError
+    from closecast.inputs.watchlist import WatchlistError, split_tickers
+    from closecast.outputs.catalog import CatalogError
     from closecast.pipeline.run_tickers import select
     from closecast.pipeline.settings import setting_errors
     from closecast.sources import CsvDirSource, FutureRunDateError, check_run_date, get_source
     from closecast.storage import StorageError, open_storage
-    from closecast.watchlist import WatchlistError, split_tickers
 
     problems = []
     selection = None
@@ -182,11 +182,11 @@ def check_configuration(args: argparse.Namespace) -> list[str]:
 
 def _print_metrics(args: argparse.Namespace, run_date: date) -> bool:
     """Print the run's metrics and where its outputs are; False when it published none."""
-    from closecast import catalog
+    from closecast.inputs.watchlist import split_tickers
+    from closecast.outputs import catalog
     from closecast.pipeline.run_tickers import select
     from closecast.storage import open_storage
     from closecast.storage.io import read_parquet
-    from closecast.watchlist import split_tickers
 
     selection = select(args.watchlist, split_tickers(args.tickers), args.watchlist_name)
     scope = catalog.RunScope(run_date, selection.name)
@@ -218,7 +218,7 @@ def _some(names: list[str], most: int = 8) -> str:
 
 def _ticker_state_keys() -> list[tuple[str, str]]:
     """The per-ticker objects every run reads and updates, for the closing message."""
-    from closecast import catalog
+    from closecast.outputs import catalog
 
     ticker = "T"
     return [
@@ -281,7 +281,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_flow(args: argparse.Namespace, *, temporary: bool) -> int:
-    from closecast.interrupts import (
+    from closecast.control.interrupts import (
         EXIT_TERMINATED,
         interrupt_main_thread_on_sigterm,
         stopped_by_signal,
@@ -304,9 +304,9 @@ def _run_flow(args: argparse.Namespace, *, temporary: bool) -> int:
         return EXIT_TERMINATED
     run_date = args.as_of
     if run_date is None:  # the flow resolved it the same way
+        from closecast.inputs.watchlist import split_tickers
         from closecast.pipeline.run_tickers import select
         from closecast.sources import get_source
-        from closecast.watchlist import split_tickers
 
         symbols = select(args.watchlist, split_tickers(args.tickers), args.watchlist_name).symbols
         run_date = get_source(args.source).today(symbols)

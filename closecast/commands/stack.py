@@ -90,7 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace):
-    from closecast.stack import StackConfig
+    from closecast.control.stack import StackConfig
 
     return StackConfig.from_environment(
         host=args.host,
@@ -119,7 +119,7 @@ def _print_status(info: dict, as_json: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from closecast.stack import StackError, status, stop, up
+    from closecast.control.stack import StackError, status, stop, up
 
     try:
         config = _config(args)

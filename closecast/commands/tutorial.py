@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, csv: Path, label: str) -> int:
-    from closecast.yahoo_csv import PriceFileError, read_yahoo_csv
+    from closecast.inputs.yahoo_csv import PriceFileError, read_yahoo_csv
     from lstm_model.config import ConfigError, get_preset
     from lstm_model.data import InsufficientDataError, price_series
 
@@ -125,7 +125,7 @@ def _run(args: argparse.Namespace, csv: Path, label: str) -> int:
         return _fail(f"{label}: no usable {config.price_column} prices")
 
     # TensorFlow is imported only now, after the cheap checks.
-    from closecast.plots import plot_predictions
+    from closecast.outputs.plots import plot_predictions
     from lstm_model.tutorial import run_tutorial
 
     _print_training_progress()

@@ -14,12 +14,12 @@ from typing import Literal
 
 import pandas as pd
 
-from closecast.choices import RequestedMode
+from closecast.control.choices import RequestedMode
+from closecast.outputs.records import ServedRow
 from closecast.pipeline.finetuning import FinetuneComparison, finetune_hurts
 from closecast.pipeline.live import LiveStats
 from closecast.pipeline.settings import RetrainPolicy
 from closecast.pipeline.versions import Champion
-from closecast.records import ServedRow
 from lstm_model import metrics
 from lstm_model.significance import DieboldMarianoResult, evidence
 

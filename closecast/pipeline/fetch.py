@@ -20,7 +20,14 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from closecast.price_store import CorruptPriceFileError, MergeResult, PriceStore
+from closecast.inputs.price_store import CorruptPriceFileError, MergeResult, PriceStore
+from closecast.inputs.validation import (
+    DEFAULT_PRICE_COLUMN,
+    ValidatedPrices,
+    ValidationReport,
+    validate_prices,
+)
+from closecast.inputs.watchlist import WatchItem
 from closecast.sources.base import (
     DEFAULT_OVERLAP_DAYS,
     PriceSource,
@@ -28,13 +35,6 @@ from closecast.sources.base import (
     incremental_start,
 )
 from closecast.storage import Storage
-from closecast.validation import (
-    DEFAULT_PRICE_COLUMN,
-    ValidatedPrices,
-    ValidationReport,
-    validate_prices,
-)
-from closecast.watchlist import WatchItem
 
 REBASE_TOLERANCE = 1e-4
 """Relative difference below which two prices of one day count as equal (Yahoo's rounding)."""
@@ -279,7 +279,8 @@ def fetch_and_store(
     """Bring one ticker's stored prices up to ``as_of``.
 
     Fetches from a few days before the last stored date (the full history if nothing is
-    stored), validates (``closecast.validation.validate_prices``), and merges, removing stored
+    stored), validates (``closecast.inputs.validation.validate_prices``), and merges, removing
+    stored
     copies of rows the validation rejected. When the overlap shows that the source re-based the
     history (split, dividend) the full history is fetched and replaces the stored one; an
     unreadable price file is rebuilt the same way, with a warning. Nothing is fetched when the
@@ -300,7 +301,7 @@ def fetch_and_store(
     Raises:
         closecast.sources.PriceSourceError: From the source (``SourceUnavailableError`` is
             the retryable one).
-        closecast.validation.PriceValidationError: The fetch held no usable row.
+        closecast.inputs.validation.PriceValidationError: The fetch held no usable row.
         closecast.storage.StorageError: The storage failed.
     """
     store = PriceStore(storage)

@@ -18,10 +18,10 @@ from datetime import date
 
 import pandas as pd
 
+from closecast.outputs.records import FinetuneScoreRow, ServedRow
 from closecast.pipeline.evaluation import check_unseen, significance
 from closecast.pipeline.live import Ledger, live_stats
 from closecast.pipeline.settings import RetrainPolicy
-from closecast.records import FinetuneScoreRow, ServedRow
 from lstm_model.base import ForecastModel
 from lstm_model.significance import DieboldMarianoResult, evidence
 

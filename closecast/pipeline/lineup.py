@@ -21,16 +21,16 @@ from datetime import date
 import pandas as pd
 import pyarrow as pa
 
-from closecast import catalog
+from closecast.inputs.watchlist import WatchItem
+from closecast.outputs import catalog
+from closecast.outputs.records import ModelScoreRow, ServedRow
 from closecast.pipeline import live
 from closecast.pipeline.evaluation import LeakageError, backtest_frames, evaluate, significance
 from closecast.pipeline.pooled import LoadedGlobal
 from closecast.pipeline.serving import Lineage, Served, serve
 from closecast.pipeline.uncertainty import BAND_COLUMNS, frame_coverage
-from closecast.records import ModelScoreRow, ServedRow
 from closecast.storage import CorruptObjectError, ObjectNotFoundError, Storage
 from closecast.storage.io import read_parquet, write_parquet
-from closecast.watchlist import WatchItem
 from lstm_model import metrics
 from lstm_model.config import ModelConfig
 from lstm_model.global_models import for_ticker
@@ -235,7 +235,7 @@ def lineage_baseline_backtests(
     config: ModelConfig, horizon: int,
 ) -> tuple[BaselineBacktests, list[str]]:  # fmt: skip
     """The baselines' backtests on a lineage's hold-out days, computed once per lineage and
-    kept beside it (:func:`closecast.catalog.lineup_backtest_key`); recomputed, never
+    kept beside it (:func:`closecast.outputs.catalog.lineup_backtest_key`); recomputed, never
     rewritten, when what they depend on changed (:func:`lineup_digest`).
 
     Returns:

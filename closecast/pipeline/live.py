@@ -15,10 +15,10 @@ from datetime import date
 
 import pandas as pd
 
-from closecast import catalog
+from closecast.outputs import catalog
+from closecast.outputs.records import LiveScoreRow, ServedRow, rows_to_table, table_to_rows
 from closecast.pipeline.evaluation import LeakageError
 from closecast.pipeline.fetch import MIN_REBASE_ROWS, REBASE_TOLERANCE
-from closecast.records import LiveScoreRow, ServedRow, rows_to_table, table_to_rows
 from closecast.storage import ObjectNotFoundError, Storage
 from closecast.storage.io import read_parquet, write_parquet
 from lstm_model import metrics

@@ -3,7 +3,7 @@
 let each chunk of per-ticker modelling load them by key.
 
 Per watchlist and global model there is one champion
-(:func:`closecast.catalog.global_champion_key`) and numbered versions
+(:func:`closecast.outputs.catalog.global_champion_key`) and numbered versions
 (``models/_global/<W>/<kind>/vNNNN/``): the serving model under ``model/`` and, in the
 version that started a lineage, the *backtest* model under ``backtest/``, fit on every
 ticker's prices before one hold-out date (:func:`lstm_model.global_models.holdout_start`)
@@ -39,18 +39,18 @@ from typing import Any
 
 import pandas as pd
 
-from closecast import catalog
-from closecast.catalog import RunScope
+from closecast.inputs.price_store import PriceStore
+from closecast.inputs.validation import usable_series
+from closecast.inputs.watchlist import WatchItem
+from closecast.outputs import catalog
+from closecast.outputs.catalog import RunScope
 from closecast.pipeline import live
 from closecast.pipeline.decisions import live_degradation
 from closecast.pipeline.evaluation import LeakageError, significance
 from closecast.pipeline.publish import concurrently
 from closecast.pipeline.settings import RetrainPolicy
-from closecast.price_store import PriceStore
 from closecast.storage import CorruptObjectError, ObjectNotFoundError, Storage, StorageError
 from closecast.storage.io import read_json, write_json
-from closecast.validation import usable_series
-from closecast.watchlist import WatchItem
 from lstm_model import metrics
 from lstm_model.config import ModelConfig
 from lstm_model.data import SERVING_FLOOR, InsufficientDataError

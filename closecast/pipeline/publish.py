@@ -20,11 +20,11 @@ from typing import Any, TypeVar
 
 from matplotlib.figure import Figure
 
-from closecast import catalog
-from closecast.artifacts import select_summary
-from closecast.catalog import RunScope, RunTable
-from closecast.plots import ScoreboardRow, plot_scoreboard
-from closecast.records import MetricsRow, rows_to_table, table_to_rows
+from closecast.outputs import catalog
+from closecast.outputs.artifacts import select_summary
+from closecast.outputs.catalog import RunScope, RunTable
+from closecast.outputs.plots import ScoreboardRow, plot_scoreboard
+from closecast.outputs.records import MetricsRow, rows_to_table, table_to_rows
 from closecast.storage import ObjectNotFoundError, Storage
 from closecast.storage.io import read_json, read_parquet, write_figure, write_json, write_parquet
 

@@ -11,13 +11,12 @@ from typing import Any
 
 import pandas as pd
 
-from closecast import catalog
-from closecast.catalog import RunScope
-from closecast.pipeline import live
-from closecast.pipeline.evaluation import significance
-from closecast.pipeline.fetch import FetchSummary
-from closecast.plots import PREDICTION_COLUMNS, plot_ticker
-from closecast.records import (
+from closecast.inputs.validation import HISTORY_COUNTERS, REPORT_COUNTERS, ValidationReport
+from closecast.inputs.watchlist import WatchItem
+from closecast.outputs import catalog
+from closecast.outputs.catalog import RunScope
+from closecast.outputs.plots import PREDICTION_COLUMNS, plot_ticker
+from closecast.outputs.records import (
     FinetuneScoreRow,
     ForecastRow,
     LiveScoreRow,
@@ -27,10 +26,11 @@ from closecast.records import (
     ServedRow,
     rows_to_table,
 )
+from closecast.pipeline import live
+from closecast.pipeline.evaluation import significance
+from closecast.pipeline.fetch import FetchSummary
 from closecast.storage import Storage
 from closecast.storage.io import write_figure, write_parquet
-from closecast.validation import HISTORY_COUNTERS, REPORT_COUNTERS, ValidationReport
-from closecast.watchlist import WatchItem
 
 
 @dataclass

@@ -6,13 +6,17 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from closecast.catalog import ADHOC_WATCHLIST_NAME, DEFAULT_WATCHLIST_NAME, check_watchlist_name
-from closecast.watchlist import (
+from closecast.inputs.watchlist import (
     WatchItem,
     WatchlistError,
     check_symbols,
     items_from_symbols,
     load_watchlist,
+)
+from closecast.outputs.catalog import (
+    ADHOC_WATCHLIST_NAME,
+    DEFAULT_WATCHLIST_NAME,
+    check_watchlist_name,
 )
 
 

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
-from closecast.locks import held
+from closecast.control.locks import held
 from closecast.pipeline.settings import RunSettings
 from closecast.storage import Storage, open_storage
 from lstm_model.config import ModelConfig
@@ -53,7 +53,7 @@ class RunServices:
 
     @contextmanager
     def lease(self, key: str, what: str) -> Iterator[None]:
-        """Hold a storage lease (``closecast.locks``) for the block, waiting as configured;
+        """Hold a storage lease (``closecast.control.locks``) for the block, waiting as configured;
         waits and take-overs are reported in the current Prefect run's log."""
         log, run = _current_run()
         with held(
@@ -71,7 +71,7 @@ class RunServices:
 def _current_run() -> tuple[logging.Logger | logging.LoggerAdapter, str]:
     """The current Prefect run's logger and a name for it (``flow run 'x' (id)``), so that
     a lease wait shows in the run's log and the lease names the run; outside a run, the
-    ``closecast.locks`` logger and no name."""
+    ``closecast.control.locks`` logger and no name."""
     from prefect.exceptions import MissingContextError
     from prefect.logging import get_run_logger
     from prefect.runtime import flow_run
@@ -79,5 +79,5 @@ def _current_run() -> tuple[logging.Logger | logging.LoggerAdapter, str]:
     try:
         log = get_run_logger()
     except MissingContextError:
-        return logging.getLogger("closecast.locks"), ""
+        return logging.getLogger("closecast.control.locks"), ""
     return log, f"flow run {flow_run.name!r} ({flow_run.id})" if flow_run.id else ""

@@ -13,12 +13,12 @@ from datetime import date
 
 import pandas as pd
 
-from closecast.calendars import next_trading_days
+from closecast.inputs.calendars import next_trading_days
+from closecast.inputs.watchlist import WatchItem
+from closecast.outputs.records import ServedRow
 from closecast.pipeline import live
 from closecast.pipeline.uncertainty import served_bands
-from closecast.records import ServedRow
 from closecast.storage import Storage
-from closecast.watchlist import WatchItem
 from lstm_model.base import ForecastModel
 from lstm_model.horizons import forecast_path
 
@@ -88,7 +88,7 @@ def serve(
 
     Args:
         kind: The model kind (``lstm`` or a baseline's); its ledger is
-            ``served/ticker=T/<kind>`` (:func:`closecast.catalog.served_key`).
+            ``served/ticker=T/<kind>`` (:func:`closecast.outputs.catalog.served_key`).
         model: The fitted model that serves.
         ledger: The model's ledger, already scored through the run date.
         item: The ticker.

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from closecast.choices import RequestedMode, RunnerKind
+from closecast.control.choices import RequestedMode, RunnerKind
 
 if TYPE_CHECKING:
     from lstm_model.config import ModelConfig
@@ -34,7 +34,7 @@ MAX_HORIZON = 10
 def _serve_choices_schema(schema: dict[str, Any]) -> None:
     """The ``serve`` choices in the parameter form, read from the model registry only when
     Prefect builds the form (never at import)."""
-    from closecast.choices import serve_choices
+    from closecast.control.choices import serve_choices
 
     schema["enum"] = list(serve_choices())
 
@@ -211,7 +211,7 @@ class RunSettings(BaseModel):
     @classmethod
     def _split_tickers(cls, value: Any) -> Any:
         """A comma-separated string (the command line's form) is a list of symbols."""
-        from closecast.watchlist import split_tickers
+        from closecast.inputs.watchlist import split_tickers
 
         return split_tickers(value) if isinstance(value, str) else value
 
@@ -226,7 +226,7 @@ class RunSettings(BaseModel):
     @field_validator("serve")
     @classmethod
     def _known_serve(cls, value: str) -> str:
-        from closecast.choices import serve_choices
+        from closecast.control.choices import serve_choices
 
         if value not in serve_choices():
             raise ValueError(f"serve {value!r} is not one of {', '.join(serve_choices())}")

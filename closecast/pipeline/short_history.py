@@ -17,8 +17,11 @@ from functools import partial
 
 import pandas as pd
 
-from closecast import catalog
-from closecast.catalog import RunScope
+from closecast.inputs.validation import ValidationReport
+from closecast.inputs.watchlist import WatchItem
+from closecast.outputs import catalog
+from closecast.outputs.catalog import RunScope
+from closecast.outputs.records import MetricsRow
 from closecast.pipeline import live
 from closecast.pipeline.commit import commit_state
 from closecast.pipeline.fetch import FetchSummary
@@ -38,9 +41,6 @@ from closecast.pipeline.services import RunServices
 from closecast.pipeline.settings import RunSettings
 from closecast.pipeline.uncertainty import frame_coverage
 from closecast.pipeline.versions import BacktestScore
-from closecast.records import MetricsRow
-from closecast.validation import ValidationReport
-from closecast.watchlist import WatchItem
 from lstm_model import metrics
 
 

@@ -28,8 +28,16 @@ from typing import Any
 
 import pandas as pd
 
-from closecast import catalog
-from closecast.catalog import RunScope
+from closecast.inputs.price_store import PriceStore
+from closecast.inputs.validation import ValidationReport, usable_series
+from closecast.inputs.watchlist import WatchItem
+from closecast.outputs import catalog
+from closecast.outputs.catalog import RunScope
+from closecast.outputs.records import (
+    FinetuneScoreRow,
+    LiveScoreRow,
+    MetricsRow,
+)
 from closecast.pipeline import live, training
 from closecast.pipeline.commit import StateWrite, commit_state
 from closecast.pipeline.decisions import (
@@ -91,15 +99,7 @@ from closecast.pipeline.versions import (
     save_model,
     write_champion,
 )
-from closecast.price_store import PriceStore
-from closecast.records import (
-    FinetuneScoreRow,
-    LiveScoreRow,
-    MetricsRow,
-)
 from closecast.storage import Storage, StorageError
-from closecast.validation import ValidationReport, usable_series
-from closecast.watchlist import WatchItem
 from lstm_model.base import ForecastModel
 from lstm_model.config import ModelConfig
 from lstm_model.data import SERVING_FLOOR, minimum_history

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from closecast.records import ServedRow
+from closecast.outputs.records import ServedRow
 from lstm_model.data import InsufficientDataError
 from lstm_model.forecaster import Forecaster
 from lstm_model.horizons import PATH_COLUMNS, validation_backtest

@@ -28,8 +28,8 @@ from typing import Any
 import pandas as pd
 import psutil
 
-from closecast import catalog
-from closecast.records import PredictionRow, rows_to_table
+from closecast.outputs import catalog
+from closecast.outputs.records import PredictionRow, rows_to_table
 from closecast.storage import ObjectNotFoundError, Storage
 from closecast.storage.io import read_json, read_parquet, write_json, write_parquet
 from lstm_model import metrics

@@ -8,8 +8,8 @@ from typing import Protocol, runtime_checkable
 
 import pandas as pd
 
-from closecast.schema import PRICE_COLUMNS
-from closecast.tickers import normalize_symbol
+from closecast.inputs.schema import PRICE_COLUMNS
+from closecast.inputs.tickers import normalize_symbol
 
 
 class PriceSourceError(Exception):
@@ -49,7 +49,7 @@ class PriceSource(Protocol):
             end: Last date wanted (inclusive).
 
         Returns:
-            A frame with the columns of :data:`closecast.schema.PRICE_COLUMNS`, not yet
+            A frame with the columns of :data:`closecast.inputs.schema.PRICE_COLUMNS`, not yet
             validated (it may hold NaN rows, duplicates, or text in a price column).
 
         Raises:
@@ -96,7 +96,7 @@ def check_run_date(source: PriceSource, as_of: date, tickers: Sequence[str]) -> 
 
 
 def normalize_ticker(ticker: str) -> str:
-    """Upper-case and check a ticker symbol with the one rule of :mod:`closecast.tickers`.
+    """Upper-case and check a ticker symbol with the one rule of :mod:`closecast.inputs.tickers`.
 
     Tickers end up in file names and storage keys, so only Yahoo's symbol characters are
     accepted (ASCII letters, digits and ``. ^ = _ -``).

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from closecast.inputs.yahoo_csv import PriceFileError, last_csv_date, read_yahoo_csv
 from closecast.sources.base import UnknownTickerError, clip_dates, normalize_ticker
-from closecast.yahoo_csv import PriceFileError, last_csv_date, read_yahoo_csv
 
 _MAX_NAMED_FILES = 5
 
@@ -85,7 +85,7 @@ class CsvDirSource:
 
         Raises:
             UnknownTickerError: There is no such file (the message names the path).
-            closecast.yahoo_csv.PriceFileError: The file is not a regular file, is too big,
+            closecast.inputs.yahoo_csv.PriceFileError: The file is not a regular file, is too big,
                 or is not a Yahoo CSV export.
         """
         path = self.path_for(ticker)

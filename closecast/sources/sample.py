@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from closecast.inputs.yahoo_csv import last_csv_date, read_yahoo_csv
 from closecast.sources.base import UnknownTickerError, clip_dates, normalize_ticker
-from closecast.yahoo_csv import last_csv_date, read_yahoo_csv
 
 SAMPLE_PACKAGE = "closecast.sample_data"
 

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from closecast.calendars import AssetClass, bar_final_at
+from closecast.inputs.calendars import AssetClass, bar_final_at
 from closecast.sources.base import (
     PriceSourceError,
     SourceUnavailableError,

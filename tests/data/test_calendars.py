@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from closecast.calendars import (
+from closecast.inputs.calendars import (
     bar_final_at,
     expected_last_date,
     is_trading_day,

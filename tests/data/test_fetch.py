@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from closecast.inputs.price_store import PriceStore
+from closecast.inputs.validation import validate_prices
+from closecast.inputs.watchlist import WatchItem
 from closecast.pipeline.fetch import detect_rebase, fetch_and_store
-from closecast.price_store import PriceStore
 from closecast.sources import SampleSource, YahooSource
 from closecast.storage import Storage, open_storage
-from closecast.validation import validate_prices
-from closecast.watchlist import WatchItem
 
 AAPL = WatchItem("AAPL", "stock")
 SPLIT_DAY = pd.Timestamp("2020-08-31")  # AAPL's 4:1 split

@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from closecast.schema import PRICE_COLUMNS
+from closecast.inputs.schema import PRICE_COLUMNS
+from closecast.inputs.yahoo_csv import (
+    MAX_PRICE_FILE_BYTES,
+    PriceFileError,
+    last_csv_date,
+    read_yahoo_csv,
+)
 from closecast.sources import (
     CsvDirSource,
     FutureRunDateError,
@@ -22,7 +28,6 @@ from closecast.sources import (
 )
 from closecast.sources.base import normalize_ticker
 from closecast.sources.sample import available_tickers, sample_today
-from closecast.yahoo_csv import MAX_PRICE_FILE_BYTES, PriceFileError, last_csv_date, read_yahoo_csv
 
 HEADER = "Date,Open,High,Low,Close,Adj Close,Volume\n"
 ROWS = (

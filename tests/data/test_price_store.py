@@ -11,11 +11,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from closecast.price_store import CorruptPriceFileError, PriceStore, prices_key
-from closecast.schema import PRICE_COLUMNS, PRICE_SCHEMA
+from closecast.inputs.price_store import CorruptPriceFileError, PriceStore, prices_key
+from closecast.inputs.schema import PRICE_COLUMNS, PRICE_SCHEMA
+from closecast.inputs.validation import validate_prices
 from closecast.sources import SampleSource
 from closecast.storage import open_storage
-from closecast.validation import validate_prices
 
 
 def prices(dates: list[str], closes: list[float]) -> pd.DataFrame:

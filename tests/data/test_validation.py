@@ -10,9 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from closecast.schema import PRICE_COLUMNS
-from closecast.sources import CsvDirSource, SampleSource
-from closecast.validation import (
+from closecast.inputs.schema import PRICE_COLUMNS
+from closecast.inputs.validation import (
     HISTORY_COUNTERS,
     REPORT_COUNTERS,
     PriceValidationError,
@@ -20,6 +19,7 @@ from closecast.validation import (
     usable_series,
     validate_prices,
 )
+from closecast.sources import CsvDirSource, SampleSource
 
 AS_OF = date(2020, 12, 11)
 
@@ -549,7 +549,7 @@ def test_report_carries_every_counter():
 def test_metrics_rows_take_their_counter_columns_from_the_one_declaration():
     from dataclasses import fields
 
-    from closecast.records import MetricsRow
+    from closecast.outputs.records import MetricsRow
 
     columns = {f.name for f in fields(MetricsRow)}
     # Rows after the run date are dropped by design on every backfill, so they are not a

@@ -14,7 +14,8 @@ import yfinance
 from curl_cffi.requests import exceptions as curl_errors
 from yfinance import exceptions as yf_errors
 
-from closecast.schema import PRICE_COLUMNS
+from closecast.inputs.schema import PRICE_COLUMNS
+from closecast.inputs.validation import validate_prices
 from closecast.sources import (
     PriceSourceError,
     SourceUnavailableError,
@@ -23,7 +24,6 @@ from closecast.sources import (
     incremental_start,
 )
 from closecast.sources.yahoo import frame_from_yfinance
-from closecast.validation import validate_prices
 
 NEW_YORK = ZoneInfo("America/New_York")
 WEEK = ["2020-12-07", "2020-12-08", "2020-12-09", "2020-12-10", "2020-12-11"]

@@ -9,7 +9,7 @@ from datetime import date
 import psutil
 import pytest
 
-from closecast import catalog
+from closecast.outputs import catalog
 from closecast.pipeline.settings import RunSettings
 from closecast.storage import open_storage
 from closecast.storage.io import read_parquet

@@ -1,6 +1,6 @@
 """The local stack end to end: a real Prefect server on loopback, the work pool, the
 deployments of deployments/prefect.yaml and a process worker, all started by
-``closecast.stack``; one deployment run into S3 (moto on loopback), read back through the
+``closecast.control.stack``; one deployment run into S3 (moto on loopback), read back through the
 Prefect API; then everything stopped, with no process left behind."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from closecast import stack
+from closecast.control import stack
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT = 300

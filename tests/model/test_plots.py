@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from closecast.plots import (
+from closecast.outputs.plots import (
     ScoreboardRow,
     plot_predictions,
     plot_scoreboard,

@@ -12,8 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from closecast import catalog
-from closecast.catalog import RunScope
+from closecast.inputs.watchlist import WatchItem
+from closecast.outputs import catalog
+from closecast.outputs.catalog import RunScope
+from closecast.outputs.records import ServedRow
 from closecast.pipeline import live
 from closecast.pipeline.decisions import RetrainPolicy
 from closecast.pipeline.fetch import fetch_and_store
@@ -21,9 +23,7 @@ from closecast.pipeline.services import open_run_storage
 from closecast.pipeline.settings import RunSettings
 from closecast.pipeline.ticker import read_history
 from closecast.pipeline.versions import read_champion
-from closecast.records import ServedRow
 from closecast.sources import SampleSource
-from closecast.watchlist import WatchItem
 from flows.daily_forecast import daily_forecast
 
 ITEM = WatchItem("QQQ", "etf")

@@ -15,12 +15,12 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from closecast import catalog
-from closecast.calendars import next_trading_day
-from closecast.catalog import RunScope
 from closecast.cli import main
+from closecast.inputs.calendars import next_trading_day
+from closecast.outputs import catalog
+from closecast.outputs.catalog import RunScope
+from closecast.outputs.records import MetricsRow, PredictionRow, arrow_schema
 from closecast.pipeline.settings import RunSettings
-from closecast.records import MetricsRow, PredictionRow, arrow_schema
 from closecast.storage import open_storage
 from flows.daily_forecast import daily_forecast
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from closecast.outputs.records import ServedRow
 from closecast.pipeline.decisions import (
     ChampionState,
     RetrainPolicy,
@@ -18,7 +19,6 @@ from closecast.pipeline.decisions import (
 )
 from closecast.pipeline.live import LiveStats
 from closecast.pipeline.versions import BacktestScore, Champion
-from closecast.records import ServedRow
 from lstm_model.significance import diebold_mariano
 
 AS_OF = date(2020, 12, 11)

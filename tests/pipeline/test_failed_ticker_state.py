@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from closecast import catalog
-from closecast.catalog import RunScope
+from closecast.outputs import catalog
+from closecast.outputs.catalog import RunScope
 from closecast.pipeline.lineup import BASELINE_KINDS, GLOBAL_KINDS
 from closecast.pipeline.settings import RunSettings
 from closecast.storage import StorageError, open_storage

@@ -17,8 +17,9 @@ from datetime import date
 import pyarrow.parquet as pq
 import pytest
 
-from closecast import catalog, locks
-from closecast.catalog import RunScope
+from closecast.control import locks
+from closecast.outputs import catalog
+from closecast.outputs.catalog import RunScope
 from closecast.pipeline.publish import verify_manifest
 from closecast.pipeline.settings import RunSettings
 from closecast.pipeline.versions import MODEL_FILES, read_champion

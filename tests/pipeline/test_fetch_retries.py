@@ -9,9 +9,9 @@ from datetime import date
 
 import pytest
 
+from closecast.inputs.watchlist import WatchItem
 from closecast.pipeline.settings import RunSettings
 from closecast.sources import SampleSource, SourceUnavailableError, UnknownTickerError
-from closecast.watchlist import WatchItem
 from tasks import prices
 from tasks.prices import fetch_prices
 

@@ -12,8 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from closecast import catalog
-from closecast.catalog import RunScope
+from closecast.inputs.price_store import PriceStore
+from closecast.inputs.watchlist import WatchItem
+from closecast.outputs import catalog
+from closecast.outputs.catalog import RunScope
+from closecast.outputs.records import ServedRow
 from closecast.pipeline import live
 from closecast.pipeline.decisions import ChampionState, RetrainPolicy, decide_mode
 from closecast.pipeline.fetch import fetch_and_store
@@ -21,11 +24,8 @@ from closecast.pipeline.finetuning import FinetuneComparison, finetune_hurts, fi
 from closecast.pipeline.live import LiveStats
 from closecast.pipeline.settings import RunSettings
 from closecast.pipeline.versions import BacktestScore, Champion, load_model, read_champion
-from closecast.price_store import PriceStore
-from closecast.records import ServedRow
 from closecast.sources import SampleSource
 from closecast.storage import open_storage
-from closecast.watchlist import WatchItem
 from flows.daily_forecast import daily_forecast
 
 AS_OF = date(2020, 12, 11)

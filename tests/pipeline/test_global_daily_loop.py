@@ -13,8 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from closecast import catalog
-from closecast.catalog import RunScope
+from closecast.inputs.watchlist import WatchItem
+from closecast.outputs import catalog
+from closecast.outputs.catalog import RunScope
+from closecast.outputs.records import ServedRow
 from closecast.pipeline import live
 from closecast.pipeline.evaluation import LeakageError
 from closecast.pipeline.fetch import fetch_and_store
@@ -30,10 +32,8 @@ from closecast.pipeline.services import RunServices, open_run_storage
 from closecast.pipeline.serving import Lineage, serve
 from closecast.pipeline.settings import RunSettings
 from closecast.pipeline.ticker import forecast_tickers
-from closecast.records import ServedRow
 from closecast.sources import get_source
 from closecast.storage import open_storage
-from closecast.watchlist import WatchItem
 from lstm_model.config import ModelConfig
 from lstm_model.global_models import for_ticker
 from lstm_model.registry import GLOBAL_MODELS

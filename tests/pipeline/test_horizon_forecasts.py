@@ -8,16 +8,16 @@ from datetime import date
 import numpy as np
 import pytest
 
-from closecast.calendars import next_trading_day
-from closecast.catalog import RunScope
+from closecast.inputs.calendars import next_trading_day
+from closecast.inputs.price_store import PriceStore
+from closecast.inputs.watchlist import WatchItem
+from closecast.outputs.catalog import RunScope
 from closecast.pipeline.fetch import fetch_and_store
 from closecast.pipeline.live import read_ledger
 from closecast.pipeline.services import open_run_storage
 from closecast.pipeline.settings import RunSettings
 from closecast.pipeline.ticker import forecast_ticker
-from closecast.price_store import PriceStore
 from closecast.sources import SampleSource
-from closecast.watchlist import WatchItem
 
 DAYS = [date(2020, 12, d) for d in (1, 2, 3, 4, 7, 8, 9)]  # QQQ's trading days
 ITEM = WatchItem("QQQ", "etf")

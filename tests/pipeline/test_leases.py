@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from closecast import locks
+from closecast.control import locks
 from closecast.storage import open_storage
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +26,7 @@ HOLD_UNTIL_KILLED = textwrap.dedent(
     """
     import sys, time
     from datetime import timedelta
-    from closecast import locks
+    from closecast.control import locks
     from closecast.storage import open_storage
 
     with locks.held(open_storage(sys.argv[1]), "leases/scope.json", what="watchlist W",
@@ -154,7 +154,7 @@ def test_a_killed_run_on_this_machine_is_taken_over_at_once(storage_root, storag
     assert dead is not None and dead.holder is not None and dead.holder.pid == child.pid
     assert dead.expires_at > datetime.now(UTC) + timedelta(minutes=3)  # far from expiring
     with (
-        caplog.at_level(logging.INFO, logger="closecast.locks"),
+        caplog.at_level(logging.INFO, logger="closecast.control.locks"),
         locks.held(
             storage,
             "leases/scope.json",
@@ -177,7 +177,7 @@ def test_a_reused_process_id_does_not_keep_a_dead_run_s_lease(storage, caplog) -
     this = locks.Holder.this_process()
     impostor = locks.Holder(this.host, this.machine, this.pid, this.started - 3600, "flow run 'x'")
     storage.write_bytes("leases/t.json", _lease_of(impostor, timedelta(minutes=5)).to_bytes())
-    with caplog.at_level(logging.WARNING, logger="closecast.locks"):
+    with caplog.at_level(logging.WARNING, logger="closecast.control.locks"):
         lease = locks.try_acquire(storage, "leases/t.json", "me", "ticker T", timedelta(minutes=5))
     assert lease is not None and "belongs to another process" in caplog.text
 
@@ -201,7 +201,7 @@ def test_a_lease_from_elsewhere_is_waited_for_saying_so(storage, elsewhere, capl
     lease = _lease_of(theirs, timedelta(minutes=5))
     storage.write_bytes("leases/t.json", lease.to_bytes())
     with (
-        caplog.at_level(logging.INFO, logger="closecast.locks"),
+        caplog.at_level(logging.INFO, logger="closecast.control.locks"),
         pytest.raises(locks.LeaseTimeoutError, match="ticker T is being worked on"),
         locks.held(
             storage,

@@ -7,8 +7,9 @@ from datetime import date
 
 import pytest
 
-from closecast import catalog
-from closecast.catalog import RunScope
+from closecast.inputs.watchlist import WatchItem, WatchlistError, parse_watchlist
+from closecast.outputs import catalog
+from closecast.outputs.catalog import RunScope
 from closecast.pipeline.fetch import fetch_and_store
 from closecast.pipeline.lineup import BASELINE_KINDS, GLOBAL_KINDS
 from closecast.pipeline.live import read_ledger
@@ -16,7 +17,6 @@ from closecast.pipeline.services import open_run_storage
 from closecast.pipeline.settings import RunSettings
 from closecast.pipeline.ticker import forecast_ticker
 from closecast.sources import SampleSource
-from closecast.watchlist import WatchItem, WatchlistError, parse_watchlist
 
 DAYS = [date(2020, 12, 9), date(2020, 12, 10)]
 
@@ -82,7 +82,7 @@ def test_the_run_setting_applies_unless_the_watchlist_entry_says_otherwise(tmp_p
 
 
 def test_every_registered_model_is_in_the_line_up_and_may_serve() -> None:
-    from closecast.choices import serve_choices
+    from closecast.control.choices import serve_choices
     from lstm_model.registry import GLOBAL_MODELS, MODELS
 
     assert set(BASELINE_KINDS) == set(MODELS) - {"lstm"}

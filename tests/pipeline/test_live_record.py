@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from closecast.outputs.records import ServedRow
 from closecast.pipeline import live
 from closecast.pipeline.evaluation import LeakageError, evaluate
-from closecast.records import ServedRow
 from closecast.storage import open_storage
 from lstm_model.config import get_preset
 from lstm_model.forecaster import Forecaster

@@ -9,8 +9,8 @@ from datetime import date
 
 import pytest
 
-from closecast import catalog
-from closecast.catalog import RunScope
+from closecast.outputs import catalog
+from closecast.outputs.catalog import RunScope
 from closecast.pipeline.settings import RunSettings
 from closecast.storage import open_storage
 from flows.daily_forecast import daily_forecast

@@ -10,8 +10,8 @@ from datetime import date
 
 import pytest
 
-from closecast import catalog
-from closecast.catalog import RunScope
+from closecast.outputs import catalog
+from closecast.outputs.catalog import RunScope
 from closecast.pipeline.publish import (
     PUBLISH_THREADS,
     RunRows,

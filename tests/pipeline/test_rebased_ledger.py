@@ -10,13 +10,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from closecast import catalog
-from closecast.catalog import RunScope
+from closecast.inputs.price_store import PriceStore
+from closecast.outputs import catalog
+from closecast.outputs.catalog import RunScope
+from closecast.outputs.records import ServedRow
 from closecast.pipeline import live
 from closecast.pipeline.lineup import BASELINE_KINDS
 from closecast.pipeline.settings import RunSettings
-from closecast.price_store import PriceStore
-from closecast.records import ServedRow
 from closecast.storage import open_storage
 from flows.daily_forecast import daily_forecast
 

@@ -9,9 +9,12 @@ from datetime import date
 
 import pytest
 
-from closecast import catalog
-from closecast.calendars import next_trading_days
-from closecast.catalog import RunScope
+from closecast.inputs.calendars import next_trading_days
+from closecast.inputs.validation import ValidationReport
+from closecast.inputs.watchlist import WatchItem
+from closecast.outputs import catalog
+from closecast.outputs.catalog import RunScope
+from closecast.outputs.records import ServedRow
 from closecast.pipeline import live
 from closecast.pipeline.fetch import FetchSummary, Rebase, fetch_and_store
 from closecast.pipeline.lineup import BASELINE_KINDS
@@ -31,11 +34,8 @@ from closecast.pipeline.ticker import (
     train_plans,
 )
 from closecast.pipeline.versions import read_champion, write_champion
-from closecast.records import ServedRow
 from closecast.sources import SampleSource
 from closecast.storage import open_storage
-from closecast.validation import ValidationReport
-from closecast.watchlist import WatchItem
 from lstm_model.baselines import DriftForecaster
 from lstm_model.config import get_preset
 from lstm_model.registry import fit_model

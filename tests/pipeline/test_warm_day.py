@@ -17,16 +17,16 @@ import pyarrow.parquet as pq
 import pytest
 
 import closecast.pipeline.services as run_services
-from closecast import catalog
-from closecast.catalog import RunScope
+from closecast.inputs.price_store import PriceStore
+from closecast.inputs.watchlist import WatchItem
+from closecast.outputs import catalog
+from closecast.outputs.catalog import RunScope
 from closecast.pipeline.fetch import fetch_and_store
 from closecast.pipeline.lineup import compute_baseline_backtests, lineage_baseline_backtests
 from closecast.pipeline.settings import RunSettings
 from closecast.pipeline.versions import read_champion, write_champion
-from closecast.price_store import PriceStore
 from closecast.sources import SampleSource
 from closecast.storage import open_storage
-from closecast.watchlist import WatchItem
 from flows.daily_forecast import daily_forecast
 from lstm_model.config import get_preset
 from lstm_model.registry import GLOBAL_MODELS

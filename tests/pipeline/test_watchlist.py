@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from closecast.sources.base import normalize_ticker
-from closecast.tickers import InvalidTickerError, normalize_symbol
-from closecast.watchlist import (
+from closecast.inputs.tickers import InvalidTickerError, normalize_symbol
+from closecast.inputs.watchlist import (
     MAX_WATCHLIST_BYTES,
     WatchlistError,
     items_from_symbols,
     load_watchlist,
     parse_watchlist,
 )
+from closecast.sources.base import normalize_ticker
 
 # Nine levels of nine-fold aliases: 9**9 (387 million) strings if expanded.
 BILLION_LAUGHS = "\n".join(

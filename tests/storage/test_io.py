@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from closecast.schema import PRICE_COLUMNS, PRICE_SCHEMA
+from closecast.inputs.schema import PRICE_COLUMNS, PRICE_SCHEMA
 from closecast.storage import CorruptObjectError, ObjectNotFoundError, Storage, StorageError
 from closecast.storage.io import (
     read_json,

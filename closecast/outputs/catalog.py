@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from closecast.records import (
+from closecast.outputs.records import (
     FinetuneScoreRow,
     ForecastRow,
     LiveScoreRow,
@@ -166,7 +166,7 @@ def served_key(ticker: str, model: str = "lstm") -> str:
 
 
 def ticker_lease_key(ticker: str) -> str:
-    """The lease held while a run fetches or models the ticker (``closecast.locks``)."""
+    """The lease held while a run fetches or models the ticker (``closecast.control.locks``)."""
     return f"leases/ticker={ticker}.json"
 
 

@@ -69,7 +69,7 @@ def find_project_root(start: Path | None = None) -> Path:
     if home := os.environ.get("CLOSECAST_HOME"):
         return Path(home).expanduser().resolve()
     here = (start or Path.cwd()).resolve()
-    package_parent = Path(__file__).resolve().parents[1]
+    package_parent = Path(__file__).resolve().parents[2]
     for candidate in (here, *here.parents, package_parent):
         if (candidate / PREFECT_FILE).is_file():
             return candidate

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import yaml
 
-from closecast.calendars import ASSET_CLASSES, AssetClass
-from closecast.choices import serve_choices
-from closecast.tickers import InvalidTickerError, normalize_symbol
+from closecast.control.choices import serve_choices
+from closecast.inputs.calendars import ASSET_CLASSES, AssetClass
+from closecast.inputs.tickers import InvalidTickerError, normalize_symbol
 
 MAX_WATCHLIST_BYTES = 256 * 1024
 """Largest watchlist file read (thousands of tickers); anything bigger is refused unread."""
@@ -162,7 +162,7 @@ def _check_unique(items: list[WatchItem], origin: str) -> list[WatchItem]:
 def parse_watchlist(text: str, *, origin: str) -> list[WatchItem]:
     """Parse watchlist YAML (``tickers: [{symbol, asset_class}, ...]``).
 
-    Symbols follow the one rule of :func:`closecast.tickers.normalize_symbol`.
+    Symbols follow the one rule of :func:`closecast.inputs.tickers.normalize_symbol`.
 
     Args:
         text: The YAML document.

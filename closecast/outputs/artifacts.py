@@ -35,8 +35,8 @@ from closecast.storage import DEFAULT_URL_EXPIRY, Storage
 from lstm_model.significance import EVIDENCE_ALPHA
 
 if TYPE_CHECKING:
-    from closecast.catalog import RunScope
-    from closecast.records import MetricsRow
+    from closecast.outputs.catalog import RunScope
+    from closecast.outputs.records import MetricsRow
 
 PUBLIC_ENDPOINT_ENV = "CLOSECAST_S3_PUBLIC_ENDPOINT"
 THUMBNAIL_WIDTH = 720  # pixels: about the width of the UI's artifact column

@@ -37,13 +37,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from closecast.calendars import (
+from closecast.inputs.calendars import (
     AssetClass,
     check_asset_class,
     expected_last_date,
     trading_days_between,
 )
-from closecast.schema import PRICE_COLUMNS
+from closecast.inputs.schema import PRICE_COLUMNS
 
 PRICE_FIELDS: tuple[str, ...] = ("open", "high", "low", "close", "adj_close")
 REQUIRED_FIELDS: tuple[str, ...] = ("close", "adj_close")

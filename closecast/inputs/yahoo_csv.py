@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from closecast.schema import PRICE_COLUMNS, YAHOO_HEADER
+from closecast.inputs.schema import PRICE_COLUMNS, YAHOO_HEADER
 
 
 class PriceFileError(ValueError):
@@ -107,7 +107,7 @@ def read_yahoo_csv(path: str | Path, *, coerce: bool = True) -> pd.DataFrame:
             unparsable cells instead of losing them silently.
 
     Returns:
-        A frame with the columns of :data:`closecast.schema.PRICE_COLUMNS`, ``date`` parsed,
+        A frame with the columns of :data:`closecast.inputs.schema.PRICE_COLUMNS`, ``date`` parsed,
         rows sorted by date (stably: rows of one date keep their file order), not yet
         deduplicated or validated.
 

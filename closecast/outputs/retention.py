@@ -12,7 +12,7 @@ year. The policy (:class:`RetentionPolicy`) keeps:
 * every run-level table, summary plot and manifest (one small object per run).
 
 It removes the other model versions and the per-ticker run objects (plots, backtest
-predictions: :data:`closecast.catalog.RUN_TABLES` with ``per_ticker``) of old scopes.
+predictions: :data:`closecast.outputs.catalog.RUN_TABLES` with ``per_ticker``) of old scopes.
 
 Never deleting what a reader or a run may use:
 
@@ -33,8 +33,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from closecast import catalog
-from closecast.locks import Lease, held
+from closecast.control.locks import Lease, held
+from closecast.outputs import catalog
 from closecast.pipeline.pooled import (
     BACKTEST_DIR,
     GlobalChampionUnreadableError,

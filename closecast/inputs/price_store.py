@@ -5,7 +5,8 @@ partitioned by ticker)::
 
     prices/ticker=<TICKER>/prices.parquet
 
-Each file holds the full daily history of one ticker with :data:`closecast.schema.PRICE_SCHEMA`,
+Each file holds the full daily history of one ticker with
+:data:`closecast.inputs.schema.PRICE_SCHEMA`,
 sorted by date, one row per date. Merging a fetch replaces the stored rows on the fetched
 dates (Yahoo revises recent bars) and adds the new ones; a fetch that changes nothing does not
 rewrite the object.
@@ -22,8 +23,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from closecast import catalog
-from closecast.schema import PRICE_COLUMNS, PRICE_SCHEMA
+from closecast.inputs.schema import PRICE_COLUMNS, PRICE_SCHEMA
+from closecast.outputs import catalog
 from closecast.sources.base import empty_price_frame, normalize_ticker, to_price_frame
 from closecast.storage import ObjectNotFoundError, Storage
 from closecast.storage.io import write_parquet
@@ -64,7 +65,7 @@ class MergeResult:
 
 
 def prices_key(ticker: str) -> str:
-    """The storage key of a ticker's prices (``closecast.catalog``), symbol normalised."""
+    """The storage key of a ticker's prices (``closecast.outputs.catalog``), symbol normalised."""
     return catalog.prices_key(normalize_ticker(ticker))
 
 

@@ -1,0 +1,1 @@
+"""Run control: choices, leases, interrupts and the local stack."""

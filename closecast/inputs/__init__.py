@@ -1,0 +1,1 @@
+"""Data in: watchlists, tickers, calendars, price files, their validation and the price store."""
