@@ -91,7 +91,7 @@ def fit_global_models(
     with services.lease(key, f"global models of {scope.watchlist}"):
         pooled = pooled_step.fit_global_models(
             services.storage, items, scope, services.config, mode=settings.mode,
-            policy=settings.policy, partial=partial,
+            policy=settings.policy, partial=partial, kinds=settings.global_models(),
         )  # fmt: skip
     for ref in pooled.refs:
         champion = ref.champion

@@ -57,8 +57,6 @@ from closecast.pipeline.finetuning import (
     finetune_score_row,
 )
 from closecast.pipeline.lineup import (
-    BASELINE_KINDS,
-    GLOBAL_KINDS,
     LSTM,
     Lineup,
     choose_served,
@@ -717,7 +715,7 @@ def ticker_rows(
         lstm_backtest=lineage.backtest, lstm_backtest_path=lineage.backtest_path,
         lstm_ledger=ledger, record_live=not plan.decision.backfill, horizon=options.horizon,
         rebase_factor=plan.fetch.rebase_factor if plan.fetch else None,
-        global_models=global_models,
+        global_models=global_models, models=options.models,
     )  # fmt: skip
     selection = choose_served(lineup, item.serve or options.serve)
     chosen = served.rows if selection.kind == LSTM else lineup.served[selection.kind]
@@ -744,7 +742,7 @@ def ticker_rows(
         scores,
         mark_serving(lineup.rows, selection.kind),
         keys + list(lineup.keys),
-        _state_keys(item, plan, registered),
+        _state_keys(item, plan, registered, options.models),
         _finetune_rows(plan, scope.run_date),
     )
 
@@ -782,15 +780,16 @@ def commit_ticker(
     commit_state(storage, writes)
 
 
-def _state_keys(item: WatchItem, plan: Plan, registered: Registered) -> list[str]:
+def _state_keys(
+    item: WatchItem, plan: Plan, registered: Registered, models: Sequence[str]
+) -> list[str]:
     """The per-ticker state this run read or changed, for the manifest (publishing lists
-    those that exist: no request here)."""
+    those that exist: no request here): the ledgers of the run's line-up (``models``)."""
     keys = [catalog.prices_key(item.symbol)]
     if registered.champion_written:
         keys.append(catalog.champion_key(item.symbol))
     if not plan.decision.backfill:
-        kinds = (LSTM, *BASELINE_KINDS, *GLOBAL_KINDS)
-        keys += [catalog.served_key(item.symbol, kind) for kind in kinds]
+        keys += [catalog.served_key(item.symbol, kind) for kind in models]
     return keys
 
 
