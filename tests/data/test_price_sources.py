@@ -125,6 +125,21 @@ def test_csv_dir_missing_file_names_the_path(tmp_path: Path):
         source.fetch("XYZ", start=None, end=date(2020, 12, 11))
 
 
+def test_csv_dir_finds_a_file_saved_in_another_case(tmp_path: Path):
+    (tmp_path / "brk.b.CSV").write_text(HEADER + ROWS)
+    (tmp_path / "Q.csv").write_text(HEADER + ROWS)
+    (tmp_path / "q.csv").write_text(HEADER + ROWS)  # Q.csv is exact: this one is not read
+    (tmp_path / "x.csv").write_text(HEADER + ROWS)
+    (tmp_path / "X.CSV").write_text(HEADER + ROWS)
+    source = CsvDirSource(tmp_path)
+
+    assert len(source.fetch("BRK.B", start=None, end=date(2020, 12, 11))) == 3
+    assert source.today(["BRK.B"]) == date(2020, 12, 11)
+    assert source.path_for("q").name == "Q.csv"
+    with pytest.raises(PriceFileError, match=r"several files differ only in case \(X.CSV, x.csv\)"):
+        source.fetch("X", start=None, end=date(2020, 12, 11))
+
+
 def test_csv_dir_today_is_the_latest_date_of_the_requested_files(tmp_path: Path):
     (tmp_path / "A.csv").write_text(HEADER + ROWS)
     (tmp_path / "B.csv").write_text(ROWS.rsplit("2020-12-11", 1)[0])  # ends 2020-12-10
