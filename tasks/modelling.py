@@ -145,6 +145,8 @@ def forecast_chunk(
         row = outcome.metrics
         if row.status != "ok":
             logger.error("%s failed: %s", row.ticker, row.error)
+            if outcome.traceback:
+                logger.debug("%s failed here:\n%s", row.ticker, outcome.traceback)
             continue
         logger.info(
             "%s: %s (%s); model %s, backtest U2 %s, live U2 %s over %s served; %.1fs",

@@ -838,9 +838,9 @@ def forecast_tickers(
                     draw_plots=draw_plots, global_models=global_models,
                 )  # fmt: skip
             except Exception as exc:
-                outcomes[item.symbol] = failed_outcome(item, _describe(exc), stage="serve")
+                outcomes[item.symbol] = failed_outcome(item, exc, stage="serve")
         except Exception as exc:
-            outcomes[item.symbol] = failed_outcome(item, _describe(exc), stage="model")
+            outcomes[item.symbol] = failed_outcome(item, exc, stage="model")
     for plan, produced in zip(plans, train_plans(plans, services.config, options), strict=True):
         if isinstance(produced, TrainingFailed):
             outcomes[plan.item.symbol] = failed_outcome(plan.item, produced.error, stage="train")
@@ -851,7 +851,7 @@ def forecast_tickers(
                 global_models=global_models,
             )  # fmt: skip
         except Exception as exc:
-            outcomes[plan.item.symbol] = failed_outcome(plan.item, _describe(exc), stage="serve")
+            outcomes[plan.item.symbol] = failed_outcome(plan.item, exc, stage="serve")
     # The global versions this run stored serve every ticker: each ticker's objects list
     # them, so the manifest does whichever tickers a (partial) rerun keeps.
     shared = [key for loaded in global_models for key in written_keys(loaded.ref)]
@@ -875,10 +875,6 @@ def forecast_ticker(
     """:func:`forecast_tickers` for one ticker."""
     reports = {item.symbol: fetch} if fetch else None
     return forecast_tickers([item], scope, options, reports, services=services)[0]
-
-
-def _describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"
 
 
 def _title(item: WatchItem, scope: RunScope, produced: Produced, scores: list[LiveScoreRow]):
