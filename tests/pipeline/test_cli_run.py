@@ -82,6 +82,7 @@ def test_run_exits_1_when_a_ticker_fails_and_prints_the_table(tmp_path, capsys) 
     assert code == 1
     assert "QQQ" in out and "NOSUCH" in out and "failed" in out
     assert "metrics/run_date=2020-12-11/watchlist=adhoc/" in out
+    assert "K = global_ar:" in out  # the global models of the run's line-up
 
     code = main(["run", "--tickers", "QQQ", "--preset", "fast", "--as-of", AS_OF,
                  "--storage", str(tmp_path), "--models", models])  # fmt: skip
