@@ -158,11 +158,16 @@ def prices_key(ticker: str) -> str:
     return f"prices/ticker={ticker}/prices.parquet"
 
 
+def served_prefix(ticker: str) -> str:
+    """Where the ticker's ledgers are (one per model)."""
+    return f"served/ticker={ticker}/"
+
+
 def served_key(ticker: str, model: str = "lstm") -> str:
     """The ticker's ledger of served forecasts of one model (rows of :class:`ServedRow`):
     the LSTM's serves the forecasts table; each baseline keeps its own beside it."""
     name = "served" if model == "lstm" else model
-    return f"served/ticker={ticker}/{name}.parquet"
+    return f"{served_prefix(ticker)}{name}.parquet"
 
 
 def ticker_lease_key(ticker: str) -> str:

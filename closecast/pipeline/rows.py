@@ -31,6 +31,7 @@ from closecast.pipeline.evaluation import significance
 from closecast.pipeline.fetch import FetchSummary
 from closecast.storage import Storage
 from closecast.storage.io import write_figure, write_parquet
+from closecast.storage.recording import ObjectEntry
 
 
 @dataclass
@@ -38,7 +39,9 @@ class TickerOutcome:
     """What one ticker contributed to the run: its rows and the objects it wrote.
 
     ``keys`` are immutable objects (run outputs under the scope, new model versions);
-    ``state_keys`` the per-ticker state it changed (prices, ledger, champion pointer).
+    ``state_keys`` the per-ticker state it changed (prices, ledger, champion pointer);
+    ``known`` what its storage recorded of them as it wrote or read them (the entry, or
+    None for no object), so publishing lists them without reading them back.
     """
 
     metrics: MetricsRow
@@ -48,6 +51,7 @@ class TickerOutcome:
     keys: list[str] = field(default_factory=list)
     state_keys: list[str] = field(default_factory=list)
     finetune_scores: list[FinetuneScoreRow] = field(default_factory=list)
+    known: dict[str, ObjectEntry | None] = field(default_factory=dict)
 
 
 def failed_outcome(item: WatchItem, error: str, *, stage: str) -> TickerOutcome:

@@ -39,7 +39,7 @@ from closecast.outputs.records import (
     MetricsRow,
 )
 from closecast.pipeline import live, training
-from closecast.pipeline.commit import StateWrite, commit_state
+from closecast.pipeline.commit import StateWrite, commit_state, is_state_key
 from closecast.pipeline.decisions import (
     ChampionState,
     ModeDecision,
@@ -100,6 +100,7 @@ from closecast.pipeline.versions import (
     write_champion,
 )
 from closecast.storage import Storage, StorageError
+from closecast.storage.recording import RecordingStorage
 from lstm_model.base import ForecastModel
 from lstm_model.config import ModelConfig
 from lstm_model.data import SERVING_FLOOR, minimum_history
@@ -825,6 +826,10 @@ def forecast_tickers(
         the error. One ticker's failure never stops the others.
     """
     services = services or RunServices.open(options)
+    # What the tickers write and read is recorded as it goes: the manifest lists it without
+    # reading it back, and a failed commit restores the state without reading it again.
+    recording = RecordingStorage(services.storage, keep_bytes=is_state_key)
+    services = replace(services, storage=recording)
     remove_orphaned_temp_dirs()
     reports = fetches or {}
     outcomes: dict[str, TickerOutcome] = {}
@@ -856,13 +861,19 @@ def forecast_tickers(
     # The global versions this run stored serve every ticker: each ticker's objects list
     # them, so the manifest does whichever tickers a (partial) rerun keeps.
     shared = [key for loaded in global_models for key in written_keys(loaded.ref)]
-    return [_with_keys(outcomes[item.symbol], shared) for item in items]
+    return [_recorded(_with_keys(outcomes[item.symbol], shared), recording) for item in items]
 
 
 def _with_keys(outcome: TickerOutcome, keys: list[str]) -> TickerOutcome:
     if not keys or outcome.metrics.status != "ok":
         return outcome
     return replace(outcome, keys=[*outcome.keys, *keys])
+
+
+def _recorded(outcome: TickerOutcome, storage: RecordingStorage) -> TickerOutcome:
+    """The outcome with what its storage recorded of its objects and state."""
+    keys = [*outcome.keys, *outcome.state_keys]
+    return replace(outcome, known={key: storage.seen(key) for key in keys if storage.knows(key)})
 
 
 def forecast_ticker(
