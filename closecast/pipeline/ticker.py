@@ -57,8 +57,6 @@ from closecast.pipeline.finetuning import (
     finetune_score_row,
 )
 from closecast.pipeline.lineup import (
-    BASELINE_KINDS,
-    GLOBAL_KINDS,
     LSTM,
     Lineup,
     choose_served,
@@ -769,12 +767,13 @@ def commit_ticker(
     registered: Registered,
 ) -> None:
     """The ticker's state, last and all or nothing (:mod:`closecast.pipeline.commit`):
-    every ledger (unless a backfill), then the champion pointer."""
+    the line-up's ledgers (one object) and the LSTM's (unless a backfill), then the champion
+    pointer."""
     writes: list[StateWrite] = []
     if not plan.decision.backfill:
-        for kind, baseline in lineup.ledgers.items():
-            write = partial(live.write_ledger, storage, ticker, baseline, kind)
-            writes.append((catalog.served_key(ticker, kind), write))
+        if lineup.ledgers:
+            write = partial(live.write_lineup_ledgers, storage, ticker, lineup.ledgers)
+            writes.append((catalog.lineup_ledgers_key(ticker), write))
         write = partial(live.write_ledger, storage, ticker, ledger)
         writes.append((catalog.served_key(ticker), write))
     if registered.champion is not None:
@@ -790,8 +789,7 @@ def _state_keys(item: WatchItem, plan: Plan, registered: Registered) -> list[str
     if registered.champion_written:
         keys.append(catalog.champion_key(item.symbol))
     if not plan.decision.backfill:
-        kinds = (LSTM, *BASELINE_KINDS, *GLOBAL_KINDS)
-        keys += [catalog.served_key(item.symbol, kind) for kind in kinds]
+        keys += [catalog.served_key(item.symbol), catalog.lineup_ledgers_key(item.symbol)]
     return keys
 
 

@@ -4,6 +4,7 @@ when nothing was recorded."""
 
 from __future__ import annotations
 
+from contextlib import suppress
 from functools import partial
 
 import pytest
@@ -47,10 +48,8 @@ def test_a_failed_commit_restores_every_key_as_it_was(tmp_path, recorded: bool) 
     storage = RecordingStorage(reads, keep_bytes=is_state_key) if recorded else reads
     if recorded:  # what the ticker's plan read (the baseline ledger: none yet)
         for key in (LEDGER, BASELINE, POINTER):
-            try:
+            with suppress(ObjectNotFoundError):
                 storage.read_bytes(key)
-            except ObjectNotFoundError:
-                pass
     reads.keys.clear()
 
     writes = [

@@ -8,7 +8,7 @@ import hashlib
 
 import pytest
 
-from closecast.storage import ObjectNotFoundError, Storage
+from closecast.storage import InvalidKeyError, ObjectNotFoundError, Storage
 from closecast.storage.recording import ObjectEntry, RecordingStorage
 
 
@@ -65,11 +65,11 @@ def test_it_keeps_bytes_only_of_the_keys_asked(storage):
 def test_a_failed_or_conditional_write_is_forgotten_not_guessed(storage):
     recording = RecordingStorage(storage)
     recording.write_bytes("k", b"one")
-    with pytest.raises(Exception):  # noqa: B017 - whatever the backend raises
+    with pytest.raises(InvalidKeyError):
         recording.write_bytes("k/../bad", b"two")
     assert recording.seen("k") == ObjectEntry.of("k", b"one")
 
-    data, tag = storage.read_tagged("k")
+    _, tag = storage.read_tagged("k")
     assert recording.replace_if("k", b"three", tag) is not None
     assert not recording.knows("k")  # conditional writes (leases) are not recorded
     assert recording.create_exclusive("new", b"x") is True
