@@ -114,8 +114,8 @@ def _pooled_step(
     items: list[WatchItem], scope: RunScope, settings: RunSettings, partial: bool
 ) -> GlobalModels | None:
     """The run's global models, or None when none could be fit (the tickers go on without
-    them: the pooled step never sinks the run)."""
-    if not items:
+    them: the pooled step never sinks the run) or the line-up has none (no pooled step)."""
+    if not items or not settings.global_models():
         return None
     state = fit_global_models(items, scope, settings, partial, return_state=True)
     if not state.is_completed():

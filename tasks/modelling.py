@@ -91,7 +91,7 @@ def fit_global_models(
     with services.lease(key, f"global models of {scope.watchlist}"):
         pooled = pooled_step.fit_global_models(
             services.storage, items, scope, services.config, mode=settings.mode,
-            policy=settings.policy, partial=partial,
+            policy=settings.policy, partial=partial, kinds=settings.global_models(),
         )  # fmt: skip
     for ref in pooled.refs:
         champion = ref.champion
@@ -145,6 +145,8 @@ def forecast_chunk(
         row = outcome.metrics
         if row.status != "ok":
             logger.error("%s failed: %s", row.ticker, row.error)
+            if outcome.traceback:
+                logger.debug("%s failed here:\n%s", row.ticker, outcome.traceback)
             continue
         logger.info(
             "%s: %s (%s); model %s, backtest U2 %s, live U2 %s over %s served; %.1fs",

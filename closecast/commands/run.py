@@ -43,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 METAVARS = {
     "watchlist": "FILE",
     "tickers": "A,B",
+    "models": "M,M",
     "watchlist_name": "NAME",
     "storage": "ROOT",
     "as_of": "YYYY-MM-DD",
@@ -81,7 +82,10 @@ def _argument(name: str, field: FieldInfo) -> dict[str, Any]:
         kind = next(a for a in get_args(kind) if a is not type(None))
     if kind is bool:
         return {"action": "store_true", "help": help_text}
-    keywords: dict[str, Any] = {"default": field.get_default(call_default_factory=True)}
+    default = field.get_default(call_default_factory=True)
+    if isinstance(default, tuple):  # a list setting's option takes it comma-separated
+        default = ",".join(default)
+    keywords: dict[str, Any] = {"default": default}
     keywords["help"] = help_text
     if name in METAVARS:
         keywords["metavar"] = METAVARS[name]
@@ -90,7 +94,8 @@ def _argument(name: str, field: FieldInfo) -> dict[str, Any]:
     elif callable(field.json_schema_extra):  # choices known only when asked (serve)
         schema: dict[str, Any] = {}
         field.json_schema_extra(schema)
-        keywords["choices"] = tuple(schema["enum"])
+        if "enum" in schema:  # one of them (a list setting's items are checked by the model)
+            keywords["choices"] = tuple(schema["enum"])
     elif kind is date:
         keywords["type"] = date.fromisoformat
     elif kind in (int, float):
@@ -207,6 +212,9 @@ def _print_metrics(args: argparse.Namespace, run_date: date) -> bool:
     print(f"  kept per ticker across runs, T = {_some(list(frame['ticker']))}:")
     for key, what in _ticker_state_keys():
         print(f"    {key:<34} {what}")
+    print(f"  kept per watchlist across runs, K = {', '.join(_global_kinds())}:")
+    champion = catalog.global_champion_key(scope.watchlist, "K")
+    print(f"    {champion:<34} the global model fit on all of {scope.watchlist}'s tickers")
     print("  Read them with DuckDB or pyarrow: docs/reading.md")
     return True
 
@@ -227,6 +235,12 @@ def _ticker_state_keys() -> list[tuple[str, str]]:
         (catalog.champion_key(ticker), "the serving model version, its lineage and scores"),
         (f"{catalog.models_prefix(ticker)}vNNNN/", "every model version (model, scaler, meta)"),
     ]
+
+
+def _global_kinds() -> list[str]:
+    from lstm_model.registry import GLOBAL_MODELS
+
+    return list(GLOBAL_MODELS)
 
 
 def _print_how_to_see_it_in_the_ui(state: Any, temporary: bool) -> None:

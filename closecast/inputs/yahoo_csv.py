@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import stat
 from datetime import date
 from pathlib import Path
@@ -87,18 +88,110 @@ def _text(data: bytes, path: Path) -> str:
     return text
 
 
+_HEADER_NAMES: dict[str, str] = {
+    "date": "date",
+    "datetime": "date",
+    "open": "open",
+    "high": "high",
+    "low": "low",
+    "close": "close",
+    "adjclose": "adj_close",
+    "volume": "volume",
+}
+"""Header cells (lower case, letters only) naming a price column. Other columns (yfinance's
+``Dividends``, ``Stock Splits``, ``Capital Gains``, a saved index) are ignored."""
+
+_DATE = re.compile(
+    r"(\d{4}-\d{2}-\d{2})(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
+)
+"""A day, optionally with the time and UTC offset yfinance's ``history().to_csv()`` writes
+(``2020-01-02 00:00:00-05:00``): the trading day is the date as written, in the exchange's
+own time zone."""
+
+
+def _cell_name(cell: object) -> str:
+    return re.sub(r"[^a-z]", "", str(cell).lower())
+
+
+def _first_cells(text: str, lines: int) -> list[list[str]]:
+    return [line.split(",") for line in text.lstrip().splitlines()[:lines]]
+
+
 def _has_header(text: str) -> bool:
-    first = text.lstrip().split("\n", 1)[0]
-    return first.split(",")[0].strip().lower() == "date"
+    return _cell_name(_first_cells(text, 1)[0][0]) in {"date", "datetime", "price"}
+
+
+def _yfinance_download_rows(text: str, path: Path) -> int:
+    """Rows to skip under the header of a ``yf.download(...).to_csv()`` file, whose header has
+    three rows (``Price,Close,...``, then ``Ticker,AAPL,...``, then ``Date,,,...``); 0 for
+    any other file.
+
+    Raises:
+        PriceFileError: The file holds more than one ticker.
+    """
+    rows = _first_cells(text, 3)
+    if _cell_name(rows[0][0]) != "price" or len(rows) < 2 or _cell_name(rows[1][0]) != "ticker":
+        return 0
+    tickers = sorted({cell.strip() for cell in rows[1][1:] if cell.strip()})
+    if len(tickers) > 1:
+        raise PriceFileError(
+            f"{path}: holds {len(tickers)} tickers ({', '.join(tickers)}); "
+            "a price file holds one ticker"
+        )
+    blank_date_row = len(rows) == 3 and _cell_name(rows[2][0]) in {"date", "datetime"}
+    return 2 if blank_date_row else 1
+
+
+def _named_columns(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """The price columns of a headed file, found by name in any order; ``adj_close`` is the
+    close when the file has no adjusted close (yfinance's default, ``auto_adjust=True``,
+    writes adjusted prices as ``Close``)."""
+    names = [_HEADER_NAMES.get(_cell_name(cell)) for cell in frame.columns]
+    names[0] = names[0] or "date"  # yfinance download's first header cell is "Price"
+    given = [name for name in names if name]
+    if repeated := sorted({name for name in given if given.count(name) > 1}):
+        raise PriceFileError(f"{path}: more than one column for {', '.join(repeated)}")
+    if "close" not in given and "adj_close" not in given:
+        raise PriceFileError(
+            f"{path}: no Close or Adj Close column (found {', '.join(map(str, frame.columns))})"
+        )
+    named = frame.loc[:, [name is not None for name in names]]
+    named.columns = given
+    if "adj_close" not in given:
+        named["adj_close"] = named["close"]
+    return named.reindex(columns=list(PRICE_COLUMNS))
+
+
+def _parse_dates(dates: pd.Series, path: Path) -> pd.Series:
+    """The trading days of a date column; a blank cell stays missing (NaT) for the validator
+    to name its row."""
+    text = dates.astype("string").str.strip()
+    bad = text.notna() & ~text.str.fullmatch(_DATE.pattern).fillna(False).astype(bool)
+    if bad.any():
+        raise PriceFileError(
+            f"{path}: dates are not YYYY-MM-DD ({int(bad.sum())} value(s), first "
+            f"{text[bad].iloc[0]!r} in data row {int(bad.idxmax()) + 1})"
+        )
+    # datetime64[ns] as the schema says; pandas 3 would infer microseconds from strings.
+    return pd.to_datetime(text.str.slice(0, 10), format="%Y-%m-%d").astype("datetime64[ns]")
 
 
 def read_yahoo_csv(path: str | Path, *, coerce: bool = True) -> pd.DataFrame:
     """Read a Yahoo CSV export into a raw price frame, rows ordered by date.
 
-    The file may start with Yahoo's header row (``Date,Open,High,Low,Close,Adj Close,Volume``)
-    or have none (as the tutorial's ``DIS.csv``). Yahoo writes ``null`` for a missing value;
-    those become NaN here and are left for the validator to drop and count. Only a regular
-    file of at most :data:`MAX_PRICE_FILE_BYTES` is read (:func:`read_price_file_bytes`).
+    Reads the files users have of a ticker's history:
+
+    - Yahoo's "Download historical data" export (``Date,Open,High,Low,Close,Adj Close,Volume``);
+    - the same seven columns with no header row (as the tutorial's ``DIS.csv``), by position;
+    - yfinance's ``Ticker.history().to_csv()`` (dates with a time and UTC offset, extra
+      ``Dividends``/``Stock Splits`` columns) and ``download().to_csv()`` (a three-row
+      header naming one ticker);
+    - any headed file whose columns are named as above, in any order, case and spacing.
+
+    With no adjusted-close column, the close is taken as adjusted (yfinance adjusts ``Close``
+    by default). Yahoo writes ``null`` for a missing value; those become NaN here and are
+    left for the validator to drop and count. Only a regular file of at most
+    :data:`MAX_PRICE_FILE_BYTES` is read (:func:`read_price_file_bytes`).
 
     Args:
         path: The CSV file.
@@ -112,32 +205,34 @@ def read_yahoo_csv(path: str | Path, *, coerce: bool = True) -> pd.DataFrame:
         deduplicated or validated.
 
     Raises:
-        PriceFileError: The file is missing, not a regular file, too big, empty, or not seven
-            columns with parseable dates.
+        PriceFileError: The file is missing, not a regular file, too big, empty, holds more
+            than one ticker, lacks a close column, or its dates are not ``YYYY-MM-DD``.
     """
     path = Path(path)
     text = _text(read_price_file_bytes(path), path)
+    headed = _has_header(text)
     try:
         frame = pd.read_csv(
             io.StringIO(text),
-            header=0 if _has_header(text) else None,
+            header=0 if headed else None,
+            skiprows=range(1, 1 + _yfinance_download_rows(text, path)) if headed else None,
             na_values=["null"],
             keep_default_na=True,
             skip_blank_lines=True,
+            dtype=str,
         )
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise PriceFileError(f"{path}: not a Yahoo CSV export ({exc})") from exc
-    if frame.shape[1] != len(YAHOO_HEADER):
+    if headed:
+        frame = _named_columns(frame, path)
+    elif frame.shape[1] != len(YAHOO_HEADER):
         raise PriceFileError(
-            f"{path}: expected {len(YAHOO_HEADER)} columns ({', '.join(YAHOO_HEADER)}), "
-            f"found {frame.shape[1]}"
+            f"{path}: expected {len(YAHOO_HEADER)} columns ({', '.join(YAHOO_HEADER)}) "
+            f"in a file with no header row, found {frame.shape[1]}"
         )
-    frame.columns = list(PRICE_COLUMNS)
-    try:
-        # datetime64[ns] as the schema says; pandas 3 would infer microseconds from strings.
-        frame["date"] = pd.to_datetime(frame["date"], format="%Y-%m-%d").astype("datetime64[ns]")
-    except (ValueError, TypeError) as exc:
-        raise PriceFileError(f"{path}: dates are not YYYY-MM-DD ({exc})") from exc
+    else:
+        frame.columns = list(PRICE_COLUMNS)
+    frame["date"] = _parse_dates(frame["date"], path)
     for column in PRICE_COLUMNS[1:]:
         parsed = pd.to_numeric(frame[column], errors="coerce").astype("float64")
         if coerce or parsed.notna().sum() == frame[column].notna().sum():

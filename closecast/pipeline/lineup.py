@@ -14,7 +14,7 @@ the same forecaster interface, evaluated by the same code on the same days.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 
@@ -375,6 +375,7 @@ def run_lineup(
     rebase_factor: float | None = None,
     holdout_days: Sequence[date] = (),
     global_models: Sequence[LoadedGlobal] = (),
+    models: Collection[str] | None = None,
 ) -> Lineup:
     """Score every baseline beside the LSTM (backtest on the serving lineage's days, kept
     per lineage; live records, every step up to ``horizon``), serve each baseline's
@@ -389,8 +390,12 @@ def run_lineup(
     left out of ``auto``'s comparison: :func:`global_backtest`), and served the same way.
 
     A baseline or global model that cannot be fit or serve honestly (too short a history;
-    trained on a target date) is left out of the line-up; it never fails the ticker.
+    trained on a target date) is left out of the line-up; it never fails the ticker. So is
+    one not in ``models`` (the run's line-up, ``RunSettings.models``; default every model).
+    The baselines' backtests kept per lineage cover every baseline all the same, so that
+    what is stored does not depend on a run's line-up.
     """
+    wanted = set(models) if models is not None else None
     days = list(lstm_backtest["date"]) if lstm_backtest is not None else []
     rows = [
         score_row(item.symbol, record, serving=False)
@@ -413,11 +418,11 @@ def run_lineup(
     stored = live.read_lineup_ledgers(storage, item.symbol)
     ledgers: dict[str, live.Ledger] = dict(stored.by_model) if record_live else {}
     for kind in BASELINE_KINDS:
-        if kind in baselines.failed:
+        if kind in baselines.failed or (wanted is not None and kind not in wanted):
             continue
         try:
-            result = _serve_baseline(stored.of(kind), kind, item, prices,
-                                     config, as_of, baselines, horizon=horizon,
+            result = _serve_baseline(stored.of(kind), kind, item, prices, config, as_of,
+                                     baselines, horizon=horizon,
                                      rebase_factor=rebase_factor)  # fmt: skip
         except ValueError:  # InsufficientDataError: too short a history for this baseline
             continue
@@ -434,10 +439,11 @@ def run_lineup(
         rows += [score_row(item.symbol, r, serving=False) for r in records]
     for loaded in global_models:
         kind = loaded.ref.kind
+        if wanted is not None and kind not in wanted:
+            continue
         try:
             result, record, path, same_days = _serve_global(
-                stored.of(kind), loaded, item, prices, as_of,
-                horizon=horizon,
+                stored.of(kind), loaded, item, prices, as_of, horizon=horizon,
                 rebase_factor=rebase_factor, days=days,
             )  # fmt: skip
         except (ValueError, LeakageError):
@@ -464,7 +470,9 @@ def choose_served(lineup: Lineup, choice: str) -> Selection:
     if choice != "auto":
         if choice in lineup.served:
             return Selection(choice, f"serving {choice} as configured")
-        return Selection(LSTM, f"{choice} could not be fit; serving lstm")
+        return Selection(
+            LSTM, f"{choice} could not be fit or is not in the run's models; serving lstm"
+        )
     tests = {
         kind: significance(frame["actual"], frame["predicted"], frame["naive"])
         for kind, frame in lineup.backtests.items()

@@ -31,7 +31,7 @@ any ticker's own prices): no retrain is needed.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -452,13 +452,17 @@ def fit_global(
 def fit_global_models(
     storage: Storage, items: Iterable[WatchItem], scope: RunScope, config: ModelConfig, *,
     mode: str = "auto", policy: RetrainPolicy | None = None, partial: bool = False,
+    kinds: Sequence[str] = tuple(GLOBAL_MODELS),
 ) -> GlobalModels:  # fmt: skip
-    """Every registered global model of the scope's watchlist, fit on every fetched ticker's
-    history through the run date (:func:`fit_global`). A model that cannot be fit is
-    reported in ``failures``; it never fails the run (the tickers go on without it)."""
+    """The scope's watchlist's global models of ``kinds`` (the run's line-up; default every
+    registered one), fit on every fetched ticker's history through the run date
+    (:func:`fit_global`). A model that cannot be fit is reported in ``failures``; it never
+    fails the run (the tickers go on without it)."""
+    if not kinds:
+        return GlobalModels()
     histories = run_histories(storage, items, scope.run_date, config)
     refs, failures, keys = [], [], []
-    for kind in GLOBAL_MODELS:
+    for kind in kinds:
         try:
             ref, written = fit_global(
                 storage, kind, histories, scope, config, mode=mode, policy=policy,

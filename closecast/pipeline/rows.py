@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
+from traceback import format_exception
 from typing import Any
 
 import pandas as pd
@@ -51,17 +52,24 @@ class TickerOutcome:
     keys: list[str] = field(default_factory=list)
     state_keys: list[str] = field(default_factory=list)
     finetune_scores: list[FinetuneScoreRow] = field(default_factory=list)
+    traceback: str = ""
+    """Where a failed ticker's exception was raised, for the run's debug log (the metrics
+    row's ``error`` names it in one line)."""
     known: dict[str, ObjectEntry | None] = field(default_factory=dict)
 
 
-def failed_outcome(item: WatchItem, error: str, *, stage: str) -> TickerOutcome:
+def failed_outcome(item: WatchItem, error: BaseException | str, *, stage: str) -> TickerOutcome:
+    """A failed ticker's outcome: its metrics row names the step and the error in one line;
+    an exception's traceback rides along for the debug log."""
+    described = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     return TickerOutcome(
         metrics=MetricsRow(
             ticker=item.symbol,
             asset_class=item.asset_class,
             status="failed",
-            error=f"{stage}: {error}",
-        )
+            error=f"{stage}: {described}",
+        ),
+        traceback="" if isinstance(error, str) else "".join(format_exception(error)),
     )
 
 

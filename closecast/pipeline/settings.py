@@ -16,9 +16,16 @@ from __future__ import annotations
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
-from closecast.control.choices import RequestedMode, RunnerKind
+from closecast.control.choices import AUTO_SERVE, RequestedMode, RunnerKind
 
 if TYPE_CHECKING:
     from lstm_model.config import ModelConfig
@@ -37,6 +44,25 @@ def _serve_choices_schema(schema: dict[str, Any]) -> None:
     from closecast.control.choices import serve_choices
 
     schema["enum"] = list(serve_choices())
+
+
+REQUIRED_MODELS: tuple[str, ...] = ("lstm", "naive")
+"""Models every line-up holds: the per-ticker LSTM the run trains and versions, and the naive
+forecast every model is scored against (``auto`` serves it when nothing beats it)."""
+
+
+def every_model() -> tuple[str, ...]:
+    """Every registered model kind, the default line-up (read from the model registry when
+    asked, never at import)."""
+    from closecast.control.choices import model_choices
+
+    return model_choices()
+
+
+def _models_schema(schema: dict[str, Any]) -> None:
+    """The line-up's choices and default in the parameter form (see :func:`every_model`)."""
+    schema["items"] = {"type": "string", "enum": list(every_model())}
+    schema["default"] = list(every_model())
 
 
 class RetrainPolicy(BaseModel):
@@ -157,6 +183,14 @@ class RunSettings(BaseModel):
         "serve overrides it.",
         json_schema_extra=_serve_choices_schema,
     )
+    models: tuple[str, ...] = Field(
+        default_factory=every_model,
+        description="The line-up: the models fit, scored and served beside each other "
+        "(every registered one by default); lstm and naive are always in it. Without the "
+        "global models the run skips its pooled step (global_lstm trains a network on every "
+        "ticker).",
+        json_schema_extra=_models_schema,
+    )
     horizon: int = Field(
         1,
         ge=1,
@@ -215,6 +249,34 @@ class RunSettings(BaseModel):
 
         return split_tickers(value) if isinstance(value, str) else value
 
+    @field_validator("models", mode="before")
+    @classmethod
+    def _split_models(cls, value: Any) -> Any:
+        """A comma-separated string (the command line's form) is a list of model kinds."""
+        return tuple(value.split(",")) if isinstance(value, str) else value
+
+    @field_validator("models")
+    @classmethod
+    def _known_models(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        known = every_model()
+        unknown = [kind for kind in value if kind not in known]
+        if unknown:
+            raise ValueError(
+                f"unknown model {', '.join(map(repr, unknown))}; known: {', '.join(known)}"
+            )
+        missing = [kind for kind in REQUIRED_MODELS if kind not in value]
+        if missing:
+            raise ValueError(
+                f"the line-up always holds {' and '.join(REQUIRED_MODELS)}; "
+                f"add {', '.join(missing)}"
+            )
+        if len(set(value)) < len(value):
+            raise ValueError(f"a model named twice in {','.join(value)}")
+        serve = info.data.get("serve")  # validated before: it comes first
+        if serve not in (None, AUTO_SERVE, *value):
+            raise ValueError(f"serve {serve!r} is not in the line-up {','.join(value)}")
+        return tuple(kind for kind in known if kind in value)  # registry order, one spelling
+
     @field_validator("preset")
     @classmethod
     def _known_preset(cls, value: str) -> str:
@@ -238,6 +300,12 @@ class RunSettings(BaseModel):
 
         config = get_preset(self.preset)
         return config.with_overrides(epochs=self.epochs) if self.epochs is not None else config
+
+    def global_models(self) -> tuple[str, ...]:
+        """The line-up's global models: what the run's pooled step fits."""
+        from lstm_model.registry import GLOBAL_MODELS
+
+        return tuple(kind for kind in self.models if kind in GLOBAL_MODELS)
 
     def recorded(self) -> dict[str, Any]:
         """The settings as the manifest records them: every field, JSON-ready."""

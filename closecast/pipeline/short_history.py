@@ -91,6 +91,7 @@ def serve_short_history(
         lstm_ledger=live.Ledger(rows=()), record_live=True, horizon=horizon,
         rebase_factor=fetch.rebase_factor if fetch else None,
         holdout_days=list(prices.index[len(prices) // 2 :].date), global_models=global_models,
+        models=options.models,
     )  # fmt: skip
     configured = item.serve or options.serve
     selection = choose_served(lineup, configured if configured in lineup.served else "auto")

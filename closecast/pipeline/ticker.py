@@ -716,7 +716,7 @@ def ticker_rows(
         lstm_backtest=lineage.backtest, lstm_backtest_path=lineage.backtest_path,
         lstm_ledger=ledger, record_live=not plan.decision.backfill, horizon=options.horizon,
         rebase_factor=plan.fetch.rebase_factor if plan.fetch else None,
-        global_models=global_models,
+        global_models=global_models, models=options.models,
     )  # fmt: skip
     selection = choose_served(lineup, item.serve or options.serve)
     chosen = served.rows if selection.kind == LSTM else lineup.served[selection.kind]
@@ -743,7 +743,7 @@ def ticker_rows(
         scores,
         mark_serving(lineup.rows, selection.kind),
         keys + list(lineup.keys),
-        _state_keys(item, plan, registered),
+        _state_keys(item, plan, registered, options.models),
         _finetune_rows(plan, scope.run_date),
     )
 
@@ -782,14 +782,17 @@ def commit_ticker(
     commit_state(storage, writes)
 
 
-def _state_keys(item: WatchItem, plan: Plan, registered: Registered) -> list[str]:
+def _state_keys(
+    item: WatchItem, plan: Plan, registered: Registered, models: Sequence[str]
+) -> list[str]:
     """The per-ticker state this run read or changed, for the manifest (publishing lists
-    those that exist: no request here)."""
+    those that exist: no request here): the ledgers of the run's line-up (``models``)."""
     keys = [catalog.prices_key(item.symbol)]
     if registered.champion_written:
         keys.append(catalog.champion_key(item.symbol))
     if not plan.decision.backfill:
-        keys += [catalog.served_key(item.symbol), catalog.lineup_ledgers_key(item.symbol)]
+        # The LSTM's ledger, and the one object of every line-up model's.
+        keys += list(dict.fromkeys(catalog.served_key(item.symbol, kind) for kind in models))
     return keys
 
 
@@ -842,9 +845,9 @@ def forecast_tickers(
                     draw_plots=draw_plots, global_models=global_models,
                 )  # fmt: skip
             except Exception as exc:
-                outcomes[item.symbol] = failed_outcome(item, _describe(exc), stage="serve")
+                outcomes[item.symbol] = failed_outcome(item, exc, stage="serve")
         except Exception as exc:
-            outcomes[item.symbol] = failed_outcome(item, _describe(exc), stage="model")
+            outcomes[item.symbol] = failed_outcome(item, exc, stage="model")
     for plan, produced in zip(plans, train_plans(plans, services.config, options), strict=True):
         if isinstance(produced, TrainingFailed):
             outcomes[plan.item.symbol] = failed_outcome(plan.item, produced.error, stage="train")
@@ -855,7 +858,7 @@ def forecast_tickers(
                 global_models=global_models,
             )  # fmt: skip
         except Exception as exc:
-            outcomes[plan.item.symbol] = failed_outcome(plan.item, _describe(exc), stage="serve")
+            outcomes[plan.item.symbol] = failed_outcome(plan.item, exc, stage="serve")
     # The global versions this run stored serve every ticker: each ticker's objects list
     # them, so the manifest does whichever tickers a (partial) rerun keeps.
     shared = [key for loaded in global_models for key in written_keys(loaded.ref)]
@@ -885,10 +888,6 @@ def forecast_ticker(
     """:func:`forecast_tickers` for one ticker."""
     reports = {item.symbol: fetch} if fetch else None
     return forecast_tickers([item], scope, options, reports, services=services)[0]
-
-
-def _describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"
 
 
 def _title(item: WatchItem, scope: RunScope, produced: Produced, scores: list[LiveScoreRow]):

@@ -39,8 +39,23 @@ class CsvDirSource:
         self._clock_today = clock_today
 
     def path_for(self, ticker: str) -> Path:
-        """The file that holds ``ticker``."""
-        return self.directory / f"{normalize_ticker(ticker)}.csv"
+        """The file that holds ``ticker``: ``DIR/<TICKER>.csv``, or else the one file whose
+        name is that in another case (``aapl.csv``, ``BRK.B.CSV``), as saved on a
+        case-insensitive disk.
+
+        Raises:
+            PriceFileError: More than one file's name matches in another case.
+        """
+        exact = self.directory / f"{normalize_ticker(ticker)}.csv"
+        if exact.exists() or exact.is_symlink() or not self.directory.is_dir():
+            return exact
+        wanted = exact.name.casefold()
+        matches = sorted(p for p in self.directory.iterdir() if p.name.casefold() == wanted)
+        if len(matches) > 1:
+            raise PriceFileError(
+                f"{exact}: several files differ only in case ({', '.join(p.name for p in matches)})"
+            )
+        return matches[0] if matches else exact
 
     def last_dates(self, tickers: Sequence[str]) -> dict[str, date]:
         """The latest date in each requested ticker's file, latest first.
@@ -89,7 +104,7 @@ class CsvDirSource:
                 or is not a Yahoo CSV export.
         """
         path = self.path_for(ticker)
-        symbol = path.stem
+        symbol = normalize_ticker(ticker)
         if not path.exists() and not path.is_symlink():
             raise UnknownTickerError(
                 f"{symbol}: no price file {path}", ticker=symbol, source=self.name

@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from closecast.inputs.schema import PRICE_COLUMNS
@@ -122,6 +123,21 @@ def test_csv_dir_missing_file_names_the_path(tmp_path: Path):
 
     with pytest.raises(UnknownTickerError, match=r"XYZ: no price file .*XYZ\.csv"):
         source.fetch("XYZ", start=None, end=date(2020, 12, 11))
+
+
+def test_csv_dir_finds_a_file_saved_in_another_case(tmp_path: Path):
+    (tmp_path / "brk.b.CSV").write_text(HEADER + ROWS)
+    (tmp_path / "Q.csv").write_text(HEADER + ROWS)
+    (tmp_path / "q.csv").write_text(HEADER + ROWS)  # Q.csv is exact: this one is not read
+    (tmp_path / "x.csv").write_text(HEADER + ROWS)
+    (tmp_path / "X.CSV").write_text(HEADER + ROWS)
+    source = CsvDirSource(tmp_path)
+
+    assert len(source.fetch("BRK.B", start=None, end=date(2020, 12, 11))) == 3
+    assert source.today(["BRK.B"]) == date(2020, 12, 11)
+    assert source.path_for("q").name == "Q.csv"
+    with pytest.raises(PriceFileError, match=r"several files differ only in case \(X.CSV, x.csv\)"):
+        source.fetch("X", start=None, end=date(2020, 12, 11))
 
 
 def test_csv_dir_today_is_the_latest_date_of_the_requested_files(tmp_path: Path):
@@ -280,12 +296,69 @@ def test_read_yahoo_csv_handles_a_byte_order_mark(tmp_path: Path):
     assert frame["date"].dtype == "datetime64[ns]"
 
 
-def test_read_yahoo_csv_rejects_wrong_column_count(tmp_path: Path):
+def test_read_yahoo_csv_rejects_wrong_column_count_without_a_header(tmp_path: Path):
     path = tmp_path / "BAD.csv"
-    path.write_text("Date,Close\n2020-12-11,1.0\n")
+    path.write_text("2020-12-11,1.0,1.0\n")
 
-    with pytest.raises(PriceFileError, match="expected 7 columns"):
+    with pytest.raises(PriceFileError, match=r"expected 7 columns .* no header row, found 3"):
         read_yahoo_csv(path)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_bytes(text.encode())
+    return path
+
+
+def _rows(line: str) -> str:
+    """Three data rows (the ROWS days and prices) laid out by ``line``."""
+    out = []
+    for row in ROWS.splitlines():
+        day, open_, high, low, close, adj, volume = row.split(",")
+        out.append(line.format(**locals()) + "\n")
+    return "".join(out)
+
+
+# What users save: yfinance's history() (time and UTC offset, extra columns, adjusted Close),
+# download() (a three-row header, columns alphabetical), its auto-adjusted download (no Adj
+# Close), CRLF line ends, and lower-case names in another order.
+EXPORTS = {
+    "history": "Date,Open,High,Low,Close,Volume,Dividends,Stock Splits\n"
+    + _rows("{day} 00:00:00-05:00,{open_},{high},{low},{adj},{volume},0.0,0.0"),
+    "download": "Price,Adj Close,Close,High,Low,Open,Volume\nTicker,X,X,X,X,X,X\nDate,,,,,,\n"
+    + _rows("{day},{adj},{close},{high},{low},{open_},{volume}"),
+    "download-adjusted": (
+        "Price,Close,High,Low,Open,Volume\nTicker,X,X,X,X,X\nDate,,,,,\n"
+        + _rows("{day},{adj},{high},{low},{open_},{volume}")
+    ).replace("\n", "\r\n"),
+    "renamed": "date,adj_close,VOLUME,close, high ,low,open\n"
+    + _rows("{day},{adj},{volume},{close},{high},{low},{open_}"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(EXPORTS))
+def test_read_yahoo_csv_reads_the_files_users_save(tmp_path: Path, kind: str):
+    expected = read_yahoo_csv(_write(tmp_path / "YAHOO.csv", HEADER + ROWS))
+    path = _write(tmp_path / "X.csv", EXPORTS[kind])
+
+    frame = read_yahoo_csv(path)
+
+    if "Adj Close" not in EXPORTS[kind].split("\n")[0] and kind != "renamed":
+        expected["close"] = expected["adj_close"]  # auto-adjusted: its one close is adjusted
+    pd.testing.assert_frame_equal(frame, expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("Price,Close,Close\nTicker,A,B\nDate,,\n2020-12-11,1,2\n", "holds 2 tickers \\(A, B\\)"),
+        ("Date,Open,Volume\n2020-12-11,1,2\n", "no Close or Adj Close column"),
+        ("Date,Close,close\n2020-12-11,1,2\n", "more than one column for close"),
+        (HEADER + ROWS + "2020-12-12 noon,1,1,1,1,1,1\n", "first '2020-12-12 noon' in data row 4"),
+    ],
+)
+def test_read_yahoo_csv_names_what_it_cannot_read(tmp_path: Path, text: str, message: str):
+    with pytest.raises(PriceFileError, match=message):
+        read_yahoo_csv(_write(tmp_path / "BAD.csv", text))
 
 
 def test_last_csv_date(tmp_path: Path):

@@ -446,7 +446,9 @@ DATA_CASES = [
         "1 date(s) given twice with different prices",
     ),
     DataCase(
-        "COLUMNS", lambda: b"Date,Close\n2020-12-10,1.0\n2020-12-11,1.1\n", "expected 7 columns"
+        "COLUMNS",
+        lambda: b"Date,Open,Volume\n2020-12-10,1.0,5\n2020-12-11,1.1,6\n",
+        "COLUMNS.csv: no Close or Adj Close column",
     ),
     # Not regular files: each used to hang the run, exhaust memory or raise a traceback.
     DataCase("FIFO", None, "FIFO.csv: not a regular file but a FIFO", make=os.mkfifo),

@@ -350,3 +350,26 @@ def test_future_run_dates_are_refused_and_closed_markets_do_no_work(tmp_path) ->
     assert saturday.is_completed()
     assert "markets closed on 2020-12-05" in saturday.message
     assert not root.exists() or not any(root.rglob("*.parquet"))
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_run_fits_scores_and_serves_only_the_models_of_its_line_up(tmp_path) -> None:
+    root = str(tmp_path / "store")
+    line_up = ["lstm", "naive", "drift", "global_ar"]
+    state = run(root, DAYS[-1], tickers=["QQQ"], epochs=1, models=",".join(line_up))
+    assert state.is_completed(), state.message
+    storage = open_storage(root)
+    scope = RunScope(DAYS[-1], "adhoc")
+    scores = read_table(storage, catalog.MODEL_SCORES.key(scope))
+    assert set(scores["model"]) == set(line_up)
+    assert set(scores.loc[scores["record"] == "backtest", "model"]) == set(line_up)
+    # The pooled step fit global_ar alone; the models left out served nothing.
+    assert storage.exists(catalog.global_champion_key("adhoc", "global_ar"))
+    assert not storage.list_keys(catalog.global_models_prefix("adhoc", "global_lstm"))
+    ledgers = {key.rsplit("/", 1)[1] for key in storage.list_keys("served/ticker=QQQ/")}
+    assert ledgers == {"served.parquet", "naive.parquet", "drift.parquet", "global_ar.parquet"}
+    manifest = assert_manifest_true(storage, scope)
+    assert manifest["parameters"]["models"] == line_up
+    assert {obj["key"] for obj in manifest["state"] if obj["key"].startswith("served/")} == {
+        f"served/ticker=QQQ/{name}" for name in ledgers
+    }

@@ -85,3 +85,35 @@ def test_the_flow_form_shows_each_setting_with_its_limits_without_tensorflow() -
         "assert 'tensorflow' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+
+
+def test_the_line_up_is_every_registered_model_unless_the_run_names_fewer() -> None:
+    from closecast.control.choices import model_choices
+
+    assert RunSettings().models == model_choices()
+    assert RunSettings().global_models() == ("global_ar", "global_lstm")
+    assert _settings().models == model_choices()  # the option's default is the same line-up
+    narrow = _settings("--models", "naive,global_ar,lstm")
+    assert narrow.models == ("lstm", "naive", "global_ar")  # registry order, one spelling
+    assert narrow.global_models() == ("global_ar",)
+    assert _settings("--models", "lstm,naive").global_models() == ()
+    assert narrow.recorded()["models"] == ["lstm", "naive", "global_ar"]  # in the manifest
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--models", "lstm,naive,gru"], "--models: unknown model 'gru'; known: lstm, naive"),
+        (["--models", "lstm,drift"], "--models: the line-up always holds lstm and naive; add"),
+        (["--models", "naive"], "--models: the line-up always holds lstm and naive; add lstm"),
+        (["--models", "lstm,naive,lstm"], "--models: a model named twice in lstm,naive,lstm"),
+        (["--models", "lstm,naive", "--serve", "global_lstm"],
+         "--models: serve 'global_lstm' is not in the line-up lstm,naive"),
+    ],
+)  # fmt: skip
+def test_a_line_up_without_what_the_run_needs_is_refused(argv, message) -> None:
+    with pytest.raises(ValidationError) as raised:
+        _settings(*argv)
+    problems = [f"--{f.replace('_', '-')}: {why}" for f, why in setting_errors(raised.value)]
+    assert any(p.startswith(message) for p in problems), problems
+    assert _settings("--models", "lstm,naive", "--serve", "auto").serve == "auto"

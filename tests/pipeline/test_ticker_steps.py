@@ -280,3 +280,23 @@ def test_produce_returns_each_plans_model_or_why_it_failed(options) -> None:
     )  # fmt: skip
     assert len(produced.backtest_predictions) == services.config.test_size == produced.backtest.n
     assert produced.model.meta["trained_through"] == str(plan.prices.index[-1].date())
+
+
+def _corrupt_champion_read() -> None:
+    raise KeyError("lineage")  # an unexpected error deep inside a step
+
+
+def test_a_failed_ticker_names_its_error_in_one_line_and_keeps_where_it_was_raised():
+    from closecast.pipeline.rows import failed_outcome
+
+    try:
+        _corrupt_champion_read()
+    except KeyError as exc:
+        outcome = failed_outcome(WatchItem("AAPL", "stock"), exc, stage="serve")
+    said = failed_outcome(WatchItem("QQQ", "etf"), "TrainingFailed: NaN loss", stage="train")
+
+    assert outcome.metrics.status == "failed"
+    assert outcome.metrics.error == "serve: KeyError: 'lineage'"
+    assert "in _corrupt_champion_read" in outcome.traceback
+    assert outcome.traceback.rstrip().endswith("KeyError: 'lineage'")
+    assert (said.metrics.error, said.traceback) == ("train: TrainingFailed: NaN loss", "")
