@@ -212,9 +212,11 @@ def _print_metrics(args: argparse.Namespace, run_date: date) -> bool:
     print(f"  kept per ticker across runs, T = {_some(list(frame['ticker']))}:")
     for key, what in _ticker_state_keys():
         print(f"    {key:<34} {what}")
-    print(f"  kept per watchlist across runs, K = {', '.join(_global_kinds())}:")
-    champion = catalog.global_champion_key(scope.watchlist, "K")
-    print(f"    {champion:<34} the global model fit on all of {scope.watchlist}'s tickers")
+    kinds = settings_from_args(args).global_models()  # the run's line-up's
+    if kinds:
+        print(f"  kept per watchlist across runs, K = {', '.join(kinds)}:")
+        champion = catalog.global_champion_key(scope.watchlist, "K")
+        print(f"    {champion:<34} the global model fit on all of {scope.watchlist}'s tickers")
     print("  Read them with DuckDB or pyarrow: docs/reading.md")
     return True
 
@@ -235,12 +237,6 @@ def _ticker_state_keys() -> list[tuple[str, str]]:
         (catalog.champion_key(ticker), "the serving model version, its lineage and scores"),
         (f"{catalog.models_prefix(ticker)}vNNNN/", "every model version (model, scaler, meta)"),
     ]
-
-
-def _global_kinds() -> list[str]:
-    from lstm_model.registry import GLOBAL_MODELS
-
-    return list(GLOBAL_MODELS)
 
 
 def _print_how_to_see_it_in_the_ui(state: Any, temporary: bool) -> None:

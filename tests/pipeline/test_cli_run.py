@@ -74,15 +74,18 @@ def test_bad_usage_exits_2(capsys) -> None:
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_run_exits_1_when_a_ticker_fails_and_prints_the_table(tmp_path, capsys) -> None:
+    models = "lstm,naive,drift,seasonal_naive,global_ar"  # global_lstm: most of the time
     argv = ["run", "--tickers", "QQQ,NOSUCH", "--preset", "fast", "--as-of", AS_OF]
+    argv += ["--models", models]
     code = main([*argv, "--storage", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 1
     assert "QQQ" in out and "NOSUCH" in out and "failed" in out
     assert "metrics/run_date=2020-12-11/watchlist=adhoc/" in out
+    assert "K = global_ar:" in out  # the global models of the run's line-up
 
     code = main(["run", "--tickers", "QQQ", "--preset", "fast", "--as-of", AS_OF,
-                 "--storage", str(tmp_path)])  # fmt: skip
+                 "--storage", str(tmp_path), "--models", models])  # fmt: skip
     assert code == 0
     # The manifest says how the run was made: every setting, defaults included.
     manifest = json.loads((tmp_path / "runs/run_date=2020-12-11/watchlist=adhoc/manifest.json")
@@ -91,7 +94,11 @@ def test_run_exits_1_when_a_ticker_fails_and_prints_the_table(tmp_path, capsys) 
     assert (
         recorded
         == RunSettings(
-            tickers=["QQQ"], preset="fast", as_of=date(2020, 12, 11), storage=str(tmp_path)
+            tickers=["QQQ"],
+            preset="fast",
+            as_of=date(2020, 12, 11),
+            storage=str(tmp_path),
+            models=models,
         ).recorded()
     )
     assert recorded["horizon"] == 1 and recorded["serve"] == "lstm"

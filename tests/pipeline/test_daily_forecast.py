@@ -7,6 +7,7 @@ import hashlib
 import io
 import itertools
 import json
+from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
@@ -14,21 +15,26 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
+from prefect.states import State
 
 from closecast.cli import main
 from closecast.inputs.calendars import next_trading_day
 from closecast.outputs import catalog
 from closecast.outputs.catalog import RunScope
 from closecast.outputs.records import MetricsRow, PredictionRow, arrow_schema
-from closecast.pipeline.settings import RunSettings
+from closecast.pipeline.settings import RunSettings, every_model
 from closecast.storage import open_storage
 from flows.daily_forecast import daily_forecast
 
 DAYS = [date(2020, 12, 8), date(2020, 12, 9), date(2020, 12, 10), date(2020, 12, 11)]
 TICKERS = ["AAPL", "BTC-USD"]
+# The line-up without global_lstm: these tests do not look at it, and fitting it is most of a
+# tiny flow run's time (measured: 25-40 s with it, 12-15 s without, 2 tickers, preset fast).
+MODELS = "lstm,naive,drift,seasonal_naive,global_ar"
 
 
 def run(root: str, as_of: date | None, tickers=TICKERS, **params):
+    params.setdefault("models", MODELS)
     settings = RunSettings(
         tickers=tickers, source="sample", storage=root, as_of=as_of, preset="fast", **params
     )
@@ -172,7 +178,7 @@ def test_replayed_days_serve_fresh_models_and_score_what_was_served(tmp_path, ca
     root = str(tmp_path / "store")
     code = main(
         ["replay", "--from", str(DAYS[0]), "--to", str(DAYS[-1]), "--tickers", ",".join(TICKERS),
-         "--preset", "fast", "--storage", root]
+         "--preset", "fast", "--storage", root, "--models", MODELS]
     )  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0, out
@@ -251,7 +257,7 @@ def test_watchlists_share_storage_and_partial_reruns_touch_only_their_ticker(tmp
     stocks = _watchlist(tmp_path, "stocks", [("AAPL", "stock"), ("QQQ", "etf")])
     crypto = _watchlist(tmp_path, "crypto", [("BTC-USD", "crypto")])
     day = DAYS[-1]
-    common = dict(source="sample", storage=root, as_of=day, preset="fast")
+    common = dict(source="sample", storage=root, as_of=day, preset="fast", models=MODELS)
 
     def run_flow(**params):
         return daily_forecast(RunSettings(**common, **params), return_state=True)
@@ -301,42 +307,82 @@ def test_watchlists_share_storage_and_partial_reruns_touch_only_their_ticker(tmp
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_daily_run_into_loopback_s3(s3_env, s3_root, hand_dm) -> None:
-    state = run(s3_root, DAYS[-1], tickers=["QQQ"])
+    """The default line-up, every registered model (the other flow tests leave out
+    global_lstm): each is fit, scored and served."""
+    state = run(s3_root, DAYS[-1], tickers=["QQQ"], models=every_model())
     assert state.is_completed(), state.message
-    check_scope(open_storage(s3_root), RunScope(DAYS[-1], "adhoc"), ["QQQ"])
+    storage = open_storage(s3_root)
+    check_scope(storage, RunScope(DAYS[-1], "adhoc"), ["QQQ"])
+    scores = read_table(storage, catalog.MODEL_SCORES.key(RunScope(DAYS[-1], "adhoc")))
+    assert set(scores.loc[scores["record"] == "backtest", "model"]) == set(every_model())
+    for kind in RunSettings().global_models():
+        assert storage.exists(catalog.global_champion_key("adhoc", kind)), kind
+        assert storage.exists(catalog.served_key("QQQ", kind)), kind
     assert assert_dm_recomputed(open_storage(s3_root), RunScope(DAYS[-1], "adhoc"), hand_dm) == 2
 
 
-@pytest.mark.usefixtures("prefect_harness")
-def test_unknown_ticker_fails_alone(tmp_path) -> None:
-    root = str(tmp_path / "store")
-    state = run(root, DAYS[-1], tickers=["GOOG", "NOSUCH"])
+@dataclass(frozen=True)
+class OneRun:
+    """A published run three tests read: its storage root and final state."""
+
+    root: str
+    state: State
+
+
+ONE_RUN_MODELS = ("lstm", "naive", "drift", "global_ar")
+
+
+@pytest.fixture(scope="module")
+def one_run(tmp_path_factory, prefect_harness) -> OneRun:
+    """QQQ and an unknown ticker, dated by the source (no ``as_of``), with a line-up of four
+    models: one flow run for the tests below, each checking one thing of it."""
+    root = str(tmp_path_factory.mktemp("one-run") / "store")
+    state = run(root, None, tickers=["QQQ", "NOSUCH"], epochs=1, models=ONE_RUN_MODELS)
+    return OneRun(root, state)
+
+
+def test_unknown_ticker_fails_alone(one_run: OneRun) -> None:
+    state = one_run.state
     assert state.is_failed()
-    assert "NOSUCH" in state.message and "GOOG" not in state.message.split("failed:")[1]
-    storage = open_storage(root)
+    assert "NOSUCH" in state.message and "QQQ" not in state.message.split("failed:")[1]
+    storage = open_storage(one_run.root)
     scope = RunScope(DAYS[-1], "adhoc")
     by_ticker = read_table(storage, catalog.METRICS.key(scope)).set_index("ticker")
-    assert by_ticker.loc["GOOG", "status"] == "ok"
+    assert by_ticker.loc["QQQ", "status"] == "ok"
     assert by_ticker.loc["NOSUCH", "status"] == "failed"
     assert "NOSUCH" in by_ticker.loc["NOSUCH", "error"]
-    assert storage.exists(catalog.PREDICTIONS.key(scope, "GOOG"))
+    assert storage.exists(catalog.PREDICTIONS.key(scope, "QQQ"))
     manifest = assert_manifest_true(storage, scope)
     assert manifest["tickers"]["NOSUCH"]["status"] == "failed"
 
 
-@pytest.mark.usefixtures("prefect_harness")
-def test_run_without_as_of_is_named_after_the_resolved_date(tmp_path) -> None:
+def test_run_without_as_of_is_named_after_the_resolved_date(one_run: OneRun) -> None:
     from prefect.client.orchestration import get_client
 
-    state = run(str(tmp_path), None, tickers=["QQQ"], epochs=1)
-    assert state.is_completed(), state.message
     with get_client(sync_client=True) as client:
-        flow_run = client.read_flow_run(state.state_details.flow_run_id)
+        flow_run = client.read_flow_run(one_run.state.state_details.flow_run_id)
     # The sample market's "today" is its last shipped day; the watchlist is named.
     assert flow_run.name == "daily-forecast-2020-12-11-adhoc-sample"
-    assert open_storage(str(tmp_path)).exists(
+    assert open_storage(one_run.root).exists(
         catalog.MANIFEST.key(RunScope(date(2020, 12, 11), "adhoc"))
     )
+
+
+def test_a_run_fits_scores_and_serves_only_the_models_of_its_line_up(one_run: OneRun) -> None:
+    storage = open_storage(one_run.root)
+    scope = RunScope(DAYS[-1], "adhoc")
+    scores = read_table(storage, catalog.MODEL_SCORES.key(scope))
+    assert set(scores["model"]) == set(ONE_RUN_MODELS)
+    assert set(scores.loc[scores["record"] == "backtest", "model"]) == set(ONE_RUN_MODELS)
+    # The pooled step fit global_ar alone; the models left out served nothing.
+    assert storage.exists(catalog.global_champion_key("adhoc", "global_ar"))
+    assert not storage.list_keys(catalog.global_models_prefix("adhoc", "global_lstm"))
+    ledgers = {key.rsplit("/", 1)[1] for key in storage.list_keys("served/ticker=QQQ/")}
+    assert ledgers == {"served.parquet", "naive.parquet", "drift.parquet", "global_ar.parquet"}
+    manifest = assert_manifest_true(storage, scope)
+    assert manifest["parameters"]["models"] == list(ONE_RUN_MODELS)
+    served_state = {o["key"] for o in manifest["state"] if o["key"].startswith("served/")}
+    assert served_state == {f"served/ticker=QQQ/{name}" for name in ledgers}
 
 
 @pytest.mark.usefixtures("prefect_harness")
@@ -350,26 +396,3 @@ def test_future_run_dates_are_refused_and_closed_markets_do_no_work(tmp_path) ->
     assert saturday.is_completed()
     assert "markets closed on 2020-12-05" in saturday.message
     assert not root.exists() or not any(root.rglob("*.parquet"))
-
-
-@pytest.mark.usefixtures("prefect_harness")
-def test_a_run_fits_scores_and_serves_only_the_models_of_its_line_up(tmp_path) -> None:
-    root = str(tmp_path / "store")
-    line_up = ["lstm", "naive", "drift", "global_ar"]
-    state = run(root, DAYS[-1], tickers=["QQQ"], epochs=1, models=",".join(line_up))
-    assert state.is_completed(), state.message
-    storage = open_storage(root)
-    scope = RunScope(DAYS[-1], "adhoc")
-    scores = read_table(storage, catalog.MODEL_SCORES.key(scope))
-    assert set(scores["model"]) == set(line_up)
-    assert set(scores.loc[scores["record"] == "backtest", "model"]) == set(line_up)
-    # The pooled step fit global_ar alone; the models left out served nothing.
-    assert storage.exists(catalog.global_champion_key("adhoc", "global_ar"))
-    assert not storage.list_keys(catalog.global_models_prefix("adhoc", "global_lstm"))
-    ledgers = {key.rsplit("/", 1)[1] for key in storage.list_keys("served/ticker=QQQ/")}
-    assert ledgers == {"served.parquet", "naive.parquet", "drift.parquet", "global_ar.parquet"}
-    manifest = assert_manifest_true(storage, scope)
-    assert manifest["parameters"]["models"] == line_up
-    assert {obj["key"] for obj in manifest["state"] if obj["key"].startswith("served/")} == {
-        f"served/ticker=QQQ/{name}" for name in ledgers
-    }
