@@ -48,10 +48,10 @@ PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
 
-# The inner loop: everything but the tests marked slow (child processes, the local stack, a
-# browser, multi-day replays).
+# The inner loop: everything but the flow runs (tests on the Prefect test API) and the tests
+# marked slow (child processes, the local stack, a browser, multi-day replays).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "not slow"
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "not slow and not flow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -59,6 +59,7 @@ from lstm_model.forecaster import fit_gain
 # one crash day of one penny stock must not set the network's weights for every ticker.
 from lstm_model.global_ar import CLIP
 from lstm_model.global_models import cut_histories, trained_through
+from lstm_model.horizons import check_horizon
 
 __all__ = [
     "GLOBAL_LSTM_KIND",
@@ -297,6 +298,14 @@ def _windows(features: np.ndarray, look_back: int) -> np.ndarray:
     """Every ``look_back``-row window of ``features``: ``(n - look_back + 1, look_back, F)``."""
     view = np.lib.stride_tricks.sliding_window_view(features, look_back, axis=0)
     return np.ascontiguousarray(view.transpose(0, 2, 1))
+
+
+def _next_dates(last: np.ndarray, daily: np.ndarray) -> np.ndarray:
+    """The date after each of ``last`` a fed-back forecast is given: the next day where
+    ``daily`` (a ticker that trades every day), else the next weekday; one column."""
+    index = pd.DatetimeIndex(last)
+    following = np.where(daily, index + pd.offsets.Day(1), index + pd.offsets.BDay(1))
+    return following.astype(last.dtype)[:, np.newaxis]
 
 
 def _before(prices: pd.Series, cut: pd.Timestamp, cap: int | None) -> pd.Series:
@@ -611,8 +620,7 @@ class GlobalLSTM:
         forecast is fed back as the next day's price (dated the next weekday, or the next
         day for a ticker that trades every day)."""
         self._check_own_prices_suffice()
-        if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 1:
-            raise ValueError(f"horizon must be an integer >= 1, got {horizon!r}")
+        check_horizon(horizon)
         check_prices(prices, what=f"{ticker} prices")
         if len(prices) < self.config.history:
             raise InsufficientDataError(
@@ -620,19 +628,99 @@ class GlobalLSTM:
                 f"got {len(prices)}"
             )
         scale = self.scale_for(ticker, prices, prices.index[-1] + pd.Timedelta(days=1))
-        step = pd.offsets.Day(1) if infer_season_length(prices) == 7 else pd.offsets.BDay(1)
-        path = prices.iloc[-self.config.history :]
-        forecasts = []
-        for _ in range(horizon):
-            value = self._forecast_with(ticker, path, scale)
-            forecasts.append(value)
-            path = pd.concat([path.iloc[1:], pd.Series([value], index=[path.index[-1] + step])])
-        return np.asarray(forecasts, dtype="float64")
+        window = prices.iloc[-self.config.history :]
+        daily = infer_season_length(prices) == 7
+        return self._roll_paths(
+            window.to_numpy(dtype="float64")[np.newaxis],
+            window.index.to_numpy()[np.newaxis],
+            [scale],
+            np.array([daily]),
+            horizon,
+        )[0]
 
-    def _forecast_with(self, ticker: str, prices: pd.Series, scale: TickerScale) -> float:
-        panel = _panel({ticker: prices}, None, {ticker: scale}, self.config)
-        z = _outputs(self.network, panel.features[ticker][np.newaxis, -self.config.look_back :])
-        return float(prices.iloc[-1] * np.exp(scale.gain * (z[0] * scale.std + scale.mean)))
+    def forecast_paths(
+        self, ticker: str, prices: pd.Series, origins: np.ndarray, horizon: int
+    ) -> np.ndarray:
+        """:meth:`forecast_path` from each origin position of ``prices`` (from the prices up
+        to and including it), every origin at once per step: one network call per step
+        instead of one per origin and step (a backtest has hundreds of origins).
+
+        Returns:
+            ``(len(origins), horizon)``; a row of NaN where :meth:`forecast_path` would raise
+            :class:`InsufficientDataError` (fewer than ``history`` prices up to the origin,
+            or an unseen ticker too short to be standardised).
+        """
+        self._check_own_prices_suffice()
+        check_horizon(horizon)
+        check_prices(prices, what=f"{ticker} prices")
+        origins = np.asarray(origins, dtype="int64")
+        paths = np.full((len(origins), horizon), np.nan)
+        rows, scales = [], []
+        for row in np.flatnonzero(origins + 1 >= self.config.history):
+            origin = int(origins[row])
+            try:
+                scale = self.scale_for(
+                    ticker, prices.iloc[: origin + 1], prices.index[origin] + pd.Timedelta(days=1)
+                )
+            except InsufficientDataError:
+                continue
+            rows.append(row)
+            scales.append(scale)
+        if not rows:
+            return paths
+        ends = origins[rows]
+        starts = ends + 1 - self.config.history
+        windows = np.lib.stride_tricks.sliding_window_view(
+            prices.to_numpy(dtype="float64"), self.config.history
+        )[starts]
+        dates = np.lib.stride_tricks.sliding_window_view(
+            prices.index.to_numpy(), self.config.history
+        )[starts]
+        # infer_season_length of the prices up to each origin: daily once a weekend was seen.
+        weekend_seen = np.maximum.accumulate(prices.index.day_of_week.to_numpy() >= 5)
+        paths[rows] = self._roll_paths(windows, dates, scales, weekend_seen[ends], horizon)
+        return paths
+
+    def _roll_paths(
+        self,
+        windows: np.ndarray,
+        dates: np.ndarray,
+        scales: list[TickerScale],
+        daily: np.ndarray,
+        horizon: int,
+    ) -> np.ndarray:
+        """The next ``horizon`` forecasts after each row of ``windows`` (``history`` prices
+        each, dated by ``dates``), each fed back as the next day's price (dated the next day
+        where ``daily``, else the next weekday): one network call per step for every row."""
+        mean = np.array([s.mean for s in scales])
+        std = np.array([s.std for s in scales])
+        gain = np.array([s.gain for s in scales])
+        windows = np.array(windows, dtype="float64")
+        dates = pd.DatetimeIndex(np.asarray(dates).reshape(-1)).to_numpy().reshape(windows.shape)
+        paths = np.empty((len(windows), horizon))
+        for step in range(horizon):
+            z = _outputs(self.network, self._window_features(windows, dates, mean, std))
+            forecast = windows[:, -1] * np.exp(gain * (z * std + mean))
+            paths[:, step] = forecast
+            windows = np.concatenate([windows[:, 1:], forecast[:, np.newaxis]], axis=1)
+            dates = np.concatenate([dates[:, 1:], _next_dates(dates[:, -1], daily)], axis=1)
+        return paths
+
+    def _window_features(
+        self, windows: np.ndarray, dates: np.ndarray, mean: np.ndarray, std: np.ndarray
+    ) -> np.ndarray:
+        """The network's input for each row of ``windows``: the ``look_back`` feature rows
+        :func:`_panel` gives that row's prices (standardised by its scale), ``(n, look_back,
+        n_features)``; forecasting from a row reads nothing but its own prices."""
+        returns = np.diff(np.log(windows), axis=1)
+        z = np.clip((returns - mean[:, np.newaxis]) / std[:, np.newaxis], -CLIP, CLIP)
+        columns = [z]
+        if "weekday" in self.config.inputs:
+            weekday = pd.DatetimeIndex(dates[:, 1:].reshape(-1)).day_of_week.to_numpy()
+            angle = (2 * np.pi * weekday / 7).reshape(z.shape)
+            columns.extend([np.sin(angle), np.cos(angle)])
+        stacked = np.nan_to_num(np.stack(columns, axis=-1), nan=0.0, posinf=0.0, neginf=0.0)
+        return stacked.astype("float32")[:, -self.config.look_back :]
 
     def forecast_next(self, ticker: str, prices: pd.Series) -> float:
         """The forecast for the trading day after ``prices`` ends."""

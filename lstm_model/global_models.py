@@ -26,7 +26,8 @@ test and serving treat it exactly like every other model.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -150,6 +151,14 @@ class TickerView:
 
     def forecast_path(self, prices: pd.Series, horizon: int) -> np.ndarray:
         return self.model.forecast_path(self.ticker, prices, horizon)
+
+    @property
+    def forecast_paths(self) -> Callable[[pd.Series, np.ndarray, int], np.ndarray] | None:
+        """The global model's batched ``forecast_paths`` (many origins at once) bound to the
+        ticker, or None when it has none (``lstm_model.horizons`` then goes origin by
+        origin)."""
+        batched = getattr(self.model, "forecast_paths", None)
+        return None if batched is None else functools.partial(batched, self.ticker)
 
     def save(self, directory: Path) -> None:
         self.model.save(directory)

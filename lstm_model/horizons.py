@@ -1,6 +1,8 @@
 """Multi-step forecasts for any model, their backtest, and the validation-slice backtest.
 
-A model with its own ``forecast_path`` (the baselines: closed forms) uses it; any other
+A model with its own ``forecast_paths`` (``global_lstm``: every origin of a backtest at once,
+one network call per step) uses it for a backtest; one with its own ``forecast_path`` (the
+baselines: closed forms) uses that from each origin; any other
 :class:`~lstm_model.base.ForecastModel` (the LSTM) is run recursively: each forecast is
 appended to the prices as if it had happened and the next day is forecast from that. The
 naive forecast for every horizon is the last known price.
@@ -19,6 +21,7 @@ from lstm_model.data import InsufficientDataError, check_prices
 
 __all__ = [
     "PATH_COLUMNS",
+    "check_horizon",
     "forecast_path",
     "naive_path",
     "path_backtest",
@@ -30,7 +33,7 @@ PATH_COLUMNS = ("origin", "step", "date", "actual", "predicted", "naive")
 date, actual price on it, model forecast, naive forecast (the price at the origin)."""
 
 
-def _check_horizon(horizon: int) -> int:
+def check_horizon(horizon: int) -> int:
     if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 1:
         raise ValueError(f"horizon must be an integer >= 1, got {horizon!r}")
     return horizon
@@ -41,7 +44,7 @@ def naive_path(prices: pd.Series, horizon: int) -> np.ndarray:
     check_prices(prices)
     if prices.empty:
         raise InsufficientDataError("need at least 1 price for a naive forecast, got 0")
-    return np.full(_check_horizon(horizon), float(prices.iloc[-1]))
+    return np.full(check_horizon(horizon), float(prices.iloc[-1]))
 
 
 def forecast_path(model: ForecastModel, prices: pd.Series, horizon: int) -> np.ndarray:
@@ -56,7 +59,7 @@ def forecast_path(model: ForecastModel, prices: pd.Series, horizon: int) -> np.n
         prices: Known prices up to the forecast origin (ascending DatetimeIndex).
         horizon: Number of steps (1 = just the next day).
     """
-    _check_horizon(horizon)
+    check_horizon(horizon)
     own = getattr(model, "forecast_path", None)
     if callable(own):
         return np.asarray(own(prices, horizon), dtype="float64")
@@ -103,6 +106,9 @@ def _paths_from_origins(
     model: ForecastModel, prices: pd.Series, origins: np.ndarray, horizon: int
 ) -> np.ndarray:
     """``forecast_path`` from each origin position (rows of NaN where history is too short)."""
+    batched = getattr(model, "forecast_paths", None)
+    if callable(batched):  # a model that forecasts from many origins at once (global_lstm)
+        return np.asarray(batched(prices, origins, horizon), dtype="float64")
     paths = np.full((len(origins), horizon), np.nan)
     length = _window_length(model)
     if length is None or callable(getattr(model, "forecast_path", None)):
@@ -144,7 +150,7 @@ def path_backtest(
         InsufficientDataError: No price on or after ``start``.
     """
     check_prices(prices)
-    _check_horizon(horizon)
+    check_horizon(horizon)
     first = int(prices.index.searchsorted(pd.Timestamp(start), side="left"))
     n = len(prices)
     if first >= n:

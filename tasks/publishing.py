@@ -98,6 +98,7 @@ def publish_run_outputs(
         members=set(selection.members) if selection.members is not None else None,
         previous=previous,
         parameters=settings.recorded(),
+        known={key: entry for o in outcomes for key, entry in o.known.items()},
     )
     key = catalog.MANIFEST.key(scope)
     get_run_logger().info(

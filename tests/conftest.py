@@ -201,17 +201,25 @@ _FLOW_TEST_COST = 10
 _SLOW_TEST_COST = 100
 
 
+def _uses_prefect(item: pytest.Item) -> bool:
+    return "prefect_harness" in getattr(item, "fixturenames", ())
+
+
 def _test_cost(item: pytest.Item) -> int:
     cost = 1
-    if "prefect_harness" in getattr(item, "fixturenames", ()):
+    if _uses_prefect(item):
         cost += _FLOW_TEST_COST
     if item.get_closest_marker("slow") is not None:
         cost += _SLOW_TEST_COST
     return cost
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Run the test files in order of their estimated cost, the costliest first.
+@pytest.hookimpl(tryfirst=True)  # the flow marker must be set before ``-m`` selects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``flow`` every test that uses the Prefect API (``prefect_harness``, directly or
+    through another of its fixtures): it runs flows, and ``make test-fast`` leaves those out.
+
+    Then run the test files in order of their estimated cost, the costliest first.
 
     ``make test`` hands whole files to the xdist workers in collection order
     (``--dist loadfile --no-loadscope-reorder``). Handing out the few long files (the stack,
@@ -220,6 +228,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     most tests first, two long files were often left to run last, one per worker. Tests keep
     their order within a file, so module-scoped fixtures are still built once.
     """
+
+    for item in items:
+        if _uses_prefect(item):
+            item.add_marker(pytest.mark.flow)
 
     def test_file(item: pytest.Item) -> str:
         return item.nodeid.split("::", 1)[0]

@@ -143,7 +143,12 @@ class PriceStore:
         return frame["date"].iloc[-1].date()
 
     def merge(
-        self, ticker: str, frame: pd.DataFrame, *, remove: Iterable[date] = ()
+        self,
+        ticker: str,
+        frame: pd.DataFrame,
+        *,
+        remove: Iterable[date] = (),
+        stored: pd.DataFrame | None = None,
     ) -> MergeResult:
         """Merge a fetched (validated) frame into the stored history.
 
@@ -156,6 +161,8 @@ class PriceStore:
             frame: A price frame, normally ``validate_prices(...).frame``.
             remove: Dates the fetch rejected as wrong (``ValidatedPrices.rejected_dates``),
                 so an earlier stored copy of them goes too.
+            stored: The stored history as just read under the ticker's lease (read again
+                when None): one request less.
 
         Returns:
             Counts of new, revised and removed rows, the total, and whether the file was
@@ -165,7 +172,7 @@ class PriceStore:
             CorruptPriceFileError: The stored file is unreadable (rebuild it with
                 :meth:`replace`).
         """
-        stored = self.read(ticker)
+        stored = self.read(ticker) if stored is None else stored
         incoming = _canonical(frame)
         removed = stored["date"].isin(pd.DatetimeIndex(list(remove))) & ~stored["date"].isin(
             incoming["date"]

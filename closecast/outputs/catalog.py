@@ -158,11 +158,30 @@ def prices_key(ticker: str) -> str:
     return f"prices/ticker={ticker}/prices.parquet"
 
 
+def served_prefix(ticker: str) -> str:
+    """Where the ticker's ledgers are: the LSTM's and the line-up's."""
+    return f"served/ticker={ticker}/"
+
+
+LINEUP_LEDGERS = "lineup_ledgers"
+"""The name of the object holding every line-up model's ledger (all but the LSTM's)."""
+
+
 def served_key(ticker: str, model: str = "lstm") -> str:
-    """The ticker's ledger of served forecasts of one model (rows of :class:`ServedRow`):
-    the LSTM's serves the forecasts table; each baseline keeps its own beside it."""
-    name = "served" if model == "lstm" else model
-    return f"served/ticker={ticker}/{name}.parquet"
+    """The object holding the ticker's ledger of served forecasts of one model (rows of
+    :class:`ServedRow`): the LSTM's (it serves the forecasts table) is ``served.parquet``;
+    every other model's (baselines, global models) share ``lineup_ledgers.parquet``, told
+    apart by their ``model`` column, so a run reads and writes two ledger objects per
+    ticker, not one per model (stores from before kept ``<model>.parquet``: read into it
+    once, :func:`closecast.pipeline.live.read_lineup_ledgers`)."""
+    if model != "lstm":
+        return lineup_ledgers_key(ticker)
+    return f"{served_prefix(ticker)}served.parquet"
+
+
+def lineup_ledgers_key(ticker: str) -> str:
+    """The object holding every line-up model's ledger of the ticker (all but the LSTM's)."""
+    return f"{served_prefix(ticker)}{LINEUP_LEDGERS}.parquet"
 
 
 def ticker_lease_key(ticker: str) -> str:

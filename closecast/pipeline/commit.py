@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 
+from closecast.outputs import catalog
 from closecast.storage import ObjectNotFoundError, Storage
+from closecast.storage.recording import RecordingStorage
 
 StateWrite = tuple[str, Callable[[], object]]
 """A state object's key and the call that writes it."""
@@ -24,7 +26,9 @@ def commit_state(storage: Storage, writes: Sequence[StateWrite]) -> list[str]:
 
     Each write is atomic on its own (:meth:`closecast.storage.Storage.write_bytes`), so the
     key that failed is as it was too. Restoring is best effort: a storage that refuses it
-    as well leaves the error of the write that failed to say so.
+    as well leaves the error of the write that failed to say so. What a key held is taken
+    from a :class:`~closecast.storage.recording.RecordingStorage` that read or wrote it
+    (keeping the bytes of :func:`is_state_key` keys) without a request, else read.
 
     Returns:
         The keys written.
@@ -33,7 +37,7 @@ def commit_state(storage: Storage, writes: Sequence[StateWrite]) -> list[str]:
     done: list[str] = []
     try:
         for key, write in writes:
-            previous[key] = _read_or_none(storage, key)
+            previous[key] = _held(storage, key)
             write()
             done.append(key)
     except BaseException:
@@ -42,6 +46,26 @@ def commit_state(storage: Storage, writes: Sequence[StateWrite]) -> list[str]:
                 _restore(storage, key, previous[key])
         raise
     return done
+
+
+def is_state_key(key: str) -> bool:
+    """Whether ``key`` is ticker state a commit writes: a ledger or a champion pointer (a
+    recording storage keeps their bytes, small, to restore them)."""
+    ticker = catalog.ticker_of_key(key)
+    return ticker is not None and (
+        key == catalog.champion_key(ticker) or key.startswith(catalog.served_prefix(ticker))
+    )
+
+
+def _held(storage: Storage, key: str) -> bytes | None:
+    """What ``key`` holds now: as this run last read or wrote it when its storage kept that
+    (under the ticker's lease no other run changed it since), else read."""
+    if isinstance(storage, RecordingStorage):
+        try:
+            return storage.kept_bytes(key)
+        except KeyError:
+            pass
+    return _read_or_none(storage, key)
 
 
 def _read_or_none(storage: Storage, key: str) -> bytes | None:

@@ -324,5 +324,5 @@ def fetch_and_store(
     rebase = detect_rebase(stored, validated.frame)
     if rebase is not None:
         return fetch.replace_with_full_history(stored, rebase=rebase)
-    result = store.merge(symbol, validated.frame, remove=validated.rejected_dates)
+    result = store.merge(symbol, validated.frame, remove=validated.rejected_dates, stored=stored)
     return fetch.summary(result, validated.report, full_history=False)

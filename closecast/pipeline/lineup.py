@@ -38,7 +38,7 @@ from lstm_model.horizons import PATH_COLUMNS
 from lstm_model.registry import GLOBAL_MODELS, MODELS, fit_model
 from lstm_model.selection import Selection, select_model
 
-LSTM = "lstm"
+LSTM = live.LSTM
 BASELINE_KINDS: tuple[str, ...] = tuple(kind for kind in MODELS if kind != LSTM)
 """Every registered model but the LSTM (:data:`lstm_model.registry.MODELS`): a new model is
 in the line-up as soon as it is registered."""
@@ -268,7 +268,8 @@ class Lineup:
     backtests: dict[str, pd.DataFrame]
     served: dict[str, list[ServedRow]]
     keys: tuple[str, ...] = ()
-    ledgers: dict[str, live.Ledger] = field(default_factory=dict)  # to write, per baseline
+    # Every line-up model's ledger, to write together (empty: none to write, a backfill).
+    ledgers: dict[str, live.Ledger] = field(default_factory=dict)
 
 
 def _lstm_records(
@@ -284,15 +285,16 @@ def _lstm_records(
 
 
 def _serve_baseline(
-    storage: Storage, kind: str, item: WatchItem, prices: pd.Series, config: ModelConfig,
+    stored: live.Ledger, kind: str, item: WatchItem, prices: pd.Series, config: ModelConfig,
     as_of: date, baselines: BaselineBacktests, *, horizon: int,
     rebase_factor: float | None,
 ) -> Served:  # fmt: skip
-    """A baseline refit on every price, its ledger put on the history's basis and scored,
-    its forecasts served (the caller records and writes them with the ticker's state)."""
+    """A baseline refit on every price, its ledger (``stored``) put on the history's basis
+    and scored, its forecasts served (the caller records and writes them with the ticker's
+    state)."""
     model = fit_model(kind, prices, config)
     record, path = baselines.by_kind.get(kind, (None, None))
-    ledger = live.align_basis(live.read_ledger(storage, item.symbol, kind), prices, rebase_factor)
+    ledger = live.align_basis(stored, prices, rebase_factor)
     ledger, _ = live.score_served(ledger, prices, as_of)
     return serve(
         kind, model, ledger, item=item, prices=prices, as_of=as_of, horizon=horizon,
@@ -336,17 +338,17 @@ def global_backtest(
 
 
 def _serve_global(
-    storage: Storage, loaded: LoadedGlobal, item: WatchItem, prices: pd.Series, as_of: date,
+    stored: live.Ledger, loaded: LoadedGlobal, item: WatchItem, prices: pd.Series, as_of: date,
     *, horizon: int, rebase_factor: float | None, days: Sequence[date],
 ) -> tuple[Served, Record | None, pd.DataFrame | None, bool]:  # fmt: skip
-    """A global model's backtest on the ticker, its ledger put on the history's basis and
-    scored, and its forecasts served from the ticker's own prices."""
+    """A global model's backtest on the ticker, its ledger (``stored``) put on the history's
+    basis and scored, and its forecasts served from the ticker's own prices."""
     kind, champion = loaded.ref.kind, loaded.ref.champion
     try:
         record, path, same_days = global_backtest(loaded, item, prices, horizon, days)
     except ValueError:  # InsufficientDataError: a ticker with too few days around the cut
         record, path, same_days = None, None, False
-    ledger = live.align_basis(live.read_ledger(storage, item.symbol, kind), prices, rebase_factor)
+    ledger = live.align_basis(stored, prices, rebase_factor)
     ledger, _ = live.score_served(ledger, prices, as_of)
     served = serve(
         kind, for_ticker(loaded.model, item.symbol), ledger, item=item, prices=prices,
@@ -411,13 +413,17 @@ def run_lineup(
         days = list(holdout_days)
         baselines = compute_baseline_backtests(prices, days, config, horizon)
     served: dict[str, list[ServedRow]] = {}
-    ledgers: dict[str, live.Ledger] = {}
+    # One object holds every line-up model's ledger: read once, written whole with the
+    # ticker's state (a model that does not serve today keeps its rows as they were).
+    stored = live.read_lineup_ledgers(storage, item.symbol)
+    ledgers: dict[str, live.Ledger] = dict(stored.by_model) if record_live else {}
     for kind in BASELINE_KINDS:
         if kind in baselines.failed or (wanted is not None and kind not in wanted):
             continue
         try:
-            result = _serve_baseline(storage, kind, item, prices, config, as_of, baselines,
-                                     horizon=horizon, rebase_factor=rebase_factor)  # fmt: skip
+            result = _serve_baseline(stored.of(kind), kind, item, prices, config, as_of,
+                                     baselines, horizon=horizon,
+                                     rebase_factor=rebase_factor)  # fmt: skip
         except ValueError:  # InsufficientDataError: too short a history for this baseline
             continue
         record, path = baselines.by_kind.get(kind, (None, None))
@@ -437,7 +443,7 @@ def run_lineup(
             continue
         try:
             result, record, path, same_days = _serve_global(
-                storage, loaded, item, prices, as_of, horizon=horizon,
+                stored.of(kind), loaded, item, prices, as_of, horizon=horizon,
                 rebase_factor=rebase_factor, days=days,
             )  # fmt: skip
         except (ValueError, LeakageError):

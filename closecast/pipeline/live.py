@@ -9,7 +9,7 @@ target again replaces the unscored row. A scored row is never rewritten.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -34,6 +34,9 @@ def coverage(actual, lower, upper) -> float | None:
     return sum(inside) / len(inside) if inside else None
 
 
+LSTM = "lstm"
+"""The per-ticker LSTM's model name: its ledger is the ticker's own live record."""
+
 TRAILING_WINDOWS: tuple[int, ...] = (20, 60)
 """Trailing windows of the live record, in trading days of the ticker's own history."""
 
@@ -57,25 +60,88 @@ class Ledger:
 
 
 def read_ledger(storage: Storage, ticker: str, model: str = "lstm") -> Ledger:
-    """The ticker's ledger (empty when it has none).
+    """The ticker's ledger of ``model`` (empty when it has none); a line-up model's is read
+    from the object every line-up model shares (:func:`read_lineup_ledgers`).
 
     An unreadable ledger is copied aside (``served.parquet.unreadable-N``) and replaced by an
     empty one with a warning: the live record restarts rather than blocking the ticker.
     """
-    key = catalog.served_key(ticker, model)
+    if model != LSTM:
+        return read_lineup_ledgers(storage, ticker).of(model)
+    rows, warning = _read_rows(storage, catalog.served_key(ticker, model))
+    return Ledger(rows=_by_target(rows or []), warning=warning)
+
+
+def _by_target(rows: Sequence[ServedRow]) -> tuple[ServedRow, ...]:
+    return tuple(sorted(rows, key=lambda r: r.target_date))
+
+
+def _read_rows(storage: Storage, key: str) -> tuple[list[ServedRow] | None, str | None]:
+    """A ledger object's rows (None: no object), or, when it is unreadable, none and the
+    warning saying where it was set aside."""
     try:
-        table = read_parquet(storage, key)
-        rows = table_to_rows(table, ServedRow)
+        return table_to_rows(read_parquet(storage, key), ServedRow), None
     except ObjectNotFoundError:
-        return Ledger(rows=())
+        return None, None
     except Exception as exc:  # a corrupt file: pyarrow raises several error types
         aside = _set_aside(storage, key)
-        return Ledger(
-            rows=(),
-            warning=f"{key} was unreadable ({type(exc).__name__}); moved to {aside}, "
-            "live record restarted",
+        return [], (
+            f"{key} was unreadable ({type(exc).__name__}); moved to {aside}, live record restarted"
         )
-    return Ledger(rows=tuple(sorted(rows, key=lambda r: r.target_date)))
+
+
+@dataclass(frozen=True)
+class LineupLedgers:
+    """Every line-up model's ledger of a ticker, as one object holds them
+    (:func:`closecast.outputs.catalog.lineup_ledgers_key`).
+
+    Attributes:
+        by_model: The ledgers, by model name.
+        warning: Set when the object was unreadable (set aside; the records restart).
+    """
+
+    by_model: Mapping[str, Ledger]
+    warning: str | None = None
+
+    def of(self, model: str) -> Ledger:
+        """``model``'s ledger (empty when it has none)."""
+        return self.by_model.get(model) or Ledger(rows=(), warning=self.warning)
+
+
+def read_lineup_ledgers(storage: Storage, ticker: str) -> LineupLedgers:
+    """Every line-up model's ledger of the ticker: one read. A store written before the
+    ledgers were kept together has one object per model: when the shared one is absent,
+    the ticker's ledgers are listed (one request) and any such object read into it (the
+    next commit writes them together; the old objects are left as they were)."""
+    key = catalog.lineup_ledgers_key(ticker)
+    rows, warning = _read_rows(storage, key)
+    if rows is None:
+        rows = _legacy_rows(storage, ticker)
+    by_model = {
+        model: Ledger(rows=_by_target([r for r in rows if r.model == model]))
+        for model in dict.fromkeys(row.model for row in rows)
+    }
+    return LineupLedgers(by_model, warning)
+
+
+def _legacy_rows(storage: Storage, ticker: str) -> list[ServedRow]:
+    keep = {catalog.served_key(ticker), catalog.lineup_ledgers_key(ticker)}
+    rows: list[ServedRow] = []
+    for key in storage.list_keys(catalog.served_prefix(ticker)):
+        if key in keep or not key.endswith(".parquet"):
+            continue
+        found, _ = _read_rows(storage, key)
+        rows += found or []
+    return rows
+
+
+def write_lineup_ledgers(storage: Storage, ticker: str, ledgers: Mapping[str, Ledger]) -> str:
+    """Store every line-up model's ledger of the ticker as one object (replacing it whole:
+    pass every model's, the ones left unchanged too)."""
+    key = catalog.lineup_ledgers_key(ticker)
+    rows = [row for model in sorted(ledgers) for row in ledgers[model].rows]
+    write_parquet(storage, key, rows_to_table(rows, ServedRow))
+    return key
 
 
 def _set_aside(storage: Storage, key: str) -> str:
@@ -88,6 +154,11 @@ def _set_aside(storage: Storage, key: str) -> str:
 
 
 def write_ledger(storage: Storage, ticker: str, ledger: Ledger, model: str = "lstm") -> str:
+    """Store the ticker's ledger of ``model``; a line-up model's replaces its rows in the
+    object every line-up model shares (read, then written)."""
+    if model != LSTM:
+        ledgers = read_lineup_ledgers(storage, ticker).by_model
+        return write_lineup_ledgers(storage, ticker, {**ledgers, model: ledger})
     key = catalog.served_key(ticker, model)
     write_parquet(storage, key, rows_to_table(ledger.rows, ServedRow))
     return key

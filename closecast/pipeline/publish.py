@@ -3,7 +3,9 @@
 What a reader may rely on: a scope's manifest (``runs/run_date=D/watchlist=W/manifest.json``)
 is withdrawn before a run of that scope writes anything and written last, after every object
 it lists is stored; so a manifest that exists lists objects exactly as stored (sizes and
-sha256 checked on read-back). Objects are immutable once listed, except by a later run of the
+sha256 of the bytes the run wrote, or read, under the lease that kept other runs off them:
+:class:`closecast.storage.recording.RecordingStorage`; what no task of the run wrote or read
+is read back). Objects are immutable once listed, except by a later run of the
 same scope, which withdraws the manifest first. Per-ticker state the run read or changed
 (prices, ledger, champion pointer) is listed apart, as ``state``, with its digest at the time:
 later runs change it by design.
@@ -11,8 +13,7 @@ later runs change it by design.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime
@@ -27,6 +28,7 @@ from closecast.outputs.plots import ScoreboardRow, plot_scoreboard
 from closecast.outputs.records import MetricsRow, rows_to_table, table_to_rows
 from closecast.storage import ObjectNotFoundError, Storage
 from closecast.storage.io import read_json, read_parquet, write_figure, write_json, write_parquet
+from closecast.storage.recording import ObjectEntry, RecordingStorage
 
 PUBLISH_THREADS = 8
 """Storage requests of a publication in flight at once. Independent requests (the run's
@@ -59,15 +61,6 @@ class RunRows:
 
     def of(self, table: RunTable) -> list[Any]:
         return self.tables.get(table.name, [])
-
-
-@dataclass(frozen=True)
-class ObjectEntry:
-    """An object as a manifest lists it: its key, size and sha256 as stored."""
-
-    key: str
-    size: int
-    sha256: str
 
 
 @dataclass(frozen=True)
@@ -182,15 +175,21 @@ def read_manifest(storage: Storage, scope: RunScope) -> Manifest:
 
 def describe_object(storage: Storage, key: str) -> ObjectEntry:
     """Size and sha256 of an object as stored (read back, not as we meant to write it)."""
-    data = storage.read_bytes(key)
-    return ObjectEntry(key, len(data), hashlib.sha256(data).hexdigest())
+    return ObjectEntry.of(key, storage.read_bytes(key))
 
 
-def _described(storage: Storage, keys: Iterable[str]) -> list[ObjectEntry]:
-    """Each existing key described as stored, read back concurrently (absent keys are
-    skipped)."""
+def _described(
+    storage: RecordingStorage, keys: Iterable[str], known: Mapping[str, ObjectEntry | None]
+) -> list[ObjectEntry]:
+    """Each existing key described as stored: as recorded when the run wrote or read it
+    (``known``: by the tickers' tasks; ``storage``: by this publication), else read back,
+    concurrently. Absent keys are skipped."""
 
     def describe(key: str) -> ObjectEntry | None:
+        if key in known:
+            return known[key]
+        if storage.knows(key):
+            return storage.seen(key)
         try:
             return describe_object(storage, key)
         except ObjectNotFoundError:
@@ -276,8 +275,13 @@ def publish_run(
     members: set[str] | None,
     previous: Manifest | None,
     parameters: dict[str, Any],
+    known: Mapping[str, ObjectEntry | None] | None = None,
 ) -> Manifest:
     """Write the scope's run-level tables, summary plot and, last, its manifest.
+
+    The manifest lists each object and state object with its size and sha256 as the run
+    wrote or read it, under the lease that kept other runs off it (``known``, recorded by
+    the tickers' tasks, and what this publication writes); only the others are read back.
 
     Args:
         storage: Where to publish.
@@ -290,10 +294,14 @@ def publish_run(
             ad-hoc scope whose rows accumulate.
         previous: The manifest withdrawn at the start of the run.
         parameters: The run's parameters, recorded in the manifest.
+        known: Per key of ``ticker_keys`` and ``state_keys``, its entry as the tickers'
+            tasks wrote or read it (None: no object there); keys not in it are read back.
 
     Returns:
         The manifest.
     """
+    storage = RecordingStorage(storage)
+    known = known or {}
     run_set = set(run_tickers)
     keys = list(dict.fromkeys(ticker_keys))
 
@@ -334,9 +342,9 @@ def publish_run(
         parameters=parameters,
         run_tickers=tuple(run_tickers),
         tickers={row.ticker: TickerStatus(row.status, row.error) for row in metric_rows},
-        objects=tuple(_described(storage, keys)),
+        objects=tuple(_described(storage, keys, known)),
         state=(
-            *_described(storage, dict.fromkeys(state_keys)),
+            *_described(storage, dict.fromkeys(state_keys), known),
             *_carried_over(previous.state if previous else (), kept_tickers),
         ),
         retired=tuple(  # what gc removed stays on record unless this run wrote it again

@@ -32,6 +32,7 @@ from closecast.pipeline.evaluation import significance
 from closecast.pipeline.fetch import FetchSummary
 from closecast.storage import Storage
 from closecast.storage.io import write_figure, write_parquet
+from closecast.storage.recording import ObjectEntry
 
 
 @dataclass
@@ -39,7 +40,9 @@ class TickerOutcome:
     """What one ticker contributed to the run: its rows and the objects it wrote.
 
     ``keys`` are immutable objects (run outputs under the scope, new model versions);
-    ``state_keys`` the per-ticker state it changed (prices, ledger, champion pointer).
+    ``state_keys`` the per-ticker state it changed (prices, ledger, champion pointer);
+    ``known`` what its storage recorded of them as it wrote or read them (the entry, or
+    None for no object), so publishing lists them without reading them back.
     """
 
     metrics: MetricsRow
@@ -52,6 +55,7 @@ class TickerOutcome:
     traceback: str = ""
     """Where a failed ticker's exception was raised, for the run's debug log (the metrics
     row's ``error`` names it in one line)."""
+    known: dict[str, ObjectEntry | None] = field(default_factory=dict)
 
 
 def failed_outcome(item: WatchItem, error: BaseException | str, *, stage: str) -> TickerOutcome:

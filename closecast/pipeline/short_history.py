@@ -129,17 +129,14 @@ def serve_short_history(
         model_seconds=round(time.perf_counter() - began, 3),
         **validation_columns(fetch, short.report),
     )
-    writes = [
-        (catalog.served_key(item.symbol, k), partial(live.write_ledger, storage, item.symbol, l, k))
-        for k, l in lineup.ledgers.items()  # noqa: E741
-    ]  # fmt: skip
-    commit_state(storage, writes)
+    key = catalog.lineup_ledgers_key(item.symbol)
+    commit_state(storage, [(key, partial(live.write_lineup_ledgers, storage, item.symbol,
+                                         lineup.ledgers))])  # fmt: skip
     return TickerOutcome(
         row,
         [forecast_row(r) for r in lineup.served[kind]],
         scores,
         mark_serving([r for r in lineup.rows if r.model != LSTM], kind),
         keys + list(lineup.keys),
-        [catalog.prices_key(item.symbol)]
-        + [catalog.served_key(item.symbol, k) for k in lineup.ledgers],
+        [catalog.prices_key(item.symbol), key],
     )

@@ -39,7 +39,7 @@ from closecast.outputs.records import (
     MetricsRow,
 )
 from closecast.pipeline import live, training
-from closecast.pipeline.commit import StateWrite, commit_state
+from closecast.pipeline.commit import StateWrite, commit_state, is_state_key
 from closecast.pipeline.decisions import (
     ChampionState,
     ModeDecision,
@@ -98,6 +98,7 @@ from closecast.pipeline.versions import (
     write_champion,
 )
 from closecast.storage import Storage, StorageError
+from closecast.storage.recording import RecordingStorage
 from lstm_model.base import ForecastModel
 from lstm_model.config import ModelConfig
 from lstm_model.data import SERVING_FLOOR, minimum_history
@@ -766,12 +767,13 @@ def commit_ticker(
     registered: Registered,
 ) -> None:
     """The ticker's state, last and all or nothing (:mod:`closecast.pipeline.commit`):
-    every ledger (unless a backfill), then the champion pointer."""
+    the line-up's ledgers (one object) and the LSTM's (unless a backfill), then the champion
+    pointer."""
     writes: list[StateWrite] = []
     if not plan.decision.backfill:
-        for kind, baseline in lineup.ledgers.items():
-            write = partial(live.write_ledger, storage, ticker, baseline, kind)
-            writes.append((catalog.served_key(ticker, kind), write))
+        if lineup.ledgers:
+            write = partial(live.write_lineup_ledgers, storage, ticker, lineup.ledgers)
+            writes.append((catalog.lineup_ledgers_key(ticker), write))
         write = partial(live.write_ledger, storage, ticker, ledger)
         writes.append((catalog.served_key(ticker), write))
     if registered.champion is not None:
@@ -789,7 +791,8 @@ def _state_keys(
     if registered.champion_written:
         keys.append(catalog.champion_key(item.symbol))
     if not plan.decision.backfill:
-        keys += [catalog.served_key(item.symbol, kind) for kind in models]
+        # The LSTM's ledger, and the one object of every line-up model's.
+        keys += list(dict.fromkeys(catalog.served_key(item.symbol, kind) for kind in models))
     return keys
 
 
@@ -824,6 +827,10 @@ def forecast_tickers(
         the error. One ticker's failure never stops the others.
     """
     services = services or RunServices.open(options)
+    # What the tickers write and read is recorded as it goes: the manifest lists it without
+    # reading it back, and a failed commit restores the state without reading it again.
+    recording = RecordingStorage(services.storage, keep_bytes=is_state_key)
+    services = replace(services, storage=recording)
     remove_orphaned_temp_dirs()
     reports = fetches or {}
     outcomes: dict[str, TickerOutcome] = {}
@@ -855,13 +862,19 @@ def forecast_tickers(
     # The global versions this run stored serve every ticker: each ticker's objects list
     # them, so the manifest does whichever tickers a (partial) rerun keeps.
     shared = [key for loaded in global_models for key in written_keys(loaded.ref)]
-    return [_with_keys(outcomes[item.symbol], shared) for item in items]
+    return [_recorded(_with_keys(outcomes[item.symbol], shared), recording) for item in items]
 
 
 def _with_keys(outcome: TickerOutcome, keys: list[str]) -> TickerOutcome:
     if not keys or outcome.metrics.status != "ok":
         return outcome
     return replace(outcome, keys=[*outcome.keys, *keys])
+
+
+def _recorded(outcome: TickerOutcome, storage: RecordingStorage) -> TickerOutcome:
+    """The outcome with what its storage recorded of its objects and state."""
+    keys = [*outcome.keys, *outcome.state_keys]
+    return replace(outcome, known={key: storage.seen(key) for key in keys if storage.knows(key)})
 
 
 def forecast_ticker(

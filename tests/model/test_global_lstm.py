@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -138,6 +140,54 @@ def test_forecast_next_is_the_one_step_prediction_of_the_next_day(model, histori
     assert panel["AAA"] == pytest.approx(forecast, rel=1e-9)
     path = model.forecast_path("AAA", prices.loc[prices.index < day], 3)
     assert path[0] == pytest.approx(forecast, rel=1e-9) and len(path) == 3
+
+
+def _fed_back(model, ticker, prices, origin, daily):
+    """Steps 1 and 2 from ``origin`` as the one-step predictions of separate calls: step 1
+    of the next day, step 2 of the day after with step 1 appended as if it had happened
+    (``predict_one_step`` builds its features its own way, from a dated series)."""
+    step = pd.offsets.Day(1) if daily else pd.offsets.BDay(1)
+    day1 = prices.index[origin] + step
+    day2 = day1 + step
+    known = prices.iloc[: origin + 1]
+    with_day1 = pd.concat([known, pd.Series([1.0], index=[day1])])
+    one = model.predict_one_step(ticker, with_day1, day1).iloc[0]
+    with_day2 = pd.concat([known, pd.Series([one, 1.0], index=[day1, day2])])
+    return one, model.predict_one_step(ticker, with_day2, day2).iloc[0]
+
+
+@pytest.mark.parametrize("inputs", [(), ("weekday",)])
+def test_forecast_paths_feed_each_origins_forecasts_back_all_origins_at_once(
+    histories, config, model, inputs
+):
+    """The backtest's batched paths (one network call per step for every origin) are what
+    forecasting from each origin alone gives, dates included (the weekday input reads the
+    next weekday for a stock, the next day for a crypto); an origin with fewer than
+    ``history`` prices before it gets a row of NaN."""
+    weekday = model if not inputs else GlobalLSTM.fit(
+        histories, CUT, dataclasses.replace(config, inputs=inputs)
+    )  # fmt: skip
+    newcomer = _walk(9, pd.bdate_range("2015-09-01", "2016-03-31", name="date"))
+    for ticker, prices, daily in (
+        ("AAA", histories["AAA"], False),
+        ("BTC-USD", histories["BTC-USD"], True),
+        ("NEW", newcomer, False),  # unseen: scaled on its own prices before the cut
+    ):
+        first = int(prices.index.searchsorted(CUT))
+        # Before the cut too: there an unseen ticker's scale is fit on its prices so far.
+        origins = np.array(
+            [0, weekday.config.history - 2, first - 8, first - 1, first + 4, first + 17]
+        )
+        paths = weekday.forecast_paths(ticker, prices, origins, 2)
+        assert np.isnan(paths[:2]).all() and np.isfinite(paths[2:]).all()
+        for row, origin in enumerate(origins[2:], start=2):
+            alone = weekday.forecast_path(ticker, prices.iloc[: origin + 1], 2)
+            np.testing.assert_allclose(paths[row], alone, rtol=1e-7)
+            expected = _fed_back(weekday, ticker, prices, origin, daily)
+            # A path keeps the origin's scale; predict_one_step would rescale an unseen
+            # ticker on the appended step-1 price before the cut, so compare step 1 there.
+            steps = 2 if ticker in weekday.scales or origin >= first - 1 else 1
+            np.testing.assert_allclose(paths[row, :steps], expected[:steps], rtol=1e-7)
 
 
 def test_refit_trains_on_the_days_since_the_cut_and_never_past_the_new_one(model, histories):

@@ -159,7 +159,7 @@ def assert_dm_recomputed(storage, scope: RunScope, hand_dm) -> int:
         else:
             ledger = read_table(storage, catalog.served_key(row.ticker, row.model))
             frame = ledger[
-                (ledger.step == row.step) & ledger.actual.notna()
+                (ledger.model == row.model) & (ledger.step == row.step) & ledger.actual.notna()
                 & (ledger.target_date >= row.first_date) & (ledger.target_date <= row.last_date)
             ]  # fmt: skip
         assert len(frame) == row.n, (row.ticker, row.model, row.record, row.step)

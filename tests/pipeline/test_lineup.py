@@ -78,7 +78,7 @@ def test_the_run_setting_applies_unless_the_watchlist_entry_says_otherwise(tmp_p
     outcome = _run(options, WatchItem("QQQ", "etf"), DAYS[0])
     assert outcome.forecasts[0].model == "naive"
     assert outcome.forecasts[0].forecast == outcome.forecasts[0].naive
-    assert catalog.served_key("QQQ", "naive").endswith("naive.parquet")
+    assert catalog.served_key("QQQ", "naive") == catalog.lineup_ledgers_key("QQQ")
 
 
 def test_every_registered_model_is_in_the_line_up_and_may_serve() -> None:

@@ -21,6 +21,7 @@ from closecast.pipeline.publish import (
     verify_manifest,
 )
 from closecast.storage import open_storage
+from closecast.storage.recording import RecordingStorage
 
 SCOPE = RunScope(date(2020, 12, 11), "many")
 
@@ -94,3 +95,26 @@ def test_one_failing_request_fails_the_whole_after_the_others_finish() -> None:
         concurrently(work, range(20), threads=4)
     assert sorted(done) == [i for i in range(20) if i != 3]  # nothing left running
     assert concurrently(lambda i: i * i, range(10)) == [i * i for i in range(10)]
+
+
+def test_digests_recorded_as_written_are_listed_without_reading_them_back(tmp_path) -> None:
+    inner = open_storage(str(tmp_path))
+    keys = _ticker_objects(inner, 6)
+    recording = RecordingStorage(inner)
+    for key in keys[:4]:  # what the tickers' tasks wrote or read, recorded as they did
+        recording.read_bytes(key)
+    known = {key: recording.seen(key) for key in keys[:4]}
+    known[catalog.prices_key("T000")] = None  # state known to be absent: not listed
+    storage = CountingStorage(inner, delay=0.0)
+    reads: list[str] = []
+    storage.read_bytes = lambda key: reads.append(key) or inner.read_bytes(key)  # type: ignore[method-assign]
+    manifest = publish_run(
+        storage, SCOPE, RunRows({}), keys, [catalog.prices_key("T000")],
+        run_tickers=[f"T{i:03d}" for i in range(6)], members=None, previous=None,
+        parameters={}, known=known,
+    )  # fmt: skip
+    assert not set(reads) & set(known)  # only the others were read back
+    assert set(keys[4:]) <= set(reads)
+    assert [entry.key for entry in manifest.objects][:6] == keys
+    assert manifest.state == ()
+    assert verify_manifest(inner, SCOPE) == []
