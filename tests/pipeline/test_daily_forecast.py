@@ -316,9 +316,10 @@ def test_daily_run_into_loopback_s3(s3_env, s3_root, hand_dm) -> None:
     check_scope(storage, RunScope(DAYS[-1], "adhoc"), ["QQQ"])
     scores = read_table(storage, catalog.MODEL_SCORES.key(RunScope(DAYS[-1], "adhoc")))
     assert set(scores.loc[scores["record"] == "backtest", "model"]) == set(every_model())
+    served = set(read_table(storage, catalog.lineup_ledgers_key("QQQ"))["model"])
+    assert served == set(every_model()) - {"lstm"}  # each served a forecast into its ledger
     for kind in RunSettings().global_models():
         assert storage.exists(catalog.global_champion_key("adhoc", kind)), kind
-        assert storage.exists(catalog.served_key("QQQ", kind)), kind
     assert assert_dm_recomputed(open_storage(s3_root), RunScope(DAYS[-1], "adhoc"), hand_dm) == 2
 
 
@@ -378,12 +379,14 @@ def test_a_run_fits_scores_and_serves_only_the_models_of_its_line_up(one_run: On
     # The pooled step fit global_ar alone; the models left out served nothing.
     assert storage.exists(catalog.global_champion_key("adhoc", "global_ar"))
     assert not storage.list_keys(catalog.global_models_prefix("adhoc", "global_lstm"))
-    ledgers = {key.rsplit("/", 1)[1] for key in storage.list_keys("served/ticker=QQQ/")}
-    assert ledgers == {"served.parquet", "naive.parquet", "drift.parquet", "global_ar.parquet"}
+    ledgers = set(storage.list_keys("served/ticker=QQQ/"))
+    assert ledgers == {catalog.served_key("QQQ"), catalog.lineup_ledgers_key("QQQ")}
+    lineup_ledgers = read_table(storage, catalog.lineup_ledgers_key("QQQ"))
+    assert set(lineup_ledgers["model"]) == set(ONE_RUN_MODELS) - {"lstm"}
     manifest = assert_manifest_true(storage, scope)
     assert manifest["parameters"]["models"] == list(ONE_RUN_MODELS)
     served_state = {o["key"] for o in manifest["state"] if o["key"].startswith("served/")}
-    assert served_state == {f"served/ticker=QQQ/{name}" for name in ledgers}
+    assert served_state == ledgers
 
 
 @pytest.mark.usefixtures("prefect_harness")
