@@ -38,6 +38,9 @@ BAND_LEVELS = (("80", 0.8), ("95", 0.95))
 
 BETTER, WORSE, UNCLEAR = "tab:green", "tab:red", "0.45"
 
+TICKER_MARGINS = {"left": 0.09, "right": 0.985, "bottom": 0.07, "top": 0.93, "hspace": 0.22}
+"""The per-ticker figure's margins (fractions of the figure), room for its labels."""
+
 
 def plot_predictions(
     frame: pd.DataFrame,
@@ -258,7 +261,12 @@ def plot_ticker(
     _require_columns(live, LIVE_COLUMNS, "live")
     if "step" in live.columns:
         live = live[live["step"] == 1]
-    figure = Figure(figsize=(11, 7.5), layout="constrained")
+    # Fixed margins, not a layout engine: this figure is drawn for every ticker every run,
+    # and a layout engine costs a second (dry-run) draw plus its solver, about half of the
+    # rendering. Its labels have a bounded size (prices, dates, a short title), so fixed
+    # margins hold them (tests/model/test_plots.py checks every text is inside the canvas).
+    figure = Figure(figsize=(11, 7.5))
+    figure.subplots_adjust(**TICKER_MARGINS)
     figure.suptitle(title)
     top, bottom = figure.subplots(2, 1, height_ratios=[3, 2])
     _draw_backtest(top, backtest, history)

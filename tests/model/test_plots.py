@@ -103,6 +103,26 @@ def test_plot_ticker_draws_bands_and_says_how_much_they_held() -> None:
     assert _png(fig).startswith(b"\x89PNG")
 
 
+@pytest.mark.parametrize("scale", [1e-6, 1.0, 4000.0])  # prices ~0.0001, ~100, ~400000
+def test_plot_ticker_keeps_every_label_on_the_canvas_without_a_layout_engine(scale) -> None:
+    """The per-ticker figure has fixed margins (a layout engine would double its drawing
+    time, and it is drawn for every ticker every run): they must hold the widest tick
+    labels a price takes, a long title and both legends."""
+    backtest = _backtest_frame(250)
+    prices = ["actual", "predicted", "naive", "lower_80", "upper_80", "lower_95", "upper_95"]
+    backtest[prices] *= scale
+    history = pd.Series(
+        backtest["actual"].to_numpy() * 0.9, index=backtest["date"] - pd.Timedelta(days=400)
+    )
+    title = "BRK-A: global_lstm v0012 (finetune) served; backtest U2 0.998, live U2 1.004"
+    fig = plot_ticker(backtest, _live_frame(backtest, pending=1), title=title, history=history)
+    assert fig.get_layout_engine() is None
+    fig.draw_without_rendering()
+    drawn = fig.get_tightbbox()  # inches: every drawn text, tick label, legend and title
+    assert drawn.x0 >= 0 and drawn.y0 >= 0, drawn
+    assert drawn.x1 <= fig.get_figwidth() and drawn.y1 <= fig.get_figheight(), drawn
+
+
 def test_plot_ticker_without_a_live_record_says_so() -> None:
     backtest = _backtest_frame().drop(columns=["lower_95", "upper_95"])
     fig = plot_ticker(backtest, None, title="T")
