@@ -59,6 +59,15 @@ REPLAY_TICKERS = 4
 # renamed step shows up as "other closecast" rather than silently in the wrong phase.
 PHASES: dict[str, tuple[str, ...]] = {
     "fetch": ("fetch_and_store", "fetch_prices", "fetch_chunk", "fetch_tickers"),
+    "check date": ("last_dates", "check_run_date", "resolve_as_of"),
+    "pooled": (
+        "fit_global_models",
+        "fit_global",
+        "run_histories",
+        "pooled_backtest",
+        "pooled_live",
+        "load_globals",
+    ),
     "plan": (
         "plan_ticker",
         "read_history",
@@ -120,13 +129,21 @@ PHASES: dict[str, tuple[str, ...]] = {
 }
 PHASE_ORDER = (*PHASES, "other closecast", "imports", "orchestration")
 OWN_CODE = ("closecast/", "tasks/", "flows/", "lstm_model/")
-# Innermost frames of a thread that waits (py-spy's idle detection misses some under load).
+# Innermost frames of a thread that waits (py-spy's idle detection misses some under load):
+# the modules' own waits; blocking C calls, by line: an idle pool thread in its queue's
+# ``get`` (concurrent/futures/thread.py, Python 3.11.7), Prefect's flow-run heartbeat in
+# ``time.sleep(1)`` (Prefect 3.9) and the server's database thread in its queue's ``get``
+# (aiosqlite). At load 14 to 25 those three were 134 of 186 sampled seconds counted as
+# orchestration in a 100-ticker cold run.
 WAITING = (
     "(threading.py:",
     "(selectors.py:",
     "(queue.py:",
     "(concurrent/futures/_base.py:",
     "(asyncio/base_events.py:",
+    "_worker (concurrent/futures/thread.py:81)",
+    "heartbeat_loop (prefect/flow_engine.py:354)",
+    "_connection_worker_thread (aiosqlite/core.py:59)",
 )
 TARGETS = {  # issue 15, on 2 idle cores
     "cold_500_s": 180.0,

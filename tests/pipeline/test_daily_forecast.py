@@ -173,25 +173,26 @@ def price_on(storage, ticker: str, day: date) -> float:
 
 
 @pytest.mark.usefixtures("prefect_harness")
-@pytest.mark.slow  # a four-day replay
+@pytest.mark.slow  # a three-day replay
 def test_replayed_days_serve_fresh_models_and_score_what_was_served(tmp_path, capsys) -> None:
     root = str(tmp_path / "store")
+    days = DAYS[1:]  # a retrain, then two fine-tunes: each path of a day after a day
     code = main(
-        ["replay", "--from", str(DAYS[0]), "--to", str(DAYS[-1]), "--tickers", ",".join(TICKERS),
+        ["replay", "--from", str(days[0]), "--to", str(days[-1]), "--tickers", ",".join(TICKERS),
          "--preset", "fast", "--storage", root, "--models", MODELS]
     )  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0, out
-    # BTC-USD trades every day; AAPL on weekdays: four runs, one per day, with progress.
-    assert "[4/4] 2020-12-11 Completed" in out
+    # BTC-USD trades every day; AAPL on weekdays: three runs, one per day, with progress.
+    assert "[3/3] 2020-12-11 Completed" in out
     storage = open_storage(root)
 
-    frames = {day: check_scope(storage, RunScope(day, "adhoc"), TICKERS) for day in DAYS}
-    first = frames[DAYS[0]]
+    frames = {day: check_scope(storage, RunScope(day, "adhoc"), TICKERS) for day in days}
+    first = frames[days[0]]
     assert set(first["mode"]) == {"retrain"} and first["promoted"].all()
     assert (first["live_scored_now"] == 0).all()
 
-    for previous, day in itertools.pairwise(DAYS):
+    for previous, day in itertools.pairwise(days):
         today = frames[day]
         before = read_table(storage, catalog.FORECASTS.key(RunScope(previous, "adhoc")))
         for ticker in TICKERS:
@@ -224,14 +225,14 @@ def test_replayed_days_serve_fresh_models_and_score_what_was_served(tmp_path, ca
     # After the last day the champion is the model that day served, trained through it.
     for ticker in TICKERS:
         champion = json.loads(storage.read_bytes(catalog.champion_key(ticker)))
-        assert champion["version"] == frames[DAYS[-1]].loc[ticker, "model_version"]
-        assert champion["trained_through"] == str(DAYS[-1])
+        assert champion["version"] == frames[days[-1]].loc[ticker, "model_version"]
+        assert champion["trained_through"] == str(days[-1])
     # The pooled step: one global_ar champion for the watchlist, retrained on the first day
     # and refit day after day in its lineage, in every ticker's line-up every day.
     champion = json.loads(storage.read_bytes(catalog.global_champion_key("adhoc", "global_ar")))
-    assert (champion["version"], champion["lineage"]) == ("v0004", "v0001")
-    assert champion["trained_through"] == str(DAYS[-1])
-    for number, day in enumerate(DAYS, start=1):
+    assert (champion["version"], champion["lineage"]) == ("v0003", "v0001")
+    assert champion["trained_through"] == str(days[-1])
+    for number, day in enumerate(days, start=1):
         scores = read_table(storage, catalog.MODEL_SCORES.key(RunScope(day, "adhoc")))
         backtests = scores[(scores["model"] == "global_ar") & (scores["record"] == "backtest")]
         assert sorted(backtests["ticker"]) == sorted(TICKERS)
@@ -241,7 +242,7 @@ def test_replayed_days_serve_fresh_models_and_score_what_was_served(tmp_path, ca
         stored = storage.list_keys(f"{version}/")
         assert stored and set(stored) <= {obj["key"] for obj in manifest["objects"]}
     # Later runs never touched an earlier day's objects: its manifest is still true.
-    assert_manifest_true(storage, RunScope(DAYS[0], "adhoc"))
+    assert_manifest_true(storage, RunScope(days[0], "adhoc"))
 
 
 def _watchlist(tmp_path, name: str, entries: list[tuple[str, str]]) -> str:
@@ -315,9 +316,10 @@ def test_daily_run_into_loopback_s3(s3_env, s3_root, hand_dm) -> None:
     check_scope(storage, RunScope(DAYS[-1], "adhoc"), ["QQQ"])
     scores = read_table(storage, catalog.MODEL_SCORES.key(RunScope(DAYS[-1], "adhoc")))
     assert set(scores.loc[scores["record"] == "backtest", "model"]) == set(every_model())
+    served = set(read_table(storage, catalog.lineup_ledgers_key("QQQ"))["model"])
+    assert served == set(every_model()) - {"lstm"}  # each served a forecast into its ledger
     for kind in RunSettings().global_models():
         assert storage.exists(catalog.global_champion_key("adhoc", kind)), kind
-        assert storage.exists(catalog.served_key("QQQ", kind)), kind
     assert assert_dm_recomputed(open_storage(s3_root), RunScope(DAYS[-1], "adhoc"), hand_dm) == 2
 
 
@@ -377,12 +379,14 @@ def test_a_run_fits_scores_and_serves_only_the_models_of_its_line_up(one_run: On
     # The pooled step fit global_ar alone; the models left out served nothing.
     assert storage.exists(catalog.global_champion_key("adhoc", "global_ar"))
     assert not storage.list_keys(catalog.global_models_prefix("adhoc", "global_lstm"))
-    ledgers = {key.rsplit("/", 1)[1] for key in storage.list_keys("served/ticker=QQQ/")}
-    assert ledgers == {"served.parquet", "naive.parquet", "drift.parquet", "global_ar.parquet"}
+    ledgers = set(storage.list_keys("served/ticker=QQQ/"))
+    assert ledgers == {catalog.served_key("QQQ"), catalog.lineup_ledgers_key("QQQ")}
+    lineup_ledgers = read_table(storage, catalog.lineup_ledgers_key("QQQ"))
+    assert set(lineup_ledgers["model"]) == set(ONE_RUN_MODELS) - {"lstm"}
     manifest = assert_manifest_true(storage, scope)
     assert manifest["parameters"]["models"] == list(ONE_RUN_MODELS)
     served_state = {o["key"] for o in manifest["state"] if o["key"].startswith("served/")}
-    assert served_state == {f"served/ticker=QQQ/{name}" for name in ledgers}
+    assert served_state == ledgers
 
 
 @pytest.mark.usefixtures("prefect_harness")

@@ -3,7 +3,9 @@ days, with their own live records; and the choice of which model's forecast is s
 
 from __future__ import annotations
 
+import shutil
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -26,22 +28,35 @@ def _run(options: RunSettings, item: WatchItem, day: date):
     return forecast_ticker(item, RunScope(day, "lineup"), options)
 
 
-def test_every_model_is_scored_on_the_same_days_and_serves_into_its_own_ledger(tmp_path):
-    options = RunSettings(storage=str(tmp_path), preset="fast")
+@pytest.fixture(scope="module")
+def first_day(tmp_path_factory) -> Path:
+    """A store after QQQ's first run (a retrain, every model served) on DAYS[0]: each test
+    starts from a copy instead of training the same model again."""
+    root = tmp_path_factory.mktemp("lineup") / "store"
+    _run(RunSettings(storage=str(root), preset="fast"), WatchItem("QQQ", "etf"), DAYS[0])
+    return root
+
+
+def _copy(first_day: Path, tmp_path: Path) -> str:
+    return str(shutil.copytree(first_day, tmp_path / "store"))
+
+
+def test_every_model_is_scored_on_the_same_days_and_serves_into_its_own_ledger(first_day, tmp_path):
+    options = RunSettings(storage=_copy(first_day, tmp_path), preset="fast")
     item = WatchItem("QQQ", "etf")
-    outcomes = [_run(options, item, day) for day in DAYS]
-    rows = outcomes[-1].model_scores
+    outcome = _run(options, item, DAYS[1])  # day 2: day 1 is the copied store's
+    rows = outcome.model_scores
     backtests = {r.model: r for r in rows if r.record == "backtest"}
     assert set(backtests) == {"lstm", *BASELINE_KINDS}
     # The same hold-out days for every model: the serving lineage's.
     assert {(r.n, r.first_date, r.last_date) for r in backtests.values()} == {
-        (outcomes[-1].metrics.backtest_n, outcomes[-1].metrics.backtest_start,
-         outcomes[-1].metrics.backtest_end)
+        (outcome.metrics.backtest_n, outcome.metrics.backtest_start,
+         outcome.metrics.backtest_end)
     }  # fmt: skip
-    assert backtests["lstm"].u2 == pytest.approx(outcomes[-1].metrics.backtest_u2)
+    assert backtests["lstm"].u2 == pytest.approx(outcome.metrics.backtest_u2)
     # Interval coverage beside every backtest score, each model's own bands.
     assert all(0.0 <= r.coverage_80 <= r.coverage_95 <= 1.0 for r in backtests.values())
-    assert backtests["lstm"].coverage_80 == pytest.approx(outcomes[-1].metrics.backtest_coverage_80)
+    assert backtests["lstm"].coverage_80 == pytest.approx(outcome.metrics.backtest_coverage_80)
     assert backtests["naive"].u2 == pytest.approx(1.0)
     # Each baseline served a forecast each day; day 2 scored day 1's.
     storage = open_run_storage(options)
@@ -53,13 +68,16 @@ def test_every_model_is_scored_on_the_same_days_and_serves_into_its_own_ledger(t
     live = {r.model: r for r in rows if r.record == "live_20d"}
     assert live["drift"].n == 1
     # By default the LSTM serves, and says so everywhere.
-    assert outcomes[-1].forecasts[0].model == "lstm" == outcomes[-1].metrics.served_model
+    assert outcome.forecasts[0].model == "lstm" == outcome.metrics.served_model
     assert [r.model for r in rows if r.serving] == ["lstm"] * 3
 
 
 @pytest.mark.parametrize(("serve", "expected"), [("drift", "drift"), ("auto", "naive")])
-def test_a_ticker_can_serve_another_model_and_mode_reason_says_why(tmp_path, serve, expected):
-    options = RunSettings(storage=str(tmp_path), preset="fast")
+def test_a_ticker_can_serve_another_model_and_mode_reason_says_why(
+    first_day, tmp_path, serve, expected
+):
+    """A rerun of the first day (the champion kept as is) with the ticker's serve choice."""
+    options = RunSettings(storage=_copy(first_day, tmp_path), preset="fast")
     item = WatchItem("QQQ", "etf", serve=serve)
     outcome = _run(options, item, DAYS[0])
     assert outcome.forecasts[0].model == expected == outcome.metrics.served_model
@@ -73,8 +91,8 @@ def test_a_ticker_can_serve_another_model_and_mode_reason_says_why(tmp_path, ser
     assert {r.model for r in outcome.model_scores if r.serving} == {expected}
 
 
-def test_the_run_setting_applies_unless_the_watchlist_entry_says_otherwise(tmp_path):
-    options = RunSettings(storage=str(tmp_path), preset="fast", serve="naive")
+def test_the_run_setting_applies_unless_the_watchlist_entry_says_otherwise(first_day, tmp_path):
+    options = RunSettings(storage=_copy(first_day, tmp_path), preset="fast", serve="naive")
     outcome = _run(options, WatchItem("QQQ", "etf"), DAYS[0])
     assert outcome.forecasts[0].model == "naive"
     assert outcome.forecasts[0].forecast == outcome.forecasts[0].naive
