@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from closecast.storage import DEFAULT_URL_EXPIRY, Storage
+from closecast.storage import DEFAULT_URL_EXPIRY, ObjectNotFoundError, Storage
 from lstm_model.significance import EVIDENCE_ALPHA
 
 if TYPE_CHECKING:
@@ -157,7 +157,8 @@ def plot_link(
 def inline_png(png: bytes, *, max_width: int = THUMBNAIL_WIDTH) -> str:
     """A ``data:image/png;base64,...`` URI of ``png``: scaled down to ``max_width`` pixels and
     stored with a 256-colour palette (a line chart loses nothing visible and shrinks ~3x, so
-    a run's summary stays small in the Prefect database)."""
+    a run's summary stays small in the Prefect database). The palette is chosen by fast
+    octree (not median cut): half the time of the summary's thumbnails, and smaller."""
     from PIL import Image  # matplotlib's own image library
 
     with Image.open(io.BytesIO(png)) as image:
@@ -167,7 +168,9 @@ def inline_png(png: bytes, *, max_width: int = THUMBNAIL_WIDTH) -> str:
         height = round(thumbnail.height * max_width / thumbnail.width)
         thumbnail = thumbnail.resize((max_width, height), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
-    thumbnail.quantize(256).save(buffer, format="PNG", optimize=True)
+    thumbnail.quantize(256, method=Image.Quantize.FASTOCTREE).save(
+        buffer, format="PNG", optimize=True
+    )
     data = buffer.getvalue()
     if not scaled and len(png) <= len(data):
         data = png  # already small: keep the original
@@ -183,14 +186,20 @@ def ui_plots(
 ) -> dict[str, UiPlot]:
     """Read the plots ``keys`` (name -> key) and make each visible in the UI.
 
-    The first ``max_inline`` plots are embedded; a plot that cannot be read (a failed
-    ticker wrote none) is left out.
+    The first ``max_inline`` plots are embedded (one read each, no existence check first);
+    a plot that cannot be read (a failed ticker wrote none) is left out.
     """
     plots = {}
     for index, (name, key) in enumerate(keys.items()):
-        if not storage.exists(key):
+        if index < max_inline:
+            try:
+                inline: str | None = inline_png(storage.read_bytes(key))
+            except ObjectNotFoundError:
+                continue
+        elif storage.exists(key):
+            inline = None
+        else:
             continue
-        inline = inline_png(storage.read_bytes(key)) if index < max_inline else None
         link = plot_link(storage, key, public_endpoint=public_endpoint)
         plots[name] = UiPlot(name=name, key=key, inline=inline, link=link)
     return plots
