@@ -869,8 +869,11 @@ def _train(
     import keras
 
     from lstm_model.interrupt import raise_if_stopped, stop_callback
+    from lstm_model.progress import keras_progress
 
-    callbacks: list[Any] = [stop_callback()]
+    # One network over every ticker: minutes at hundreds of tickers, so say how it goes.
+    what = f"global_lstm on {len(data.names)} tickers"
+    callbacks: list[Any] = [stop_callback(), keras_progress(what, epochs)]
     validation = None
     if not fit_rows.all():
         validation = (data.inputs[~fit_rows], data.targets[~fit_rows])

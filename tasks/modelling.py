@@ -88,7 +88,10 @@ def fit_global_models(
     logger = get_run_logger()
     services = RunServices.open(settings)
     key = catalog.global_lease_key(scope.watchlist)
-    with services.lease(key, f"global models of {scope.watchlist}"):
+    with (
+        services.lease(key, f"global models of {scope.watchlist}"),
+        training_progress_to(logger),  # the global LSTM's epochs, as the chunks' trainings
+    ):
         pooled = pooled_step.fit_global_models(
             services.storage, items, scope, services.config, mode=settings.mode,
             policy=settings.policy, partial=partial, kinds=settings.global_models(),

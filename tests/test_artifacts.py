@@ -57,6 +57,9 @@ def test_local_plots_are_inlined_without_a_link(tmp_path) -> None:
     write_figure(storage, "plots/AAPL.png", _figure(4))
     plots = ui_plots(storage, {"AAPL": "plots/AAPL.png", "GONE": "plots/GONE.png"})
     assert list(plots) == ["AAPL"]  # a ticker without a plot is left out
+    linked_only = ui_plots(storage, {"AAPL": "plots/AAPL.png", "GONE": "plots/GONE.png"},
+                           max_inline=0)  # fmt: skip
+    assert list(linked_only) == ["AAPL"] and linked_only["AAPL"].inline is None
     assert plots["AAPL"].link is None and plot_link(storage, "plots/AAPL.png") is None
     assert _decoded(plots["AAPL"].inline).width == 400
 

@@ -47,6 +47,20 @@ def test_batched_training_reports_how_many_networks_are_still_training(caplog) -
     assert any("training 2 networks together: epoch 1, 2 still training" in x for x in lines)
 
 
+@pytest.mark.usefixtures("every_epoch")
+def test_a_global_fit_reports_its_epochs_over_every_ticker(caplog) -> None:
+    """The pooled step's global LSTM trains one network on every ticker of the watchlist
+    (minutes at hundreds of tickers): it reports its epochs like a ticker's training."""
+    from lstm_model.global_lstm import GlobalLSTM
+
+    series = {f"T{seed}": _series(seed, 260).rename(None) for seed in (1, 2, 3)}
+    cut = series["T1"].index[200]
+    with caplog.at_level(logging.INFO, logger="lstm_model.progress"):
+        GlobalLSTM.fit(series, cut, get_preset("fast").with_overrides(epochs=2))
+    lines = [r.getMessage() for r in caplog.records if r.name == "lstm_model.progress"]
+    assert any("global_lstm on 3 tickers: epoch 2/2, loss" in line for line in lines), lines
+
+
 def test_progress_is_throttled() -> None:
     throttle = progress.Throttle(every=3600)
     assert not throttle.due() and not throttle.due()

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from closecast.storage import DEFAULT_URL_EXPIRY, Storage
+from closecast.storage import DEFAULT_URL_EXPIRY, ObjectNotFoundError, Storage
 from lstm_model.significance import EVIDENCE_ALPHA
 
 if TYPE_CHECKING:
@@ -186,14 +186,20 @@ def ui_plots(
 ) -> dict[str, UiPlot]:
     """Read the plots ``keys`` (name -> key) and make each visible in the UI.
 
-    The first ``max_inline`` plots are embedded; a plot that cannot be read (a failed
-    ticker wrote none) is left out.
+    The first ``max_inline`` plots are embedded (one read each, no existence check first);
+    a plot that cannot be read (a failed ticker wrote none) is left out.
     """
     plots = {}
     for index, (name, key) in enumerate(keys.items()):
-        if not storage.exists(key):
+        if index < max_inline:
+            try:
+                inline: str | None = inline_png(storage.read_bytes(key))
+            except ObjectNotFoundError:
+                continue
+        elif storage.exists(key):
+            inline = None
+        else:
             continue
-        inline = inline_png(storage.read_bytes(key)) if index < max_inline else None
         link = plot_link(storage, key, public_endpoint=public_endpoint)
         plots[name] = UiPlot(name=name, key=key, inline=inline, link=link)
     return plots

@@ -6,8 +6,9 @@ the same forecaster interface, evaluated by the same code on the same days.
   lineage's, so these backtests are computed once per lineage and kept beside it
   (``models/T/<lineage>/lineup.parquet``), recomputed only when the prices through those
   days, the settings or the registered kinds changed.
-* **Live**: every baseline serves its own forecast each run into its own ledger
-  (``served/ticker=T/<model>.parquet``), scored like the LSTM's once the prices are known.
+* **Live**: every baseline serves its own forecast each run into its own ledger (every
+  line-up model's in one object, ``served/ticker=T/lineup_ledgers.parquet``), scored like
+  the LSTM's once the prices are known.
   Baselines are refit on the whole history every run (they are a mean at most).
 """
 

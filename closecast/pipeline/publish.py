@@ -13,6 +13,7 @@ later runs change it by design.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
@@ -44,12 +45,13 @@ def concurrently(
     work: Callable[[_Item], _Result], items: Iterable[_Item], threads: int = PUBLISH_THREADS
 ) -> list[_Result]:
     """``[work(item) for item in items]``, at most ``threads`` at a time, in order; the first
-    error is raised once the others have finished (nothing is left running)."""
+    error is raised once the others have finished (nothing is left running). Each call runs
+    in a copy of the caller's context (its Prefect run, for logs), as it would inline."""
     items = list(items)
     if len(items) <= 1 or threads <= 1:
         return [work(item) for item in items]
     with ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
-        futures = [pool.submit(work, item) for item in items]
+        futures = [pool.submit(contextvars.copy_context().run, work, item) for item in items]
     return [future.result() for future in futures]
 
 

@@ -87,8 +87,8 @@ def serve(
     """Serve ``model``'s forecasts with their intervals and record them in ``ledger``.
 
     Args:
-        kind: The model kind (``lstm`` or a baseline's); its ledger is
-            ``served/ticker=T/<kind>`` (:func:`closecast.outputs.catalog.served_key`).
+        kind: The model kind (``lstm`` or a line-up model's); its ledger is in
+            :func:`closecast.outputs.catalog.served_key`.
         model: The fitted model that serves.
         ledger: The model's ledger, already scored through the run date.
         item: The ticker.

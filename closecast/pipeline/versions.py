@@ -30,6 +30,7 @@ import psutil
 
 from closecast.outputs import catalog
 from closecast.outputs.records import PredictionRow, rows_to_table
+from closecast.pipeline.publish import concurrently
 from closecast.storage import ObjectNotFoundError, Storage
 from closecast.storage.io import read_json, read_parquet, write_json, write_parquet
 from lstm_model import metrics
@@ -268,7 +269,8 @@ def save_model(
     storage: Storage, ticker: str, version: str, model: ForecastModel
 ) -> tuple[str, ...]:
     """Store a model of any kind as a new version, ``meta.json`` last (a version without it
-    is incomplete).
+    is incomplete): the other files go out together (on S3 each is a round trip), then
+    ``meta.json`` once they are all stored.
 
     Returns:
         The file names stored, in order.
@@ -278,8 +280,12 @@ def save_model(
         model.save(Path(tmp))
         names = sorted(p.name for p in Path(tmp).iterdir() if p.is_file())
         names = [n for n in names if n != META_FILE] + [META_FILE]
-        for name in names:
+
+        def upload(name: str) -> None:
             storage.upload_file(f"{prefix}/{name}", Path(tmp) / name)
+
+        concurrently(upload, names[:-1])
+        upload(META_FILE)
     return tuple(names)
 
 
@@ -287,11 +293,15 @@ def load_model(
     storage: Storage, ticker: str, version: str, files: tuple[str, ...] = MODEL_FILES
 ) -> ForecastModel:
     """Load a stored version of any kind (:func:`lstm_model.registry.load_model` dispatches
-    on its ``meta.json``; ``.keras`` files load in safe mode)."""
+    on its ``meta.json``; ``.keras`` files load in safe mode). Its files are downloaded
+    together."""
     prefix = catalog.model_prefix(ticker, version)
     with tempfile.TemporaryDirectory(prefix=_temp_prefix()) as tmp:
-        for name in files:
+
+        def download(name: str) -> None:
             storage.download_file(f"{prefix}/{name}", Path(tmp) / name)
+
+        concurrently(download, files)
         return load_saved_model(Path(tmp))
 
 

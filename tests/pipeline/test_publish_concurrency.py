@@ -4,6 +4,7 @@ one by one: every object, in order, with its size and sha256 as stored."""
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from datetime import date
@@ -118,3 +119,14 @@ def test_digests_recorded_as_written_are_listed_without_reading_them_back(tmp_pa
     assert [entry.key for entry in manifest.objects][:6] == keys
     assert manifest.state == ()
     assert verify_manifest(inner, SCOPE) == []
+
+
+def test_each_call_runs_in_the_callers_context() -> None:
+    run = contextvars.ContextVar("run", default="none")
+    run.set("task run 7")  # as Prefect's run context is set in a task's thread
+
+    def seen(i: int) -> tuple[int, str]:
+        time.sleep(0.01)
+        return i, run.get()
+
+    assert concurrently(seen, range(12), threads=4) == [(i, "task run 7") for i in range(12)]
