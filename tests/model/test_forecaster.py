@@ -175,20 +175,26 @@ def test_default_preset_learns_a_sine(sine) -> None:
     assert u2 < 0.5, f"default preset U2 on a sine is {u2:.3f}"
 
 
-def test_best_epoch_is_the_epoch_whose_weights_were_kept(random_walk, fast_config) -> None:
-    plain = Forecaster.fit(random_walk.iloc[:300], fast_config.with_overrides(epochs=3))
-    assert plain.meta["best_epoch"] == plain.meta["epochs_run"] == 3
+@pytest.fixture(scope="module")
+def stopping_model(random_walk, fast_config) -> Forecaster:
+    """A fast model with early stopping (patience 1, at most 8 epochs); read it only."""
     cfg = fast_config.with_overrides(early_stopping_patience=1, epochs=8)
-    stopping = Forecaster.fit(random_walk.iloc[:300], cfg)
-    meta = stopping.meta
+    return Forecaster.fit(random_walk.iloc[:300], cfg)
+
+
+def test_best_epoch_is_the_epoch_whose_weights_were_kept(fast_model, stopping_model) -> None:
+    # Without early stopping every epoch runs and the last one is kept.
+    assert fast_model.config.early_stopping_patience is None
+    plain = fast_model.meta
+    assert plain["best_epoch"] == plain["epochs_run"] == fast_model.config.epochs
+    meta, cfg = stopping_model.meta, stopping_model.config
     assert 1 <= meta["best_epoch"] <= meta["epochs_run"]
     if meta["epochs_run"] < cfg.epochs:  # stopped: patience ran out after the best epoch
         assert meta["best_epoch"] == meta["epochs_run"] - cfg.early_stopping_patience
 
 
-def test_refit_trains_the_whole_history_for_the_best_epoch(random_walk, fast_config) -> None:
-    cfg = fast_config.with_overrides(early_stopping_patience=1, epochs=8)
-    backtest = Forecaster.fit(random_walk.iloc[:300], cfg)
+def test_refit_trains_the_whole_history_for_the_best_epoch(random_walk, stopping_model) -> None:
+    backtest = stopping_model
     refit = Forecaster.refit(random_walk.iloc[:350], backtest)
     assert refit.meta["epochs_run"] == refit.config.epochs == backtest.meta["best_epoch"]
     assert refit.meta["n_val"] == 0 and refit.config.early_stopping_patience is None
