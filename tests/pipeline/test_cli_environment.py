@@ -118,6 +118,7 @@ READ_STARTUP_TIMEOUT = (
 )
 
 
+@pytest.mark.slow  # two fresh Python processes
 def test_a_run_gives_its_temporary_server_two_minutes_unless_the_user_says(tmp_path) -> None:
     # Set before Prefect reads its settings (once, at import), or it is silently ignored.
     unset = "import os; os.environ.pop('PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS')\n"
