@@ -115,8 +115,13 @@ def test_cli_tutorial_prints_no_tensorflow_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_prefect_process_worker_prints_no_tensorflow_line(tmp_path: Path) -> None:
-    """A real flow run (ephemeral Prefect API) whose task trains in a process-pool worker."""
+def test_prefect_process_worker_prints_no_tensorflow_line(tmp_path: Path, prefect_harness) -> None:
+    """A real flow run whose task trains in a process-pool worker. It reports to the test
+    session's Prefect API, as a user's run reports to their server (PREFECT_API_URL): a
+    temporary server of its own cost the child about 40 CPU-s more and printed nothing of
+    TensorFlow's either (it never imports it)."""
+    from prefect.settings import PREFECT_API_URL
+
     (tmp_path / "tiny_training.py").write_text(TRAIN_TINY)
     (tmp_path / "noise_flow.py").write_text(
         textwrap.dedent(
@@ -144,7 +149,7 @@ def test_prefect_process_worker_prints_no_tensorflow_line(tmp_path: Path) -> Non
             """
         )
     )
-    result = _run(["noise_flow.py"], tmp_path)
+    result = _run(["noise_flow.py"], tmp_path, PREFECT_API_URL=str(PREFECT_API_URL.value()))
     output = result.stdout + result.stderr
     assert "trained, forecast" in output  # the worker's Prefect log reached the terminal
     assert _tensorflow_lines(output) == []

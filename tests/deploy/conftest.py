@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from prefect.testing.utilities import prefect_test_harness
 
 
 @pytest.fixture(scope="module")
@@ -13,5 +12,9 @@ def prefect_harness():
     Module-scoped (not session-scoped as in tests/pipeline) so that its server is gone
     before the stack test starts its own and the two do not compete for the CPU.
     """
+    # Imported here, not at the top: it loads Prefect's whole server (about 4 CPU-s), which
+    # collecting the suite (each xdist worker does, for make test-fast too) does not need.
+    from prefect.testing.utilities import prefect_test_harness
+
     with prefect_test_harness(server_startup_timeout=600):  # minutes on a busy machine
         yield

@@ -1,22 +1,74 @@
 """The per-ticker work spread in chunks over a local Dask cluster of two processes gives the
-same results as one process on threads, and a run's own cluster listens on loopback only."""
+same results as one process on threads, and a run's own cluster listens on loopback only
+(both read one Dask run)."""
 
 from __future__ import annotations
 
 import threading
 from datetime import date
+from typing import NamedTuple
 
 import psutil
 import pytest
+from prefect.states import State
 
 from closecast.outputs import catalog
-from closecast.pipeline.settings import RunSettings
+from closecast.pipeline.settings import RunSettings, every_model
 from closecast.storage import open_storage
 from closecast.storage.io import read_parquet
 from flows.daily_forecast import daily_forecast
 
 AS_OF = date(2020, 12, 11)
 TICKERS = ["QQQ", "BTC-USD"]
+# Every model but global_lstm (no test here looks at it; it trains a network over every
+# ticker): global_ar keeps the pooled step and the global models' loading in the chunks.
+MODELS = tuple(kind for kind in every_model() if kind != "global_lstm")
+
+
+class Runs(NamedTuple):
+    """The same run on threads and on a local Dask cluster, and what listened meanwhile."""
+
+    threads: State
+    dask: State
+    threads_root: str
+    dask_root: str
+    listening: set[tuple[int, str, int]]
+    """(pid, address, port) of the sockets this process and its children listened on
+    during the Dask run, beyond those listening before it."""
+
+
+@pytest.fixture(scope="module")
+def runs(prefect_harness, tmp_path_factory) -> Runs:
+    """One run on threads, then the same on a local Dask cluster of two worker processes,
+    sampling the listening sockets while it runs: one cluster serves both tests below (each
+    cluster starts processes that import TensorFlow and Prefect)."""
+    tmp_path = tmp_path_factory.mktemp("dask")
+    common = dict(tickers=TICKERS, source="sample", as_of=AS_OF, preset="fast", epochs=2,
+                  models=MODELS)  # fmt: skip
+    roots = str(tmp_path / "threads"), str(tmp_path / "dask")
+    threads = daily_forecast(
+        RunSettings(storage=roots[0], task_runner="threads", **common), return_state=True
+    )
+    before = _listening_sockets()
+    seen: set[tuple[int, str, int]] = set()
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            seen.update(_listening_sockets() - before)
+            stop.wait(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        dask = daily_forecast(
+            RunSettings(storage=roots[1], task_runner="dask", workers=2, **common),
+            return_state=True,
+        )
+    finally:
+        stop.set()
+        sampler.join(timeout=30)
+    return Runs(threads, dask, *roots, listening=seen)
 
 
 def _metrics(root: str) -> dict[str, dict]:
@@ -26,20 +78,11 @@ def _metrics(root: str) -> dict[str, dict]:
 
 
 @pytest.mark.slow  # a local Dask cluster of processes
-def test_dask_local_cluster_matches_threads(prefect_harness, tmp_path):
-    common = dict(tickers=TICKERS, source="sample", as_of=AS_OF, preset="fast", epochs=2)
-    threads = daily_forecast(
-        RunSettings(storage=str(tmp_path / "threads"), task_runner="threads", **common),
-        return_state=True,
-    )
-    dask = daily_forecast(
-        RunSettings(storage=str(tmp_path / "dask"), task_runner="dask", workers=2, **common),
-        return_state=True,
-    )
-    assert threads.is_completed(), threads.message
-    assert dask.is_completed(), dask.message
+def test_dask_local_cluster_matches_threads(runs: Runs) -> None:
+    assert runs.threads.is_completed(), runs.threads.message
+    assert runs.dask.is_completed(), runs.dask.message
 
-    by_threads, by_dask = _metrics(str(tmp_path / "threads")), _metrics(str(tmp_path / "dask"))
+    by_threads, by_dask = _metrics(runs.threads_root), _metrics(runs.dask_root)
     assert sorted(by_threads) == sorted(by_dask) == sorted(TICKERS)
     for ticker in TICKERS:
         a, b = by_threads[ticker], by_dask[ticker]
@@ -55,8 +98,8 @@ def test_dask_local_cluster_matches_threads(prefect_harness, tmp_path):
     # The served forecasts agree too: the refit models are the same models.
     scope = catalog.RunScope(AS_OF, "adhoc")
     forecasts = [
-        read_parquet(open_storage(str(tmp_path / name)), catalog.FORECASTS.key(scope)).to_pandas()
-        for name in ("threads", "dask")
+        read_parquet(open_storage(root), catalog.FORECASTS.key(scope)).to_pandas()
+        for root in (runs.threads_root, runs.dask_root)
     ]
     assert forecasts[0]["forecast"].to_numpy() == pytest.approx(forecasts[1]["forecast"].to_numpy())
 
@@ -78,29 +121,11 @@ def _listening_sockets() -> set[tuple[int, str, int]]:
     return found
 
 
-def test_a_local_dask_run_listens_on_loopback_only(prefect_harness, tmp_path):
-    before = _listening_sockets()
-    seen: set[tuple[int, str, int]] = set()
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            seen.update(_listening_sockets() - before)
-            stop.wait(0.2)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        state = daily_forecast(
-            RunSettings(storage=str(tmp_path / "dask"), task_runner="dask", workers=1,
-                        tickers=["QQQ"], source="sample", as_of=AS_OF, preset="fast", epochs=1),
-            return_state=True,
-        )  # fmt: skip
-    finally:
-        stop.set()
-        sampler.join(timeout=30)
-    assert state.is_completed(), state.message
-    # The scheduler and dashboard (this process) and the worker (a child) were seen...
+@pytest.mark.slow  # a local Dask cluster of processes (shared with the test above)
+def test_a_local_dask_run_listens_on_loopback_only(runs: Runs) -> None:
+    seen = runs.listening
+    assert runs.dask.is_completed(), runs.dask.message
+    # The scheduler and dashboard (this process) and the workers (children) were seen...
     assert len({pid for pid, _, _ in seen}) >= 2, seen
     # ...and none of them listens beyond loopback (Dask's default dashboard: 0.0.0.0:8787).
     assert {address for _, address, _ in seen} <= {"127.0.0.1", "::1"}, seen
