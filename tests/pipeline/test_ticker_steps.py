@@ -4,8 +4,10 @@ promote-or-keep path gives a different, checkable outcome."""
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +16,7 @@ from closecast.inputs.validation import ValidationReport
 from closecast.inputs.watchlist import WatchItem
 from closecast.outputs import catalog
 from closecast.outputs.catalog import RunScope
-from closecast.outputs.records import ServedRow
+from closecast.outputs.records import MetricsRow, ServedRow
 from closecast.pipeline import live
 from closecast.pipeline.fetch import FetchSummary, Rebase, fetch_and_store
 from closecast.pipeline.lineup import BASELINE_KINDS
@@ -88,11 +90,26 @@ def _run(options: RunSettings, day: date, **changes):
     return forecast_ticker(ITEM, RunScope(day, "steps"), options.model_copy(update=changes))
 
 
-def test_promote_or_keep_paths(options) -> None:
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory) -> tuple[Path, MetricsRow]:
+    """QQQ's first run on D0 (no champion: a retrain) in a store of its own, and its metrics
+    row: the tests that start there copy the store instead of training it again."""
+    root = tmp_path_factory.mktemp("steps") / "store"
+    return root, _run(RunSettings(storage=str(root), preset="fast"), D0).metrics
+
+
+@pytest.fixture
+def after_first_run(first_run, options) -> MetricsRow:
+    """``options``' store as the first run left it; that run's metrics row."""
+    shutil.copytree(first_run[0], options.storage)
+    return first_run[1]
+
+
+def test_promote_or_keep_paths(options, after_first_run) -> None:
     storage = open_run_storage(options)
 
     # No champion: the retrain is promoted, and starts lineage v0001.
-    first = _run(options, D0).metrics
+    first = after_first_run
     assert (first.mode, first.model_version, first.lineage, first.promoted) == (
         "retrain",
         "v0001",
@@ -155,9 +172,8 @@ def test_promote_or_keep_paths(options) -> None:
     assert {key: storage.read_bytes(key) for key in baseline_keys} == baselines_before
 
 
-def test_an_unreadable_champion_is_replaced_by_a_retrain(options) -> None:
+def test_an_unreadable_champion_is_replaced_by_a_retrain(options, after_first_run) -> None:
     storage = open_run_storage(options)
-    _run(options, D0)
     storage.write_bytes(catalog.champion_key(ITEM.symbol), b"{not json")
     outcome = _run(options, D1, mode="finetune").metrics
     assert outcome.mode == "retrain" and outcome.promoted
