@@ -42,8 +42,10 @@ def test_a_stop_request_ends_training_at_the_next_batch() -> None:
 def test_sigterm_stops_closecast_run_within_seconds_without_publishing(tmp_path) -> None:
     root = tmp_path / "store"
     log = tmp_path / "run.log"
+    # No global models: the signal should land in the per-ticker network's training, not in
+    # the pooled step's global fit.
     argv = [sys.executable, "-m", "closecast.cli", "run", "--tickers", "QQQ", "--preset",
-            "tutorial", "--storage", str(root)]  # fmt: skip
+            "tutorial", "--models", "lstm,naive", "--storage", str(root)]  # fmt: skip
     with log.open("wb") as out:
         child = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
                                  env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
