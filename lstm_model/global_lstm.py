@@ -726,6 +726,19 @@ class GlobalLSTM:
         """The forecast for the trading day after ``prices`` ends."""
         return float(self.forecast_path(ticker, prices, 1)[0])
 
+    def predict_each(
+        self, histories: Mapping[str, pd.Series], start: pd.Timestamp
+    ) -> dict[str, pd.Series]:
+        """:meth:`predict_one_step` of every ticker at once, each from its own prices only
+        (one network call for all, not one per ticker); a ticker with no date ``>= start``
+        or too few prices before it is left out.
+
+        Raises:
+            ValueError: The model uses the market or volume input (see :meth:`predict_panel`).
+        """
+        self._check_own_prices_suffice()
+        return self.predict_panel(histories, pd.Timestamp(start))
+
     def predict_panel(
         self,
         histories: Mapping[str, pd.Series],

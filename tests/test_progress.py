@@ -97,6 +97,7 @@ def test_the_modelling_task_forwards_progress_to_its_run_logger(tmp_path) -> Non
     assert {log.level for log in progress_logs} == {logging.INFO}
 
 
+@pytest.mark.slow  # end to end: closecast tutorial trains the default network on 700 days
 def test_the_tutorial_prints_progress(tmp_path, capsys, monkeypatch) -> None:
     from closecast.cli import main
 

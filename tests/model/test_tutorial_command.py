@@ -28,6 +28,7 @@ def write_csv(path: Path, n: int, *, header: bool, null_row: bool = False) -> Pa
     return path
 
 
+@pytest.mark.slow  # end to end: the tutorial's own network (240-day window) trained twice
 @pytest.mark.parametrize("header", [True, False])
 def test_tutorial_command_end_to_end(tmp_path, capsys, header) -> None:
     csv = write_csv(tmp_path / "TINY.csv", 560, header=header, null_row=header)
@@ -73,6 +74,7 @@ def test_tutorial_command_errors(tmp_path, capsys) -> None:
     assert not out.exists()
 
 
+@pytest.mark.slow  # end to end: the tutorial's own network on 5035 days
 def test_tutorial_runs_on_its_shipped_dis_history_without_csv(tmp_path, capsys) -> None:
     out = tmp_path / "tutorial-out"
     assert main(["tutorial", "--out", str(out), "--epochs", "1"]) == 0
