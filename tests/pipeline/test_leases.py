@@ -260,3 +260,26 @@ def test_a_holder_that_lost_its_lease_neither_renews_nor_releases_it(storage) ->
     locks.release(storage, mine)
     assert storage.read_bytes("leases/t.json") == successor.to_bytes()
     assert socket.gethostname() in successor.to_bytes().decode()
+
+
+def test_got_the_lease_is_said_only_after_waiting_for_another_run(tmp_path, caplog) -> None:
+    storage = open_storage(str(tmp_path / "root"))
+    create = storage.create_exclusive  # a loaded machine: the first attempt itself is slow
+
+    def create_slowly(key: str, data: bytes) -> bool:
+        time.sleep(0.3)
+        return create(key, data)
+
+    storage.create_exclusive = create_slowly
+    here = locks.Holder.this_process()
+    theirs = locks.Holder("build-7", here.machine, 1, here.started, "flow run 'other'")
+    with caplog.at_level(logging.INFO, logger="closecast.control.locks"):
+        with locks.held(storage, "leases/u.json", what="ticker U", poll_seconds=0.1):
+            pass
+        assert "got the lease" not in caplog.text
+        short = locks.Lease("leases/t.json", "their-run", "ticker T",
+                            datetime.now(UTC) + timedelta(seconds=1), theirs)  # fmt: skip
+        storage.write_bytes("leases/t.json", short.to_bytes())
+        with locks.held(storage, "leases/t.json", what="ticker T", poll_seconds=0.1):
+            pass
+    assert "ticker T: got the lease 'leases/t.json' after" in caplog.text
