@@ -109,6 +109,10 @@ _DATE = re.compile(
 own time zone."""
 
 
+_LEADING_DATE = re.compile(r'^[ \t]*"?(\d{4}-\d{2}-\d{2})(?![\d-])', re.MULTILINE)
+"""A data line's date, at the start of the line (a header line never starts with one)."""
+
+
 def _cell_name(cell: object) -> str:
     return re.sub(r"[^a-z]", "", str(cell).lower())
 
@@ -250,8 +254,20 @@ def last_csv_date(path: str | Path) -> date | None:
     Returns:
         The latest row's date, or None if the file has no data row.
 
+    Only the lines' leading dates are scanned, not the prices: the run date is found from
+    every requested file before any is fetched, and at hundreds of tickers parsing each
+    whole file twice was most of that step. A file whose prices are bad still yields its
+    date here and fails its own ticker when fetched.
+
     Raises:
-        PriceFileError: The file cannot be read as a Yahoo CSV export.
+        PriceFileError: The file is missing, not a regular file, too big, empty or binary.
     """
-    latest = read_yahoo_csv(path)["date"].max()  # NaT when there is no dated row
-    return None if pd.isna(latest) else latest.date()
+    path = Path(path)
+    text = _text(read_price_file_bytes(path), path)
+    days = []
+    for found in _LEADING_DATE.finditer(text):
+        try:
+            days.append(date.fromisoformat(found.group(1)))
+        except ValueError:  # 2020-13-45: not a day; the fetch names it
+            continue
+    return max(days, default=None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import date
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -372,3 +373,15 @@ def test_last_csv_date(tmp_path: Path):
     assert last_csv_date(good) == date(2020, 12, 11)
     assert last_csv_date(header_only) is None
     assert last_csv_date(shuffled) == date(2020, 12, 11)  # its last line is 2020-12-09
+
+
+@pytest.mark.parametrize("kind", sorted(EXPORTS))
+def test_last_csv_date_of_the_files_users_save(tmp_path: Path, kind: str):
+    assert last_csv_date(_write(tmp_path / "X.csv", EXPORTS[kind])) == date(2020, 12, 11)
+
+
+def test_last_csv_date_agrees_with_the_whole_read_on_a_real_history(tmp_path: Path):
+    path = tmp_path / "BTC-USD.csv"
+    path.write_bytes(files("closecast.sample_data").joinpath("BTC-USD.csv").read_bytes())
+
+    assert last_csv_date(path) == read_yahoo_csv(path)["date"].max().date()
