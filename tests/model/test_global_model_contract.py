@@ -37,9 +37,16 @@ def histories() -> dict[str, pd.Series]:
     return series
 
 
-@pytest.fixture(params=sorted(GLOBAL_MODELS))
+@pytest.fixture(scope="module", params=sorted(GLOBAL_MODELS))
 def kind(request) -> str:
     return request.param
+
+
+@pytest.fixture(scope="module")
+def fitted(kind: str):
+    """The model of ``kind`` fit on :func:`histories` at :data:`CUT`, shared by the tests that
+    only read it (a global_lstm fit trains a network over every ticker)."""
+    return _fit(kind, histories())
 
 
 def _fit(kind: str, series: dict[str, pd.Series], cut: date = CUT):
@@ -56,9 +63,8 @@ def _same_model(a, b, probe: dict[str, pd.Series]) -> bool:
     )
 
 
-def test_the_cut_is_one_date_for_every_ticker_and_calendar(kind) -> None:
-    series = histories()
-    model = _fit(kind, series)
+def test_the_cut_is_one_date_for_every_ticker_and_calendar(kind, fitted) -> None:
+    series, model = histories(), fitted
     assert pd.Timestamp(model.meta["trained_through"]) == pd.Timestamp("2021-06-06")  # BTC's Sunday
     assert model.meta["cut"] == CUT.isoformat()
     # A leak planted in ANOTHER ticker's series from the cut on changes nothing...
@@ -98,18 +104,16 @@ def test_a_forecast_reads_only_the_tickers_own_past_and_any_ticker_can_be_foreca
     assert len(path) == 3 and path[0] == pytest.approx(view.forecast_next(new))
 
 
-def test_a_saved_global_model_loads_equal(kind, tmp_path) -> None:
-    series = histories()
-    model = _fit(kind, series)
+def test_a_saved_global_model_loads_equal(fitted, tmp_path) -> None:
+    series, model = histories(), fitted
     model.save(tmp_path)
     loaded = load_global_model(tmp_path)
     assert loaded.meta == model.meta
     assert _same_model(model, loaded, series)
 
 
-def test_a_refit_keeps_its_choices_and_trains_through_the_later_cut(kind) -> None:
-    series = histories()
-    model = _fit(kind, series)
+def test_a_refit_keeps_its_choices_and_trains_through_the_later_cut(fitted) -> None:
+    series, model = histories(), fitted
     later = serving_cut(date(2021, 9, 30))
     refit = model.refit(series, later, CONFIG)
     assert refit.meta["trained_through"] == "2021-09-30"
