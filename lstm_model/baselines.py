@@ -25,6 +25,7 @@ import pandas as pd
 
 from lstm_model.config import ModelConfig
 from lstm_model.data import InsufficientDataError, check_prices
+from lstm_model.horizons import check_horizon
 
 __all__ = ["DriftForecaster", "NaiveForecaster", "SeasonalNaiveForecaster", "infer_season_length"]
 
@@ -188,12 +189,6 @@ class _Baseline(ABC):
         return cls._from_meta(meta)
 
 
-def _check_horizon(horizon: int) -> int:
-    if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 1:
-        raise ValueError(f"horizon must be an integer >= 1, got {horizon!r}")
-    return horizon
-
-
 class NaiveForecaster(_Baseline):
     """Persistence: every future day is forecast at the last known price."""
 
@@ -205,7 +200,7 @@ class NaiveForecaster(_Baseline):
     def forecast_path(self, prices: pd.Series, horizon: int) -> np.ndarray:
         """The last price, ``horizon`` times."""
         values = self._checked_values(prices)
-        return np.full(_check_horizon(horizon), values[-1])
+        return np.full(check_horizon(horizon), values[-1])
 
 
 class DriftForecaster(_Baseline):
@@ -232,7 +227,7 @@ class DriftForecaster(_Baseline):
     def forecast_path(self, prices: pd.Series, horizon: int) -> np.ndarray:
         """``last * exp(k * mean_log_return)`` for ``k = 1..horizon``."""
         values = self._checked_values(prices)
-        steps = np.arange(1, _check_horizon(horizon) + 1)
+        steps = np.arange(1, check_horizon(horizon) + 1)
         return values[-1] * np.exp(steps * self.mean_log_return)
 
 
@@ -272,5 +267,5 @@ class SeasonalNaiveForecaster(_Baseline):
         """The last season repeated: step ``k`` is ``prices[-m + (k - 1) % m]``."""
         values = self._checked_values(prices)
         m = self.season_length
-        steps = np.arange(_check_horizon(horizon))
+        steps = np.arange(check_horizon(horizon))
         return values[len(values) - m + steps % m]
