@@ -16,6 +16,7 @@ from closecast.inputs.watchlist import WatchItem
 from closecast.outputs import catalog
 from closecast.outputs.catalog import RunScope
 from closecast.pipeline.fetch import FetchOutcome, FetchSummary, fetch_and_store
+from closecast.pipeline.rows import describe_error
 from closecast.pipeline.run_tickers import RunTickers, select
 from closecast.pipeline.services import RunServices
 from closecast.pipeline.settings import RunSettings
@@ -138,14 +139,10 @@ def fetch_prices(
     return [outcomes[item.symbol] for item in items]
 
 
-def _describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"
-
-
 def _failed(logger: Any, item: WatchItem, error: BaseException, attempts: int) -> FetchOutcome:
     """A ticker's failed fetch, said on one line (no traceback: the error names the input)."""
-    logger.error("%s failed: fetch: %s", item.symbol, _describe(error))
-    return FetchOutcome(item, error=_describe(error), attempts=attempts)
+    logger.error("%s failed: fetch: %s", item.symbol, describe_error(error))
+    return FetchOutcome(item, error=describe_error(error), attempts=attempts)
 
 
 def _log_summary(logger: Any, summary: FetchSummary) -> None:

@@ -101,15 +101,15 @@ _HEADER_NAMES: dict[str, str] = {
 """Header cells (lower case, letters only) naming a price column. Other columns (yfinance's
 ``Dividends``, ``Stock Splits``, ``Capital Gains``, a saved index) are ignored."""
 
-_DATE = re.compile(
-    r"(\d{4}-\d{2}-\d{2})(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
-)
+_DAY = r"(\d{4}-\d{2}-\d{2})"
+
+_DATE = re.compile(_DAY + r"(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?")
 """A day, optionally with the time and UTC offset yfinance's ``history().to_csv()`` writes
 (``2020-01-02 00:00:00-05:00``): the trading day is the date as written, in the exchange's
 own time zone."""
 
 
-_LEADING_DATE = re.compile(r'^[ \t]*"?(\d{4}-\d{2}-\d{2})(?![\d-])', re.MULTILINE)
+_LEADING_DATE = re.compile(r'^[ \t]*"?' + _DAY + r"(?![\d-])", re.MULTILINE)
 """A data line's date, at the start of the line (a header line never starts with one)."""
 
 

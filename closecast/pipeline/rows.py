@@ -58,10 +58,15 @@ class TickerOutcome:
     known: dict[str, ObjectEntry | None] = field(default_factory=dict)
 
 
+def describe_error(error: BaseException) -> str:
+    """An error in one line, as a failed ticker's row and log name it."""
+    return f"{type(error).__name__}: {error}"
+
+
 def failed_outcome(item: WatchItem, error: BaseException | str, *, stage: str) -> TickerOutcome:
     """A failed ticker's outcome: its metrics row names the step and the error in one line;
     an exception's traceback rides along for the debug log."""
-    described = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    described = error if isinstance(error, str) else describe_error(error)
     return TickerOutcome(
         metrics=MetricsRow(
             ticker=item.symbol,

@@ -69,6 +69,7 @@ from closecast.pipeline.rows import (
     LINEAGE_COLUMNS,
     TickerOutcome,
     _copied,
+    describe_error,
     failed_outcome,
     forecast_row,
     publish_ticker_objects,
@@ -235,7 +236,11 @@ class Produced:
 class TrainingFailed:
     """A ticker whose training failed (the others go on)."""
 
-    error: str
+    exception: BaseException
+
+    @property
+    def error(self) -> str:
+        return describe_error(self.exception)
 
 
 def _score(evaluation: Evaluation, banded: pd.DataFrame) -> BacktestScore:
@@ -268,10 +273,6 @@ class Plan:
         champion = self.view.champion
         stopped_before = champion is not None and champion.finetune_stopped_on is not None
         return self.decision.mode == "keep" or (stopped_before and self.decision.mode == "retrain")
-
-
-def _failed(error: BaseException) -> TrainingFailed:
-    return TrainingFailed(f"{type(error).__name__}: {error}")
 
 
 def _judge(plan: Plan, backtest: training.Backtest, options: RunSettings) -> Verdict:
@@ -313,7 +314,7 @@ def train_plans(
     challenged: set[int] = set()
     for i, backtest in zip(retrains, backtests, strict=True):
         if isinstance(backtest, Exception):
-            results[i] = _failed(backtest)
+            results[i] = TrainingFailed(backtest)
             continue
         verdict = _judge(plans[i], backtest, options)
         reason = f"{plans[i].decision.reason}; {verdict.reason}"
@@ -344,7 +345,7 @@ def _refit(
     results: dict[int, Produced | TrainingFailed] = {}
     for (i, (backtest, reason)), model in zip(winners.items(), models, strict=True):
         if isinstance(model, Exception):
-            results[i] = _failed(model)
+            results[i] = TrainingFailed(model)
             continue
         banding = time.perf_counter()
         prices = plans[i].prices
@@ -429,7 +430,7 @@ def _continue_champions(
     share = (time.perf_counter() - began) / max(len(tuning), 1)
     for i, tuned in zip(tuning, models, strict=True):
         if isinstance(tuned, Exception):
-            results[i] = _failed(tuned)
+            results[i] = TrainingFailed(tuned)
             continue
         reason, backtest_seconds = continuing[i]
         champion = plans[i].view.champion
@@ -850,7 +851,8 @@ def forecast_tickers(
             outcomes[item.symbol] = failed_outcome(item, exc, stage="model")
     for plan, produced in zip(plans, train_plans(plans, services.config, options), strict=True):
         if isinstance(produced, TrainingFailed):
-            outcomes[plan.item.symbol] = failed_outcome(plan.item, produced.error, stage="train")
+            failed = failed_outcome(plan.item, produced.exception, stage="train")
+            outcomes[plan.item.symbol] = failed
             continue
         try:
             outcomes[plan.item.symbol] = finish_ticker(
