@@ -610,9 +610,9 @@ class Forecaster:
         return inputs, positions
 
     def _raw_prices(self, inputs: np.ndarray, prev: np.ndarray) -> np.ndarray:
-        from lstm_model.model import predict
+        from lstm_model.inference import network_outputs
 
-        return self.representation.to_price(predict(self.model, inputs), prev)
+        return self.representation.to_price(network_outputs(self.get_weights(), inputs), prev)
 
     def _apply_gain(self, raw: np.ndarray, prev: np.ndarray) -> np.ndarray:
         if self.gain is None:
