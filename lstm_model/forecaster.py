@@ -557,6 +557,18 @@ class Forecaster:
         prev = values[-1:]
         return float(self._apply_gain(self._raw_prices(window, prev), prev)[0])
 
+    def forecast_windows(self, windows: np.ndarray) -> np.ndarray:
+        """:meth:`forecast_next` from each row of ``windows`` (``(n, history)`` prices, the
+        last ``history`` prices before each forecast day), in one network call."""
+        windows = np.asarray(windows, dtype="float64")
+        history = self.representation.history
+        if windows.ndim != 2 or windows.shape[1] != history:
+            raise ValueError(f"expected windows of {history} prices, got shape {windows.shape}")
+        # The rows end to end: every history-th window of the whole reads exactly one row.
+        inputs = self.representation.inputs(windows.reshape(-1))[::history]
+        prev = windows[:, -1]
+        return self._apply_gain(self._raw_prices(inputs, prev), prev)
+
     def fitted_range(self) -> tuple[float, float] | None:
         """Price range of a global scaler; ``None`` for relative representations."""
         return self.representation.fitted_range()

@@ -236,3 +236,16 @@ def test_a_window_dependent_model_survives_save_and_load(window_model, random_wa
     expected = window_model.predict_one_step(random_walk, start)
     assert not np.allclose(expected.to_numpy(), random_walk.shift(1).loc[expected.index])
     pd.testing.assert_series_equal(loaded.predict_one_step(random_walk, start), expected)
+
+
+def test_forecast_windows_is_forecast_next_from_each_row(fast_model, random_walk) -> None:
+    history = fast_model.representation.history
+    ends = [history, history + 7, 300, len(random_walk)]
+    values = random_walk.to_numpy()
+    windows = np.stack([values[end - history : end] for end in ends])
+    expected = [fast_model.forecast_next(random_walk.iloc[:end]) for end in ends]
+    got = fast_model.forecast_windows(windows)
+    assert len(set(np.round(got, 8))) == len(ends)  # each row its own forecast
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    with pytest.raises(ValueError, match=f"windows of {history} prices"):
+        fast_model.forecast_windows(windows[:, 1:])
