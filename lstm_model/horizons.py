@@ -143,19 +143,20 @@ def path_backtest(
     values = prices.to_numpy(dtype="float64")
     origins = np.arange(max(0, first - horizon), n - 1)
     paths = _paths_from_origins(model, prices, origins, horizon)
-    rows = []
-    for origin, path in zip(origins, paths, strict=True):
-        if np.isnan(path[0]):
-            continue  # not enough history before this origin for the model's window
-        for step in range(1, horizon + 1):
-            target = origin + step
-            if first <= target < n:
-                rows.append(
-                    (prices.index[origin], step, prices.index[target], values[target],
-                     path[step - 1], values[origin])
-                )  # fmt: skip
-    frame = pd.DataFrame(rows, columns=list(PATH_COLUMNS))
-    return frame.sort_values(["step", "date"], ignore_index=True)
+    # Origins too early for the model's window have a NaN path: skipped.
+    forecast = ~np.isnan(paths[:, 0])
+    parts = []
+    for step in range(1, horizon + 1):
+        targets = origins + step
+        keep = forecast & (targets >= first) & (targets < n)
+        made, target = origins[keep], targets[keep]
+        columns = (
+            prices.index[made], np.full(made.size, step), prices.index[target],
+            values[target], paths[keep, step - 1], values[made],
+        )  # fmt: skip
+        parts.append(pd.DataFrame(dict(zip(PATH_COLUMNS, columns, strict=True))))
+    # Each step's targets are in date order already: the frame is sorted by step then date.
+    return pd.concat(parts, ignore_index=True)
 
 
 def validation_backtest(
