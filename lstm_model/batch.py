@@ -42,6 +42,7 @@ from lstm_model.forecaster import (
     prepare_training,
     refit_config,
 )
+from lstm_model.inference import network_outputs
 from lstm_model.representation import representation_from_json
 
 __all__ = [
@@ -553,9 +554,10 @@ def _train_group(jobs: list[_Job], spec: _Spec) -> list[_Outcome]:
         epoch += 1
     val_outputs: list[np.ndarray | None] = [None] * len(jobs)
     if has_val:
-        final = grouped.stack([finished[j] for j in range(len(jobs))])
-        out = grouped.outputs(final, np.stack([j.val_inputs for j in jobs]))
-        val_outputs = list(out)
+        val_outputs = [
+            network_outputs(finished[j], job.val_inputs[..., np.newaxis])
+            for j, job in enumerate(jobs)
+        ]
     seconds = (time.perf_counter() - started) / len(jobs)
     return [
         _Outcome(finished[j], histories[j], seconds, epoch_shares[j], val_outputs[j])
@@ -565,23 +567,5 @@ def _train_group(jobs: list[_Job], spec: _Spec) -> list[_Outcome]:
 
 # ---------------------------------------------------------------------- inference
 def _outputs_many(forecasters: Sequence[Forecaster], windows: list[np.ndarray]) -> list[np.ndarray]:
-    """Every forecaster's network outputs on its own windows ``(n_i, T, 1)``, in groups of
-    one architecture (shorter window sets are padded and the padding dropped)."""
-    from lstm_model import grouped
-
-    outputs: list[np.ndarray] = [np.empty(0)] * len(forecasters)
-
-    def key(i: int) -> Hashable:
-        return (forecasters[i].config.look_back, forecasters[i].config.units)
-
-    for members in _groups(list(range(len(forecasters))), key, 256):
-        longest = max(len(windows[i]) for i in members)
-        look_back = forecasters[members[0]].config.look_back
-        x = np.zeros((len(members), longest, look_back), dtype=np.float32)
-        for row, i in enumerate(members):
-            x[row, : len(windows[i])] = windows[i][..., 0]
-        params = grouped.stack([forecasters[i].get_weights() for i in members])
-        out = grouped.outputs(params, x)
-        for row, i in enumerate(members):
-            outputs[i] = out[row, : len(windows[i])]
-    return outputs
+    """Every forecaster's network outputs on its own windows ``(n_i, T, 1)``."""
+    return [network_outputs(f.get_weights(), w) for f, w in zip(forecasters, windows, strict=True)]

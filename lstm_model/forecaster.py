@@ -557,6 +557,18 @@ class Forecaster:
         prev = values[-1:]
         return float(self._apply_gain(self._raw_prices(window, prev), prev)[0])
 
+    def forecast_windows(self, windows: np.ndarray) -> np.ndarray:
+        """:meth:`forecast_next` from each row of ``windows`` (``(n, history)`` prices, the
+        last ``history`` prices before each forecast day), in one network call."""
+        windows = np.asarray(windows, dtype="float64")
+        history = self.representation.history
+        if windows.ndim != 2 or windows.shape[1] != history:
+            raise ValueError(f"expected windows of {history} prices, got shape {windows.shape}")
+        # The rows end to end: every history-th window of the whole reads exactly one row.
+        inputs = self.representation.inputs(windows.reshape(-1))[::history]
+        prev = windows[:, -1]
+        return self._apply_gain(self._raw_prices(inputs, prev), prev)
+
     def fitted_range(self) -> tuple[float, float] | None:
         """Price range of a global scaler; ``None`` for relative representations."""
         return self.representation.fitted_range()
@@ -564,17 +576,24 @@ class Forecaster:
     # ---------------------------------------------------------------- persistence
     def save(self, directory: Path) -> None:
         """Write ``model.keras``, ``scaler.json`` and ``meta.json`` into ``directory``."""
+        from lstm_model.network_file import save_network
+
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self.model.save(directory / MODEL_FILE)
+        if self._model is not None:
+            self._model.save(directory / MODEL_FILE)
+        else:  # trained or loaded as weights: no Keras model of its own to build
+            save_network(self._weights, self.config, directory / MODEL_FILE)  # type: ignore[arg-type]
         (directory / SCALER_FILE).write_text(self.representation.to_json(), encoding="utf-8")
         meta = dict(self.meta, gain=self.gain, config=self.config.to_dict())
         (directory / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
     @classmethod
     def load(cls, directory: Path) -> Forecaster:
-        """Load what :meth:`save` wrote (the Keras model with ``safe_mode=True``)."""
-        import keras
+        """Load what :meth:`save` wrote: the network's weights
+        (:func:`lstm_model.network_file.read_network`, which refuses any other network), its
+        scaler and metadata. The Keras model is built only if it is trained further."""
+        from lstm_model.network_file import read_network
 
         directory = Path(directory)
         missing = [n for n in (MODEL_FILE, SCALER_FILE, META_FILE) if not (directory / n).is_file()]
@@ -586,8 +605,8 @@ class Forecaster:
         with _naming_the_file(SCALER_FILE):
             rep = representation_from_json((directory / SCALER_FILE).read_text(encoding="utf-8"))
         with _naming_the_file(MODEL_FILE):
-            model = keras.models.load_model(directory / MODEL_FILE, safe_mode=True, compile=False)
-        return cls(config=config, model=model, representation=rep, gain=meta.get("gain"), meta=meta)
+            weights = read_network(directory / MODEL_FILE, config)
+        return cls(config, None, rep, meta.get("gain"), meta, weights=weights)
 
     # ---------------------------------------------------------------- internals
     def _inputs_from(self, prices: pd.Series, start: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
@@ -610,9 +629,9 @@ class Forecaster:
         return inputs, positions
 
     def _raw_prices(self, inputs: np.ndarray, prev: np.ndarray) -> np.ndarray:
-        from lstm_model.model import predict
+        from lstm_model.inference import network_outputs
 
-        return self.representation.to_price(predict(self.model, inputs), prev)
+        return self.representation.to_price(network_outputs(self.get_weights(), inputs), prev)
 
     def _apply_gain(self, raw: np.ndarray, prev: np.ndarray) -> np.ndarray:
         if self.gain is None:

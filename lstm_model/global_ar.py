@@ -280,6 +280,35 @@ class GlobalARForecaster:
             recent.insert(0, step)
         return float(prices.iloc[-1]) * np.exp(np.cumsum(steps))
 
+    def forecast_paths(
+        self, ticker: str, prices: pd.Series, origins: np.ndarray, horizon: int
+    ) -> np.ndarray:
+        """:meth:`forecast_path` from each origin position of ``prices`` (from the prices up
+        to and including it), every origin at once (a backtest has hundreds of origins).
+
+        Returns:
+            ``(len(origins), horizon)``; a row of NaN where fewer than ``p + 1`` prices reach
+            the origin.
+        """
+        check_prices(prices, what=f"{ticker} prices")
+        if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 1:
+            raise ValueError(f"horizon must be an integer >= 1, got {horizon!r}")
+        origins = np.asarray(origins, dtype="int64")
+        paths = np.full((len(origins), horizon), np.nan)
+        usable = np.flatnonzero(origins + 1 >= self.history)
+        if not usable.size:
+            return paths
+        values = prices.to_numpy(dtype="float64")
+        # Origin o's newest p returns, newest first: returns o-1 .. o-p (dated o .. o-p+1).
+        returns = np.diff(np.log(values))
+        recent = sliding_window_view(returns, self.lags)[origins[usable] - self.lags][:, ::-1]
+        steps = np.empty((len(usable), horizon))
+        for step in range(horizon):
+            steps[:, step] = recent @ self.coefficients
+            recent = np.concatenate([steps[:, step : step + 1], recent[:, :-1]], axis=1)
+        paths[usable] = values[origins[usable], np.newaxis] * np.exp(np.cumsum(steps, axis=1))
+        return paths
+
     # ---------------------------------------------------------------- persistence
     def save(self, directory: Path) -> None:
         """Write ``meta.json`` (the coefficients are in it)."""

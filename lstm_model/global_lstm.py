@@ -932,6 +932,6 @@ def _gains(
 
 
 def _outputs(network: Any, inputs: np.ndarray) -> np.ndarray:
-    from lstm_model.model import predict
+    from lstm_model.inference import network_outputs
 
-    return predict(network, inputs.astype("float32", copy=False))
+    return network_outputs(network.get_weights(), inputs)

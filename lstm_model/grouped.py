@@ -195,15 +195,6 @@ def _train_step_fn(look_back: int, units: int, dropout: float) -> Any:
 
 
 @functools.lru_cache(maxsize=8)
-def _outputs_fn(look_back: int, units: int) -> Any:
-    @tf.function(input_signature=[_weight_specs(units), _windows_spec(look_back)])
-    def outputs(params, x):
-        return _forward(params, x, None)
-
-    return outputs
-
-
-@functools.lru_cache(maxsize=8)
 def _mse_fn(look_back: int, units: int) -> Any:
     signature = [
         _weight_specs(units),
@@ -248,11 +239,3 @@ def train_step(
 def mse(params: list[tf.Tensor], x: tf.Tensor, y: tf.Tensor) -> np.ndarray:
     """Each network's mean squared error on its own windows (inference mode)."""
     return _mse_fn(int(x.shape[2]), int(params[2].shape[1]))(params, x, y).numpy()
-
-
-def outputs(params: list[tf.Tensor], x: np.ndarray) -> np.ndarray:
-    """Each network's outputs ``(G, n)`` on its own windows ``(G, n, T)`` (inference mode)."""
-    if x.shape[1] == 0:
-        return np.zeros(x.shape[:2], dtype=np.float64)
-    fn = _outputs_fn(int(x.shape[2]), int(params[2].shape[1]))
-    return fn(params, tf.constant(x, tf.float32)).numpy().astype(np.float64)

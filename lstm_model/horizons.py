@@ -73,33 +73,10 @@ def forecast_path(model: ForecastModel, prices: pd.Series, horizon: int) -> np.n
     return path
 
 
-_SYNTHETIC_DAYS = 40_000  # keeps the synthetic calendar of a batch well inside pandas' range
-
-
 def _window_length(model: ForecastModel) -> int | None:
     """Prices a window-based model reads (``representation.history``), else ``None``."""
     history = getattr(getattr(model, "representation", None), "history", None)
     return int(history) if isinstance(history, int | np.integer) else None
-
-
-def _next_from_windows(model: ForecastModel, windows: np.ndarray) -> np.ndarray:
-    """``forecast_next`` of every row of ``windows`` in one batched ``predict_one_step``.
-
-    The rows are laid end to end in one synthetic series (plus one filler price); the
-    one-step prediction at the position right after each row reads exactly that row, since a
-    window-based model reads only its last ``history`` prices.
-    """
-    count, length = windows.shape
-    out = np.empty(count)
-    per_batch = max(1, _SYNTHETIC_DAYS // length)
-    for begin in range(0, count, per_batch):
-        block = windows[begin : begin + per_batch]
-        values = np.append(block.reshape(-1), block[-1, -1])
-        index = pd.date_range("1900-01-01", periods=values.size, freq="D")
-        series = pd.Series(values, index=index)
-        predicted = model.predict_one_step(series, index[length]).to_numpy()
-        out[begin : begin + len(block)] = predicted[::length]
-    return out
 
 
 def _paths_from_origins(
@@ -111,7 +88,12 @@ def _paths_from_origins(
         return np.asarray(batched(prices, origins, horizon), dtype="float64")
     paths = np.full((len(origins), horizon), np.nan)
     length = _window_length(model)
-    if length is None or callable(getattr(model, "forecast_path", None)):
+    by_windows = getattr(model, "forecast_windows", None)
+    if (
+        length is None
+        or not callable(by_windows)
+        or callable(getattr(model, "forecast_path", None))
+    ):
         for row, origin in enumerate(origins):
             try:
                 paths[row] = forecast_path(model, prices.iloc[: origin + 1], horizon)
@@ -125,7 +107,7 @@ def _paths_from_origins(
         return paths
     windows = np.stack([values[o + 1 - length : o + 1] for o in origins[usable]])
     for step in range(horizon):
-        forecast = _next_from_windows(model, windows)
+        forecast = by_windows(windows)
         paths[usable, step] = forecast
         windows = np.concatenate([windows[:, 1:], forecast[:, None]], axis=1)
     return paths
@@ -161,19 +143,20 @@ def path_backtest(
     values = prices.to_numpy(dtype="float64")
     origins = np.arange(max(0, first - horizon), n - 1)
     paths = _paths_from_origins(model, prices, origins, horizon)
-    rows = []
-    for origin, path in zip(origins, paths, strict=True):
-        if np.isnan(path[0]):
-            continue  # not enough history before this origin for the model's window
-        for step in range(1, horizon + 1):
-            target = origin + step
-            if first <= target < n:
-                rows.append(
-                    (prices.index[origin], step, prices.index[target], values[target],
-                     path[step - 1], values[origin])
-                )  # fmt: skip
-    frame = pd.DataFrame(rows, columns=list(PATH_COLUMNS))
-    return frame.sort_values(["step", "date"], ignore_index=True)
+    # Origins too early for the model's window have a NaN path: skipped.
+    forecast = ~np.isnan(paths[:, 0])
+    parts = []
+    for step in range(1, horizon + 1):
+        targets = origins + step
+        keep = forecast & (targets >= first) & (targets < n)
+        made, target = origins[keep], targets[keep]
+        columns = (
+            prices.index[made], np.full(made.size, step), prices.index[target],
+            values[target], paths[keep, step - 1], values[made],
+        )  # fmt: skip
+        parts.append(pd.DataFrame(dict(zip(PATH_COLUMNS, columns, strict=True))))
+    # Each step's targets are in date order already: the frame is sorted by step then date.
+    return pd.concat(parts, ignore_index=True)
 
 
 def validation_backtest(

@@ -39,6 +39,7 @@ Long-form frames (as :func:`lstm_model.horizons.path_backtest` returns) have the
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -131,8 +132,12 @@ def conformal_radius(residuals: Any, level: float) -> float:
         (fewer than ``ceil(level / (1 - level))``, e.g. 4 for 80%, 19 for 95%).
     """
     level = _check_level(level)
-    scores = np.sort(np.abs(_finite_1d(residuals, "residuals")))
-    n = scores.size
+    return _radius_of_sorted(np.sort(np.abs(_finite_1d(residuals, "residuals"))), level)
+
+
+def _radius_of_sorted(scores: Sequence[float], level: float) -> float:
+    """:func:`conformal_radius` of scores already sorted ascending."""
+    n = len(scores)
     # The epsilon absorbs float error in (n + 1) * level (e.g. 9 * 0.8 = 7.200000000000001).
     rank = math.ceil((n + 1) * level - 1e-9)
     if rank > n:
@@ -172,11 +177,19 @@ def sequential_radii(
     known = np.abs(np.concatenate([before, _finite_1d(scored, "scored")]))
     n_cal = before.size
     out = np.empty(known.size - n_cal)
+    # The scores available to day i are known[lo:hi]; both ends only move forward, so one
+    # sorted pool is updated day by day instead of sorting every day's scores afresh.
+    pool: list[float] = []
+    lo = hi = 0
     for i in range(out.size):
-        available = known[: n_cal + max(0, i - lag)]
-        if window is not None:
-            available = available[-window:]
-        out[i] = conformal_radius(available, level)
+        end = n_cal + max(0, i - lag)
+        start = 0 if window is None else max(0, end - window)
+        for value in known[hi:end].tolist():
+            bisect.insort(pool, value)
+        for value in known[lo:start].tolist():
+            del pool[bisect.bisect_left(pool, value)]
+        lo, hi = start, end
+        out[i] = _radius_of_sorted(pool, level)
     return out
 
 

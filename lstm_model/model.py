@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-
 from lstm_model.config import ModelConfig
 from lstm_model.quiet import quiet_tensorflow
 
@@ -93,21 +91,6 @@ def compile_model(model: keras.Model, learning_rate: float) -> None:
         loss="mse",
         jit_compile=False,
     )
-
-
-def predict(model: keras.Model, inputs: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-    """Model outputs as a 1-D float64 array (inference mode: dropout off).
-
-    Calls the model eagerly rather than through ``model.predict``: a freshly trained or
-    loaded model then pays no ``tf.function`` tracing (seconds on a small CPU) per call.
-    """
-    if len(inputs) == 0:
-        return np.empty(0, dtype="float64")
-    chunks = [
-        np.asarray(model(np.ascontiguousarray(inputs[i : i + batch_size]), training=False))
-        for i in range(0, len(inputs), batch_size)
-    ]
-    return np.concatenate(chunks).astype("float64").reshape(-1)
 
 
 def _drop_custom_gradient_registrations() -> int:

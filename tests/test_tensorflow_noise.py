@@ -1,5 +1,7 @@
-"""TensorFlow stays out of sight: its C++ log lines never reach the terminal of the CLI, of a
-Prefect flow run or of its process workers, and reading the flow never imports it.
+"""TensorFlow stays out of sight: its C++ log lines never reach the terminal of the CLI or of
+a training script, and reading the flow never imports it. (A Prefect process worker's output,
+with the ticker trained in a process-pool worker of the flow run, is checked by the stack
+test, tests/deploy/test_stack.py, whose deployment run does exactly that.)
 
 Each check runs in a fresh Python process, as a user's would, with TensorFlow's logging
 variables removed from the environment (the test session's own conftest sets them)."""
@@ -9,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -112,47 +113,6 @@ def test_cli_tutorial_prints_no_tensorflow_line(tmp_path: Path) -> None:
     result = _run(["-m", "closecast.cli", "tutorial", *args], tmp_path)
     assert "test RMSE" in result.stdout
     assert _tensorflow_lines(result.stdout + result.stderr) == []
-
-
-@pytest.mark.slow
-def test_prefect_process_worker_prints_no_tensorflow_line(tmp_path: Path, prefect_harness) -> None:
-    """A real flow run whose task trains in a process-pool worker. It reports to the test
-    session's Prefect API, as a user's run reports to their server (PREFECT_API_URL): a
-    temporary server of its own cost the child about 40 CPU-s more and printed nothing of
-    TensorFlow's either (it never imports it)."""
-    from prefect.settings import PREFECT_API_URL
-
-    (tmp_path / "tiny_training.py").write_text(TRAIN_TINY)
-    (tmp_path / "noise_flow.py").write_text(
-        textwrap.dedent(
-            """
-            from prefect import flow, get_run_logger, task
-            from prefect.task_runners import ProcessPoolTaskRunner
-
-            from tiny_training import train_tiny
-
-
-            @task
-            def train() -> float:
-                forecast = train_tiny()
-                get_run_logger().info("trained, forecast %.4f", forecast)
-                return forecast
-
-
-            @flow(task_runner=ProcessPoolTaskRunner(max_workers=1))
-            def noise_flow() -> float:
-                return train.submit().result()
-
-
-            if __name__ == "__main__":
-                print("forecast", noise_flow())
-            """
-        )
-    )
-    result = _run(["noise_flow.py"], tmp_path, PREFECT_API_URL=str(PREFECT_API_URL.value()))
-    output = result.stdout + result.stderr
-    assert "trained, forecast" in output  # the worker's Prefect log reached the terminal
-    assert _tensorflow_lines(output) == []
 
 
 @pytest.mark.slow  # fresh Python processes

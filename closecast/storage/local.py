@@ -194,12 +194,16 @@ class LocalStorage:
     def list_keys(self, prefix: str = "") -> list[str]:
         """Return the sorted keys starting with ``prefix``, skipping temporary files."""
         validate_prefix(prefix)
-        return sorted(key for key in self._walk() if key.startswith(prefix))
+        # Only the prefix's deepest whole directory is walked, not the root: a listing of
+        # one ticker's version must not grow with every other ticker and run in the store.
+        directory = prefix.rpartition("/")[0]
+        return sorted(key for key in self._walk(directory) if key.startswith(prefix))
 
-    def _walk(self) -> Iterator[str]:
-        if not self.root.is_dir():
+    def _walk(self, directory: str = "") -> Iterator[str]:
+        start = self.root / directory if directory else self.root
+        if not start.is_dir():
             return
-        for dirpath, _dirnames, filenames in os.walk(self.root):
+        for dirpath, _dirnames, filenames in os.walk(start):
             rel = Path(dirpath).relative_to(self.root).as_posix()
             for name in filenames:
                 if not name.startswith((TEMP_PREFIX, LOCK_PREFIX)):

@@ -1,7 +1,9 @@
 """The local stack end to end: a real Prefect server on loopback, the work pool, the
 deployments of deployments/prefect.yaml and a process worker, all started by
-``closecast.control.stack``; one deployment run into S3 (moto on loopback), read back through the
-Prefect API; then everything stopped, with no process left behind."""
+``closecast.control.stack``; one deployment run into S3 (moto on loopback), its ticker trained
+in a process-pool worker, read back through the Prefect API; then everything stopped, with no
+process left behind. The worker's output is also where TensorFlow's C++ log lines would show
+(tests/test_tensorflow_noise.py checks the CLI's)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from closecast.control import stack
 from closecast.pipeline.settings import every_model
+from lstm_model.quiet import is_tensorflow_log_line
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT = 300
@@ -50,6 +53,10 @@ async def _run_and_read_back(s3_root: str) -> dict:
             "storage": s3_root,
             # No test here looks at global_lstm, which trains a network in the run.
             "models": [kind for kind in every_model() if kind != "global_lstm"],
+            # The ticker trains in a process-pool worker of the flow run: TensorFlow's C++
+            # lines would reach the worker's output from there too.
+            "task_runner": "processes",
+            "workers": 1,  # one pool process (each imports the pipeline and TensorFlow)
         }
         run = await client.create_flow_run_from_deployment(
             deployment.id, parameters={"settings": settings}
@@ -94,7 +101,13 @@ def _cron(deployment) -> dict[str, tuple[str, str, dict]]:
 
 
 @pytest.mark.slow  # server, worker and a deployment run
-def test_stack_runs_a_deployment_and_stops_cleanly(tmp_path, s3_env, s3_root, s3_client):
+def test_stack_runs_a_deployment_and_stops_cleanly(
+    tmp_path, s3_env, s3_root, s3_client, monkeypatch
+):
+    # As a user's shell starts the stack: without the TensorFlow logging settings this test
+    # session sets for itself (tests/conftest.py), so only closecast keeps TensorFlow quiet.
+    for name in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS"):
+        monkeypatch.delenv(name, raising=False)
     config = stack.StackConfig.from_environment(
         project_root=PROJECT_ROOT,
         state_dir=tmp_path / "stack",
@@ -118,7 +131,8 @@ def test_stack_runs_a_deployment_and_stops_cleanly(tmp_path, s3_env, s3_root, s3
             result = asyncio.run(_run_and_read_back(s3_root))
     finally:
         stopped = stack.stop(config)
-        worker_log = stack._tail(config.log_file("worker"), 60)
+        worker_output = config.log_file("worker").read_text("utf-8", errors="replace")
+        worker_log = "\n".join(worker_output.splitlines()[-60:])
 
     # Stopped: no process of the stack is left, the port is free again.
     assert set(pids) <= set(stopped)
@@ -138,9 +152,14 @@ def test_stack_runs_a_deployment_and_stops_cleanly(tmp_path, s3_env, s3_root, s3
     assert run.name == "daily-forecast-2020-12-11-stocks-sample"
     assert run.parameters["settings"]["watchlist"] == "deployments/watchlists/stocks.yaml"
     assert run.parameters["settings"]["tickers"] == ["QQQ"]
+    assert run.parameters["settings"]["task_runner"] == "processes"
     assert "forecast-QQQ-2020-12-11" in result["task_runs"]
     assert "fetch-QQQ-2020-12-11" in result["task_runs"]
     assert "publish-artifacts-stocks" in result["task_runs"]
+    # The pool worker's Prefect log reached the worker's output, and none of TensorFlow's
+    # lines did.
+    assert "Task run 'forecast-QQQ-2020-12-11' - QQQ: " in worker_output, worker_log
+    assert [line for line in worker_output.splitlines() if is_tensorflow_log_line(line)] == []
 
     metrics = result["artifacts"]["closecast-metrics-stocks"]
     assert metrics.type == "table"

@@ -188,3 +188,27 @@ def test_a_root_that_is_itself_a_symlink_works(tmp_path: Path) -> None:
     storage = open_storage(str(tmp_path / "link"))
     storage.write_bytes("a/b.txt", b"1")
     assert (tmp_path / "target" / "a" / "b.txt").read_bytes() == b"1"
+
+
+def test_a_listing_walks_only_its_prefixs_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = LocalStorage(tmp_path)
+    keys = ["models/A/v0001/m", "models/A/v0002/m", "models/AB/v0001/m", "plots/x/p", "top"]
+    for key in keys:
+        storage.write_bytes(key, b"x")
+    walked: list[str] = []
+    real_walk = os.walk
+
+    def recording_walk(top, *args, **kwargs):
+        walked.append(Path(top).relative_to(tmp_path).as_posix())
+        return real_walk(top, *args, **kwargs)
+
+    monkeypatch.setattr(os, "walk", recording_walk)
+    assert storage.list_keys("models/A/") == keys[:2]
+    assert walked == ["models/A"]  # not the whole root, which grows with every ticker
+    assert storage.list_keys("models/A") == keys[:3]  # a partial name: its parent directory
+    assert walked[-1] == "models"
+    assert storage.list_keys("models/A/v0002/m") == ["models/A/v0002/m"]
+    assert storage.list_keys("nothing/here/") == []
+    assert storage.list_keys("") == sorted(keys)
