@@ -147,8 +147,9 @@ def _empty_and_delete_bucket(client, bucket: str) -> None:
     """Remove every object, pending multipart upload, then the bucket itself."""
     paginator = client.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=bucket):
-        for item in page.get("Contents", []):
-            client.delete_object(Bucket=bucket, Key=item["Key"])
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:  # one request per page of up to 1000 keys, not one per key
+            client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
     for upload in client.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
         client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
     client.delete_bucket(Bucket=bucket)

@@ -4,7 +4,7 @@ logger of the task that trains, and on the terminal for ``closecast tutorial``."
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import UTC, date, datetime
 
 import numpy as np
 import pandas as pd
@@ -69,6 +69,7 @@ def test_progress_is_throttled() -> None:
 @pytest.mark.usefixtures("prefect_harness", "every_epoch")
 def test_the_modelling_task_forwards_progress_to_its_run_logger(tmp_path) -> None:
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterTimestamp
     from prefect.logging.handlers import APILogWorker
 
     from closecast.pipeline.settings import RunSettings
@@ -81,13 +82,16 @@ def test_the_modelling_task_forwards_progress_to_its_run_logger(tmp_path) -> Non
         preset="fast",
         models="lstm,naive,drift,seasonal_naive,global_ar",  # global_lstm: most of the time
     )
+    began = datetime.now(UTC)
     state = daily_forecast(settings, return_state=True)
     assert state.is_completed(), state.message
     APILogWorker.drain_all(timeout=30)
+    # This run's logs only: under xdist the session's API holds every earlier flow test's.
+    since = LogFilter(timestamp=LogFilterTimestamp(after_=began))
     with get_client(sync_client=True) as client:
-        logs = client.read_logs(limit=200, offset=0)
-        while len(logs) % 200 == 0 and logs:  # page through the session's logs
-            more = client.read_logs(limit=200, offset=len(logs))
+        logs = client.read_logs(log_filter=since, limit=200, offset=0)
+        while len(logs) % 200 == 0 and logs:  # page through them
+            more = client.read_logs(log_filter=since, limit=200, offset=len(logs))
             if not more:
                 break
             logs += more

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import Callable
 from datetime import date, timedelta
 
 import pytest
@@ -20,7 +21,8 @@ from closecast.outputs.retention import RetentionPolicy, RunInProgressError, col
 from closecast.pipeline.publish import verify_manifest
 from closecast.pipeline.versions import MODEL_FILES, Champion, write_champion
 from closecast.storage import open_storage
-from closecast.storage.io import write_json
+from closecast.storage.io import dumps_json, write_json
+from closecast.storage.s3 import S3Storage
 
 DAY0 = date(2020, 12, 1)
 DAYS = [DAY0 + timedelta(days=i) for i in range(9)]  # run i registered version i + 1
@@ -37,17 +39,52 @@ def storage(request, tmp_path):
     return open_storage(str(tmp_path / "store"))
 
 
-def _version(storage, ticker: str, number: int, lineage: int) -> list[str]:
+@pytest.fixture
+def snapshot(storage, request) -> Callable[[], dict[str, str]]:
+    """``snapshot()``: every object of the store, key -> a digest of its bytes.
+
+    On S3, one listing's ETags (the MD5 of the bytes of a single PUT) through a plain boto3
+    client, instead of a GET per object: the loopback server is most of these tests' time.
+    """
+    if not isinstance(storage, S3Storage):
+        return lambda: _digests(storage)
+    client, prefix = request.getfixturevalue("s3_client"), f"{storage.prefix}/"
+
+    def etags() -> dict[str, str]:
+        pages = client.get_paginator("list_objects_v2").paginate(
+            Bucket=storage.bucket, Prefix=prefix
+        )
+        return {
+            item["Key"].removeprefix(prefix): item["ETag"]
+            for page in pages
+            for item in page.get("Contents", [])
+        }
+
+    return etags
+
+
+def _digests(storage) -> dict[str, str]:
+    return {
+        key: hashlib.sha256(storage.read_bytes(key)).hexdigest() for key in storage.list_keys("")
+    }
+
+
+def _write(storage, key: str, data: bytes, written: dict[str, bytes]) -> str:
+    storage.write_bytes(key, data)
+    written[key] = data
+    return key
+
+
+def _version(storage, ticker: str, number: int, lineage: int, written: dict) -> list[str]:
     version, root = catalog.version_name(number), catalog.version_name(lineage)
     prefix = catalog.model_prefix(ticker, version)
     keys = []
     for name in MODEL_FILES:
         content = {"lineage": root} if name == "meta.json" else {"weights": number}
-        keys.append(f"{prefix}/{name}")
-        write_json(storage, keys[-1], content)
+        keys.append(_write(storage, f"{prefix}/{name}", dumps_json(content).encode(), written))
     if number == lineage:  # a retrain: the lineage's backtest beside it
-        keys.append(catalog.backtest_key(ticker, version))
-        storage.write_bytes(keys[-1], b"backtest of " + version.encode())
+        key = catalog.backtest_key(ticker, version)
+        keys.append(_write(storage, key, b"backtest of " + version.encode(), written))
     return keys
 
 
@@ -67,18 +104,19 @@ def _champion(storage, ticker: str, version: int, lineage: int) -> None:
     )
 
 
-def _entry(storage, key: str) -> dict:
-    data = storage.read_bytes(key)
+def _entry(key: str, data: bytes) -> dict:
     return {"key": key, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def build_store(storage) -> None:
+def build_store(storage) -> dict[str, bytes]:
     """AAA: lineage v0001 (v0001-v0003), then lineage v0004 (v0004-v0009), champion v0009;
     run i on DAYS[i] registered v000(i+1) and published its plot, predictions, metrics and
     a manifest listing them. BBB (no manifests): champion v0002 of lineage v0001; a
-    backfill's lineage v0003 continued by v0004-v0006."""
+    backfill's lineage v0003 continued by v0004-v0006. Returns what it wrote but the
+    champion pointers: key -> bytes (the manifests list digests of these, not read back)."""
+    written: dict[str, bytes] = {}
     for number in range(1, 10):
-        model_keys = _version(storage, "AAA", number, 1 if number <= 3 else 4)
+        model_keys = _version(storage, "AAA", number, 1 if number <= 3 else 4, written)
         scope = RunScope(DAYS[number - 1], WATCHLIST)
         run_keys = [
             catalog.TICKER_PLOTS.key(scope, "AAA"),
@@ -87,22 +125,20 @@ def build_store(storage) -> None:
             catalog.SUMMARY_PLOT.key(scope),
         ]
         for key in run_keys:
-            storage.write_bytes(key, f"{key} of run {number}".encode())
-        write_json(
-            storage,
-            catalog.MANIFEST.key(scope),
-            {
-                "run_date": scope.run_date.isoformat(),
-                "watchlist": WATCHLIST,
-                "published_at": f"{scope.run_date.isoformat()}T22:00:00+00:00",
-                "objects": [_entry(storage, k) for k in [*run_keys, *model_keys]],
-                "state": [],
-            },
-        )
+            _write(storage, key, f"{key} of run {number}".encode(), written)
+        manifest = {
+            "run_date": scope.run_date.isoformat(),
+            "watchlist": WATCHLIST,
+            "published_at": f"{scope.run_date.isoformat()}T22:00:00+00:00",
+            "objects": [_entry(k, written[k]) for k in [*run_keys, *model_keys]],
+            "state": [],
+        }
+        _write(storage, catalog.MANIFEST.key(scope), dumps_json(manifest).encode(), written)
     _champion(storage, "AAA", 9, 4)
     for number in range(1, 7):
-        _version(storage, "BBB", number, 1 if number <= 2 else 3)
+        _version(storage, "BBB", number, 1 if number <= 2 else 3, written)
     _champion(storage, "BBB", 2, 1)
+    return written
 
 
 def versions(storage, ticker: str) -> set[str]:
@@ -110,13 +146,9 @@ def versions(storage, ticker: str) -> set[str]:
     return {k[len(prefix) :].split("/")[0] for k in storage.list_keys(prefix) if "/v" in k}
 
 
-def snapshot(storage) -> dict[str, bytes]:
-    return {key: storage.read_bytes(key) for key in storage.list_keys("")}
-
-
-def test_gc_removes_exactly_what_the_policy_says(storage) -> None:
-    build_store(storage)
-    before = snapshot(storage)
+def test_gc_removes_exactly_what_the_policy_says(storage, snapshot) -> None:
+    written = build_store(storage)
+    before = snapshot()
     result = collect(storage, as_of=AS_OF, policy=POLICY)
 
     # AAA: the last 3 (v0007-v0009, also what young manifests list), the champion v0009 and
@@ -130,7 +162,7 @@ def test_gc_removes_exactly_what_the_policy_says(storage) -> None:
     gone = {catalog.TICKER_PLOTS.key(s, "AAA") for s in old}
     gone |= {catalog.PREDICTIONS.key(s, "AAA") for s in old}
     assert set(result.run_objects) == gone
-    after = snapshot(storage)
+    after = snapshot()
     removed = set(before) - set(after)
     assert removed == gone | {k for k in before if k.startswith(tuple(result.versions))}
     # Every manifest is still true; the old ones say what was retired, the young ones are
@@ -142,9 +174,9 @@ def test_gc_removes_exactly_what_the_policy_says(storage) -> None:
         if day in DAYS[6:]:
             assert after[key] == before[key]
         else:
-            retired = {e["key"] for e in json.loads(after[key])["retired"]}
+            retired = {e["key"] for e in json.loads(storage.read_bytes(key))["retired"]}
             assert retired and retired <= removed
-            assert retired == {e["key"] for e in json.loads(before[key])["objects"]} & removed
+            assert retired == {e["key"] for e in json.loads(written[key])["objects"]} & removed
     # The champions still name complete versions.
     for ticker, version in (("AAA", "v0009"), ("BBB", "v0002")):
         for name in MODEL_FILES:
@@ -152,14 +184,14 @@ def test_gc_removes_exactly_what_the_policy_says(storage) -> None:
     # A second collection finds nothing more.
     again = collect(storage, as_of=AS_OF, policy=POLICY)
     assert again.versions == [] and again.run_objects == []
-    assert snapshot(storage) == after
+    assert snapshot() == after
 
 
-def test_a_dry_run_changes_nothing_and_plans_the_same(storage) -> None:
+def test_a_dry_run_changes_nothing_and_plans_the_same(storage, snapshot) -> None:
     build_store(storage)
-    before = snapshot(storage)
+    before = snapshot()
     planned = collect(storage, as_of=AS_OF, policy=POLICY, dry_run=True)
-    assert snapshot(storage) == before
+    assert snapshot() == before
     done = collect(storage, as_of=AS_OF, policy=POLICY)
     assert (planned.versions, planned.run_objects, planned.manifests) == (
         done.versions,
@@ -181,16 +213,16 @@ def test_young_manifests_protect_everything_they_list(storage) -> None:
         assert storage.exists(catalog.TICKER_PLOTS.key(RunScope(day, WATCHLIST), "AAA"))
 
 
-def test_a_run_in_progress_or_a_held_ticker_lease_stops_gc(storage) -> None:
+def test_a_run_in_progress_or_a_held_ticker_lease_stops_gc(storage, snapshot) -> None:
     build_store(storage)
-    before = snapshot(storage)
+    before = snapshot()
     scope_lease = catalog.scope_lease_key(RunScope(AS_OF, WATCHLIST))
     with (
         held(storage, scope_lease, what="a run"),
         pytest.raises(RunInProgressError, match="a run is in progress"),
     ):
         collect(storage, as_of=AS_OF, policy=POLICY)
-    assert snapshot(storage) == before
+    assert snapshot() == before
 
     # A run modelling AAA holds its lease: gc waits for it, then gives up without touching
     # AAA's versions (old scopes' plots, under their own leases, may already be gone).
@@ -217,13 +249,13 @@ def test_a_run_in_progress_or_a_held_ticker_lease_stops_gc(storage) -> None:
 def test_the_gc_command(tmp_path, capsys) -> None:
     storage = open_storage(str(tmp_path))
     build_store(storage)
-    before = snapshot(storage)
+    before = _digests(storage)
     common = ["gc", "--storage", str(tmp_path), "--as-of", AS_OF.isoformat()]
     common += ["--manifest-days", "2"]
     assert main([*common, "--dry-run", "--verbose"]) == 0
     out = capsys.readouterr().out
     assert "would remove 5 model versions of 1 tickers" in out and "models/AAA/v0001/" in out
-    assert snapshot(storage) == before
+    assert _digests(storage) == before
     assert main(common) == 0
     assert "removed 5 model versions" in capsys.readouterr().out
     assert main([*common, "--keep-versions", "0"]) == 2
@@ -262,7 +294,7 @@ def test_a_watchlists_global_model_versions_are_collected_by_the_same_policy(tmp
             "run_date": AS_OF.isoformat(),
             "watchlist": WATCHLIST,
             "published_at": f"{AS_OF.isoformat()}T22:00:00+00:00",
-            "objects": [_entry(storage, listed)],
+            "objects": [_entry(listed, b"weights")],
             "state": [],
         },
     )

@@ -567,7 +567,7 @@ def test_a_stale_export_affects_only_its_own_ticker(
     code, out, err = _run(
         [
             "--tickers", "BTC-USD,AAPL", "--source", f"csv:{prices}", "--storage", str(storage),
-            "--preset", "fast", "--workers", "1",
+            "--preset", "fast", "--workers", "1", "--models", MODELS,
         ],
         capsys,
     )  # fmt: skip
