@@ -385,3 +385,30 @@ def test_last_csv_date_agrees_with_the_whole_read_on_a_real_history(tmp_path: Pa
     path.write_bytes(files("closecast.sample_data").joinpath("BTC-USD.csv").read_bytes())
 
     assert last_csv_date(path) == read_yahoo_csv(path)["date"].max().date()
+
+
+def test_to_price_frame_gives_the_contract_whatever_it_is_given() -> None:
+    from closecast.sources.base import to_price_frame
+
+    raw = pd.DataFrame(
+        {
+            "date": ["2020-01-02 00:00:00-05:00", "2020-01-03 16:00:00-05:00", None],
+            **{column: ["1.5", 2, "x"] for column in PRICE_COLUMNS[1:]},
+            "extra": [1, 2, 3],
+        }
+    )
+    converted = to_price_frame(raw)
+    assert list(converted.columns) == list(PRICE_COLUMNS)
+    assert converted["date"].dtype == np.dtype("datetime64[ns]")
+    assert list(converted["date"][:2]) == [pd.Timestamp("2020-01-02"), pd.Timestamp("2020-01-03")]
+    assert pd.isna(converted["date"][2]) and np.isnan(converted.iloc[2, 1])
+    # A frame already in the contract (a stored one read back) comes out equal, as a copy.
+    again = to_price_frame(converted)
+    pd.testing.assert_frame_equal(again, converted, check_exact=True)
+    clean = converted.iloc[:2].reset_index(drop=True)
+    same = to_price_frame(clean)
+    pd.testing.assert_frame_equal(same, clean, check_exact=True)
+    assert not np.shares_memory(same["close"].to_numpy(), clean["close"].to_numpy())
+    # Dates in the right dtype but not at midnight still get normalised.
+    shifted = clean.assign(date=clean["date"] + pd.Timedelta(hours=16))
+    pd.testing.assert_frame_equal(to_price_frame(shifted), clean, check_exact=True)

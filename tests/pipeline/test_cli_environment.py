@@ -10,15 +10,24 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
-READ_ANALYTICS = (
-    "import sys; from closecast import cli; cli.keep_prefect_offline()\n"
+# What a fresh ``closecast`` process makes of the user's Prefect settings: analytics on or off,
+# and its temporary server's start-up timeout. Both are read once, when Prefect is imported,
+# so each environment needs a fresh process; one process reads both.
+READ_SETTINGS = (
+    "from closecast import cli; cli.keep_prefect_offline(); cli.allow_slow_server_start()\n"
     "from prefect.settings import get_current_settings\n"
-    "print(get_current_settings().server.analytics_enabled)"
+    "from closecast.commands._temporary_server import startup_timeout\n"
+    "print(get_current_settings().server.analytics_enabled, startup_timeout())"
+)
+# Unset before Prefect reads its settings (once, at import), or it is silently ignored.
+UNSET_STARTUP_TIMEOUT = (
+    "import os; os.environ.pop('PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS')\n"
 )
 
 
@@ -58,15 +67,42 @@ def _closecast(args: list[str], tmp_path: Path, **extra: str) -> subprocess.Comp
     )
 
 
-@pytest.mark.slow  # three fresh Python processes
-def test_prefect_analytics_are_off_unless_the_user_turns_them_on(tmp_path: Path) -> None:
-    assert _python(READ_ANALYTICS, tmp_path) == "False"
-    assert _python(READ_ANALYTICS, tmp_path, PREFECT_SERVER_ANALYTICS_ENABLED="true") == "True"
+class ReadSettings(NamedTuple):
+    """(analytics enabled, temporary server start-up timeout) as a fresh process reads them:
+    with the user's defaults (start-up timeout 300), with analytics turned on and no start-up
+    timeout of the user's, and with analytics turned on in the user's Prefect profile."""
+
+    default: tuple[str, str]
+    analytics_env_no_timeout: tuple[str, str]
+    analytics_profile: tuple[str, str]
+
+
+@pytest.fixture(scope="module")
+def read_settings(tmp_path_factory) -> ReadSettings:
+    """Three fresh Python processes, shared by the two tests below."""
+    tmp_path = tmp_path_factory.mktemp("settings")
     profiles = tmp_path / "profiles.toml"
     profiles.write_text(
         'active = "mine"\n[profiles.mine]\nPREFECT_SERVER_ANALYTICS_ENABLED = "true"\n'
     )
-    assert _python(READ_ANALYTICS, tmp_path, PREFECT_PROFILES_PATH=str(profiles)) == "True"
+    return ReadSettings(
+        tuple(_python(READ_SETTINGS, tmp_path).split()),
+        tuple(
+            _python(
+                UNSET_STARTUP_TIMEOUT + READ_SETTINGS,
+                tmp_path,
+                PREFECT_SERVER_ANALYTICS_ENABLED="true",
+            ).split()
+        ),
+        tuple(_python(READ_SETTINGS, tmp_path, PREFECT_PROFILES_PATH=str(profiles)).split()),
+    )
+
+
+@pytest.mark.slow  # fresh Python processes
+def test_prefect_analytics_are_off_unless_the_user_turns_them_on(read_settings) -> None:
+    assert read_settings.default[0] == "False"
+    assert read_settings.analytics_env_no_timeout[0] == "True"
+    assert read_settings.analytics_profile[0] == "True"
 
 
 @pytest.mark.slow
@@ -111,19 +147,10 @@ def test_an_unreachable_dask_address_fails_fast_with_one_line(tmp_path, closed_p
     assert "Traceback" not in result.stdout + result.stderr
 
 
-READ_STARTUP_TIMEOUT = (
-    "from closecast import cli; cli.keep_prefect_offline(); cli.allow_slow_server_start()\n"
-    "from closecast.commands._temporary_server import startup_timeout\n"
-    "print(startup_timeout())"
-)
-
-
-@pytest.mark.slow  # two fresh Python processes
-def test_a_run_gives_its_temporary_server_two_minutes_unless_the_user_says(tmp_path) -> None:
-    # Set before Prefect reads its settings (once, at import), or it is silently ignored.
-    unset = "import os; os.environ.pop('PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS')\n"
-    assert _python(unset + READ_STARTUP_TIMEOUT, tmp_path) == "120.0"
-    assert _python(READ_STARTUP_TIMEOUT, tmp_path) == "300.0"  # the user's own setting
+@pytest.mark.slow  # fresh Python processes
+def test_a_run_gives_its_temporary_server_two_minutes_unless_the_user_says(read_settings) -> None:
+    assert read_settings.analytics_env_no_timeout[1] == "120.0"
+    assert read_settings.default[1] == "300.0"  # the user's own setting
 
 
 def test_a_temporary_server_that_exits_or_never_answers_is_named(tmp_path) -> None:
