@@ -78,6 +78,7 @@ def test_mode_reasons_and_a_lost_challenge_hold_through_daily_flow_runs(tmp_path
         preset="fast",
         policy=RetrainPolicy(max_model_age_days=20),
         models=MODELS,
+        ticker_plots=0,  # the reasons are the point; the plot is test_daily_forecast's
     )
     storage = open_run_storage(options)
     first = _run(options, D0)

@@ -146,6 +146,7 @@ def run_day(root: str, day: date) -> pd.Series:
     settings = RunSettings(
         tickers=[ITEM.symbol], source="sample", storage=root, as_of=day, preset="fast",
         policy=FLOW_POLICY, models=MODELS,
+        ticker_plots=0,  # the decisions are the point; the plot is test_daily_forecast's
     )  # fmt: skip
     state = daily_forecast(settings, return_state=True)
     assert state.is_completed(), state.message
