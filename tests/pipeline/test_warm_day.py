@@ -47,9 +47,10 @@ OTHER_REQUESTS_PER_TICKER = 6
 """A ticker's requests outside its modelling on a warm day: fetching its prices (3, with its
 lease: the stored history read once), the pooled step reading its prices and its line-up
 ledgers, once for global_ar and global_lstm both (2; it was 3, one read per global model),
-and the UI's embedded plot (1: read, with no existence check first). Publishing reads nothing back: the manifest lists each object and
-state object with the digest of the bytes the run wrote or read (it was 22: 4 to fetch, 13
-read back for the manifest, 2 for the plot)."""
+and the UI's embedded plot (1: read, with no existence check first). Publishing reads
+nothing back: the manifest lists each object and state object with the digest of the bytes
+the run wrote or read (it was 22: 4 to fetch, 13 read back for the manifest, 2 for the
+plot)."""
 TIMING_COLUMNS = {"train_seconds", "model_seconds"}
 
 
