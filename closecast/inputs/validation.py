@@ -43,7 +43,7 @@ from closecast.inputs.calendars import (
     expected_last_date,
     trading_days_between,
 )
-from closecast.inputs.schema import PRICE_COLUMNS
+from closecast.inputs.schema import PRICE_COLUMNS, in_price_contract
 
 PRICE_FIELDS: tuple[str, ...] = ("open", "high", "low", "close", "adj_close")
 REQUIRED_FIELDS: tuple[str, ...] = ("close", "adj_close")
@@ -192,6 +192,8 @@ def _parse(frame: pd.DataFrame, found: _Findings) -> pd.DataFrame:
     if missing:
         raise PriceValidationError(ticker, f"price frame lacks column(s) {', '.join(missing)}")
     out = frame.loc[:, list(PRICE_COLUMNS)].reset_index(drop=True)
+    if in_price_contract(out):  # a stored history: dates and numbers parsed already
+        return out
     try:
         dates = pd.to_datetime(out["date"])
     except (ValueError, TypeError) as exc:
@@ -235,6 +237,8 @@ def _resolve_duplicates(frame: pd.DataFrame, price_column: str, found: _Findings
     ``found.rejected``, so that a store holding an earlier copy drops it too): nothing tells
     which of the two is right, and keeping the later one would store a guess.
     """
+    if frame["date"].is_monotonic_increasing and frame["date"].is_unique:
+        return frame.reset_index(drop=True)  # one row per date, in order: nothing to resolve
     frame = frame.reset_index(drop=True).assign(
         _usable=_usable(frame[price_column]), _order=np.arange(len(frame))
     )

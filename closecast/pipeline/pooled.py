@@ -310,19 +310,39 @@ def _one_step_each(
     return found
 
 
+class LineupLedgerReads:
+    """Each ticker's line-up ledgers (one object per ticker, every model's), read at most
+    once per run: the live records of all the run's global models come from the same read.
+    A ticker whose object cannot be read gives None."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self._read: dict[str, live.LineupLedgers | None] = {}
+
+    def __call__(self, ticker: str) -> live.LineupLedgers | None:
+        if ticker not in self._read:
+            try:
+                self._read[ticker] = live.read_lineup_ledgers(self._storage, ticker)
+            except StorageError:
+                self._read[ticker] = None
+        return self._read[ticker]
+
+
 def pooled_live(
-    storage: Storage, kind: str, lineage: str, histories: dict[str, pd.Series], as_of: date
-) -> Relative:
+    ledgers: LineupLedgerReads, kind: str, lineage: str, histories: dict[str, pd.Series],
+    as_of: date,
+) -> Relative:  # fmt: skip
     """The lineage's live record over every ticker: each ticker's ledger of the global
     model scored against its prices through ``as_of`` in memory (the chunk scores and writes
     it), one step ahead. A ledger that cannot be read or scored honestly is left out."""
 
     def scored(ticker: str) -> live.Ledger | None:
+        lineup = ledgers(ticker)
+        if lineup is None:
+            return None
         try:
-            ledger, _ = live.score_served(
-                live.read_ledger(storage, ticker, kind), histories[ticker], as_of
-            )
-        except (StorageError, LeakageError):
+            ledger, _ = live.score_served(lineup.of(kind), histories[ticker], as_of)
+        except LeakageError:
             return None
         return ledger
 
@@ -393,7 +413,7 @@ def _next_version(
 def fit_global(
     storage: Storage, kind: str, histories: dict[str, pd.Series], scope: RunScope,
     config: ModelConfig, *, mode: str = "auto", policy: RetrainPolicy | None = None,
-    partial: bool = False,
+    partial: bool = False, ledgers: LineupLedgerReads | None = None,
 ) -> tuple[GlobalRef, list[str]]:  # fmt: skip
     """Retrain, fine-tune or keep one global model of the scope's watchlist (see the module
     docstring); store a new version and, unless a backfill, point the champion at it.
@@ -412,7 +432,7 @@ def fit_global(
     policy = policy or RetrainPolicy()
     latest_price = max(p.index[-1] for p in histories.values()).date() if histories else as_of
     live_record = (
-        pooled_live(storage, kind, champion.lineage, histories, as_of)
+        pooled_live(ledgers or LineupLedgerReads(storage), kind, champion.lineage, histories, as_of)
         if champion is not None and mode != "retrain" and not partial
         else Relative()
     )
@@ -479,11 +499,12 @@ def fit_global_models(
         return GlobalModels()
     histories = run_histories(storage, items, scope.run_date, config)
     refs, failures, keys = [], [], []
+    ledgers = LineupLedgerReads(storage)
     for kind in kinds:
         try:
             ref, written = fit_global(
                 storage, kind, histories, scope, config, mode=mode, policy=policy,
-                partial=partial,
+                partial=partial, ledgers=ledgers,
             )  # fmt: skip
         except (StorageError, OSError, ValueError, GlobalChampionUnreadableError) as exc:
             failures.append((kind, f"{type(exc).__name__}: {exc}"))

@@ -6,10 +6,9 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Protocol, runtime_checkable
 
-import numpy as np
 import pandas as pd
 
-from closecast.inputs.schema import PRICE_COLUMNS
+from closecast.inputs.schema import PRICE_COLUMNS, in_price_contract
 from closecast.inputs.tickers import normalize_symbol
 
 
@@ -130,7 +129,7 @@ def to_price_frame(frame: pd.DataFrame) -> pd.DataFrame:
         raise KeyError(f"price frame lacks column(s) {', '.join(missing)}")
     # rename_axis: a frame cut from yf.download's MultiIndex keeps the level name "Price".
     out = frame.loc[:, list(PRICE_COLUMNS)].rename_axis(columns=None).copy()
-    if _in_contract(out):  # a stored frame read back: nothing to convert
+    if in_price_contract(out):  # a stored frame read back: nothing to convert
         return out.reset_index(drop=True)
     dates = pd.to_datetime(out["date"])
     if getattr(dates.dt, "tz", None) is not None:
@@ -140,17 +139,6 @@ def to_price_frame(frame: pd.DataFrame) -> pd.DataFrame:
     for column in PRICE_COLUMNS[1:]:
         out[column] = pd.to_numeric(out[column], errors="coerce").astype("float64")
     return out.reset_index(drop=True)
-
-
-def _in_contract(frame: pd.DataFrame) -> bool:
-    """Whether the price columns already have the contract's dtypes, dates at midnight."""
-    dtypes = frame.dtypes
-    if dtypes["date"] != np.dtype("datetime64[ns]"):
-        return False
-    if any(dtypes[column] != np.dtype("float64") for column in PRICE_COLUMNS[1:]):
-        return False
-    nanoseconds = frame["date"].to_numpy().view("int64")
-    return bool((nanoseconds % (86_400 * 10**9) == 0).all())
 
 
 def clip_dates(frame: pd.DataFrame, start: date | None, end: date) -> pd.DataFrame:

@@ -556,3 +556,35 @@ def test_metrics_rows_take_their_counter_columns_from_the_one_declaration():
     # finding worth a column; every other counter is one.
     assert set(REPORT_COUNTERS) - columns == {"future_rows_dropped"}
     assert HISTORY_COUNTERS and set(HISTORY_COUNTERS) <= set(REPORT_COUNTERS)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        prices(WEEK),
+        prices(list(reversed(WEEK))),
+        prices([*WEEK, "2020-12-09"], [11.0, 12.0, 13.0, 14.0, 15.0, 13.0]),
+        prices([*WEEK, "2020-12-09"], [11.0, 12.0, 13.0, 14.0, 15.0, 99.0]),
+        prices([*WEEK, "2020-12-14"]),
+        prices(WEEK, [100.0, np.nan, 102.0, -1.0, 104.0]),
+    ],
+    ids=["clean", "reversed", "duplicate", "conflict", "future", "unusable"],
+)
+def test_a_frame_already_in_the_price_contract_is_validated_alike(raw) -> None:
+    """A stored history (dtypes of the contract already) skips re-parsing and, when its
+    dates are in order and unique, duplicate resolution: the result must not change."""
+    from closecast.sources.base import to_price_frame
+
+    contract = to_price_frame(raw)
+    for validate in (check, lambda f: usable_series(f, **_series_kwargs())):
+        expected, got = validate(raw), validate(contract)
+        if isinstance(expected, tuple):  # usable_series: (series, report)
+            pd.testing.assert_series_equal(got[0], expected[0], check_exact=True)
+            assert got[1] == expected[1]
+        else:
+            pd.testing.assert_frame_equal(got.frame, expected.frame, check_exact=True)
+            assert got.report == expected.report and got.rejected_dates == expected.rejected_dates
+
+
+def _series_kwargs() -> dict:
+    return {"ticker": "AAPL", "asset_class": "stock", "as_of": AS_OF, "min_rows": 1}

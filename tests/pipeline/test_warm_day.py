@@ -43,13 +43,14 @@ the new version's 3 files with one listing of its own slot (4), the predictions 
 LSTM's, the pointer; what they held, to restore on a failure, is what the ticker read).
 It was 34 with one ledger object per model (5 line-up ledgers read, then each ledger and the
 pointer read again by the commit before it wrote them: 6 + 7 + 6 writes)."""
-OTHER_REQUESTS_PER_TICKER = 7
+OTHER_REQUESTS_PER_TICKER = 6
 """A ticker's requests outside its modelling on a warm day: fetching its prices (3, with its
 lease: the stored history read once), the pooled step reading its prices and its line-up
-ledgers for global_ar and global_lstm (3) and the UI's embedded plot (1: read, with no
-existence check first). Publishing reads nothing back: the manifest lists each object and
-state object with the digest of the bytes the run wrote or read (it was 22: 4 to fetch, 13
-read back for the manifest, 2 for the plot)."""
+ledgers, once for global_ar and global_lstm both (2; it was 3, one read per global model),
+and the UI's embedded plot (1: read, with no existence check first). Publishing reads
+nothing back: the manifest lists each object and state object with the digest of the bytes
+the run wrote or read (it was 22: 4 to fetch, 13 read back for the manifest, 2 for the
+plot)."""
 TIMING_COLUMNS = {"train_seconds", "model_seconds"}
 
 
