@@ -31,10 +31,12 @@ def state_keys(ticker: str) -> list[str]:
     return [catalog.champion_key(ticker)] + [catalog.served_key(ticker, kind) for kind in MODELS]
 
 
-def run(root: str, day: date):
+def run(root: str, day: date, ticker_plots: int = 0):
+    """A real run; by default without ticker plots, which only the failing run needs (GOOG's
+    plot is where its disk fills)."""
     settings = RunSettings(
         tickers=TICKERS, source="sample", storage=root, as_of=day, preset="fast", epochs=1,
-        models=MODELS,
+        models=MODELS, ticker_plots=ticker_plots,
     )  # fmt: skip
     return daily_forecast(settings, return_state=True)
 
@@ -56,7 +58,7 @@ def test_a_ticker_failing_on_a_full_disk_leaves_its_champion_and_ledgers(
         return original(self, key, data, content_type)
 
     monkeypatch.setattr(LocalStorage, "write_bytes", disk_full)
-    state = run(root, DAY2)
+    state = run(root, DAY2, ticker_plots=len(TICKERS))
     monkeypatch.setattr(LocalStorage, "write_bytes", original)
 
     assert state.is_failed() and "failed: QQQ, GOOG" in state.message
