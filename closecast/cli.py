@@ -13,6 +13,7 @@ from closecast.commands._environment import (
     allow_slow_server_start,
     dask_address_problem,
     keep_prefect_offline,
+    one_blas_thread,
     prefect_api_problem,
 )
 from closecast.commands._help import HelpFormatter, format_epilog, make_subparser
@@ -120,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    one_blas_thread()  # before anything loads NumPy (building the parser does)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -47,6 +47,20 @@ def allow_slow_server_start() -> None:
     os.environ.setdefault(STARTUP_TIMEOUT_SETTING, "120")
 
 
+def one_blas_thread() -> None:
+    """Run NumPy's matrix products (OpenBLAS) on one thread, unless the user set
+    ``OPENBLAS_NUM_THREADS``.
+
+    The network runs forward in NumPy (:mod:`lstm_model.inference`) on a few hundred windows
+    at a time, beside TensorFlow's and Prefect's own threads: OpenBLAS's helper threads then
+    wait for cores the other threads hold, and a product of a few microseconds' work took
+    milliseconds (a quarter of a cold run's model time on two busy cores). Every command
+    sets it, so the Prefect worker and servers ``closecast stack up`` starts inherit it. Call
+    before NumPy is imported: OpenBLAS reads it once, when it loads.
+    """
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
 def _active_profile_settings() -> dict[str, object]:
     """The settings of the active Prefect profile, read as Prefect does (empty if none)."""
     home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()

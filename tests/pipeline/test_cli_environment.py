@@ -195,3 +195,26 @@ def test_the_temporary_server_is_the_api_of_every_thread_and_stops_with_the_comm
         "True True",
         "True None",
     ]
+
+
+# The thread count OpenBLAS (NumPy's matrix products) actually runs with, read from the
+# library NumPy loaded, after the CLI has built its parser (which loads NumPy).
+READ_BLAS_THREADS = (
+    "import contextlib, ctypes, glob, os, sys\n"
+    "from closecast import cli\n"
+    "with contextlib.redirect_stdout(None), contextlib.suppress(SystemExit):\n"
+    "    cli.main(['gc', '--help'])\n"
+    "import numpy\n"
+    "libs = os.path.join(os.path.dirname(numpy.__file__), '..', 'numpy.libs')\n"
+    "lib = ctypes.CDLL(glob.glob(os.path.join(libs, 'libscipy_openblas*'))[0])\n"
+    "print(lib.scipy_openblas_get_num_threads64_())\n"
+)
+
+
+def test_numpys_blas_runs_on_one_thread_unless_the_user_says(tmp_path) -> None:
+    env = {k: v for k, v in _environment(tmp_path).items() if k != "OPENBLAS_NUM_THREADS"}
+    threads = subprocess.run(
+        [sys.executable, "-c", READ_BLAS_THREADS], env=env, capture_output=True, text=True,
+        timeout=120, check=True,
+    ).stdout.split()[-1]  # fmt: skip
+    assert threads == "1"
