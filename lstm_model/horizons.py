@@ -1,10 +1,11 @@
 """Multi-step forecasts for any model, their backtest, and the validation-slice backtest.
 
-A model with its own ``forecast_paths`` (``global_lstm``: every origin of a backtest at once,
-one network call per step) uses it for a backtest; one with its own ``forecast_path`` (the
-baselines: closed forms) uses that from each origin; any other
-:class:`~lstm_model.base.ForecastModel` (the LSTM) is run recursively: each forecast is
-appended to the prices as if it had happened and the next day is forecast from that. The
+A model with its own ``forecast_paths`` (the global models: every origin of a backtest at
+once) uses it for a backtest; one with its own ``forecast_path`` (the baselines: closed forms)
+uses that from each origin; any other :class:`~lstm_model.base.ForecastModel` (the LSTM) is
+run recursively: each forecast is appended to the prices as if it had happened and the next
+day is forecast from that (with ``forecast_windows``, every origin's window in one call per
+step). The
 naive forecast for every horizon is the last known price.
 
 Steps count the ticker's own trading days: step ``k`` is the ``k``-th trading day after the
@@ -84,7 +85,7 @@ def _paths_from_origins(
 ) -> np.ndarray:
     """``forecast_path`` from each origin position (rows of NaN where history is too short)."""
     batched = getattr(model, "forecast_paths", None)
-    if callable(batched):  # a model that forecasts from many origins at once (global_lstm)
+    if callable(batched):  # a model that forecasts from many origins at once (global models)
         return np.asarray(batched(prices, origins, horizon), dtype="float64")
     paths = np.full((len(origins), horizon), np.nan)
     length = _window_length(model)
