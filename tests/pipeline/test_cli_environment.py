@@ -211,6 +211,7 @@ READ_BLAS_THREADS = (
 )
 
 
+@pytest.mark.slow  # a fresh Python process
 def test_numpys_blas_runs_on_one_thread_unless_the_user_says(tmp_path) -> None:
     env = {k: v for k, v in _environment(tmp_path).items() if k != "OPENBLAS_NUM_THREADS"}
     threads = subprocess.run(
