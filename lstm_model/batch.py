@@ -222,7 +222,8 @@ def predict_one_step_many(
     prices: Sequence[pd.Series],
     starts: Sequence[pd.Timestamp],
 ) -> list[pd.Series]:
-    """:meth:`Forecaster.predict_one_step` for every ticker, computed in groups.
+    """:meth:`Forecaster.predict_one_step` for every ticker (the network runs in NumPy,
+    :mod:`lstm_model.inference`: nothing is gained by grouping the calls).
 
     The prediction for date ``d`` uses only prices dated before ``d``.
 
@@ -231,47 +232,31 @@ def predict_one_step_many(
     """
     _same_length(forecasters, prices, "prices")
     _same_length(forecasters, starts, "starts")
-
-    def windows_of(args: tuple[Forecaster, pd.Series, pd.Timestamp]):
-        forecaster, series, start = args
-        check_prices(series)
-        return forecaster._inputs_from(series, pd.Timestamp(start))
-
     triples = list(zip(forecasters, prices, starts, strict=True))
-    windows = _prepare_all(triples, False, windows_of, names=[s.name for s in prices])
-    outputs = _outputs_many(forecasters, [w[0] for w in windows])
-    predictions = []
-    for forecaster, series, (_, positions), out in zip(
-        forecasters, prices, windows, outputs, strict=True
-    ):
-        prev = series.to_numpy(dtype="float64")[positions - 1]
-        predicted = forecaster._apply_gain(forecaster.representation.to_price(out, prev), prev)
-        predictions.append(pd.Series(predicted, index=series.index[positions], name="predicted"))
-    return predictions
+    return _prepare_all(  # type: ignore[return-value]  (no exception is returned)
+        triples,
+        False,
+        lambda t: t[0].predict_one_step(t[1], pd.Timestamp(t[2])),
+        names=[getattr(s, "name", None) for s in prices],
+    )
 
 
 def forecast_next_many(
     forecasters: Sequence[Forecaster], prices: Sequence[pd.Series]
 ) -> list[float]:
-    """:meth:`Forecaster.forecast_next` for every ticker, computed in groups."""
+    """:meth:`Forecaster.forecast_next` for every ticker.
+
+    Raises:
+        InsufficientDataError, ValueError, TypeError: A bad series, named in the message.
+    """
     _same_length(forecasters, prices, "prices")
-    windows, prevs = [], []
-    for forecaster, series in zip(forecasters, prices, strict=True):
-        check_prices(series, what=_name(series, len(windows)))
-        history = forecaster.representation.history
-        if len(series) < history:
-            raise InsufficientDataError(
-                f"{_name(series, len(windows))}: need at least {history} prices to forecast "
-                f"the next day, got {len(series)}"
-            )
-        values = series.to_numpy(dtype="float64")[-history:]
-        windows.append(forecaster.representation.inputs(values)[-1:])
-        prevs.append(values[-1:])
-    outputs = _outputs_many(forecasters, windows)
-    return [
-        float(f._apply_gain(f.representation.to_price(out, prev), prev)[0])
-        for f, out, prev in zip(forecasters, outputs, prevs, strict=True)
-    ]
+    pairs = list(zip(forecasters, prices, strict=True))
+    return _prepare_all(  # type: ignore[return-value]  (no exception is returned)
+        pairs,
+        False,
+        lambda pair: pair[0].forecast_next(pair[1]),
+        names=[getattr(s, "name", None) for s in prices],
+    )
 
 
 # ---------------------------------------------------------------------- preparation
@@ -563,9 +548,3 @@ def _train_group(jobs: list[_Job], spec: _Spec) -> list[_Outcome]:
         _Outcome(finished[j], histories[j], seconds, epoch_shares[j], val_outputs[j])
         for j in range(len(jobs))
     ]
-
-
-# ---------------------------------------------------------------------- inference
-def _outputs_many(forecasters: Sequence[Forecaster], windows: list[np.ndarray]) -> list[np.ndarray]:
-    """Every forecaster's network outputs on its own windows ``(n_i, T, 1)``."""
-    return [network_outputs(f.get_weights(), w) for f, w in zip(forecasters, windows, strict=True)]

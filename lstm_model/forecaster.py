@@ -552,10 +552,9 @@ class Forecaster:
             raise InsufficientDataError(
                 f"need at least {history} prices to forecast the next day, got {len(prices)}"
             )
-        values = prices.to_numpy(dtype="float64")[-history:]
-        window = self.representation.inputs(values)[-1:]
-        prev = values[-1:]
-        return float(self._apply_gain(self._raw_prices(window, prev), prev)[0])
+        return float(
+            self.forecast_windows(prices.to_numpy(dtype="float64")[np.newaxis, -history:])[0]
+        )
 
     def forecast_windows(self, windows: np.ndarray) -> np.ndarray:
         """:meth:`forecast_next` from each row of ``windows`` (``(n, history)`` prices, the

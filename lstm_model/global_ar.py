@@ -31,6 +31,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from lstm_model.config import ModelConfig
 from lstm_model.data import InsufficientDataError, check_prices
 from lstm_model.global_models import cut_histories, trained_through
+from lstm_model.horizons import check_horizon
 
 __all__ = ["CLIP", "MAX_LAG", "GlobalARForecaster"]
 
@@ -265,8 +266,7 @@ class GlobalARForecaster:
             InsufficientDataError: Fewer than ``p + 1`` prices.
         """
         check_prices(prices, what=f"{ticker} prices")
-        if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 1:
-            raise ValueError(f"horizon must be an integer >= 1, got {horizon!r}")
+        check_horizon(horizon)
         if len(prices) < self.history:
             raise InsufficientDataError(
                 f"global_ar: {ticker} needs at least {self.history} prices to forecast, "
@@ -291,8 +291,7 @@ class GlobalARForecaster:
             the origin.
         """
         check_prices(prices, what=f"{ticker} prices")
-        if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 1:
-            raise ValueError(f"horizon must be an integer >= 1, got {horizon!r}")
+        check_horizon(horizon)
         origins = np.asarray(origins, dtype="int64")
         paths = np.full((len(origins), horizon), np.nan)
         usable = np.flatnonzero(origins + 1 >= self.history)

@@ -40,9 +40,10 @@ from closecast.pipeline.pooled import (
     GlobalChampionUnreadableError,
     read_global_champion,
 )
-from closecast.pipeline.publish import Manifest, concurrently
+from closecast.pipeline.publish import Manifest
 from closecast.pipeline.versions import ChampionUnreadableError, read_champion, stored_versions
 from closecast.storage import ObjectNotFoundError, Storage
+from closecast.storage.concurrent import concurrently
 from closecast.storage.errors import StorageError
 from closecast.storage.io import read_json, write_json
 

@@ -47,9 +47,9 @@ from closecast.outputs.catalog import RunScope
 from closecast.pipeline import live
 from closecast.pipeline.decisions import live_degradation
 from closecast.pipeline.evaluation import LeakageError, significance
-from closecast.pipeline.publish import concurrently
 from closecast.pipeline.settings import RetrainPolicy
 from closecast.storage import CorruptObjectError, ObjectNotFoundError, Storage, StorageError
+from closecast.storage.concurrent import concurrently
 from closecast.storage.io import read_json, write_json
 from lstm_model import metrics
 from lstm_model.config import ModelConfig
@@ -58,8 +58,6 @@ from lstm_model.global_models import GlobalModel, for_ticker, holdout_start, ser
 from lstm_model.registry import GLOBAL_MODELS, global_model_class, load_global_model
 
 MODEL_DIR = "model"
-READ_THREADS = 8
-"""Tickers' prices and ledgers read at once by the pooled step."""
 BACKTEST_DIR = "backtest"
 
 
@@ -250,7 +248,7 @@ def run_histories(
         return prices
 
     items = list(items)  # read a few at once: independent requests (S3 round trips)
-    read_all = concurrently(read, items, READ_THREADS)
+    read_all = concurrently(read, items)
     return {item.symbol: p for item, p in zip(items, read_all, strict=True) if p is not None}
 
 
@@ -347,7 +345,7 @@ def pooled_live(
         return ledger
 
     rows = []
-    for ledger in concurrently(scored, list(histories), READ_THREADS):
+    for ledger in concurrently(scored, list(histories)):
         if ledger is None:
             continue
         rows += [

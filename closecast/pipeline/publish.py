@@ -13,12 +13,10 @@ later runs change it by design.
 
 from __future__ import annotations
 
-import contextvars
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from matplotlib.figure import Figure
 
@@ -28,31 +26,9 @@ from closecast.outputs.catalog import RunScope, RunTable
 from closecast.outputs.plots import ScoreboardRow, plot_scoreboard
 from closecast.outputs.records import MetricsRow, rows_to_table, table_to_rows
 from closecast.storage import ObjectNotFoundError, Storage
+from closecast.storage.concurrent import concurrently
 from closecast.storage.io import read_json, read_parquet, write_figure, write_json, write_parquet
 from closecast.storage.recording import ObjectEntry, RecordingStorage
-
-PUBLISH_THREADS = 8
-"""Storage requests of a publication in flight at once. Independent requests (the run's
-tables, reading back each object for the manifest, removing replaced objects) go out
-together: on S3 each costs a network round trip (10-50 ms), and boto3 clients are
-thread-safe. Bounded, so a big run never opens hundreds of connections."""
-
-_Item = TypeVar("_Item")
-_Result = TypeVar("_Result")
-
-
-def concurrently(
-    work: Callable[[_Item], _Result], items: Iterable[_Item], threads: int = PUBLISH_THREADS
-) -> list[_Result]:
-    """``[work(item) for item in items]``, at most ``threads`` at a time, in order; the first
-    error is raised once the others have finished (nothing is left running). Each call runs
-    in a copy of the caller's context (its Prefect run, for logs), as it would inline."""
-    items = list(items)
-    if len(items) <= 1 or threads <= 1:
-        return [work(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
-        futures = [pool.submit(contextvars.copy_context().run, work, item) for item in items]
-    return [future.result() for future in futures]
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,8 @@ import psutil
 
 from closecast.outputs import catalog
 from closecast.outputs.records import PredictionRow, rows_to_table
-from closecast.pipeline.publish import concurrently
 from closecast.storage import ObjectNotFoundError, Storage
+from closecast.storage.concurrent import concurrently
 from closecast.storage.io import read_json, read_parquet, write_json, write_parquet
 from lstm_model import metrics
 from lstm_model.base import ForecastModel

@@ -1,4 +1,4 @@
-"""Publishing sends independent storage requests together, at most PUBLISH_THREADS at a
+"""Publishing sends independent storage requests together, at most REQUESTS_IN_FLIGHT at a
 time (on S3 each is a network round trip), and the manifest is the same as if they had gone
 one by one: every object, in order, with its size and sha256 as stored."""
 
@@ -13,15 +13,9 @@ import pytest
 
 from closecast.outputs import catalog
 from closecast.outputs.catalog import RunScope
-from closecast.pipeline.publish import (
-    PUBLISH_THREADS,
-    RunRows,
-    concurrently,
-    describe_object,
-    publish_run,
-    verify_manifest,
-)
+from closecast.pipeline.publish import RunRows, describe_object, publish_run, verify_manifest
 from closecast.storage import open_storage
+from closecast.storage.concurrent import REQUESTS_IN_FLIGHT, concurrently
 from closecast.storage.recording import RecordingStorage
 
 SCOPE = RunScope(date(2020, 12, 11), "many")
@@ -74,7 +68,7 @@ def test_manifest_digests_are_read_concurrently_and_bounded(backend, tmp_path, r
         run_tickers=[f"T{i:03d}" for i in range(40)], members=None, previous=None,
         parameters={},
     )  # fmt: skip
-    assert 1 < storage.most_in_flight <= PUBLISH_THREADS
+    assert 1 < storage.most_in_flight <= REQUESTS_IN_FLIGHT
     listed = [entry.key for entry in manifest.objects]
     assert listed[:40] == keys  # in order; an absent key is left out, not an error
     assert "models/GONE/v0001/model.keras" not in listed
