@@ -276,6 +276,11 @@ def prefect_harness(migrated_prefect_database: Path, tmp_path_factory) -> Iterat
     """
     from unittest import mock
 
+    # Prefect sets up its logging when prefect.main is first imported, its console handler
+    # keeping the sys.stderr of that moment. Imported first by a test's `closecast run`, that
+    # was the test's capsys stream, closed after it: the harness's teardown then logged into
+    # a closed file and failed the test (test_first_minutes or test_cli_run run alone).
+    import prefect.main  # noqa: F401
     import prefect.testing.utilities as harness_module
     from prefect.settings import (
         PREFECT_API_BLOCKS_REGISTER_ON_START,
