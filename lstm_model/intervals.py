@@ -213,9 +213,12 @@ def ewma_volatility(prices: pd.Series, *, decay: float = DEFAULT_DECAY) -> pd.Se
     values = prices.to_numpy(dtype="float64")
     if values.size and values.min() <= 0:
         raise ValueError(f"prices must be positive (minimum {values.min()})")
-    returns = pd.Series(np.log(values), index=prices.index).diff()
-    variance = (returns**2).ewm(alpha=1.0 - decay, adjust=False, ignore_na=True).mean()
-    return np.sqrt(variance).clip(lower=_MIN_SCALE).rename("volatility")
+    squared = np.full(values.shape, np.nan)
+    squared[1:] = np.square(np.diff(np.log(values)))
+    variance = pd.Series(squared).ewm(alpha=1.0 - decay, adjust=False, ignore_na=True).mean()
+    # NumPy around pandas' recursion: a run computes this for every model of every ticker.
+    volatility = np.maximum(np.sqrt(variance.to_numpy()), _MIN_SCALE)
+    return pd.Series(volatility, index=prices.index, name="volatility")
 
 
 def _origin_scale(frame: pd.DataFrame, volatility: pd.Series | None) -> np.ndarray:
@@ -429,13 +432,14 @@ def forecast_bounds(
         )
     scale = 1.0 if scale is None else scale
     forecast = _finite_1d(path, "path")
-    out = pd.DataFrame({"step": np.arange(1, forecast.size + 1), "forecast": forecast})
+    steps = np.arange(1, forecast.size + 1)
+    columns: dict[str, np.ndarray] = {"step": steps, "forecast": forecast}
     for level in calibration.levels:
-        radius = [calibration.radius(level, k, scale) for k in out["step"]]
+        radius = [calibration.radius(level, k, scale) for k in steps]
         bounds = interval(forecast, np.asarray(radius, dtype="float64"), level)
         lower, upper = bound_columns(level)
-        out[lower], out[upper] = bounds.lower, bounds.upper
-    return out
+        columns[lower], columns[upper] = bounds.lower, bounds.upper
+    return pd.DataFrame(columns)
 
 
 def backtest_bounds(

@@ -3,8 +3,9 @@ ticker.
 
 Building a Keras model to save a batch-trained network, and ``keras.models.load_model`` to
 read one back, cost about 40 and 80 ms per ticker: at hundreds of tickers a day, more than
-the training of a warm day. Writing goes through one Keras model per configuration, kept
-for the process, so the file is Keras's own format (``keras.models.load_model`` reads it);
+the training of a warm day. Writing starts from the archive one Keras model of the
+configuration wrote (once per process) and puts the network's weights in its
+``model.weights.h5``, so the file is Keras's own format (``keras.models.load_model`` reads it);
 reading takes the weights straight out of the archive (a few ms) and serves them through
 :mod:`lstm_model.inference`.
 
@@ -38,6 +39,7 @@ WEIGHT_PATHS = (
     "layers/dense/vars/0",
     "layers/dense/vars/1",
 )
+WEIGHTS_ENTRY = "model.weights.h5"
 _LAYERS = ("InputLayer", "LSTM", "Dropout", "Dense")
 _LSTM_FIXED = {
     "activation": "tanh",
@@ -51,27 +53,62 @@ _LSTM_FIXED = {
 _DENSE_FIXED = {"units": 1, "activation": "linear", "use_bias": True}
 
 
-class _Writer:
-    """One Keras model of a configuration, reused (under its lock) to save networks."""
+class _Template:
+    """The archive one Keras model of a configuration wrote, kept for the process: every
+    network of that configuration is the same archive with other weight values."""
 
     def __init__(self, config: ModelConfig) -> None:
+        import tempfile
+
         from lstm_model.model import build_model
 
-        self.model = build_model(config)
-        self.lock = threading.Lock()
+        with tempfile.TemporaryDirectory() as directory:
+            path = Path(directory) / "model.keras"
+            build_model(config).save(path)
+            with zipfile.ZipFile(path) as archive:
+                self.entries = [(info, archive.read(info)) for info in archive.infolist()]
+        if WEIGHTS_ENTRY not in {info.filename for info, _ in self.entries}:
+            raise RuntimeError(f"Keras wrote no {WEIGHTS_ENTRY}: an unknown .keras layout")
+
+    def with_weights(self, weights: list[np.ndarray]) -> bytes:
+        """The archive with ``weights`` (``get_weights()`` order) in place of the template's."""
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w") as archive:
+            for info, data in self.entries:
+                if info.filename == WEIGHTS_ENTRY:
+                    data = _replace_weights(data, weights)
+                archive.writestr(info, data)
+        return out.getvalue()
+
+
+def _replace_weights(h5_bytes: bytes, weights: list[np.ndarray]) -> bytes:
+    import h5py
+
+    buffer = io.BytesIO(h5_bytes)
+    with h5py.File(buffer, "r+") as h5:
+        for name, values in zip(WEIGHT_PATHS, weights, strict=True):
+            dataset = h5[name]
+            if dataset.shape != np.shape(values):
+                raise ValueError(
+                    f"{name}: weights of shape {np.shape(values)}, expected {dataset.shape}"
+                )
+            dataset[...] = values
+    return buffer.getvalue()
 
 
 @functools.lru_cache(maxsize=16)
-def _writer(config: ModelConfig) -> _Writer:
-    return _Writer(config)
+def _template(config: ModelConfig) -> _Template:
+    return _Template(config)
+
+
+_TEMPLATE_LOCK = threading.Lock()
 
 
 def save_network(weights: list[np.ndarray], config: ModelConfig, path: Path) -> None:
     """Write a network of ``config`` with ``weights`` as a Keras ``.keras`` file."""
-    writer = _writer(config)
-    with writer.lock:
-        writer.model.set_weights(weights)
-        writer.model.save(path)
+    with _TEMPLATE_LOCK:  # one Keras model per configuration, built once
+        template = _template(config)
+    path.write_bytes(template.with_weights(weights))
 
 
 def read_network(path: Path, config: ModelConfig, n_features: int = 1) -> list[np.ndarray]:
@@ -85,7 +122,7 @@ def read_network(path: Path, config: ModelConfig, n_features: int = 1) -> list[n
         _check_architecture(json.loads(archive.read("config.json")), config, n_features)
         import h5py
 
-        with h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as h5:
+        with h5py.File(io.BytesIO(archive.read(WEIGHTS_ENTRY)), "r") as h5:
             weights = [np.asarray(h5[name], dtype=np.float32) for name in WEIGHT_PATHS]
     units = config.units
     expected = [(n_features, 4 * units), (units, 4 * units), (4 * units,), (units, 1), (1,)]

@@ -213,6 +213,13 @@ def lineup_backtest_key(ticker: str, lineage: str) -> str:
     return f"{model_prefix(ticker, lineage)}/lineup.parquet"
 
 
+def lineup_global_backtest_key(ticker: str, lineage: str, global_lineages: str) -> str:
+    """The global models' backtests on a lineage's hold-out days, kept beside the lineage's
+    own: one object per combination of the global models' lineages (``global_lineages``, a
+    short digest of them), so that a global retrain starts a new one and none is rewritten."""
+    return f"{model_prefix(ticker, lineage)}/lineup-global-{global_lineages}.parquet"
+
+
 def backtest_path_key(ticker: str, version: str) -> str:
     """The multi-step hold-out forecasts (long form: origin, step, date, ...) of a retrain."""
     return f"{model_prefix(ticker, version)}/backtest_path.parquet"

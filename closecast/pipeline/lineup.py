@@ -15,7 +15,7 @@ the same forecaster interface, evaluated by the same code on the same days.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 
@@ -155,13 +155,24 @@ def baseline_backtest(
 
 
 @dataclass(frozen=True)
-class BaselineBacktests:
-    """Every baseline's backtest on a lineage's hold-out days: kind -> (one-step record,
-    multi-step path); ``failed`` the kinds too short a history could not fit."""
+class KeptBacktests:
+    """Line-up models' backtests on a lineage's hold-out days, as kept beside the lineage:
+    kind -> (one-step record, multi-step path).
+
+    Attributes:
+        by_kind: The backtests.
+        failed: Kinds left out of the line-up: a baseline too short a history could not fit,
+            a global model trained on a scored day.
+        digest: What the backtests are a function of (:func:`lineup_digest`,
+            :func:`global_lineup_digest`).
+        same_days: The global models scored on exactly the lineage's days (the others on
+            their own lineage's hold-out: left out of ``auto``'s comparison).
+    """
 
     by_kind: dict[str, tuple[Record, pd.DataFrame | None]]
     failed: frozenset[str]
     digest: str
+    same_days: frozenset[str] = frozenset()
 
 
 def lineup_digest(
@@ -181,7 +192,7 @@ def lineup_digest(
 
 def compute_baseline_backtests(
     prices: pd.Series, days: Sequence[date], config: ModelConfig, horizon: int
-) -> BaselineBacktests:
+) -> KeptBacktests:
     """Every baseline's backtest on ``days``, from scratch."""
     by_kind, failed = {}, set()
     for kind in BASELINE_KINDS:
@@ -189,12 +200,10 @@ def compute_baseline_backtests(
             by_kind[kind] = baseline_backtest(kind, prices, days, config, horizon)
         except ValueError:  # InsufficientDataError: too short a history for this baseline
             failed.add(kind)
-    return BaselineBacktests(
-        by_kind, frozenset(failed), lineup_digest(prices, days, config, horizon)
-    )
+    return KeptBacktests(by_kind, frozenset(failed), lineup_digest(prices, days, config, horizon))
 
 
-def _to_table(backtests: BaselineBacktests) -> pa.Table:
+def _to_table(backtests: KeptBacktests) -> pa.Table:
     parts = []
     for kind, (record, path) in backtests.by_kind.items():
         parts.append(record.frame.assign(model=kind, part="backtest", step=1))
@@ -207,15 +216,20 @@ def _to_table(backtests: BaselineBacktests) -> pa.Table:
     metadata = {
         b"digest": backtests.digest.encode(),
         b"failed": ",".join(sorted(backtests.failed)).encode(),
+        b"same_days": ",".join(sorted(backtests.same_days)).encode(),
     }
     return table.replace_schema_metadata(metadata)
 
 
-def _from_table(table: pa.Table) -> BaselineBacktests:
+def _kinds(metadata: dict[bytes, bytes], name: bytes) -> frozenset[str]:
+    return frozenset(filter(None, metadata.get(name, b"").decode().split(",")))
+
+
+def _from_table(table: pa.Table) -> KeptBacktests:
     metadata = table.schema.metadata or {}
     frame = table.to_pandas()
     by_kind = {}
-    for kind in BASELINE_KINDS:
+    for kind in (*BASELINE_KINDS, *GLOBAL_KINDS):
         rows = frame[frame["model"] == kind] if len(frame) else frame
         if not len(rows):
             continue
@@ -225,16 +239,37 @@ def _from_table(table: pa.Table) -> BaselineBacktests:
         path = rows[rows["part"] == "path"].reset_index(drop=True)
         path = path[list(PATH_COLUMNS)].astype({"step": "int64"}) if len(path) else None
         by_kind[kind] = (Record(kind, "backtest", one), path)
-    failed = metadata.get(b"failed", b"").decode()
-    return BaselineBacktests(
-        by_kind, frozenset(filter(None, failed.split(","))), metadata.get(b"digest", b"").decode()
+    return KeptBacktests(
+        by_kind,
+        _kinds(metadata, b"failed"),
+        metadata.get(b"digest", b"").decode(),
+        _kinds(metadata, b"same_days"),
     )
+
+
+def _kept(
+    storage: Storage, key: str, digest: str, compute: Callable[[], KeptBacktests]
+) -> tuple[KeptBacktests, list[str]]:
+    """The backtests kept at ``key`` when they were made from what ``digest`` covers, else
+    ``compute()``d: written when nothing is kept there yet, never rewritten (a manifest may
+    list the kept object by its digest)."""
+    try:
+        kept = _from_table(read_parquet(storage, key))
+    except (ObjectNotFoundError, CorruptObjectError):
+        kept = None
+    if kept is not None and kept.digest == digest:
+        return kept, []
+    fresh = compute()
+    if kept is not None:
+        return fresh, []  # stored for other prices or settings; it stays as it was
+    write_parquet(storage, key, _to_table(fresh))
+    return fresh, [key]
 
 
 def lineage_baseline_backtests(
     storage: Storage, ticker: str, lineage: str, prices: pd.Series, days: Sequence[date],
     config: ModelConfig, horizon: int,
-) -> tuple[BaselineBacktests, list[str]]:  # fmt: skip
+) -> tuple[KeptBacktests, list[str]]:  # fmt: skip
     """The baselines' backtests on a lineage's hold-out days, computed once per lineage and
     kept beside it (:func:`closecast.outputs.catalog.lineup_backtest_key`); recomputed, never
     rewritten, when what they depend on changed (:func:`lineup_digest`).
@@ -244,19 +279,9 @@ def lineage_baseline_backtests(
     """
     key = catalog.lineup_backtest_key(ticker, lineage)
     digest = lineup_digest(prices, days, config, horizon)
-    try:
-        kept = _from_table(read_parquet(storage, key))
-    except ObjectNotFoundError:
-        kept = None
-    except CorruptObjectError:
-        kept = None
-    if kept is not None and kept.digest == digest:
-        return kept, []
-    fresh = compute_baseline_backtests(prices, days, config, horizon)
-    if kept is not None:
-        return fresh, []  # stored for other prices or settings; it stays as it was
-    write_parquet(storage, key, _to_table(fresh))
-    return fresh, [key]
+    return _kept(
+        storage, key, digest, lambda: compute_baseline_backtests(prices, days, config, horizon)
+    )
 
 
 @dataclass(frozen=True)
@@ -287,7 +312,7 @@ def _lstm_records(
 
 def _serve_baseline(
     stored: live.Ledger, kind: str, item: WatchItem, prices: pd.Series, config: ModelConfig,
-    as_of: date, baselines: BaselineBacktests, *, horizon: int,
+    as_of: date, baselines: KeptBacktests, *, horizon: int,
     rebase_factor: float | None,
 ) -> Served:  # fmt: skip
     """A baseline refit on every price, its ledger (``stored``) put on the history's basis
@@ -338,26 +363,98 @@ def global_backtest(
     return Record(loaded.ref.kind, "backtest", frames.predictions), frames.path, same_days
 
 
+def global_lineup_tag(global_models: Sequence[LoadedGlobal]) -> str:
+    """A short digest of which global lineages the backtests are of (watchlist, kind,
+    lineage and its backtest model's files): names their kept object."""
+    lineages = sorted(
+        (g.ref.watchlist, g.ref.kind, g.ref.champion.lineage, g.ref.champion.backtest_files)
+        for g in global_models
+    )
+    return hashlib.sha256(repr(lineages).encode()).hexdigest()[:16]
+
+
+def global_lineup_digest(
+    prices: pd.Series, days: Sequence[date], horizon: int, global_models: Sequence[LoadedGlobal]
+) -> str:
+    """What the global models' backtests on a ticker are a function of: each lineage's
+    backtest model, cut and hold-out, the days, the horizon and every price through the last
+    day any of them scores."""
+    champions = [g.ref.champion for g in global_models]
+    ends = [pd.Timestamp(c.holdout_end) for c in champions] + [pd.Timestamp(d) for d in days[-1:]]
+    known = prices[prices.index <= max(ends)]
+    digest = hashlib.sha256()
+    digest.update(known.index.asi8.tobytes())
+    digest.update(known.to_numpy(dtype="float64").tobytes())
+    holdouts = sorted((c.kind, str(c.cut), str(c.holdout_end)) for c in champions)
+    settings = (global_lineup_tag(global_models), holdouts, horizon, [str(d) for d in days])
+    digest.update(repr(settings).encode())
+    return digest.hexdigest()
+
+
+def compute_global_backtests(
+    item: WatchItem, prices: pd.Series, days: Sequence[date], horizon: int,
+    global_models: Sequence[LoadedGlobal],
+) -> KeptBacktests:  # fmt: skip
+    """Every global model's backtest on the ticker (:func:`global_backtest`), from scratch.
+    One with too few of the ticker's days around its cut has none (it still serves); one
+    whose backtest model trained on a scored day is ``failed`` (it does not serve)."""
+    by_kind, failed, same_days = {}, set(), set()
+    for loaded in global_models:
+        kind = loaded.ref.kind
+        try:
+            record, path, same = global_backtest(loaded, item, prices, horizon, days)
+        except LeakageError:
+            failed.add(kind)
+            continue
+        except ValueError:  # InsufficientDataError: too few days around the cut
+            continue
+        by_kind[kind] = (record, path)
+        if same:
+            same_days.add(kind)
+    digest = global_lineup_digest(prices, days, horizon, global_models)
+    return KeptBacktests(by_kind, frozenset(failed), digest, frozenset(same_days))
+
+
+def lineage_global_backtests(
+    storage: Storage, item: WatchItem, lineage: str, prices: pd.Series, days: Sequence[date],
+    horizon: int, global_models: Sequence[LoadedGlobal],
+) -> tuple[KeptBacktests, list[str]]:  # fmt: skip
+    """The global models' backtests on a lineage's hold-out days, computed once per lineage
+    and combination of global lineages and kept beside the lineage
+    (:func:`closecast.outputs.catalog.lineup_global_backtest_key`); recomputed, never
+    rewritten, when what they depend on changed (:func:`global_lineup_digest`).
+
+    Returns:
+        The backtests, and the key written (once).
+    """
+    if not global_models:
+        return KeptBacktests({}, frozenset(), ""), []
+    key = catalog.lineup_global_backtest_key(item.symbol, lineage, global_lineup_tag(global_models))
+    digest = global_lineup_digest(prices, days, horizon, global_models)
+    return _kept(
+        storage, key, digest,
+        lambda: compute_global_backtests(item, prices, days, horizon, global_models),
+    )  # fmt: skip
+
+
 def _serve_global(
     stored: live.Ledger, loaded: LoadedGlobal, item: WatchItem, prices: pd.Series, as_of: date,
-    *, horizon: int, rebase_factor: float | None, days: Sequence[date],
-) -> tuple[Served, Record | None, pd.DataFrame | None, bool]:  # fmt: skip
-    """A global model's backtest on the ticker, its ledger (``stored``) put on the history's
-    basis and scored, and its forecasts served from the ticker's own prices."""
-    kind, champion = loaded.ref.kind, loaded.ref.champion
-    try:
-        record, path, same_days = global_backtest(loaded, item, prices, horizon, days)
-    except ValueError:  # InsufficientDataError: a ticker with too few days around the cut
-        record, path, same_days = None, None, False
+    backtest: tuple[Record, pd.DataFrame | None] | None, *, horizon: int,
+    rebase_factor: float | None,
+) -> Served:  # fmt: skip
+    """A global model's ledger (``stored``) put on the history's basis and scored, and its
+    forecasts served from the ticker's own prices, calibrated on its ``backtest`` on the
+    ticker (None: it has none)."""
+    champion = loaded.ref.champion
+    record, path = backtest if backtest is not None else (None, None)
     ledger = live.align_basis(stored, prices, rebase_factor)
     ledger, _ = live.score_served(ledger, prices, as_of)
-    served = serve(
-        kind, for_ticker(loaded.model, item.symbol), ledger, item=item, prices=prices,
-        as_of=as_of, horizon=horizon, storage=None,
+    return serve(
+        loaded.ref.kind, for_ticker(loaded.model, item.symbol), ledger, item=item,
+        prices=prices, as_of=as_of, horizon=horizon, storage=None,
         lineage=Lineage(champion.version, champion.lineage,
                         None if record is None else record.frame, path),
     )  # fmt: skip
-    return served, record, path, same_days
 
 
 def run_lineup(
@@ -404,11 +501,13 @@ def run_lineup(
             lstm_backtest, lstm_backtest_path, lstm_ledger, prices.index, horizon
         )
     ]
+    # The serving lineage's hold-out days: the line-up's backtests on them are kept with it.
+    kept = bool(days)
     backtests: dict[str, pd.DataFrame] = {LSTM: lstm_backtest} if days else {}
     baselines, keys = (
         lineage_baseline_backtests(storage, item.symbol, lineage, prices, days, config, horizon)
-        if days
-        else (BaselineBacktests({}, frozenset(), ""), [])
+        if kept
+        else (KeptBacktests({}, frozenset(), ""), [])
     )
     if not days and holdout_days:
         days = list(holdout_days)
@@ -438,23 +537,30 @@ def run_lineup(
         if record is not None:
             backtests[kind] = record.frame
         rows += [score_row(item.symbol, r, serving=False) for r in records]
+    globals_, global_keys = (
+        lineage_global_backtests(storage, item, lineage, prices, days, horizon, global_models)
+        if kept
+        else (compute_global_backtests(item, prices, days, horizon, global_models), [])
+    )
+    keys = [*keys, *global_keys]
     for loaded in global_models:
         kind = loaded.ref.kind
-        if wanted is not None and kind not in wanted:
+        if kind in globals_.failed or (wanted is not None and kind not in wanted):
             continue
+        backtest = globals_.by_kind.get(kind)
         try:
-            result, record, path, same_days = _serve_global(
-                stored.of(kind), loaded, item, prices, as_of, horizon=horizon,
-                rebase_factor=rebase_factor, days=days,
-            )  # fmt: skip
+            result = _serve_global(stored.of(kind), loaded, item, prices, as_of, backtest,
+                                   horizon=horizon, rebase_factor=rebase_factor)  # fmt: skip
         except (ValueError, LeakageError):
             continue
         served[kind] = list(result.rows)
         if record_live:
             ledgers[kind] = live.record_all(result.ledger, result.rows)
-        records = [] if record is None else [record]
-        if record is not None:
-            if same_days:  # auto compares models on the same days only
+        records = []
+        if backtest is not None:
+            record, path = backtest
+            records.append(record)
+            if kind in globals_.same_days:  # auto compares models on the same days only
                 backtests[kind] = record.frame
             if path is not None:
                 records += path_records(kind, path, list(record.frame["date"]), horizon)

@@ -18,22 +18,35 @@ from closecast.outputs.records import ServedRow
 from lstm_model.data import InsufficientDataError
 from lstm_model.forecaster import Forecaster
 from lstm_model.horizons import PATH_COLUMNS, validation_backtest
-from lstm_model.intervals import backtest_bounds, calibrate_frame, ewma_volatility, forecast_bounds
+from lstm_model.intervals import (
+    LEVELS,
+    backtest_bounds,
+    calibrate,
+    ewma_volatility,
+    forecast_bounds,
+    log_residuals,
+)
 
 BAND_COLUMNS: tuple[str, ...] = ("lower_80", "upper_80", "lower_95", "upper_95")
 MIN_CALIBRATION = 20
 """Out-of-sample residuals a served forecast's interval needs; with fewer, no interval."""
 
 
-def _long_form(predictions: pd.DataFrame, prices: pd.Series) -> pd.DataFrame:
-    """One-step predictions (date, actual, predicted, naive) with their forecast origin."""
+def _origins(predictions: pd.DataFrame, prices: pd.Series) -> pd.DatetimeIndex:
+    """The forecast origin of each one-step prediction: the price date before its date."""
     dates = pd.DatetimeIndex(pd.to_datetime(predictions["date"]))
     positions = prices.index.get_indexer(dates)
     if (positions < 1).any():
         raise ValueError("every prediction date needs a price before it (its origin)")
+    return prices.index[positions - 1]
+
+
+def _long_form(predictions: pd.DataFrame, prices: pd.Series) -> pd.DataFrame:
+    """One-step predictions (date, actual, predicted, naive) with their forecast origin."""
+    dates = pd.DatetimeIndex(pd.to_datetime(predictions["date"]))
     return pd.DataFrame(
         {
-            "origin": prices.index[positions - 1],
+            "origin": _origins(predictions, prices),
             "step": 1,
             "date": dates,
             "actual": predictions["actual"].to_numpy(dtype="float64"),
@@ -101,40 +114,51 @@ def served_bands(
         backtest_path: The lineage's multi-step backtest (long form, with ``origin`` and
             ``step``), for steps beyond 1.
     """
-    parts = []
-    if step == 1 and backtest is not None and len(backtest):
-        parts.append(_long_form(backtest, prices)[["origin", "actual", "predicted"]])
-    elif step > 1 and backtest_path is not None and len(backtest_path):
-        rows = backtest_path[backtest_path["step"] == step]
-        parts.append(
-            pd.DataFrame(
-                {
-                    "origin": pd.to_datetime(rows["origin"]),
-                    "actual": rows["actual"].to_numpy(dtype="float64"),
-                    "predicted": rows["predicted"].to_numpy(dtype="float64"),
-                }
-            )
-        )
-    live = [r for r in scored if r.actual is not None and r.step == step]
-    if live:
-        parts.append(
-            pd.DataFrame(
-                {
-                    "origin": pd.to_datetime([r.data_end for r in live]),
-                    "actual": [r.actual for r in live],
-                    "predicted": [r.forecast for r in live],
-                }
-            )
-        )
+    origins, actual, predicted = _calibration_rows(prices, backtest, scored, step, backtest_path)
     volatility = ewma_volatility(prices)
-    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    if len(frame):
-        frame = frame[pd.DatetimeIndex(frame["origin"]).isin(volatility.index)]
-    if len(frame) < MIN_CALIBRATION:
+    # Origins no longer among the prices (a date since removed) cannot be scaled: left out.
+    positions = volatility.index.get_indexer(origins)
+    known = positions >= 0
+    if int(known.sum()) < MIN_CALIBRATION:
         return dict.fromkeys(BAND_COLUMNS)
-    # One radius, calibrated on this step's residuals only, so the frame is step 1 for it.
-    calibration = calibrate_frame(
-        frame.assign(step=1), volatility, horizon=1, source="backtest+live"
-    )
+    scale = volatility.to_numpy(dtype="float64")[positions[known]]
+    if np.isnan(scale).any():
+        missing = origins[known][np.isnan(scale)][0]
+        raise ValueError(f"volatility has no value at forecast origin {missing:%Y-%m-%d}")
+    residuals = log_residuals(actual[known], predicted[known]) / scale
+    # One radius, calibrated on this step's residuals only.
+    calibration = calibrate([residuals], LEVELS, source="backtest+live", scaled=True)
     bounds = forecast_bounds([forecast], calibration, scale=float(volatility.iloc[-1]))
     return {column: float(bounds[column].iloc[0]) for column in BAND_COLUMNS}
+
+
+def _calibration_rows(
+    prices: pd.Series,
+    backtest: pd.DataFrame | None,
+    scored: Sequence[ServedRow],
+    step: int,
+    backtest_path: pd.DataFrame | None,
+) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]:
+    """Origin, actual and predicted of every out-of-sample forecast at ``step``: the
+    lineage's backtest first, then its scored live record. NumPy arrays, not a frame: a run
+    calibrates every model's forecast of every ticker."""
+    origins: list[pd.DatetimeIndex] = []
+    actual: list[np.ndarray] = []
+    predicted: list[np.ndarray] = []
+    if step == 1 and backtest is not None and len(backtest):
+        origins.append(_origins(backtest, prices))
+        actual.append(backtest["actual"].to_numpy(dtype="float64"))
+        predicted.append(backtest["predicted"].to_numpy(dtype="float64"))
+    elif step > 1 and backtest_path is not None and len(backtest_path):
+        rows = backtest_path[backtest_path["step"] == step]
+        origins.append(pd.DatetimeIndex(pd.to_datetime(rows["origin"])))
+        actual.append(rows["actual"].to_numpy(dtype="float64"))
+        predicted.append(rows["predicted"].to_numpy(dtype="float64"))
+    live = [r for r in scored if r.actual is not None and r.step == step]
+    if live:
+        origins.append(pd.DatetimeIndex(pd.to_datetime([r.data_end for r in live])))
+        actual.append(np.array([r.actual for r in live], dtype="float64"))
+        predicted.append(np.array([r.forecast for r in live], dtype="float64"))
+    if not origins:
+        return pd.DatetimeIndex([]), np.empty(0), np.empty(0)
+    return origins[0].append(origins[1:]), np.concatenate(actual), np.concatenate(predicted)

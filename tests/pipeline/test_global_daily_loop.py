@@ -17,10 +17,14 @@ from closecast.inputs.watchlist import WatchItem
 from closecast.outputs import catalog
 from closecast.outputs.catalog import RunScope
 from closecast.outputs.records import ServedRow
-from closecast.pipeline import live
+from closecast.pipeline import lineup, live
 from closecast.pipeline.evaluation import LeakageError
 from closecast.pipeline.fetch import fetch_and_store
-from closecast.pipeline.lineup import global_backtest
+from closecast.pipeline.lineup import (
+    compute_global_backtests,
+    global_backtest,
+    lineage_global_backtests,
+)
 from closecast.pipeline.pooled import (
     fit_global,
     fit_global_models,
@@ -240,3 +244,36 @@ def test_the_line_up_scores_and_serves_the_global_model_and_auto_serves_it_on_ev
         assert outcome.forecasts[0].forecast == ledger.rows[-1].forecast
         assert ledger.rows[-1].model_version == ref.champion.version
     assert "NEW" not in load_global(storage, ref).model.meta["tickers"]
+
+
+def test_the_global_backtests_are_kept_per_lineage_and_global_lineage(tmp_path) -> None:
+    series = histories()
+    storage, ref, _ = _fit(tmp_path, series)
+    loaded, item, prices = [load_global(storage, ref)], WatchItem("AAPL", "stock"), series["AAPL"]
+    days = [ts.date() for ts in prices.index[-30:]]
+    key = catalog.lineup_global_backtest_key("AAPL", "v0001", lineup.global_lineup_tag(loaded))
+    fresh = compute_global_backtests(item, prices, days, 3, loaded)
+    assert fresh.same_days == {KIND} and set(fresh.by_kind) == {KIND}
+
+    _, keys = lineage_global_backtests(storage, item, "v0001", prices, days, 3, loaded)
+    assert keys == [key]
+    kept, keys = lineage_global_backtests(storage, item, "v0001", prices, days, 3, loaded)
+    assert keys == []  # read, not recomputed nor rewritten
+    (record, path), (kept_record, kept_path) = fresh.by_kind[KIND], kept.by_kind[KIND]
+    pd.testing.assert_frame_equal(kept_record.frame, record.frame, check_exact=True)
+    pd.testing.assert_frame_equal(kept_path, path, check_exact=True)
+    assert (kept.same_days, kept.failed) == (fresh.same_days, fresh.failed)
+
+    # A revised price inside the hold-out: recomputed from it, the kept object untouched.
+    revised = prices.copy()
+    revised.iloc[-10] *= 1.01
+    stored = storage.read_bytes(key)
+    again, keys = lineage_global_backtests(storage, item, "v0001", revised, days, 3, loaded)
+    expected = compute_global_backtests(item, revised, days, 3, loaded).by_kind[KIND][0].frame
+    assert keys == [] and storage.read_bytes(key) == stored
+    pd.testing.assert_frame_equal(again.by_kind[KIND][0].frame, expected, check_exact=True)
+    assert not expected.equals(record.frame)
+    # Another global lineage (a global retrain): its own object, the first one kept.
+    other = [replace(loaded[0], ref=replace(ref, champion=replace(ref.champion, lineage="v0009")))]
+    _, keys = lineage_global_backtests(storage, item, "v0001", prices, days, 3, other)
+    assert keys and keys != [key] and storage.read_bytes(key) == stored
