@@ -65,14 +65,16 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def prefect_ui(tmp_path_factory) -> Iterator[stack.StackConfig]:
-    """A Prefect server with its UI on a free loopback port, stopped after the module."""
+def prefect_ui(tmp_path_factory, migrated_prefect_home) -> Iterator[stack.StackConfig]:
+    """A Prefect server with its UI on a free loopback port, stopped after the module; its
+    database starts migrated (a copy of the session's)."""
     config = stack.StackConfig.from_environment(
         project_root=PROJECT_ROOT,
         state_dir=tmp_path_factory.mktemp("prefect-ui"),
         port=_free_port(),
         ui=True,
     )
+    migrated_prefect_home(config.prefect_home)
     try:
         stack.start_server(config, timeout=240)
         yield config

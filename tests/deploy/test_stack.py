@@ -102,7 +102,7 @@ def _cron(deployment) -> dict[str, tuple[str, str, dict]]:
 
 @pytest.mark.slow  # server, worker and a deployment run
 def test_stack_runs_a_deployment_and_stops_cleanly(
-    tmp_path, s3_env, s3_root, s3_client, monkeypatch
+    tmp_path, s3_env, s3_root, s3_client, monkeypatch, migrated_prefect_home
 ):
     # As a user's shell starts the stack: without the TensorFlow logging settings this test
     # session sets for itself (tests/conftest.py), so only closecast keeps TensorFlow quiet.
@@ -117,6 +117,7 @@ def test_stack_runs_a_deployment_and_stops_cleanly(
         source="sample",
         env={"PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_LOGGING_LEVEL": "INFO"},
     )
+    migrated_prefect_home(config.prefect_home)  # the server needs no migrations first
     pids: list[int] = []
     try:
         state = stack.up(config, timeout=240)

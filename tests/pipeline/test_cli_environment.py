@@ -107,7 +107,11 @@ def test_prefect_analytics_are_off_unless_the_user_turns_them_on(read_settings) 
 
 @pytest.mark.slow
 def test_an_ephemeral_run_prints_no_telemetry_line(tmp_path: Path) -> None:
+    """The suite's run on a new machine: an empty Prefect home, so the temporary server
+    creates and migrates its database first (the other server-starting tests copy a migrated
+    one in: tests/conftest.py's ``migrated_prefect_home``)."""
     # A Saturday: the flow starts its temporary Prefect server, then has nothing to do.
+    assert not (tmp_path / "prefect-home").exists()
     result = _closecast(
         ["run", "--tickers", "AAPL", "--as-of", "2020-12-05", "--storage", str(tmp_path / "s")],
         tmp_path,
@@ -187,10 +191,11 @@ print(server.process.poll() is not None, get_current_settings().api.url)
 
 @pytest.mark.slow
 def test_the_temporary_server_is_the_api_of_every_thread_and_stops_with_the_command(
-    tmp_path,
+    tmp_path, migrated_prefect_home
 ) -> None:
     # A thread that does not copy the caller's context reads the process-wide settings:
     # pointed anywhere else, Prefect would start a second server for it.
+    migrated_prefect_home(tmp_path / "prefect-home")
     assert _python(READ_API_URL_IN_A_PLAIN_THREAD, tmp_path).splitlines() == [
         "True True",
         "True None",

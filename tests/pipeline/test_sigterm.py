@@ -39,16 +39,21 @@ def test_a_stop_request_ends_training_at_the_next_batch() -> None:
 
 
 @pytest.mark.slow
-def test_sigterm_stops_closecast_run_within_seconds_without_publishing(tmp_path) -> None:
+def test_sigterm_stops_closecast_run_within_seconds_without_publishing(
+    tmp_path, migrated_prefect_home
+) -> None:
     root = tmp_path / "store"
     log = tmp_path / "run.log"
+    # The run's temporary Prefect server keeps its database here, not in the user's home.
+    home = migrated_prefect_home(tmp_path / "prefect-home")
     # No global models: the signal should land in the per-ticker network's training, not in
     # the pooled step's global fit.
     argv = [sys.executable, "-m", "closecast.cli", "run", "--tickers", "QQQ", "--preset",
             "tutorial", "--models", "lstm,naive", "--storage", str(root)]  # fmt: skip
     with log.open("wb") as out:
         child = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                                 env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+                                 env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
+                                      "PREFECT_HOME": str(home)},
                                  start_new_session=True)  # fmt: skip
         try:
             # Wait until the 1000-epoch tutorial network is training (its lease exists).
