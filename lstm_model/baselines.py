@@ -61,8 +61,9 @@ class _Baseline(ABC):
         """Predictions for target positions (``len(values)`` = the day after the data)."""
 
     @abstractmethod
-    def forecast_path(self, prices: pd.Series, horizon: int) -> np.ndarray:
-        """Forecasts for the next ``horizon`` trading days after ``prices`` ends."""
+    def _paths_at(self, values: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
+        """Forecast paths (one row per origin position, ``horizon`` columns) from
+        ``values[: origin + 1]``; every origin has at least :attr:`history` prices."""
 
     @classmethod
     def _fit_state(cls, prices: pd.Series, params: dict[str, Any]) -> dict[str, Any]:
@@ -157,6 +158,24 @@ class _Baseline(ABC):
         values = self._checked_values(prices)
         return float(self._predict_at(values, np.array([len(values)]))[0])
 
+    def forecast_path(self, prices: pd.Series, horizon: int) -> np.ndarray:
+        """Forecasts for the next ``horizon`` trading days after ``prices`` ends."""
+        values = self._checked_values(prices)
+        return self._paths_at(values, np.array([len(values) - 1]), check_horizon(horizon))[0]
+
+    def forecast_paths(self, prices: pd.Series, origins: np.ndarray, horizon: int) -> np.ndarray:
+        """:meth:`forecast_path` from each origin position of ``prices`` at once (the prices
+        up to and including it), a row of NaN where it has too little history: a backtest
+        scores hundreds of origins per ticker."""
+        check_prices(prices)
+        origins = np.asarray(origins, dtype=np.int64)
+        paths = np.full((origins.size, check_horizon(horizon)), np.nan)
+        usable = origins + 1 >= self.history
+        if usable.any():
+            values = prices.to_numpy(dtype="float64")
+            paths[usable] = self._paths_at(values, origins[usable], horizon)
+        return paths
+
     def _checked_values(self, prices: pd.Series) -> np.ndarray:
         check_prices(prices)
         if len(prices) < self.history:
@@ -197,10 +216,9 @@ class NaiveForecaster(_Baseline):
     def _predict_at(self, values: np.ndarray, positions: np.ndarray) -> np.ndarray:
         return values[positions - 1]
 
-    def forecast_path(self, prices: pd.Series, horizon: int) -> np.ndarray:
-        """The last price, ``horizon`` times."""
-        values = self._checked_values(prices)
-        return np.full(check_horizon(horizon), values[-1])
+    def _paths_at(self, values: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
+        """The price at the origin, ``horizon`` times."""
+        return np.repeat(values[origins][:, None], horizon, axis=1)
 
 
 class DriftForecaster(_Baseline):
@@ -224,11 +242,10 @@ class DriftForecaster(_Baseline):
     def _predict_at(self, values: np.ndarray, positions: np.ndarray) -> np.ndarray:
         return values[positions - 1] * np.exp(self.mean_log_return)
 
-    def forecast_path(self, prices: pd.Series, horizon: int) -> np.ndarray:
-        """``last * exp(k * mean_log_return)`` for ``k = 1..horizon``."""
-        values = self._checked_values(prices)
-        steps = np.arange(1, check_horizon(horizon) + 1)
-        return values[-1] * np.exp(steps * self.mean_log_return)
+    def _paths_at(self, values: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
+        """``price at the origin * exp(k * mean_log_return)`` for ``k = 1..horizon``."""
+        steps = np.arange(1, horizon + 1)
+        return values[origins][:, None] * np.exp(steps * self.mean_log_return)[None, :]
 
 
 class SeasonalNaiveForecaster(_Baseline):
@@ -263,9 +280,9 @@ class SeasonalNaiveForecaster(_Baseline):
     def _predict_at(self, values: np.ndarray, positions: np.ndarray) -> np.ndarray:
         return values[positions - self.season_length]
 
-    def forecast_path(self, prices: pd.Series, horizon: int) -> np.ndarray:
-        """The last season repeated: step ``k`` is ``prices[-m + (k - 1) % m]``."""
-        values = self._checked_values(prices)
+    def _paths_at(self, values: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
+        """The last season repeated: step ``k`` is the price ``m - (k - 1) % m`` observations
+        before the day after the origin."""
         m = self.season_length
-        steps = np.arange(check_horizon(horizon))
-        return values[len(values) - m + steps % m]
+        steps = np.arange(horizon)
+        return values[origins[:, None] + 1 - m + steps % m]

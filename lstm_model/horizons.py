@@ -85,7 +85,7 @@ def _paths_from_origins(
 ) -> np.ndarray:
     """``forecast_path`` from each origin position (rows of NaN where history is too short)."""
     batched = getattr(model, "forecast_paths", None)
-    if callable(batched):  # a model that forecasts from many origins at once (global models)
+    if callable(batched):  # a model that forecasts from many origins at once (baselines, global)
         return np.asarray(batched(prices, origins, horizon), dtype="float64")
     paths = np.full((len(origins), horizon), np.nan)
     length = _window_length(model)

@@ -93,6 +93,24 @@ def test_forecast_paths_are_closed_forms(fitted, random_walk) -> None:
     )
 
 
+@pytest.mark.parametrize("kind", ["naive", "drift", "seasonal_naive"])
+def test_paths_from_many_origins_are_each_origins_own_path(fitted, random_walk, kind) -> None:
+    # Backtests ask for paths from hundreds of origins at once: each row must be the path
+    # forecast_path gives from the prices up to that origin, and a row of NaN where there
+    # are too few of them.
+    model = fitted[kind]
+    origins = np.array([0, 1, 3, 4, 5, 40, 299, 300, len(random_walk) - 2])
+    paths = model.forecast_paths(random_walk, origins, 7)
+    for row, origin in zip(paths, origins, strict=True):
+        if origin + 1 < model.history:
+            assert np.isnan(row).all()
+        else:
+            np.testing.assert_array_equal(
+                row, model.forecast_path(random_walk.iloc[: origin + 1], 7)
+            )
+    assert not np.isnan(paths[origins + 1 >= model.history]).any()
+
+
 def test_season_length_follows_the_calendar(make_series) -> None:
     weekdays = make_series(np.linspace(1, 2, 30))
     every_day = pd.Series(
