@@ -17,7 +17,7 @@ from closecast.pipeline.lineup import BASELINE_KINDS, GLOBAL_KINDS
 from closecast.pipeline.live import read_ledger
 from closecast.pipeline.services import open_run_storage
 from closecast.pipeline.settings import RunSettings
-from closecast.pipeline.ticker import forecast_ticker
+from closecast.pipeline.ticker import forecast_tickers
 from closecast.sources import SampleSource
 
 DAYS = [date(2020, 12, 9), date(2020, 12, 10)]
@@ -25,7 +25,10 @@ DAYS = [date(2020, 12, 9), date(2020, 12, 10)]
 
 def _run(options: RunSettings, item: WatchItem, day: date):
     fetch_and_store(item, day, open_run_storage(options), SampleSource())
-    return forecast_ticker(item, RunScope(day, "lineup"), options)
+    # No ticker plot (about 0.5 CPU-s each): these tests check the line-up's scores and
+    # ledgers; the plot is test_daily_forecast's.
+    (outcome,) = forecast_tickers([item], RunScope(day, "lineup"), options, draw_plots=False)
+    return outcome
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ from closecast.pipeline.ticker import (
     ChampionView,
     Produced,
     TrainingFailed,
-    forecast_ticker,
+    forecast_tickers,
     load_champion,
     plan_ticker,
     read_history,
@@ -87,7 +87,12 @@ def options(tmp_path) -> RunSettings:
 def _run(options: RunSettings, day: date, **changes):
     storage = open_run_storage(options)
     fetch_and_store(ITEM, day, storage, SampleSource())
-    return forecast_ticker(ITEM, RunScope(day, "steps"), options.model_copy(update=changes))
+    # No ticker plot (about 0.5 CPU-s each): these tests check decisions, versions and ledgers;
+    # the plot is test_daily_forecast's.
+    (outcome,) = forecast_tickers(
+        [ITEM], RunScope(day, "steps"), options.model_copy(update=changes), draw_plots=False
+    )
+    return outcome
 
 
 @pytest.fixture(scope="module")
