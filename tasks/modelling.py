@@ -4,6 +4,7 @@ serve the next forecasts and publish each ticker's run objects."""
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -108,6 +109,19 @@ def fit_global_models(
     return pooled
 
 
+def _release_tensorflow_state() -> None:
+    """Free what training left in this process, if anything trained in it.
+
+    TensorFlow loads only when a ticker trains (``lstm_model.model``), not when a worker
+    imports the flow or serves a kept champion (NumPy inference): a chunk whose tickers all
+    keep their champions must not import it just to clear it (5-6 CPU-s per process).
+    """
+    if "lstm_model.model" in sys.modules:
+        from lstm_model.model import release_tensorflow_state
+
+        release_tensorflow_state()
+
+
 @task(name="forecast-tickers", task_run_name=_chunk_name)
 def forecast_chunk(
     items: list[WatchItem],
@@ -124,9 +138,6 @@ def forecast_chunk(
     Returns:
         One outcome per ticker (its rows and the keys it wrote, or a failed row).
     """
-    # TensorFlow loads only when tickers train, not when a worker imports the flow.
-    from lstm_model.model import release_tensorflow_state
-
     logger = get_run_logger()
     services = RunServices.open(settings)
     global_models, unloaded = pooled_step.load_globals(services.storage, pooled)
@@ -143,7 +154,7 @@ def forecast_chunk(
                     global_models=global_models,
                 )  # fmt: skip
             finally:
-                release_tensorflow_state()
+                _release_tensorflow_state()
     for outcome in outcomes:
         row = outcome.metrics
         if row.status != "ok":
