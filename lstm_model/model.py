@@ -124,6 +124,8 @@ def release_tensorflow_state() -> None:
     """
     import gc
 
-    keras.backend.clear_session(free_memory=True)
+    # One full collection, after the registrations that keep traced graphs alive are gone:
+    # with Prefect and TensorFlow loaded, each walks hundreds of thousands of objects.
+    keras.backend.clear_session(free_memory=False)
     _drop_custom_gradient_registrations()
     gc.collect()

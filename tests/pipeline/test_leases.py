@@ -207,9 +207,9 @@ def test_a_lease_from_elsewhere_is_waited_for_saying_so(storage, elsewhere, capl
             storage,
             "leases/t.json",
             what="ticker T",
-            wait=timedelta(seconds=1.5),
+            wait=timedelta(seconds=1),  # reports at about 0, 0.3, 0.6 and 0.9 s
             poll_seconds=0.1,
-            report=timedelta(seconds=0.5),
+            report=timedelta(seconds=0.3),
         ),  # fmt: skip
     ):
         pass
