@@ -1,7 +1,9 @@
 """TensorFlow stays out of sight: its C++ log lines never reach the terminal of the CLI or of
-a training script, and reading the flow never imports it. (A Prefect process worker's output,
-with the ticker trained in a process-pool worker of the flow run, is checked by the stack
-test, tests/deploy/test_stack.py, whose deployment run does exactly that.)
+a training script. (A Prefect process worker's output, with the ticker trained in a
+process-pool worker of the flow run, is checked by the stack test, tests/deploy/test_stack.py,
+whose deployment run does exactly that. That reading the flow and its tasks never imports
+TensorFlow is checked in the fresh process of tests/pipeline/test_settings.py's flow-form
+test.)
 
 Each check runs in a fresh Python process, as a user's would, with TensorFlow's logging
 variables removed from the environment (the test session's own conftest sets them)."""
@@ -113,13 +115,3 @@ def test_cli_tutorial_prints_no_tensorflow_line(tmp_path: Path) -> None:
     result = _run(["-m", "closecast.cli", "tutorial", *args], tmp_path)
     assert "test RMSE" in result.stdout
     assert _tensorflow_lines(result.stdout + result.stderr) == []
-
-
-@pytest.mark.slow  # fresh Python processes
-def test_reading_the_flow_does_not_import_tensorflow(tmp_path: Path) -> None:
-    check = (
-        "import sys, flows.daily_forecast, tasks.modelling, tasks.publishing, tasks.prices; "
-        "loaded = sorted(m for m in ('tensorflow', 'keras') if m in sys.modules); "
-        "assert not loaded, loaded"
-    )
-    _run(["-c", check], tmp_path)
