@@ -1,19 +1,25 @@
-"""Through real daily flow runs (issue 17): ``mode_reason`` says why on a first run, a
-backfill and a preset change (these said "no champion: promoted" where a champion existed),
+"""Through real daily runs of one ticker (issue 17): ``mode_reason`` says why on a first run,
+a backfill and a preset change (these said "no champion: promoted" where a champion existed),
 and a lost challenge is recorded in the champion pointer and waits its interval (an age
 retrain that loses the comparison was retried every day). One ticker on a real store with
-real (tiny) TensorFlow training."""
+real (tiny) TensorFlow training.
+
+Each day is the per-ticker pipeline a daily flow run's modelling task runs (fetch, then
+``forecast_tickers``), called in-process: the decisions and the champion pointer are made
+there, and a Prefect flow run around them costs about 2 CPU-s more per day (its API server,
+task engine, publishing and summary plot) for nothing these checks read.
+test_daily_forecast checks the modes of real flow runs day after day.
+"""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import date
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from closecast.inputs.watchlist import WatchItem
-from closecast.outputs import catalog
 from closecast.outputs.catalog import RunScope
 from closecast.outputs.records import ServedRow
 from closecast.pipeline import live
@@ -21,15 +27,14 @@ from closecast.pipeline.decisions import RetrainPolicy
 from closecast.pipeline.fetch import fetch_and_store
 from closecast.pipeline.services import open_run_storage
 from closecast.pipeline.settings import RunSettings
-from closecast.pipeline.ticker import read_history
+from closecast.pipeline.ticker import forecast_tickers, read_history
 from closecast.pipeline.versions import read_champion
 from closecast.sources import SampleSource
-from flows.daily_forecast import daily_forecast
 
 ITEM = WatchItem("QQQ", "etf")
-# The line-up without global_lstm: these tests do not look at it, and fitting it is most of a
-# tiny flow run's time (measured: 25-40 s with it, 12-15 s without, 2 tickers, preset fast).
-MODELS = "lstm,naive,drift,seasonal_naive,global_ar"
+# The per-ticker line-up: the global models are fit by a flow run's pooled step, and these
+# decisions are the LSTM's.
+MODELS = "lstm,naive,drift,seasonal_naive"
 BACKFILL = date(2020, 9, 30)  # the day before the first run
 D0 = date(2020, 10, 1)
 D1 = date(2020, 11, 2)  # 32 days later: past a 20-day age
@@ -60,17 +65,19 @@ def _near_perfect_record(options: RunSettings, lineage: str) -> None:
 
 
 def _run(options: RunSettings, day: date, **changes) -> pd.Series:
-    """One real daily flow run of the ticker; its metrics row."""
+    """One day of the ticker, as a daily flow run's fetch and modelling tasks do it; its
+    metrics row."""
     settings = options.model_copy(update={"as_of": day, **changes})
-    state = daily_forecast(settings, return_state=True)
-    assert state.is_completed(), state.message
-    table = pd.read_parquet(Path(options.storage) / catalog.METRICS.key(RunScope(day, "adhoc")))
-    return table.set_index("ticker").loc[ITEM.symbol]
+    fetched = fetch_and_store(ITEM, day, open_run_storage(settings), SampleSource())
+    (outcome,) = forecast_tickers(
+        [ITEM], RunScope(day, "adhoc"), settings, {ITEM.symbol: fetched}, draw_plots=False
+    )
+    assert outcome.metrics.status == "ok", outcome.metrics.error
+    return pd.Series(asdict(outcome.metrics))
 
 
-@pytest.mark.slow
-@pytest.mark.usefixtures("prefect_harness")
-def test_mode_reasons_and_a_lost_challenge_hold_through_daily_flow_runs(tmp_path) -> None:
+@pytest.mark.slow  # six days of one ticker
+def test_mode_reasons_and_a_lost_challenge_hold_day_after_day(tmp_path) -> None:
     options = RunSettings(
         tickers=[ITEM.symbol],
         source="sample",
@@ -78,7 +85,6 @@ def test_mode_reasons_and_a_lost_challenge_hold_through_daily_flow_runs(tmp_path
         preset="fast",
         policy=RetrainPolicy(max_model_age_days=20),
         models=MODELS,
-        ticker_plots=0,  # the reasons are the point; the plot is test_daily_forecast's
     )
     storage = open_run_storage(options)
     first = _run(options, D0)

@@ -307,7 +307,7 @@ def test_watchlists_share_storage_and_partial_reruns_touch_only_their_ticker(tmp
     # adhoc outputs and the adhoc global models (fit on the tickers it names); every other
     # object, stocks' and crypto's included, is as it was.
     before = snapshot(storage)
-    state = run_flow(tickers=["GOOG"])
+    state = run_flow(tickers=["GOOG"], ticker_plots=0)  # GOOG's plot is not looked at
     assert state.is_completed(), state.message
     after = snapshot(storage)
     changed = {k for k in after if before.get(k) != after[k]} | (before.keys() - after.keys())
@@ -353,7 +353,9 @@ def one_run(tmp_path_factory, prefect_harness) -> OneRun:
     """QQQ and an unknown ticker, dated by the source (no ``as_of``), with a line-up of four
     models: one flow run for the tests below, each checking one thing of it."""
     root = str(tmp_path_factory.mktemp("one-run") / "store")
-    state = run(root, None, tickers=["QQQ", "NOSUCH"], epochs=1, models=ONE_RUN_MODELS)
+    state = run(
+        root, None, tickers=["QQQ", "NOSUCH"], epochs=1, models=ONE_RUN_MODELS, ticker_plots=0
+    )  # no ticker plot (about 0.5 CPU-s): none of them looks at it
     return OneRun(root, state)
 
 
