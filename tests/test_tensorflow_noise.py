@@ -6,19 +6,24 @@ TensorFlow is checked in the fresh process of tests/pipeline/test_settings.py's 
 test.)
 
 Each check runs in a fresh Python process, as a user's would, with TensorFlow's logging
-variables removed from the environment (the test session's own conftest sets them)."""
+variables removed from the environment (the test session's own conftest sets them). The quiet
+training process also imports every lstm_model module afterwards: the ML core never imports
+Prefect (the layering rule), checked in the same process."""
 
 from __future__ import annotations
 
 import os
+import pkgutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import pytest
 
+import lstm_model
 from lstm_model.quiet import is_tensorflow_log_line
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -81,18 +86,59 @@ def test_recognises_tensorflow_log_lines_and_only_those() -> None:
     assert not is_tensorflow_log_line("E0000 is not a log line without its header")
 
 
-@pytest.mark.slow  # fresh Python processes
-def test_training_prints_no_tensorflow_line_unless_the_user_asks(tmp_path: Path) -> None:
-    (tmp_path / "tiny.py").write_text(TRAIN_TINY + "\nprint(train_tiny())\n")
+PREFECT_LOADED = "prefect modules loaded:"
 
+# After training: every lstm_model module imported, then the Prefect modules loaded, on the
+# last line of the output.
+IMPORT_ALL_OF_LSTM_MODEL = """
+import importlib, sys
+for name in {modules!r}:
+    importlib.import_module(name)
+leaked = sorted(m for m in sys.modules if m == "prefect" or m.startswith("prefect."))
+print("{marker}", ",".join(leaked))
+"""
+
+
+class TrainingRuns(NamedTuple):
+    """The tiny training script run as a user would (quiet), and with the user's own
+    ``TF_CPP_MIN_LOG_LEVEL=0`` (verbose)."""
+
+    quiet: subprocess.CompletedProcess[str]
+    verbose: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module")
+def training_runs(tmp_path_factory) -> TrainingRuns:
+    """Two fresh processes, shared by the two tests below."""
+    tmp_path = tmp_path_factory.mktemp("tiny")
+    modules = [m.name for m in pkgutil.walk_packages(lstm_model.__path__, "lstm_model.")]
+    assert modules, "lstm_model has no modules"
+    (tmp_path / "tiny.py").write_text(
+        TRAIN_TINY
+        + "\nprint(train_tiny())\n"
+        + IMPORT_ALL_OF_LSTM_MODEL.format(modules=modules, marker=PREFECT_LOADED)
+    )
     quiet = _run(["tiny.py"], tmp_path)
-    assert np.isfinite(float(quiet.stdout.strip()))
+    verbose = _run(["tiny.py"], tmp_path, TF_CPP_MIN_LOG_LEVEL="0")
+    return TrainingRuns(quiet, verbose)
+
+
+@pytest.mark.slow  # fresh Python processes
+def test_training_prints_no_tensorflow_line_unless_the_user_asks(training_runs) -> None:
+    quiet = training_runs.quiet
+    assert np.isfinite(float(quiet.stdout.split()[0]))
     assert _tensorflow_lines(quiet.stderr) == []
     assert "NodeDef" not in quiet.stderr
 
     # A user's own level wins: with 0 TensorFlow's lines come back (so the check above can fail).
-    verbose = _run(["tiny.py"], tmp_path, TF_CPP_MIN_LOG_LEVEL="0")
-    assert _tensorflow_lines(verbose.stderr)
+    assert _tensorflow_lines(training_runs.verbose.stderr)
+
+
+@pytest.mark.slow  # a fresh Python process importing all of lstm_model (shared, above)
+def test_no_lstm_model_module_imports_prefect(training_runs) -> None:
+    (last,) = [line for line in training_runs.quiet.stdout.splitlines() if PREFECT_LOADED in line]
+    leaked = last.removeprefix(PREFECT_LOADED).strip()
+    assert leaked == "", f"lstm_model imported prefect: {leaked}"
 
 
 @pytest.mark.slow  # fresh Python processes

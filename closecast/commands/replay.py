@@ -65,6 +65,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="replay the last N days on which any ticker of the watchlist trades, up to --to",
     )
+    parser.add_argument(
+        "--plot-every-day",
+        action="store_true",
+        help="draw each ticker's plot on every replayed day, not only on the last one (whose "
+        "plot shows the whole live record); the summary plot is drawn every day",
+    )
     add_run_options(parser, exclude=("as_of",))
 
 
@@ -137,11 +143,19 @@ def run(args: argparse.Namespace) -> int:
         except TemporaryServerError as exc:
             print(f"closecast replay: {exc}", file=sys.stderr)
             return EXIT_CONFIG
-        return _replay(days, selection, settings, args.storage)
+        return _replay(days, selection, settings, args.storage, args.plot_every_day)
 
 
-def _replay(days: list[date], selection: RunTickers, settings: RunSettings, storage: str) -> int:
-    """Each day its own flow run, in order, in this process."""
+def _replay(
+    days: list[date],
+    selection: RunTickers,
+    settings: RunSettings,
+    storage: str,
+    plot_every_day: bool = False,
+) -> int:
+    """Each day its own flow run, in order, in this process. Each ticker's plot is drawn on
+    the last day only, unless ``plot_every_day``: the plots were a quarter of a replayed
+    day's work, and the last one shows every earlier day's forecasts too."""
     from closecast.control.interrupts import (
         EXIT_TERMINATED,
         interrupt_main_thread_on_sigterm,
@@ -161,7 +175,8 @@ def _replay(days: list[date], selection: RunTickers, settings: RunSettings, stor
     for number, day in enumerate(days, start=1):
         started = time.perf_counter()
         try:
-            day_settings = settings.model_copy(update={"as_of": day})
+            plots = {} if plot_every_day or number == len(days) else {"ticker_plots": 0}
+            day_settings = settings.model_copy(update={"as_of": day, **plots})
             state = daily_forecast(day_settings, return_state=True)
         except BaseException as exc:
             if not stopped_by_signal(exc):

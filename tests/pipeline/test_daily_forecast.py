@@ -66,8 +66,11 @@ def assert_manifest_true(storage, scope: RunScope) -> dict:
     return manifest
 
 
-def check_scope(storage, scope: RunScope, tickers: list[str]) -> pd.DataFrame:
-    """Every object of the catalog for one scope, with contents that agree with each other."""
+def check_scope(
+    storage, scope: RunScope, tickers: list[str], *, ticker_plots: bool = True
+) -> pd.DataFrame:
+    """Every object of the catalog for one scope, with contents that agree with each other
+    (each ticker's plot among them unless ``ticker_plots`` is False)."""
     metrics_frame = read_table(storage, catalog.METRICS.key(scope))
     assert list(metrics_frame.columns) == arrow_schema(MetricsRow).names
     assert list(metrics_frame["ticker"]) == tickers
@@ -93,8 +96,9 @@ def check_scope(storage, scope: RunScope, tickers: list[str]) -> pd.DataFrame:
         err = predictions.actual - predictions.predicted
         assert row.backtest_rmse == pytest.approx(np.sqrt(np.mean(err**2)))
         np.testing.assert_allclose(predictions.naive.iloc[1:], predictions.actual.iloc[:-1])
-        png = storage.read_bytes(catalog.TICKER_PLOTS.key(scope, row.ticker))
-        assert Image.open(io.BytesIO(png)).size[0] > 200
+        if ticker_plots:
+            png = storage.read_bytes(catalog.TICKER_PLOTS.key(scope, row.ticker))
+            assert Image.open(io.BytesIO(png)).size[0] > 200
         assert storage.exists(f"models/{row.ticker}/{row.model_version}/model.keras")
         forecast = forecasts.loc[row.ticker]
         asset = "crypto" if row.ticker.endswith("-USD") else "stock"
@@ -187,7 +191,10 @@ def test_replayed_days_serve_fresh_models_and_score_what_was_served(tmp_path, ca
     assert "[3/3] 2020-12-11 Completed" in out
     storage = open_storage(root)
 
-    frames = {day: check_scope(storage, RunScope(day, "adhoc"), TICKERS) for day in days}
+    frames = {
+        day: check_scope(storage, RunScope(day, "adhoc"), TICKERS, ticker_plots=day == days[-1])
+        for day in days
+    }
     first = frames[days[0]]
     assert set(first["mode"]) == {"retrain"} and first["promoted"].all()
     assert (first["live_scored_now"] == 0).all()
@@ -243,6 +250,13 @@ def test_replayed_days_serve_fresh_models_and_score_what_was_served(tmp_path, ca
         assert stored and set(stored) <= {obj["key"] for obj in manifest["objects"]}
     # Later runs never touched an earlier day's objects: its manifest is still true.
     assert_manifest_true(storage, RunScope(days[0], "adhoc"))
+    # Each ticker's plot on the last day only (it shows every day's forecasts); the summary
+    # plot every day.
+    for day in days:
+        scope = RunScope(day, "adhoc")
+        plots = {t for t in TICKERS if storage.exists(catalog.TICKER_PLOTS.key(scope, t))}
+        assert plots == (set(TICKERS) if day == days[-1] else set()), day
+        assert storage.exists(catalog.SUMMARY_PLOT.key(scope)), day
 
 
 def _watchlist(tmp_path, name: str, entries: list[tuple[str, str]]) -> str:
