@@ -1,10 +1,17 @@
 """Does fine-tuning help? (issue 17.) A lineage's fine-tuned forecasts are paired with what
 its un-fine-tuned refit would have served on the same days; when fine-tuning hurts with
 Diebold-Mariano evidence, ``auto`` stops fine-tuning the lineage (its refit serves, recorded
-in the champion pointer) while the retrain triggers still apply."""
+in the champion pointer) while the retrain triggers still apply.
+
+The lineage's days run the per-ticker pipeline a daily flow run's modelling task runs
+(fetch, then ``forecast_tickers``) in-process, and the day fine-tuning stops is a real flow
+run, whose published metrics and fine-tune tables are read: a flow run costs about 2 CPU-s
+more per day (its API server, task engine, publishing and summary plot), for nothing the
+other days' checks read."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -23,6 +30,7 @@ from closecast.pipeline.fetch import fetch_and_store
 from closecast.pipeline.finetuning import FinetuneComparison, finetune_hurts, finetune_score_row
 from closecast.pipeline.live import LiveStats
 from closecast.pipeline.settings import RunSettings
+from closecast.pipeline.ticker import forecast_tickers
 from closecast.pipeline.versions import BacktestScore, Champion, load_model, read_champion
 from closecast.sources import SampleSource
 from closecast.storage import open_storage
@@ -125,9 +133,9 @@ def test_the_published_row_pairs_both_records_on_the_same_days() -> None:
 # --- through real daily flow runs ---------------------------------------------------------------
 
 ITEM = WatchItem("QQQ", "etf")
-# The line-up without global_lstm: these tests do not look at it, and fitting it is most of a
-# tiny flow run's time (measured: 25-40 s with it, 12-15 s without, 2 tickers, preset fast).
-MODELS = "lstm,naive,drift,seasonal_naive,global_ar"
+# The per-ticker line-up: the global models are fit by a flow run's pooled step, and these
+# decisions are the LSTM lineage's.
+MODELS = "lstm,naive,drift,seasonal_naive"
 D0 = date(2020, 7, 1)  # the retrain: lineage v0001
 D0B = date(2020, 7, 2)  # its first fine-tune: v0002
 GOOD_DAYS, FINE_TUNED_DAYS = 55, 30
@@ -142,16 +150,27 @@ def trading_days_after(day: date, n: int) -> list[date]:
     return days[:n]
 
 
-def run_day(root: str, day: date) -> pd.Series:
+def run_day(root: str, day: date, *, flow: bool = False) -> tuple[pd.Series, pd.DataFrame]:
+    """One day of the ticker: its metrics row and the day's fine-tune table. In-process (a
+    flow run's fetch and modelling of the ticker), or a real flow run (``flow``), whose
+    published tables are read."""
     settings = RunSettings(
         tickers=[ITEM.symbol], source="sample", storage=root, as_of=day, preset="fast",
         policy=FLOW_POLICY, models=MODELS,
         ticker_plots=0,  # the decisions are the point; the plot is test_daily_forecast's
     )  # fmt: skip
-    state = daily_forecast(settings, return_state=True)
-    assert state.is_completed(), state.message
-    metrics = pd.read_parquet(Path(root) / catalog.METRICS.key(RunScope(day, "adhoc")))
-    return metrics.set_index("ticker").loc[ITEM.symbol]
+    scope = RunScope(day, "adhoc")
+    if flow:
+        state = daily_forecast(settings, return_state=True)
+        assert state.is_completed(), state.message
+        metrics = pd.read_parquet(Path(root) / catalog.METRICS.key(scope))
+        finetune = pd.read_parquet(Path(root) / catalog.FINETUNE_SCORES.key(scope))
+        return metrics.set_index("ticker").loc[ITEM.symbol], finetune
+    fetched = fetch_and_store(ITEM, day, open_storage(root), SampleSource())
+    (outcome,) = forecast_tickers([ITEM], scope, settings, {ITEM.symbol: fetched}, draw_plots=False)
+    assert outcome.metrics.status == "ok", outcome.metrics.error
+    rows = [asdict(row) for row in outcome.finetune_scores]
+    return pd.Series(asdict(outcome.metrics)), pd.DataFrame(rows, columns=["ticker", "n"])
 
 
 def plant_fine_tuned_record(root: str, refit, targets: list[date]) -> None:
@@ -186,8 +205,8 @@ def plant_fine_tuned_record(root: str, refit, targets: list[date]) -> None:
 def test_a_lineage_whose_fine_tunes_hurt_stops_fine_tuning_and_its_refit_serves(tmp_path):
     root = str(tmp_path / "store")
     storage = open_storage(root)
-    assert run_day(root, D0)["mode"] == "retrain"
-    assert run_day(root, D0B)["mode"] == "finetune"
+    assert run_day(root, D0)[0]["mode"] == "retrain"
+    assert run_day(root, D0B)[0]["mode"] == "finetune"
     assert read_champion(storage, ITEM.symbol).version == "v0002"
     refit = load_model(storage, ITEM.symbol, "v0001")
     # What the refit would have served is what it did serve on the day it served.
@@ -201,7 +220,7 @@ def test_a_lineage_whose_fine_tunes_hurt_stops_fine_tuning_and_its_refit_serves(
     d1, d2 = targets[-2:]
     plant_fine_tuned_record(root, refit, targets[:-2])
 
-    stopped = run_day(root, d1)
+    stopped, table = run_day(root, d1, flow=True)
     assert (stopped["mode"], stopped["model_version"], stopped["lineage"]) == (
         "keep", "v0001", "v0001",
     )  # fmt: skip
@@ -219,18 +238,16 @@ def test_a_lineage_whose_fine_tunes_hurt_stops_fine_tuning_and_its_refit_serves(
     assert [(r.model_version, r.trained_through) for r in served] == [
         ("v0001", champion.trained_through)
     ]
-    table = pd.read_parquet(Path(root) / catalog.FINETUNE_SCORES.key(RunScope(d1, "adhoc")))
     row = table.set_index("ticker").loc[ITEM.symbol]
     assert (row["lineage"], row["n"], row["verdict"]) == ("v0001", FINE_TUNED_DAYS, "hurts")
     assert row["u2_vs_refit"] == pytest.approx(1.5) and row["dm_p"] > 0.975
     assert row["served_rmse"] == pytest.approx(1.5 * row["refit_rmse"])
     assert pd.Timestamp(row["finetune_stopped_on"]).date() == d1
 
-    kept = run_day(root, d2)
+    kept, table = run_day(root, d2)
     assert (kept["mode"], kept["model_version"]) == ("keep", "v0001")
     assert (
         f"fine-tuning of lineage v0001 stopped on {d1}: v0001 serves as is" in (kept["mode_reason"])
     )
     assert read_champion(storage, ITEM.symbol).latest == "v0002"  # still not fine-tuned
-    table = pd.read_parquet(Path(root) / catalog.FINETUNE_SCORES.key(RunScope(d2, "adhoc")))
     assert table.set_index("ticker").loc[ITEM.symbol, "n"] == FINE_TUNED_DAYS
