@@ -228,16 +228,18 @@ def _kinds(metadata: dict[bytes, bytes], name: bytes) -> frozenset[str]:
 def _from_table(table: pa.Table) -> KeptBacktests:
     metadata = table.schema.metadata or {}
     frame = table.to_pandas()
+    # One grouping, not a filter per kind and part: every ticker reads two of these a day.
+    parts = dict(iter(frame.groupby(["model", "part"], sort=False))) if len(frame) else {}
     by_kind = {}
     for kind in (*BASELINE_KINDS, *GLOBAL_KINDS):
-        rows = frame[frame["model"] == kind] if len(frame) else frame
-        if not len(rows):
+        one, path = parts.get((kind, "backtest")), parts.get((kind, "path"))
+        if one is None and path is None:
             continue
-        one = rows[rows["part"] == "backtest"].reset_index(drop=True)
+        one = (frame.iloc[:0] if one is None else one).reset_index(drop=True)
         one = one[["date", "actual", "predicted", "naive", *BAND_COLUMNS]]
         one["date"] = pd.to_datetime(one["date"]).dt.date
-        path = rows[rows["part"] == "path"].reset_index(drop=True)
-        path = path[list(PATH_COLUMNS)].astype({"step": "int64"}) if len(path) else None
+        if path is not None:
+            path = path.reset_index(drop=True)[list(PATH_COLUMNS)].astype({"step": "int64"})
         by_kind[kind] = (Record(kind, "backtest", one), path)
     return KeptBacktests(
         by_kind,
