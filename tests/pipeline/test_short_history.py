@@ -1,18 +1,26 @@
 """A ticker with a short history (a recent listing) is served by the best baseline with
 intervals, from the serving floor up to the LSTM's minimum; then the LSTM takes over through
-the normal retrain path. Real runs of the flow on a csv:DIR source."""
+the normal retrain path. A real run of the flow on a csv:DIR source, then the day the LSTM
+takes over through the per-ticker pipeline of a flow run, in-process (a flow run costs about
+2 CPU-s more, for nothing that day's checks read)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from closecast.inputs.watchlist import WatchItem
 from closecast.outputs import catalog
 from closecast.outputs.catalog import RunScope
+from closecast.pipeline.fetch import fetch_and_store
 from closecast.pipeline.lineup import BASELINE_KINDS
 from closecast.pipeline.settings import RunSettings
+from closecast.pipeline.ticker import forecast_tickers
+from closecast.sources import get_source
+from closecast.storage import open_storage
 from flows.daily_forecast import daily_forecast
 from lstm_model.config import get_preset
 from lstm_model.data import SERVING_FLOOR, minimum_history
@@ -67,10 +75,13 @@ def test_a_short_history_is_served_by_a_baseline_until_the_lstm_can_take_over(tm
     assert not (Path(root) / catalog.champion_key("NEW")).exists()
 
     # History accrued: the LSTM is trained (no champion yet) and serves.
-    state = daily_forecast(
-        RunSettings(tickers=["NEW"], as_of=long_day, **common), return_state=True
+    later = RunSettings(tickers=["NEW"], as_of=pd.Timestamp(long_day).date(), **common)
+    item = WatchItem("NEW", "stock")
+    fetched = fetch_and_store(item, later.as_of, open_storage(root), get_source(later.source))
+    (outcome,) = forecast_tickers(
+        [item], RunScope(later.as_of, "adhoc"), later, {"NEW": fetched}, draw_plots=False
     )
-    assert state.is_completed(), state.message
-    new = metrics(root, long_day).loc["NEW"]
+    new = pd.Series(asdict(outcome.metrics))
+    assert new["status"] == "ok", new["error"]
     assert (new["mode"], new["served_model"], new["lineage"]) == ("retrain", "lstm", "v0001")
     assert "no champion" in new["mode_reason"]
