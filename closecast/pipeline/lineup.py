@@ -492,8 +492,8 @@ def run_lineup(
     A baseline or global model that cannot be fit or serve honestly (too short a history;
     trained on a target date) is left out of the line-up; it never fails the ticker. So is
     one not in ``models`` (the run's line-up, ``RunSettings.models``; default every model).
-    The baselines' backtests kept per lineage cover every baseline all the same, so that
-    what is stored does not depend on a run's line-up.
+    The backtests kept per lineage cover every baseline and every loaded global model all
+    the same, so that what is stored does not depend on a run's line-up.
     """
     wanted = set(models) if models is not None else None
     days = list(lstm_backtest["date"]) if lstm_backtest is not None else []
