@@ -68,6 +68,7 @@ __all__ = [
     "log_residuals",
     "scores",
     "sequential_radii",
+    "volatility_at",
 ]
 
 LEVELS: tuple[float, ...] = (0.8, 0.95)
@@ -221,14 +222,23 @@ def ewma_volatility(prices: pd.Series, *, decay: float = DEFAULT_DECAY) -> pd.Se
     return pd.Series(volatility, index=prices.index, name="volatility")
 
 
+def volatility_at(volatility: pd.Series, origins: pd.DatetimeIndex) -> np.ndarray:
+    """:func:`ewma_volatility` at each forecast origin.
+
+    Raises:
+        ValueError: An origin without a value (not a price date, or the first one).
+    """
+    scale = volatility.reindex(origins).to_numpy(dtype="float64")
+    if np.isnan(scale).any():
+        missing = origins[np.isnan(scale)][0]
+        raise ValueError(f"volatility has no value at forecast origin {missing:%Y-%m-%d}")
+    return scale
+
+
 def _origin_scale(frame: pd.DataFrame, volatility: pd.Series | None) -> np.ndarray:
     if volatility is None:
         return np.ones(len(frame))
-    scale = volatility.reindex(pd.DatetimeIndex(frame["origin"])).to_numpy(dtype="float64")
-    if np.isnan(scale).any():
-        missing = pd.DatetimeIndex(frame["origin"])[np.isnan(scale)][0]
-        raise ValueError(f"volatility has no value at forecast origin {missing:%Y-%m-%d}")
-    return scale
+    return volatility_at(volatility, pd.DatetimeIndex(frame["origin"]))
 
 
 def scores(frame: pd.DataFrame, volatility: pd.Series | None) -> np.ndarray:

@@ -181,11 +181,16 @@ def lineup_digest(
     """What the baselines' backtests on ``days`` are a function of: every price through the
     last of them, the days, the configuration, the horizon and the registered kinds. A
     revision or re-basing of those prices changes it, and the backtests are recomputed."""
-    known = prices[prices.index <= pd.Timestamp(days[-1])]
+    settings = (sorted(config.to_dict().items()), horizon, BASELINE_KINDS, [str(d) for d in days])
+    return _digest(prices, pd.Timestamp(days[-1]), settings)
+
+
+def _digest(prices: pd.Series, through: pd.Timestamp, settings: object) -> str:
+    """SHA-256 of every price dated up to ``through`` (dates and values) and ``settings``."""
+    known = prices[prices.index <= through]
     digest = hashlib.sha256()
     digest.update(known.index.asi8.tobytes())
     digest.update(known.to_numpy(dtype="float64").tobytes())
-    settings = (sorted(config.to_dict().items()), horizon, BASELINE_KINDS, [str(d) for d in days])
     digest.update(repr(settings).encode())
     return digest.hexdigest()
 
@@ -383,14 +388,9 @@ def global_lineup_digest(
     day any of them scores."""
     champions = [g.ref.champion for g in global_models]
     ends = [pd.Timestamp(c.holdout_end) for c in champions] + [pd.Timestamp(d) for d in days[-1:]]
-    known = prices[prices.index <= max(ends)]
-    digest = hashlib.sha256()
-    digest.update(known.index.asi8.tobytes())
-    digest.update(known.to_numpy(dtype="float64").tobytes())
     holdouts = sorted((c.kind, str(c.cut), str(c.holdout_end)) for c in champions)
     settings = (global_lineup_tag(global_models), holdouts, horizon, [str(d) for d in days])
-    digest.update(repr(settings).encode())
-    return digest.hexdigest()
+    return _digest(prices, max(ends), settings)
 
 
 def compute_global_backtests(

@@ -25,6 +25,7 @@ from lstm_model.intervals import (
     ewma_volatility,
     forecast_bounds,
     log_residuals,
+    volatility_at,
 )
 
 BAND_COLUMNS: tuple[str, ...] = ("lower_80", "upper_80", "lower_95", "upper_95")
@@ -117,14 +118,10 @@ def served_bands(
     origins, actual, predicted = _calibration_rows(prices, backtest, scored, step, backtest_path)
     volatility = ewma_volatility(prices)
     # Origins no longer among the prices (a date since removed) cannot be scaled: left out.
-    positions = volatility.index.get_indexer(origins)
-    known = positions >= 0
+    known = origins.isin(volatility.index)
     if int(known.sum()) < MIN_CALIBRATION:
         return dict.fromkeys(BAND_COLUMNS)
-    scale = volatility.to_numpy(dtype="float64")[positions[known]]
-    if np.isnan(scale).any():
-        missing = origins[known][np.isnan(scale)][0]
-        raise ValueError(f"volatility has no value at forecast origin {missing:%Y-%m-%d}")
+    scale = volatility_at(volatility, origins[known])
     residuals = log_residuals(actual[known], predicted[known]) / scale
     # One radius, calibrated on this step's residuals only.
     calibration = calibrate([residuals], LEVELS, source="backtest+live", scaled=True)
