@@ -104,6 +104,12 @@ class GlobalLSTMConfig:
             ones) held back for early stopping and the per-ticker gains.
         max_train_days: Use at most this many of each ticker's most recent prices before the
             cut (``None``: all).
+        windows_per_epoch: The training budget: an epoch (of a fit or a refit) trains on at
+            most this many windows, rounded down to whole batches. A pool no larger than it
+            is trained on whole every epoch, shuffled (what the model always did); a larger
+            pool (a large watchlist) is walked through in seeded shuffled passes, the next
+            ``windows_per_epoch`` windows each epoch, so an epoch costs the same at 100 or
+            1000 tickers (``None``: no budget, every window every epoch).
         shrinkage: Fit the per-ticker gain (else every gain is 1).
         inputs: Optional inputs, a subset of :data:`INPUTS`.
         seed: Seed for the weights, dropout and shuffling.
@@ -120,6 +126,9 @@ class GlobalLSTMConfig:
     early_stopping_patience: int = 3
     validation_fraction: float = 0.2
     max_train_days: int | None = 1000
+    # 128 batches of 512: more than the pool of 60 tickers of 1000 days (about 48k training
+    # windows), which are trained on whole as before; 500 tickers' 400k are sampled.
+    windows_per_epoch: int | None = 65_536
     shrinkage: bool = True
     inputs: tuple[str, ...] = ()
     seed: int = 42
@@ -131,6 +140,15 @@ class GlobalLSTMConfig:
                 raise ConfigError(
                     f"global_lstm config field {name!r}: expected an integer >= 1, got {value!r}"
                 )
+        if self.windows_per_epoch is not None and (
+            not isinstance(self.windows_per_epoch, int)
+            or isinstance(self.windows_per_epoch, bool)
+            or self.windows_per_epoch < self.batch_size
+        ):
+            raise ConfigError(
+                "global_lstm config field 'windows_per_epoch': expected None or an integer "
+                f">= batch_size ({self.batch_size}), got {self.windows_per_epoch!r}"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(
                 f"global_lstm config field 'dropout': expected [0, 1), got {self.dropout!r}"
@@ -897,18 +915,70 @@ def _train(
                 restore_best_weights=True,
             )
         )
-    history = network.fit(
-        data.inputs[fit_rows],
-        data.targets[fit_rows],
-        epochs=epochs,
-        batch_size=config.batch_size,
-        validation_data=validation,
-        shuffle=True,
-        callbacks=callbacks,
-        verbose=0,
-    )
+    inputs, targets = data.inputs[fit_rows], data.targets[fit_rows]
+    budget = config.windows_per_epoch
+    if budget is None or len(targets) <= budget:
+        history = network.fit(
+            inputs,
+            targets,
+            epochs=epochs,
+            batch_size=config.batch_size,
+            validation_data=validation,
+            shuffle=True,
+            callbacks=callbacks,
+            verbose=0,
+        )
+    else:
+        stream = _window_stream(inputs, targets, config.batch_size, config.seed)
+        history = network.fit(
+            stream,
+            steps_per_epoch=budget // config.batch_size,
+            epochs=epochs,
+            validation_data=validation,
+            validation_batch_size=config.batch_size,
+            shuffle=False,  # the stream is shuffled (Keras cannot shuffle an endless one)
+            callbacks=callbacks,
+            verbose=0,
+        )
     raise_if_stopped()
     return history.history
+
+
+def pass_order(n_windows: int, batch_size: int, seed: int, number: int) -> np.ndarray:
+    """The windows of pass ``number`` over a pool of ``n_windows``: a seeded permutation,
+    cut to whole batches (the few left over are in other passes' batches)."""
+    order = np.random.default_rng([seed, number]).permutation(n_windows)
+    return order[: n_windows - n_windows % batch_size]
+
+
+def _window_stream(inputs: np.ndarray, targets: np.ndarray, batch_size: int, seed: int) -> Any:
+    """An endless stream of training batches over the pool: :func:`pass_order` pass after
+    pass. Keras continues an endless stream where the last epoch stopped, so epochs of
+    ``windows_per_epoch`` windows walk through the whole pool before any window repeats.
+    Batch ``k`` depends on ``k`` alone: the same fit trains on the same batches."""
+    import keras
+
+    per_pass = len(targets) // batch_size
+
+    class WindowStream(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self._pass: tuple[int, np.ndarray] = (-1, np.empty(0, dtype=np.int64))
+
+        @property
+        def num_batches(self) -> None:
+            return None  # endless
+
+        def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+            number, position = divmod(index, per_pass)
+            cached = self._pass  # one read: Keras may call from its prefetch thread too
+            if cached[0] != number:
+                cached = (number, pass_order(len(targets), batch_size, seed, number))
+                self._pass = cached
+            rows = cached[1][position * batch_size : (position + 1) * batch_size]
+            return inputs[rows], targets[rows]
+
+    return WindowStream()
 
 
 def _gains(

@@ -29,7 +29,7 @@ Never deleting what a reader or a run may use:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -41,7 +41,12 @@ from closecast.pipeline.pooled import (
     read_global_champion,
 )
 from closecast.pipeline.publish import Manifest
-from closecast.pipeline.versions import ChampionUnreadableError, read_champion, stored_versions
+from closecast.pipeline.versions import (
+    ChampionUnreadableError,
+    read_champion,
+    read_version_meta,
+    stored_versions,
+)
 from closecast.storage import ObjectNotFoundError, Storage
 from closecast.storage.concurrent import concurrently
 from closecast.storage.errors import StorageError
@@ -149,9 +154,9 @@ def live_scope_leases(storage: Storage, now: datetime) -> list[str]:
     return live
 
 
-def _lineage_of(storage: Storage, ticker: str, version: str) -> str | None:
+def _lineage_of(storage: Storage, ticker: str, version: str, names: set[str]) -> str | None:
     try:
-        meta = read_json(storage, f"{catalog.model_prefix(ticker, version)}/meta.json")
+        meta = read_version_meta(storage, ticker, version, names)
     except (ObjectNotFoundError, StorageError, ValueError):
         return None
     lineage = meta.get("lineage") if isinstance(meta, dict) else None
@@ -161,7 +166,7 @@ def _lineage_of(storage: Storage, ticker: str, version: str) -> str | None:
 def versions_to_keep(
     storage: Storage,
     ticker: str,
-    versions: Iterable[str],
+    versions: Mapping[str, set[str]],
     policy: RetentionPolicy,
     protected: set[str],
 ) -> set[str]:
@@ -177,7 +182,7 @@ def versions_to_keep(
         latest = getattr(champion, "latest", None)
         if latest:
             keep.add(str(latest))
-    roots = {_lineage_of(storage, ticker, version) for version in sorted(keep)}
+    roots = {_lineage_of(storage, ticker, v, versions.get(v, set())) for v in sorted(keep)}
     return (keep | {r for r in roots if r}) & set(ordered)
 
 

@@ -1,9 +1,12 @@
 """Model versions and the champion pointer of each ticker, kept in storage.
 
-A ticker's models live at ``models/<T>/vNNNN/``: whatever files the model's ``save`` writes
-(any :class:`~lstm_model.base.ForecastModel`; the LSTM's are ``model.keras``,
-``scaler.json`` and ``meta.json``, ``meta.json`` always stored last), and for a retrained
-version ``backtest.parquet``: the hold-out predictions it was chosen by.
+A ticker's models live at ``models/<T>/vNNNN/``: ``version.zip``, one archive of whatever
+files the model's ``save`` writes (any :class:`~lstm_model.base.ForecastModel`; the LSTM's
+are ``model.keras``, ``scaler.json`` and ``meta.json``), stored as one object so that a
+version costs one request to store and one to load and is complete exactly when it exists;
+and for a retrained version ``backtest.parquet``: the hold-out predictions it was chosen by.
+Versions stored before the archive hold those files side by side (``meta.json`` stored
+last); they load as they are, by the files their champion pointer names.
 ``models/<T>/champion.json`` names the version that serves forecasts, the files it is made
 of and the highest version number stored for the ticker (``latest``), so a run neither lists
 the ticker's versions to number the next one nor to load the champion. The pointer is
@@ -16,10 +19,13 @@ retrain's backtest score, and the live record is kept per lineage.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import tempfile
+import zipfile
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -38,8 +44,13 @@ from lstm_model.base import ForecastModel
 from lstm_model.registry import load_model as load_saved_model
 
 MODEL_FILES: tuple[str, ...] = ("model.keras", "scaler.json", "meta.json")
-"""The files of an LSTM version (and of every champion recorded before ``files`` was)."""
+"""The files of an LSTM version stored before the archive (and of every champion recorded
+before ``files`` was)."""
 META_FILE = "meta.json"
+VERSION_FILE = "version.zip"
+"""A version's one object: every file the model's ``save`` wrote, in a zip archive."""
+MAX_VERSION_BYTES = 64 * 1024 * 1024
+"""The most a version archive may unpack to (a tampered one is refused, not unpacked)."""
 TEMP_DIR_PREFIX = "closecast-model-"
 
 
@@ -110,7 +121,8 @@ class Champion:
         promoted_on: Run date that made this version the champion.
         preset: The preset the lineage was trained with.
         backtest: The lineage's backtest score (None for champions from before lineages).
-        files: The serving version's files (``meta.json`` last).
+        files: The serving version's stored files: ``(VERSION_FILE,)``, or for a version
+            stored before the archive its files (``meta.json`` last).
         latest: The highest version stored for the ticker, backfills included (None for
             champions recorded before it was): the next version is the one after it.
         challenged_on: Run date a retrained candidate last lost the comparison with this
@@ -250,53 +262,103 @@ def remove_orphaned_temp_dirs(temp_root: Path | None = None) -> list[Path]:
 
 
 def remove_incomplete_versions(storage: Storage, ticker: str, keep: str | None) -> list[str]:
-    """Delete versions without ``meta.json`` (stored last): what a run killed while storing
-    a model left behind. Only for tickers whose champion does not record its latest version
-    (else :func:`clear_version` is enough). Call it holding the ticker's lease.
+    """Delete versions that are neither an archive nor hold ``meta.json`` (stored last
+    before the archive): what a run killed while storing a model left behind. Only for
+    tickers whose champion does not record its latest version (else :func:`clear_version`
+    is enough). Call it holding the ticker's lease.
 
     Returns:
         The versions removed.
     """
     removed = []
     for version, names in sorted(stored_versions(storage, ticker).items()):
-        if version != keep and META_FILE not in names:
+        if version != keep and not names & {META_FILE, VERSION_FILE}:
             storage.delete_prefix(f"{catalog.model_prefix(ticker, version)}/")
             removed.append(version)
     return removed
 
 
+def archive_directory(directory: Path) -> bytes:
+    """Every file in ``directory`` as one zip archive (stored, not compressed: the network's
+    weights do not shrink). Same files, same bytes: no timestamps are recorded."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for path in sorted(p for p in directory.iterdir() if p.is_file()):
+            archive.writestr(zipfile.ZipInfo(path.name, (1980, 1, 1, 0, 0, 0)), path.read_bytes())
+    return buffer.getvalue()
+
+
+def unpack_archive(data: bytes, key: str, directory: Path) -> None:
+    """Write a version archive's files into ``directory``.
+
+    Raises:
+        ValueError: Not a zip archive, a member that is not a plain file name, or more than
+            :data:`MAX_VERSION_BYTES` unpacked (the message names ``key``).
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+            if sum(info.file_size for info in members) > MAX_VERSION_BYTES:
+                raise ValueError(f"{key}: unpacks to more than {MAX_VERSION_BYTES} bytes")
+            for info in members:
+                name = info.filename
+                if name in ("", ".", "..") or name != Path(name).name or "\\" in name:
+                    raise ValueError(f"{key}: member {name!r} is not a plain file name")
+                (directory / name).write_bytes(archive.read(info))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
+        raise ValueError(f"{key} is not a model version archive ({exc})") from exc
+
+
+def read_version_meta(
+    storage: Storage, ticker: str, version: str, names: Collection[str]
+) -> dict[str, Any]:
+    """A stored version's ``meta.json``, from its archive when ``names`` (its stored
+    files) hold one, else as a file of its own."""
+    prefix = catalog.model_prefix(ticker, version)
+    if VERSION_FILE not in names:
+        return read_json(storage, f"{prefix}/{META_FILE}")
+    key = f"{prefix}/{VERSION_FILE}"
+    try:
+        with zipfile.ZipFile(io.BytesIO(storage.read_bytes(key))) as archive:
+            return json.loads(archive.read(META_FILE))
+    except (zipfile.BadZipFile, KeyError) as exc:
+        raise ValueError(f"{key} has no readable {META_FILE} ({exc})") from exc
+
+
 def save_model(
     storage: Storage, ticker: str, version: str, model: ForecastModel
 ) -> tuple[str, ...]:
-    """Store a model of any kind as a new version, ``meta.json`` last (a version without it
-    is incomplete): the other files go out together (on S3 each is a round trip), then
-    ``meta.json`` once they are all stored.
+    """Store a model of any kind as a new version: its files in one archive, one request,
+    written atomically (a version is complete exactly when its archive exists).
 
     Returns:
-        The file names stored, in order.
+        The stored file names: ``(VERSION_FILE,)``.
     """
-    prefix = catalog.model_prefix(ticker, version)
     with tempfile.TemporaryDirectory(prefix=_temp_prefix()) as tmp:
         model.save(Path(tmp))
-        names = sorted(p.name for p in Path(tmp).iterdir() if p.is_file())
-        names = [n for n in names if n != META_FILE] + [META_FILE]
-
-        def upload(name: str) -> None:
-            storage.upload_file(f"{prefix}/{name}", Path(tmp) / name)
-
-        concurrently(upload, names[:-1])
-        upload(META_FILE)
-    return tuple(names)
+        data = archive_directory(Path(tmp))
+    key = f"{catalog.model_prefix(ticker, version)}/{VERSION_FILE}"
+    storage.write_bytes(key, data, content_type="application/zip")
+    return (VERSION_FILE,)
 
 
 def load_model(
     storage: Storage, ticker: str, version: str, files: tuple[str, ...] = MODEL_FILES
 ) -> ForecastModel:
     """Load a stored version of any kind (:func:`lstm_model.registry.load_model` dispatches
-    on its ``meta.json``; ``.keras`` files load in safe mode). Its files are downloaded
-    together."""
+    on its ``meta.json``; ``.keras`` files load in safe mode): its archive in one request,
+    or the ``files`` of a version stored before the archive, downloaded together.
+
+    Raises:
+        ValueError: An archive that cannot be unpacked (naming its key), or a model the
+            registry refuses.
+    """
     prefix = catalog.model_prefix(ticker, version)
     with tempfile.TemporaryDirectory(prefix=_temp_prefix()) as tmp:
+        if tuple(files) == (VERSION_FILE,):
+            key = f"{prefix}/{VERSION_FILE}"
+            unpack_archive(storage.read_bytes(key), key, Path(tmp))
+            return load_saved_model(Path(tmp))
 
         def download(name: str) -> None:
             storage.download_file(f"{prefix}/{name}", Path(tmp) / name)

@@ -23,6 +23,7 @@ from closecast.outputs import catalog
 from closecast.outputs.catalog import RunScope
 from closecast.outputs.records import MetricsRow, PredictionRow, arrow_schema
 from closecast.pipeline.settings import RunSettings, every_model
+from closecast.pipeline.versions import VERSION_FILE, read_version_meta
 from closecast.storage import open_storage
 from flows.daily_forecast import daily_forecast
 
@@ -99,7 +100,7 @@ def check_scope(
         if ticker_plots:
             png = storage.read_bytes(catalog.TICKER_PLOTS.key(scope, row.ticker))
             assert Image.open(io.BytesIO(png)).size[0] > 200
-        assert storage.exists(f"models/{row.ticker}/{row.model_version}/model.keras")
+        assert storage.exists(f"models/{row.ticker}/{row.model_version}/{VERSION_FILE}")
         forecast = forecasts.loc[row.ticker]
         asset = "crypto" if row.ticker.endswith("-USD") else "stock"
         assert forecast.target_date == next_trading_day(asset, row.data_end)
@@ -116,7 +117,7 @@ def check_scope(
     for row in metrics_frame.itertuples():
         if row.mode in ("retrain", "finetune"):  # this run wrote a new model version
             version_files = set(storage.list_keys(f"models/{row.ticker}/{row.model_version}/"))
-            assert {"model.keras", "meta.json"} <= {k.rsplit("/", 1)[1] for k in version_files}
+            assert VERSION_FILE in {k.rsplit("/", 1)[1] for k in version_files}
             assert version_files <= listed, version_files - listed
     assert {f"prices/ticker={t}/prices.parquet" for t in tickers} <= {
         obj["key"] for obj in manifest["state"]
@@ -207,9 +208,7 @@ def test_replayed_days_serve_fresh_models_and_score_what_was_served(tmp_path, ca
             # Fine-tuned on exactly the one new day, then promoted: the lineage continues.
             assert row["mode"] == "finetune", row["mode_reason"]
             assert row["n_train"] == 1 and row["lineage"] == first.loc[ticker, "model_version"]
-            meta = json.loads(
-                storage.read_bytes(f"models/{ticker}/{row['model_version']}/meta.json")
-            )
+            meta = read_version_meta(storage, ticker, row["model_version"], {VERSION_FILE})
             assert meta["fine_tunes"][-1]["from"] == meta["fine_tunes"][-1]["to"] == str(day)
             # Day k scored the forecast day k-1 served, against the price table.
             assert row["live_scored_now"] == 1

@@ -22,7 +22,7 @@ from closecast.outputs import catalog
 from closecast.outputs.catalog import RunScope
 from closecast.pipeline.publish import verify_manifest
 from closecast.pipeline.settings import RunSettings
-from closecast.pipeline.versions import MODEL_FILES, read_champion
+from closecast.pipeline.versions import VERSION_FILE, read_champion
 from closecast.storage import StorageUnreachableError, open_storage
 from closecast.storage.local import LocalStorage
 from closecast.storage.s3 import S3Storage
@@ -89,7 +89,7 @@ def assert_consistent(root: str) -> None:
     for ticker in TICKERS:
         champion = read_champion(storage, ticker)
         if champion is not None:
-            for name in MODEL_FILES:
+            for name in champion.files:
                 assert storage.exists(f"{catalog.model_prefix(ticker, champion.version)}/{name}")
 
 
@@ -193,7 +193,7 @@ def test_storage_failing_mid_run_fails_the_run_without_a_lying_manifest(
     assert verify_manifest(storage, SCOPE) == []
     for ticker in TICKERS:
         champion = read_champion(storage, ticker)
-        for name in MODEL_FILES:
+        for name in champion.files:
             assert storage.exists(f"{catalog.model_prefix(ticker, champion.version)}/{name}")
     # Storage back: the next run recovers the scope, and leaves no lease behind.
     assert run_flow(root).is_completed()
@@ -240,7 +240,8 @@ def test_tampered_objects_are_detected_and_a_tampered_champion_is_retrained(
         f"{plot}: differs from the manifest (size or sha256)"
     ]
     champion = read_champion(storage, "QQQ")
-    storage.write_bytes(f"{catalog.model_prefix('QQQ', champion.version)}/model.keras", b"junk")
+    assert champion.files == (VERSION_FILE,)
+    storage.write_bytes(f"{catalog.model_prefix('QQQ', champion.version)}/{VERSION_FILE}", b"junk")
     state = run_flow(root)
     assert state.is_completed(), state.message
     after = read_champion(storage, "QQQ")

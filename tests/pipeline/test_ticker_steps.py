@@ -3,7 +3,6 @@ promote-or-keep path gives a different, checkable outcome."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import replace
 from datetime import date
@@ -35,7 +34,12 @@ from closecast.pipeline.ticker import (
     register,
     train_plans,
 )
-from closecast.pipeline.versions import read_champion, write_champion
+from closecast.pipeline.versions import (
+    VERSION_FILE,
+    read_champion,
+    read_version_meta,
+    write_champion,
+)
 from closecast.sources import SampleSource
 from closecast.storage import open_storage
 from lstm_model.baselines import DriftForecaster
@@ -151,7 +155,7 @@ def test_promote_or_keep_paths(options, after_first_run) -> None:
         D1,
         won.data_end,
     )
-    meta = json.loads(storage.read_bytes("models/QQQ/v0003/meta.json"))
+    meta = read_version_meta(storage, "QQQ", "v0003", {VERSION_FILE})
     assert meta["refit_of"]["train_end"] < str(won.backtest_start)
     assert meta["refit_of"]["backtest_start"] == str(won.backtest_start)
     assert meta["trained_through"] == str(won.data_end)
@@ -223,11 +227,11 @@ def test_any_registered_model_is_versioned_and_loads_as_the_champion(tmp_path) -
         backtest_predictions=None, new_version=True, promoted=True,
     )  # fmt: skip
     registered = register(storage, ITEM.symbol, D0, produced, ChampionView(), "fast")
-    assert (registered.version, registered.keys) == ("v0001", ["models/QQQ/v0001/meta.json"])
+    assert (registered.version, registered.keys) == ("v0001", ["models/QQQ/v0001/version.zip"])
     write_champion(storage, ITEM.symbol, registered.champion)  # the ticker's commit
     view = load_champion(storage, ITEM.symbol)
     assert isinstance(view.model, DriftForecaster) and view.unreadable is None
-    assert (view.champion.files, view.champion.latest) == (("meta.json",), "v0001")
+    assert (view.champion.files, view.champion.latest) == ((VERSION_FILE,), "v0001")
     assert view.model.forecast_next(prices) == model.forecast_next(prices)
 
     # A killed run left half of the next version: only that slot is listed, and cleared.
@@ -238,7 +242,7 @@ def test_any_registered_model_is_versioned_and_loads_as_the_champion(tmp_path) -
     again = register(storage, ITEM.symbol, D1, replace(produced, lineage="v0001"), view, "fast")
     write_champion(storage, ITEM.symbol, again.champion)
     assert again.version == "v0002" and set(listed) == {"models/QQQ/v0002/"}
-    assert real_list("models/QQQ/v0002/") == ["models/QQQ/v0002/meta.json"]
+    assert real_list("models/QQQ/v0002/") == ["models/QQQ/v0002/version.zip"]
     assert read_champion(storage, ITEM.symbol).latest == "v0002"
 
 

@@ -1,70 +1,120 @@
-"""A model version's files go out together (on S3 each is a round trip), except meta.json,
-which marks the version complete and is stored only once every other file is; loading
-downloads them together and gives back the same model."""
+"""A model version is one object (on S3 each request is a round trip): stored in one request,
+loaded in one, giving back the same model; an archive that is not one is refused naming its
+key, and versions stored before the archive (files side by side) still load."""
 
 from __future__ import annotations
 
-import threading
+import io
+import json
+import zipfile
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from closecast.pipeline.versions import META_FILE, load_model, save_model
+from closecast.pipeline.versions import (
+    META_FILE,
+    VERSION_FILE,
+    archive_directory,
+    load_model,
+    read_version_meta,
+    save_model,
+)
 from closecast.storage import open_storage
 from lstm_model.config import get_preset
 from lstm_model.forecaster import Forecaster
 
 
-class Meeting:
-    """A real storage whose transfers of the files named in ``together`` each wait until all
-    of them are in flight: sent one after another, the first would wait in vain (broken
-    barrier, the test fails)."""
+class Counting:
+    """A real storage that records every call: (method, key)."""
 
-    def __init__(self, inner, together: set[str]) -> None:
-        self.inner, self.together = inner, together
-        self.barrier = threading.Barrier(len(together), timeout=30)
-        self.done: list[str] = []
-        self.started_after: dict[str, list[str]] = {}
+    def __init__(self, inner) -> None:
+        self.inner, self.calls = inner, []
 
     def __getattr__(self, name: str):
-        return getattr(self.inner, name)
+        attribute = getattr(self.inner, name)
+        if not callable(attribute) or name in ("describe", "url"):
+            return attribute
 
-    def _transfer(self, key: str, transfer) -> None:
-        name = key.rsplit("/", 1)[-1]
-        self.started_after[name] = list(self.done)
-        if name in self.together:
-            self.barrier.wait()
-        transfer()
-        self.done.append(name)
+        def counted(*args, **kwargs):
+            self.calls.append((name, str(args[0]) if args else ""))
+            return attribute(*args, **kwargs)
 
-    def upload_file(self, key, path) -> None:
-        self._transfer(key, lambda: self.inner.upload_file(key, path))
-
-    def download_file(self, key, path) -> None:
-        self._transfer(key, lambda: self.inner.download_file(key, path))
+        return counted
 
 
-def test_version_files_go_out_together_and_meta_json_last(tmp_path) -> None:
+@pytest.fixture(scope="module")
+def fitted() -> tuple[Forecaster, pd.Series]:
     rng = np.random.default_rng(5)
     index = pd.bdate_range("2019-01-01", periods=260)
     prices = pd.Series(50 * np.exp(np.cumsum(rng.normal(0, 0.01, len(index)))), index=index)
-    model = Forecaster.fit(prices, get_preset("fast").with_overrides(epochs=1))
-    inner = open_storage(str(tmp_path))
+    return Forecaster.fit(prices, get_preset("fast").with_overrides(epochs=1)), prices
 
+
+def test_a_version_is_one_object_stored_and_loaded_in_one_request(tmp_path, fitted) -> None:
+    model, prices = fitted
+    storage = Counting(open_storage(str(tmp_path / "store")))
+    files = save_model(storage, "QQQ", "v0001", model)
+    key = f"models/QQQ/v0001/{VERSION_FILE}"
+    assert files == (VERSION_FILE,) and storage.calls == [("write_bytes", key)]
+    archive = zipfile.ZipFile(io.BytesIO(storage.inner.read_bytes(key)))
     probe = tmp_path / "probe"
     model.save(probe)
-    others = {p.name for p in probe.iterdir()} - {META_FILE}
-    assert len(others) >= 2  # the LSTM's model.keras and scaler.json
+    assert sorted(archive.namelist()) == sorted(p.name for p in probe.iterdir())
+    assert len(archive.namelist()) >= 3  # the LSTM's model.keras, scaler.json, meta.json
+    # Same files, same bytes: a manifest's digest of a version does not depend on the clock.
+    assert storage.inner.read_bytes(key) == archive_directory(probe)
 
-    saving = Meeting(inner, others)
-    files = save_model(saving, "QQQ", "v0001", model)
-    assert files[-1] == META_FILE and set(files[:-1]) == others
-    assert set(saving.started_after[META_FILE]) == others  # stored once the others are
-
-    loading = Meeting(inner, set(files))
-    loaded = load_model(loading, "QQQ", "v0001", files)
-    assert set(loading.done) == set(files)
+    storage.calls.clear()
+    loaded = load_model(storage, "QQQ", "v0001", files)
+    assert storage.calls == [("read_bytes", key)]
     start = prices.index[-30]
     pd.testing.assert_series_equal(
         loaded.predict_one_step(prices, start), model.predict_one_step(prices, start)
     )
+    meta = json.loads((probe / META_FILE).read_text())
+    assert read_version_meta(storage.inner, "QQQ", "v0001", {VERSION_FILE}) == meta
+
+
+def test_a_version_stored_before_the_archive_still_loads(tmp_path, fitted) -> None:
+    model, prices = fitted
+    storage = open_storage(str(tmp_path / "store"))
+    probe = tmp_path / "probe"
+    model.save(probe)
+    names = [p.name for p in probe.iterdir() if p.name != META_FILE] + [META_FILE]
+    for name in names:
+        storage.upload_file(f"models/QQQ/v0001/{name}", probe / name)
+    loaded = load_model(storage, "QQQ", "v0001", tuple(names))
+    start = prices.index[-30]
+    pd.testing.assert_series_equal(
+        loaded.predict_one_step(prices, start), model.predict_one_step(prices, start)
+    )
+    meta = json.loads((probe / META_FILE).read_text())
+    assert read_version_meta(storage, "QQQ", "v0001", set(names)) == meta
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (b"junk", "is not a model version archive"),
+        (_zip({"../meta.json": b"{}"}), "is not a plain file name"),
+        (_zip({"sub/meta.json": b"{}"}), "is not a plain file name"),
+    ],
+)
+def test_an_archive_that_is_not_a_version_is_refused_naming_its_key(
+    tmp_path, data: bytes, why: str
+) -> None:
+    storage = open_storage(str(tmp_path / "store"))
+    key = f"models/QQQ/v0001/{VERSION_FILE}"
+    storage.write_bytes(key, data)
+    with pytest.raises(ValueError, match=why) as caught:
+        load_model(storage, "QQQ", "v0001", (VERSION_FILE,))
+    assert key in str(caught.value)

@@ -34,16 +34,17 @@ from lstm_model.registry import GLOBAL_MODELS
 COLD, WARM = date(2020, 12, 10), date(2020, 12, 11)
 TICKERS = ["AAPL", "QQQ"]
 MODELLING_TASK = "forecast-tickers"
-WARM_REQUESTS_PER_TICKER = 20
+WARM_REQUESTS_PER_TICKER = 16
 """The most storage requests the modelling of one ticker makes on a warm (fine-tune) day:
-its lease (1), prices (1), the LSTM's ledger (1), the champion and its 3 model files (4), the
-lineage's backtest and its kept line-up (3: the baselines' and the global models' backtests,
-which cost more to recompute than to read), every line-up model's ledger (1: one object),
-the new version's 3 files with one listing of its own slot (4), the predictions and the plot
-(2), and last the state committed all or nothing (3 writes: the line-up's ledgers, the
-LSTM's, the pointer; what they held, to restore on a failure, is what the ticker read).
-It was 34 with one ledger object per model (5 line-up ledgers read, then each ledger and the
-pointer read again by the commit before it wrote them: 6 + 7 + 6 writes)."""
+its lease (1), prices (1), the LSTM's ledger (1), the champion and its version archive (2),
+the lineage's backtest and its kept line-up (3: the baselines' and the global models'
+backtests, which cost more to recompute than to read), every line-up model's ledger (1: one
+object), the new version's archive with one listing of its own slot (2), the predictions and
+the plot (2), and last the state committed all or nothing (3 writes: the line-up's ledgers,
+the LSTM's, the pointer; what they held, to restore on a failure, is what the ticker read).
+It was 20 with a version's three files stored and read one by one, and 34 before that with
+one ledger object per model (5 line-up ledgers read, then each ledger and the pointer read
+again by the commit before it wrote them: 6 + 7 + 6 writes)."""
 OTHER_REQUESTS_PER_TICKER = 6
 """A ticker's requests outside its modelling on a warm day: fetching its prices (3, with its
 lease: the stored history read once), the pooled step reading its prices and its line-up
