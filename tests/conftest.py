@@ -286,6 +286,8 @@ def prefect_harness(migrated_prefect_database: Path, tmp_path_factory) -> Iterat
         PREFECT_API_BLOCKS_REGISTER_ON_START,
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
         PREFECT_SERVER_ANALYTICS_ENABLED,
+        PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED,
+        PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED,
         get_current_settings,
         temporary_settings,
     )
@@ -303,6 +305,12 @@ def prefect_harness(migrated_prefect_database: Path, tmp_path_factory) -> Iterat
         # daily run's sub-flow, waits for it to wake at exit: measured, a one-ticker daily
         # run took 1-2 s less wall with them off (4.7, 4.0, 3.3 s against 8.4, 6.2, 4.2 s).
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
+        # Automations (triggers and their actions) and the event store: no closecast run
+        # defines an automation and no test reads events back, yet the server evaluated
+        # and stored every task-run event and polled for proactive triggers while idle.
+        # Task runs, logs, artifacts and flow runs are recorded as before.
+        PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED: False,
+        PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED: False,
     }
     # Generous: on a busy shared machine (or with xdist workers starting theirs at once) the
     # temporary server can take minutes to come up; on an idle one it takes seconds.

@@ -242,10 +242,21 @@ def test_save_and_load_give_the_same_predictions(model, histories, tmp_path):
     loaded = GlobalLSTM.load(tmp_path / "g")
     assert loaded.scales == model.scales
     assert loaded.config == model.config
+    assert loaded._network is None  # the weights are read from the file, no Keras network
     a = model.predict_panel(histories, CUT)
     b = loaded.predict_panel(histories, CUT)
     for ticker in a:
         np.testing.assert_allclose(a[ticker].to_numpy(), b[ticker].to_numpy(), rtol=1e-6)
+    # A warm day refits the loaded champion: the same network as refitting it in memory.
+    new_cut = pd.Timestamp("2016-02-01")
+    assert _weights_equal(loaded.refit(histories, new_cut), model.refit(histories, new_cut))
+
+
+def test_a_corrupt_network_file_is_a_clear_error_naming_it(model, tmp_path):
+    model.save(tmp_path / "g")
+    (tmp_path / "g" / "model.keras").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match=r"g/model\.keras: BadZipFile"):
+        GlobalLSTM.load(tmp_path / "g")
 
 
 def test_an_unseen_ticker_is_forecast_without_retraining(model, histories):
