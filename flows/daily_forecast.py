@@ -9,6 +9,7 @@ from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 from prefect.states import Cancelled, Completed, Failed, State
+from prefect.task_runners import TaskRunner
 from prefect.utilities.annotations import quote
 
 from closecast.control.interrupts import training_stops_with_the_run
@@ -69,51 +70,56 @@ def chunks(items: list[Any], size: int, workers: int) -> list[list[Any]]:
     return [items[i : i + per_chunk] for i in range(0, len(items), per_chunk)]
 
 
-@flow(name="forecast-watchlist", flow_run_name="forecast-{scope.watchlist}-{scope.run_date}")
 def forecast_watchlist(
-    selection: RunTickers, scope: RunScope, settings: RunSettings
-) -> quote[list[TickerOutcome]]:
+    selection: RunTickers, scope: RunScope, settings: RunSettings, runner: TaskRunner
+) -> list[TickerOutcome]:
     """Per chunk of tickers, one task fetches them (a few at once, each retried on network
     errors); once every chunk is fetched, one task fits the run's global models on every
     fetched ticker (the pooled step), then one task per chunk models the fetched ones, on
-    this flow's task runner. A failed ticker never stops the others.
+    ``runner`` (threads, processes or Dask, as ``settings`` say). A failed ticker never
+    stops the others.
 
-    Returns:
-        One outcome per ticker, quoted: Prefect would otherwise walk every field of every
-        row looking for futures, once here and twice more when the outcomes are passed on.
+    The runner is entered here, not given to a sub-flow: creating a sub-flow's run raced
+    the server's own writes to its database (a 503, then a 2 s client back-off, every run).
     """
     progress = start_progress(scope, len(selection.items))
     # Threads of one process train one chunk at a time (tasks.modelling's training lock):
     # there, more chunks than one would only add training dispatches and TensorFlow releases.
     parallel = 1 if settings.task_runner == "threads" else settings.workers
-    fetches = {
-        fetch_prices.submit(chunk, scope.run_date, settings): chunk
-        for chunk in chunks(list(selection.items), settings.chunk_size, parallel)
-    }
     outcomes: dict[str, TickerOutcome] = {}
     modelling: dict[PrefectFuture[Any], list[WatchItem]] = {}
     draw_plots = len(selection.items) <= settings.ticker_plots  # the summary always renders
-    fetched_chunks = [_fetched(fetches[f], f, outcomes) for f in as_completed(list(fetches))]
-    fetched_items = [f.item for chunk in fetched_chunks for f in chunk]
-    partial = selection.members is not None and len(selection.items) < len(selection.members)
-    pooled = _pooled_step(fetched_items, scope, settings, partial)
-    for fetched in filter(None, fetched_chunks):
-        items = [f.item for f in fetched]
-        summaries = {f.item.symbol: f.summary for f in fetched if f.summary is not None}
-        future_model = forecast_chunk.submit(items, scope, settings, summaries, draw_plots, pooled)
-        modelling[future_model] = items
-    # Cancellation (SIGTERM) lands here, in the main thread: trainings in the worker threads
-    # are asked to stop at their next batch instead of running to the end.
-    with training_stops_with_the_run():
-        for future in as_completed(list(modelling)):
-            chunk = modelling[future]
-            result, error = _settle(future)
-            for i, item in enumerate(chunk):
-                outcomes[item.symbol] = (
-                    result[i] if error is None else failed_outcome(item, error, stage="model")
-                )
-            update_progress(progress, scope, list(outcomes.values()), len(selection.items))
-    return quote([outcomes[item.symbol] for item in selection.items])
+    with runner:
+        fetches = {
+            runner.submit(
+                fetch_prices, {"items": chunk, "as_of": scope.run_date, "settings": settings}
+            ): chunk
+            for chunk in chunks(list(selection.items), settings.chunk_size, parallel)
+        }
+        fetched_chunks = [_fetched(fetches[f], f, outcomes) for f in as_completed(list(fetches))]
+        fetched_items = [f.item for chunk in fetched_chunks for f in chunk]
+        partial = selection.members is not None and len(selection.items) < len(selection.members)
+        pooled = _pooled_step(fetched_items, scope, settings, partial)
+        for fetched in filter(None, fetched_chunks):
+            items = [f.item for f in fetched]
+            summaries = {f.item.symbol: f.summary for f in fetched if f.summary is not None}
+            parameters = {
+                "items": items, "scope": scope, "settings": settings, "fetches": summaries,
+                "draw_plots": draw_plots, "pooled": pooled,
+            }  # fmt: skip
+            modelling[runner.submit(forecast_chunk, parameters)] = items
+        # Cancellation (SIGTERM) lands here, in the main thread: trainings in the worker
+        # threads are asked to stop at their next batch instead of running to the end.
+        with training_stops_with_the_run():
+            for future in as_completed(list(modelling)):
+                chunk = modelling[future]
+                result, error = _settle(future)
+                for i, item in enumerate(chunk):
+                    outcomes[item.symbol] = (
+                        result[i] if error is None else failed_outcome(item, error, stage="model")
+                    )
+                update_progress(progress, scope, list(outcomes.values()), len(selection.items))
+    return [outcomes[item.symbol] for item in selection.items]
 
 
 def _pooled_step(
@@ -183,11 +189,12 @@ def daily_forecast(settings: RunSettings = RunSettings()) -> State:  # noqa: B00
     services = RunServices.open(settings)
     with services.lease(catalog.scope_lease_key(scope), f"watchlist {scope.label}"):
         previous = withdraw_run_manifest(scope, settings)
-        forecasts = forecast_watchlist.with_options(task_runner=runner)(selection, scope, settings)
+        outcomes = forecast_watchlist(selection, scope, settings, runner)
         if stop_requested():
             return Cancelled(message=f"stopped on request; nothing published for {scope.label}")
-        manifest_key = publish_run_outputs(scope, forecasts, selection, settings, previous)
-    metric_rows = [o.metrics for o in forecasts.unwrap()]
+        # Quoted: Prefect would otherwise walk every field of every row, looking for futures.
+        manifest_key = publish_run_outputs(scope, quote(outcomes), selection, settings, previous)
+    metric_rows = [o.metrics for o in outcomes]
     publish_artifacts(scope, metric_rows, settings)
     failed = [row.ticker for row in metric_rows if row.status != "ok"]
     summary = (

@@ -120,7 +120,11 @@ def prefect_api_for_this_command() -> Iterator[TemporaryServer | None]:
     inherits the analytics switch) and before the flow is first called.
     """
     from prefect.context import refresh_global_settings_context
-    from prefect.settings import get_current_settings
+    from prefect.settings import (
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        get_current_settings,
+        temporary_settings,
+    )
 
     settings = get_current_settings()
     if settings.api.url or not settings.server.ephemeral.enabled:
@@ -140,10 +144,14 @@ def prefect_api_for_this_command() -> Iterator[TemporaryServer | None]:
     os.environ["PREFECT_API_URL"] = server.api_url
     refresh_global_settings_context()
     try:
-        try:
-            yield server
-        finally:
-            _deliver_pending_records()
+        # No flow-run heartbeats: they let a server mark a run crashed when its process dies,
+        # and this server dies with the process. Their thread sleeps in 1 s steps, and each
+        # flow run (a daily run is two, with its sub-flow) waited for it to wake at exit.
+        with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            try:
+                yield server
+            finally:
+                _deliver_pending_records()
     finally:
         server.stop()
         if previous is None:
