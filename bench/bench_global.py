@@ -144,12 +144,17 @@ def _scorable(prices: pd.Series, cut: pd.Timestamp, need: int = 22) -> bool:
     return (prices.index < cut).sum() >= need and (prices.index >= cut).any()
 
 
-def global_lstm(histories, volumes, cut, inputs: tuple[str, ...], epochs: int) -> Predictions:
-    config = GlobalLSTMConfig.like(get_preset("default"), inputs=inputs, epochs=epochs)
+def global_lstm(
+    histories, volumes, cut, inputs: tuple[str, ...], epochs: int, windows_per_epoch: int | None
+) -> Predictions:
+    config = GlobalLSTMConfig.like(
+        get_preset("default"), inputs=inputs, epochs=epochs, windows_per_epoch=windows_per_epoch
+    )
     model = GlobalLSTM.fit(histories, cut, config, volumes=volumes)
     print(
         f"  global_lstm{'+' if inputs else ''}{'+'.join(inputs)}: {model.meta['n_windows']} "
-        f"windows, {model.meta['epochs_run']} epochs (best {model.meta['best_epoch']}), "
+        f"windows ({config.windows_per_epoch} an epoch), {model.meta['epochs_run']} epochs "
+        f"(best {model.meta['best_epoch']}), "
         f"median gain {model.meta['median_gain']:.3f}, {model.meta['fit_seconds']} s",
         file=sys.stderr,
     )
@@ -209,6 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lstm-preset", default="default")
     parser.add_argument("--global-epochs", type=int, default=20)
     parser.add_argument(
+        "--windows-per-epoch",
+        type=lambda v: None if v == "none" else int(v),
+        default=GlobalLSTMConfig().windows_per_epoch,
+        help="global_lstm's training budget per epoch ('none': every window every epoch)",
+    )
+    parser.add_argument(
         "--models", default="drift,lstm,global_ar,global_lstm", help="comma-separated"
     )
     parser.add_argument("--variants", default="", help="e.g. market,volume,weekday")
@@ -234,12 +245,14 @@ def main(argv: list[str] | None = None) -> int:
         "drift": lambda: drift(train, full, cut),
         "lstm": lambda: lstm(train, full, cut, args.lstm_preset),
         "global_ar": lambda: global_ar(histories, cut),
-        "global_lstm": lambda: global_lstm(histories, volumes, cut, (), args.global_epochs),
+        "global_lstm": lambda: global_lstm(
+            histories, volumes, cut, (), args.global_epochs, args.windows_per_epoch
+        ),
     }
     for variant in filter(None, args.variants.split(",")):
         inputs = tuple(variant.split("+"))
         runs[f"global_lstm+{variant}"] = lambda inputs=inputs: global_lstm(
-            histories, volumes, cut, inputs, args.global_epochs
+            histories, volumes, cut, inputs, args.global_epochs, args.windows_per_epoch
         )
     wanted = [m for m in args.models.split(",") if m] + [
         f"global_lstm+{v}" for v in filter(None, args.variants.split(","))

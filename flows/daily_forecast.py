@@ -9,6 +9,7 @@ from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 from prefect.states import Cancelled, Completed, Failed, State
+from prefect.utilities.annotations import quote
 
 from closecast.control.interrupts import training_stops_with_the_run
 from closecast.inputs.watchlist import WatchItem
@@ -71,11 +72,16 @@ def chunks(items: list[Any], size: int, workers: int) -> list[list[Any]]:
 @flow(name="forecast-watchlist", flow_run_name="forecast-{scope.watchlist}-{scope.run_date}")
 def forecast_watchlist(
     selection: RunTickers, scope: RunScope, settings: RunSettings
-) -> list[TickerOutcome]:
+) -> quote[list[TickerOutcome]]:
     """Per chunk of tickers, one task fetches them (a few at once, each retried on network
     errors); once every chunk is fetched, one task fits the run's global models on every
     fetched ticker (the pooled step), then one task per chunk models the fetched ones, on
-    this flow's task runner. A failed ticker never stops the others."""
+    this flow's task runner. A failed ticker never stops the others.
+
+    Returns:
+        One outcome per ticker, quoted: Prefect would otherwise walk every field of every
+        row looking for futures, once here and twice more when the outcomes are passed on.
+    """
     progress = start_progress(scope, len(selection.items))
     # Threads of one process train one chunk at a time (tasks.modelling's training lock):
     # there, more chunks than one would only add training dispatches and TensorFlow releases.
@@ -107,7 +113,7 @@ def forecast_watchlist(
                     result[i] if error is None else failed_outcome(item, error, stage="model")
                 )
             update_progress(progress, scope, list(outcomes.values()), len(selection.items))
-    return [outcomes[item.symbol] for item in selection.items]
+    return quote([outcomes[item.symbol] for item in selection.items])
 
 
 def _pooled_step(
@@ -177,11 +183,11 @@ def daily_forecast(settings: RunSettings = RunSettings()) -> State:  # noqa: B00
     services = RunServices.open(settings)
     with services.lease(catalog.scope_lease_key(scope), f"watchlist {scope.label}"):
         previous = withdraw_run_manifest(scope, settings)
-        outcomes = forecast_watchlist.with_options(task_runner=runner)(selection, scope, settings)
+        forecasts = forecast_watchlist.with_options(task_runner=runner)(selection, scope, settings)
         if stop_requested():
             return Cancelled(message=f"stopped on request; nothing published for {scope.label}")
-        manifest_key = publish_run_outputs(scope, outcomes, selection, settings, previous)
-    metric_rows = [o.metrics for o in outcomes]
+        manifest_key = publish_run_outputs(scope, forecasts, selection, settings, previous)
+    metric_rows = [o.metrics for o in forecasts.unwrap()]
     publish_artifacts(scope, metric_rows, settings)
     failed = [row.ticker for row in metric_rows if row.status != "ok"]
     summary = (

@@ -41,6 +41,7 @@ import copy
 import dataclasses
 import json
 import time
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -104,6 +105,12 @@ class GlobalLSTMConfig:
             ones) held back for early stopping and the per-ticker gains.
         max_train_days: Use at most this many of each ticker's most recent prices before the
             cut (``None``: all).
+        windows_per_epoch: The training budget: an epoch (of a fit or a refit) trains on at
+            most this many windows, rounded down to whole batches. A pool no larger than it
+            is trained on whole every epoch, shuffled (what the model always did); a larger
+            pool (a large watchlist) is walked through in seeded shuffled passes, the next
+            ``windows_per_epoch`` windows each epoch, so an epoch costs the same at 100 or
+            1000 tickers (``None``: no budget, every window every epoch).
         shrinkage: Fit the per-ticker gain (else every gain is 1).
         inputs: Optional inputs, a subset of :data:`INPUTS`.
         seed: Seed for the weights, dropout and shuffling.
@@ -120,6 +127,9 @@ class GlobalLSTMConfig:
     early_stopping_patience: int = 3
     validation_fraction: float = 0.2
     max_train_days: int | None = 1000
+    # 128 batches of 512: more than the pool of 60 tickers of 1000 days (about 48k training
+    # windows), which are trained on whole as before; 500 tickers' 400k are sampled.
+    windows_per_epoch: int | None = 65_536
     shrinkage: bool = True
     inputs: tuple[str, ...] = ()
     seed: int = 42
@@ -131,6 +141,15 @@ class GlobalLSTMConfig:
                 raise ConfigError(
                     f"global_lstm config field {name!r}: expected an integer >= 1, got {value!r}"
                 )
+        if self.windows_per_epoch is not None and (
+            not isinstance(self.windows_per_epoch, int)
+            or isinstance(self.windows_per_epoch, bool)
+            or self.windows_per_epoch < self.batch_size
+        ):
+            raise ConfigError(
+                "global_lstm config field 'windows_per_epoch': expected None or an integer "
+                f">= batch_size ({self.batch_size}), got {self.windows_per_epoch!r}"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(
                 f"global_lstm config field 'dropout': expected [0, 1), got {self.dropout!r}"
@@ -409,11 +428,35 @@ class GlobalLSTM:
         network: Any,
         scales: Mapping[str, TickerScale],
         meta: dict[str, Any],
+        *,
+        weights: list[np.ndarray] | None = None,
     ) -> None:
+        """``network`` is the trained Keras network; or None with its ``weights`` (a loaded
+        model), and the network is built from them only when Keras is needed (to save it,
+        or when :meth:`refit` trains from them): forecasting runs on the weights in NumPy."""
+        if network is None and weights is None:
+            raise ValueError("GlobalLSTM needs its network or its weights")
         self.config = config
-        self.network = network
+        self._network = network
+        self._weights = weights
         self.scales = dict(scales)
         self.meta = meta
+
+    @property
+    def weights(self) -> list[np.ndarray]:
+        """The network's weights (``get_weights()`` order): what every forecast runs on."""
+        if self._weights is None:
+            self._weights = self._network.get_weights()
+        return self._weights
+
+    @property
+    def network(self) -> Any:
+        """The Keras network (built from :attr:`weights` on first use for a loaded model)."""
+        if self._network is None:
+            network = _build(self.config)
+            network.set_weights(self.weights)
+            self._network = network
+        return self._network
 
     def __repr__(self) -> str:
         return (
@@ -514,8 +557,6 @@ class GlobalLSTM:
         gain. ``config`` is ignored: the model keeps the configuration it was fit with.
         Returns a new model; this one is unchanged.
         """
-        import keras
-
         from lstm_model.model import compile_model, seed_everything
 
         started = time.perf_counter()
@@ -529,8 +570,10 @@ class GlobalLSTM:
                 )
         data = _training_set(train, volumes, scales, self.config, since=since)
         seed_everything(self.config.seed)
-        network = keras.models.clone_model(self.network)
-        network.set_weights(self.network.get_weights())
+        # A new network of the same configuration with this one's weights (what cloning it
+        # gave, without building a Keras network for a loaded model first).
+        network = _build(self.config)
+        network.set_weights(self.weights)
         compile_model(network, self.config.learning_rate * FINE_TUNE_LR_SHARE)
         # A daily refit sees a batch or two (one window per ticker and day): tracing the
         # training graph would cost more than the steps themselves, so those run eagerly.
@@ -699,7 +742,7 @@ class GlobalLSTM:
         dates = pd.DatetimeIndex(np.asarray(dates).reshape(-1)).to_numpy().reshape(windows.shape)
         paths = np.empty((len(windows), horizon))
         for step in range(horizon):
-            z = _outputs(self.network, self._window_features(windows, dates, mean, std))
+            z = _outputs(self.weights, self._window_features(windows, dates, mean, std))
             forecast = windows[:, -1] * np.exp(gain * (z * std + mean))
             paths[:, step] = forecast
             windows = np.concatenate([windows[:, 1:], forecast[:, np.newaxis]], axis=1)
@@ -782,7 +825,7 @@ class GlobalLSTM:
         panel = _panel({t: histories[t] for t in scales}, volumes, scales, self.config)
         names = list(scales)
         lb = self.config.look_back
-        outputs = _outputs(self.network, np.stack([panel.features[t][-lb:] for t in names]))
+        outputs = _outputs(self.weights, np.stack([panel.features[t][-lb:] for t in names]))
         result = {}
         for ticker, z in zip(names, outputs, strict=True):
             scale = scales[ticker]
@@ -811,7 +854,7 @@ class GlobalLSTM:
             spans.append((ticker, first, len(rows)))
         if not chunks:
             return {}
-        outputs = _outputs(self.network, np.concatenate(chunks))
+        outputs = _outputs(self.weights, np.concatenate(chunks))
         result: dict[str, pd.Series] = {}
         offset = 0
         for ticker, first, n in spans:
@@ -838,13 +881,17 @@ class GlobalLSTM:
 
     @classmethod
     def load(cls, directory: Path) -> GlobalLSTM:
-        """Load what :meth:`save` wrote.
+        """Load what :meth:`save` wrote: the network's weights are read out of
+        ``model.keras`` (:func:`lstm_model.network_file.read_network`, which deserialises
+        nothing and refuses any other network), no Keras network is built (about 170 ms a
+        load, several loads a day: the pooled step and every chunk).
 
         Raises:
             FileNotFoundError: ``meta.json`` or ``model.keras`` is missing.
-            ValueError: The saved kind is not ``global_lstm``.
+            ValueError: The saved kind is not ``global_lstm``, or ``model.keras`` is not
+                the network its configuration describes.
         """
-        from lstm_model.model import keras
+        from lstm_model.network_file import read_network
 
         directory = Path(directory)
         for name in (META_FILE, MODEL_FILE):
@@ -856,8 +903,12 @@ class GlobalLSTM:
                 f"{directory / META_FILE}: kind {meta.get('kind')!r} is not {GLOBAL_LSTM_KIND!r}"
             )
         scales = {t: TickerScale(**s) for t, s in meta.pop("scales").items()}
-        network = keras.saving.load_model(directory / MODEL_FILE, compile=False)
-        return cls(GlobalLSTMConfig.from_dict(meta["config"]), network, scales, meta)
+        config = GlobalLSTMConfig.from_dict(meta["config"])
+        try:
+            weights = read_network(directory / MODEL_FILE, config, n_features=config.n_features)
+        except (ValueError, KeyError, OSError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"{directory / MODEL_FILE}: {type(exc).__name__}: {exc}") from exc
+        return cls(config, None, scales, meta, weights=weights)
 
 
 def _volume_of(volumes: Mapping[str, pd.Series] | None, ticker: str) -> pd.Series | None:
@@ -897,18 +948,70 @@ def _train(
                 restore_best_weights=True,
             )
         )
-    history = network.fit(
-        data.inputs[fit_rows],
-        data.targets[fit_rows],
-        epochs=epochs,
-        batch_size=config.batch_size,
-        validation_data=validation,
-        shuffle=True,
-        callbacks=callbacks,
-        verbose=0,
-    )
+    inputs, targets = data.inputs[fit_rows], data.targets[fit_rows]
+    budget = config.windows_per_epoch
+    if budget is None or len(targets) <= budget:
+        history = network.fit(
+            inputs,
+            targets,
+            epochs=epochs,
+            batch_size=config.batch_size,
+            validation_data=validation,
+            shuffle=True,
+            callbacks=callbacks,
+            verbose=0,
+        )
+    else:
+        stream = _window_stream(inputs, targets, config.batch_size, config.seed)
+        history = network.fit(
+            stream,
+            steps_per_epoch=budget // config.batch_size,
+            epochs=epochs,
+            validation_data=validation,
+            validation_batch_size=config.batch_size,
+            shuffle=False,  # the stream is shuffled (Keras cannot shuffle an endless one)
+            callbacks=callbacks,
+            verbose=0,
+        )
     raise_if_stopped()
     return history.history
+
+
+def pass_order(n_windows: int, batch_size: int, seed: int, number: int) -> np.ndarray:
+    """The windows of pass ``number`` over a pool of ``n_windows``: a seeded permutation,
+    cut to whole batches (the few left over are in other passes' batches)."""
+    order = np.random.default_rng([seed, number]).permutation(n_windows)
+    return order[: n_windows - n_windows % batch_size]
+
+
+def _window_stream(inputs: np.ndarray, targets: np.ndarray, batch_size: int, seed: int) -> Any:
+    """An endless stream of training batches over the pool: :func:`pass_order` pass after
+    pass. Keras continues an endless stream where the last epoch stopped, so epochs of
+    ``windows_per_epoch`` windows walk through the whole pool before any window repeats.
+    Batch ``k`` depends on ``k`` alone: the same fit trains on the same batches."""
+    import keras
+
+    per_pass = len(targets) // batch_size
+
+    class WindowStream(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self._pass: tuple[int, np.ndarray] = (-1, np.empty(0, dtype=np.int64))
+
+        @property
+        def num_batches(self) -> None:
+            return None  # endless
+
+        def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+            number, position = divmod(index, per_pass)
+            cached = self._pass  # one read: Keras may call from its prefetch thread too
+            if cached[0] != number:
+                cached = (number, pass_order(len(targets), batch_size, seed, number))
+                self._pass = cached
+            rows = cached[1][position * batch_size : (position + 1) * batch_size]
+            return inputs[rows], targets[rows]
+
+    return WindowStream()
 
 
 def _gains(
@@ -916,7 +1019,7 @@ def _gains(
 ) -> dict[str, float]:
     """Each ticker's least-squares gain on its own validation days (>= MIN_GAIN_DAYS), fit
     on log moves (``z * std + mean``) as the per-ticker LSTM fits its gain."""
-    outputs = _outputs(network, data.inputs[val])
+    outputs = _outputs(network.get_weights(), data.inputs[val])
     owners = data.tickers[val]
     targets = data.targets[val].astype("float64")
     gains = {}
@@ -931,7 +1034,7 @@ def _gains(
     return gains
 
 
-def _outputs(network: Any, inputs: np.ndarray) -> np.ndarray:
+def _outputs(weights: list[np.ndarray], inputs: np.ndarray) -> np.ndarray:
     from lstm_model.inference import network_outputs
 
-    return network_outputs(network.get_weights(), inputs)
+    return network_outputs(weights, inputs)

@@ -23,6 +23,8 @@ import numpy as np
 from scipy.special import expit
 
 N_WEIGHTS = 5
+PROJECTION_FLOATS = 4_000_000
+"""Most input-projection floats computed at once (16 MB)."""
 
 
 def network_outputs(weights: Sequence[np.ndarray], inputs: np.ndarray) -> np.ndarray:
@@ -42,12 +44,17 @@ def network_outputs(weights: Sequence[np.ndarray], inputs: np.ndarray) -> np.nda
         return np.empty(0, dtype="float64")
     units = recurrent.shape[0]
     x = np.ascontiguousarray(inputs, dtype=np.float32)
-    # Every step's input projection in one product; the loop then does the recurrence only.
-    projected = (x.reshape(n * steps, -1) @ kernel).reshape(n, steps, 4 * units) + bias
+    # Every step's input projection in one product, then the loop does the recurrence only;
+    # past PROJECTION_FLOATS one step's at a time (same bits): all at once held n x steps x
+    # 4 units floats, 832 MB for a 500-ticker pooled backtest, the peak of a cold run.
+    projected = None
+    if n * steps * 4 * units <= PROJECTION_FLOATS:
+        projected = (x.reshape(n * steps, -1) @ kernel).reshape(n, steps, 4 * units) + bias
     h = np.zeros((n, units), dtype=np.float32)
     c = np.zeros((n, units), dtype=np.float32)
     for t in range(steps):
-        z = projected[:, t] + h @ recurrent
+        step = projected[:, t] if projected is not None else x[:, t] @ kernel + bias
+        z = step + h @ recurrent
         i = expit(z[:, :units])
         f = expit(z[:, units : 2 * units])
         g = np.tanh(z[:, 2 * units : 3 * units])

@@ -23,11 +23,14 @@ import json
 import threading
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lstm_model.config import ModelConfig
+
+if TYPE_CHECKING:
+    from lstm_model.global_lstm import GlobalLSTMConfig
 
 # Where Keras 3 stores the layers' variables in the archive's model.weights.h5, in
 # ``get_weights()`` order: the LSTM cell's kernel, recurrent kernel and bias, then the
@@ -111,8 +114,11 @@ def save_network(weights: list[np.ndarray], config: ModelConfig, path: Path) -> 
     path.write_bytes(template.with_weights(weights))
 
 
-def read_network(path: Path, config: ModelConfig, n_features: int = 1) -> list[np.ndarray]:
-    """The weights (``get_weights()`` order) of the network of ``config`` saved at ``path``.
+def read_network(
+    path: Path, config: ModelConfig | GlobalLSTMConfig, n_features: int = 1
+) -> list[np.ndarray]:
+    """The weights (``get_weights()`` order) of the network of ``config`` saved at ``path``
+    (a per-ticker network, or the global LSTM's: the same layers).
 
     Raises:
         ValueError: The file does not hold exactly that network.
@@ -132,7 +138,9 @@ def read_network(path: Path, config: ModelConfig, n_features: int = 1) -> list[n
     return weights
 
 
-def _check_architecture(saved: dict[str, Any], config: ModelConfig, n_features: int) -> None:
+def _check_architecture(
+    saved: dict[str, Any], config: ModelConfig | GlobalLSTMConfig, n_features: int
+) -> None:
     layers = saved.get("config", {}).get("layers", [])
     names = tuple(layer.get("class_name") for layer in layers)
     if saved.get("class_name") != "Sequential" or names != _LAYERS:

@@ -11,6 +11,7 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from closecast.inputs.watchlist import WatchItem
 from closecast.outputs import catalog
@@ -78,7 +79,11 @@ def _chunk_name(parameters: dict[str, Any]) -> str:
     return f"forecast-{span}-{parameters['scope'].run_date}"
 
 
-@task(name="fit-global-models", task_run_name="fit-global-models-{scope.watchlist}")
+@task(
+    name="fit-global-models",
+    task_run_name="fit-global-models-{scope.watchlist}",
+    cache_policy=NO_CACHE,
+)
 def fit_global_models(
     items: list[WatchItem], scope: RunScope, settings: RunSettings, partial: bool = False
 ) -> GlobalModels:
@@ -122,7 +127,7 @@ def _release_tensorflow_state() -> None:
         release_tensorflow_state()
 
 
-@task(name="forecast-tickers", task_run_name=_chunk_name)
+@task(name="forecast-tickers", task_run_name=_chunk_name, cache_policy=NO_CACHE)
 def forecast_chunk(
     items: list[WatchItem],
     scope: RunScope,

@@ -10,6 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from closecast.inputs.calendars import is_trading_day
 from closecast.inputs.watchlist import WatchItem
@@ -27,7 +28,7 @@ from closecast.storage import StorageUnreachableError
 RETRYABLE = (SourceUnavailableError, StorageUnreachableError)
 
 
-@task(name="select-tickers")
+@task(name="select-tickers", cache_policy=NO_CACHE)
 def select_tickers(
     watchlist: str | None, tickers: list[str] | None, name: str | None
 ) -> RunTickers:
@@ -37,14 +38,14 @@ def select_tickers(
     return selection
 
 
-@task(name="resolve-as-of")
+@task(name="resolve-as-of", cache_policy=NO_CACHE)
 def resolve_as_of(source: str, symbols: list[str]) -> date:
     """The market's current date for the run's tickers: the last shipped day for ``sample``,
     the latest date of the requested tickers' files for ``csv:DIR``."""
     return get_source(source).today(symbols)
 
 
-@task(name="check-run-date")
+@task(name="check-run-date", cache_policy=NO_CACHE)
 def check_run_date(as_of: date, source: str, symbols: list[str]) -> date:
     """Refuse a run dated after the source's current date for the run's tickers.
 
@@ -54,13 +55,13 @@ def check_run_date(as_of: date, source: str, symbols: list[str]) -> date:
     return check_source_date(get_source(source), as_of, symbols)
 
 
-@task(name="markets-closed")
+@task(name="markets-closed", cache_policy=NO_CACHE)
 def markets_closed(selection: RunTickers, run_date: date) -> bool:
     """Whether no ticker of the selection has a trading session on the run date."""
     return not any(is_trading_day(item.asset_class, run_date) for item in selection.items)
 
 
-@task(name="name-flow-run")
+@task(name="name-flow-run", cache_policy=NO_CACHE)
 def name_flow_run(scope: RunScope, source: str) -> None:
     """Name the flow run after its resolved date, so scheduled runs read well in the UI."""
     from prefect.client.orchestration import get_client
@@ -87,7 +88,7 @@ def _fetch_name(parameters: dict[str, Any]) -> str:
     return f"fetch-{span}{count}-{parameters['as_of']}"
 
 
-@task(name="fetch-prices", task_run_name=_fetch_name)
+@task(name="fetch-prices", task_run_name=_fetch_name, cache_policy=NO_CACHE)
 def fetch_prices(
     items: list[WatchItem],
     as_of: date,

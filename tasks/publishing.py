@@ -11,6 +11,7 @@ from prefect.artifacts import (
     create_table_artifact,
     update_progress_artifact,
 )
+from prefect.cache_policies import NO_CACHE
 
 from closecast.outputs import catalog
 from closecast.outputs.artifacts import (
@@ -62,13 +63,21 @@ def update_progress(
     update_progress_artifact(artifact_id, 100.0 * len(outcomes) / max(total, 1), text)
 
 
-@task(name="withdraw-manifest", task_run_name="withdraw-manifest-{scope.watchlist}")
+@task(
+    name="withdraw-manifest",
+    task_run_name="withdraw-manifest-{scope.watchlist}",
+    cache_policy=NO_CACHE,
+)
 def withdraw_run_manifest(scope: RunScope, settings: RunSettings) -> Manifest | None:
     """Withdraw the scope's manifest before any of its objects is rewritten."""
     return withdraw_manifest(open_run_storage(settings), scope)
 
 
-@task(name="publish-run", task_run_name="publish-run-{scope.watchlist}-{scope.run_date}")
+@task(
+    name="publish-run",
+    task_run_name="publish-run-{scope.watchlist}-{scope.run_date}",
+    cache_policy=NO_CACHE,
+)
 def publish_run_outputs(
     scope: RunScope,
     outcomes: list[TickerOutcome],
@@ -110,7 +119,11 @@ def publish_run_outputs(
     return key
 
 
-@task(name="publish-artifacts", task_run_name="publish-artifacts-{scope.watchlist}")
+@task(
+    name="publish-artifacts",
+    task_run_name="publish-artifacts-{scope.watchlist}",
+    cache_policy=NO_CACHE,
+)
 def publish_artifacts(
     scope: RunScope, metric_rows: list[MetricsRow], settings: RunSettings
 ) -> None:

@@ -232,12 +232,23 @@ def load_watchlist(path: str | Path | None = None) -> list[WatchItem]:
     return parse_watchlist(read_watchlist_text(path), origin=str(path))
 
 
-def guess_asset_class(symbol: str) -> AssetClass:
-    """Asset class for a bare symbol: the default watchlist's, else crypto for ``*-USD``."""
-    known = {item.symbol: item.asset_class for item in load_watchlist()}
+def guess_asset_class(symbol: str, known: dict[str, AssetClass] | None = None) -> AssetClass:
+    """Asset class for a bare symbol: the default watchlist's, else crypto for ``*-USD``.
+
+    Args:
+        symbol: A normalised symbol.
+        known: The default watchlist's classes (:func:`default_asset_classes`), when the
+            caller guesses many symbols; read here when None.
+    """
+    known = default_asset_classes() if known is None else known
     if symbol in known:
         return known[symbol]
     return "crypto" if symbol.endswith("-USD") else "stock"
+
+
+def default_asset_classes() -> dict[str, AssetClass]:
+    """The asset class of each symbol of the shipped default watchlist."""
+    return {item.symbol: item.asset_class for item in load_watchlist()}
 
 
 def split_tickers(text: str | None) -> list[str] | None:
@@ -278,5 +289,6 @@ def items_from_symbols(symbols: list[str]) -> list[WatchItem]:
             duplicate.
     """
     cleaned = check_symbols(symbols)
-    items = [WatchItem(symbol=s, asset_class=guess_asset_class(s)) for s in cleaned]
+    known = default_asset_classes()  # read once: parsing it per symbol was ~3 ms each
+    items = [WatchItem(symbol=s, asset_class=guess_asset_class(s, known)) for s in cleaned]
     return _check_unique(items, "--tickers")

@@ -9,7 +9,12 @@ import stat
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+from pandas._libs.parsers import STR_NA_VALUES  # read_csv's default missing-value strings
 
 from closecast.inputs.schema import PRICE_COLUMNS, YAHOO_HEADER
 
@@ -109,8 +114,10 @@ _DATE = re.compile(_DAY + r"(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2
 own time zone."""
 
 
-_LEADING_DATE = re.compile(r'^[ \t]*"?' + _DAY + r"(?![\d-])", re.MULTILINE)
-"""A data line's date, at the start of the line (a header line never starts with one)."""
+_LEADING_DATE = re.compile(r'\n[ \t]*"?' + _DAY + r"(?![\d-])")
+"""A data line's date, at the start of the line (a header line never starts with one), in
+the text with a newline put before it. The leading literal newline lets the regex engine skip
+ahead to line starts: three times cheaper than ``^`` with ``re.MULTILINE``."""
 
 
 def _cell_name(cell: object) -> str:
@@ -180,6 +187,89 @@ def _parse_dates(dates: pd.Series, path: Path) -> pd.Series:
     return pd.to_datetime(text.str.slice(0, 10), format="%Y-%m-%d").astype("datetime64[ns]")
 
 
+_NULL_CELLS: tuple[str, ...] = (*sorted(STR_NA_VALUES), "null")
+"""Cells read as missing: pandas' default missing-value strings and Yahoo's ``null``, exactly
+as the general reader's ``read_csv(na_values=["null"], keep_default_na=True)`` reads them."""
+
+_PLAIN_DAY = r"^\d{4}-\d{2}-\d{2}$"
+
+
+def _plain_columns(first_line: str) -> list[str] | None:
+    """The price columns a plain export's header names, in file order, or None when the
+    header is anything else (unknown or repeated columns, no close, a first column that is
+    not the date): the general reader then decides, with its messages."""
+    names = [_HEADER_NAMES.get(_cell_name(cell)) for cell in first_line.split(",")]
+    if names[0] != "date" or None in names or len(set(names)) != len(names):
+        return None
+    if "close" not in names and "adj_close" not in names:
+        return None
+    return names  # type: ignore[return-value]
+
+
+def _read_plain_export(text: str) -> pd.DataFrame | None:
+    """The fast path of :func:`read_yahoo_csv`: a plain export read by Arrow's CSV reader.
+
+    Plain means what Yahoo's own export and the tutorial's files are: no quotes, a header of
+    known price columns starting with the date (or no header and the seven columns), every
+    date ``YYYY-MM-DD``, and every price cell a finite number or a missing-value string. Any
+    file that is not exactly that gives None, and the general reader (pandas, strings first)
+    reads it, so every message and count about a malformed file is the general reader's.
+    On a plain export both readers give the same frame, bit for bit (tests/data:
+    ``test_the_plain_reader_equals_the_general_one``); Arrow's is about 20 times cheaper.
+    """
+    if '"' in text or not text[:1].isalnum():
+        return None  # quoting rules, or leading blank lines: the general reader's business
+    first_line = text[: text.find("\n")].rstrip("\r") if "\n" in text else text
+    headed = _has_header(text)
+    columns = _plain_columns(first_line) if headed else list(PRICE_COLUMNS)
+    if columns is None:
+        return None
+    types = {name: (pa.string() if name == "date" else pa.float64()) for name in columns}
+    try:
+        table = pa_csv.read_csv(
+            pa.BufferReader(text.encode()),
+            read_options=pa_csv.ReadOptions(
+                column_names=columns, skip_rows=1 if headed else 0, use_threads=False
+            ),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=types,
+                null_values=list(_NULL_CELLS),
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid:  # a ragged row, a cell that is not a number, ...
+        return None
+    days = table.column("date")
+    if days.null_count or not pc.all(pc.match_substring_regex(days, _PLAIN_DAY)).as_py():
+        return None
+    try:
+        dates = pc.cast(days, pa.date32())
+    except pa.ArrowInvalid:  # 2020-02-30
+        return None
+    frame: dict[str, np.ndarray] = {
+        "date": dates.to_numpy().astype("datetime64[D]").astype("datetime64[ns]")
+    }
+    for name in columns[1:]:
+        column = table.column(name)
+        values = column.to_numpy().astype("float64")  # missing cells: NaN
+        given = column.is_valid().to_numpy(zero_copy_only=False)
+        # Text such as " nan", "inf" or "-0" parses here but not the same way in pandas
+        # (unparsable, or +0): leave such a file to the general reader.
+        if not np.isfinite(values[given]).all() or np.signbit(values[values == 0]).any():
+            return None
+        frame[name] = values
+    if "adj_close" not in frame:
+        frame["adj_close"] = frame["close"].copy()
+    if "close" not in frame:
+        frame["close"] = np.full(len(dates), np.nan)
+    missing = np.full(len(dates), np.nan)
+    out = pd.DataFrame({name: frame.get(name, missing.copy()) for name in PRICE_COLUMNS})
+    if not out["date"].is_monotonic_increasing:
+        out = out.iloc[np.argsort(out["date"].to_numpy(), kind="stable")].reset_index(drop=True)
+    return out
+
+
 def read_yahoo_csv(path: str | Path, *, coerce: bool = True) -> pd.DataFrame:
     """Read a Yahoo CSV export into a raw price frame, rows ordered by date.
 
@@ -214,6 +304,13 @@ def read_yahoo_csv(path: str | Path, *, coerce: bool = True) -> pd.DataFrame:
     """
     path = Path(path)
     text = _text(read_price_file_bytes(path), path)
+    plain = _read_plain_export(text)
+    return plain if plain is not None else _read_any_export(text, path, coerce=coerce)
+
+
+def _read_any_export(text: str, path: Path, *, coerce: bool) -> pd.DataFrame:
+    """The general reader of :func:`read_yahoo_csv`: every cell read as text by pandas, then
+    parsed, so that each malformed file gets its own message and text cells are kept."""
     headed = _has_header(text)
     try:
         frame = pd.read_csv(
@@ -264,10 +361,10 @@ def last_csv_date(path: str | Path) -> date | None:
     """
     path = Path(path)
     text = _text(read_price_file_bytes(path), path)
-    days = []
-    for found in _LEADING_DATE.finditer(text):
+    # YYYY-MM-DD sorts as its day does: the latest is the greatest text that is a day.
+    for day in sorted(set(_LEADING_DATE.findall("\n" + text)), reverse=True):
         try:
-            days.append(date.fromisoformat(found.group(1)))
+            return date.fromisoformat(day)
         except ValueError:  # 2020-13-45: not a day; the fetch names it
             continue
-    return max(days, default=None)
+    return None

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -380,36 +381,65 @@ def _u2_limits(rows: Sequence[ScoreboardRow]) -> tuple[float, float, bool]:
     return max(low - pad, 0.0), high + pad, False
 
 
-def _draw_u2(ax, y: float, u2, low, high, *, live: bool, limits) -> None:
-    colour = _VERDICT_COLOURS[verdict(low, high)]
-    lo, hi = max(low, limits[0]), min(high, limits[1])
-    ax.plot(
-        [lo, hi],
-        [y, y],
-        color=colour,
-        linewidth=2.2 if not live else 1.4,
-        linestyle="-" if not live else (0, (2, 1)),
-        solid_capstyle="butt",
+def _stripes(ax, rows: Sequence[int]) -> None:
+    """A light band behind each of ``rows`` across the whole axes (one artist for all)."""
+    spans = [[(0, y - 0.5), (1, y - 0.5), (1, y + 0.5), (0, y + 0.5)] for y in rows]
+    bands = PolyCollection(
+        spans, facecolors="0.94", linewidths=0, zorder=0, transform=ax.get_yaxis_transform()
     )
-    ax.plot(
-        u2,
-        y,
-        marker="o" if not live else "D",
-        markersize=6 if not live else 5,
-        markerfacecolor=colour if not live else "white",
-        markeredgecolor=colour,
-        linestyle="none",
-    )
+    ax.add_collection(bands, autolim=False)
 
 
-def _coverage_marks(ax, y: float, c80: float | None, c95: float | None, *, live: bool) -> None:
-    for value, nominal, marker in ((c80, 0.8, "s"), (c95, 0.95, "^")):
-        if value is None or not math.isfinite(value):
-            continue
-        colour = "tab:purple" if abs(value - nominal) <= 0.05 else "tab:red"
+def _draw_u2(ax, marks: Sequence[tuple[float, float, float, float]], *, live: bool, limits) -> None:
+    """Each ``(y, u2, low, high)``: the interval as a bar, coloured by its verdict, and U2
+    as a dot (filled: backtest) or a hollow diamond (live). Drawn as one artist per verdict
+    and kind, not per ticker: the summary's render time was in the artists' count."""
+    by_verdict: dict[str, list[tuple[float, float, float, float]]] = {}
+    for mark in marks:
+        by_verdict.setdefault(verdict(mark[2], mark[3]), []).append(mark)
+    for name, group in by_verdict.items():
+        colour = _VERDICT_COLOURS[name]
+        bars = [[(max(low, limits[0]), y), (min(high, limits[1]), y)] for y, _, low, high in group]
+        ax.add_collection(
+            LineCollection(
+                bars,
+                colors=colour,
+                linewidths=2.2 if not live else 1.4,
+                linestyles="-" if not live else (0, (2, 1)),
+                capstyle="butt",
+                label=f"{'live' if live else 'backtest'} interval: {name}",
+            ),
+            autolim=False,
+        )
         ax.plot(
-            100 * value,
-            y,
+            [u2 for _, u2, _, _ in group],
+            [y for y, _, _, _ in group],
+            marker="o" if not live else "D",
+            markersize=6 if not live else 5,
+            markerfacecolor=colour if not live else "white",
+            markeredgecolor=colour,
+            linestyle="none",
+        )
+
+
+def _coverage_marks(
+    ax, marks: Sequence[tuple[float, float | None, float | None]], *, live: bool
+) -> None:
+    """Each ``(y, coverage_80, coverage_95)``: a square (80%) and a triangle (95%), red when
+    more than 5 points off nominal; one artist per shape and colour."""
+    groups: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
+    for y, *values in marks:
+        for value, nominal, marker in zip(values, (0.8, 0.95), ("s", "^"), strict=True):
+            if value is None or not math.isfinite(value):
+                continue
+            colour = "tab:purple" if abs(value - nominal) <= 0.05 else "tab:red"
+            xs, ys = groups.setdefault((marker, colour), ([], []))
+            xs.append(100 * value)
+            ys.append(y)
+    for (marker, colour), (xs, ys) in groups.items():
+        ax.plot(
+            xs,
+            ys,
             marker=marker,
             markersize=5 if not live else 4.5,
             markerfacecolor=colour if not live else "white",
@@ -448,43 +478,41 @@ def plot_scoreboard(rows: Sequence[ScoreboardRow], *, title: str | None = None) 
     left, right = figure.subplots(1, 2, sharey=True, width_ratios=[3, 1])
     limits = _u2_limits(rows)
     offset = 0.18 if any(r.has_live for r in rows) else 0.0
+    for ax in (left, right):
+        _stripes(ax, range(1, n, 2))
     for i, row in enumerate(rows):
-        y = float(i)
-        if i % 2:
-            for ax in (left, right):
-                ax.axhspan(y - 0.5, y + 0.5, color="0.94", zorder=0, linewidth=0)
         right.text(
             1.03,
-            y,
+            float(i),
             _coverage_text(row),
             transform=right.get_yaxis_transform(),
             va="center",
             fontsize=8 if n <= 30 else 6.5,
             color="0.25",
         )
-        _draw_u2(
-            left,
-            y - offset,
-            row.backtest_u2,
-            row.backtest_u2_low,
-            row.backtest_u2_high,
-            live=False,
-            limits=limits,
-        )
-        _coverage_marks(right, y - offset, row.coverage_80, row.coverage_95, live=False)
-        if row.has_live:
-            _draw_u2(
-                left,
-                y + offset,
-                row.live_u2,
-                row.live_u2_low,
-                row.live_u2_high,
-                live=True,
-                limits=limits,
-            )
-            _coverage_marks(
-                right, y + offset, row.live_coverage_80, row.live_coverage_95, live=True
-            )
+    backtest = [
+        (i - offset, r.backtest_u2, r.backtest_u2_low, r.backtest_u2_high)
+        for i, r in enumerate(rows)
+    ]
+    live = [
+        (i + offset, r.live_u2, r.live_u2_low, r.live_u2_high)
+        for i, r in enumerate(rows)
+        if r.has_live
+    ]
+    _draw_u2(left, backtest, live=False, limits=limits)
+    _draw_u2(left, live, live=True, limits=limits)
+    _coverage_marks(
+        right, [(i - offset, r.coverage_80, r.coverage_95) for i, r in enumerate(rows)], live=False
+    )
+    _coverage_marks(
+        right,
+        [
+            (i + offset, r.live_coverage_80, r.live_coverage_95)
+            for i, r in enumerate(rows)
+            if r.has_live
+        ],
+        live=True,
+    )
     several_models = len({r.model for r in rows}) > 1
     labels = [
         r.ticker

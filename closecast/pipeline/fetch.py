@@ -98,12 +98,12 @@ def detect_rebase(
     Returns:
         The re-basing, or None when the overlap agrees (or is too short to tell).
     """
-    old = stored.set_index("date")
-    new = fetched.set_index("date")
-    common = new.index.intersection(old.index).sort_values()
+    common, at_old, at_new = np.intersect1d(
+        stored["date"].to_numpy(), fetched["date"].to_numpy(), return_indices=True
+    )
     if len(common) < MIN_REBASE_ROWS:
         return None
-    old, new = old.loc[common], new.loc[common]
+    old, new = stored.iloc[at_old], fetched.iloc[at_new]
     adjusted = _ratios(new, old, "adj_close")
     finite = np.isfinite(adjusted)
     if finite.sum() < MIN_REBASE_ROWS:
@@ -126,8 +126,8 @@ def detect_rebase(
         kind=kind,
         factor=factor,
         rows=int(agreeing.sum()),
-        first=common[0].date(),
-        last=common[-1].date(),
+        first=pd.Timestamp(common[0]).date(),
+        last=pd.Timestamp(common[-1]).date(),
     )
 
 

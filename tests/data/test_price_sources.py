@@ -362,6 +362,79 @@ def test_read_yahoo_csv_names_what_it_cannot_read(tmp_path: Path, text: str, mes
         read_yahoo_csv(_write(tmp_path / "BAD.csv", text))
 
 
+def _bits(frame: pd.DataFrame) -> dict[str, object]:
+    """A frame's exact content: column order, dtypes, index, and every value's bits."""
+    return {
+        "columns": list(frame.columns),
+        "dtypes": [str(dtype) for dtype in frame.dtypes],
+        "index": list(frame.index),
+        **{name: frame[name].to_numpy().view("int64").tolist() for name in frame.columns},
+    }
+
+
+_SHIPPED = files("closecast.sample_data").joinpath("AAPL.csv").read_text().splitlines()
+# Plain exports, which Arrow's reader reads: Yahoo's own (the last 300 shipped AAPL rows, a
+# null row among them), shuffled, with repeated dates, renamed and reordered columns, no
+# header, no Adj Close, only a close, blank lines, CRLF with a byte-order mark, empty cells,
+# pandas' other missing-value words, integers and exponents.
+PLAIN = {
+    "yahoo": "\n".join(_SHIPPED[:1] + _SHIPPED[-300:]) + "\n",
+    "shuffled": HEADER + "".join(reversed(ROWS.splitlines(keepends=True))),
+    "repeated dates": HEADER + ROWS + ROWS.splitlines(keepends=True)[0],
+    "renamed": EXPORTS["renamed"],
+    "headerless": ROWS,
+    "no adj close": "Date,Open,High,Low,Close,Volume\n"
+    + _rows("{day},{open_},{high},{low},{close},{volume}"),
+    "close only": "Date,Close\n" + _rows("{day},{close}"),
+    "blank lines": HEADER + ROWS + "\n\n",
+    "crlf, bom": "\ufeff" + (HEADER + ROWS).replace("\n", "\r\n"),
+    "missing words": HEADER + "2020-12-09,,NaN,N/A,10.5,10.4,NULL\n2020-12-10,1e1,+10,.5,7,7.,12\n",
+}
+# Not plain: the general reader reads them (text cells counted by the validator, text that
+# Arrow would read otherwise than pandas, quotes, times, a bad day, ragged rows, yfinance).
+GENERAL = {
+    "text cell": HEADER + ROWS.replace("10.5,11.5", "10.5,oops"),
+    "nan word pandas does not read": HEADER + ROWS.replace("10.5,11.5", "10.5, nan"),
+    "infinity": HEADER + ROWS.replace("10.5,11.5", "10.5,inf"),
+    "negative zero": HEADER + ROWS.replace("1200", "-0"),
+    "quoted": HEADER + ROWS.replace("2020-12-09", '"2020-12-09"'),
+    "impossible day": HEADER + ROWS.replace("2020-12-09", "2020-02-30"),
+    "short row": HEADER + ROWS + "2020-12-14,1,1\n",
+    **{kind: EXPORTS[kind] for kind in ("history", "download", "download-adjusted")},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(PLAIN))
+def test_the_plain_reader_equals_the_general_one(tmp_path: Path, kind: str):
+    from closecast.inputs import yahoo_csv
+
+    path = _write(tmp_path / "X.csv", PLAIN[kind])
+    text = yahoo_csv._text(path.read_bytes(), path)
+
+    plain = yahoo_csv._read_plain_export(text)
+
+    assert plain is not None  # the fast path was taken ...
+    for coerce in (False, True):  # ... and reads what the general reader reads, bit for bit
+        general = yahoo_csv._read_any_export(text, path, coerce=coerce)
+        assert _bits(plain) == _bits(general)
+    assert _bits(read_yahoo_csv(path, coerce=False)) == _bits(plain)
+
+
+@pytest.mark.parametrize("kind", sorted(GENERAL))
+def test_files_that_are_not_plain_go_to_the_general_reader(tmp_path: Path, kind: str):
+    from closecast.inputs import yahoo_csv
+
+    path = _write(tmp_path / "X.csv", GENERAL[kind])
+
+    assert yahoo_csv._read_plain_export(yahoo_csv._text(path.read_bytes(), path)) is None
+
+
+def test_a_text_cell_is_kept_for_the_validator_to_count(tmp_path: Path):
+    frame = read_yahoo_csv(_write(tmp_path / "X.csv", GENERAL["text cell"]), coerce=False)
+
+    assert frame["high"].tolist()[2] == "oops"  # not silently NaN: counted as unparsable
+
+
 def test_last_csv_date(tmp_path: Path):
     good = tmp_path / "GOOD.csv"
     good.write_text(HEADER + ROWS + "\n\n")

@@ -10,7 +10,7 @@ import pytest
 
 from lstm_model.config import ConfigError
 from lstm_model.data import InsufficientDataError
-from lstm_model.global_lstm import GlobalLSTM, GlobalLSTMConfig
+from lstm_model.global_lstm import GlobalLSTM, GlobalLSTMConfig, pass_order
 
 CUT = pd.Timestamp("2016-01-04")  # a Monday: the crypto ticker trades the weekend before it
 
@@ -130,6 +130,41 @@ def test_a_leak_one_day_before_the_cut_is_trained_on(model, histories, config):
     assert not _weights_equal(model, other)
 
 
+def test_a_pool_within_the_epoch_budget_trains_as_with_no_budget(model, histories, config):
+    """The budget changes nothing for a watchlist whose pool fits in it (a 4- or 60-ticker
+    run keeps its numbers): the same weights as every window every epoch. Using the
+    sampled path whatever the pool's size fails it."""
+    assert model.meta["n_windows"] <= config.windows_per_epoch
+    unbudgeted = GlobalLSTM.fit(histories, CUT, dataclasses.replace(config, windows_per_epoch=None))
+    assert _weights_equal(model, unbudgeted)
+
+
+def test_a_pool_larger_than_the_budget_is_sampled_the_same_way_and_cut_by_date(
+    model, histories, config
+):
+    """Two batches an epoch from a pool of about 500 windows: a different model from the
+    whole pool's, the same one on every fit, and still blind to a leak from the cut on and
+    not to one the day before (the sampled path's own leak checks)."""
+    sampled = dataclasses.replace(config, windows_per_epoch=2 * config.batch_size)
+    a = GlobalLSTM.fit(histories, CUT, sampled)
+    assert a.meta["n_windows"] > sampled.windows_per_epoch
+    assert not _weights_equal(a, model)
+    assert _weights_equal(a, GlobalLSTM.fit(_with_leak(histories, "BTC-USD", CUT), CUT, sampled))
+    day_before = histories["BBB"].index[histories["BBB"].index < CUT][-1]
+    assert not _weights_equal(
+        a, GlobalLSTM.fit(_with_leak(histories, "BBB", day_before), CUT, sampled)
+    )
+
+
+def test_each_pass_over_a_large_pool_is_a_seeded_shuffle_of_whole_batches():
+    first = pass_order(1000, 128, 42, 0)
+    assert len(first) == 896 and len(set(first.tolist())) == 896  # 7 batches, no repeat
+    assert set(first.tolist()) <= set(range(1000))
+    np.testing.assert_array_equal(first, pass_order(1000, 128, 42, 0))
+    assert not np.array_equal(first, pass_order(1000, 128, 42, 1))
+    assert not np.array_equal(first, pass_order(1000, 128, 7, 0))
+
+
 def test_forecast_next_is_the_one_step_prediction_of_the_next_day(model, histories):
     prices = histories["AAA"]
     day = prices.index[prices.index >= CUT][5]
@@ -207,10 +242,21 @@ def test_save_and_load_give_the_same_predictions(model, histories, tmp_path):
     loaded = GlobalLSTM.load(tmp_path / "g")
     assert loaded.scales == model.scales
     assert loaded.config == model.config
+    assert loaded._network is None  # the weights are read from the file, no Keras network
     a = model.predict_panel(histories, CUT)
     b = loaded.predict_panel(histories, CUT)
     for ticker in a:
         np.testing.assert_allclose(a[ticker].to_numpy(), b[ticker].to_numpy(), rtol=1e-6)
+    # A warm day refits the loaded champion: the same network as refitting it in memory.
+    new_cut = pd.Timestamp("2016-02-01")
+    assert _weights_equal(loaded.refit(histories, new_cut), model.refit(histories, new_cut))
+
+
+def test_a_corrupt_network_file_is_a_clear_error_naming_it(model, tmp_path):
+    model.save(tmp_path / "g")
+    (tmp_path / "g" / "model.keras").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match=r"g/model\.keras: BadZipFile"):
+        GlobalLSTM.load(tmp_path / "g")
 
 
 def test_an_unseen_ticker_is_forecast_without_retraining(model, histories):
@@ -236,3 +282,8 @@ def test_volume_input_without_volumes_names_the_ticker(histories):
 def test_unknown_input_is_refused():
     with pytest.raises(ConfigError, match="inputs"):
         GlobalLSTMConfig(inputs=("sentiment",))
+
+
+def test_an_epoch_budget_smaller_than_a_batch_is_refused():
+    with pytest.raises(ConfigError, match=r"windows_per_epoch.*>= batch_size \(512\), got 100"):
+        GlobalLSTMConfig(windows_per_epoch=100)

@@ -37,3 +37,26 @@ def test_no_windows_give_no_outputs_and_bad_shapes_are_named() -> None:
         network_outputs(weights, np.zeros((3, 5, 2)))
     with pytest.raises(ValueError, match="weight arrays"):
         network_outputs(weights[:3], np.zeros((3, 5, 1)))
+
+
+@pytest.mark.parametrize("features", [1, 3])
+def test_many_windows_go_step_by_step_with_the_same_bits(monkeypatch, features) -> None:
+    """Past PROJECTION_FLOATS the input projection is computed one step at a time (bounded
+    memory); every published number must stay what the all-at-once product gave."""
+    import lstm_model.inference as inference
+
+    rng = np.random.default_rng(5)
+    units, look_back = 16, 10
+    weights = [
+        rng.normal(0, 0.3, (features, 4 * units)).astype("float32"),
+        rng.normal(0, 0.3, (units, 4 * units)).astype("float32"),
+        rng.normal(0, 0.1, 4 * units).astype("float32"),
+        rng.normal(0, 0.3, (units, 1)).astype("float32"),
+        rng.normal(0, 0.1, 1).astype("float32"),
+    ]
+    windows = rng.normal(0, 1, (3001, look_back, features)).astype("float32")
+    at_once = network_outputs(weights, windows)
+    monkeypatch.setattr(inference, "PROJECTION_FLOATS", 0)
+    step_by_step = network_outputs(weights, windows)
+    assert step_by_step.tobytes() == at_once.tobytes()
+    assert np.abs(at_once).max() > 0.1

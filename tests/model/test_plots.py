@@ -8,6 +8,8 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.collections import LineCollection
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
 from closecast.outputs.plots import (
@@ -193,21 +195,52 @@ def test_scoreboard_has_a_line_per_ticker_with_live_beside_backtest(count) -> No
     assert labels[0] == "T00  (live 30d)" and labels[1] == "T01"
     assert len(labels) == count
     assert any(line.get_xdata()[0] == 1.0 for line in left.get_lines())  # the line at 1
-    # the first ticker clearly beats naive: its backtest bar is green
-    bars = [line for line in left.get_lines() if len(line.get_xdata()) == 2]
-    assert bars[0].get_color() == "tab:green"
+    # every ticker has a backtest bar and its U2 dot on its own line (live a little below)
+    backtest_y, live_y = -0.18, 0.18
+    bars = _segments_by_colour(left)
+    assert sum(len(segments) for segments in bars.values()) == count + len(
+        [r for r in rows if r.has_live]
+    )
+    # the first ticker clearly beats naive: its backtest bar is green, and so is its dot
+    assert _colour_at(bars, backtest_y) == to_rgba("tab:green")
+    dots = _marks_at(left, "o", backtest_y)
+    assert [to_rgba(d.get_markerfacecolor()) for d in dots] == [to_rgba("tab:green")]
+    assert [d.get_markerfacecolor() for d in _marks_at(left, "D", live_y)] == ["white"]
     better = sum(verdict(r.backtest_u2_low, r.backtest_u2_high) == "better" for r in rows)
     assert left.get_title(loc="left").startswith(f"backtest: {better} of {count} beat naive")
     # coverage marks: 80% 79 is on target (purple), 95% 85 is 10 points off (red)
-    marks = [line for line in right.get_lines() if line.get_marker() in ("s", "^")]
-    assert (marks[0].get_markerfacecolor(), marks[1].get_markerfacecolor()) == (
-        "tab:purple",
-        "tab:red",
-    )
-    assert marks[2].get_markerfacecolor() == "white"  # live marks are hollow
+    square, triangle = _marks_at(right, "s", backtest_y), _marks_at(right, "^", backtest_y)
+    assert [m.get_markerfacecolor() for m in square + triangle] == ["tab:purple", "tab:red"]
+    live_marks = _marks_at(right, "s", live_y) + _marks_at(right, "^", live_y)
+    assert [m.get_markerfacecolor() for m in live_marks] == ["white", "white"]  # hollow
+    assert not _marks_at(right, "s", 1 + live_y)  # the second ticker has no live record
     assert right.texts[0].get_text() == "79/85  live 80/90"
     assert fig.get_size_inches()[1] > 0.25 * count
     assert _png(fig).startswith(b"\x89PNG")
+
+
+def _segments_by_colour(ax) -> dict[tuple[float, ...], list[np.ndarray]]:
+    """The interval bars of a scoreboard panel, by colour (one LineCollection per verdict)."""
+    bars: dict[tuple[float, ...], list[np.ndarray]] = {}
+    for collection in ax.collections:
+        if isinstance(collection, LineCollection):
+            colour = tuple(collection.get_colors()[0])
+            bars.setdefault(colour, []).extend(collection.get_segments())
+    return bars
+
+
+def _colour_at(bars: dict[tuple[float, ...], list[np.ndarray]], y: float) -> tuple[float, ...]:
+    (colour,) = [c for c, segments in bars.items() for s in segments if np.isclose(s[0][1], y)]
+    return colour
+
+
+def _marks_at(ax, marker: str, y: float) -> list:
+    """The marker lines of ``ax`` with a ``marker`` point at height ``y``."""
+    return [
+        line
+        for line in ax.get_lines()
+        if line.get_marker() == marker and np.isclose(line.get_ydata(), y).any()
+    ]
 
 
 def test_scoreboard_names_the_model_when_rows_compare_several() -> None:
