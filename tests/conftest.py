@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import gc
+import json
 import logging
 import os
 import shutil
@@ -363,51 +364,57 @@ def _libraries_frozen_out_of_garbage_collection() -> None:
 
 # --- Order: the costliest test files first ---------------------------------------------------
 
-# Rough cost of one test in "cheap test" units, from a --durations run of the whole suite: a
-# flow run under the Prefect harness is worth about ten cheap tests, a slow-marked test (child
-# processes, a server, a browser) about a hundred.
-_FLOW_TEST_COST = 10
-_SLOW_TEST_COST = 100
+MEASURED_COSTS = Path(__file__).with_name("durations.json")
+"""CPU-seconds of each test that took 1 s or more (the test's process plus the child processes
+it waited for), measured over a whole ``make test``; together about 93% of the suite's CPU.
+Refresh it when tests move a lot; a test it does not name gets an estimate."""
+
+# Estimates for the tests durations.json does not name (CPU-seconds, the medians measured):
+# a quick test, and one that runs flows or child processes (the flow and slow markers).
+_QUICK_TEST_COST = 0.02
+_PROCESS_TEST_COST = 4.0
 
 
 def _uses_prefect(item: pytest.Item) -> bool:
     return "prefect_harness" in getattr(item, "fixturenames", ())
 
 
-def _test_cost(item: pytest.Item) -> int:
-    cost = 1
-    if _uses_prefect(item):
-        cost += _FLOW_TEST_COST
-    if item.get_closest_marker("slow") is not None:
-        cost += _SLOW_TEST_COST
-    return cost
+def _test_cost(item: pytest.Item, measured: dict[str, float]) -> float:
+    if item.nodeid in measured:
+        return measured[item.nodeid]
+    if _uses_prefect(item) or item.get_closest_marker("slow") is not None:
+        return _PROCESS_TEST_COST
+    return _QUICK_TEST_COST
 
 
-@pytest.hookimpl(tryfirst=True)  # the flow marker must be set before ``-m`` selects
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+@pytest.hookimpl(wrapper=True)  # around every other implementation, ``-m``'s included
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> Iterator[None]:
     """Mark ``flow`` every test that uses the Prefect API (``prefect_harness``, directly or
-    through another of its fixtures): it runs flows, and ``make test-fast`` leaves those out.
-
-    Then run the test files in order of their estimated cost, the costliest first.
+    through another of its fixtures) before ``-m`` selects: it runs flows, and ``make
+    test-fast`` leaves those out. Then run the selected test files in order of their cost,
+    the costliest first.
 
     ``make test`` hands whole files to the xdist workers in collection order
-    (``--dist loadfile --no-loadscope-reorder``). Handing out the few long files (the stack,
-    the child-process tests, the flow runs) first and the many quick ones last keeps both
-    workers busy to the end; in file-name order, or xdist's default of the files with the
-    most tests first, two long files were often left to run last, one per worker. Tests keep
-    their order within a file, so module-scoped fixtures are still built once.
+    (``--dist loadfile --no-loadscope-reorder``). Handing out the long files first and the
+    many quick ones last keeps both workers busy to the end; in file-name order, or xdist's
+    default of the files with the most tests first, two long files were often left to run
+    last, one per worker. A file's cost is that of its selected tests (durations.json), so
+    ``make test-fast`` no longer starts with files whose costly tests it leaves out while
+    the model-training files, with few tests each, came last. Tests keep their order within
+    a file, so module-scoped fixtures are still built once.
     """
-
     for item in items:
         if _uses_prefect(item):
             item.add_marker(pytest.mark.flow)
+    yield  # ``-m`` deselects here
+    measured = json.loads(MEASURED_COSTS.read_text(encoding="utf-8"))
 
     def test_file(item: pytest.Item) -> str:
         return item.nodeid.split("::", 1)[0]
 
-    cost: dict[str, int] = {}
+    cost: dict[str, float] = {}
     for item in items:
-        cost[test_file(item)] = cost.get(test_file(item), 0) + _test_cost(item)
+        cost[test_file(item)] = cost.get(test_file(item), 0.0) + _test_cost(item, measured)
     position = {id(item): index for index, item in enumerate(items)}
     items.sort(key=lambda item: (-cost[test_file(item)], position[id(item)]))
 

@@ -225,9 +225,9 @@ def _usable(values: pd.Series | np.ndarray) -> np.ndarray:
 
 
 def _drop_future(frame: pd.DataFrame, as_of: date, found: _Findings) -> pd.DataFrame:
-    future = frame["date"] > pd.Timestamp(as_of)
+    future = frame["date"].to_numpy() > np.datetime64(as_of, "ns")
     found.count(future_rows_dropped=int(future.sum()))
-    return frame.loc[~future]
+    return frame.loc[~future] if future.any() else frame
 
 
 def _resolve_duplicates(frame: pd.DataFrame, price_column: str, found: _Findings) -> pd.DataFrame:
@@ -273,10 +273,12 @@ def _conflicting_dates(rows: pd.DataFrame) -> pd.DatetimeIndex:
 def _drop_unusable_rows(
     frame: pd.DataFrame, required: tuple[str, ...], found: _Findings
 ) -> pd.DataFrame:
-    values = frame.loc[:, list(required)]
-    null = values.isna().any(axis=1).to_numpy()
+    values = np.column_stack([frame[column].to_numpy(dtype="float64") for column in required])
+    null = np.isnan(values).any(axis=1)
     invalid = ~null & ~_usable(values).all(axis=1)
     found.count(null_rows_dropped=int(null.sum()))
+    if not null.any() and not invalid.any():  # the usual case: nothing to drop
+        return frame.reset_index(drop=True)
     if invalid.any():
         found.count(invalid_rows_dropped=int(invalid.sum()))
         found.rejected += list(frame.loc[invalid, "date"])
@@ -289,7 +291,7 @@ def _drop_unusable_rows(
 
 def _repair_cells(frame: pd.DataFrame, found: _Findings) -> pd.DataFrame:
     """Set non-positive or non-finite prices and negative or infinite volumes to missing."""
-    frame = frame.copy()
+    frame = frame.copy(deep=False)  # columns are replaced, never written into
     for column in (*PRICE_FIELDS, "volume"):
         values = frame[column].to_numpy(dtype="float64")
         with np.errstate(invalid="ignore"):
@@ -305,7 +307,7 @@ def _repair_cells(frame: pd.DataFrame, found: _Findings) -> pd.DataFrame:
                 f"{int(bad.sum())} {what} {column} cell(s) set to missing: "
                 f"{_name_dates(frame.loc[bad, 'date'])}"
             )
-            frame.loc[bad, column] = np.nan
+            frame[column] = np.where(bad, np.nan, values)
     return frame
 
 
@@ -378,13 +380,14 @@ def _reject_spikes(
         usable = _usable(values)
         hits = owner[usable][spike_positions(values[usable])]
         spiked[hits[hits >= 0]] = True
-    if spiked.any():
-        found.count(outliers_rejected=int(spiked.sum()))
-        found.rejected += list(frame.loc[spiked, "date"])
-        found.warn(
-            f"{int(spiked.sum())} single-day price spike(s) rejected: "
-            f"{_name_dates(frame.loc[spiked, 'date'])}"
-        )
+    if not spiked.any():
+        return frame.reset_index(drop=True)
+    found.count(outliers_rejected=int(spiked.sum()))
+    found.rejected += list(frame.loc[spiked, "date"])
+    found.warn(
+        f"{int(spiked.sum())} single-day price spike(s) rejected: "
+        f"{_name_dates(frame.loc[spiked, 'date'])}"
+    )
     return frame.loc[~spiked].reset_index(drop=True)
 
 
@@ -395,8 +398,11 @@ _CONTEXT_ROWS = 60
 def _context_before(context: pd.DataFrame | None, first: pd.Timestamp) -> pd.DataFrame:
     if context is None or context.empty:
         return pd.DataFrame({column: pd.Series(dtype="float64") for column in PRICE_FIELDS})
-    earlier = context.loc[pd.to_datetime(context["date"]) < first]
-    return earlier.iloc[-_CONTEXT_ROWS:].reset_index(drop=True)
+    dates = context["date"]
+    if dates.dtype != np.dtype("datetime64[ns]"):
+        dates = pd.to_datetime(dates)
+    earlier = np.flatnonzero(dates.to_numpy() < np.datetime64(first, "ns"))[-_CONTEXT_ROWS:]
+    return context.iloc[earlier].reset_index(drop=True)
 
 
 def _staleness(

@@ -21,6 +21,7 @@ from datetime import date
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from closecast.inputs.watchlist import WatchItem
 from closecast.outputs import catalog
@@ -69,16 +70,20 @@ def score_row(ticker: str, record: Record, *, serving: bool) -> ModelScoreRow:
         ("rmse", "naive_rmse", "u2", "directional_accuracy", "dm_stat", "dm_p")
     )
     if n:
-        scores = metrics.summarize(frame["actual"], frame["predicted"], frame["naive"])
+        # Each column as an array once: the scores convert their inputs again and again,
+        # and a pandas Series costs far more to convert than an array (a run scores every
+        # model's records of every ticker). Same float64 values, same scores.
+        actual, predicted, naive = (
+            frame[column].to_numpy(dtype="float64") for column in ("actual", "predicted", "naive")
+        )
+        scores = metrics.summarize(actual, predicted, naive)
         values.update(
             rmse=scores.rmse,
             naive_rmse=scores.naive_rmse,
             u2=scores.u2,
             directional_accuracy=scores.directional_accuracy,
         )
-        result = significance(
-            frame["actual"], frame["predicted"], frame["naive"], horizon=record.step
-        )
+        result = significance(actual, predicted, naive, horizon=record.step)
         if result is not None:
             values.update(dm_stat=result.statistic, dm_p=result.p_value)
     coverage_80, coverage_95 = frame_coverage(frame)
@@ -230,21 +235,32 @@ def _kinds(metadata: dict[bytes, bytes], name: bytes) -> frozenset[str]:
     return frozenset(filter(None, metadata.get(name, b"").decode().split(",")))
 
 
+ONE_STEP_COLUMNS: tuple[str, ...] = ("date", "actual", "predicted", "naive", *BAND_COLUMNS)
+"""The columns of a one-step backtest record."""
+
+
 def _from_table(table: pa.Table) -> KeptBacktests:
+    """The backtests a kept object holds. Each model's parts are taken and converted in
+    Arrow, only their own columns (every ticker reads two of these a day: one pandas frame
+    of the whole object, grouped and re-selected, cost several times more)."""
     metadata = table.schema.metadata or {}
-    frame = table.to_pandas()
-    # One grouping, not a filter per kind and part: every ticker reads two of these a day.
-    parts = dict(iter(frame.groupby(["model", "part"], sort=False))) if len(frame) else {}
+    rows: dict[tuple[str, str], list[int]] = {}
+    if table.num_rows:
+        models, parts = table.column("model").to_pylist(), table.column("part").to_pylist()
+        for i, group in enumerate(zip(models, parts, strict=True)):
+            rows.setdefault(group, []).append(i)
     by_kind = {}
     for kind in (*BASELINE_KINDS, *GLOBAL_KINDS):
-        one, path = parts.get((kind, "backtest")), parts.get((kind, "path"))
-        if one is None and path is None:
+        one_rows, path_rows = rows.get((kind, "backtest")), rows.get((kind, "path"))
+        if one_rows is None and path_rows is None:
             continue
-        one = (frame.iloc[:0] if one is None else one).reset_index(drop=True)
-        one = one[["date", "actual", "predicted", "naive", *BAND_COLUMNS]]
-        one["date"] = pd.to_datetime(one["date"]).dt.date
-        if path is not None:
-            path = path.reset_index(drop=True)[list(PATH_COLUMNS)].astype({"step": "int64"})
+        one = table.take(pa.array(one_rows or [], pa.int64())).select(list(ONE_STEP_COLUMNS))
+        dates = pc.cast(one.column("date"), pa.date32(), safe=False)  # what .dt.date gives
+        one = one.set_column(0, "date", dates).to_pandas()
+        path = None
+        if path_rows is not None:
+            path = table.take(pa.array(path_rows, pa.int64())).select(list(PATH_COLUMNS))
+            path = path.to_pandas().astype({"step": "int64"})
         by_kind[kind] = (Record(kind, "backtest", one), path)
     return KeptBacktests(
         by_kind,

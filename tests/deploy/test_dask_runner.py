@@ -43,8 +43,9 @@ def runs(prefect_harness, tmp_path_factory) -> Runs:
     sampling the listening sockets while it runs: one cluster serves both tests below (each
     cluster starts processes that import TensorFlow and Prefect)."""
     tmp_path = tmp_path_factory.mktemp("dask")
+    # No ticker plots: no test here reads them (each Dask worker would import matplotlib).
     common = dict(tickers=TICKERS, source="sample", as_of=AS_OF, preset="fast", epochs=2,
-                  models=MODELS)  # fmt: skip
+                  models=MODELS, ticker_plots=0)  # fmt: skip
     roots = str(tmp_path / "threads"), str(tmp_path / "dask")
     threads = daily_forecast(
         RunSettings(storage=roots[0], task_runner="threads", **common), return_state=True
