@@ -258,8 +258,9 @@ def test_run_says_where_to_see_it_in_the_ui(published_runs: Published) -> None:
     assert run.name == f"daily-forecast-{LATE}-stocks-sample"
 
 
-def test_the_progress_artifact_sits_on_the_child_flow_run(published_runs: Published) -> None:
-    """README: ``closecast-progress-<watchlist>`` is on the child run ``forecast-<W>-<date>``."""
+def test_the_progress_artifact_sits_on_the_daily_flow_run(published_runs: Published) -> None:
+    """README: ``closecast-progress-<watchlist>`` is on the run ``daily-forecast-<date>-...``
+    (the per-ticker task runs are its own: no child flow run)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
@@ -269,6 +270,10 @@ def test_the_progress_artifact_sits_on_the_child_flow_run(published_runs: Publis
                 key=ArtifactFilterKey(any_=["closecast-progress-stocks"])
             )
         )
-        names = {client.read_flow_run(a.flow_run_id).name for a in artifacts}
-    assert {f"forecast-stocks-{EARLY}", f"forecast-stocks-{LATE}"} <= names
-    assert all(name.startswith("forecast-stocks-") for name in names)
+        runs = [client.read_flow_run(a.flow_run_id) for a in artifacts]
+    names = {run.name for run in runs}
+    assert {
+        f"daily-forecast-{EARLY}-stocks-sample",
+        f"daily-forecast-{LATE}-stocks-sample",
+    } <= names
+    assert all(run.parent_task_run_id is None for run in runs)

@@ -180,7 +180,8 @@ def load_refit(
     if not fine_tuned_rows(ledger, champion.lineage):
         return None
     try:
-        return load_model(storage, ticker, champion.lineage, champion.files)
+        # The root's own layout: it may predate the archive while the champion does not.
+        return load_model(storage, ticker, champion.lineage)
     except (StorageError, OSError, ValueError, KeyError):
         return None  # no comparison today; the lineage goes on as before
 

@@ -343,11 +343,13 @@ def save_model(
 
 
 def load_model(
-    storage: Storage, ticker: str, version: str, files: tuple[str, ...] = MODEL_FILES
+    storage: Storage, ticker: str, version: str, files: tuple[str, ...] | None = None
 ) -> ForecastModel:
     """Load a stored version of any kind (:func:`lstm_model.registry.load_model` dispatches
     on its ``meta.json``; ``.keras`` files load in safe mode): its archive in one request,
-    or the ``files`` of a version stored before the archive, downloaded together.
+    or the ``files`` of a version stored before the archive, downloaded together. Without
+    ``files`` (a version no champion pointer describes, such as a lineage's root) the
+    archive is tried first, then the files of an LSTM version stored before it.
 
     Raises:
         ValueError: An archive that cannot be unpacked (naming its key), or a model the
@@ -355,10 +357,15 @@ def load_model(
     """
     prefix = catalog.model_prefix(ticker, version)
     with tempfile.TemporaryDirectory(prefix=_temp_prefix()) as tmp:
-        if tuple(files) == (VERSION_FILE,):
+        if files is None or tuple(files) == (VERSION_FILE,):
             key = f"{prefix}/{VERSION_FILE}"
-            unpack_archive(storage.read_bytes(key), key, Path(tmp))
-            return load_saved_model(Path(tmp))
+            try:
+                unpack_archive(storage.read_bytes(key), key, Path(tmp))
+                return load_saved_model(Path(tmp))
+            except ObjectNotFoundError:
+                if files is not None:
+                    raise
+                files = MODEL_FILES
 
         def download(name: str) -> None:
             storage.download_file(f"{prefix}/{name}", Path(tmp) / name)
