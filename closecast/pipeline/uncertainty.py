@@ -95,11 +95,10 @@ def backtest_with_bands(
         scale,
         levels=LEVELS,
     )
-    bounds = pd.DataFrame(index=predictions.index)
-    for column in BAND_COLUMNS:
-        values = np.empty(len(order))
+    columns = {column: np.empty(len(order)) for column in BAND_COLUMNS}
+    for column, values in columns.items():
         values[order] = banded[column]
-        bounds[column] = values
+    bounds = pd.DataFrame(columns, index=predictions.index)
     if set(BAND_COLUMNS) & set(predictions.columns):  # banded again: replaced in place
         return predictions.assign(**bounds)
     return pd.concat([predictions, bounds], axis=1)  # a third of assign's cost
