@@ -256,7 +256,8 @@ def migrated_prefect_home(migrated_prefect_database: Path) -> Callable[[Path], P
 
     For child processes and servers given a fresh ``PREFECT_HOME``. A test that checks a
     new machine gives its process an empty home instead (test_cli_environment's
-    ``test_an_ephemeral_run_prints_no_telemetry_line`` does).
+    ``test_an_ephemeral_run_prints_no_telemetry_line_and_its_server_serves_every_thread``
+    does).
     """
 
     def seed(home: Path) -> Path:
