@@ -14,6 +14,7 @@ import pytest
 from closecast.inputs.schema import PRICE_COLUMNS
 from closecast.inputs.yahoo_csv import (
     MAX_PRICE_FILE_BYTES,
+    MISSING_CELLS,
     PriceFileError,
     last_csv_date,
     read_yahoo_csv,
@@ -427,6 +428,26 @@ def test_files_that_are_not_plain_go_to_the_general_reader(tmp_path: Path, kind:
     path = _write(tmp_path / "X.csv", GENERAL[kind])
 
     assert yahoo_csv._read_plain_export(yahoo_csv._text(path.read_bytes(), path)) is None
+
+
+def test_the_missing_words_are_pandas_defaults_and_missing_in_both_readers(tmp_path: Path):
+    from closecast.inputs import yahoo_csv
+
+    days = pd.bdate_range("2020-01-01", periods=len(MISSING_CELLS) + 1).strftime("%Y-%m-%d")
+    cells = [*MISSING_CELLS, "missing"]  # the last is no missing word: kept as text
+    text = "Date,Close\n" + "".join(f"{d},{c}\n" for d, c in zip(days, cells, strict=True))
+    path = _write(tmp_path / "X.csv", text)
+
+    # One definition for both readers, and still what read_csv documents as its defaults.
+    by_pandas = pd.read_csv(path, dtype=str, keep_default_na=True)["Close"]
+    assert by_pandas.isna().tolist() == [True] * len(MISSING_CELLS) + [False]
+    general = yahoo_csv._read_any_export(yahoo_csv._text(path.read_bytes(), path), path,
+                                         coerce=False)  # fmt: skip
+    assert general["close"].isna().tolist() == [True] * len(MISSING_CELLS) + [False]
+    path = _write(tmp_path / "X.csv", text.replace(",missing\n", ",1.5\n"))
+    plain = yahoo_csv._read_plain_export(yahoo_csv._text(path.read_bytes(), path))
+    assert plain is not None
+    assert plain["close"].isna().tolist() == [True] * len(MISSING_CELLS) + [False]
 
 
 def test_a_text_cell_is_kept_for_the_validator_to_count(tmp_path: Path):

@@ -60,12 +60,26 @@ def _lease_of(holder: locks.Holder, expires_in: timedelta) -> locks.Lease:
                        holder)  # fmt: skip
 
 
-def test_create_exclusive_creates_once(storage) -> None:
-    assert storage.create_exclusive("leases/x.json", b"first")
-    assert not storage.create_exclusive("leases/x.json", b"second")
+def test_create_exclusive_creates_once_and_gives_the_tag_a_read_would(storage) -> None:
+    tag = storage.create_exclusive("leases/x.json", b"first")
+    assert tag and tag == storage.read_tagged("leases/x.json")[1]
+    assert storage.create_exclusive("leases/x.json", b"second") is None
     assert storage.read_bytes("leases/x.json") == b"first"
     storage.delete("leases/x.json")
-    assert storage.create_exclusive("leases/x.json", b"third")
+    third = storage.create_exclusive("leases/x.json", b"third")
+    assert third and third == storage.read_tagged("leases/x.json")[1] != tag
+
+
+def test_a_new_lease_is_renewed_and_released_by_its_creation_tag(storage) -> None:
+    """Taking a free lease is one request (its tag comes with the creation), and that tag
+    is the one its renewal and release are conditional on."""
+    ttl = timedelta(minutes=5)
+    lease = locks.try_acquire(storage, "leases/n.json", "me", "ticker N", ttl)
+    assert lease is not None and lease.tag == storage.read_tagged("leases/n.json")[1]
+    renewed = locks._renew(storage, lease, ttl)
+    assert renewed is not None and renewed.tag == storage.read_tagged("leases/n.json")[1]
+    locks.release(storage, renewed)
+    assert not storage.exists("leases/n.json")
 
 
 def test_a_held_lease_makes_others_wait_then_fail_naming_it(storage) -> None:
@@ -266,7 +280,7 @@ def test_got_the_lease_is_said_only_after_waiting_for_another_run(tmp_path, capl
     storage = open_storage(str(tmp_path / "root"))
     create = storage.create_exclusive  # a loaded machine: the first attempt itself is slow
 
-    def create_slowly(key: str, data: bytes) -> bool:
+    def create_slowly(key: str, data: bytes) -> str | None:
         time.sleep(0.3)
         return create(key, data)
 
