@@ -155,12 +155,19 @@ class PriceStore:
         Raises:
             CorruptPriceFileError: The stored object is not a readable price file.
         """
-        key = self.key(ticker)
         try:
-            data = self.storage.read_bytes(key)
+            data = self.storage.read_bytes(self.key(ticker))
         except ObjectNotFoundError:
             return empty_price_frame()
-        frame = _parse_price_file(data, key, self.storage.describe())
+        return self.parse(ticker, data, as_of)
+
+    def parse(self, ticker: str, data: bytes, as_of: date | None = None) -> pd.DataFrame:
+        """``ticker``'s stored file, already read as ``data``, as :meth:`read` returns it.
+
+        Raises:
+            CorruptPriceFileError: ``data`` is not a readable price file.
+        """
+        frame = _parse_price_file(data, self.key(ticker), self.storage.describe())
         if as_of is not None:
             frame = frame.loc[frame["date"] <= pd.Timestamp(as_of)].reset_index(drop=True)
         return frame
