@@ -125,12 +125,36 @@ def _cell_name(cell: object) -> str:
     return re.sub(r"[^a-z]", "", str(cell).lower())
 
 
+def _delimiter(text: str) -> str:
+    """The export's column separator: a comma, or the semicolon or tab that spreadsheets save
+    with where the decimal mark is a comma (their numbers may then read ``1,5``). Decided by
+    the first line, which a comma-separated export never fills with either."""
+    first = text.lstrip().split("\n", 1)[0]
+    return next((mark for mark in (";", "\t") if mark in first), ",")
+
+
 def _first_cells(text: str, lines: int) -> list[list[str]]:
-    return [line.split(",") for line in text.lstrip().splitlines()[:lines]]
+    mark = _delimiter(text)
+    return [line.split(mark) for line in text.lstrip().splitlines()[:lines]]
 
 
 def _has_header(text: str) -> bool:
     return _cell_name(_first_cells(text, 1)[0][0]) in {"date", "datetime", "price"}
+
+
+_DECIMAL_COMMA = re.compile(r"^\s*[+-]?[\d.]*\d,\d+\s*$")
+"""A number written with a decimal comma (``1,5``, ``1.234,5``), as a spreadsheet that
+separates columns by semicolons or tabs may write it."""
+
+
+def _decimal_points(cells: pd.Series) -> pd.Series:
+    """``cells`` with decimal-comma numbers rewritten with a decimal point (thousands dots
+    dropped); every other cell as it was."""
+    commas = cells.str.match(_DECIMAL_COMMA, na=False)
+    if not commas.any():
+        return cells
+    fixed = cells[commas].str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+    return cells.mask(commas, fixed)
 
 
 def _yfinance_download_rows(text: str, path: Path) -> int:
@@ -241,8 +265,8 @@ def _read_plain_export(text: str) -> pd.DataFrame | None:
     On a plain export both readers give the same frame, bit for bit (tests/data:
     ``test_the_plain_reader_equals_the_general_one``); Arrow's is about 20 times cheaper.
     """
-    if '"' in text or not text[:1].isalnum():
-        return None  # quoting rules, or leading blank lines: the general reader's business
+    if '"' in text or not text[:1].isalnum() or _delimiter(text) != ",":
+        return None  # quoting rules, leading blank lines, semicolons: the general reader's
     first_line = text[: text.find("\n")].rstrip("\r") if "\n" in text else text
     headed = _has_header(text)
     columns = _plain_columns(first_line) if headed else list(PRICE_COLUMNS)
@@ -296,7 +320,9 @@ def read_yahoo_csv(path: str | Path, *, coerce: bool = True) -> pd.DataFrame:
     - yfinance's ``Ticker.history().to_csv()`` (dates with a time and UTC offset, extra
       ``Dividends``/``Stock Splits`` columns) and ``download().to_csv()`` (a three-row
       header naming one ticker);
-    - any headed file whose columns are named as above, in any order, case and spacing.
+    - any headed file whose columns are named as above, in any order, case and spacing;
+    - any of these separated by semicolons or tabs instead of commas (a spreadsheet's save
+      where the decimal mark is a comma), numbers written ``1,5`` or ``1.5``.
 
     With no adjusted-close column, the close is taken as adjusted (yfinance adjusts ``Close``
     by default). Yahoo writes ``null`` for a missing value; those become NaN here and are
@@ -327,10 +353,11 @@ def read_yahoo_csv(path: str | Path, *, coerce: bool = True) -> pd.DataFrame:
 def _read_any_export(text: str, path: Path, *, coerce: bool) -> pd.DataFrame:
     """The general reader of :func:`read_yahoo_csv`: every cell read as text by pandas, then
     parsed, so that each malformed file gets its own message and text cells are kept."""
-    headed = _has_header(text)
+    headed, mark = _has_header(text), _delimiter(text)
     try:
         frame = pd.read_csv(
             io.StringIO(text),
+            sep=mark,
             header=0 if headed else None,
             skiprows=range(1, 1 + _yfinance_download_rows(text, path)) if headed else None,
             na_values=list(MISSING_CELLS),
@@ -351,6 +378,8 @@ def _read_any_export(text: str, path: Path, *, coerce: bool) -> pd.DataFrame:
         frame.columns = list(PRICE_COLUMNS)
     columns: dict[str, pd.Series] = {"date": _parse_dates(frame["date"], path)}
     for name in frame.columns.drop("date"):
+        if mark != ",":
+            frame[name] = _decimal_points(frame[name])
         parsed = pd.to_numeric(frame[name], errors="coerce").astype("float64")
         keep_text = not coerce and parsed.notna().sum() != frame[name].notna().sum()
         columns[name] = frame[name] if keep_text else parsed

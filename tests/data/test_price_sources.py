@@ -298,6 +298,16 @@ def test_read_yahoo_csv_handles_a_byte_order_mark(tmp_path: Path):
     assert frame["date"].dtype == "datetime64[ns]"
 
 
+def test_semicolon_files_read_decimal_commas_thousands_dots_and_no_header(tmp_path: Path):
+    expected = read_yahoo_csv(_write(tmp_path / "YAHOO.csv", HEADER + ROWS))
+    headerless = ROWS.replace(",", ";").replace(".", ",")
+    german = "Datum;Close\n2020-12-09;1.234,5\n2020-12-10;1.5\n2020-12-11;-0,25\n"
+
+    pd.testing.assert_frame_equal(read_yahoo_csv(_write(tmp_path / "A.csv", headerless)), expected)
+    closes = read_yahoo_csv(_write(tmp_path / "B.csv", german.replace("Datum", "Date")))["close"]
+    assert closes.tolist() == [1234.5, 1.5, -0.25]  # the validator rejects the negative one
+
+
 def test_read_yahoo_csv_rejects_wrong_column_count_without_a_header(tmp_path: Path):
     path = tmp_path / "BAD.csv"
     path.write_text("2020-12-11,1.0,1.0\n")
@@ -334,6 +344,9 @@ EXPORTS = {
     ).replace("\n", "\r\n"),
     "renamed": "date,adj_close,VOLUME,close, high ,low,open\n"
     + _rows("{day},{adj},{volume},{close},{high},{low},{open_}"),
+    # A spreadsheet's save where the decimal mark is a comma: semicolons or tabs between columns.
+    "semicolons, decimal commas": (HEADER + ROWS).replace(",", ";").replace(".", ","),
+    "tabs": (HEADER + ROWS).replace(",", "\t"),
 }
 
 
@@ -402,6 +415,7 @@ GENERAL = {
     "impossible day": HEADER + ROWS.replace("2020-12-09", "2020-02-30"),
     "short row": HEADER + ROWS + "2020-12-14,1,1\n",
     **{kind: EXPORTS[kind] for kind in ("history", "download", "download-adjusted")},
+    **{kind: EXPORTS[kind] for kind in ("semicolons, decimal commas", "tabs")},
 }
 
 
