@@ -172,15 +172,20 @@ class Scores:
 
 
 def summarize(actual: Any, predicted: Any, previous: Any) -> Scores:
-    """All metrics at once: rmse, naive_rmse, u2, mae, mape, directional_accuracy, n."""
+    """All metrics at once: rmse, naive_rmse, u2, mae, mape, directional_accuracy, n.
+
+    Each input is converted and checked once, here: every metric below then gets arrays
+    (a pandas Series costs far more to convert, and a run scores every record of every
+    model of every ticker)."""
     a, p = _pair(actual, predicted)
+    prev = _array(previous, "previous")
     return Scores(
         rmse=rmse(a, p),
-        naive_rmse=naive_rmse(a, previous),
-        u2=u2(a, p, previous),
+        naive_rmse=naive_rmse(a, prev),
+        u2=u2(a, p, prev),
         mae=mae(a, p),
         mape=mape(a, p),
-        directional_accuracy=directional_accuracy(a, p, previous),
+        directional_accuracy=directional_accuracy(a, p, prev),
         n=int(a.size),
     )
 

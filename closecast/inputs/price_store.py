@@ -14,7 +14,7 @@ rewrite the object.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from closecast.inputs.schema import PRICE_COLUMNS, PRICE_SCHEMA
+from closecast.inputs.schema import PRICE_COLUMNS, PRICE_SCHEMA, in_price_contract
 from closecast.outputs import catalog
 from closecast.sources.base import empty_price_frame, normalize_ticker, to_price_frame
 from closecast.storage import ObjectNotFoundError, Storage
@@ -71,13 +71,14 @@ def prices_key(ticker: str) -> str:
 
 def frame_to_table(frame: pd.DataFrame) -> pa.Table:
     """A price frame as an Arrow table with exactly :data:`PRICE_SCHEMA`."""
-    prices = to_price_frame(frame)
+    return _table(_columns(to_price_frame(frame)))
+
+
+def _table(columns: Mapping[str, np.ndarray]) -> pa.Table:
+    """Price columns in the contract's dtypes as an Arrow table with :data:`PRICE_SCHEMA`."""
     # datetime64[ns] midnight -> datetime64[D] -> date32: a lossless cast Arrow accepts.
-    arrays = [pa.array(prices["date"].to_numpy().astype("datetime64[D]"), type=pa.date32())]
-    arrays += [
-        pa.array(prices[name].to_numpy(dtype="float64"), type=pa.float64())
-        for name in PRICE_COLUMNS[1:]
-    ]
+    arrays = [pa.array(columns["date"].astype("datetime64[D]"), type=pa.date32())]
+    arrays += [pa.array(columns[name], type=pa.float64()) for name in PRICE_COLUMNS[1:]]
     return pa.Table.from_arrays(arrays, schema=PRICE_SCHEMA)
 
 
@@ -104,28 +105,31 @@ def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
     return prices.drop_duplicates("date", keep="last").reset_index(drop=True)
 
 
-def _days(frame: pd.DataFrame) -> np.ndarray:
-    """A canonical frame's dates as int64 nanoseconds (sorted, unique)."""
-    return frame["date"].to_numpy().view("int64")
+def _strictly_increasing(dates: np.ndarray) -> bool:
+    """Whether datetime64 dates are sorted and unique, none missing (NaT)."""
+    days = dates.view("int64")
+    return bool((days[1:] > days[:-1]).all()) and not np.isnat(dates[:1]).any()
 
 
-def _values(frame: pd.DataFrame) -> np.ndarray:
-    return frame[list(PRICE_COLUMNS[1:])].to_numpy(dtype="float64")
+def _columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """A price frame's columns as arrays (the merge works on these, not on pandas)."""
+    return {name: frame[name].to_numpy() for name in PRICE_COLUMNS}
 
 
-def _count_revised(old: pd.DataFrame, new: pd.DataFrame) -> tuple[int, int]:
-    """Dates two canonical frames share, and how many of them carry other values."""
+def _values(columns: Mapping[str, np.ndarray]) -> np.ndarray:
+    return np.column_stack([columns[name] for name in PRICE_COLUMNS[1:]]).astype("float64")
+
+
+def _count_revised(old: Mapping[str, np.ndarray], new: Mapping[str, np.ndarray]) -> tuple[int, int]:
+    """Dates two canonical histories share, and how many of them carry other values."""
     _, at_old, at_new = np.intersect1d(
-        _days(old), _days(new), assume_unique=True, return_indices=True
-    )
+        old["date"].view("int64"), new["date"].view("int64"), assume_unique=True,
+        return_indices=True,
+    )  # fmt: skip
     a, b = _values(old)[at_old], _values(new)[at_new]
     # Exact comparison is right: float64 round-trips through Parquet unchanged; NaN equals NaN.
     same = ((a == b) | (np.isnan(a) & np.isnan(b))).all(axis=1)
     return len(at_old), int((~same).sum())
-
-
-def _rows(frame: pd.DataFrame, keep: np.ndarray) -> dict[str, np.ndarray]:
-    return {name: frame[name].to_numpy()[keep] for name in PRICE_COLUMNS}
 
 
 class PriceStore:
@@ -151,12 +155,19 @@ class PriceStore:
         Raises:
             CorruptPriceFileError: The stored object is not a readable price file.
         """
-        key = self.key(ticker)
         try:
-            data = self.storage.read_bytes(key)
+            data = self.storage.read_bytes(self.key(ticker))
         except ObjectNotFoundError:
             return empty_price_frame()
-        frame = _parse_price_file(data, key, self.storage.describe())
+        return self.parse(ticker, data, as_of)
+
+    def parse(self, ticker: str, data: bytes, as_of: date | None = None) -> pd.DataFrame:
+        """``ticker``'s stored file, already read as ``data``, as :meth:`read` returns it.
+
+        Raises:
+            CorruptPriceFileError: ``data`` is not a readable price file.
+        """
+        frame = _parse_price_file(data, self.key(ticker), self.storage.describe())
         if as_of is not None:
             frame = frame.loc[frame["date"] <= pd.Timestamp(as_of)].reset_index(drop=True)
         return frame
@@ -198,34 +209,33 @@ class PriceStore:
             CorruptPriceFileError: The stored file is unreadable (rebuild it with
                 :meth:`replace`).
         """
-        stored = self.read(ticker) if stored is None else stored
-        incoming = _canonical(frame)
-        old_days, new_days = _days(stored), _days(incoming)
+        if stored is None:
+            stored = self.read(ticker)
+        elif not in_price_contract(stored):
+            stored = to_price_frame(stored)
+        old, new = _columns(stored), _columns(_canonical(frame))
+        old_days, new_days = old["date"].view("int64"), new["date"].view("int64")
         replaced = np.isin(old_days, new_days)
         rejected = np.array([pd.Timestamp(day).value for day in remove], dtype="int64")
         removed = np.isin(old_days, rejected) & ~replaced
         n_removed = int(removed.sum())
-        n_common, n_revised = _count_revised(stored, incoming)
+        n_common, n_revised = _count_revised(old, new)
         n_new = len(new_days) - n_common
         if n_new == 0 and n_revised == 0 and n_removed == 0:
-            return MergeResult(n_new=0, n_revised=0, n_total=len(stored), changed=False)
+            return MergeResult(n_new=0, n_revised=0, n_total=len(old_days), changed=False)
 
         # The kept stored rows and the incoming ones have no date in common: merged in
         # date order (a stable sort of two sorted runs), one row per date.
-        kept = _rows(stored, ~replaced & ~removed)
-        order = np.argsort(np.concatenate([kept["date"], incoming["date"].to_numpy()]),
-                           kind="stable")  # fmt: skip
-        merged = pd.DataFrame(
-            {
-                name: np.concatenate([kept[name], incoming[name].to_numpy()])[order]
-                for name in PRICE_COLUMNS
-            }
-        )
-        self._write(ticker, merged)
+        keep = ~replaced & ~removed
+        order = np.argsort(np.concatenate([old["date"][keep], new["date"]]), kind="stable")
+        merged = {
+            name: np.concatenate([old[name][keep], new[name]])[order] for name in PRICE_COLUMNS
+        }
+        self._write(ticker, _table(merged))
         return MergeResult(
             n_new=n_new,
             n_revised=n_revised,
-            n_total=len(merged),
+            n_total=len(order),
             changed=True,
             n_removed=n_removed,
         )
@@ -249,29 +259,30 @@ class PriceStore:
                 previous = self.read(ticker)
             except CorruptPriceFileError:
                 previous = empty_price_frame()
-        history = _canonical(frame)
-        old = _canonical(previous)
+        history = _columns(_canonical(frame))
+        old = _columns(_canonical(previous))
         n_common, n_revised = _count_revised(old, history)
-        self._write(ticker, history)
+        self._write(ticker, _table(history))
         return MergeResult(
-            n_new=len(history) - n_common,
+            n_new=len(history["date"]) - n_common,
             n_revised=n_revised,
-            n_total=len(history),
+            n_total=len(history["date"]),
             changed=True,
-            n_removed=len(old) - n_common,
+            n_removed=len(old["date"]) - n_common,
         )
 
-    def _write(self, ticker: str, frame: pd.DataFrame) -> None:
-        write_parquet(self.storage, self.key(ticker), frame_to_table(frame), schema=PRICE_SCHEMA)
+    def _write(self, ticker: str, table: pa.Table) -> None:
+        write_parquet(self.storage, self.key(ticker), table, schema=PRICE_SCHEMA)
 
 
 def _parse_price_file(data: bytes, key: str, where: str) -> pd.DataFrame:
     """A stored price file's bytes as a price frame, or CorruptPriceFileError naming the key."""
     try:
-        table = pq.read_table(pa.BufferReader(data))
+        # One file, not a dataset: ParquetFile reads it without read_table's dataset set-up.
+        table = pq.ParquetFile(pa.BufferReader(data)).read()
         frame = table_to_frame(table)
     except (pa.ArrowException, OSError, KeyError, ValueError, TypeError) as exc:
         raise CorruptPriceFileError(key, where, f"{type(exc).__name__}: {exc}") from exc
-    if frame["date"].duplicated().any() or not frame["date"].is_monotonic_increasing:
+    if not _strictly_increasing(frame["date"].to_numpy()):
         raise CorruptPriceFileError(key, where, "dates are not sorted and unique")
     return frame

@@ -19,7 +19,10 @@ So each stage checks what it needs and repairs or drops the rest, counting every
 5. other cells that are non-positive or non-finite (``open``/``high``/``low``, negative or
    infinite ``volume``) set to missing (``repaired_cells``): the row's close stays usable;
 6. single-day spikes (a huge move reverted the next day, judged on log returns against a robust
-   median/MAD scale) dropped (``outliers_rejected``), so a bad tick never reaches the store.
+   median/MAD scale) dropped (``outliers_rejected``), so a bad tick never reaches the store;
+7. a one-day move of a stock's or ETF's model price that looks like an n-for-1 (or reverse)
+   split, within the last :data:`SPLIT_CHECK_DAYS`, is kept but warned about: an adjusted
+   history never jumps at a split, so the file is probably unadjusted.
 
 **Before modelling** (:func:`usable_series`, on the stored history): the same parsing, then only
 the model's price column counts. The series is the clean stretch that ends at the last date:
@@ -65,6 +68,18 @@ SPIKE_MIN_FACTOR = 3.0
 EDGE_SPIKE_FACTOR = 100.0
 """The first or last row, which has no next day to confirm a reversal, is a spike only beyond
 this factor (no listed security moves 100x in a day without a data error)."""
+
+SPLIT_FACTORS = (2, 3, 4, 5, 6, 7, 8, 10, 15, 20, 25, 30, 40, 50, 100)
+"""The n of the n-for-1 (and 1-for-n reverse) splits a one-day move is compared with."""
+
+SPLIT_TOLERANCE = 0.05
+"""How close (relatively) a one-day move must come to a split factor to look like one (the
+day's own move comes on top of the split's)."""
+
+SPLIT_CHECK_DAYS = 5 * 365
+"""Calendar days before a history's last date in which split-like moves are reported: about
+what the models train and test on (older ones are history the model does not see; AAPL's real
+-52% day in 2000 is one)."""
 
 SPIKE_MAD_MULTIPLE = 10.0
 """A spike also exceeds this many robust standard deviations (1.4826 x MAD) of log returns,
@@ -358,6 +373,43 @@ def spike_positions(
     return np.array(sorted(positions), dtype=int)
 
 
+def split_like_moves(prices: np.ndarray, tolerance: float = SPLIT_TOLERANCE) -> np.ndarray:
+    """Positions of one-day moves within ``tolerance`` of a split factor (:data:`SPLIT_FACTORS`),
+    down (an n-for-1 split) or up (a 1-for-n reverse split), in positive prices in date order.
+    """
+    if len(prices) < 2:
+        return np.array([], dtype=int)
+    ratios = np.asarray(prices[1:], dtype="float64") / np.asarray(prices[:-1], dtype="float64")
+    factors = np.maximum(ratios, 1.0 / ratios)
+    near = np.zeros(len(factors), dtype=bool)
+    for factor in SPLIT_FACTORS:
+        near |= np.abs(factors / factor - 1.0) <= tolerance
+    return np.flatnonzero(near) + 1
+
+
+def _warn_unadjusted_splits(frame: pd.DataFrame, price_column: str, found: _Findings) -> None:
+    """Warn about each one-day move of the model's price that looks like a split the history
+    does not adjust for: Yahoo's adjusted close never jumps at a split, so such a file was
+    probably saved unadjusted, and the model would learn the jump as a real move. Only a
+    warning: a real crash of that size is possible and the row is kept."""
+    recent = frame.loc[
+        frame["date"] >= frame["date"].iloc[-1] - pd.Timedelta(days=SPLIT_CHECK_DAYS)
+    ]
+    prices = recent[price_column].to_numpy(dtype="float64")
+    for position in split_like_moves(prices):
+        ratio = prices[position] / prices[position - 1]
+        kind = (
+            f"{round(1 / ratio)}-for-1 split"
+            if ratio < 1
+            else f"1-for-{round(ratio)} reverse split"
+        )
+        found.warn(
+            f"{price_column} moves {ratio - 1:+.1%} on {recent['date'].iloc[position].date()}, "
+            f"like a {kind} the file does not adjust for; if it is one, the model learns it as "
+            "a real move (use the split-adjusted history)"
+        )
+
+
 def _reject_spikes(
     frame: pd.DataFrame,
     columns: tuple[str, ...],
@@ -541,6 +593,8 @@ def validate_prices(
         raise PriceValidationError(
             ticker, f"no usable rows on or before {as_of} ({_describe_drops(found, rows_in)})"
         )
+    if asset_class != "crypto":  # coins do not split
+        _warn_unadjusted_splits(cleaned, price_column, found)
     if len(cleaned) < min_rows:
         reason = f" ({need_explanation})" if need_explanation else ""
         raise PriceValidationError(

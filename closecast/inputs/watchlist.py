@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import reprlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -118,9 +119,13 @@ def _text_field(entry: dict[object, object], name: str, where: str) -> str:
     return value
 
 
-def _parse_item(entry: object, where: str) -> WatchItem:
+def _parse_item(entry: object, where: str, guess: Callable[[str], AssetClass]) -> WatchItem:
+    if isinstance(entry, str | _NotText):  # a bare symbol
+        entry = {"symbol": entry}
     if not isinstance(entry, dict):
-        raise WatchlistError(f"{where}: expected a mapping with 'symbol' and 'asset_class'")
+        raise WatchlistError(
+            f"{where}: expected a symbol or a mapping with 'symbol' (and 'asset_class', 'serve')"
+        )
     unknown = [key for key in entry if key not in ENTRY_FIELDS]
     if unknown:
         raise WatchlistError(
@@ -132,6 +137,8 @@ def _parse_item(entry: object, where: str) -> WatchItem:
         symbol = normalize_symbol(raw_symbol)
     except InvalidTickerError as exc:
         raise WatchlistError(f"{where}: {exc}") from None
+    if entry.get("asset_class") is None:
+        return WatchItem(symbol, guess(symbol), _serve(entry, where, symbol))
     raw_class = _text_field(entry, "asset_class", f"{where} ({symbol})")
     asset_class = raw_class.strip().lower()
     if asset_class not in ASSET_CLASSES:
@@ -139,15 +146,19 @@ def _parse_item(entry: object, where: str) -> WatchItem:
             f"{where} ({symbol}): asset_class {_SHORT.repr(raw_class)} is not one of "
             f"{', '.join(ASSET_CLASSES)}"
         )
-    serve = None
-    if "serve" in entry:
-        serve = _text_field(entry, "serve", where).strip().lower()
-        if serve not in serve_choices():
-            raise WatchlistError(
-                f"{where} ({symbol}): serve {_SHORT.repr(entry['serve'])} is not one of "
-                f"{', '.join(serve_choices())}"
-            )
-    return WatchItem(symbol=symbol, asset_class=asset_class, serve=serve)  # type: ignore[arg-type]
+    return WatchItem(symbol, asset_class, _serve(entry, where, symbol))  # type: ignore[arg-type]
+
+
+def _serve(entry: dict[object, object], where: str, symbol: str) -> str | None:
+    if "serve" not in entry:
+        return None
+    serve = _text_field(entry, "serve", where).strip().lower()
+    if serve not in serve_choices():
+        raise WatchlistError(
+            f"{where} ({symbol}): serve {_SHORT.repr(entry['serve'])} is not one of "
+            f"{', '.join(serve_choices())}"
+        )
+    return serve
 
 
 def _check_unique(items: list[WatchItem], origin: str) -> list[WatchItem]:
@@ -162,7 +173,9 @@ def _check_unique(items: list[WatchItem], origin: str) -> list[WatchItem]:
 def parse_watchlist(text: str, *, origin: str) -> list[WatchItem]:
     """Parse watchlist YAML (``tickers: [{symbol, asset_class}, ...]``).
 
-    Symbols follow the one rule of :func:`closecast.inputs.tickers.normalize_symbol`.
+    Symbols follow the one rule of :func:`closecast.inputs.tickers.normalize_symbol`. An entry
+    may be a bare symbol, and ``asset_class`` may be left out: it is then guessed as for
+    ``--tickers`` (:func:`guess_asset_class`).
 
     Args:
         text: The YAML document.
@@ -184,7 +197,16 @@ def parse_watchlist(text: str, *, origin: str) -> list[WatchItem]:
     entries = document.get("tickers") if isinstance(document, dict) else None
     if not isinstance(entries, list) or not entries:
         raise WatchlistError(f"{origin}: expected a non-empty list under 'tickers'")
-    items = [_parse_item(entry, f"{origin}: tickers[{i}]") for i, entry in enumerate(entries)]
+    known: dict[str, AssetClass] = {}
+
+    def guess(symbol: str) -> AssetClass:
+        if not known:  # the default watchlist's classes, read once and only if needed
+            known.update(default_asset_classes())
+        return guess_asset_class(symbol, known)
+
+    items = [
+        _parse_item(entry, f"{origin}: tickers[{i}]", guess) for i, entry in enumerate(entries)
+    ]
     return _check_unique(items, origin)
 
 

@@ -6,15 +6,16 @@ import io
 import os
 import re
 import stat
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
-from pandas._libs.parsers import STR_NA_VALUES  # read_csv's default missing-value strings
 
 from closecast.inputs.schema import PRICE_COLUMNS, YAHOO_HEADER
 
@@ -124,12 +125,36 @@ def _cell_name(cell: object) -> str:
     return re.sub(r"[^a-z]", "", str(cell).lower())
 
 
+def _delimiter(text: str) -> str:
+    """The export's column separator: a comma, or the semicolon or tab that spreadsheets save
+    with where the decimal mark is a comma (their numbers may then read ``1,5``). Decided by
+    the first line, which a comma-separated export never fills with either."""
+    first = text.lstrip().split("\n", 1)[0]
+    return next((mark for mark in (";", "\t") if mark in first), ",")
+
+
 def _first_cells(text: str, lines: int) -> list[list[str]]:
-    return [line.split(",") for line in text.lstrip().splitlines()[:lines]]
+    mark = _delimiter(text)
+    return [line.split(mark) for line in text.lstrip().splitlines()[:lines]]
 
 
 def _has_header(text: str) -> bool:
     return _cell_name(_first_cells(text, 1)[0][0]) in {"date", "datetime", "price"}
+
+
+_DECIMAL_COMMA = re.compile(r"^\s*[+-]?[\d.]*\d,\d+\s*$")
+"""A number written with a decimal comma (``1,5``, ``1.234,5``), as a spreadsheet that
+separates columns by semicolons or tabs may write it."""
+
+
+def _decimal_points(cells: pd.Series) -> pd.Series:
+    """``cells`` with decimal-comma numbers rewritten with a decimal point (thousands dots
+    dropped); every other cell as it was."""
+    commas = cells.str.match(_DECIMAL_COMMA, na=False)
+    if not commas.any():
+        return cells
+    fixed = cells[commas].str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+    return cells.mask(commas, fixed)
 
 
 def _yfinance_download_rows(text: str, path: Path) -> int:
@@ -154,9 +179,8 @@ def _yfinance_download_rows(text: str, path: Path) -> int:
 
 
 def _named_columns(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
-    """The price columns of a headed file, found by name in any order; ``adj_close`` is the
-    close when the file has no adjusted close (yfinance's default, ``auto_adjust=True``,
-    writes adjusted prices as ``Close``)."""
+    """The price columns of a headed file, found by name in any order (the others left
+    out; :func:`_price_frame` fills the missing ones)."""
     names = [_HEADER_NAMES.get(_cell_name(cell)) for cell in frame.columns]
     names[0] = names[0] or "date"  # yfinance download's first header cell is "Price"
     given = [name for name in names if name]
@@ -168,9 +192,7 @@ def _named_columns(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
         )
     named = frame.loc[:, [name is not None for name in names]]
     named.columns = given
-    if "adj_close" not in given:
-        named["adj_close"] = named["close"]
-    return named.reindex(columns=list(PRICE_COLUMNS))
+    return named
 
 
 def _parse_dates(dates: pd.Series, path: Path) -> pd.Series:
@@ -187,9 +209,35 @@ def _parse_dates(dates: pd.Series, path: Path) -> pd.Series:
     return pd.to_datetime(text.str.slice(0, 10), format="%Y-%m-%d").astype("datetime64[ns]")
 
 
-_NULL_CELLS: tuple[str, ...] = (*sorted(STR_NA_VALUES), "null")
-"""Cells read as missing: pandas' default missing-value strings and Yahoo's ``null``, exactly
-as the general reader's ``read_csv(na_values=["null"], keep_default_na=True)`` reads them."""
+MISSING_CELLS: tuple[str, ...] = (
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+    "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+)  # fmt: skip
+"""Cells read as missing, by both readers: Yahoo's ``null`` and the words ``read_csv``
+documents as its default missing values (tests/data/test_price_sources.py checks pandas still
+reads each of them so)."""
+
+
+def _price_frame(columns: Mapping[str, Any]) -> pd.DataFrame:
+    """A raw price frame from the price columns a file gave (``date`` parsed), rows ordered
+    by date, stably (rows of one date keep their file order).
+
+    With no adjusted close the close is taken as adjusted (yfinance's default,
+    ``auto_adjust=True``, writes adjusted prices as ``Close``); any other column the file
+    lacks (a file with only ``Adj Close`` has no close) is missing (NaN) throughout.
+    """
+    filled = dict(columns)
+    if "adj_close" not in filled:
+        filled["adj_close"] = filled["close"]
+    rows = len(filled["date"])
+    frame = pd.DataFrame(
+        {name: filled[name] if name in filled else np.full(rows, np.nan) for name in PRICE_COLUMNS}
+    )
+    # Sorted before anything is decided: a shuffled export's last line is not its last day.
+    if frame["date"].is_monotonic_increasing:
+        return frame
+    return frame.sort_values("date", kind="mergesort").reset_index(drop=True)
+
 
 _PLAIN_DAY = r"^\d{4}-\d{2}-\d{2}$"
 
@@ -217,8 +265,8 @@ def _read_plain_export(text: str) -> pd.DataFrame | None:
     On a plain export both readers give the same frame, bit for bit (tests/data:
     ``test_the_plain_reader_equals_the_general_one``); Arrow's is about 20 times cheaper.
     """
-    if '"' in text or not text[:1].isalnum():
-        return None  # quoting rules, or leading blank lines: the general reader's business
+    if '"' in text or not text[:1].isalnum() or _delimiter(text) != ",":
+        return None  # quoting rules, leading blank lines, semicolons: the general reader's
     first_line = text[: text.find("\n")].rstrip("\r") if "\n" in text else text
     headed = _has_header(text)
     columns = _plain_columns(first_line) if headed else list(PRICE_COLUMNS)
@@ -233,7 +281,7 @@ def _read_plain_export(text: str) -> pd.DataFrame | None:
             ),
             convert_options=pa_csv.ConvertOptions(
                 column_types=types,
-                null_values=list(_NULL_CELLS),
+                null_values=list(MISSING_CELLS),
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=False,
             ),
@@ -259,15 +307,7 @@ def _read_plain_export(text: str) -> pd.DataFrame | None:
         if not np.isfinite(values[given]).all() or np.signbit(values[values == 0]).any():
             return None
         frame[name] = values
-    if "adj_close" not in frame:
-        frame["adj_close"] = frame["close"].copy()
-    if "close" not in frame:
-        frame["close"] = np.full(len(dates), np.nan)
-    missing = np.full(len(dates), np.nan)
-    out = pd.DataFrame({name: frame.get(name, missing.copy()) for name in PRICE_COLUMNS})
-    if not out["date"].is_monotonic_increasing:
-        out = out.iloc[np.argsort(out["date"].to_numpy(), kind="stable")].reset_index(drop=True)
-    return out
+    return _price_frame(frame)
 
 
 def read_yahoo_csv(path: str | Path, *, coerce: bool = True) -> pd.DataFrame:
@@ -280,7 +320,9 @@ def read_yahoo_csv(path: str | Path, *, coerce: bool = True) -> pd.DataFrame:
     - yfinance's ``Ticker.history().to_csv()`` (dates with a time and UTC offset, extra
       ``Dividends``/``Stock Splits`` columns) and ``download().to_csv()`` (a three-row
       header naming one ticker);
-    - any headed file whose columns are named as above, in any order, case and spacing.
+    - any headed file whose columns are named as above, in any order, case and spacing;
+    - any of these separated by semicolons or tabs instead of commas (a spreadsheet's save
+      where the decimal mark is a comma), numbers written ``1,5`` or ``1.5``.
 
     With no adjusted-close column, the close is taken as adjusted (yfinance adjusts ``Close``
     by default). Yahoo writes ``null`` for a missing value; those become NaN here and are
@@ -311,14 +353,15 @@ def read_yahoo_csv(path: str | Path, *, coerce: bool = True) -> pd.DataFrame:
 def _read_any_export(text: str, path: Path, *, coerce: bool) -> pd.DataFrame:
     """The general reader of :func:`read_yahoo_csv`: every cell read as text by pandas, then
     parsed, so that each malformed file gets its own message and text cells are kept."""
-    headed = _has_header(text)
+    headed, mark = _has_header(text), _delimiter(text)
     try:
         frame = pd.read_csv(
             io.StringIO(text),
+            sep=mark,
             header=0 if headed else None,
             skiprows=range(1, 1 + _yfinance_download_rows(text, path)) if headed else None,
-            na_values=["null"],
-            keep_default_na=True,
+            na_values=list(MISSING_CELLS),
+            keep_default_na=False,
             skip_blank_lines=True,
             dtype=str,
         )
@@ -333,13 +376,14 @@ def _read_any_export(text: str, path: Path, *, coerce: bool) -> pd.DataFrame:
         )
     else:
         frame.columns = list(PRICE_COLUMNS)
-    frame["date"] = _parse_dates(frame["date"], path)
-    for column in PRICE_COLUMNS[1:]:
-        parsed = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-        if coerce or parsed.notna().sum() == frame[column].notna().sum():
-            frame[column] = parsed
-    # Sorted before anything is decided: a shuffled export's last line is not its last day.
-    return frame.sort_values("date", kind="mergesort").reset_index(drop=True)
+    columns: dict[str, pd.Series] = {"date": _parse_dates(frame["date"], path)}
+    for name in frame.columns.drop("date"):
+        if mark != ",":
+            frame[name] = _decimal_points(frame[name])
+        parsed = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+        keep_text = not coerce and parsed.notna().sum() != frame[name].notna().sum()
+        columns[name] = frame[name] if keep_text else parsed
+    return _price_frame(columns)
 
 
 def last_csv_date(path: str | Path) -> date | None:

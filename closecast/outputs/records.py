@@ -218,6 +218,11 @@ class PredictionRow:
     upper_95: float | None = None
 
 
+ONE_STEP_COLUMNS: tuple[str, ...] = tuple(field.name for field in fields(PredictionRow))
+"""The columns of a one-step record (a lineage's backtest predictions, as published, and the
+line-up's kept backtests): :class:`PredictionRow`'s fields, scored day and bands."""
+
+
 @dataclass(frozen=True)
 class MetricsRow:
     """One ticker's line in a run: status, decision, backtest and live scores, timing."""

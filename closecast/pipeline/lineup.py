@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from closecast.inputs.watchlist import WatchItem
 from closecast.outputs import catalog
-from closecast.outputs.records import ModelScoreRow, ServedRow
+from closecast.outputs.records import ONE_STEP_COLUMNS, ModelScoreRow, ServedRow
 from closecast.pipeline import live
 from closecast.pipeline.evaluation import LeakageError, backtest_frames, evaluate, significance
 from closecast.pipeline.pooled import LoadedGlobal
@@ -70,12 +70,7 @@ def score_row(ticker: str, record: Record, *, serving: bool) -> ModelScoreRow:
         ("rmse", "naive_rmse", "u2", "directional_accuracy", "dm_stat", "dm_p")
     )
     if n:
-        # Each column as an array once: the scores convert their inputs again and again,
-        # and a pandas Series costs far more to convert than an array (a run scores every
-        # model's records of every ticker). Same float64 values, same scores.
-        actual, predicted, naive = (
-            frame[column].to_numpy(dtype="float64") for column in ("actual", "predicted", "naive")
-        )
+        actual, predicted, naive = frame["actual"], frame["predicted"], frame["naive"]
         scores = metrics.summarize(actual, predicted, naive)
         values.update(
             rmse=scores.rmse,
@@ -233,10 +228,6 @@ def _to_table(backtests: KeptBacktests) -> pa.Table:
 
 def _kinds(metadata: dict[bytes, bytes], name: bytes) -> frozenset[str]:
     return frozenset(filter(None, metadata.get(name, b"").decode().split(",")))
-
-
-ONE_STEP_COLUMNS: tuple[str, ...] = ("date", "actual", "predicted", "naive", *BAND_COLUMNS)
-"""The columns of a one-step backtest record."""
 
 
 def _from_table(table: pa.Table) -> KeptBacktests:

@@ -39,14 +39,13 @@ from typing import Any
 
 import pandas as pd
 
-from closecast.inputs.price_store import PriceStore
-from closecast.inputs.validation import usable_series
 from closecast.inputs.watchlist import WatchItem
 from closecast.outputs import catalog
 from closecast.outputs.catalog import RunScope
 from closecast.pipeline import live
 from closecast.pipeline.decisions import live_degradation
 from closecast.pipeline.evaluation import LeakageError, significance
+from closecast.pipeline.histories import read_validated
 from closecast.pipeline.settings import RetrainPolicy
 from closecast.storage import CorruptObjectError, ObjectNotFoundError, Storage, StorageError
 from closecast.storage.concurrent import concurrently
@@ -230,18 +229,14 @@ def run_histories(
     storage: Storage, items: Iterable[WatchItem], as_of: date, config: ModelConfig
 ) -> dict[str, pd.Series]:
     """Every ticker's validated model column through ``as_of`` (as the per-ticker modelling
-    reads it); tickers without a usable history are left out (they fail on their own)."""
-    store = PriceStore(storage)
+    reads it, :func:`closecast.pipeline.histories.read_validated`: the chunks then find them
+    parsed and validated); tickers without a usable history are left out (they fail on their
+    own)."""
 
     def read(item: WatchItem) -> pd.Series | None:
         try:
-            prices, _ = usable_series(
-                store.read(item.symbol, as_of=as_of),
-                ticker=item.symbol,
-                asset_class=item.asset_class,
-                as_of=as_of,
-                min_rows=SERVING_FLOOR,
-                price_column=config.price_column,
+            prices, _ = read_validated(
+                storage, item, as_of, price_column=config.price_column, min_rows=SERVING_FLOOR
             )
         except (StorageError, ValueError):
             return None

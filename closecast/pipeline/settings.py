@@ -125,7 +125,8 @@ class RunSettings(BaseModel):
     watchlist: str | None = Field(
         None,
         description="A watchlist YAML file: tickers: [{symbol, asset_class: "
-        "stock|etf|crypto}] (default: the packaged AAPL, GOOG, QQQ, BTC-USD).",
+        "stock|etf|crypto}], or bare symbols with the class guessed (default: the packaged "
+        "AAPL, GOOG, QQQ, BTC-USD).",
     )
     tickers: tuple[str, ...] | None = Field(
         None,

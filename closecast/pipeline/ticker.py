@@ -28,8 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from closecast.inputs.price_store import PriceStore
-from closecast.inputs.validation import ValidationReport, usable_series
+from closecast.inputs.validation import ValidationReport
 from closecast.inputs.watchlist import WatchItem
 from closecast.outputs import catalog
 from closecast.outputs.catalog import RunScope
@@ -56,6 +55,7 @@ from closecast.pipeline.finetuning import (
     fine_tuned_rows,
     finetune_score_row,
 )
+from closecast.pipeline.histories import read_validated
 from closecast.pipeline.lineup import (
     LSTM,
     Lineup,
@@ -122,13 +122,12 @@ def read_history(
             :mod:`closecast.pipeline.short_history`).
     """
     need, why = required_rows(config)
-    prices, report = usable_series(
-        PriceStore(storage).read(item.symbol, as_of=as_of),
-        ticker=item.symbol,
-        asset_class=item.asset_class,
-        as_of=as_of,
-        min_rows=SERVING_FLOOR,
+    prices, report = read_validated(
+        storage,
+        item,
+        as_of,
         price_column=config.price_column,
+        min_rows=SERVING_FLOOR,
         need_explanation=f"the serving floor; the LSTM needs {need}: {why}",
     )
     if len(prices) < need:

@@ -30,11 +30,12 @@ class Storage(Protocol):
         """Atomically store ``data`` under ``key``, replacing any previous object."""
         ...
 
-    def create_exclusive(self, key: str, data: bytes) -> bool:
+    def create_exclusive(self, key: str, data: bytes) -> str | None:
         """Store ``data`` at ``key`` only if no object is there (atomic test-and-set).
 
         Returns:
-            True when this call created the object, False when one already existed.
+            The new object's version tag (as :meth:`read_tagged` gives it) when this call
+            created the object, None when one already existed.
         """
         ...
 

@@ -74,9 +74,10 @@ class LocalStorage:
         view = memoryview(data)
         self._atomic_write(key, lambda out: out.write(view))
 
-    def create_exclusive(self, key: str, data: bytes) -> bool:
+    def create_exclusive(self, key: str, data: bytes) -> str | None:
         """Create ``key`` with ``data`` unless it exists: the content is written to a temp
-        file and hard-linked into place, which fails atomically when the target exists."""
+        file and hard-linked into place, which fails atomically when the target exists.
+        Returns the new object's tag (a hash of ``data``), None when ``key`` existed."""
         target = self._path(key)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -88,13 +89,13 @@ class LocalStorage:
             try:
                 os.link(tmp_name, target)
             except FileExistsError:
-                return False
+                return None
             finally:
                 os.unlink(tmp_name)
         except OSError as exc:
             raise StorageError(f"could not create {key!r} in {self.describe()}: {exc}") from exc
         _fsync_directory(target.parent)
-        return True
+        return _content_tag(data)
 
     def read_tagged(self, key: str) -> tuple[bytes, str]:
         """Return the content of ``key`` and its tag (a hash of the content).

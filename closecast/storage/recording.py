@@ -114,7 +114,7 @@ class RecordingStorage:
             raise
         self._record(key, data)
 
-    def create_exclusive(self, key: str, data: bytes) -> bool:
+    def create_exclusive(self, key: str, data: bytes) -> str | None:
         self._forget(key)
         return self.inner.create_exclusive(key, data)
 

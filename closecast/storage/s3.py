@@ -486,13 +486,15 @@ class S3Storage:
                 ContentType=content_type or _guess_type(key),
             )
 
-    def create_exclusive(self, key: str, data: bytes) -> bool:
+    def create_exclusive(self, key: str, data: bytes) -> str | None:
         """Create ``key`` unless it exists: a conditional ``PutObject`` (``If-None-Match:
-        *``, honoured by AWS S3 and MinIO), which fails with 412 when an object is there."""
+        *``, honoured by AWS S3 and MinIO), which fails with 412 when an object is there.
+        Returns the new object's ETag (from the same response: no second request), None
+        when an object was there."""
         full = self._full(key)
         with self._errors("put", key):
             try:
-                self._client.put_object(
+                response = self._client.put_object(
                     Bucket=self.bucket,
                     Key=full,
                     Body=bytes(data),
@@ -504,9 +506,9 @@ class S3Storage:
                 status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
                 code = str(exc.response.get("Error", {}).get("Code", ""))
                 if status in (409, 412) or code in _CONDITIONAL_WRITE_LOST:
-                    return False
+                    return None
                 raise
-        return True
+        return str(response["ETag"])
 
     def read_bytes(self, key: str) -> bytes:
         """Return the object at ``key``.

@@ -14,6 +14,7 @@ import pytest
 from closecast.inputs.schema import PRICE_COLUMNS
 from closecast.inputs.yahoo_csv import (
     MAX_PRICE_FILE_BYTES,
+    MISSING_CELLS,
     PriceFileError,
     last_csv_date,
     read_yahoo_csv,
@@ -297,6 +298,16 @@ def test_read_yahoo_csv_handles_a_byte_order_mark(tmp_path: Path):
     assert frame["date"].dtype == "datetime64[ns]"
 
 
+def test_semicolon_files_read_decimal_commas_thousands_dots_and_no_header(tmp_path: Path):
+    expected = read_yahoo_csv(_write(tmp_path / "YAHOO.csv", HEADER + ROWS))
+    headerless = ROWS.replace(",", ";").replace(".", ",")
+    german = "Datum;Close\n2020-12-09;1.234,5\n2020-12-10;1.5\n2020-12-11;-0,25\n"
+
+    pd.testing.assert_frame_equal(read_yahoo_csv(_write(tmp_path / "A.csv", headerless)), expected)
+    closes = read_yahoo_csv(_write(tmp_path / "B.csv", german.replace("Datum", "Date")))["close"]
+    assert closes.tolist() == [1234.5, 1.5, -0.25]  # the validator rejects the negative one
+
+
 def test_read_yahoo_csv_rejects_wrong_column_count_without_a_header(tmp_path: Path):
     path = tmp_path / "BAD.csv"
     path.write_text("2020-12-11,1.0,1.0\n")
@@ -333,6 +344,9 @@ EXPORTS = {
     ).replace("\n", "\r\n"),
     "renamed": "date,adj_close,VOLUME,close, high ,low,open\n"
     + _rows("{day},{adj},{volume},{close},{high},{low},{open_}"),
+    # A spreadsheet's save where the decimal mark is a comma: semicolons or tabs between columns.
+    "semicolons, decimal commas": (HEADER + ROWS).replace(",", ";").replace(".", ","),
+    "tabs": (HEADER + ROWS).replace(",", "\t"),
 }
 
 
@@ -401,6 +415,7 @@ GENERAL = {
     "impossible day": HEADER + ROWS.replace("2020-12-09", "2020-02-30"),
     "short row": HEADER + ROWS + "2020-12-14,1,1\n",
     **{kind: EXPORTS[kind] for kind in ("history", "download", "download-adjusted")},
+    **{kind: EXPORTS[kind] for kind in ("semicolons, decimal commas", "tabs")},
 }
 
 
@@ -427,6 +442,26 @@ def test_files_that_are_not_plain_go_to_the_general_reader(tmp_path: Path, kind:
     path = _write(tmp_path / "X.csv", GENERAL[kind])
 
     assert yahoo_csv._read_plain_export(yahoo_csv._text(path.read_bytes(), path)) is None
+
+
+def test_the_missing_words_are_pandas_defaults_and_missing_in_both_readers(tmp_path: Path):
+    from closecast.inputs import yahoo_csv
+
+    days = pd.bdate_range("2020-01-01", periods=len(MISSING_CELLS) + 1).strftime("%Y-%m-%d")
+    cells = [*MISSING_CELLS, "missing"]  # the last is no missing word: kept as text
+    text = "Date,Close\n" + "".join(f"{d},{c}\n" for d, c in zip(days, cells, strict=True))
+    path = _write(tmp_path / "X.csv", text)
+
+    # One definition for both readers, and still what read_csv documents as its defaults.
+    by_pandas = pd.read_csv(path, dtype=str, keep_default_na=True)["Close"]
+    assert by_pandas.isna().tolist() == [True] * len(MISSING_CELLS) + [False]
+    general = yahoo_csv._read_any_export(yahoo_csv._text(path.read_bytes(), path), path,
+                                         coerce=False)  # fmt: skip
+    assert general["close"].isna().tolist() == [True] * len(MISSING_CELLS) + [False]
+    path = _write(tmp_path / "X.csv", text.replace(",missing\n", ",1.5\n"))
+    plain = yahoo_csv._read_plain_export(yahoo_csv._text(path.read_bytes(), path))
+    assert plain is not None
+    assert plain["close"].isna().tolist() == [True] * len(MISSING_CELLS) + [False]
 
 
 def test_a_text_cell_is_kept_for_the_validator_to_count(tmp_path: Path):

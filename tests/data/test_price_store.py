@@ -185,6 +185,28 @@ def test_a_parquet_file_of_another_table_is_unreadable_as_prices(store: PriceSto
         store.read("AAPL")
 
 
+@pytest.mark.parametrize(
+    "days",
+    [
+        ["2020-12-09", "2020-12-10", "2020-12-10"],  # a date twice
+        ["2020-12-10", "2020-12-09", "2020-12-11"],  # out of order
+        [None, "2020-12-09", "2020-12-10"],  # a missing date (a foreign writer's null)
+        ["2020-12-09", "2020-12-10", None],
+    ],
+)
+def test_a_file_whose_dates_are_not_sorted_and_unique_is_unreadable(
+    store: PriceStore, tmp_path: Path, days: list[str | None]
+):
+    path = file_of(tmp_path, "AAPL")
+    path.parent.mkdir(parents=True)
+    dates = pa.array([None if d is None else date.fromisoformat(d) for d in days], pa.date32())
+    columns = {"date": dates, **{name: [1.0, 2.0, 3.0] for name in PRICE_COLUMNS[1:]}}
+    pq.write_table(pa.table(columns), path)
+
+    with pytest.raises(CorruptPriceFileError, match="dates are not sorted and unique"):
+        store.read("AAPL")
+
+
 def test_merge_removes_rejected_dates(store: PriceStore):
     store.merge("AAPL", prices(["2020-12-08", "2020-12-09", "2020-12-10"], [1.0, 900.0, 3.0]))
 

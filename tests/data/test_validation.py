@@ -422,6 +422,24 @@ def test_a_1000x_spike_is_rejected_and_counted():
     assert any("spike(s) rejected: 2020-06-15" in w for w in result.report.warnings)
 
 
+@pytest.mark.parametrize(("factor", "named"), [(0.25, "4-for-1 split"), (10.0, "1-for-10 reverse")])
+def test_an_unadjusted_split_is_kept_and_warned_about(factor: float, named: str):
+    raw = SampleSource().fetch("QQQ", start=date(2019, 1, 1), end=AS_OF)
+    after = raw["date"] >= "2020-06-15"
+    raw.loc[after, ["open", "high", "low", "close", "adj_close"]] *= factor
+
+    result = check(raw)
+
+    assert len(result.frame) == len(raw) and result.rejected_dates == ()
+    [warning] = [w for w in result.report.warnings if "split" in w]
+    assert "on 2020-06-15" in warning and named in warning and "adj_close" in warning
+    # a coin does not split; the real history (AAPL's -52% day in 2000 is older than the
+    # window) has no such day
+    assert not [w for w in check(raw, asset_class="crypto").report.warnings if "split" in w]
+    real = check(SampleSource().fetch("AAPL", start=None, end=AS_OF), ticker="AAPL")
+    assert not [w for w in real.report.warnings if "split" in w]
+
+
 def test_a_spike_on_the_last_day_is_rejected():
     raw = SampleSource().fetch("QQQ", start=date(2020, 1, 1), end=AS_OF)
     raw.loc[raw.index[-1], "adj_close"] *= 1000

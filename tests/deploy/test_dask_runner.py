@@ -55,9 +55,12 @@ def runs(prefect_harness, tmp_path_factory) -> Runs:
     stop = threading.Event()
 
     def sample() -> None:
+        # Every 0.5 s: the listeners (scheduler, dashboard, nannies, workers) live as long as
+        # the cluster, tens of seconds. Each sample parses the machine's whole socket tables
+        # once per process: at 0.2 s that was a fifth of this process's samples (py-spy).
         while not stop.is_set():
             seen.update(_listening_sockets() - before)
-            stop.wait(0.2)
+            stop.wait(0.5)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -111,7 +114,8 @@ def _listening_sockets() -> set[tuple[int, str, int]]:
     found = set()
     for process in [me, *me.children(recursive=True)]:
         try:
-            connections = process.net_connections(kind="inet")
+            # TCP only: "inet" adds the UDP tables, whose sockets never listen.
+            connections = process.net_connections(kind="tcp")
         except psutil.Error:  # exited meanwhile
             continue
         found |= {

@@ -7,6 +7,7 @@ as a user's shell would start it."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -105,21 +106,64 @@ def test_prefect_analytics_are_off_unless_the_user_turns_them_on(read_settings) 
     assert read_settings.analytics_profile[0] == "True"
 
 
+# ``closecast run`` as the CLI runs it, its temporary server watched from inside: still in
+# the command, after the flow, a plain thread (one that does not copy the caller's context)
+# reads the API URL, and after the command the server is stopped and the API unset.
+RUN_WATCHING_THE_TEMPORARY_SERVER = """
+import sys, threading
+from contextlib import contextmanager
+from closecast import cli
+from closecast.commands import run as run_command
+
+servers, seen = [], []
+open_api = run_command.prefect_api_for_this_command
+
+@contextmanager
+def watched_api():
+    with open_api() as server:
+        servers.append(server)
+        yield server
+        from prefect.settings import get_current_settings
+        thread = threading.Thread(target=lambda: seen.append(get_current_settings().api.url))
+        thread.start(); thread.join()
+        seen.append(server.process.poll() is None)
+
+run_command.prefect_api_for_this_command = watched_api
+code = cli.main(sys.argv[1:])
+from prefect.settings import get_current_settings
+(server,) = servers
+print("server:", server.api_url == seen[0], seen[1], server.process.poll() is not None,
+      get_current_settings().api.url)
+sys.exit(code)
+"""
+
+
 @pytest.mark.slow
-def test_an_ephemeral_run_prints_no_telemetry_line(tmp_path: Path) -> None:
+def test_an_ephemeral_run_prints_no_telemetry_line_and_its_server_serves_every_thread(
+    tmp_path: Path,
+) -> None:
     """The suite's run on a new machine: an empty Prefect home, so the temporary server
     creates and migrates its database first (the other server-starting tests copy a migrated
-    one in: tests/conftest.py's ``migrated_prefect_home``)."""
+    one in: tests/conftest.py's ``migrated_prefect_home``).
+
+    The same run's temporary server is the API of every thread, not only of threads that
+    copy the caller's context (pointed anywhere else, Prefect would start a second server
+    for them), and stops with the command."""
     # A Saturday: the flow starts its temporary Prefect server, then has nothing to do.
     assert not (tmp_path / "prefect-home").exists()
-    result = _closecast(
-        ["run", "--tickers", "AAPL", "--as-of", "2020-12-05", "--storage", str(tmp_path / "s")],
-        tmp_path,
-    )
+    result = subprocess.run(
+        [sys.executable, "-c", RUN_WATCHING_THE_TEMPORARY_SERVER, "run", "--tickers", "AAPL",
+         "--as-of", "2020-12-05", "--storage", str(tmp_path / "s")],
+        cwd=tmp_path, env=_environment(tmp_path), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
     output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
     assert "Starting temporary server" in output, output[-3000:]
     assert "markets closed" in output, output[-3000:]
     assert "telemetry" not in output.lower(), output[-3000:]
+    # The plain thread saw the server's URL while it ran; after the command it had stopped
+    # and the process's API was unset again.
+    assert "server: True True True None" in result.stdout.splitlines(), output[-3000:]
 
 
 @pytest.mark.slow  # a fresh closecast process
@@ -137,14 +181,47 @@ def test_an_unreachable_prefect_api_is_one_line_and_exit_2(tmp_path, closed_port
     assert "Traceback" not in result.stdout + result.stderr
 
 
-@pytest.mark.slow  # a fresh closecast process
-def test_an_unreachable_dask_address_fails_fast_with_one_line(tmp_path, closed_port) -> None:
-    address = f"tcp://127.0.0.1:{closed_port}"
-    result = _closecast(
-        ["run", "--tickers", "AAPL", "--storage", str(tmp_path / "s"),
-         "--task-runner", "dask", "--dask-address", address],
-        tmp_path,
+# ``closecast`` as ``python -m closecast.cli`` runs it, then the thread count OpenBLAS
+# (NumPy's matrix products) actually runs with, read from the library NumPy loaded.
+CLOSECAST_THEN_BLAS_THREADS = (
+    "import ctypes, glob, os, sys\n"
+    "from closecast import cli\n"
+    "code = cli.main(sys.argv[1:])\n"
+    "import numpy\n"
+    "libs = os.path.join(os.path.dirname(numpy.__file__), '..', 'numpy.libs')\n"
+    "lib = ctypes.CDLL(glob.glob(os.path.join(libs, 'libscipy_openblas*'))[0])\n"
+    "print('blas threads:', lib.scipy_openblas_get_num_threads64_())\n"
+    "sys.exit(code)\n"
+)
+
+
+class DaskAddressRun(NamedTuple):
+    """``closecast run`` pointed at a Dask scheduler nobody runs, and the BLAS thread count
+    its process ended with (the user's OPENBLAS_NUM_THREADS removed)."""
+
+    address: str
+    result: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module")
+def unreachable_dask_run(tmp_path_factory) -> DaskAddressRun:
+    """One fresh process, shared by the two tests below."""
+    tmp_path = tmp_path_factory.mktemp("dask-address")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))  # a loopback port nothing listens on
+        address = f"tcp://127.0.0.1:{sock.getsockname()[1]}"
+    env = {k: v for k, v in _environment(tmp_path).items() if k != "OPENBLAS_NUM_THREADS"}
+    result = subprocess.run(
+        [sys.executable, "-c", CLOSECAST_THEN_BLAS_THREADS, "run", "--tickers", "AAPL",
+         "--storage", str(tmp_path / "s"), "--task-runner", "dask", "--dask-address", address],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
+    return DaskAddressRun(address, result)
+
+
+@pytest.mark.slow  # a fresh closecast process (shared with the BLAS test below)
+def test_an_unreachable_dask_address_fails_fast_with_one_line(unreachable_dask_run) -> None:
+    address, result = unreachable_dask_run
     assert result.returncode == 2, result.stderr[-3000:]
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and address in lines[0], result.stderr[-3000:]
@@ -173,54 +250,7 @@ def test_a_temporary_server_that_exits_or_never_answers_is_named(tmp_path) -> No
     assert silent.process.poll() is not None
 
 
-READ_API_URL_IN_A_PLAIN_THREAD = """
-import threading
-from closecast import cli
-from closecast.commands._temporary_server import prefect_api_for_this_command
-cli.keep_prefect_offline(); cli.allow_slow_server_start()
-seen = []
-with prefect_api_for_this_command() as server:
-    server.wait_until_ready(300)
-    from prefect.settings import get_current_settings
-    thread = threading.Thread(target=lambda: seen.append(get_current_settings().api.url))
-    thread.start(); thread.join()
-    print(server.api_url == seen[0], server.process.poll() is None)
-print(server.process.poll() is not None, get_current_settings().api.url)
-"""
-
-
-@pytest.mark.slow
-def test_the_temporary_server_is_the_api_of_every_thread_and_stops_with_the_command(
-    tmp_path, migrated_prefect_home
-) -> None:
-    # A thread that does not copy the caller's context reads the process-wide settings:
-    # pointed anywhere else, Prefect would start a second server for it.
-    migrated_prefect_home(tmp_path / "prefect-home")
-    assert _python(READ_API_URL_IN_A_PLAIN_THREAD, tmp_path).splitlines() == [
-        "True True",
-        "True None",
-    ]
-
-
-# The thread count OpenBLAS (NumPy's matrix products) actually runs with, read from the
-# library NumPy loaded, after the CLI has built its parser (which loads NumPy).
-READ_BLAS_THREADS = (
-    "import contextlib, ctypes, glob, os, sys\n"
-    "from closecast import cli\n"
-    "with contextlib.redirect_stdout(None), contextlib.suppress(SystemExit):\n"
-    "    cli.main(['gc', '--help'])\n"
-    "import numpy\n"
-    "libs = os.path.join(os.path.dirname(numpy.__file__), '..', 'numpy.libs')\n"
-    "lib = ctypes.CDLL(glob.glob(os.path.join(libs, 'libscipy_openblas*'))[0])\n"
-    "print(lib.scipy_openblas_get_num_threads64_())\n"
-)
-
-
-@pytest.mark.slow  # a fresh Python process
-def test_numpys_blas_runs_on_one_thread_unless_the_user_says(tmp_path) -> None:
-    env = {k: v for k, v in _environment(tmp_path).items() if k != "OPENBLAS_NUM_THREADS"}
-    threads = subprocess.run(
-        [sys.executable, "-c", READ_BLAS_THREADS], env=env, capture_output=True, text=True,
-        timeout=120, check=True,
-    ).stdout.split()[-1]  # fmt: skip
-    assert threads == "1"
+@pytest.mark.slow  # a fresh Python process (shared with the Dask address test above)
+def test_numpys_blas_runs_on_one_thread_unless_the_user_says(unreachable_dask_run) -> None:
+    # The CLI set it before building its parser (which loads NumPy).
+    assert unreachable_dask_run.result.stdout.splitlines()[-1] == "blas threads: 1"

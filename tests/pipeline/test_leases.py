@@ -60,12 +60,26 @@ def _lease_of(holder: locks.Holder, expires_in: timedelta) -> locks.Lease:
                        holder)  # fmt: skip
 
 
-def test_create_exclusive_creates_once(storage) -> None:
-    assert storage.create_exclusive("leases/x.json", b"first")
-    assert not storage.create_exclusive("leases/x.json", b"second")
+def test_create_exclusive_creates_once_and_gives_the_tag_a_read_would(storage) -> None:
+    tag = storage.create_exclusive("leases/x.json", b"first")
+    assert tag and tag == storage.read_tagged("leases/x.json")[1]
+    assert storage.create_exclusive("leases/x.json", b"second") is None
     assert storage.read_bytes("leases/x.json") == b"first"
     storage.delete("leases/x.json")
-    assert storage.create_exclusive("leases/x.json", b"third")
+    third = storage.create_exclusive("leases/x.json", b"third")
+    assert third and third == storage.read_tagged("leases/x.json")[1] != tag
+
+
+def test_a_new_lease_is_renewed_and_released_by_its_creation_tag(storage) -> None:
+    """Taking a free lease is one request (its tag comes with the creation), and that tag
+    is the one its renewal and release are conditional on."""
+    ttl = timedelta(minutes=5)
+    lease = locks.try_acquire(storage, "leases/n.json", "me", "ticker N", ttl)
+    assert lease is not None and lease.tag == storage.read_tagged("leases/n.json")[1]
+    renewed = locks._renew(storage, lease, ttl)
+    assert renewed is not None and renewed.tag == storage.read_tagged("leases/n.json")[1]
+    locks.release(storage, renewed)
+    assert not storage.exists("leases/n.json")
 
 
 def test_a_held_lease_makes_others_wait_then_fail_naming_it(storage) -> None:
@@ -266,7 +280,7 @@ def test_got_the_lease_is_said_only_after_waiting_for_another_run(tmp_path, capl
     storage = open_storage(str(tmp_path / "root"))
     create = storage.create_exclusive  # a loaded machine: the first attempt itself is slow
 
-    def create_slowly(key: str, data: bytes) -> bool:
+    def create_slowly(key: str, data: bytes) -> str | None:
         time.sleep(0.3)
         return create(key, data)
 
@@ -283,3 +297,50 @@ def test_got_the_lease_is_said_only_after_waiting_for_another_run(tmp_path, capl
         with locks.held(storage, "leases/t.json", what="ticker T", poll_seconds=0.1):
             pass
     assert "ticker T: got the lease 'leases/t.json' after" in caplog.text
+
+
+def test_a_chunk_takes_its_ticker_leases_in_symbol_order(tmp_path) -> None:
+    """Every run takes a chunk's leases in one order, so a chunk waiting for one ticker holds
+    none that sorts after it: two runs sharing several tickers cannot each hold one the
+    other waits for. Here BBB sorts after AAA, which another (live) run holds."""
+    from dataclasses import replace
+
+    from closecast.inputs.watchlist import WatchItem
+    from closecast.outputs import catalog
+    from closecast.pipeline.services import RunServices
+    from closecast.pipeline.settings import RunSettings
+    from tasks.modelling import ticker_leases
+
+    storage = open_storage(str(tmp_path / "root"))
+    attempts: list[str] = []
+    create = storage.create_exclusive
+
+    def create_noting_it(key: str, data: bytes) -> str | None:
+        attempts.append(key)
+        return create(key, data)
+
+    storage.create_exclusive = create_noting_it
+    settings = RunSettings(storage=str(tmp_path / "root"), lease_wait_seconds=60)
+    services = replace(RunServices.open(settings), storage=storage)
+    aaa, bbb = catalog.ticker_lease_key("AAA"), catalog.ticker_lease_key("BBB")
+    expires = datetime.now(UTC) + timedelta(minutes=5)
+    alive = locks.Holder.this_process("flow run 'theirs'")
+    storage.write_bytes(aaa, locks.Lease(aaa, "their-run", "ticker AAA", expires, alive).to_bytes())
+    chunk = [WatchItem("BBB", "stock"), WatchItem("AAA", "stock")]  # watchlist order
+
+    def model_the_chunk() -> None:
+        with ticker_leases(services, chunk):
+            pass
+
+    worker = threading.Thread(target=model_the_chunk, daemon=True)
+    worker.start()
+    deadline = time.monotonic() + 60
+    while aaa not in attempts:  # it tried AAA's lease and found it held
+        assert time.monotonic() < deadline and worker.is_alive()
+        time.sleep(0.05)
+    assert not storage.exists(bbb)  # nothing held while it waits
+    storage.delete(aaa)  # their run ends: this one gets both, AAA first
+    worker.join(timeout=60)
+    assert not worker.is_alive()
+    assert attempts[0] == aaa and attempts[-1] == bbb and attempts.count(bbb) == 1
+    assert not storage.exists(aaa) and not storage.exists(bbb)  # released after

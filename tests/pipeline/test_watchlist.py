@@ -55,7 +55,8 @@ def test_default_watchlist_has_stocks_an_etf_and_bitcoin() -> None:
         ("tickers: [{symbol: AAPL, asset_class: [stock]}]", "asset_class.*must be text"),
         ("tickers: [{asset_class: stock}]", "tickers\\[0\\]: missing 'symbol'"),
         ("tickers: [{symbol: AAPL, asset_clas: stock}]", "unknown field.*'asset_clas'"),
-        ("tickers: [AAPL]", "tickers\\[0\\]: expected a mapping"),
+        ("tickers: [[AAPL]]", "tickers\\[0\\]: expected a symbol or a mapping"),
+        ("tickers: [0700]", "symbol '0700' must be text.*quote it"),
         ("x: &a {symbol: AAPL}\ntickers: [*a]", "anchors and aliases"),
         ("[" * 5_000, "nested too deeply"),
     ],
@@ -68,6 +69,17 @@ def test_bad_watchlists_name_the_problem(text: str, message: str) -> None:
 def test_missing_file_is_named(tmp_path) -> None:
     with pytest.raises(WatchlistError, match="no such watchlist file"):
         load_watchlist(tmp_path / "nope.yaml")
+
+
+def test_bare_symbols_and_entries_without_a_class_get_the_guessed_class() -> None:
+    text = "tickers: [qqq, ETH-USD, {symbol: MSFT}, {symbol: SPY, asset_class: etf}]"
+    items = parse_watchlist(text + "\n", origin="wl.yaml")
+    assert [(i.symbol, i.asset_class) for i in items] == [
+        ("QQQ", "etf"),  # the packaged watchlist's class
+        ("ETH-USD", "crypto"),
+        ("MSFT", "stock"),
+        ("SPY", "etf"),  # as written (the guess would be stock)
+    ]
 
 
 def test_symbols_get_asset_classes() -> None:

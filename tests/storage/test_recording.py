@@ -72,5 +72,5 @@ def test_a_failed_or_conditional_write_is_forgotten_not_guessed(storage):
     _, tag = storage.read_tagged("k")
     assert recording.replace_if("k", b"three", tag) is not None
     assert not recording.knows("k")  # conditional writes (leases) are not recorded
-    assert recording.create_exclusive("new", b"x") is True
+    assert recording.create_exclusive("new", b"x") == storage.read_tagged("new")[1]
     assert not recording.knows("new")
