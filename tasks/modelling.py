@@ -127,6 +127,19 @@ def _release_tensorflow_state() -> None:
         release_tensorflow_state()
 
 
+@contextmanager
+def ticker_leases(services: RunServices, items: list[WatchItem]) -> Iterator[None]:
+    """Hold every ticker's lease of a chunk (:mod:`closecast.control.locks`) for the block,
+    taken one at a time in symbol order: every run takes them in that one order, so two runs
+    whose chunks share several tickers never each hold one the other waits for (a chunk in
+    watchlist order could, until one gave up after ``lease_wait_seconds``)."""
+    with ExitStack() as leases:
+        for symbol in sorted({item.symbol for item in items}):
+            key = catalog.ticker_lease_key(symbol)
+            leases.enter_context(services.lease(key, f"ticker {symbol}"))
+        yield
+
+
 @task(name="forecast-tickers", task_run_name=_chunk_name, cache_policy=NO_CACHE)
 def forecast_chunk(
     items: list[WatchItem],
@@ -148,18 +161,14 @@ def forecast_chunk(
     global_models, unloaded = pooled_step.load_globals(services.storage, pooled)
     for warning in unloaded:  # the tickers go on without that global model
         logger.warning("%s", warning)
-    with ExitStack() as leases:
-        for item in items:
-            key = catalog.ticker_lease_key(item.symbol)
-            leases.enter_context(services.lease(key, f"ticker {item.symbol}"))
-        with _training_lock(), training_progress_to(logger):
-            try:
-                outcomes = ticker.forecast_tickers(
-                    items, scope, settings, fetches, services=services, draw_plots=draw_plots,
-                    global_models=global_models,
-                )  # fmt: skip
-            finally:
-                _release_tensorflow_state()
+    with ticker_leases(services, items), _training_lock(), training_progress_to(logger):
+        try:
+            outcomes = ticker.forecast_tickers(
+                items, scope, settings, fetches, services=services, draw_plots=draw_plots,
+                global_models=global_models,
+            )  # fmt: skip
+        finally:
+            _release_tensorflow_state()
     for outcome in outcomes:
         row = outcome.metrics
         if row.status != "ok":

@@ -297,3 +297,50 @@ def test_got_the_lease_is_said_only_after_waiting_for_another_run(tmp_path, capl
         with locks.held(storage, "leases/t.json", what="ticker T", poll_seconds=0.1):
             pass
     assert "ticker T: got the lease 'leases/t.json' after" in caplog.text
+
+
+def test_a_chunk_takes_its_ticker_leases_in_symbol_order(tmp_path) -> None:
+    """Every run takes a chunk's leases in one order, so a chunk waiting for one ticker holds
+    none that sorts after it: two runs sharing several tickers cannot each hold one the
+    other waits for. Here BBB sorts after AAA, which another (live) run holds."""
+    from dataclasses import replace
+
+    from closecast.inputs.watchlist import WatchItem
+    from closecast.outputs import catalog
+    from closecast.pipeline.services import RunServices
+    from closecast.pipeline.settings import RunSettings
+    from tasks.modelling import ticker_leases
+
+    storage = open_storage(str(tmp_path / "root"))
+    attempts: list[str] = []
+    create = storage.create_exclusive
+
+    def create_noting_it(key: str, data: bytes) -> str | None:
+        attempts.append(key)
+        return create(key, data)
+
+    storage.create_exclusive = create_noting_it
+    settings = RunSettings(storage=str(tmp_path / "root"), lease_wait_seconds=60)
+    services = replace(RunServices.open(settings), storage=storage)
+    aaa, bbb = catalog.ticker_lease_key("AAA"), catalog.ticker_lease_key("BBB")
+    expires = datetime.now(UTC) + timedelta(minutes=5)
+    alive = locks.Holder.this_process("flow run 'theirs'")
+    storage.write_bytes(aaa, locks.Lease(aaa, "their-run", "ticker AAA", expires, alive).to_bytes())
+    chunk = [WatchItem("BBB", "stock"), WatchItem("AAA", "stock")]  # watchlist order
+
+    def model_the_chunk() -> None:
+        with ticker_leases(services, chunk):
+            pass
+
+    worker = threading.Thread(target=model_the_chunk, daemon=True)
+    worker.start()
+    deadline = time.monotonic() + 60
+    while aaa not in attempts:  # it tried AAA's lease and found it held
+        assert time.monotonic() < deadline and worker.is_alive()
+        time.sleep(0.05)
+    assert not storage.exists(bbb)  # nothing held while it waits
+    storage.delete(aaa)  # their run ends: this one gets both, AAA first
+    worker.join(timeout=60)
+    assert not worker.is_alive()
+    assert attempts[0] == aaa and attempts[-1] == bbb and attempts.count(bbb) == 1
+    assert not storage.exists(aaa) and not storage.exists(bbb)  # released after

@@ -10,6 +10,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from closecast.inputs.schema import PRICE_COLUMNS, PRICE_SCHEMA
@@ -54,6 +55,21 @@ def test_parquet_round_trip_of_a_table_without_schema(storage: Storage) -> None:
     table = pa.table({"a": [1, 2], "b": ["x", "y"]})
     write_parquet(storage, "t.parquet", table)
     assert read_parquet(storage, "t.parquet").equals(table)
+
+
+def test_parquet_is_read_as_pyarrow_reads_the_file_schema_and_metadata_too(
+    storage: Storage,
+) -> None:
+    frame = _prices().drop(columns="extra").assign(ticker="AAPL", n=[1, 2, 3])
+    table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(
+        {b"digest": b"abc", **pa.Table.from_pandas(frame).schema.metadata}
+    )
+    write_parquet(storage, "t.parquet", table)
+    read = read_parquet(storage, "t.parquet")
+    expected = pq.read_table(pa.BufferReader(storage.read_bytes("t.parquet")))
+    assert read.equals(expected) and read.schema.equals(expected.schema, check_metadata=True)
+    assert read.schema.metadata[b"digest"] == b"abc"
+    pd.testing.assert_frame_equal(read.to_pandas(), frame, check_exact=True)
 
 
 def test_parquet_schema_mismatch_raises_and_writes_nothing(storage: Storage) -> None:
