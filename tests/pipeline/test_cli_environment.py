@@ -7,6 +7,7 @@ as a user's shell would start it."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -180,14 +181,47 @@ def test_an_unreachable_prefect_api_is_one_line_and_exit_2(tmp_path, closed_port
     assert "Traceback" not in result.stdout + result.stderr
 
 
-@pytest.mark.slow  # a fresh closecast process
-def test_an_unreachable_dask_address_fails_fast_with_one_line(tmp_path, closed_port) -> None:
-    address = f"tcp://127.0.0.1:{closed_port}"
-    result = _closecast(
-        ["run", "--tickers", "AAPL", "--storage", str(tmp_path / "s"),
-         "--task-runner", "dask", "--dask-address", address],
-        tmp_path,
+# ``closecast`` as ``python -m closecast.cli`` runs it, then the thread count OpenBLAS
+# (NumPy's matrix products) actually runs with, read from the library NumPy loaded.
+CLOSECAST_THEN_BLAS_THREADS = (
+    "import ctypes, glob, os, sys\n"
+    "from closecast import cli\n"
+    "code = cli.main(sys.argv[1:])\n"
+    "import numpy\n"
+    "libs = os.path.join(os.path.dirname(numpy.__file__), '..', 'numpy.libs')\n"
+    "lib = ctypes.CDLL(glob.glob(os.path.join(libs, 'libscipy_openblas*'))[0])\n"
+    "print('blas threads:', lib.scipy_openblas_get_num_threads64_())\n"
+    "sys.exit(code)\n"
+)
+
+
+class DaskAddressRun(NamedTuple):
+    """``closecast run`` pointed at a Dask scheduler nobody runs, and the BLAS thread count
+    its process ended with (the user's OPENBLAS_NUM_THREADS removed)."""
+
+    address: str
+    result: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module")
+def unreachable_dask_run(tmp_path_factory) -> DaskAddressRun:
+    """One fresh process, shared by the two tests below."""
+    tmp_path = tmp_path_factory.mktemp("dask-address")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))  # a loopback port nothing listens on
+        address = f"tcp://127.0.0.1:{sock.getsockname()[1]}"
+    env = {k: v for k, v in _environment(tmp_path).items() if k != "OPENBLAS_NUM_THREADS"}
+    result = subprocess.run(
+        [sys.executable, "-c", CLOSECAST_THEN_BLAS_THREADS, "run", "--tickers", "AAPL",
+         "--storage", str(tmp_path / "s"), "--task-runner", "dask", "--dask-address", address],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
+    return DaskAddressRun(address, result)
+
+
+@pytest.mark.slow  # a fresh closecast process (shared with the BLAS test below)
+def test_an_unreachable_dask_address_fails_fast_with_one_line(unreachable_dask_run) -> None:
+    address, result = unreachable_dask_run
     assert result.returncode == 2, result.stderr[-3000:]
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and address in lines[0], result.stderr[-3000:]
@@ -216,25 +250,7 @@ def test_a_temporary_server_that_exits_or_never_answers_is_named(tmp_path) -> No
     assert silent.process.poll() is not None
 
 
-# The thread count OpenBLAS (NumPy's matrix products) actually runs with, read from the
-# library NumPy loaded, after the CLI has built its parser (which loads NumPy).
-READ_BLAS_THREADS = (
-    "import contextlib, ctypes, glob, os, sys\n"
-    "from closecast import cli\n"
-    "with contextlib.redirect_stdout(None), contextlib.suppress(SystemExit):\n"
-    "    cli.main(['gc', '--help'])\n"
-    "import numpy\n"
-    "libs = os.path.join(os.path.dirname(numpy.__file__), '..', 'numpy.libs')\n"
-    "lib = ctypes.CDLL(glob.glob(os.path.join(libs, 'libscipy_openblas*'))[0])\n"
-    "print(lib.scipy_openblas_get_num_threads64_())\n"
-)
-
-
-@pytest.mark.slow  # a fresh Python process
-def test_numpys_blas_runs_on_one_thread_unless_the_user_says(tmp_path) -> None:
-    env = {k: v for k, v in _environment(tmp_path).items() if k != "OPENBLAS_NUM_THREADS"}
-    threads = subprocess.run(
-        [sys.executable, "-c", READ_BLAS_THREADS], env=env, capture_output=True, text=True,
-        timeout=120, check=True,
-    ).stdout.split()[-1]  # fmt: skip
-    assert threads == "1"
+@pytest.mark.slow  # a fresh Python process (shared with the Dask address test above)
+def test_numpys_blas_runs_on_one_thread_unless_the_user_says(unreachable_dask_run) -> None:
+    # The CLI set it before building its parser (which loads NumPy).
+    assert unreachable_dask_run.result.stdout.splitlines()[-1] == "blas threads: 1"
