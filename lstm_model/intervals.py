@@ -66,6 +66,7 @@ __all__ = [
     "interval",
     "level_label",
     "log_residuals",
+    "path_bounds",
     "scores",
     "sequential_bounds",
     "sequential_radii",
@@ -463,6 +464,20 @@ def forecast_bounds(
     Raises:
         ValueError: A scaled calibration without ``scale``.
     """
+    bounds = path_bounds(path, calibration, scale=scale)
+    forecast = _finite_1d(path, "path")
+    return pd.DataFrame({"step": np.arange(1, forecast.size + 1), "forecast": forecast} | bounds)
+
+
+def path_bounds(
+    path: Any, calibration: Calibration, *, scale: float | None = None
+) -> dict[str, np.ndarray]:
+    """The bound columns of :func:`forecast_bounds` as arrays (``{"lower_80": ...}``), for
+    a caller that needs the numbers only (every served forecast of every model).
+
+    Raises:
+        ValueError: A scaled calibration without ``scale``.
+    """
     if calibration.scaled and (scale is None or not math.isfinite(scale) or scale <= 0):
         raise ValueError(
             f"a volatility-scaled calibration needs the origin's volatility, got scale={scale!r}"
@@ -470,13 +485,13 @@ def forecast_bounds(
     scale = 1.0 if scale is None else scale
     forecast = _finite_1d(path, "path")
     steps = np.arange(1, forecast.size + 1)
-    columns: dict[str, np.ndarray] = {"step": steps, "forecast": forecast}
+    columns: dict[str, np.ndarray] = {}
     for level in calibration.levels:
         radius = [calibration.radius(level, k, scale) for k in steps]
         bounds = interval(forecast, np.asarray(radius, dtype="float64"), level)
         lower, upper = bound_columns(level)
         columns[lower], columns[upper] = bounds.lower, bounds.upper
-    return pd.DataFrame(columns)
+    return columns
 
 
 def backtest_bounds(

@@ -22,8 +22,8 @@ from lstm_model.intervals import (
     LEVELS,
     calibrate,
     ewma_volatility,
-    forecast_bounds,
     log_residuals,
+    path_bounds,
     sequential_bounds,
     volatility_at,
 )
@@ -156,8 +156,8 @@ def served_bands(
     residuals = log_residuals(actual[known], predicted[known]) / scale
     # One radius, calibrated on this step's residuals only.
     calibration = calibrate([residuals], LEVELS, source="backtest+live", scaled=True)
-    bounds = forecast_bounds([forecast], calibration, scale=float(volatility.iloc[-1]))
-    return {column: float(bounds[column].iloc[0]) for column in BAND_COLUMNS}
+    bounds = path_bounds([forecast], calibration, scale=float(volatility.iloc[-1]))
+    return {column: float(bounds[column][0]) for column in BAND_COLUMNS}
 
 
 def _calibration_rows(
