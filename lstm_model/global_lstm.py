@@ -698,17 +698,7 @@ class GlobalLSTM:
         check_prices(prices, what=f"{ticker} prices")
         origins = np.asarray(origins, dtype="int64")
         paths = np.full((len(origins), horizon), np.nan)
-        rows, scales = [], []
-        for row in np.flatnonzero(origins + 1 >= self.config.history):
-            origin = int(origins[row])
-            try:
-                scale = self.scale_for(
-                    ticker, prices.iloc[: origin + 1], prices.index[origin] + pd.Timedelta(days=1)
-                )
-            except InsufficientDataError:
-                continue
-            rows.append(row)
-            scales.append(scale)
+        rows, scales = self._origin_scales(ticker, prices, origins)
         if not rows:
             return paths
         ends = origins[rows]
@@ -723,6 +713,27 @@ class GlobalLSTM:
         weekend_seen = np.maximum.accumulate(prices.index.day_of_week.to_numpy() >= 5)
         paths[rows] = self._roll_paths(windows, dates, scales, weekend_seen[ends], horizon)
         return paths
+
+    def _origin_scales(
+        self, ticker: str, prices: pd.Series, origins: np.ndarray
+    ) -> tuple[list[int], list[TickerScale]]:
+        """The rows of ``origins`` that can be forecast from and the scale of each
+        (:meth:`scale_for` of the prices up to it)."""
+        usable = np.flatnonzero(origins + 1 >= self.config.history)
+        if ticker in self.scales:  # one trained scale for every origin: no per-origin slices
+            return usable.tolist(), [self.scales[ticker]] * usable.size
+        rows, scales = [], []
+        for row in usable:
+            origin = int(origins[row])
+            try:
+                scale = self.scale_for(
+                    ticker, prices.iloc[: origin + 1], prices.index[origin] + pd.Timedelta(days=1)
+                )
+            except InsufficientDataError:
+                continue
+            rows.append(int(row))
+            scales.append(scale)
+        return rows, scales
 
     def _roll_paths(
         self,

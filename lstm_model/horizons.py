@@ -14,6 +14,8 @@ origin. Mapping steps to calendar dates is the caller's job (it knows the exchan
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -22,11 +24,14 @@ from lstm_model.data import InsufficientDataError, check_prices
 
 __all__ = [
     "PATH_COLUMNS",
+    "PathPositions",
     "check_horizon",
     "forecast_path",
     "naive_path",
     "path_backtest",
+    "path_positions",
     "validation_backtest",
+    "validation_positions",
 ]
 
 PATH_COLUMNS = ("origin", "step", "date", "actual", "predicted", "naive")
@@ -114,6 +119,55 @@ def _paths_from_origins(
     return paths
 
 
+@dataclass(frozen=True)
+class PathPositions:
+    """A multi-step backtest by position in its prices, sorted by step then target: row ``i``
+    is the ``step[i]``-step forecast ``predicted[i]`` made at position ``origin[i]`` (the last
+    known price) for position ``origin[i] + step[i]``. What :func:`path_backtest` returns as a
+    frame, for callers that only compute with it (intervals of every model of every ticker)."""
+
+    origin: np.ndarray
+    step: np.ndarray
+    predicted: np.ndarray
+
+    @property
+    def target(self) -> np.ndarray:
+        """Position of each forecast's target date."""
+        return self.origin + self.step
+
+
+def path_positions(
+    model: ForecastModel, prices: pd.Series, start: pd.Timestamp, horizon: int
+) -> PathPositions:
+    """:func:`path_backtest` by position in ``prices`` (no frame built).
+
+    Raises:
+        InsufficientDataError: No price on or after ``start``.
+    """
+    check_prices(prices)
+    check_horizon(horizon)
+    first = int(prices.index.searchsorted(pd.Timestamp(start), side="left"))
+    n = len(prices)
+    if first >= n:
+        ends = f"prices end {prices.index[-1]:%Y-%m-%d}" if n else "no prices at all"
+        raise InsufficientDataError(
+            f"no prices on or after {pd.Timestamp(start):%Y-%m-%d} ({ends})"
+        )
+    origins = np.arange(max(0, first - horizon), n - 1)
+    paths = _paths_from_origins(model, prices, origins, horizon)
+    # Origins too early for the model's window have a NaN path: skipped.
+    forecast = ~np.isnan(paths[:, 0])
+    made, steps, predicted = [], [], []
+    for step in range(1, horizon + 1):
+        targets = origins + step
+        keep = forecast & (targets >= first) & (targets < n)
+        made.append(origins[keep])
+        steps.append(np.full(int(keep.sum()), step))
+        predicted.append(paths[keep, step - 1])
+    # Each step's targets are in date order already: sorted by step then date.
+    return PathPositions(np.concatenate(made), np.concatenate(steps), np.concatenate(predicted))
+
+
 def path_backtest(
     model: ForecastModel, prices: pd.Series, start: pd.Timestamp, horizon: int
 ) -> pd.DataFrame:
@@ -132,32 +186,26 @@ def path_backtest(
     Raises:
         InsufficientDataError: No price on or after ``start``.
     """
-    check_prices(prices)
-    check_horizon(horizon)
-    first = int(prices.index.searchsorted(pd.Timestamp(start), side="left"))
-    n = len(prices)
-    if first >= n:
-        ends = f"prices end {prices.index[-1]:%Y-%m-%d}" if n else "no prices at all"
-        raise InsufficientDataError(
-            f"no prices on or after {pd.Timestamp(start):%Y-%m-%d} ({ends})"
-        )
+    positions = path_positions(model, prices, start, horizon)
     values = prices.to_numpy(dtype="float64")
-    origins = np.arange(max(0, first - horizon), n - 1)
-    paths = _paths_from_origins(model, prices, origins, horizon)
-    # Origins too early for the model's window have a NaN path: skipped.
-    forecast = ~np.isnan(paths[:, 0])
-    parts = []
-    for step in range(1, horizon + 1):
-        targets = origins + step
-        keep = forecast & (targets >= first) & (targets < n)
-        made, target = origins[keep], targets[keep]
-        columns = (
-            prices.index[made], np.full(made.size, step), prices.index[target],
-            values[target], paths[keep, step - 1], values[made],
-        )  # fmt: skip
-        parts.append(pd.DataFrame(dict(zip(PATH_COLUMNS, columns, strict=True))))
-    # Each step's targets are in date order already: the frame is sorted by step then date.
-    return pd.concat(parts, ignore_index=True)
+    made, target = positions.origin, positions.target
+    columns = (
+        prices.index[made], positions.step, prices.index[target], values[target],
+        positions.predicted, values[made],
+    )  # fmt: skip
+    return pd.DataFrame(dict(zip(PATH_COLUMNS, columns, strict=True)))
+
+
+def _validation_prices(model: ForecastModel, train_prices: pd.Series) -> pd.Series:
+    """The prices up to the end of ``model``'s original fit; raises without a validation
+    slice (see :func:`validation_backtest`)."""
+    if model.meta.get("val_start") is None:
+        raise InsufficientDataError(
+            "the model has no validation slice (meta has no val_start); calibrate its "
+            "intervals on its live record instead"
+        )
+    end = model.meta.get("train_end", model.meta.get("trained_through"))
+    return train_prices.loc[:end] if end is not None else train_prices
 
 
 def validation_backtest(
@@ -180,12 +228,18 @@ def validation_backtest(
         InsufficientDataError: The model has no validation slice (e.g. trained without early
             stopping and shrinkage), so it must be calibrated on its live record instead.
     """
-    val_start = model.meta.get("val_start")
-    if val_start is None:
-        raise InsufficientDataError(
-            "the model has no validation slice (meta has no val_start); calibrate its "
-            "intervals on its live record instead"
-        )
-    end = model.meta.get("train_end", model.meta.get("trained_through"))
-    known = train_prices.loc[:end] if end is not None else train_prices
-    return path_backtest(model, known, pd.Timestamp(val_start), horizon)
+    known = _validation_prices(model, train_prices)
+    return path_backtest(model, known, pd.Timestamp(model.meta["val_start"]), horizon)
+
+
+def validation_positions(
+    model: ForecastModel, train_prices: pd.Series, horizon: int = 1
+) -> PathPositions:
+    """:func:`validation_backtest` by position in ``train_prices`` (a prefix of them is used,
+    so the positions are also those of any longer history that starts the same).
+
+    Raises:
+        InsufficientDataError: As :func:`validation_backtest`.
+    """
+    known = _validation_prices(model, train_prices)
+    return path_positions(model, known, pd.Timestamp(model.meta["val_start"]), horizon)

@@ -66,8 +66,11 @@ __all__ = [
     "interval",
     "level_label",
     "log_residuals",
+    "path_bounds",
     "scores",
+    "sequential_bounds",
     "sequential_radii",
+    "sequential_radii_at",
     "volatility_at",
 ]
 
@@ -169,7 +172,19 @@ def sequential_radii(
         window: Use at most this many most recent scores (``None``: all).
         lag: Scored days whose outcome was still unknown at each forecast's origin.
     """
-    level = _check_level(level)
+    return sequential_radii_at(calibration, scored, (level,), window=window, lag=lag)[level]
+
+
+def sequential_radii_at(
+    calibration: Any,
+    scored: Any,
+    levels: Sequence[float],
+    *,
+    window: int | None = None,
+    lag: int = 0,
+) -> dict[float, np.ndarray]:
+    """:func:`sequential_radii` at each of ``levels``, from one pass over the scores."""
+    levels = [_check_level(level) for level in levels]
     if window is not None and window < 1:
         raise ValueError(f"window must be None or >= 1, got {window!r}")
     if lag < 0:
@@ -177,21 +192,31 @@ def sequential_radii(
     before = _finite_1d(calibration, "calibration")
     known = np.abs(np.concatenate([before, _finite_1d(scored, "scored")]))
     n_cal = before.size
-    out = np.empty(known.size - n_cal)
+    days = known.size - n_cal
+    ends = n_cal + np.maximum(0, np.arange(days) - lag)
+    starts = np.zeros(days, dtype=int) if window is None else np.maximum(0, ends - window)
+    sizes = (ends - starts).tolist()
+    # Each day's rank (see _radius_of_sorted), computed for all days at once.
+    ranks = [_ranks(sizes, level) for level in levels]
+    out = [np.empty(days) for _ in levels]
     # The scores available to day i are known[lo:hi]; both ends only move forward, so one
     # sorted pool is updated day by day instead of sorting every day's scores afresh.
     pool: list[float] = []
     lo = hi = 0
-    for i in range(out.size):
-        end = n_cal + max(0, i - lag)
-        start = 0 if window is None else max(0, end - window)
+    for i, (start, end) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
         for value in known[hi:end].tolist():
             bisect.insort(pool, value)
         for value in known[lo:start].tolist():
             del pool[bisect.bisect_left(pool, value)]
         lo, hi = start, end
-        out[i] = _radius_of_sorted(pool, level)
-    return out
+        for radii, rank in zip(out, ranks, strict=True):
+            radii[i] = pool[rank[i] - 1] if rank[i] <= sizes[i] else math.inf
+    return dict(zip(levels, out, strict=True))
+
+
+def _ranks(sizes: list[int], level: float) -> list[int]:
+    """:func:`_radius_of_sorted`'s rank for pools of each of ``sizes``."""
+    return [math.ceil((n + 1) * level - 1e-9) for n in sizes]
 
 
 def ewma_volatility(prices: pd.Series, *, decay: float = DEFAULT_DECAY) -> pd.Series:
@@ -228,7 +253,10 @@ def volatility_at(volatility: pd.Series, origins: pd.DatetimeIndex) -> np.ndarra
     Raises:
         ValueError: An origin without a value (not a price date, or the first one).
     """
-    scale = volatility.reindex(origins).to_numpy(dtype="float64")
+    # A lookup, not reindex: a run scales every backtest of every model of every ticker.
+    positions = volatility.index.get_indexer(origins)
+    scale = volatility.to_numpy(dtype="float64")[positions]
+    scale[positions < 0] = np.nan
     if np.isnan(scale).any():
         missing = origins[np.isnan(scale)][0]
         raise ValueError(f"volatility has no value at forecast origin {missing:%Y-%m-%d}")
@@ -436,6 +464,20 @@ def forecast_bounds(
     Raises:
         ValueError: A scaled calibration without ``scale``.
     """
+    bounds = path_bounds(path, calibration, scale=scale)
+    forecast = _finite_1d(path, "path")
+    return pd.DataFrame({"step": np.arange(1, forecast.size + 1), "forecast": forecast} | bounds)
+
+
+def path_bounds(
+    path: Any, calibration: Calibration, *, scale: float | None = None
+) -> dict[str, np.ndarray]:
+    """The bound columns of :func:`forecast_bounds` as arrays (``{"lower_80": ...}``), for
+    a caller that needs the numbers only (every served forecast of every model).
+
+    Raises:
+        ValueError: A scaled calibration without ``scale``.
+    """
     if calibration.scaled and (scale is None or not math.isfinite(scale) or scale <= 0):
         raise ValueError(
             f"a volatility-scaled calibration needs the origin's volatility, got scale={scale!r}"
@@ -443,13 +485,13 @@ def forecast_bounds(
     scale = 1.0 if scale is None else scale
     forecast = _finite_1d(path, "path")
     steps = np.arange(1, forecast.size + 1)
-    columns: dict[str, np.ndarray] = {"step": steps, "forecast": forecast}
+    columns: dict[str, np.ndarray] = {}
     for level in calibration.levels:
         radius = [calibration.radius(level, k, scale) for k in steps]
         bounds = interval(forecast, np.asarray(radius, dtype="float64"), level)
         lower, upper = bound_columns(level)
         columns[lower], columns[upper] = bounds.lower, bounds.upper
-    return pd.DataFrame(columns)
+    return columns
 
 
 def backtest_bounds(
@@ -478,26 +520,76 @@ def backtest_bounds(
         A copy of ``frame`` with ``lower_80, upper_80, lower_95, upper_95`` (per level).
     """
     _require(frame, ("origin", "step", "date", "actual", "predicted"))
-    out = frame.copy()
+    # Arrays throughout, one frame at the end: every backtest of every model of every ticker.
+    steps = frame["step"].to_numpy()
+    dates = pd.DatetimeIndex(frame["date"]).asi8
+    all_scores = scores(frame, volatility)
+    scale = _origin_scale(frame, volatility)
+    predicted = frame["predicted"].to_numpy(dtype="float64")
+    known_steps = calibration_frame["step"].to_numpy()
+    calibrating = calibration_frame[np.isin(known_steps, steps)]
+    known_steps = calibrating["step"].to_numpy()
+    known_all = scores(calibrating, volatility) if len(calibrating) else np.empty(0)
+    bounds = {column: np.full(len(frame), np.nan) for column in _columns(levels)}
+    for step in np.unique(steps):
+        rows = np.flatnonzero(steps == step)
+        rows = rows[np.argsort(dates[rows], kind="stable")]  # scored in date order
+        banded = sequential_bounds(
+            known_all[known_steps == step],
+            all_scores[rows],
+            predicted[rows],
+            scale[rows],
+            levels=levels,
+            sequential=sequential,
+            window=window,
+            lag=int(step) - 1,
+        )
+        for column, values in banded.items():
+            bounds[column][rows] = values
+    return frame.assign(**bounds)
+
+
+def _columns(levels: Sequence[float]) -> list[str]:
+    return [column for level in levels for column in bound_columns(level)]
+
+
+def sequential_bounds(
+    calibration_scores: Any,
+    scored_scores: Any,
+    predicted: Any,
+    scale: Any,
+    *,
+    levels: Sequence[float] = LEVELS,
+    sequential: bool = True,
+    window: int | None = None,
+    lag: int = 0,
+) -> dict[str, np.ndarray]:
+    """The bounds of :func:`backtest_bounds` for one step's scored days, on arrays.
+
+    Args:
+        calibration_scores: Conformity scores from before the first scored day.
+        scored_scores: The scored days' conformity scores, in date order.
+        predicted: The scored days' forecasts, same order.
+        scale: The volatility at each scored day's origin (ones when unscaled).
+        levels: Nominal coverages.
+        sequential: As in :func:`backtest_bounds`.
+        window: As in :func:`backtest_bounds`.
+        lag: The step minus one (see :func:`sequential_radii`).
+
+    Returns:
+        ``{"lower_80": ..., "upper_80": ..., ...}`` per level, in the scored days' order.
+    """
+    scale = np.asarray(scale, dtype="float64")
+    if sequential:
+        radii = sequential_radii_at(
+            calibration_scores, scored_scores, levels, window=window, lag=lag
+        )
+    else:
+        known = np.sort(np.abs(_finite_1d(calibration_scores, "calibration")))
+        radii = {level: np.full(scale.size, _radius_of_sorted(known, level)) for level in levels}
+    out: dict[str, np.ndarray] = {}
     for level in levels:
+        band = interval(predicted, radii[level] * scale, level)
         lower, upper = bound_columns(level)
-        out[lower] = np.nan
-        out[upper] = np.nan
-    for step in sorted(out["step"].unique()):
-        rows = out.index[out["step"] == step]
-        part = out.loc[rows].sort_values("date")
-        known = calibration_frame[calibration_frame["step"] == step]
-        known_scores = scores(known, volatility) if len(known) else np.empty(0)
-        scale = _origin_scale(part, volatility)
-        for level in levels:
-            if sequential:
-                q = sequential_radii(
-                    known_scores, scores(part, volatility), level, window=window, lag=step - 1
-                )
-            else:
-                q = np.full(len(part), conformal_radius(known_scores, level))
-            bounds = interval(part["predicted"], q * scale, level)
-            lower, upper = bound_columns(level)
-            out.loc[part.index, lower] = bounds.lower
-            out.loc[part.index, upper] = bounds.upper
+        out[lower], out[upper] = band.lower, band.upper
     return out

@@ -206,7 +206,10 @@ def _parse(frame: pd.DataFrame, found: _Findings) -> pd.DataFrame:
     missing = [column for column in PRICE_COLUMNS if column not in frame.columns]
     if missing:
         raise PriceValidationError(ticker, f"price frame lacks column(s) {', '.join(missing)}")
-    out = frame.loc[:, list(PRICE_COLUMNS)].reset_index(drop=True)
+    if list(frame.columns) == list(PRICE_COLUMNS) and frame.columns.name is None:
+        out = frame.reset_index(drop=True)  # a source's own frame: no selection to make
+    else:
+        out = frame.loc[:, list(PRICE_COLUMNS)].reset_index(drop=True)
     if in_price_contract(out):  # a stored history: dates and numbers parsed already
         return out
     try:
@@ -252,7 +255,8 @@ def _resolve_duplicates(frame: pd.DataFrame, price_column: str, found: _Findings
     ``found.rejected``, so that a store holding an earlier copy drops it too): nothing tells
     which of the two is right, and keeping the later one would store a guess.
     """
-    if frame["date"].is_monotonic_increasing and frame["date"].is_unique:
+    days = frame["date"].to_numpy().view("int64")  # parsed: never NaT here
+    if (days[1:] > days[:-1]).all():
         return frame.reset_index(drop=True)  # one row per date, in order: nothing to resolve
     frame = frame.reset_index(drop=True).assign(
         _usable=_usable(frame[price_column]), _order=np.arange(len(frame))
@@ -392,10 +396,9 @@ def _warn_unadjusted_splits(frame: pd.DataFrame, price_column: str, found: _Find
     does not adjust for: Yahoo's adjusted close never jumps at a split, so such a file was
     probably saved unadjusted, and the model would learn the jump as a real move. Only a
     warning: a real crash of that size is possible and the row is kept."""
-    recent = frame.loc[
-        frame["date"] >= frame["date"].iloc[-1] - pd.Timedelta(days=SPLIT_CHECK_DAYS)
-    ]
-    prices = recent[price_column].to_numpy(dtype="float64")
+    dates = frame["date"].to_numpy()
+    recent = np.flatnonzero(dates >= dates[-1] - np.timedelta64(SPLIT_CHECK_DAYS, "D"))
+    prices = frame[price_column].to_numpy(dtype="float64")[recent]
     for position in split_like_moves(prices):
         ratio = prices[position] / prices[position - 1]
         kind = (
@@ -404,7 +407,8 @@ def _warn_unadjusted_splits(frame: pd.DataFrame, price_column: str, found: _Find
             else f"1-for-{round(ratio)} reverse split"
         )
         found.warn(
-            f"{price_column} moves {ratio - 1:+.1%} on {recent['date'].iloc[position].date()}, "
+            f"{price_column} moves {ratio - 1:+.1%} on "
+            f"{pd.Timestamp(dates[recent[position]]).date()}, "
             f"like a {kind} the file does not adjust for; if it is one, the model learns it as "
             "a real move (use the split-adjusted history)"
         )
@@ -426,7 +430,11 @@ def _reject_spikes(
     before = _context_before(context, frame["date"].iloc[0])
     spiked = np.zeros(len(frame), dtype=bool)
     for column in columns:
-        earlier = before[column].to_numpy(dtype="float64")
+        earlier = (
+            np.array([], dtype="float64")
+            if context is None or context.empty
+            else context[column].to_numpy(dtype="float64")[before]
+        )
         values = np.concatenate([earlier, frame[column].to_numpy(dtype="float64")])
         owner = np.concatenate([np.full(len(earlier), -1), np.arange(len(frame))])
         usable = _usable(values)
@@ -447,14 +455,14 @@ _CONTEXT_ROWS = 60
 """Stored rows before a fetch that its spike test looks at."""
 
 
-def _context_before(context: pd.DataFrame | None, first: pd.Timestamp) -> pd.DataFrame:
+def _context_before(context: pd.DataFrame | None, first: pd.Timestamp) -> np.ndarray:
+    """Positions in ``context`` of its last :data:`_CONTEXT_ROWS` rows dated before ``first``."""
     if context is None or context.empty:
-        return pd.DataFrame({column: pd.Series(dtype="float64") for column in PRICE_FIELDS})
+        return np.array([], dtype="int64")
     dates = context["date"]
     if dates.dtype != np.dtype("datetime64[ns]"):
         dates = pd.to_datetime(dates)
-    earlier = np.flatnonzero(dates.to_numpy() < np.datetime64(first, "ns"))[-_CONTEXT_ROWS:]
-    return context.iloc[earlier].reset_index(drop=True)
+    return np.flatnonzero(dates.to_numpy() < np.datetime64(first, "ns"))[-_CONTEXT_ROWS:]
 
 
 def _staleness(
@@ -613,9 +621,14 @@ def validate_prices(
     return ValidatedPrices(frame=cleaned, report=report, rejected_dates=rejected)
 
 
+_DAY_NANOSECONDS = 86_400 * 10**9
+
+
 def _recent_stretch(series: pd.Series, max_gap_days: int, found: _Findings) -> pd.Series:
     """The rows after the last gap longer than ``max_gap_days`` (all rows if there is none)."""
-    gaps = series.index.to_series().diff().dt.days.to_numpy()
+    # Whole days between consecutive dates (sorted and unique here), none before the first.
+    nanoseconds = series.index.to_numpy().view("int64")
+    gaps = np.concatenate([[np.nan], np.diff(nanoseconds) // _DAY_NANOSECONDS])
     breaks = np.flatnonzero(gaps > max_gap_days)
     if len(breaks) == 0:
         return series

@@ -135,7 +135,17 @@ def _delimiter(text: str) -> str:
 
 def _first_cells(text: str, lines: int) -> list[list[str]]:
     mark = _delimiter(text)
-    return [line.split(mark) for line in text.lstrip().splitlines()[:lines]]
+    head = text.lstrip()
+    # Split only the first lines, not the whole history (a cut after the n-th newline
+    # holds at least the first n lines whatever else splitlines breaks at).
+    end = -1
+    for _ in range(lines):
+        end = head.find("\n", end + 1)
+        if end < 0:
+            break
+    if end >= 0:
+        head = head[: end + 1]
+    return [line.split(mark) for line in head.splitlines()[:lines]]
 
 
 def _has_header(text: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from closecast.pipeline.uncertainty import backtest_with_bands
@@ -72,18 +73,29 @@ def check_unseen(forecaster: Forecaster, start: pd.Timestamp) -> None:
 def score_predictions(prices: pd.Series, predicted: pd.Series) -> Evaluation:
     """Score one-step-ahead predictions against the prices of their dates and the naive
     forecast (the price of the date before)."""
-    actual = prices.loc[predicted.index]
-    previous = prices.shift(1).loc[predicted.index]
+    actual, previous = _actual_and_previous(prices, predicted.index)
+    forecast = predicted.to_numpy(dtype="float64")
     frame = pd.DataFrame(
-        {
-            "date": predicted.index.date,
-            "actual": actual.to_numpy(dtype="float64"),
-            "predicted": predicted.to_numpy(dtype="float64"),
-            "naive": previous.to_numpy(dtype="float64"),
-        }
+        {"date": predicted.index.date, "actual": actual, "predicted": forecast, "naive": previous}
     )
-    scores = metrics.summarize(frame["actual"], frame["predicted"], frame["naive"])
+    # Arrays, not the frame's columns: every model of every ticker is scored.
+    scores = metrics.summarize(actual, forecast, previous)
     return Evaluation(predictions=frame, scores=scores)
+
+
+def _actual_and_previous(prices: pd.Series, dates: pd.Index) -> tuple[np.ndarray, np.ndarray]:
+    """The price on each of ``dates`` and on the price date before it (NaN for the first).
+
+    Raises:
+        KeyError: A date without a price.
+    """
+    positions = prices.index.get_indexer(dates)
+    if (positions < 0).any():
+        missing = ", ".join(f"{day:%Y-%m-%d}" for day in dates[positions < 0][:5])
+        raise KeyError(f"no price on the predicted date(s) {missing}")
+    values = prices.to_numpy(dtype="float64")
+    previous = np.where(positions > 0, values[positions - 1], np.nan)
+    return values[positions], previous
 
 
 @dataclass(frozen=True)

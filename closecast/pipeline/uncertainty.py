@@ -17,14 +17,14 @@ import pandas as pd
 from closecast.outputs.records import ServedRow
 from lstm_model.data import InsufficientDataError
 from lstm_model.forecaster import Forecaster
-from lstm_model.horizons import PATH_COLUMNS, validation_backtest
+from lstm_model.horizons import validation_positions
 from lstm_model.intervals import (
     LEVELS,
-    backtest_bounds,
     calibrate,
     ewma_volatility,
-    forecast_bounds,
     log_residuals,
+    path_bounds,
+    sequential_bounds,
     volatility_at,
 )
 
@@ -33,45 +33,75 @@ MIN_CALIBRATION = 20
 """Out-of-sample residuals a served forecast's interval needs; with fewer, no interval."""
 
 
-def _origins(predictions: pd.DataFrame, prices: pd.Series) -> pd.DatetimeIndex:
-    """The forecast origin of each one-step prediction: the price date before its date."""
+def _target_positions(predictions: pd.DataFrame, prices: pd.Series) -> np.ndarray:
+    """The position in ``prices`` of each one-step prediction's date; each needs a price
+    before it (its forecast origin)."""
     dates = pd.DatetimeIndex(pd.to_datetime(predictions["date"]))
     positions = prices.index.get_indexer(dates)
     if (positions < 1).any():
         raise ValueError("every prediction date needs a price before it (its origin)")
-    return prices.index[positions - 1]
+    return positions
 
 
-def _long_form(predictions: pd.DataFrame, prices: pd.Series) -> pd.DataFrame:
-    """One-step predictions (date, actual, predicted, naive) with their forecast origin."""
-    dates = pd.DatetimeIndex(pd.to_datetime(predictions["date"]))
-    return pd.DataFrame(
-        {
-            "origin": _origins(predictions, prices),
-            "step": 1,
-            "date": dates,
-            "actual": predictions["actual"].to_numpy(dtype="float64"),
-            "predicted": predictions["predicted"].to_numpy(dtype="float64"),
-            "naive": predictions["naive"].to_numpy(dtype="float64"),
-        }
-    )
+def _origins(predictions: pd.DataFrame, prices: pd.Series) -> pd.DatetimeIndex:
+    """The forecast origin of each one-step prediction: the price date before its date."""
+    return prices.index[_target_positions(predictions, prices) - 1]
+
+
+def _scale_at(volatility: np.ndarray, origins: np.ndarray, prices: pd.Series) -> np.ndarray:
+    """:func:`volatility_at` by position (``volatility`` is on ``prices.index``)."""
+    scale = volatility[origins]
+    if np.isnan(scale).any():
+        missing = prices.index[origins[np.isnan(scale)][0]]
+        raise ValueError(f"volatility has no value at forecast origin {missing:%Y-%m-%d}")
+    return scale
+
+
+def _calibration_scores(
+    model: Forecaster, prices: pd.Series, start: pd.Timestamp, volatility: np.ndarray
+) -> np.ndarray:
+    """Conformity scores of the model's one-step forecasts on its validation slice (none
+    without one)."""
+    try:
+        calibration = validation_positions(model, prices[prices.index < start], 1)
+    except InsufficientDataError:
+        return np.empty(0)
+    if not calibration.origin.size:
+        return np.empty(0)
+    actual = prices.to_numpy(dtype="float64")[calibration.target]
+    scale = _scale_at(volatility, calibration.origin, prices)
+    return log_residuals(actual, calibration.predicted) / scale
 
 
 def backtest_with_bands(
     model: Forecaster, prices: pd.Series, predictions: pd.DataFrame
 ) -> pd.DataFrame:
     """The backtest predictions with 80%/95% bounds, each day calibrated on the model's
-    validation slice and the backtest days before it (as a live record grows)."""
+    validation slice and the backtest days before it (as a live record grows).
+
+    The numbers of :func:`lstm_model.intervals.backtest_bounds` on the validation backtest,
+    computed on arrays by position: a run bands every model's backtest of every ticker."""
     start = pd.Timestamp(predictions["date"].iloc[0])
-    try:
-        calibration = validation_backtest(model, prices[prices.index < start], 1)
-    except InsufficientDataError:
-        calibration = pd.DataFrame(columns=list(PATH_COLUMNS))
-    banded = backtest_bounds(_long_form(predictions, prices), calibration, ewma_volatility(prices))
-    out = predictions.copy()
-    for column in BAND_COLUMNS:
-        out[column] = banded[column].to_numpy(dtype="float64")
-    return out
+    volatility = ewma_volatility(prices).to_numpy()
+    targets = _target_positions(predictions, prices)
+    order = np.argsort(targets, kind="stable")  # scored in date order
+    actual = predictions["actual"].to_numpy(dtype="float64")[order]
+    predicted = predictions["predicted"].to_numpy(dtype="float64")[order]
+    scale = _scale_at(volatility, targets[order] - 1, prices)
+    banded = sequential_bounds(
+        _calibration_scores(model, prices, start, volatility),
+        log_residuals(actual, predicted) / scale,
+        predicted,
+        scale,
+        levels=LEVELS,
+    )
+    columns = {column: np.empty(len(order)) for column in BAND_COLUMNS}
+    for column, values in columns.items():
+        values[order] = banded[column]
+    bounds = pd.DataFrame(columns, index=predictions.index)
+    if set(BAND_COLUMNS) & set(predictions.columns):  # banded again: replaced in place
+        return predictions.assign(**bounds)
+    return pd.concat([predictions, bounds], axis=1)  # a third of assign's cost
 
 
 def coverage(actual, lower, upper) -> float | None:
@@ -126,8 +156,8 @@ def served_bands(
     residuals = log_residuals(actual[known], predicted[known]) / scale
     # One radius, calibrated on this step's residuals only.
     calibration = calibrate([residuals], LEVELS, source="backtest+live", scaled=True)
-    bounds = forecast_bounds([forecast], calibration, scale=float(volatility.iloc[-1]))
-    return {column: float(bounds[column].iloc[0]) for column in BAND_COLUMNS}
+    bounds = path_bounds([forecast], calibration, scale=float(volatility.iloc[-1]))
+    return {column: float(bounds[column][0]) for column in BAND_COLUMNS}
 
 
 def _calibration_rows(

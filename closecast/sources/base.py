@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 import pandas as pd
 
 from closecast.inputs.schema import PRICE_COLUMNS, in_price_contract
@@ -143,10 +144,17 @@ def to_price_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 def clip_dates(frame: pd.DataFrame, start: date | None, end: date) -> pd.DataFrame:
     """Rows of a price frame with ``start <= date <= end`` (no lower bound if start is None)."""
-    mask = frame["date"] <= pd.Timestamp(end)
-    if start is not None:
-        mask &= frame["date"] >= pd.Timestamp(start)
-    return frame.loc[mask].reset_index(drop=True)
+    dates = frame["date"]
+    if dates.dtype != np.dtype("datetime64[ns]"):  # a source's own types: pandas compares
+        mask = (dates <= pd.Timestamp(end)).to_numpy()
+        if start is not None:
+            mask &= (dates >= pd.Timestamp(start)).to_numpy()
+    else:  # the contract's dates: compared as arrays, without pandas' per-call set-up
+        days = dates.to_numpy()
+        mask = days <= np.datetime64(end, "ns")
+        if start is not None:
+            mask &= days >= np.datetime64(start, "ns")
+    return frame.iloc[np.flatnonzero(mask)].reset_index(drop=True)
 
 
 DEFAULT_OVERLAP_DAYS = 5

@@ -118,3 +118,20 @@ def test_batched_lstm_paths_equal_one_origin_at_a_time(window_model, random_walk
         path = horizons.forecast_path(window_model, random_walk.iloc[: origin + 1], 3)
         rows = frame[frame["origin"] == random_walk.index[origin]].sort_values("step")
         np.testing.assert_allclose(rows["predicted"], path[: len(rows)], rtol=1e-6)
+
+
+def test_path_positions_are_the_path_backtest_by_position(fast_model, random_walk) -> None:
+    start = random_walk.index[330]
+    for horizon in (1, 3):
+        frame = horizons.path_backtest(fast_model, random_walk.iloc[:345], start, horizon)
+        positions = horizons.path_positions(fast_model, random_walk.iloc[:345], start, horizon)
+        index = random_walk.index
+        assert (index[positions.origin] == pd.DatetimeIndex(frame["origin"])).all()
+        assert (index[positions.target] == pd.DatetimeIndex(frame["date"])).all()
+        np.testing.assert_array_equal(positions.step, frame["step"])
+        np.testing.assert_array_equal(positions.predicted, frame["predicted"])
+    # The validation slice by position: the same rows as validation_backtest's frame.
+    frame = horizons.validation_backtest(fast_model, random_walk, 1)
+    positions = horizons.validation_positions(fast_model, random_walk, 1)
+    assert (random_walk.index[positions.target] == pd.DatetimeIndex(frame["date"])).all()
+    np.testing.assert_array_equal(positions.predicted, frame["predicted"])

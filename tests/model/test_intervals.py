@@ -206,3 +206,15 @@ def test_bad_input_is_named() -> None:
     with pytest.raises(ValueError, match="decay"):
         intervals.ewma_volatility(pd.Series([1.0, 2.0]), decay=1.0)
     assert intervals.bound_columns(0.975) == ("lower_97.5", "upper_97.5")
+
+
+def test_radii_at_several_levels_are_each_levels_own() -> None:
+    rng = np.random.default_rng(3)
+    calibration, scored = rng.normal(0, 1, 30), rng.normal(0, 2, 60)
+    for window, lag in ((None, 0), (25, 2)):
+        both = intervals.sequential_radii_at(
+            calibration, scored, (0.8, 0.95), window=window, lag=lag
+        )
+        for level in (0.8, 0.95):
+            alone = intervals.sequential_radii(calibration, scored, level, window=window, lag=lag)
+            np.testing.assert_array_equal(both[level], alone)

@@ -71,3 +71,27 @@ def test_a_shock_in_the_hold_out_tail_never_reaches_the_fitted_model(representat
     before = slice(0, 11)  # the spike day's own prediction uses only earlier prices
     np.testing.assert_array_equal(got["predicted"][before], want["predicted"][before])
     assert not np.allclose(got["predicted"][11:], want["predicted"][11:])
+
+
+def test_backtest_bands_are_the_intervals_of_the_validation_backtest_and_earlier_days() -> None:
+    """The pipeline's banded backtest (computed on arrays) is exactly what
+    ``intervals.backtest_bounds`` gives on the model's validation backtest: a change to one
+    that the other does not share fails here."""
+    from closecast.pipeline.uncertainty import BAND_COLUMNS, backtest_with_bands
+    from lstm_model import horizons, intervals
+
+    config = get_preset("fast").with_overrides(epochs=1)
+    prices = _walk(4)
+    (backtest,) = training.backtest_many([prices], config)
+    predictions = backtest.evaluation.predictions
+    banded = backtest_with_bands(backtest.model, prices, predictions)
+    dates = pd.DatetimeIndex(pd.to_datetime(predictions["date"]))
+    positions = prices.index.get_indexer(dates)
+    long_form = predictions.assign(origin=prices.index[positions - 1], step=1, date=dates)
+    calibration = horizons.validation_backtest(backtest.model, prices[prices.index < dates[0]])
+    assert len(calibration) > 20  # the validation slice calibrates the first days
+    reference = intervals.backtest_bounds(long_form, calibration, intervals.ewma_volatility(prices))
+    assert list(banded.columns) == [*predictions.columns, *BAND_COLUMNS]
+    for column in BAND_COLUMNS:
+        np.testing.assert_array_equal(banded[column], reference[column])
+    assert np.isfinite(banded["upper_95"]).all()
