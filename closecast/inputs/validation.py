@@ -621,9 +621,14 @@ def validate_prices(
     return ValidatedPrices(frame=cleaned, report=report, rejected_dates=rejected)
 
 
+_DAY_NANOSECONDS = 86_400 * 10**9
+
+
 def _recent_stretch(series: pd.Series, max_gap_days: int, found: _Findings) -> pd.Series:
     """The rows after the last gap longer than ``max_gap_days`` (all rows if there is none)."""
-    gaps = series.index.to_series().diff().dt.days.to_numpy()
+    # Whole days between consecutive dates (sorted and unique here), none before the first.
+    nanoseconds = series.index.to_numpy().view("int64")
+    gaps = np.concatenate([[np.nan], np.diff(nanoseconds) // _DAY_NANOSECONDS])
     breaks = np.flatnonzero(gaps > max_gap_days)
     if len(breaks) == 0:
         return series

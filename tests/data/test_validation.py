@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
@@ -338,6 +338,22 @@ def test_model_series_leaves_out_an_old_stretch_without_usable_prices():
     assert series.index[0] == pd.Timestamp("1991-01-02")
     assert report.old_rows_dropped == 0  # the junk rows have no open at all: they are dropped
     assert report.null_rows_dropped == int((stored["date"] <= "1990-12-31").sum())
+
+
+@pytest.mark.parametrize(("gap_days", "kept"), [(10, 4), (11, 2)])
+def test_a_gap_counts_from_more_than_max_gap_days(gap_days: int, kept: int):
+    first = date(2020, 11, 23)
+    days = [first, first + timedelta(days=1), *(first + timedelta(days=1 + gap_days + i)
+                                                for i in range(2))]  # fmt: skip
+    frame = prices([d.isoformat() for d in days])
+
+    series, report = usable_series(frame, ticker="A", asset_class="stock", as_of=AS_OF,
+                                   min_rows=1, max_gap_days=10)  # fmt: skip
+
+    assert len(series) == kept
+    assert report.old_rows_dropped == 4 - kept
+    if kept == 2:
+        assert any(f"{gap_days} days without a usable price" in w for w in report.warnings)
 
 
 def test_old_rows_before_a_long_gap_are_counted_and_left_out():
