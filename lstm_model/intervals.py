@@ -56,6 +56,7 @@ __all__ = [
     "Calibration",
     "PriceInterval",
     "backtest_bounds",
+    "band_columns",
     "bound_columns",
     "calibrate",
     "calibrate_frame",
@@ -106,6 +107,12 @@ def bound_columns(level: float) -> tuple[str, str]:
     """Column names of the bounds at ``level``: ``("lower_80", "upper_80")`` for 0.8."""
     label = level_label(level)
     return f"lower_{label}", f"upper_{label}"
+
+
+def band_columns(levels: Sequence[float] = LEVELS) -> tuple[str, ...]:
+    """Every bound column at ``levels``, lower then upper per level: ``("lower_80",
+    "upper_80", "lower_95", "upper_95")`` for the levels served."""
+    return tuple(column for level in levels for column in bound_columns(level))
 
 
 def log_residuals(actual: Any, predicted: Any) -> np.ndarray:
@@ -530,7 +537,7 @@ def backtest_bounds(
     calibrating = calibration_frame[np.isin(known_steps, steps)]
     known_steps = calibrating["step"].to_numpy()
     known_all = scores(calibrating, volatility) if len(calibrating) else np.empty(0)
-    bounds = {column: np.full(len(frame), np.nan) for column in _columns(levels)}
+    bounds = {column: np.full(len(frame), np.nan) for column in band_columns(levels)}
     for step in np.unique(steps):
         rows = np.flatnonzero(steps == step)
         rows = rows[np.argsort(dates[rows], kind="stable")]  # scored in date order
@@ -547,10 +554,6 @@ def backtest_bounds(
         for column, values in banded.items():
             bounds[column][rows] = values
     return frame.assign(**bounds)
-
-
-def _columns(levels: Sequence[float]) -> list[str]:
-    return [column for level in levels for column in bound_columns(level)]
 
 
 def sequential_bounds(

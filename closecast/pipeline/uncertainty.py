@@ -20,6 +20,7 @@ from lstm_model.forecaster import Forecaster
 from lstm_model.horizons import validation_positions
 from lstm_model.intervals import (
     LEVELS,
+    band_columns,
     calibrate,
     ewma_volatility,
     log_residuals,
@@ -28,7 +29,8 @@ from lstm_model.intervals import (
     volatility_at,
 )
 
-BAND_COLUMNS: tuple[str, ...] = ("lower_80", "upper_80", "lower_95", "upper_95")
+BAND_COLUMNS: tuple[str, ...] = band_columns(LEVELS)
+"""The bound columns of every banded frame and served row (80% and 95%)."""
 MIN_CALIBRATION = 20
 """Out-of-sample residuals a served forecast's interval needs; with fewer, no interval."""
 
