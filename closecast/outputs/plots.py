@@ -24,6 +24,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from lstm_model.intervals import LEVELS, level_label
+
 if TYPE_CHECKING:
     from lstm_model.significance import DieboldMarianoResult
 
@@ -34,7 +36,7 @@ LIVE_COLUMNS = ("target_date", "actual", "forecast", "naive")
 """Required columns of a live-record frame (one row per served forecast; ``actual`` is NaN
 while the target day has not closed)."""
 
-BAND_LEVELS = (("80", 0.8), ("95", 0.95))
+BAND_LEVELS = tuple((level_label(level), level) for level in LEVELS)
 """Optional band columns ``lower_<label>, upper_<label>`` of both frames."""
 
 BETTER, WORSE, UNCLEAR = "tab:green", "tab:red", "0.45"
