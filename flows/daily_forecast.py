@@ -22,7 +22,7 @@ from closecast.pipeline.run_tickers import RunTickers, name_from_path
 from closecast.pipeline.services import RunServices
 from closecast.pipeline.settings import RunSettings
 from closecast.pipeline.ticker import TickerOutcome, failed_outcome
-from flows.runners import make_task_runner
+from flows.runners import entered, make_task_runner
 from lstm_model.interrupt import stop_requested
 from tasks.modelling import fit_global_models, forecast_chunk
 from tasks.prices import (
@@ -89,7 +89,7 @@ def forecast_watchlist(
     outcomes: dict[str, TickerOutcome] = {}
     modelling: dict[PrefectFuture[Any], list[WatchItem]] = {}
     draw_plots = len(selection.items) <= settings.ticker_plots  # the summary always renders
-    with runner:
+    with entered(runner, get_run_logger()):
         fetches = {
             runner.submit(
                 fetch_prices, {"items": chunk, "as_of": scope.run_date, "settings": settings}

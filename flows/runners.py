@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
 from closecast.control.choices import RUNNER_KINDS, RunnerKind
 
-__all__ = ["RUNNER_KINDS", "RunnerKind", "make_task_runner"]
+__all__ = ["RUNNER_KINDS", "RunnerKind", "entered", "make_task_runner"]
 
 
 def make_task_runner(kind: str, workers: int, dask_address: str | None = None) -> TaskRunner:
@@ -51,3 +55,26 @@ def local_dask_cluster_kwargs(workers: int) -> dict[str, object]:
         "host": "127.0.0.1",
         "dashboard_address": "127.0.0.1:0",
     }
+
+
+@contextmanager
+def entered(runner: TaskRunner, logger: logging.Logger | logging.LoggerAdapter) -> Iterator[None]:
+    """Use ``runner`` inside the block, then shut it down. A shutdown that times out after
+    the block ended normally is logged, not raised: every task's result is in hand by then,
+    and a local Dask cluster under load may outlast Dask's 5 s for a worker process to exit
+    (the flow would otherwise fail as timed out with its work done). An error inside the
+    block still shuts the runner down and is what propagates."""
+    runner.__enter__()
+    try:
+        yield
+    except BaseException as exc:
+        with suppress(TimeoutError):  # the block's own error says more
+            runner.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+    try:
+        runner.__exit__(None, None, None)
+    except TimeoutError as exc:
+        logger.warning(
+            "the %s task runner did not shut down in time (%s); every task had finished",
+            type(runner).__name__, exc or "TimeoutError",
+        )  # fmt: skip
