@@ -87,7 +87,8 @@ class _Baseline(ABC):
             **params: Model-specific parameters (``season_length`` for the seasonal naive).
 
         Raises:
-            InsufficientDataError: Too few prices for one target plus a validation slice.
+            InsufficientDataError: Fewer prices than the rule forecasts from (one for naive,
+                two for drift, a season for the seasonal naive).
         """
         check_prices(train_prices, what="train_prices")
         config = config or ModelConfig()
@@ -96,12 +97,16 @@ class _Baseline(ABC):
             prices = prices.iloc[-config.max_train_days :]
         params = cls._resolve_params(prices, params)
         history = cls._history_of(params)
+        need = cls._fit_minimum(params)
+        if len(prices) < need:
+            raise InsufficientDataError(
+                f"{cls.kind}: need at least {need} training prices, got {len(prices)}"
+            )
+        # A history too short for a validation slice (a listing a few days old) still gets
+        # a model; its intervals are calibrated on its live record alone.
         n_targets = len(prices) - history
         n_val = max(1, round(n_targets * config.validation_fraction))
-        if n_targets - n_val < 1:
-            raise InsufficientDataError(
-                f"{cls.kind}: need at least {history + 2} training prices, got {len(prices)}"
-            )
+        validated = n_targets - n_val >= 1
         meta = {
             "kind": cls.kind,
             "format": FORMAT_VERSION,
@@ -113,8 +118,8 @@ class _Baseline(ABC):
             "train_end": _iso(prices.index[-1]),
             "trained_through": _iso(prices.index[-1]),
             "n_train": len(prices),
-            "val_start": _iso(prices.index[len(prices) - n_val]),
-            "n_val": int(n_val),
+            "val_start": _iso(prices.index[len(prices) - n_val]) if validated else None,
+            "n_val": int(n_val) if validated else 0,
             "state": cls._fit_state(prices, params),
         }
         return cls._from_meta(meta)
@@ -128,6 +133,11 @@ class _Baseline(ABC):
     @classmethod
     def _history_of(cls, params: dict[str, Any]) -> int:
         return 1
+
+    @classmethod
+    def _fit_minimum(cls, params: dict[str, Any]) -> int:
+        """Fewest training prices the rule can be fit on: the prices it forecasts from."""
+        return cls._history_of(params)
 
     # ---------------------------------------------------------------- forecasting
     def predict_one_step(self, prices: pd.Series, start: pd.Timestamp) -> pd.Series:
@@ -233,6 +243,10 @@ class DriftForecaster(_Baseline):
     @property
     def mean_log_return(self) -> float:
         return float(self.meta["state"]["mean_log_return"])
+
+    @classmethod
+    def _fit_minimum(cls, params: dict[str, Any]) -> int:
+        return 2  # one daily return
 
     @classmethod
     def _fit_state(cls, prices: pd.Series, params: dict[str, Any]) -> dict[str, Any]:

@@ -600,7 +600,9 @@ def run_lineup(
     stored = live.read_lineup_ledgers(storage, item.symbol)
     ledgers: dict[str, live.Ledger] = dict(stored.by_model) if record_live else {}
     for kind in BASELINE_KINDS:
-        if kind in baselines.failed or (wanted is not None and kind not in wanted):
+        if wanted is not None and kind not in wanted:
+            continue
+        if kind in baselines.failed and kept:  # on a short history it serves untested
             continue
         try:
             result = _serve_baseline(stored.of(kind), kind, item, prices, config, as_of,
@@ -619,11 +621,13 @@ def run_lineup(
         if record is not None:
             backtests[kind] = record.frame
         rows += [score_row(item.symbol, r, serving=False) for r in records]
-    globals_, global_keys = (
-        lineage_global_backtests(storage, item, lineage, prices, days, horizon, global_models)
-        if kept
-        else (compute_global_backtests(item, prices, days, horizon, global_models), [])
-    )
+    globals_, global_keys = KeptBacktests({}, frozenset(), ""), []
+    if kept:
+        globals_, global_keys = lineage_global_backtests(
+            storage, item, lineage, prices, days, horizon, global_models
+        )
+    elif days:  # none for a one-day history
+        globals_ = compute_global_backtests(item, prices, days, horizon, global_models)
     keys = [*keys, *global_keys]
     for loaded in global_models:
         kind = loaded.ref.kind
@@ -652,16 +656,19 @@ def run_lineup(
     return Lineup(rows, backtests, served, tuple(keys), ledgers)
 
 
-def choose_served(lineup: Lineup, choice: str) -> Selection:
+def choose_served(lineup: Lineup, choice: str, fallback: str = LSTM) -> Selection:
     """The model whose forecast is served: ``lstm`` (default), a baseline by name, or
-    ``auto`` (:func:`lstm_model.selection.select_model` on the same backtest days)."""
+    ``auto`` (:func:`lstm_model.selection.select_model` on the same backtest days).
+    ``fallback`` serves when the choice cannot: the LSTM, or naive for a history too short
+    for one (:mod:`closecast.pipeline.short_history`)."""
     if choice == LSTM:
         return Selection(LSTM, "")
     if choice != "auto":
         if choice in lineup.served:
             return Selection(choice, f"serving {choice} as configured")
         return Selection(
-            LSTM, f"{choice} could not be fit or is not in the run's models; serving lstm"
+            fallback,
+            f"{choice} could not be fit or is not in the run's models; serving {fallback}",
         )
     tests = {
         kind: significance(frame["actual"], frame["predicted"], frame["naive"])
@@ -669,10 +676,12 @@ def choose_served(lineup: Lineup, choice: str) -> Selection:
     }
     candidates = {kind: result for kind, result in tests.items() if result is not None}
     if not candidates:
-        return Selection(LSTM, "auto: no backtest to compare models on; serving lstm")
+        return Selection(fallback, f"auto: no backtest to compare models on; serving {fallback}")
     selection = select_model(candidates)
     if selection.kind != LSTM and selection.kind not in lineup.served:
-        return Selection(LSTM, f"{selection.reason}; {selection.kind} unavailable, serving lstm")
+        return Selection(
+            fallback, f"{selection.reason}; {selection.kind} unavailable, serving {fallback}"
+        )
     return selection
 
 

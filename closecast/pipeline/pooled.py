@@ -52,7 +52,7 @@ from closecast.storage.concurrent import concurrently
 from closecast.storage.io import read_json, write_json
 from lstm_model import metrics
 from lstm_model.config import ModelConfig
-from lstm_model.data import SERVING_FLOOR, InsufficientDataError
+from lstm_model.data import POOL_FLOOR, InsufficientDataError
 from lstm_model.global_models import GlobalModel, for_ticker, holdout_start, serving_cut
 from lstm_model.registry import GLOBAL_MODELS, global_model_class, load_global_model
 
@@ -236,7 +236,7 @@ def run_histories(
     def read(item: WatchItem) -> pd.Series | None:
         try:
             prices, _ = read_validated(
-                storage, item, as_of, price_column=config.price_column, min_rows=SERVING_FLOOR
+                storage, item, as_of, price_column=config.price_column, min_rows=POOL_FLOOR
             )
         except (StorageError, ValueError):
             return None

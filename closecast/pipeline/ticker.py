@@ -102,7 +102,7 @@ from closecast.storage import Storage, StorageError
 from closecast.storage.recording import RecordingStorage
 from lstm_model.base import ForecastModel
 from lstm_model.config import ModelConfig
-from lstm_model.data import SERVING_FLOOR, minimum_history
+from lstm_model.data import minimum_history
 from lstm_model.intervals import ewma_volatility
 from lstm_model.metrics import format_u2
 
@@ -118,18 +118,13 @@ def read_history(
     """The model's price column through ``as_of``: its clean recent stretch, date-indexed.
 
     Raises:
-        PriceValidationError: Fewer clean rows than :data:`~lstm_model.data.SERVING_FLOOR`.
-        ShortHistory: At least the floor, but fewer than the LSTM needs (a baseline serves:
+        PriceValidationError: No clean row.
+        ShortHistory: Fewer rows than the LSTM needs (a baseline serves:
             :mod:`closecast.pipeline.short_history`).
     """
     need, why = required_rows(config)
     prices, report = read_validated(
-        storage,
-        item,
-        as_of,
-        price_column=config.price_column,
-        min_rows=SERVING_FLOOR,
-        need_explanation=f"the serving floor; the LSTM needs {need}: {why}",
+        storage, item, as_of, price_column=config.price_column, min_rows=1
     )
     if len(prices) < need:
         raise ShortHistory(prices, report, f"LSTM needs {need} ({why})")
