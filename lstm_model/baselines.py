@@ -14,7 +14,6 @@ LSTM holds back) in ``meta``, and saves as a single ``meta.json`` carrying ``"ki
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,13 +22,13 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import pandas as pd
 
+from lstm_model.base import read_meta, write_meta
 from lstm_model.config import ModelConfig
 from lstm_model.data import InsufficientDataError, check_prices
 from lstm_model.horizons import check_horizon
 
 __all__ = ["DriftForecaster", "NaiveForecaster", "SeasonalNaiveForecaster", "infer_season_length"]
 
-META_FILE = "meta.json"
 FORMAT_VERSION = 1
 
 
@@ -197,9 +196,7 @@ class _Baseline(ABC):
     # ---------------------------------------------------------------- persistence
     def save(self, directory: Path) -> None:
         """Write ``meta.json`` (everything the model is) into ``directory``."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / META_FILE).write_text(json.dumps(self.meta, indent=2), encoding="utf-8")
+        write_meta(directory, self.meta)
 
     @classmethod
     def load(cls, directory: Path) -> Self:
@@ -209,13 +206,7 @@ class _Baseline(ABC):
             FileNotFoundError: No ``meta.json`` in ``directory``.
             ValueError: The saved kind is not this class's.
         """
-        path = Path(directory) / META_FILE
-        if not path.is_file():
-            raise FileNotFoundError(f"{directory}: missing {META_FILE}")
-        meta = json.loads(path.read_text(encoding="utf-8"))
-        if meta.get("kind") != cls.kind:
-            raise ValueError(f"{path}: kind {meta.get('kind')!r} is not {cls.kind!r}")
-        return cls._from_meta(meta)
+        return cls._from_meta(read_meta(directory, cls.kind))
 
 
 class NaiveForecaster(_Baseline):

@@ -51,6 +51,7 @@ from closecast.storage import CorruptObjectError, ObjectNotFoundError, Storage, 
 from closecast.storage.concurrent import concurrently
 from closecast.storage.io import read_json, write_json
 from lstm_model import metrics
+from lstm_model.base import META_FILE
 from lstm_model.config import ModelConfig
 from lstm_model.data import POOL_FLOOR, InsufficientDataError
 from lstm_model.global_models import GlobalModel, for_ticker, holdout_start, serving_cut
@@ -171,7 +172,7 @@ def _save(storage: Storage, prefix: str, model: GlobalModel) -> tuple[str, ...]:
     with tempfile.TemporaryDirectory(prefix="closecast-global-") as tmp:
         model.save(Path(tmp))
         names = sorted(p.name for p in Path(tmp).iterdir() if p.is_file())
-        names = [n for n in names if n != "meta.json"] + ["meta.json"]
+        names = [n for n in names if n != META_FILE] + [META_FILE]
         for name in names:
             storage.upload_file(f"{prefix}/{name}", Path(tmp) / name)
     return tuple(names)
