@@ -31,7 +31,7 @@ any ticker's own prices): no retrain is needed.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -50,6 +50,7 @@ from closecast.pipeline.settings import RetrainPolicy
 from closecast.storage import CorruptObjectError, ObjectNotFoundError, Storage, StorageError
 from closecast.storage.concurrent import concurrently
 from closecast.storage.io import read_json, write_json
+from closecast.storage.recording import ObjectEntry
 from lstm_model import metrics
 from lstm_model.config import ModelConfig
 from lstm_model.data import SERVING_FLOOR, InsufficientDataError
@@ -226,18 +227,25 @@ def load_globals(
 
 
 def run_histories(
-    storage: Storage, items: Iterable[WatchItem], as_of: date, config: ModelConfig
+    storage: Storage,
+    items: Iterable[WatchItem],
+    as_of: date,
+    config: ModelConfig,
+    stored: Mapping[str, ObjectEntry] | None = None,
 ) -> dict[str, pd.Series]:
     """Every ticker's validated model column through ``as_of`` (as the per-ticker modelling
     reads it, :func:`closecast.pipeline.histories.read_validated`: the chunks then find them
-    parsed and validated); tickers without a usable history are left out (they fail on their
-    own)."""
+    parsed and validated; ``stored``: per ticker, the price object this run's fetch left,
+    taken from memory when this process has it); tickers without a usable history are left
+    out (they fail on their own)."""
+    stored = stored or {}
 
     def read(item: WatchItem) -> pd.Series | None:
         try:
             prices, _ = read_validated(
-                storage, item, as_of, price_column=config.price_column, min_rows=SERVING_FLOOR
-            )
+                storage, item, as_of, price_column=config.price_column, min_rows=SERVING_FLOOR,
+                stored=stored.get(item.symbol),
+            )  # fmt: skip
         except (StorageError, ValueError):
             return None
         return prices
@@ -482,15 +490,16 @@ def fit_global(
 def fit_global_models(
     storage: Storage, items: Iterable[WatchItem], scope: RunScope, config: ModelConfig, *,
     mode: str = "auto", policy: RetrainPolicy | None = None, partial: bool = False,
-    kinds: Sequence[str] = tuple(GLOBAL_MODELS),
+    kinds: Sequence[str] = tuple(GLOBAL_MODELS), stored: Mapping[str, ObjectEntry] | None = None,
 ) -> GlobalModels:  # fmt: skip
     """The scope's watchlist's global models of ``kinds`` (the run's line-up; default every
     registered one), fit on every fetched ticker's history through the run date
-    (:func:`fit_global`). A model that cannot be fit is reported in ``failures``; it never
+    (:func:`fit_global`; ``stored``: the price objects this run's fetch left, see
+    :func:`run_histories`). A model that cannot be fit is reported in ``failures``; it never
     fails the run (the tickers go on without it)."""
     if not kinds:
         return GlobalModels()
-    histories = run_histories(storage, items, scope.run_date, config)
+    histories = run_histories(storage, items, scope.run_date, config, stored)
     refs, failures, keys = [], [], []
     ledgers = LineupLedgerReads(storage)
     for kind in kinds:

@@ -99,7 +99,7 @@ from closecast.pipeline.versions import (
     write_champion,
 )
 from closecast.storage import Storage, StorageError
-from closecast.storage.recording import RecordingStorage
+from closecast.storage.recording import ObjectEntry, RecordingStorage
 from lstm_model.base import ForecastModel
 from lstm_model.config import ModelConfig
 from lstm_model.data import SERVING_FLOOR, minimum_history
@@ -112,7 +112,11 @@ def required_rows(config: ModelConfig) -> tuple[int, str]:
 
 
 def read_history(
-    storage: Storage, item: WatchItem, as_of: date, config: ModelConfig
+    storage: Storage,
+    item: WatchItem,
+    as_of: date,
+    config: ModelConfig,
+    stored: ObjectEntry | None = None,
 ) -> tuple[pd.Series, ValidationReport]:
     """The model's price column through ``as_of``: its clean recent stretch, date-indexed.
 
@@ -129,6 +133,7 @@ def read_history(
         price_column=config.price_column,
         min_rows=SERVING_FLOOR,
         need_explanation=f"the serving floor; the LSTM needs {need}: {why}",
+        stored=stored,  # the bytes this run's fetch stored, when this process has them
     )
     if len(prices) < need:
         raise ShortHistory(prices, report, f"LSTM needs {need} ({why})")
@@ -592,7 +597,7 @@ def plan_ticker(
     decision."""
     as_of = scope.run_date
     storage, config = services.storage, services.config
-    prices, report = read_history(storage, item, as_of, config)
+    prices, report = read_history(storage, item, as_of, config, fetch and fetch.stored)
     ledger = live.read_ledger(storage, item.symbol)
     ledger = live.align_basis(ledger, prices, fetch.rebase_factor if fetch else None)
     ledger, scored_now = live.score_served(ledger, prices, as_of)

@@ -94,6 +94,11 @@ class RecordingStorage:
             raise KeyError(key)
         return seen.data
 
+    def remember(self, key: str, data: bytes) -> None:
+        """Record that ``key`` holds ``data``, known without a request: the bytes this run's
+        fetch stored there, under the ticker's lease the run has held since."""
+        self._record(key, data)
+
     def _record(self, key: str, data: bytes | None) -> None:
         entry = None if data is None else ObjectEntry.of(key, data)
         kept = data if data is not None and self._keep_bytes(key) else None

@@ -299,17 +299,16 @@ def test_got_the_lease_is_said_only_after_waiting_for_another_run(tmp_path, capl
     assert "ticker T: got the lease 'leases/t.json' after" in caplog.text
 
 
-def test_a_chunk_takes_its_ticker_leases_in_symbol_order(tmp_path) -> None:
-    """Every run takes a chunk's leases in one order, so a chunk waiting for one ticker holds
-    none that sorts after it: two runs sharing several tickers cannot each hold one the
-    other waits for. Here BBB sorts after AAA, which another (live) run holds."""
+def test_a_run_takes_its_ticker_leases_in_symbol_order(tmp_path) -> None:
+    """Every run takes its tickers' leases in one order, so a run waiting for one ticker
+    holds none that sorts after it: two runs sharing several tickers cannot each hold one
+    the other waits for. Here BBB sorts after AAA, which another (live) run holds."""
     from dataclasses import replace
 
     from closecast.inputs.watchlist import WatchItem
     from closecast.outputs import catalog
     from closecast.pipeline.services import RunServices
     from closecast.pipeline.settings import RunSettings
-    from tasks.modelling import ticker_leases
 
     storage = open_storage(str(tmp_path / "root"))
     attempts: list[str] = []
@@ -329,7 +328,7 @@ def test_a_chunk_takes_its_ticker_leases_in_symbol_order(tmp_path) -> None:
     chunk = [WatchItem("BBB", "stock"), WatchItem("AAA", "stock")]  # watchlist order
 
     def model_the_chunk() -> None:
-        with ticker_leases(services, chunk):
+        with services.ticker_leases(item.symbol for item in chunk):
             pass
 
     worker = threading.Thread(target=model_the_chunk, daemon=True)
@@ -344,3 +343,28 @@ def test_a_chunk_takes_its_ticker_leases_in_symbol_order(tmp_path) -> None:
     assert not worker.is_alive()
     assert attempts[0] == aaa and attempts[-1] == bbb and attempts.count(bbb) == 1
     assert not storage.exists(aaa) and not storage.exists(bbb)  # released after
+
+
+def test_leases_held_together_are_renewed_by_one_thread_and_released_early_or_at_the_end(
+    tmp_path,
+) -> None:
+    """A run holds one lease per ticker from its fetch through its chunk's modelling: one
+    thread keeps them all renewed, a chunk's are released as it finishes, the rest at the
+    end (a release after the block would leave others waiting)."""
+    storage = open_storage(str(tmp_path))
+    ttl = timedelta(seconds=0.6)
+    keys = [f"leases/{name}.json" for name in ("a", "b", "c")]
+    threads_before = threading.active_count()
+    with locks.held_in_order(storage, [(k, k) for k in keys], ttl=ttl) as leases:
+        assert threading.active_count() == threads_before + 1  # one renewer for all
+        time.sleep(1.5)  # more than two ttls: only renewal keeps them alive
+        for key in keys:
+            assert locks.try_acquire(storage, key, "other", key, ttl) is None
+        leases.release(keys[:1])
+        assert not storage.exists(keys[0]) and leases.keys() == keys[1:]
+        mine = locks.try_acquire(storage, keys[0], "other", keys[0], ttl)
+        assert mine is not None  # free for another run at once
+        time.sleep(0.5)
+        assert storage.read_tagged(keys[0])[1] == mine.tag  # no longer renewed by the first
+        assert locks.try_acquire(storage, keys[2], "other", keys[2], ttl) is None
+    assert [k for k in keys if storage.exists(k)] == keys[:1]  # only the other run's
