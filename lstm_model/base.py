@@ -10,6 +10,8 @@ which uses a model's own ``forecast_path`` when it has one and otherwise feeds
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol, Self, runtime_checkable
 
@@ -17,10 +19,40 @@ import pandas as pd
 
 from lstm_model.config import ModelConfig
 
-__all__ = ["LSTM_KIND", "ForecastModel", "model_kind"]
+__all__ = ["LSTM_KIND", "META_FILE", "ForecastModel", "model_kind", "read_meta", "write_meta"]
 
 LSTM_KIND = "lstm"
 """The kind of a :class:`~lstm_model.forecaster.Forecaster` (its ``meta.json`` has no kind)."""
+
+META_FILE = "meta.json"
+"""The file of a saved model's metadata, every kind's (the kind is in it)."""
+
+
+def write_meta(directory: Path, meta: Mapping[str, Any]) -> None:
+    """Write a model's metadata into its directory (created if need be)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+
+
+def read_meta(directory: Path, kind: str | None = None) -> dict[str, Any]:
+    """A saved model's metadata.
+
+    Args:
+        directory: The model's directory.
+        kind: The kind the caller loads; None to accept any.
+
+    Raises:
+        FileNotFoundError: No :data:`META_FILE` in ``directory``.
+        ValueError: ``kind`` is given and the saved kind is another.
+    """
+    path = Path(directory) / META_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{directory}: missing {META_FILE}")
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    if kind is not None and meta.get("kind") != kind:
+        raise ValueError(f"{path}: kind {meta.get('kind')!r} is not {kind!r}")
+    return meta
 
 
 @runtime_checkable

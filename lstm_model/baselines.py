@@ -14,7 +14,6 @@ LSTM holds back) in ``meta``, and saves as a single ``meta.json`` carrying ``"ki
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,13 +22,13 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import pandas as pd
 
+from lstm_model.base import read_meta, write_meta
 from lstm_model.config import ModelConfig
 from lstm_model.data import InsufficientDataError, check_prices
 from lstm_model.horizons import check_horizon
 
 __all__ = ["DriftForecaster", "NaiveForecaster", "SeasonalNaiveForecaster", "infer_season_length"]
 
-META_FILE = "meta.json"
 FORMAT_VERSION = 1
 
 
@@ -87,7 +86,8 @@ class _Baseline(ABC):
             **params: Model-specific parameters (``season_length`` for the seasonal naive).
 
         Raises:
-            InsufficientDataError: Too few prices for one target plus a validation slice.
+            InsufficientDataError: Fewer prices than the rule forecasts from (one for naive,
+                two for drift, a season for the seasonal naive).
         """
         check_prices(train_prices, what="train_prices")
         config = config or ModelConfig()
@@ -96,12 +96,16 @@ class _Baseline(ABC):
             prices = prices.iloc[-config.max_train_days :]
         params = cls._resolve_params(prices, params)
         history = cls._history_of(params)
+        need = cls._fit_minimum(params)
+        if len(prices) < need:
+            raise InsufficientDataError(
+                f"{cls.kind}: need at least {need} training prices, got {len(prices)}"
+            )
+        # A history too short for a validation slice (a listing a few days old) still gets
+        # a model; its intervals are calibrated on its live record alone.
         n_targets = len(prices) - history
         n_val = max(1, round(n_targets * config.validation_fraction))
-        if n_targets - n_val < 1:
-            raise InsufficientDataError(
-                f"{cls.kind}: need at least {history + 2} training prices, got {len(prices)}"
-            )
+        validated = n_targets - n_val >= 1
         meta = {
             "kind": cls.kind,
             "format": FORMAT_VERSION,
@@ -113,8 +117,8 @@ class _Baseline(ABC):
             "train_end": _iso(prices.index[-1]),
             "trained_through": _iso(prices.index[-1]),
             "n_train": len(prices),
-            "val_start": _iso(prices.index[len(prices) - n_val]),
-            "n_val": int(n_val),
+            "val_start": _iso(prices.index[len(prices) - n_val]) if validated else None,
+            "n_val": int(n_val) if validated else 0,
             "state": cls._fit_state(prices, params),
         }
         return cls._from_meta(meta)
@@ -128,6 +132,11 @@ class _Baseline(ABC):
     @classmethod
     def _history_of(cls, params: dict[str, Any]) -> int:
         return 1
+
+    @classmethod
+    def _fit_minimum(cls, params: dict[str, Any]) -> int:
+        """Fewest training prices the rule can be fit on: the prices it forecasts from."""
+        return cls._history_of(params)
 
     # ---------------------------------------------------------------- forecasting
     def predict_one_step(self, prices: pd.Series, start: pd.Timestamp) -> pd.Series:
@@ -187,9 +196,7 @@ class _Baseline(ABC):
     # ---------------------------------------------------------------- persistence
     def save(self, directory: Path) -> None:
         """Write ``meta.json`` (everything the model is) into ``directory``."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / META_FILE).write_text(json.dumps(self.meta, indent=2), encoding="utf-8")
+        write_meta(directory, self.meta)
 
     @classmethod
     def load(cls, directory: Path) -> Self:
@@ -199,13 +206,7 @@ class _Baseline(ABC):
             FileNotFoundError: No ``meta.json`` in ``directory``.
             ValueError: The saved kind is not this class's.
         """
-        path = Path(directory) / META_FILE
-        if not path.is_file():
-            raise FileNotFoundError(f"{directory}: missing {META_FILE}")
-        meta = json.loads(path.read_text(encoding="utf-8"))
-        if meta.get("kind") != cls.kind:
-            raise ValueError(f"{path}: kind {meta.get('kind')!r} is not {cls.kind!r}")
-        return cls._from_meta(meta)
+        return cls._from_meta(read_meta(directory, cls.kind))
 
 
 class NaiveForecaster(_Baseline):
@@ -233,6 +234,10 @@ class DriftForecaster(_Baseline):
     @property
     def mean_log_return(self) -> float:
         return float(self.meta["state"]["mean_log_return"])
+
+    @classmethod
+    def _fit_minimum(cls, params: dict[str, Any]) -> int:
+        return 2  # one daily return
 
     @classmethod
     def _fit_state(cls, prices: pd.Series, params: dict[str, Any]) -> dict[str, Any]:

@@ -74,18 +74,18 @@ MIN_TRAIN_WINDOWS = 20
 """Beyond the look-back window and the test period, windows a model needs to learn from."""
 
 
-SERVING_FLOOR = 60
-"""Fewest clean prices a ticker is served with at all. Below the LSTM's minimum
-(:func:`minimum_history`) the best baseline serves, fit on the first half and scored on the
-second: 60 rows give a 30-day hold-out, so its conformal intervals have the 20 out-of-sample
-residuals they need from the first day (``closecast.pipeline.uncertainty.MIN_CALIBRATION``)
-and the Diebold-Mariano choice among baselines has 30 days, not a handful."""
+POOL_FLOOR = 60
+"""Fewest clean prices a ticker needs to enter the global models' training pool. Every
+ticker with a price is served (below the LSTM's :func:`minimum_history` by a baseline), but a
+history of a few days cannot be standardised (its volatility is a handful of returns) and a
+listing's first weeks are rarely like its later ones: such a ticker is forecast by the global
+models, once it has their look-back, without being trained on."""
 
 
 def minimum_history(look_back: int, test_size: float | int) -> tuple[int, str]:
     """How many clean prices the LSTM needs to be trained and tested, and why (the one place
-    this rule is computed; a shorter history down to :data:`SERVING_FLOOR` is served by a
-    baseline)."""
+    this rule is computed; a shorter history is served by a baseline:
+    ``closecast.pipeline.short_history``)."""
     train_rows = look_back + MIN_TRAIN_WINDOWS
     windows = f"look-back {look_back} + {MIN_TRAIN_WINDOWS} training windows"
     if isinstance(test_size, int):

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lstm_model.base import META_FILE, write_meta
 from lstm_model.config import ModelConfig
 from lstm_model.data import InsufficientDataError, check_prices
 from lstm_model.representation import (
@@ -40,7 +41,6 @@ __all__ = [
 
 MODEL_FILE = "model.keras"
 SCALER_FILE = "scaler.json"
-META_FILE = "meta.json"
 FORMAT_VERSION = 1
 
 
@@ -584,8 +584,7 @@ class Forecaster:
         else:  # trained or loaded as weights: no Keras model of its own to build
             save_network(self._weights, self.config, directory / MODEL_FILE)  # type: ignore[arg-type]
         (directory / SCALER_FILE).write_text(self.representation.to_json(), encoding="utf-8")
-        meta = dict(self.meta, gain=self.gain, config=self.config.to_dict())
-        (directory / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        write_meta(directory, dict(self.meta, gain=self.gain, config=self.config.to_dict()))
 
     @classmethod
     def load(cls, directory: Path) -> Forecaster:

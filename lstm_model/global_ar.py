@@ -17,7 +17,6 @@ fit on the days before them with scales from those days only.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -28,6 +27,7 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
+from lstm_model.base import read_meta, write_meta
 from lstm_model.config import ModelConfig
 from lstm_model.data import InsufficientDataError, check_prices
 from lstm_model.global_models import cut_histories, trained_through
@@ -35,7 +35,6 @@ from lstm_model.horizons import check_horizon
 
 __all__ = ["CLIP", "MAX_LAG", "GlobalARForecaster"]
 
-META_FILE = "meta.json"
 FORMAT_VERSION = 1
 MAX_LAG = 10
 """Largest ``p`` tried on the validation days."""
@@ -311,9 +310,7 @@ class GlobalARForecaster:
     # ---------------------------------------------------------------- persistence
     def save(self, directory: Path) -> None:
         """Write ``meta.json`` (the coefficients are in it)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / META_FILE).write_text(json.dumps(self.meta, indent=2), encoding="utf-8")
+        write_meta(directory, self.meta)
 
     @classmethod
     def load(cls, directory: Path) -> Self:
@@ -323,10 +320,4 @@ class GlobalARForecaster:
             FileNotFoundError: No ``meta.json``.
             ValueError: The saved kind is not ``global_ar``.
         """
-        path = Path(directory) / META_FILE
-        if not path.is_file():
-            raise FileNotFoundError(f"{directory}: missing {META_FILE}")
-        meta = json.loads(path.read_text(encoding="utf-8"))
-        if meta.get("kind") != cls.kind:
-            raise ValueError(f"{path}: kind {meta.get('kind')!r} is not {cls.kind!r}")
-        return cls(meta=meta)
+        return cls(meta=read_meta(directory, cls.kind))

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import time
 import zipfile
 from collections.abc import Mapping
@@ -51,6 +50,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from lstm_model.base import read_meta, write_meta
 from lstm_model.baselines import infer_season_length
 from lstm_model.config import ConfigError, ModelConfig
 from lstm_model.data import MIN_TRAIN_WINDOWS, InsufficientDataError, check_prices
@@ -75,7 +75,6 @@ INPUTS: tuple[str, ...] = ("market", "volume", "weekday")
 """Optional network inputs beside the ticker's own standardised returns."""
 
 MODEL_FILE = "model.keras"
-META_FILE = "meta.json"
 FORMAT_VERSION = 1
 MIN_GAIN_DAYS = 20
 """Fewest validation days a ticker needs for its own shrinkage gain."""
@@ -888,7 +887,7 @@ class GlobalLSTM:
         self.network.save(directory / MODEL_FILE)
         meta = dict(self.meta)
         meta["scales"] = {t: dataclasses.asdict(s) for t, s in sorted(self.scales.items())}
-        (directory / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        write_meta(directory, meta)
 
     @classmethod
     def load(cls, directory: Path) -> GlobalLSTM:
@@ -905,14 +904,9 @@ class GlobalLSTM:
         from lstm_model.network_file import read_network
 
         directory = Path(directory)
-        for name in (META_FILE, MODEL_FILE):
-            if not (directory / name).is_file():
-                raise FileNotFoundError(f"{directory}: missing {name}")
-        meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
-        if meta.get("kind") != GLOBAL_LSTM_KIND:
-            raise ValueError(
-                f"{directory / META_FILE}: kind {meta.get('kind')!r} is not {GLOBAL_LSTM_KIND!r}"
-            )
+        meta = read_meta(directory, GLOBAL_LSTM_KIND)
+        if not (directory / MODEL_FILE).is_file():
+            raise FileNotFoundError(f"{directory}: missing {MODEL_FILE}")
         scales = {t: TickerScale(**s) for t, s in meta.pop("scales").items()}
         config = GlobalLSTMConfig.from_dict(meta["config"])
         try:

@@ -7,13 +7,12 @@ Adding a model (e.g. a GRU) is one new module implementing
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from lstm_model.base import LSTM_KIND, ForecastModel
+from lstm_model.base import LSTM_KIND, ForecastModel, read_meta
 from lstm_model.baselines import DriftForecaster, NaiveForecaster, SeasonalNaiveForecaster
 from lstm_model.config import ModelConfig
 from lstm_model.forecaster import Forecaster
@@ -46,8 +45,6 @@ GLOBAL_MODELS: dict[str, type[GlobalModel]] = {
 }
 """Global model kind -> class (:class:`~lstm_model.global_models.GlobalModel`): fit once per
 run on every ticker's history, then in the line-up and ``serve`` like the models above."""
-
-META_FILE = "meta.json"
 
 
 class UnknownModelError(ValueError):
@@ -90,10 +87,7 @@ def load_global_model(directory: Path) -> GlobalModel:
         UnknownModelError: The saved kind is not a registered global model (names the
             directory).
     """
-    path = Path(directory) / META_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{directory}: missing {META_FILE}")
-    kind = json.loads(path.read_text(encoding="utf-8")).get("kind")
+    kind = read_meta(directory).get("kind")
     try:
         cls = global_model_class(kind)
     except UnknownModelError as error:
@@ -118,10 +112,7 @@ def load_model(directory: Path) -> ForecastModel:
         FileNotFoundError: No ``meta.json`` in ``directory``.
         UnknownModelError: The saved kind is not registered (the message names the directory).
     """
-    path = Path(directory) / META_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{directory}: missing {META_FILE}")
-    kind = json.loads(path.read_text(encoding="utf-8")).get("kind", LSTM_KIND)
+    kind = read_meta(directory).get("kind", LSTM_KIND)
     try:
         cls = model_class(kind)
     except UnknownModelError as error:

@@ -149,7 +149,11 @@ def _first_cells(text: str, lines: int) -> list[list[str]]:
 
 
 def _has_header(text: str) -> bool:
-    return _cell_name(_first_cells(text, 1)[0][0]) in {"date", "datetime", "price"}
+    first = _first_cells(text, 1)[0]
+    if _cell_name(first[0]) in {"date", "datetime", "price"}:
+        return True
+    # pandas writes a frame or series whose index has no name so: ",Adj Close".
+    return not first[0].strip() and any(_cell_name(cell) in _HEADER_NAMES for cell in first[1:])
 
 
 _DECIMAL_COMMA = re.compile(r"^\s*[+-]?[\d.]*\d,\d+\s*$")
@@ -165,6 +169,20 @@ def _decimal_points(cells: pd.Series) -> pd.Series:
         return cells
     fixed = cells[commas].str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
     return cells.mask(commas, fixed)
+
+
+_THOUSANDS = re.compile(r"^\s*[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?\s*$")
+"""A number with thousands commas (``1,204.40``), quoted in a comma-separated file, as a
+spreadsheet saves formatted numbers."""
+
+
+def _thousands_dropped(cells: pd.Series) -> pd.Series:
+    """``cells`` with the thousands commas of such numbers removed; every other cell as it
+    was."""
+    grouped = cells.str.match(_THOUSANDS, na=False)
+    if not grouped.any():
+        return cells
+    return cells.mask(grouped, cells[grouped].str.replace(",", "", regex=False))
 
 
 def _yfinance_download_rows(text: str, path: Path) -> int:
@@ -233,12 +251,15 @@ def _price_frame(columns: Mapping[str, Any]) -> pd.DataFrame:
     by date, stably (rows of one date keep their file order).
 
     With no adjusted close the close is taken as adjusted (yfinance's default,
-    ``auto_adjust=True``, writes adjusted prices as ``Close``); any other column the file
-    lacks (a file with only ``Adj Close`` has no close) is missing (NaN) throughout.
+    ``auto_adjust=True``, writes adjusted prices as ``Close``), and with only an adjusted
+    close it is taken as the close too (the two columns then agree, as in a file with only a
+    close); any other column the file lacks is missing (NaN) throughout.
     """
     filled = dict(columns)
     if "adj_close" not in filled:
         filled["adj_close"] = filled["close"]
+    if "close" not in filled:
+        filled["close"] = filled["adj_close"]
     rows = len(filled["date"])
     frame = pd.DataFrame(
         {name: filled[name] if name in filled else np.full(rows, np.nan) for name in PRICE_COLUMNS}
@@ -330,7 +351,9 @@ def read_yahoo_csv(path: str | Path, *, coerce: bool = True) -> pd.DataFrame:
     - yfinance's ``Ticker.history().to_csv()`` (dates with a time and UTC offset, extra
       ``Dividends``/``Stock Splits`` columns) and ``download().to_csv()`` (a three-row
       header naming one ticker);
-    - any headed file whose columns are named as above, in any order, case and spacing;
+    - any headed file whose columns are named as above, in any order, case and spacing,
+      its first header cell blank too (pandas' ``to_csv`` of an index without a name);
+    - numbers quoted with thousands commas (``"1,204.40"``: a spreadsheet's formatted save);
     - any of these separated by semicolons or tabs instead of commas (a spreadsheet's save
       where the decimal mark is a comma), numbers written ``1,5`` or ``1.5``.
 
@@ -388,8 +411,7 @@ def _read_any_export(text: str, path: Path, *, coerce: bool) -> pd.DataFrame:
         frame.columns = list(PRICE_COLUMNS)
     columns: dict[str, pd.Series] = {"date": _parse_dates(frame["date"], path)}
     for name in frame.columns.drop("date"):
-        if mark != ",":
-            frame[name] = _decimal_points(frame[name])
+        frame[name] = (_decimal_points if mark != "," else _thousands_dropped)(frame[name])
         parsed = pd.to_numeric(frame[name], errors="coerce").astype("float64")
         keep_text = not coerce and parsed.notna().sum() != frame[name].notna().sum()
         columns[name] = frame[name] if keep_text else parsed

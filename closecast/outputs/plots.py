@@ -145,6 +145,12 @@ def _draw_backtest(ax, frame: pd.DataFrame, history: pd.Series | None) -> None:
     dates = pd.to_datetime(frame["date"])
     if history is not None and len(history):
         ax.plot(history.index, history.to_numpy(), color="0.65", linewidth=0.8, label="history")
+    if not len(frame):  # a listing too young to test a model on
+        message = "no backtest: too short a history to test a model"
+        ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="0.3")
+        ax.set_title("backtest: one step ahead on held-out days", fontsize=10, loc="left")
+        return
+    if history is not None and len(history):
         ax.axvline(dates.iloc[0], color="0.3", linestyle="--", linewidth=1, label="test starts")
     for label, level in reversed(_bands(frame)):
         lower, upper = frame[f"lower_{label}"], frame[f"upper_{label}"]

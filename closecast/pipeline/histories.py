@@ -157,23 +157,30 @@ def read_validated(
             data = storage.read_bytes(store.key(item.symbol))
         except ObjectNotFoundError:
             data = None
-    digest = hashlib.sha256(data).hexdigest() if data is not None else ""
-    key = (item.symbol, item.asset_class, as_of, price_column, min_rows, digest)
-    found = _KEPT.get(key)
-    if found is None:
+
+    def validated(at_least: int) -> tuple[pd.Series, ValidationReport]:
         frame = store.parse(item.symbol, data, as_of) if data is not None else empty_price_frame()
-        series, report = usable_series(
+        return usable_series(
             frame,
             ticker=item.symbol,
             asset_class=item.asset_class,
             as_of=as_of,
-            min_rows=min_rows,
+            min_rows=at_least,
             price_column=price_column,
             need_explanation=need_explanation,
         )
-        _KEPT.put(key, series, report)
-        found = series, report
+
+    digest = hashlib.sha256(data).hexdigest() if data is not None else ""
+    # Kept whatever its length: callers needing different lengths (the pool, a ticker's
+    # modelling) share one validation.
+    key = (item.symbol, item.asset_class, as_of, price_column, digest)
+    found = _KEPT.get(key)
+    if found is None:
+        found = validated(1)
+        _KEPT.put(key, *found)
     series, report = found
+    if len(series) < min_rows:
+        validated(min_rows)  # raises, naming the rows it dropped and this caller's need
     return series.copy(), report
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,13 +31,14 @@ from closecast.pipeline import live
 from closecast.pipeline.evaluation import LeakageError, backtest_frames, evaluate, significance
 from closecast.pipeline.pooled import LoadedGlobal
 from closecast.pipeline.serving import Lineage, Served, serve
-from closecast.pipeline.uncertainty import BAND_COLUMNS, frame_coverage
+from closecast.pipeline.uncertainty import BAND_COLUMNS, coverage
 from closecast.storage import CorruptObjectError, ObjectNotFoundError, Storage
 from closecast.storage.io import read_parquet, write_parquet
 from lstm_model import metrics
 from lstm_model.config import ModelConfig
 from lstm_model.global_models import for_ticker
 from lstm_model.horizons import PATH_COLUMNS
+from lstm_model.intervals import ewma_volatility
 from lstm_model.registry import GLOBAL_MODELS, MODELS, fit_model
 from lstm_model.selection import Selection, select_model
 
@@ -51,6 +53,38 @@ ticker (:mod:`closecast.pipeline.pooled`), then scored and served here like the 
 
 
 @dataclass(frozen=True)
+class ScoredColumns:
+    """A record's scored forecasts as arrays, in date order: what its line-up row is
+    computed from (a run scores 18 records a ticker; a frame's columns cost far more).
+
+    Attributes:
+        first_date: The first scored day (None: none scored).
+        last_date: The last scored day.
+        actual: The prices that came.
+        predicted: The model's forecasts.
+        naive: The naive forecasts of the same origins.
+        bands: The interval bounds (:data:`BAND_COLUMNS`); None when the record has none.
+    """
+
+    first_date: date | None
+    last_date: date | None
+    actual: np.ndarray
+    predicted: np.ndarray
+    naive: np.ndarray
+    bands: dict[str, np.ndarray] | None = None
+
+    def coverage(self) -> tuple[float | None, float | None]:
+        """80% and 95% coverage (:func:`closecast.pipeline.uncertainty.coverage`)."""
+        if self.bands is None:
+            return None, None
+        b = self.bands
+        return (
+            coverage(self.actual, b["lower_80"], b["upper_80"]),
+            coverage(self.actual, b["lower_95"], b["upper_95"]),
+        )
+
+
+@dataclass(frozen=True)
 class Record:
     """One model's scored forecasts on one record (date, actual, predicted, naive), at one
     step ahead."""
@@ -60,21 +94,56 @@ class Record:
     frame: pd.DataFrame
     step: int = 1
 
+    def columns(self) -> ScoredColumns:
+        frame = self.frame
+        n = len(frame)
+        actual, predicted, naive = (
+            frame[column].to_numpy(dtype="float64") for column in ("actual", "predicted", "naive")
+        )
+        bands = None
+        if set(BAND_COLUMNS) <= set(frame.columns):
+            bands = {column: frame[column].to_numpy(dtype="float64") for column in BAND_COLUMNS}
+        dates = frame["date"].iloc[[0, -1]].tolist() if n else [None, None]
+        return ScoredColumns(dates[0], dates[-1], actual, predicted, naive, bands)
 
-def score_row(ticker: str, record: Record, *, serving: bool) -> ModelScoreRow:
+
+@dataclass(frozen=True)
+class LiveWindow:
+    """One model's scored live forecasts over a trailing window (``record``: ``live_20d``,
+    ``live_60d``), at one step ahead, as served rows: scored without a frame."""
+
+    model: str
+    record: str
+    rows: tuple[ServedRow, ...]
+    step: int = 1
+
+    def columns(self) -> ScoredColumns:
+        rows = self.rows
+
+        def array(values) -> np.ndarray:
+            return np.array(list(values), dtype="float64")
+
+        bands = {column: array(_nan(getattr(r, column)) for r in rows) for column in BAND_COLUMNS}
+        return ScoredColumns(
+            rows[0].target_date if rows else None,
+            rows[-1].target_date if rows else None,
+            array(r.actual for r in rows),
+            array(r.forecast for r in rows),
+            array(r.naive for r in rows),
+            bands,
+        )
+
+
+def score_row(ticker: str, record: Record | LiveWindow, *, serving: bool) -> ModelScoreRow:
     """A line of the line-up: RMSE, naive RMSE, U2, direction and Diebold-Mariano (for a
     ``step``-ahead record, against the naive forecast of that step: the last known price)."""
-    frame = record.frame
-    n = len(frame)
+    columns = record.columns()
+    n = len(columns.actual)
     values: dict[str, float | None] = dict.fromkeys(
         ("rmse", "naive_rmse", "u2", "directional_accuracy", "dm_stat", "dm_p")
     )
     if n:
-        # Each column as an array once: summarize and the test below each convert their
-        # inputs at their entry, and a pandas Series costs far more to convert than an array.
-        actual, predicted, naive = (
-            frame[column].to_numpy(dtype="float64") for column in ("actual", "predicted", "naive")
-        )
+        actual, predicted, naive = columns.actual, columns.predicted, columns.naive
         scores = metrics.summarize(actual, predicted, naive)
         values.update(
             rmse=scores.rmse,
@@ -85,15 +154,15 @@ def score_row(ticker: str, record: Record, *, serving: bool) -> ModelScoreRow:
         result = significance(actual, predicted, naive, horizon=record.step)
         if result is not None:
             values.update(dm_stat=result.statistic, dm_p=result.p_value)
-    coverage_80, coverage_95 = frame_coverage(frame)
+    coverage_80, coverage_95 = columns.coverage()
     return ModelScoreRow(
         ticker=ticker,
         model=record.model,
         record=record.record,
         coverage_80=coverage_80,
         coverage_95=coverage_95,
-        first_date=frame["date"].iloc[0] if n else None,
-        last_date=frame["date"].iloc[-1] if n else None,
+        first_date=columns.first_date,
+        last_date=columns.last_date,
         n=n,
         serving=serving,
         step=record.step,
@@ -107,23 +176,18 @@ def _nan(value: float | None) -> float:
 
 def live_records(
     model: str, ledger: live.Ledger, price_dates: pd.DatetimeIndex, horizon: int = 1
-) -> list[Record]:
+) -> list[LiveWindow]:
     """A model's live record over the trailing 20 and 60 trading days, per step ahead."""
-    records = []
-    for step in range(1, horizon + 1):
-        for window in live.TRAILING_WINDOWS:
-            rows = live.window_rows(ledger, price_dates, window, step)
-            frame = pd.DataFrame(
-                {
-                    "date": [r.target_date for r in rows],
-                    "actual": [r.actual for r in rows],
-                    "predicted": [r.forecast for r in rows],
-                    "naive": [r.naive for r in rows],
-                    **{column: [_nan(getattr(r, column)) for r in rows] for column in BAND_COLUMNS},
-                }
-            )
-            records.append(Record(model, f"live_{window}d", frame, step))
-    return records
+    return [
+        LiveWindow(
+            model,
+            f"live_{window}d",
+            tuple(live.window_rows(ledger, price_dates, window, step)),
+            step,
+        )
+        for step in range(1, horizon + 1)
+        for window in live.TRAILING_WINDOWS
+    ]
 
 
 def path_records(model: str, path: pd.DataFrame, days: Sequence[date], horizon: int):
@@ -319,8 +383,8 @@ class Lineup:
 def _lstm_records(
     backtest: pd.DataFrame | None, path: pd.DataFrame | None, ledger: live.Ledger,
     price_dates: pd.DatetimeIndex, horizon: int,
-) -> list[Record]:  # fmt: skip
-    records = []
+) -> list[Record | LiveWindow]:  # fmt: skip
+    records: list[Record | LiveWindow] = []
     if backtest is not None and len(backtest):
         records.append(Record(LSTM, "backtest", backtest))
         if path is not None:
@@ -331,7 +395,7 @@ def _lstm_records(
 def _serve_baseline(
     stored: live.Ledger, kind: str, item: WatchItem, prices: pd.Series, config: ModelConfig,
     as_of: date, baselines: KeptBacktests, *, horizon: int,
-    rebase_factor: float | None,
+    rebase_factor: float | None, volatility: pd.Series | None = None,
 ) -> Served:  # fmt: skip
     """A baseline refit on every price, its ledger (``stored``) put on the history's basis
     and scored, its forecasts served (the caller records and writes them with the ticker's
@@ -343,7 +407,7 @@ def _serve_baseline(
     return serve(
         kind, model, ledger, item=item, prices=prices, as_of=as_of, horizon=horizon,
         lineage=Lineage(kind, kind, None if record is None else record.frame, path),
-        storage=None,
+        storage=None, volatility=volatility,
     )  # fmt: skip
 
 
@@ -453,7 +517,7 @@ def lineage_global_backtests(
 def _serve_global(
     stored: live.Ledger, loaded: LoadedGlobal, item: WatchItem, prices: pd.Series, as_of: date,
     backtest: tuple[Record, pd.DataFrame | None] | None, *, horizon: int,
-    rebase_factor: float | None,
+    rebase_factor: float | None, volatility: pd.Series | None = None,
 ) -> Served:  # fmt: skip
     """A global model's ledger (``stored``) put on the history's basis and scored, and its
     forecasts served from the ticker's own prices, calibrated on its ``backtest`` on the
@@ -464,7 +528,7 @@ def _serve_global(
     ledger, _ = live.score_served(ledger, prices, as_of)
     return serve(
         loaded.ref.kind, for_ticker(loaded.model, item.symbol), ledger, item=item,
-        prices=prices, as_of=as_of, horizon=horizon, storage=None,
+        prices=prices, as_of=as_of, horizon=horizon, storage=None, volatility=volatility,
         lineage=Lineage(champion.version, champion.lineage,
                         None if record is None else record.frame, path),
     )  # fmt: skip
@@ -487,6 +551,7 @@ def run_lineup(
     holdout_days: Sequence[date] = (),
     global_models: Sequence[LoadedGlobal] = (),
     models: Collection[str] | None = None,
+    volatility: pd.Series | None = None,
 ) -> Lineup:
     """Score every baseline beside the LSTM (backtest on the serving lineage's days, kept
     per lineage; live records, every step up to ``horizon``), serve each baseline's
@@ -504,8 +569,12 @@ def run_lineup(
     trained on a target date) is left out of the line-up; it never fails the ticker. So is
     one not in ``models`` (the run's line-up, ``RunSettings.models``; default every model).
     The backtests kept per lineage cover every baseline and every loaded global model all
-    the same, so that what is stored does not depend on a run's line-up.
+    the same, so that what is stored does not depend on a run's line-up. ``volatility`` is
+    the EWMA volatility of ``prices`` when the caller has it (every model's intervals are
+    scaled by it: computed once per ticker).
     """
+    if volatility is None:
+        volatility = ewma_volatility(prices)
     wanted = set(models) if models is not None else None
     days = list(lstm_backtest["date"]) if lstm_backtest is not None else []
     rows = [
@@ -531,30 +600,34 @@ def run_lineup(
     stored = live.read_lineup_ledgers(storage, item.symbol)
     ledgers: dict[str, live.Ledger] = dict(stored.by_model) if record_live else {}
     for kind in BASELINE_KINDS:
-        if kind in baselines.failed or (wanted is not None and kind not in wanted):
+        if wanted is not None and kind not in wanted:
+            continue
+        if kind in baselines.failed and kept:  # on a short history it serves untested
             continue
         try:
             result = _serve_baseline(stored.of(kind), kind, item, prices, config, as_of,
-                                     baselines, horizon=horizon,
-                                     rebase_factor=rebase_factor)  # fmt: skip
+                                     baselines, horizon=horizon, rebase_factor=rebase_factor,
+                                     volatility=volatility)  # fmt: skip
         except ValueError:  # InsufficientDataError: too short a history for this baseline
             continue
         record, path = baselines.by_kind.get(kind, (None, None))
         served[kind] = list(result.rows)
         if record_live:
             ledgers[kind] = live.record_all(result.ledger, result.rows)
-        records = [] if record is None else [record]
+        records: list[Record | LiveWindow] = [] if record is None else [record]
         if path is not None:
             records += path_records(kind, path, days, horizon)
         records += live_records(kind, result.ledger, prices.index, horizon)
         if record is not None:
             backtests[kind] = record.frame
         rows += [score_row(item.symbol, r, serving=False) for r in records]
-    globals_, global_keys = (
-        lineage_global_backtests(storage, item, lineage, prices, days, horizon, global_models)
-        if kept
-        else (compute_global_backtests(item, prices, days, horizon, global_models), [])
-    )
+    globals_, global_keys = KeptBacktests({}, frozenset(), ""), []
+    if kept:
+        globals_, global_keys = lineage_global_backtests(
+            storage, item, lineage, prices, days, horizon, global_models
+        )
+    elif days:  # none for a one-day history
+        globals_ = compute_global_backtests(item, prices, days, horizon, global_models)
     keys = [*keys, *global_keys]
     for loaded in global_models:
         kind = loaded.ref.kind
@@ -563,7 +636,8 @@ def run_lineup(
         backtest = globals_.by_kind.get(kind)
         try:
             result = _serve_global(stored.of(kind), loaded, item, prices, as_of, backtest,
-                                   horizon=horizon, rebase_factor=rebase_factor)  # fmt: skip
+                                   horizon=horizon, rebase_factor=rebase_factor,
+                                   volatility=volatility)  # fmt: skip
         except (ValueError, LeakageError):
             continue
         served[kind] = list(result.rows)
@@ -582,16 +656,19 @@ def run_lineup(
     return Lineup(rows, backtests, served, tuple(keys), ledgers)
 
 
-def choose_served(lineup: Lineup, choice: str) -> Selection:
+def choose_served(lineup: Lineup, choice: str, fallback: str = LSTM) -> Selection:
     """The model whose forecast is served: ``lstm`` (default), a baseline by name, or
-    ``auto`` (:func:`lstm_model.selection.select_model` on the same backtest days)."""
+    ``auto`` (:func:`lstm_model.selection.select_model` on the same backtest days).
+    ``fallback`` serves when the choice cannot: the LSTM, or naive for a history too short
+    for one (:mod:`closecast.pipeline.short_history`)."""
     if choice == LSTM:
         return Selection(LSTM, "")
     if choice != "auto":
         if choice in lineup.served:
             return Selection(choice, f"serving {choice} as configured")
         return Selection(
-            LSTM, f"{choice} could not be fit or is not in the run's models; serving lstm"
+            fallback,
+            f"{choice} could not be fit or is not in the run's models; serving {fallback}",
         )
     tests = {
         kind: significance(frame["actual"], frame["predicted"], frame["naive"])
@@ -599,10 +676,12 @@ def choose_served(lineup: Lineup, choice: str) -> Selection:
     }
     candidates = {kind: result for kind, result in tests.items() if result is not None}
     if not candidates:
-        return Selection(LSTM, "auto: no backtest to compare models on; serving lstm")
+        return Selection(fallback, f"auto: no backtest to compare models on; serving {fallback}")
     selection = select_model(candidates)
     if selection.kind != LSTM and selection.kind not in lineup.served:
-        return Selection(LSTM, f"{selection.reason}; {selection.kind} unavailable, serving lstm")
+        return Selection(
+            fallback, f"{selection.reason}; {selection.kind} unavailable, serving {fallback}"
+        )
     return selection
 
 

@@ -52,8 +52,9 @@ from closecast.storage.concurrent import concurrently
 from closecast.storage.io import read_json, write_json
 from closecast.storage.recording import ObjectEntry
 from lstm_model import metrics
+from lstm_model.base import META_FILE
 from lstm_model.config import ModelConfig
-from lstm_model.data import SERVING_FLOOR, InsufficientDataError
+from lstm_model.data import POOL_FLOOR, InsufficientDataError
 from lstm_model.global_models import GlobalModel, for_ticker, holdout_start, serving_cut
 from lstm_model.registry import GLOBAL_MODELS, global_model_class, load_global_model
 
@@ -172,7 +173,7 @@ def _save(storage: Storage, prefix: str, model: GlobalModel) -> tuple[str, ...]:
     with tempfile.TemporaryDirectory(prefix="closecast-global-") as tmp:
         model.save(Path(tmp))
         names = sorted(p.name for p in Path(tmp).iterdir() if p.is_file())
-        names = [n for n in names if n != "meta.json"] + ["meta.json"]
+        names = [n for n in names if n != META_FILE] + [META_FILE]
         for name in names:
             storage.upload_file(f"{prefix}/{name}", Path(tmp) / name)
     return tuple(names)
@@ -243,7 +244,7 @@ def run_histories(
     def read(item: WatchItem) -> pd.Series | None:
         try:
             prices, _ = read_validated(
-                storage, item, as_of, price_column=config.price_column, min_rows=SERVING_FLOOR,
+                storage, item, as_of, price_column=config.price_column, min_rows=POOL_FLOOR,
                 stored=stored.get(item.symbol),
             )  # fmt: skip
         except (StorageError, ValueError):

@@ -116,8 +116,9 @@ def ticker_figure(
     """The per-ticker figure: the lineage's backtest above, the served forecasts against what
     happened (naive drawn too) below."""
     frame = backtest if backtest is not None else pd.DataFrame(columns=list(PREDICTION_COLUMNS))
-    start = pd.Timestamp(frame["date"].iloc[0]) if len(frame) else prices.index[-1]
-    history = prices[prices.index < start].iloc[-max(len(frame), 60) :]
+    # Before the tested days; with none (a listing too young to test), the whole history.
+    before = prices.index < pd.Timestamp(frame["date"].iloc[0]) if len(frame) else slice(None)
+    history = prices[before].iloc[-max(len(frame), 60) :]
     return plot_ticker(frame, live.served_frame(ledger), title=title, history=history)
 
 

@@ -82,7 +82,7 @@ def forecasts(
 def serve(
     kind: str, model: ForecastModel, ledger: live.Ledger, *, item: WatchItem,
     prices: pd.Series, as_of: date, lineage: Lineage, horizon: int,
-    storage: Storage | None,
+    storage: Storage | None, volatility: pd.Series | None = None,
 ) -> Served:  # fmt: skip
     """Serve ``model``'s forecasts with their intervals and record them in ``ledger``.
 
@@ -97,6 +97,9 @@ def serve(
         lineage: Attribution and calibration (:class:`Lineage`).
         horizon: Trading days ahead.
         storage: Where to write the ledger; None leaves it untouched (a backfill).
+        volatility: The EWMA volatility of ``prices``
+            (:func:`~lstm_model.intervals.ewma_volatility`), when the caller serves several
+            models from them; computed here otherwise.
 
     Raises:
         LeakageError: The model trained on a target date (for a global model: any ticker's
@@ -113,6 +116,7 @@ def serve(
                 scored,
                 step=row.step,
                 backtest_path=lineage.backtest_path,
+                volatility=volatility,
             ),
         )
         for row in forecasts(kind, model, item, prices, as_of, lineage=lineage, horizon=horizon)

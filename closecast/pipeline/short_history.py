@@ -1,18 +1,23 @@
-"""Tickers whose history is too short for the LSTM (a recent listing, a new ETF): from
-:data:`lstm_model.data.SERVING_FLOOR` clean rows up to the LSTM's
-:func:`~lstm_model.data.minimum_history`, the best baseline serves.
+"""Tickers whose history is too short for the LSTM (a recent listing, a new ETF): from one
+clean price up to the LSTM's :func:`~lstm_model.data.minimum_history`, the best baseline
+serves.
 
 The baselines are fit on the first half of the history and scored on the second (the
 hold-out); the best by the honest comparison serves (``auto``, unless the ticker's ``serve``
-names a baseline), with conformal intervals from its own hold-out and live residuals. No LSTM
-is trained: it could not be honestly tested. Once the history reaches the minimum, the next
-run retrains the LSTM as for a new ticker (there is no champion yet).
+names a baseline), with conformal intervals from its own hold-out and live residuals once
+there are enough of them (``closecast.pipeline.uncertainty.MIN_CALIBRATION``: a history of
+about 40 days has them on its first day). When no model can be compared honestly (a listing
+a few days old), naive serves: tomorrow's forecast is today's price, untested, without
+intervals until its live record has the residuals. No LSTM is trained: it could not be
+honestly tested. Once the history reaches the minimum, the next run retrains the LSTM as for
+a new ticker (there is no champion yet).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import date
 from functools import partial
 
 import pandas as pd
@@ -25,7 +30,7 @@ from closecast.outputs.records import MetricsRow
 from closecast.pipeline import live
 from closecast.pipeline.commit import commit_state
 from closecast.pipeline.fetch import FetchSummary
-from closecast.pipeline.lineup import LSTM, choose_served, mark_serving, run_lineup
+from closecast.pipeline.lineup import LSTM, Lineup, choose_served, mark_serving, run_lineup
 from closecast.pipeline.pooled import LoadedGlobal
 from closecast.pipeline.rows import (
     BACKTEST_COLUMNS,
@@ -42,13 +47,15 @@ from closecast.pipeline.settings import RunSettings
 from closecast.pipeline.uncertainty import frame_coverage
 from closecast.pipeline.versions import BacktestScore
 from lstm_model import metrics
+from lstm_model.selection import NAIVE_KIND, Selection
 
 
 class ShortHistory(Exception):
-    """A history of at least the serving floor that is too short for the LSTM."""
+    """A history too short for the LSTM (at least one clean price)."""
 
     def __init__(self, prices: pd.Series, report: ValidationReport, need: str) -> None:
-        super().__init__(f"history {len(prices)} days: {need}")
+        days = "1 day" if len(prices) == 1 else f"{len(prices)} days"
+        super().__init__(f"history {days}: {need}")
         self.prices = prices
         self.report = report
 
@@ -63,6 +70,22 @@ def _score(backtest: pd.DataFrame | None) -> BacktestScore | None:
         metrics.summarize(backtest["actual"], backtest["predicted"], backtest["naive"]),
         frame_coverage(backtest),
     )
+
+
+def holdout_days(prices: pd.Series) -> list[date]:
+    """The days a short history's baselines are scored on: its second half, each with an
+    earlier price to forecast from (none for a history of one day: naive serves untested)."""
+    return list(prices.index[max(1, len(prices) // 2) :].date)
+
+
+def _choose(lineup: Lineup, configured: str) -> Selection:
+    """The configured model when it could be fit, else ``auto`` among the tested ones, else
+    naive (the forecast that needs no test: today's price)."""
+    if configured in lineup.served:
+        return choose_served(lineup, configured)
+    if not lineup.backtests:
+        return Selection(NAIVE_KIND, "too short a history to test any model")
+    return choose_served(lineup, "auto", fallback=NAIVE_KIND)
 
 
 def serve_short_history(
@@ -90,11 +113,10 @@ def serve_short_history(
         storage, item, prices, services.config, as_of, lineage="", lstm_backtest=None,
         lstm_ledger=live.Ledger(rows=()), record_live=True, horizon=horizon,
         rebase_factor=fetch.rebase_factor if fetch else None,
-        holdout_days=list(prices.index[len(prices) // 2 :].date), global_models=global_models,
+        holdout_days=holdout_days(prices), global_models=global_models,
         models=options.models,
     )  # fmt: skip
-    configured = item.serve or options.serve
-    selection = choose_served(lineup, configured if configured in lineup.served else "auto")
+    selection = _choose(lineup, item.serve or options.serve)
     kind = selection.kind
     if kind not in lineup.served:
         raise RuntimeError(f"{short}; no baseline could be fit to serve")

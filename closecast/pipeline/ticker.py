@@ -102,7 +102,8 @@ from closecast.storage import Storage, StorageError
 from closecast.storage.recording import ObjectEntry, RecordingStorage
 from lstm_model.base import ForecastModel
 from lstm_model.config import ModelConfig
-from lstm_model.data import SERVING_FLOOR, minimum_history
+from lstm_model.data import minimum_history
+from lstm_model.intervals import ewma_volatility
 from lstm_model.metrics import format_u2
 
 
@@ -121,20 +122,15 @@ def read_history(
     """The model's price column through ``as_of``: its clean recent stretch, date-indexed.
 
     Raises:
-        PriceValidationError: Fewer clean rows than :data:`~lstm_model.data.SERVING_FLOOR`.
-        ShortHistory: At least the floor, but fewer than the LSTM needs (a baseline serves:
+        PriceValidationError: No clean row.
+        ShortHistory: Fewer rows than the LSTM needs (a baseline serves:
             :mod:`closecast.pipeline.short_history`).
     """
     need, why = required_rows(config)
     prices, report = read_validated(
-        storage,
-        item,
-        as_of,
-        price_column=config.price_column,
-        min_rows=SERVING_FLOOR,
-        need_explanation=f"the serving floor; the LSTM needs {need}: {why}",
+        storage, item, as_of, price_column=config.price_column, min_rows=1,
         stored=stored,  # the bytes this run's fetch stored, when this process has them
-    )
+    )  # fmt: skip
     if len(prices) < need:
         raise ShortHistory(prices, report, f"LSTM needs {need} ({why})")
     return prices, report
@@ -652,9 +648,11 @@ def finish_ticker(
     )
     if lineage.basis_factor is not None and produced.backtest is not None:
         produced = replace(produced, backtest=produced.backtest.rebased(lineage.basis_factor))
+    # Every model of the line-up is served from these prices: their volatility, once.
+    volatility = ewma_volatility(plan.prices)
     served = serve(
         LSTM, produced.model, plan.ledger, item=plan.item, prices=plan.prices, as_of=as_of,
-        lineage=lineage, horizon=options.horizon, storage=None,
+        lineage=lineage, horizon=options.horizon, storage=None, volatility=volatility,
     )  # fmt: skip
     if not plan.decision.backfill:  # recorded now, written last (commit_ticker)
         served = replace(served, ledger=live.record_all(served.ledger, served.rows))
@@ -664,6 +662,7 @@ def finish_ticker(
     return ticker_rows(
         plan, produced, registered, lineage, served, scope, options, services,
         model_seconds=model_seconds, draw_plots=draw_plots, global_models=global_models,
+        volatility=volatility,
     )  # fmt: skip
 
 
@@ -701,9 +700,11 @@ def ticker_rows(
     plan: Plan, produced: Produced, registered: Registered, lineage: Lineage, served: Served,
     scope: RunScope, options: RunSettings, services: RunServices, *, model_seconds: float,
     draw_plots: bool, global_models: Sequence[LoadedGlobal] = (),
+    volatility: pd.Series | None = None,
 ) -> TickerOutcome:  # fmt: skip
     """The rows step: the live scores, the ticker's run objects, the line-up and the choice
-    of whose forecasts are served, the metrics row."""
+    of whose forecasts are served, the metrics row (``volatility``: the EWMA volatility of
+    the plan's prices, when the caller has it)."""
     item, ledger, storage = plan.item, served.ledger, services.storage
     scores = live.live_score_rows(
         ledger,
@@ -722,7 +723,7 @@ def ticker_rows(
         lstm_backtest=lineage.backtest, lstm_backtest_path=lineage.backtest_path,
         lstm_ledger=ledger, record_live=not plan.decision.backfill, horizon=options.horizon,
         rebase_factor=plan.fetch.rebase_factor if plan.fetch else None,
-        global_models=global_models, models=options.models,
+        global_models=global_models, models=options.models, volatility=volatility,
     )  # fmt: skip
     selection = choose_served(lineup, item.serve or options.serve)
     chosen = served.rows if selection.kind == LSTM else lineup.served[selection.kind]

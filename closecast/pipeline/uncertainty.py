@@ -134,6 +134,7 @@ def served_bands(
     *,
     step: int = 1,
     backtest_path: pd.DataFrame | None = None,
+    volatility: pd.Series | None = None,
 ) -> dict[str, float | None]:
     """80%/95% bounds for a forecast ``step`` trading days ahead, calibrated on the
     lineage's backtest and its scored live record at that step (all out of sample); empty
@@ -147,9 +148,13 @@ def served_bands(
         step: Trading days ahead.
         backtest_path: The lineage's multi-step backtest (long form, with ``origin`` and
             ``step``), for steps beyond 1.
+        volatility: :func:`~lstm_model.intervals.ewma_volatility` of ``prices``, when the
+            caller has it (computed here otherwise): a ticker serves every model of its
+            line-up from the same prices, so it is computed once per ticker.
     """
     origins, actual, predicted = _calibration_rows(prices, backtest, scored, step, backtest_path)
-    volatility = ewma_volatility(prices)
+    if volatility is None:
+        volatility = ewma_volatility(prices)
     # Origins no longer among the prices (a date since removed) cannot be scaled: left out.
     known = origins.isin(volatility.index)
     if int(known.sum()) < MIN_CALIBRATION:

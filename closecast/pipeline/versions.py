@@ -40,13 +40,12 @@ from closecast.storage import ObjectNotFoundError, Storage
 from closecast.storage.concurrent import concurrently
 from closecast.storage.io import read_json, read_parquet, write_json, write_parquet
 from lstm_model import metrics
-from lstm_model.base import ForecastModel
+from lstm_model.base import META_FILE, ForecastModel
 from lstm_model.registry import load_model as load_saved_model
 
 MODEL_FILES: tuple[str, ...] = ("model.keras", "scaler.json", "meta.json")
 """The files of an LSTM version stored before the archive (and of every champion recorded
 before ``files`` was)."""
-META_FILE = "meta.json"
 VERSION_FILE = "version.zip"
 """A version's one object: every file the model's ``save`` wrote, in a zip archive."""
 MAX_VERSION_BYTES = 64 * 1024 * 1024

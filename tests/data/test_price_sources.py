@@ -308,6 +308,23 @@ def test_semicolon_files_read_decimal_commas_thousands_dots_and_no_header(tmp_pa
     assert closes.tolist() == [1234.5, 1.5, -0.25]  # the validator rejects the negative one
 
 
+def test_quoted_numbers_with_thousands_commas_are_read(tmp_path: Path):
+    # A spreadsheet's save of formatted numbers: quoted because of their commas.
+    text = 'Date,Close,Volume\n2020-12-09,"1,204.40","1,234,567"\n2020-12-10,"1,5",7\n'
+    frame = read_yahoo_csv(_write(tmp_path / "A.csv", text))
+    assert frame["close"].iloc[0] == 1204.4 and frame["volume"].iloc[0] == 1234567
+    assert np.isnan(frame["close"].iloc[1])  # not a thousands number: left for the validator
+
+
+@pytest.mark.parametrize("header", ["Date,Adj Close", ",Adj Close"])
+def test_a_file_of_adjusted_closes_only_is_its_own_close(tmp_path: Path, header: str):
+    # yf.download(...)["Adj Close"].to_csv(): validation needs a close (re-basing compares
+    # it with the adjusted close); the two then agree, as in a file with only a close.
+    frame = read_yahoo_csv(_write(tmp_path / "A.csv", header + "\n" + _rows("{day},{adj}")))
+    assert frame["adj_close"].tolist()[::2] == [10.4, 11.0]
+    pd.testing.assert_series_equal(frame["close"], frame["adj_close"], check_names=False)
+
+
 def test_read_yahoo_csv_rejects_wrong_column_count_without_a_header(tmp_path: Path):
     path = tmp_path / "BAD.csv"
     path.write_text("2020-12-11,1.0,1.0\n")
@@ -347,6 +364,8 @@ EXPORTS = {
     # A spreadsheet's save where the decimal mark is a comma: semicolons or tabs between columns.
     "semicolons, decimal commas": (HEADER + ROWS).replace(",", ";").replace(".", ","),
     "tabs": (HEADER + ROWS).replace(",", "\t"),
+    # pandas' to_csv of a frame whose date index has no name.
+    "unnamed index": ",Open,High,Low,Close,Adj Close,Volume\n" + ROWS,
 }
 
 
@@ -416,6 +435,7 @@ GENERAL = {
     "short row": HEADER + ROWS + "2020-12-14,1,1\n",
     **{kind: EXPORTS[kind] for kind in ("history", "download", "download-adjusted")},
     **{kind: EXPORTS[kind] for kind in ("semicolons, decimal commas", "tabs")},
+    "unnamed index": EXPORTS["unnamed index"],
 }
 
 

@@ -130,8 +130,10 @@ def test_season_length_follows_the_calendar(make_series) -> None:
 
 
 def test_too_little_data_is_a_clear_error(random_walk) -> None:
-    with pytest.raises(InsufficientDataError, match="seasonal_naive: need at least 7"):
-        SeasonalNaiveForecaster.fit(random_walk.iloc[:6])
+    with pytest.raises(InsufficientDataError, match="seasonal_naive: need at least 5 training"):
+        SeasonalNaiveForecaster.fit(random_walk.iloc[:4])
+    with pytest.raises(InsufficientDataError, match="drift: need at least 2 training"):
+        DriftForecaster.fit(random_walk.iloc[:1])
     model = SeasonalNaiveForecaster.fit(random_walk.iloc[:100])
     with pytest.raises(InsufficientDataError, match="need 5 prices before"):
         model.predict_one_step(random_walk, random_walk.index[3])
@@ -179,3 +181,22 @@ def test_registry_errors_name_the_kind_and_the_directory(tmp_path, random_walk) 
     (tmp_path / "meta.json").write_text(json.dumps({"kind": "drift"}))
     with pytest.raises(ValueError, match="kind 'drift' is not 'naive'"):
         NaiveForecaster.load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("kind", "rows"), [("naive", 1), ("naive", 2), ("drift", 2), ("seasonal_naive", 5)]
+)
+def test_a_history_too_short_for_a_validation_slice_still_fits(random_walk, kind, rows) -> None:
+    """A listing a few days old: the rule is fit on what there is, without a validation
+    slice (its intervals then come from its live record alone), and forecasts."""
+    prices = random_walk.iloc[:rows]
+    model = fit_model(kind, prices, None)
+    assert (model.meta["val_start"], model.meta["n_val"]) == (None, 0)
+    assert model.meta["trained_through"] == f"{prices.index[-1]:%Y-%m-%d}"
+    if kind == "naive":
+        expected = prices.iloc[-1]
+    elif kind == "drift":
+        expected = prices.iloc[-1] * np.exp(np.diff(np.log(prices.to_numpy())).mean())
+    else:
+        expected = prices.iloc[-5]
+    assert model.forecast_next(prices) == pytest.approx(expected, rel=1e-12)

@@ -441,7 +441,6 @@ DATA_CASES = [
     DataCase("EMPTY", lambda: b"", "EMPTY.csv: the file is empty"),
     DataCase("BINARY", lambda: os.urandom(4096).replace(b"\n", b"\x00"), "not a text CSV file"),
     DataCase("PNG", lambda: b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 50, "not a text CSV file"),
-    DataCase("SHORT", lambda: _good_history(20).encode(), "rows"),
     DataCase("NULLS", lambda: _with_nulls(300).encode(), "NULLS"),
     DataCase(
         "DUPDATES",
@@ -482,6 +481,7 @@ def test_bad_price_files_fail_their_own_ticker_only(
     prices = tmp_path / "prices"
     prices.mkdir()
     (prices / "GOOD.csv").write_text(_good_history(400))
+    (prices / "SHORT.csv").write_text(_good_history(20))  # a recent listing: served, not failed
     for case in DATA_CASES:
         path = prices / f"{case.symbol}.csv"
         if case.content is not None:
@@ -496,7 +496,8 @@ def test_bad_price_files_fail_their_own_ticker_only(
     (prices / "OLD.csv").write_text(
         "Date,Open,High,Low,Close,Adj Close,Volume\n2020-01-02,1,1,1,1,1,1\n"
     )
-    entries = [("GOOD", "stock"), *((case.symbol, "stock") for case in DATA_CASES)]
+    entries = [("GOOD", "stock"), ("SHORT", "stock")]
+    entries += [(case.symbol, "stock") for case in DATA_CASES]
     watchlist = tmp_path / "bad-data.yaml"
     watchlist.write_text(
         "tickers:\n" + "".join(f"  - {{symbol: {s}, asset_class: {c}}}\n" for s, c in entries)
@@ -523,6 +524,9 @@ def test_bad_price_files_fail_their_own_ticker_only(
     assert not [r for r in caplog.records if r.exc_info]
     metrics = _read_metrics(storage, AS_OF).set_index("ticker")
     assert metrics.loc["GOOD", "status"] == "ok", metrics.loc["GOOD"].to_dict()
+    short = metrics.loc["SHORT"]
+    assert (short["status"], short["mode"]) == ("ok", "baseline"), short.to_dict()
+    assert short["mode_reason"].startswith("history 20 days: LSTM needs 80")
     for case in DATA_CASES:
         row = metrics.loc[case.symbol]
         assert row["status"] == "failed", case.symbol
