@@ -352,19 +352,32 @@ def test_leases_held_together_are_renewed_by_one_thread_and_released_early_or_at
     thread keeps them all renewed, a chunk's are released as it finishes, the rest at the
     end (a release after the block would leave others waiting)."""
     storage = open_storage(str(tmp_path))
-    ttl = timedelta(seconds=0.6)
+    ttl = timedelta(seconds=1.5)  # renewed every 0.5 s
     keys = [f"leases/{name}.json" for name in ("a", "b", "c")]
-    threads_before = threading.active_count()
+
+    def tags() -> dict[str, str]:
+        return {key: storage.read_tagged(key)[1] for key in keys if storage.exists(key)}
+
+    def renewers() -> int:
+        return sum(1 for thread in threading.enumerate() if thread.name == "leases")
+
+    before = renewers()
     with locks.held_in_order(storage, [(k, k) for k in keys], ttl=ttl) as leases:
-        assert threading.active_count() == threads_before + 1  # one renewer for all
-        time.sleep(1.5)  # more than two ttls: only renewal keeps them alive
-        for key in keys:
-            assert locks.try_acquire(storage, key, "other", key, ttl) is None
+        assert renewers() == before + 1  # one renewer for all of them
+        taken = tags()
+        deadline = time.monotonic() + 30
+        while any(tags().get(key) == taken[key] for key in keys):  # each renewed
+            assert time.monotonic() < deadline, "not renewed"
+            time.sleep(0.1)
         leases.release(keys[:1])
         assert not storage.exists(keys[0]) and leases.keys() == keys[1:]
-        mine = locks.try_acquire(storage, keys[0], "other", keys[0], ttl)
-        assert mine is not None  # free for another run at once
-        time.sleep(0.5)
-        assert storage.read_tagged(keys[0])[1] == mine.tag  # no longer renewed by the first
-        assert locks.try_acquire(storage, keys[2], "other", keys[2], ttl) is None
+        theirs = locks.try_acquire(storage, keys[0], "other", keys[0], ttl)
+        assert theirs is not None  # free for another run at once
+        renewed = tags()
+        deadline = time.monotonic() + 30
+        while tags()[keys[1]] == renewed[keys[1]]:  # a renewal round went by...
+            assert time.monotonic() < deadline, "not renewed"
+            time.sleep(0.1)
+        assert tags()[keys[0]] == theirs.tag  # ...without touching the released lease
     assert [k for k in keys if storage.exists(k)] == keys[:1]  # only the other run's
+    assert renewers() == before
