@@ -91,7 +91,7 @@ def forecast_watchlist(
     The runner is entered here, not given to a sub-flow: creating a sub-flow's run raced
     the server's own writes to its database (a 503, then a 2 s client back-off, every run).
     """
-    progress = start_progress(scope, len(selection.items))
+    progress = start_progress(scope, len(selection.items)) if settings.ui_artifacts else None
     # Threads of one process train one chunk at a time (tasks.modelling's training lock):
     # there, more chunks than one would only add training dispatches and TensorFlow releases.
     parallel = 1 if settings.task_runner == "threads" else settings.workers
@@ -139,7 +139,8 @@ def forecast_watchlist(
                     outcomes[item.symbol] = (
                         result[i] if error is None else failed_outcome(item, error, stage="model")
                     )
-                update_progress(progress, scope, list(outcomes.values()), len(selection.items))
+                if progress is not None:
+                    update_progress(progress, scope, list(outcomes.values()), len(selection.items))
     return [outcomes[item.symbol] for item in selection.items]
 
 
@@ -220,7 +221,8 @@ def daily_forecast(settings: RunSettings = RunSettings()) -> State:  # noqa: B00
         # Quoted: Prefect would otherwise walk every field of every row, looking for futures.
         manifest_key = publish_run_outputs(scope, quote(outcomes), selection, settings, previous)
     metric_rows = [o.metrics for o in outcomes]
-    publish_artifacts(scope, metric_rows, settings)
+    if settings.ui_artifacts:
+        publish_artifacts(scope, metric_rows, settings)
     failed = [row.ticker for row in metric_rows if row.status != "ok"]
     summary = (
         f"{len(metric_rows) - len(failed)} of {len(metric_rows)} tickers of {selection.name} "

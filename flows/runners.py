@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -10,7 +11,7 @@ from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTa
 
 from closecast.control.choices import RUNNER_KINDS, RunnerKind
 
-__all__ = ["RUNNER_KINDS", "RunnerKind", "entered", "make_task_runner"]
+__all__ = ["RUNNER_KINDS", "RunnerKind", "dask_teardown", "entered", "make_task_runner"]
 
 
 def make_task_runner(kind: str, workers: int, dask_address: str | None = None) -> TaskRunner:
@@ -47,6 +48,7 @@ def local_dask_cluster_kwargs(workers: int) -> dict[str, object]:
     Dask's default dashboard address ``:8787`` binds every interface even when the scheduler
     is on 127.0.0.1; the dashboard gets a free loopback port instead (its link is in the run
     log). A cluster reachable from other machines is the user's own, through ``dask_address``.
+    Each worker preloads this module, whose :func:`dask_teardown` makes the worker's exit quick.
     """
     return {
         "n_workers": workers,
@@ -54,7 +56,22 @@ def local_dask_cluster_kwargs(workers: int) -> dict[str, object]:
         "processes": True,
         "host": "127.0.0.1",
         "dashboard_address": "127.0.0.1:0",
+        "preload": [__name__],
     }
+
+
+def dask_teardown(worker: object) -> None:
+    """Dask's preload hook, run in each worker of a run's local cluster as the worker closes:
+    freeze every object out of garbage collection before the process exits.
+
+    A worker that ran the modelling task holds TensorFlow, Keras and Prefect (about 700k
+    objects), and Python's last collections at interpreter exit walked every one of them:
+    measured, a worker took about 1.8 s to exit on an idle machine and more than 4 s under
+    load, when Dask's nanny kills it and the cluster's close times out (see :func:`entered`).
+    Frozen, they are skipped: both workers were gone 0.35-0.8 s after the close began, under
+    load. Nothing needs collecting this late: the process ends next.
+    """
+    gc.freeze()
 
 
 @contextmanager

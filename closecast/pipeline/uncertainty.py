@@ -9,7 +9,8 @@ backtest plus the lineage's scored live record. Never on the day being scored.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -26,7 +27,6 @@ from lstm_model.intervals import (
     log_residuals,
     path_bounds,
     sequential_bounds,
-    volatility_at,
 )
 
 BAND_COLUMNS: tuple[str, ...] = band_columns(LEVELS)
@@ -35,23 +35,36 @@ MIN_CALIBRATION = 20
 """Out-of-sample residuals a served forecast's interval needs; with fewer, no interval."""
 
 
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def _positions(dates: Iterable[object], index: pd.DatetimeIndex) -> np.ndarray:
+    """The position of each date in ``index`` (-1: not one of its dates).
+
+    Dates as ``datetime.date`` objects (what a frame read from Parquet or a ledger holds)
+    are converted by their ordinal: exact for whole days, and ``pd.to_datetime`` on date
+    objects costs several times the lookup (a run looks up every model's backtest of every
+    ticker); anything else goes through ``pd.to_datetime``."""
+    values = np.asarray(dates.to_numpy() if isinstance(dates, pd.Series) else list(dates))
+    if index.tz is None and values.dtype == object and all(type(d) is date for d in values):
+        days = np.fromiter((d.toordinal() for d in values), "int64", len(values))
+        stamps = (days - _EPOCH_ORDINAL).astype("datetime64[D]").astype(index.dtype)
+        return index.get_indexer(stamps)
+    return index.get_indexer(pd.DatetimeIndex(pd.to_datetime(values)))
+
+
 def _target_positions(predictions: pd.DataFrame, prices: pd.Series) -> np.ndarray:
     """The position in ``prices`` of each one-step prediction's date; each needs a price
     before it (its forecast origin)."""
-    dates = pd.DatetimeIndex(pd.to_datetime(predictions["date"]))
-    positions = prices.index.get_indexer(dates)
+    positions = _positions(predictions["date"], prices.index)
     if (positions < 1).any():
         raise ValueError("every prediction date needs a price before it (its origin)")
     return positions
 
 
-def _origins(predictions: pd.DataFrame, prices: pd.Series) -> pd.DatetimeIndex:
-    """The forecast origin of each one-step prediction: the price date before its date."""
-    return prices.index[_target_positions(predictions, prices) - 1]
-
-
 def _scale_at(volatility: np.ndarray, origins: np.ndarray, prices: pd.Series) -> np.ndarray:
-    """:func:`volatility_at` by position (``volatility`` is on ``prices.index``)."""
+    """:func:`~lstm_model.intervals.volatility_at` by position (``volatility`` is on
+    ``prices.index``)."""
     scale = volatility[origins]
     if np.isnan(scale).any():
         missing = prices.index[origins[np.isnan(scale)][0]]
@@ -156,10 +169,10 @@ def served_bands(
     if volatility is None:
         volatility = ewma_volatility(prices)
     # Origins no longer among the prices (a date since removed) cannot be scaled: left out.
-    known = origins.isin(volatility.index)
+    known = origins >= 0
     if int(known.sum()) < MIN_CALIBRATION:
         return dict.fromkeys(BAND_COLUMNS)
-    scale = volatility_at(volatility, origins[known])
+    scale = _scale_at(volatility.to_numpy(dtype="float64"), origins[known], prices)
     residuals = log_residuals(actual[known], predicted[known]) / scale
     # One radius, calibrated on this step's residuals only.
     calibration = calibrate([residuals], LEVELS, source="backtest+live", scaled=True)
@@ -173,27 +186,28 @@ def _calibration_rows(
     scored: Sequence[ServedRow],
     step: int,
     backtest_path: pd.DataFrame | None,
-) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]:
-    """Origin, actual and predicted of every out-of-sample forecast at ``step``: the
-    lineage's backtest first, then its scored live record. NumPy arrays, not a frame: a run
-    calibrates every model's forecast of every ticker."""
-    origins: list[pd.DatetimeIndex] = []
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Origin (its position in ``prices``; -1: not a price date), actual and predicted of
+    every out-of-sample forecast at ``step``: the lineage's backtest first, then its scored
+    live record. NumPy arrays, not a frame: a run calibrates every model's forecast of every
+    ticker."""
+    origins: list[np.ndarray] = []
     actual: list[np.ndarray] = []
     predicted: list[np.ndarray] = []
     if step == 1 and backtest is not None and len(backtest):
-        origins.append(_origins(backtest, prices))
+        origins.append(_target_positions(backtest, prices) - 1)
         actual.append(backtest["actual"].to_numpy(dtype="float64"))
         predicted.append(backtest["predicted"].to_numpy(dtype="float64"))
     elif step > 1 and backtest_path is not None and len(backtest_path):
         rows = backtest_path[backtest_path["step"] == step]
-        origins.append(pd.DatetimeIndex(pd.to_datetime(rows["origin"])))
+        origins.append(_positions(rows["origin"], prices.index))
         actual.append(rows["actual"].to_numpy(dtype="float64"))
         predicted.append(rows["predicted"].to_numpy(dtype="float64"))
     live = [r for r in scored if r.actual is not None and r.step == step]
     if live:
-        origins.append(pd.DatetimeIndex(pd.to_datetime([r.data_end for r in live])))
+        origins.append(_positions([r.data_end for r in live], prices.index))
         actual.append(np.array([r.actual for r in live], dtype="float64"))
         predicted.append(np.array([r.forecast for r in live], dtype="float64"))
     if not origins:
-        return pd.DatetimeIndex([]), np.empty(0), np.empty(0)
-    return origins[0].append(origins[1:]), np.concatenate(actual), np.concatenate(predicted)
+        return np.empty(0, dtype="int64"), np.empty(0), np.empty(0)
+    return np.concatenate(origins), np.concatenate(actual), np.concatenate(predicted)
