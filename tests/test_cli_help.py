@@ -57,7 +57,7 @@ def _option_entries(page: str) -> dict[str, str]:
     entries: dict[str, str] = {}
     current: list[str] = []
     for line in _section(page, "options"):
-        match = re.match(r"^  (-\S+(?:, -\S+)*)(?: [^ ]+)?(?:  +(.*))?$", line)
+        match = re.match(r"^  (-[^\s,]+(?:, -[^\s,]+)*)(?: [^ ]+)?(?:  +(.*))?$", line)
         if match:
             current = [match.group(2) or ""]
             for option in match.group(1).split(", "):

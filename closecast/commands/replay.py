@@ -155,7 +155,10 @@ def _replay(
 ) -> int:
     """Each day its own flow run, in order, in this process. Each ticker's plot is drawn on
     the last day only, unless ``plot_every_day``: the plots were a quarter of a replayed
-    day's work, and the last one shows every earlier day's forecasts too."""
+    day's work, and the last one shows every earlier day's forecasts too. The Prefect UI's
+    artifacts (metrics table, summary, progress) are published on the last day only: an
+    earlier day's would be superseded at once, and they cost about a tenth of a warm day
+    (API calls, the summary's thumbnail)."""
     from closecast.control.interrupts import (
         EXIT_TERMINATED,
         interrupt_main_thread_on_sigterm,
@@ -175,8 +178,10 @@ def _replay(
     for number, day in enumerate(days, start=1):
         started = time.perf_counter()
         try:
-            plots = {} if plot_every_day or number == len(days) else {"ticker_plots": 0}
-            day_settings = settings.model_copy(update={"as_of": day, **plots})
+            last = number == len(days)
+            plots = {} if plot_every_day or last else {"ticker_plots": 0}
+            shown = {} if last else {"ui_artifacts": False}
+            day_settings = settings.model_copy(update={"as_of": day, **plots, **shown})
             state = daily_forecast(day_settings, return_state=True)
         except BaseException as exc:
             if not stopped_by_signal(exc):
