@@ -160,7 +160,7 @@ def forecast_chunk(
         try:
             outcomes = ticker.forecast_tickers(
                 items, scope, settings, fetches, services=services, draw_plots=draw_plots,
-                global_models=global_models,
+                global_models=global_models, known=pooled.ledgers if pooled else (),
             )  # fmt: skip
         finally:
             _release_tensorflow_state()

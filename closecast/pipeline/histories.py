@@ -115,6 +115,12 @@ def remember_stored(key: str, data: bytes) -> ObjectEntry:
     return entry
 
 
+def stored_bytes(entry: ObjectEntry) -> bytes | None:
+    """The bytes kept for ``entry`` (:func:`remember_stored`), or None when this process
+    has not kept them (another process) or no longer has them."""
+    return _STORED.get(entry.sha256)
+
+
 def _stored_bytes(storage: Storage, key: str, stored: ObjectEntry | None) -> bytes | None:
     """The bytes the run's fetch left at ``key``, if this process still has them (recorded
     as read when ``storage`` records); None otherwise."""

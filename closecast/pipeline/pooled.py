@@ -45,12 +45,12 @@ from closecast.outputs.catalog import RunScope
 from closecast.pipeline import live
 from closecast.pipeline.decisions import live_degradation
 from closecast.pipeline.evaluation import LeakageError, significance
-from closecast.pipeline.histories import read_validated
+from closecast.pipeline.histories import read_validated, remember_stored
 from closecast.pipeline.settings import RetrainPolicy
 from closecast.storage import CorruptObjectError, ObjectNotFoundError, Storage, StorageError
 from closecast.storage.concurrent import concurrently
 from closecast.storage.io import read_json, write_json
-from closecast.storage.recording import ObjectEntry
+from closecast.storage.recording import ObjectEntry, RecordingStorage
 from lstm_model import metrics
 from lstm_model.base import META_FILE
 from lstm_model.config import ModelConfig
@@ -130,11 +130,14 @@ class GlobalRef:
 @dataclass(frozen=True)
 class GlobalModels:
     """The run's global models: one reference per fitted kind, the kinds that failed (kind,
-    error), and the objects the step wrote."""
+    error), the objects the step wrote, and the tickers' line-up ledgers it read (their
+    bytes kept in this process, :func:`closecast.pipeline.histories.remember_stored`: under
+    the ticker leases the flow holds, a chunk in this process takes them from memory)."""
 
     refs: tuple[GlobalRef, ...] = ()
     failures: tuple[tuple[str, str], ...] = ()
     keys: tuple[str, ...] = ()
+    ledgers: tuple[ObjectEntry, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -502,7 +505,8 @@ def fit_global_models(
         return GlobalModels()
     histories = run_histories(storage, items, scope.run_date, config, stored)
     refs, failures, keys = [], [], []
-    ledgers = LineupLedgerReads(storage)
+    read = RecordingStorage(storage, keep_bytes=_is_lineup_ledgers)
+    ledgers = LineupLedgerReads(read)
     for kind in kinds:
         try:
             ref, written = fit_global(
@@ -514,4 +518,23 @@ def fit_global_models(
             continue
         refs.append(ref)
         keys += written
-    return GlobalModels(tuple(refs), tuple(failures), tuple(keys))
+    return GlobalModels(tuple(refs), tuple(failures), tuple(keys), _kept_ledgers(read, items))
+
+
+def _is_lineup_ledgers(key: str) -> bool:
+    ticker = catalog.ticker_of_key(key)
+    return ticker is not None and key == catalog.lineup_ledgers_key(ticker)
+
+
+def _kept_ledgers(read: RecordingStorage, items: Iterable[WatchItem]) -> tuple[ObjectEntry, ...]:
+    """The line-up ledger objects the step read, their bytes kept for the chunks."""
+    kept = []
+    for item in items:
+        key = catalog.lineup_ledgers_key(item.symbol)
+        try:
+            data = read.kept_bytes(key)
+        except KeyError:  # not read (no live check needed it)
+            continue
+        if data is not None:
+            kept.append(remember_stored(key, data))
+    return tuple(kept)

@@ -55,7 +55,7 @@ from closecast.pipeline.finetuning import (
     fine_tuned_rows,
     finetune_score_row,
 )
-from closecast.pipeline.histories import read_validated
+from closecast.pipeline.histories import read_validated, stored_bytes
 from closecast.pipeline.lineup import (
     LSTM,
     Lineup,
@@ -812,6 +812,7 @@ def forecast_tickers(
     services: RunServices | None = None,
     draw_plots: bool = True,
     global_models: Sequence[LoadedGlobal] = (),
+    known: Sequence[ObjectEntry] = (),
 ) -> list[TickerOutcome]:
     """Score what was served, train or fine-tune, serve the next forecasts and publish, for
     a chunk of tickers; their training runs together (see :func:`train_plans`).
@@ -827,6 +828,9 @@ def forecast_tickers(
         global_models: The run's global models (:mod:`closecast.pipeline.pooled`), loaded
             once for the chunk (``pooled.load_globals``), scored and served in every
             ticker's line-up.
+        known: Objects an earlier task of this run read (the pooled step's line-up
+            ledgers, ``GlobalModels.ledgers``): under the ticker leases the flow holds since,
+            they are read from the bytes this process kept, when it has them.
 
     Returns:
         One outcome per ticker, in order: its metrics row (describing the model that serves
@@ -837,6 +841,10 @@ def forecast_tickers(
     # What the tickers write and read is recorded as it goes: the manifest lists it without
     # reading it back, and a failed commit restores the state without reading it again.
     recording = RecordingStorage(services.storage, keep_bytes=is_state_key)
+    for entry in known:
+        data = stored_bytes(entry)
+        if data is not None:
+            recording.known_current(entry.key, data)
     services = replace(services, storage=recording)
     remove_orphaned_temp_dirs()
     reports = fetches or {}

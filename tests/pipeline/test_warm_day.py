@@ -34,19 +34,20 @@ from lstm_model.registry import GLOBAL_MODELS
 COLD, WARM = date(2020, 12, 10), date(2020, 12, 11)
 TICKERS = ["AAPL", "QQQ"]
 MODELLING_TASK = "forecast-tickers"
-WARM_REQUESTS_PER_TICKER = 14
+WARM_REQUESTS_PER_TICKER = 13
 """The most storage requests the modelling of one ticker makes on a warm (fine-tune) day,
 every request counted: the LSTM's ledger (1), the champion and its version archive (2), the
 lineage's backtest and its kept line-up (3: the baselines' and the global models'
-backtests, which cost more to recompute than to read), every line-up model's ledger (1: one
-object), the new version's archive with one listing of its own slot (2), the predictions
-and the plot (2), and last the state committed all or nothing (3 writes: the line-up's
-ledgers, the LSTM's, the pointer; what they held, to restore on a failure, is what the
-ticker read). The prices are the bytes the fetch stored (no request: the run holds the
-ticker's lease from the fetch through the modelling). It was 16 with the prices read again
-and the ticker's lease taken again by the modelling (created, then released), 18 with a
-read of each new lease's tag, 20 with a version's three files stored and read one by one,
-and 34 before that with one ledger object per model."""
+backtests, which cost more to recompute than to read), the new version's archive with one
+listing of its own slot (2), the predictions and the plot (2), and last the state committed
+all or nothing (3 writes: the line-up's ledgers, the LSTM's, the pointer; what they held,
+to restore on a failure, is what the ticker read). The prices are the bytes the fetch
+stored, and every line-up model's ledger (one object) the bytes the pooled step read (no
+request: the run holds the ticker's lease from the fetch through the modelling). It was 16
+with the prices and the line-up's ledgers read again and the ticker's lease taken again by
+the modelling (created, then released), 18 with a read of each new lease's tag, 20 with a
+version's three files stored and read one by one, and 34 before that with one ledger
+object per model."""
 OTHER_REQUESTS_PER_TICKER = 6
 """A ticker's requests outside its modelling on a warm day: its one lease of the run (2:
 created before the fetch, released once its chunk is modelled), fetching its prices (2: the
@@ -57,8 +58,8 @@ reads nothing back: the manifest lists each object and state object with the dig
 bytes the run wrote or read (it was 22: 4 to fetch, 13 read back for the manifest, 2 for
 the plot)."""
 WARM_REQUESTS = WARM_REQUESTS_PER_TICKER + OTHER_REQUESTS_PER_TICKER
-"""Every request of a warm day per ticker: 20 (it was 24 with a lease per task and the
-prices read by each task)."""
+"""Every request of a warm day per ticker: 19 (it was 24 with a lease per task, the prices
+read by each task and the line-up's ledgers by the pooled step and the modelling)."""
 TIMING_COLUMNS = {"train_seconds", "model_seconds"}
 
 
@@ -194,6 +195,10 @@ def test_a_warm_day_makes_few_requests_and_publishes_what_from_scratch_would(
         prices = [(task, method) for task, method, key in requests
                   if key == catalog.prices_key(ticker)]  # fmt: skip
         assert prices == [("flow", "read_bytes"), ("flow", "write_bytes")], prices
+        # The line-up's ledgers are read once, by the pooled step, and written by the commit.
+        lineup = [(task, method) for task, method, key in requests
+                  if key == catalog.lineup_ledgers_key(ticker)]  # fmt: skip
+        assert lineup == [("fit-global-models", "read_bytes"), (MODELLING_TASK, "write_bytes")]
     # No walk of a ticker's versions, no recomputed line-up: one listing of the new slot.
     listings = [key for method, key in warm_calls if method == "list_keys"]
     assert sorted(listings) == sorted(f"models/{t}/v0002/" for t in TICKERS)
