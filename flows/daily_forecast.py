@@ -3,6 +3,9 @@ serve the next forecast; then publish the watchlist's run outputs."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -22,6 +25,7 @@ from closecast.pipeline.run_tickers import RunTickers, name_from_path
 from closecast.pipeline.services import RunServices
 from closecast.pipeline.settings import RunSettings
 from closecast.pipeline.ticker import TickerOutcome, failed_outcome
+from closecast.storage.recording import ObjectEntry
 from flows.runners import entered, make_task_runner
 from lstm_model.interrupt import stop_requested
 from tasks.modelling import fit_global_models, forecast_chunk
@@ -40,6 +44,23 @@ from tasks.publishing import (
     update_progress,
     withdraw_run_manifest,
 )
+
+_WHEN_MODELLED: ContextVar[Callable[[], None] | None] = ContextVar(
+    "closecast_when_modelled", default=None
+)
+
+
+@contextmanager
+def when_modelled(callback: Callable[[], None]) -> Iterator[None]:
+    """Call ``callback`` once a flow run called in this block has modelled and committed every
+    ticker, before it publishes: ``closecast replay`` starts the next day then, because
+    nothing a day reads is written by the day before's publishing (its run tables, summary
+    plot and manifest are that day's scope only)."""
+    token = _WHEN_MODELLED.set(callback)
+    try:
+        yield
+    finally:
+        _WHEN_MODELLED.reset(token)
 
 
 def _run_name() -> str:
@@ -71,7 +92,11 @@ def chunks(items: list[Any], size: int, workers: int) -> list[list[Any]]:
 
 
 def forecast_watchlist(
-    selection: RunTickers, scope: RunScope, settings: RunSettings, runner: TaskRunner
+    selection: RunTickers,
+    scope: RunScope,
+    settings: RunSettings,
+    runner: TaskRunner,
+    services: RunServices,
 ) -> list[TickerOutcome]:
     """Per chunk of tickers, one task fetches them (a few at once, each retried on network
     errors); once every chunk is fetched, one task fits the run's global models on every
@@ -79,17 +104,24 @@ def forecast_watchlist(
     ``runner`` (threads, processes or Dask, as ``settings`` say). A failed ticker never
     stops the others.
 
+    Every ticker's lease is taken here, once, before its fetch, and held through its
+    chunk's modelling (released as each chunk finishes): what the fetch stored is what the
+    pooled step and the modelling read, and a ticker costs one lease, not one per task.
+
     The runner is entered here, not given to a sub-flow: creating a sub-flow's run raced
     the server's own writes to its database (a 503, then a 2 s client back-off, every run).
     """
-    progress = start_progress(scope, len(selection.items))
+    progress = start_progress(scope, len(selection.items)) if settings.ui_artifacts else None
     # Threads of one process train one chunk at a time (tasks.modelling's training lock):
     # there, more chunks than one would only add training dispatches and TensorFlow releases.
     parallel = 1 if settings.task_runner == "threads" else settings.workers
     outcomes: dict[str, TickerOutcome] = {}
     modelling: dict[PrefectFuture[Any], list[WatchItem]] = {}
     draw_plots = len(selection.items) <= settings.ticker_plots  # the summary always renders
-    with entered(runner, get_run_logger()):
+    with (
+        services.ticker_leases(selection.symbols) as leases,
+        entered(runner, get_run_logger()),
+    ):
         fetches = {
             runner.submit(
                 fetch_prices, {"items": chunk, "as_of": scope.run_date, "settings": settings}
@@ -98,8 +130,16 @@ def forecast_watchlist(
         }
         fetched_chunks = [_fetched(fetches[f], f, outcomes) for f in as_completed(list(fetches))]
         fetched_items = [f.item for chunk in fetched_chunks for f in chunk]
+        unfetched = set(selection.symbols) - {item.symbol for item in fetched_items}
+        leases.release([catalog.ticker_lease_key(symbol) for symbol in unfetched])
         partial = selection.members is not None and len(selection.items) < len(selection.members)
-        pooled = _pooled_step(fetched_items, scope, settings, partial)
+        stored = {
+            f.item.symbol: f.summary.stored
+            for chunk in fetched_chunks
+            for f in chunk
+            if f.summary is not None and f.summary.stored is not None
+        }
+        pooled = _pooled_step(fetched_items, scope, settings, partial, stored)
         for fetched in filter(None, fetched_chunks):
             items = [f.item for f in fetched]
             summaries = {f.item.symbol: f.summary for f in fetched if f.summary is not None}
@@ -113,23 +153,29 @@ def forecast_watchlist(
         with training_stops_with_the_run():
             for future in as_completed(list(modelling)):
                 chunk = modelling[future]
+                leases.release([catalog.ticker_lease_key(item.symbol) for item in chunk])
                 result, error = _settle(future)
                 for i, item in enumerate(chunk):
                     outcomes[item.symbol] = (
                         result[i] if error is None else failed_outcome(item, error, stage="model")
                     )
-                update_progress(progress, scope, list(outcomes.values()), len(selection.items))
+                if progress is not None:
+                    update_progress(progress, scope, list(outcomes.values()), len(selection.items))
     return [outcomes[item.symbol] for item in selection.items]
 
 
 def _pooled_step(
-    items: list[WatchItem], scope: RunScope, settings: RunSettings, partial: bool
+    items: list[WatchItem],
+    scope: RunScope,
+    settings: RunSettings,
+    partial: bool,
+    stored: dict[str, ObjectEntry],
 ) -> GlobalModels | None:
     """The run's global models, or None when none could be fit (the tickers go on without
     them: the pooled step never sinks the run) or the line-up has none (no pooled step)."""
     if not items or not settings.global_models():
         return None
-    state = fit_global_models(items, scope, settings, partial, return_state=True)
+    state = fit_global_models(items, scope, settings, partial, stored, return_state=True)
     if not state.is_completed():
         get_run_logger().warning("global models not fit: %s", state.message)
         return None
@@ -189,13 +235,16 @@ def daily_forecast(settings: RunSettings = RunSettings()) -> State:  # noqa: B00
     services = RunServices.open(settings)
     with services.lease(catalog.scope_lease_key(scope), f"watchlist {scope.label}"):
         previous = withdraw_run_manifest(scope, settings)
-        outcomes = forecast_watchlist(selection, scope, settings, runner)
+        outcomes = forecast_watchlist(selection, scope, settings, runner, services)
+        if (modelled := _WHEN_MODELLED.get()) is not None:
+            modelled()
         if stop_requested():
             return Cancelled(message=f"stopped on request; nothing published for {scope.label}")
         # Quoted: Prefect would otherwise walk every field of every row, looking for futures.
         manifest_key = publish_run_outputs(scope, quote(outcomes), selection, settings, previous)
     metric_rows = [o.metrics for o in outcomes]
-    publish_artifacts(scope, metric_rows, settings)
+    if settings.ui_artifacts:
+        publish_artifacts(scope, metric_rows, settings)
     failed = [row.ticker for row in metric_rows if row.status != "ok"]
     summary = (
         f"{len(metric_rows) - len(failed)} of {len(metric_rows)} tickers of {selection.name} "

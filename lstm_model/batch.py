@@ -386,7 +386,7 @@ def _fit_prepared(
     initial: dict[ModelConfig, list[np.ndarray]] = {}
 
     def architecture(i: int) -> ModelConfig:
-        return items[i][1].with_overrides(epochs=1)  # type: ignore[index]
+        return items[i][1].architecture()  # type: ignore[index]
 
     def key(i: int) -> Hashable:
         data = items[i][0]  # type: ignore[index]

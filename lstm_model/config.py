@@ -92,6 +92,13 @@ class ModelConfig:
         """Inverse of :meth:`to_dict` (unknown keys are an error)."""
         return cls().with_overrides(**dict(data))
 
+    def architecture(self) -> ModelConfig:
+        """This configuration with its training length set aside (``epochs=1``): every
+        network built from configurations of one architecture is the same until trained (a
+        fine-tune or a refit sets ``epochs`` per ticker), so training groups and the saved
+        network's template are keyed by it."""
+        return self.with_overrides(epochs=1)
+
     @property
     def uses_validation(self) -> bool:
         """Whether training holds back a validation slice at the end of the training period."""

@@ -57,7 +57,7 @@ _DENSE_FIXED = {"units": 1, "activation": "linear", "use_bias": True}
 
 
 class _Template:
-    """The archive one Keras model of a configuration wrote, kept for the process: every
+    """The archive one Keras model of an architecture wrote, kept for the process: every
     network of that configuration is the same archive with other weight values."""
 
     def __init__(self, config: ModelConfig) -> None:
@@ -109,8 +109,10 @@ _TEMPLATE_LOCK = threading.Lock()
 
 def save_network(weights: list[np.ndarray], config: ModelConfig, path: Path) -> None:
     """Write a network of ``config`` with ``weights`` as a Keras ``.keras`` file."""
-    with _TEMPLATE_LOCK:  # one Keras model per configuration, built once
-        template = _template(config)
+    # One Keras model per architecture, built once: keyed by the configuration itself, a
+    # run built one for every distinct epoch count its fine-tunes and refits ended with.
+    with _TEMPLATE_LOCK:
+        template = _template(config.architecture())
     path.write_bytes(template.with_weights(weights))
 
 

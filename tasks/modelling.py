@@ -7,7 +7,7 @@ import logging
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -22,6 +22,7 @@ from closecast.pipeline.fetch import FetchSummary
 from closecast.pipeline.pooled import GlobalModels
 from closecast.pipeline.services import RunServices
 from closecast.pipeline.settings import RunSettings
+from closecast.storage.recording import ObjectEntry
 from lstm_model.metrics import format_u2
 
 # Keras seeds and graph state are process-global: two trainings interleaved in threads
@@ -85,10 +86,15 @@ def _chunk_name(parameters: dict[str, Any]) -> str:
     cache_policy=NO_CACHE,
 )
 def fit_global_models(
-    items: list[WatchItem], scope: RunScope, settings: RunSettings, partial: bool = False
+    items: list[WatchItem],
+    scope: RunScope,
+    settings: RunSettings,
+    partial: bool = False,
+    stored: dict[str, ObjectEntry] | None = None,
 ) -> GlobalModels:
     """The run's pooled step: fit (retrain, fine-tune or keep) the watchlist's global models
-    on every fetched ticker's stored history, under the watchlist's global lease
+    on every fetched ticker's stored history (``stored``: the price objects the fetch left,
+    under the ticker leases the flow holds), under the watchlist's global lease
     (:mod:`closecast.pipeline.pooled`). Chunks load them by the keys returned.
     """
     logger = get_run_logger()
@@ -101,6 +107,7 @@ def fit_global_models(
         pooled = pooled_step.fit_global_models(
             services.storage, items, scope, services.config, mode=settings.mode,
             policy=settings.policy, partial=partial, kinds=settings.global_models(),
+            stored=stored,
         )  # fmt: skip
     for ref in pooled.refs:
         champion = ref.champion
@@ -127,19 +134,6 @@ def _release_tensorflow_state() -> None:
         release_tensorflow_state()
 
 
-@contextmanager
-def ticker_leases(services: RunServices, items: list[WatchItem]) -> Iterator[None]:
-    """Hold every ticker's lease of a chunk (:mod:`closecast.control.locks`) for the block,
-    taken one at a time in symbol order: every run takes them in that one order, so two runs
-    whose chunks share several tickers never each hold one the other waits for (a chunk in
-    watchlist order could, until one gave up after ``lease_wait_seconds``)."""
-    with ExitStack() as leases:
-        for symbol in sorted({item.symbol for item in items}):
-            key = catalog.ticker_lease_key(symbol)
-            leases.enter_context(services.lease(key, f"ticker {symbol}"))
-        yield
-
-
 @task(name="forecast-tickers", task_run_name=_chunk_name, cache_policy=NO_CACHE)
 def forecast_chunk(
     items: list[WatchItem],
@@ -150,7 +144,8 @@ def forecast_chunk(
     pooled: GlobalModels | None = None,
 ) -> list[ticker.TickerOutcome]:
     """Score served forecasts, retrain or fine-tune, serve and publish, for a chunk of
-    tickers whose training runs together; each ticker's lease is held throughout. The run's
+    tickers whose training runs together, under the ticker leases the flow holds from their
+    fetch through this task (:meth:`RunServices.ticker_leases`). The run's
     global models (``pooled``) are loaded by key and join every ticker's line-up.
 
     Returns:
@@ -161,11 +156,11 @@ def forecast_chunk(
     global_models, unloaded = pooled_step.load_globals(services.storage, pooled)
     for warning in unloaded:  # the tickers go on without that global model
         logger.warning("%s", warning)
-    with ticker_leases(services, items), _training_lock(), training_progress_to(logger):
+    with _training_lock(), training_progress_to(logger):
         try:
             outcomes = ticker.forecast_tickers(
                 items, scope, settings, fetches, services=services, draw_plots=draw_plots,
-                global_models=global_models,
+                global_models=global_models, known=pooled.ledgers if pooled else (),
             )  # fmt: skip
         finally:
             _release_tensorflow_state()

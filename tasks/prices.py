@@ -14,7 +14,6 @@ from prefect.cache_policies import NO_CACHE
 
 from closecast.inputs.calendars import is_trading_day
 from closecast.inputs.watchlist import WatchItem
-from closecast.outputs import catalog
 from closecast.outputs.catalog import RunScope
 from closecast.pipeline.fetch import FetchOutcome, FetchSummary, fetch_and_store
 from closecast.pipeline.rows import describe_error
@@ -96,9 +95,10 @@ def fetch_prices(
     retry_delays: tuple[float, ...] = RETRY_DELAYS,
 ) -> list[FetchOutcome]:
     """Fetch, validate and merge a chunk's prices into the price store, a few tickers at
-    once, each under its ticker lease. A ticker whose fetch failed with a network error is
-    tried again after each pause of ``retry_delays`` (with jitter); the others' outcomes
-    stand, and one ticker's failure never fails the chunk.
+    once, under the ticker leases the flow holds from the fetch through the modelling
+    (:meth:`closecast.pipeline.services.RunServices.ticker_leases`). A ticker whose fetch
+    failed with a network error is tried again after each pause of ``retry_delays`` (with
+    jitter); the others' outcomes stand, and one ticker's failure never fails the chunk.
 
     Returns:
         One outcome per ticker, in order: its :class:`FetchSummary`, or the error.
@@ -108,10 +108,9 @@ def fetch_prices(
     logger = get_run_logger()
 
     def fetch_one(item: WatchItem) -> FetchSummary:
-        with services.lease(catalog.ticker_lease_key(item.symbol), f"ticker {item.symbol}"):
-            return fetch_and_store(
-                item, as_of, services.storage, source, price_column=services.config.price_column
-            )
+        return fetch_and_store(
+            item, as_of, services.storage, source, price_column=services.config.price_column
+        )
 
     outcomes: dict[str, FetchOutcome] = {}
     pending = list(items)

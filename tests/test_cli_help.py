@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import re
 import shlex
+import subprocess
+import sys
 
 import pytest
 
@@ -55,7 +57,7 @@ def _option_entries(page: str) -> dict[str, str]:
     entries: dict[str, str] = {}
     current: list[str] = []
     for line in _section(page, "options"):
-        match = re.match(r"^  (-\S+(?:, -\S+)*)(?: [^ ]+)?(?:  +(.*))?$", line)
+        match = re.match(r"^  (-[^\s,]+(?:, -[^\s,]+)*)(?: [^ ]+)?(?:  +(.*))?$", line)
         if match:
             current = [match.group(2) or ""]
             for option in match.group(1).split(", "):
@@ -103,3 +105,19 @@ def test_run_help_names_the_options_the_issue_found_bare(capsys) -> None:
     assert "(default: auto)" in entries["--mode"] and "fine-tune" in entries["--mode"]
     assert "(default: threads)" in entries["--task-runner"]
     assert "(default: 2)" in entries["--workers"]
+
+
+@pytest.mark.slow  # a fresh Python process
+def test_building_the_command_line_leaves_the_pipeline_for_later() -> None:
+    """``closecast run`` and ``replay`` start their Prefect server once the command line is
+    parsed and checked; the pipeline's modules load afterwards, while the server boots. Building
+    the parser (every subcommand's options, gc's defaults included) must not load them first."""
+    code = (
+        "import sys\n"
+        "from closecast.cli import build_parser\n"
+        "build_parser().parse_args(['gc', '--dry-run'])\n"
+        "heavy = ('closecast.outputs.retention', 'closecast.pipeline.pooled', 'scipy')\n"
+        "loaded = sorted(m for m in heavy if m in sys.modules)\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)

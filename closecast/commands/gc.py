@@ -20,7 +20,7 @@ EXAMPLES = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from closecast.outputs.retention import RetentionPolicy
+    from closecast.outputs.retention_policy import RetentionPolicy
 
     defaults = RetentionPolicy()
     parser.add_argument(
@@ -55,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from closecast.control.locks import LeaseTimeoutError
-    from closecast.outputs.retention import RetentionPolicy, RunInProgressError, collect
+    from closecast.outputs.retention import RunInProgressError, collect
+    from closecast.outputs.retention_policy import RetentionPolicy
     from closecast.storage import StorageError, open_storage
 
     try:

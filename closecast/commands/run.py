@@ -81,8 +81,10 @@ def _argument(name: str, field: FieldInfo) -> dict[str, Any]:
     kind = field.annotation
     if get_origin(kind) in (Union, UnionType):  # X | None: the option takes an X
         kind = next(a for a in get_args(kind) if a is not type(None))
-    if kind is bool:
-        return {"action": "store_true", "help": help_text}
+    if kind is bool:  # --x, or --x/--no-x when on by default
+        on = field.get_default() is True
+        action = argparse.BooleanOptionalAction if on else "store_true"
+        return {"action": action, "default": on, "help": help_text}
     default = field.get_default(call_default_factory=True)
     if isinstance(default, tuple):  # a list setting's option takes it comma-separated
         default = ",".join(default)

@@ -34,7 +34,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -43,6 +43,7 @@ from pathlib import Path
 import psutil
 
 from closecast.storage import ObjectNotFoundError, Storage
+from closecast.storage.concurrent import concurrently
 
 DEFAULT_TTL = timedelta(minutes=5)
 DEFAULT_WAIT = timedelta(minutes=15)
@@ -270,6 +271,197 @@ def _waiting_message(what: str, key: str, current: Lease | None, give_up: dateti
     return f"{what}: waiting for {holder} (lease {key!r}); giving up at {give_up:%H:%M:%S} UTC"
 
 
+def _acquire(
+    storage: Storage,
+    key: str,
+    *,
+    what: str,
+    owner: str,
+    holder: Holder,
+    ttl: timedelta,
+    wait: timedelta,
+    poll_seconds: float,
+    report: timedelta,
+    log: logging.Logger | logging.LoggerAdapter,
+) -> Lease:
+    """Take the lease at ``key``, waiting (and saying so) while another run holds it.
+
+    Raises:
+        LeaseTimeoutError: Another run held it for longer than ``wait``.
+    """
+    began = time.monotonic()
+    deadline = began + wait.total_seconds()
+    give_up = _now() + wait
+    next_report = began
+    waited = False  # another run held it: a slow first attempt under load is not a wait
+    while (lease := try_acquire(storage, key, owner, what, ttl, holder=holder, log=log)) is None:
+        waited = True
+        now = time.monotonic()
+        if now >= deadline:
+            current = _read(storage, key)
+            held_by = (
+                f"{current.describe_holder()}, owner {current.owner!r} (until "
+                f"{current.expires_at:%H:%M:%S} UTC unless renewed)"
+                if current
+                else "an unreadable lease"
+            )
+            raise LeaseTimeoutError(
+                f"{what} is being worked on by another run: {held_by}; waited "
+                f"{wait.total_seconds():.0f}s. If that run is gone, its lease {key!r} "
+                f"expires {ttl.total_seconds():.0f}s after its last renewal (or delete it)"
+            )
+        if now >= next_report:
+            message = _waiting_message(what, key, _read(storage, key), give_up)
+            if next_report > began:  # not the first report
+                message += f" (waited {now - began:.0f}s so far)"
+            log.info(message)
+            next_report = now + report.total_seconds()
+        time.sleep(poll_seconds)
+    if waited:
+        log.info("%s: got the lease %r after %.0fs", what, key, time.monotonic() - began)
+    return lease
+
+
+class HeldLeases:
+    """Leases one holder keeps, renewed from one background thread until released.
+
+    Each lease is renewed ``ttl / 3`` after it was taken or last renewed: one thread for any
+    number of leases (a run holds one per ticker), the due renewals sent together
+    (:func:`closecast.storage.concurrent.concurrently`). A lease found taken over is dropped
+    with a warning: this holder's work on it is no longer exclusive.
+    """
+
+    def __init__(
+        self, storage: Storage, ttl: timedelta, log: logging.Logger | logging.LoggerAdapter
+    ) -> None:
+        self._storage, self._ttl, self._log = storage, ttl, log
+        self._period = ttl.total_seconds() / 3
+        self._held: dict[str, tuple[Lease, str, float]] = {}  # key: lease, what, renewed at
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._renewer = threading.Thread(target=self._keep_renewed, name="leases", daemon=True)
+        self._renewer.start()
+
+    def keys(self) -> list[str]:
+        """The keys of the leases still held."""
+        with self._lock:
+            return list(self._held)
+
+    def lease(self, key: str) -> Lease:
+        """The newest version of a held lease."""
+        with self._lock:
+            return self._held[key][0]
+
+    def add(self, lease: Lease, what: str) -> None:
+        """Keep ``lease`` (just taken) renewed until it is released."""
+        with self._lock:
+            self._held[lease.key] = (lease, what, time.monotonic())
+
+    def release(self, keys: list[str] | None = None) -> None:
+        """Release the held leases among ``keys`` (default: all), together; a release that
+        fails leaves the lease to expire."""
+        with self._lock:
+            chosen = list(self._held) if keys is None else [k for k in keys if k in self._held]
+            leases = [self._held.pop(key)[0] for key in chosen]
+
+        def release_one(lease: Lease) -> None:
+            with contextlib.suppress(Exception):
+                release(self._storage, lease)
+
+        concurrently(release_one, leases)
+
+    def close(self) -> None:
+        """Stop renewing and release every lease still held."""
+        self._stop.set()
+        self._renewer.join(timeout=5)
+        self.release()
+
+    def _due(self, now: float) -> tuple[list[str], float]:
+        """The keys due for renewal, and how long until the next one is."""
+        with self._lock:
+            due = [k for k, (_, _, at) in self._held.items() if now - at >= self._period]
+            pending = [at + self._period - now for k, (_, _, at) in self._held.items()]
+        return due, min((p for p in pending if p > 0), default=self._period)
+
+    def _keep_renewed(self) -> None:
+        wait = self._period
+        while not self._stop.wait(wait):
+            due, wait = self._due(time.monotonic())
+            concurrently(self._renew_one, due)
+            if due:
+                wait = self._due(time.monotonic())[1]
+
+    def _renew_one(self, key: str) -> None:
+        with self._lock:
+            found = self._held.get(key)
+        if found is None:  # released meanwhile
+            return
+        lease, what, _ = found
+        try:
+            renewed = _renew(self._storage, lease, self._ttl)
+        except Exception:  # a missed renewal is retried next period
+            return
+        with self._lock:
+            if key not in self._held:  # released while renewing: the release used the old tag
+                return
+            if renewed is None:
+                del self._held[key]
+            else:
+                self._held[key] = (renewed, what, time.monotonic())
+        if renewed is None:
+            self._log.warning(
+                "%s: lost the lease %r (taken over by another run after it was not "
+                "renewed in time); this run's work on it is no longer exclusive",
+                what,
+                key,
+            )
+
+
+@contextlib.contextmanager
+def held_in_order(
+    storage: Storage,
+    leases: Sequence[tuple[str, str]],
+    *,
+    owner: str | None = None,
+    run: str = "",
+    ttl: timedelta = DEFAULT_TTL,
+    wait: timedelta = DEFAULT_WAIT,
+    poll_seconds: float = 0.5,
+    report: timedelta = DEFAULT_REPORT,
+    log: logging.Logger | logging.LoggerAdapter = _log,
+) -> Iterator[HeldLeases]:
+    """Hold several leases for the block, taken one at a time in the order given and renewed
+    from one background thread; the block may release some early
+    (:meth:`HeldLeases.release`).
+
+    Every holder of several leases takes them in one agreed order (tickers: by symbol), so
+    one waiting for a lease never holds one that sorts after it, and two holders never each
+    hold a lease the other waits for.
+
+    Args:
+        storage: Where the lease objects live.
+        leases: Each lease's key and what it protects (for messages), in the order taken.
+        owner, run, ttl, wait, poll_seconds, report, log: As for :func:`held`.
+
+    Raises:
+        LeaseTimeoutError: Another run held one for longer than ``wait`` (those already
+            taken are released).
+    """
+    owner = owner or new_owner()
+    holder = Holder.this_process(run)
+    kept = HeldLeases(storage, ttl, log)
+    try:
+        for key, what in leases:
+            lease = _acquire(
+                storage, key, what=what, owner=owner, holder=holder, ttl=ttl, wait=wait,
+                poll_seconds=poll_seconds, report=report, log=log,
+            )  # fmt: skip
+            kept.add(lease, what)
+        yield kept
+    finally:
+        kept.close()
+
+
 @contextlib.contextmanager
 def held(
     storage: Storage,
@@ -302,63 +494,8 @@ def held(
         LeaseTimeoutError: Another run held it for longer than ``wait``; the message names
             the holder and the key to delete if that run is gone.
     """
-    owner = owner or new_owner()
-    holder = Holder.this_process(run)
-    began = time.monotonic()
-    deadline = began + wait.total_seconds()
-    give_up = _now() + wait
-    next_report = began
-    waited = False  # another run held it: a slow first attempt under load is not a wait
-    while (lease := try_acquire(storage, key, owner, what, ttl, holder=holder, log=log)) is None:
-        waited = True
-        now = time.monotonic()
-        if now >= deadline:
-            current = _read(storage, key)
-            held_by = (
-                f"{current.describe_holder()}, owner {current.owner!r} (until "
-                f"{current.expires_at:%H:%M:%S} UTC unless renewed)"
-                if current
-                else "an unreadable lease"
-            )
-            raise LeaseTimeoutError(
-                f"{what} is being worked on by another run: {held_by}; waited "
-                f"{wait.total_seconds():.0f}s. If that run is gone, its lease {key!r} "
-                f"expires {ttl.total_seconds():.0f}s after its last renewal (or delete it)"
-            )
-        if now >= next_report:
-            message = _waiting_message(what, key, _read(storage, key), give_up)
-            if next_report > began:  # not the first report
-                message += f" (waited {now - began:.0f}s so far)"
-            log.info(message)
-            next_report = now + report.total_seconds()
-        time.sleep(poll_seconds)
-    if waited:
-        log.info("%s: got the lease %r after %.0fs", what, key, time.monotonic() - began)
-    latest = [lease]  # the renewer's newest version, for the release
-    stop = threading.Event()
-
-    def keep_renewed() -> None:
-        while not stop.wait(ttl.total_seconds() / 3):
-            try:
-                renewed = _renew(storage, latest[0], ttl)
-            except Exception:  # a missed renewal is retried next period
-                continue
-            if renewed is None:
-                log.warning(
-                    "%s: lost the lease %r (taken over by another run after it was not "
-                    "renewed in time); this run's work on it is no longer exclusive",
-                    what,
-                    key,
-                )
-                return
-            latest[0] = renewed
-
-    renewer = threading.Thread(target=keep_renewed, name=f"lease-{key}", daemon=True)
-    renewer.start()
-    try:
-        yield lease
-    finally:
-        stop.set()
-        renewer.join(timeout=5)
-        with contextlib.suppress(Exception):
-            release(storage, latest[0])
+    with held_in_order(
+        storage, [(key, what)], owner=owner, run=run, ttl=ttl, wait=wait,
+        poll_seconds=poll_seconds, report=report, log=log,
+    ) as leases:  # fmt: skip
+        yield leases.lease(key)

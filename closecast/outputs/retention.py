@@ -35,6 +35,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from closecast.control.locks import Lease, held
 from closecast.outputs import catalog
+from closecast.outputs.retention_policy import RetentionPolicy
 from closecast.pipeline.pooled import (
     BACKTEST_DIR,
     GlobalChampionUnreadableError,
@@ -57,27 +58,6 @@ MANIFESTS_PREFIX = f"{catalog.MANIFEST.name}/"
 
 class RunInProgressError(RuntimeError):
     """A run holds a scope lease: gc would not know what its withdrawn manifest lists."""
-
-
-@dataclass(frozen=True)
-class RetentionPolicy:
-    """What ``closecast gc`` keeps (see the module docstring).
-
-    Attributes:
-        keep_versions: The last this many model versions of each ticker (at least 1: the
-            latest version is always kept, a run's next version is numbered after it).
-        manifest_days: Everything a manifest of a run date within this many days of the
-            collection date lists is kept, as are those scopes' plots and predictions.
-    """
-
-    keep_versions: int = 3
-    manifest_days: int = 7
-
-    def __post_init__(self) -> None:
-        if self.keep_versions < 1:
-            raise ValueError(f"keep_versions must be at least 1, got {self.keep_versions}")
-        if self.manifest_days < 0:
-            raise ValueError(f"manifest_days must be at least 0, got {self.manifest_days}")
 
 
 @dataclass(frozen=True)
@@ -281,7 +261,7 @@ def collect(
     storage: Storage,
     *,
     as_of: date,
-    policy: RetentionPolicy = RetentionPolicy(),
+    policy: RetentionPolicy = RetentionPolicy(),  # noqa: B008 (frozen)
     tickers: Iterable[str] | None = None,
     dry_run: bool = False,
     lease_wait: timedelta = timedelta(minutes=15),

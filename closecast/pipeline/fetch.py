@@ -28,6 +28,7 @@ from closecast.inputs.validation import (
     validate_prices,
 )
 from closecast.inputs.watchlist import WatchItem
+from closecast.pipeline.histories import remember_stored
 from closecast.sources.base import (
     DEFAULT_OVERLAP_DAYS,
     PriceSource,
@@ -35,6 +36,7 @@ from closecast.sources.base import (
     incremental_start,
 )
 from closecast.storage import Storage
+from closecast.storage.recording import ObjectEntry, RecordingStorage
 
 REBASE_TOLERANCE = 1e-4
 """Relative difference below which two prices of one day count as equal (Yahoo's rounding)."""
@@ -149,6 +151,10 @@ class FetchSummary:
         rebuilt: Whether an unreadable price file was rebuilt from the source.
         report: Validation of what was fetched (None when the store was already complete).
         warnings: Validation warnings and what the fetch itself noticed.
+        stored: The price object as this fetch left it (its size and sha256), or None: under
+            the ticker's lease the run holds from the fetch through the modelling, the
+            pooled step and the modelling take those bytes from memory
+            (:func:`closecast.pipeline.histories.read_validated`) instead of reading them.
     """
 
     ticker: str
@@ -163,6 +169,7 @@ class FetchSummary:
     rebuilt: bool
     report: ValidationReport | None
     warnings: tuple[str, ...]
+    stored: ObjectEntry | None = None
 
     @property
     def rebased(self) -> bool:
@@ -304,6 +311,24 @@ def fetch_and_store(
         closecast.inputs.validation.PriceValidationError: The fetch held no usable row.
         closecast.storage.StorageError: The storage failed.
     """
+    key = PriceStore(storage).key(item.symbol)
+    recording = RecordingStorage(storage, keep_bytes=lambda k: k == key)
+    summary = _fetch_and_store(item, as_of, recording, source, price_column, overlap_days)
+    try:
+        data = recording.kept_bytes(key)  # what the fetch read, or wrote last
+    except KeyError:
+        return summary
+    return summary if data is None else replace(summary, stored=remember_stored(key, data))
+
+
+def _fetch_and_store(
+    item: WatchItem,
+    as_of: date,
+    storage: Storage,
+    source: PriceSource,
+    price_column: str,
+    overlap_days: int,
+) -> FetchSummary:
     store = PriceStore(storage)
     fetch = _Fetch(item, as_of, store, source, price_column)
     symbol = item.symbol

@@ -1,12 +1,15 @@
 """A ticker's validated model column, parsed and validated once per process for the same
-stored bytes.
+stored bytes, and the bytes a fetch stored, kept for the run's later readers.
 
 A run reads every ticker's stored history twice after fetching it: the pooled step fits the
-global models on all of them, then each chunk's modelling reads its own tickers again under
-their leases. Both requests still go to the storage (a chunk must see what is stored when
-it holds the lease), but parsing and validating the same bytes again gives the same result:
-:func:`read_validated` keeps it, keyed by the bytes' sha256 and every argument the result
-depends on, so a changed object (a later fetch, another run) is never answered from memory.
+global models on all of them, then each chunk's modelling reads its own tickers. The run
+holds each ticker's lease from its fetch through its modelling, so the object is what the
+fetch left: the fetch keeps those bytes here (:func:`remember_stored`, by sha256) and its
+summary names their digest, and both readers take them from memory when this process still
+has them, else read the object. Parsing and validating the same bytes again gives the same
+result: :func:`read_validated` keeps it, keyed by the bytes' sha256 and every argument the
+result depends on, so a changed object (a later fetch, another run) is never answered from
+memory.
 """
 
 from __future__ import annotations
@@ -23,13 +26,48 @@ from closecast.inputs.validation import ValidationReport, usable_series
 from closecast.inputs.watchlist import WatchItem
 from closecast.sources.base import empty_price_frame
 from closecast.storage import ObjectNotFoundError, Storage
+from closecast.storage.recording import ObjectEntry, RecordingStorage
 
 KEPT_VALUES = 8_000_000
 """Most prices kept in memory (about 16 bytes each with their dates: 128 MB at most): a
 500-ticker run of 10,000-day histories fits, so every chunk finds what the pooled step read.
 The least recently used go first."""
 
+KEPT_STORED_BYTES = 64 * 1024 * 1024
+"""Most bytes of fetched price objects kept for the run's later readers: a 500-ticker run of
+10,000-day histories fits; the least recently stored go first (their readers then read)."""
+
 _Key = tuple[str, str, date, str, int, str]
+
+
+class _StoredBytes:
+    """Price objects' bytes by sha256, least recently stored dropped first beyond
+    :data:`KEPT_STORED_BYTES`."""
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[str, bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, sha256: str) -> bytes | None:
+        with self._lock:
+            return self._entries.get(sha256)
+
+    def put(self, sha256: str, data: bytes) -> None:
+        with self._lock:
+            if sha256 in self._entries:
+                self._entries.move_to_end(sha256)
+                return
+            self._entries[sha256] = data
+            self._size += len(data)
+            while self._size > KEPT_STORED_BYTES and len(self._entries) > 1:
+                _, dropped = self._entries.popitem(last=False)
+                self._size -= len(dropped)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._size = 0
 
 
 class _Kept:
@@ -65,6 +103,33 @@ class _Kept:
 
 
 _KEPT = _Kept()
+_STORED = _StoredBytes()
+
+
+def remember_stored(key: str, data: bytes) -> ObjectEntry:
+    """Keep the bytes a fetch left at ``key`` for the run's later readers (the pooled step,
+    the modelling, which hold on to the ticker's lease meanwhile) and return their entry,
+    for the fetch's summary to carry."""
+    entry = ObjectEntry.of(key, data)
+    _STORED.put(entry.sha256, data)
+    return entry
+
+
+def stored_bytes(entry: ObjectEntry) -> bytes | None:
+    """The bytes kept for ``entry`` (:func:`remember_stored`), or None when this process
+    has not kept them (another process) or no longer has them."""
+    return _STORED.get(entry.sha256)
+
+
+def _stored_bytes(storage: Storage, key: str, stored: ObjectEntry | None) -> bytes | None:
+    """The bytes the run's fetch left at ``key``, if this process still has them (recorded
+    as read when ``storage`` records); None otherwise."""
+    if stored is None or stored.key != key:
+        return None
+    data = _STORED.get(stored.sha256)
+    if data is not None and isinstance(storage, RecordingStorage):
+        storage.remember(key, data)
+    return data
 
 
 def read_validated(
@@ -75,10 +140,13 @@ def read_validated(
     price_column: str,
     min_rows: int,
     need_explanation: str | None = None,
+    stored: ObjectEntry | None = None,
 ) -> tuple[pd.Series, ValidationReport]:
     """The ticker's stored history through ``as_of``, validated where the model uses it
-    (:func:`closecast.inputs.validation.usable_series`): one read of the stored object
-    every call; the parse and validation only for bytes not seen before in this process.
+    (:func:`closecast.inputs.validation.usable_series`): the bytes this run's fetch stored
+    (``stored``, the fetch summary's entry) when this process keeps them, else one read of
+    the stored object; the parse and validation only for bytes not seen before in this
+    process.
 
     Returns:
         The prices (a copy the caller may change) and the validation report.
@@ -89,10 +157,12 @@ def read_validated(
             caller's ``need_explanation``).
     """
     store = PriceStore(storage)
-    try:
-        data = storage.read_bytes(store.key(item.symbol))
-    except ObjectNotFoundError:
-        data = None
+    data = _stored_bytes(storage, store.key(item.symbol), stored)
+    if data is None:
+        try:
+            data = storage.read_bytes(store.key(item.symbol))
+        except ObjectNotFoundError:
+            data = None
 
     def validated(at_least: int) -> tuple[pd.Series, ValidationReport]:
         frame = store.parse(item.symbol, data, as_of) if data is not None else empty_price_frame()
@@ -121,5 +191,6 @@ def read_validated(
 
 
 def forget_validated() -> None:
-    """Drop every kept history (tests; memory)."""
+    """Drop every kept history and stored bytes (tests; memory)."""
     _KEPT.clear()
+    _STORED.clear()

@@ -103,8 +103,9 @@ class Record:
         bands = None
         if set(BAND_COLUMNS) <= set(frame.columns):
             bands = {column: frame[column].to_numpy(dtype="float64") for column in BAND_COLUMNS}
-        dates = frame["date"].iloc[[0, -1]].tolist() if n else [None, None]
-        return ScoredColumns(dates[0], dates[-1], actual, predicted, naive, bands)
+        dates = frame["date"]
+        first, last = (dates.iloc[0], dates.iloc[-1]) if n else (None, None)
+        return ScoredColumns(first, last, actual, predicted, naive, bands)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ any ticker's own prices): no retrain is needed.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -45,11 +45,12 @@ from closecast.outputs.catalog import RunScope
 from closecast.pipeline import live
 from closecast.pipeline.decisions import live_degradation
 from closecast.pipeline.evaluation import LeakageError, significance
-from closecast.pipeline.histories import read_validated
+from closecast.pipeline.histories import read_validated, remember_stored
 from closecast.pipeline.settings import RetrainPolicy
 from closecast.storage import CorruptObjectError, ObjectNotFoundError, Storage, StorageError
 from closecast.storage.concurrent import concurrently
 from closecast.storage.io import read_json, write_json
+from closecast.storage.recording import ObjectEntry, RecordingStorage
 from lstm_model import metrics
 from lstm_model.base import META_FILE
 from lstm_model.config import ModelConfig
@@ -129,11 +130,14 @@ class GlobalRef:
 @dataclass(frozen=True)
 class GlobalModels:
     """The run's global models: one reference per fitted kind, the kinds that failed (kind,
-    error), and the objects the step wrote."""
+    error), the objects the step wrote, and the tickers' line-up ledgers it read (their
+    bytes kept in this process, :func:`closecast.pipeline.histories.remember_stored`: under
+    the ticker leases the flow holds, a chunk in this process takes them from memory)."""
 
     refs: tuple[GlobalRef, ...] = ()
     failures: tuple[tuple[str, str], ...] = ()
     keys: tuple[str, ...] = ()
+    ledgers: tuple[ObjectEntry, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -227,18 +231,25 @@ def load_globals(
 
 
 def run_histories(
-    storage: Storage, items: Iterable[WatchItem], as_of: date, config: ModelConfig
+    storage: Storage,
+    items: Iterable[WatchItem],
+    as_of: date,
+    config: ModelConfig,
+    stored: Mapping[str, ObjectEntry] | None = None,
 ) -> dict[str, pd.Series]:
     """Every ticker's validated model column through ``as_of`` (as the per-ticker modelling
     reads it, :func:`closecast.pipeline.histories.read_validated`: the chunks then find them
-    parsed and validated); tickers without a usable history are left out (they fail on their
-    own)."""
+    parsed and validated; ``stored``: per ticker, the price object this run's fetch left,
+    taken from memory when this process has it); tickers without a usable history are left
+    out (they fail on their own)."""
+    stored = stored or {}
 
     def read(item: WatchItem) -> pd.Series | None:
         try:
             prices, _ = read_validated(
-                storage, item, as_of, price_column=config.price_column, min_rows=POOL_FLOOR
-            )
+                storage, item, as_of, price_column=config.price_column, min_rows=POOL_FLOOR,
+                stored=stored.get(item.symbol),
+            )  # fmt: skip
         except (StorageError, ValueError):
             return None
         return prices
@@ -483,17 +494,19 @@ def fit_global(
 def fit_global_models(
     storage: Storage, items: Iterable[WatchItem], scope: RunScope, config: ModelConfig, *,
     mode: str = "auto", policy: RetrainPolicy | None = None, partial: bool = False,
-    kinds: Sequence[str] = tuple(GLOBAL_MODELS),
+    kinds: Sequence[str] = tuple(GLOBAL_MODELS), stored: Mapping[str, ObjectEntry] | None = None,
 ) -> GlobalModels:  # fmt: skip
     """The scope's watchlist's global models of ``kinds`` (the run's line-up; default every
     registered one), fit on every fetched ticker's history through the run date
-    (:func:`fit_global`). A model that cannot be fit is reported in ``failures``; it never
+    (:func:`fit_global`; ``stored``: the price objects this run's fetch left, see
+    :func:`run_histories`). A model that cannot be fit is reported in ``failures``; it never
     fails the run (the tickers go on without it)."""
     if not kinds:
         return GlobalModels()
-    histories = run_histories(storage, items, scope.run_date, config)
+    histories = run_histories(storage, items, scope.run_date, config, stored)
     refs, failures, keys = [], [], []
-    ledgers = LineupLedgerReads(storage)
+    read = RecordingStorage(storage, keep_bytes=_is_lineup_ledgers)
+    ledgers = LineupLedgerReads(read)
     for kind in kinds:
         try:
             ref, written = fit_global(
@@ -505,4 +518,23 @@ def fit_global_models(
             continue
         refs.append(ref)
         keys += written
-    return GlobalModels(tuple(refs), tuple(failures), tuple(keys))
+    return GlobalModels(tuple(refs), tuple(failures), tuple(keys), _kept_ledgers(read, items))
+
+
+def _is_lineup_ledgers(key: str) -> bool:
+    ticker = catalog.ticker_of_key(key)
+    return ticker is not None and key == catalog.lineup_ledgers_key(ticker)
+
+
+def _kept_ledgers(read: RecordingStorage, items: Iterable[WatchItem]) -> tuple[ObjectEntry, ...]:
+    """The line-up ledger objects the step read, their bytes kept for the chunks."""
+    kept = []
+    for item in items:
+        key = catalog.lineup_ledgers_key(item.symbol)
+        try:
+            data = read.kept_bytes(key)
+        except KeyError:  # not read (no live check needed it)
+            continue
+        if data is not None:
+            kept.append(remember_stored(key, data))
+    return tuple(kept)

@@ -11,6 +11,7 @@ from traceback import format_exception
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from closecast.inputs.validation import HISTORY_COUNTERS, REPORT_COUNTERS, ValidationReport
 from closecast.inputs.watchlist import WatchItem
@@ -25,7 +26,7 @@ from closecast.outputs.records import (
     ModelScoreRow,
     PredictionRow,
     ServedRow,
-    rows_to_table,
+    arrow_schema,
 )
 from closecast.pipeline import live
 from closecast.pipeline.evaluation import significance
@@ -78,6 +79,25 @@ def failed_outcome(item: WatchItem, error: BaseException | str, *, stage: str) -
     )
 
 
+def prediction_table(predictions: pd.DataFrame) -> pa.Table:
+    """A lineage's backtest predictions as the published table: the table
+    ``rows_to_table`` makes of its rows as :class:`PredictionRow` (NaN as missing, a band
+    column the frame lacks all missing; other columns ignored), built by column rather
+    than row by row (every ticker publishes its backtest every run)."""
+    schema = arrow_schema(PredictionRow)
+    defaults = {f.name for f in fields(PredictionRow) if f.default is None}
+    columns = []
+    for column in schema:
+        if column.name not in predictions.columns and column.name in defaults:
+            columns.append(pa.nulls(len(predictions), column.type))
+        elif pa.types.is_floating(column.type):
+            values = predictions[column.name].to_numpy(dtype="float64")
+            columns.append(pa.array(values, column.type, from_pandas=True))  # NaN: missing
+        else:
+            columns.append(pa.array(predictions[column.name].tolist(), column.type))
+    return pa.table(columns, schema=schema)
+
+
 def publish_ticker_objects(
     storage: Storage,
     item: WatchItem,
@@ -94,12 +114,7 @@ def publish_ticker_objects(
     keys = []
     if backtest_predictions is not None:
         key = catalog.PREDICTIONS.key(scope, item.symbol)
-        names = PredictionRow.__dataclass_fields__
-        rows = [
-            PredictionRow(**{k: v for k, v in r.items() if k in names})
-            for r in backtest_predictions.to_dict("records")
-        ]
-        write_parquet(storage, key, rows_to_table(rows, PredictionRow))
+        write_parquet(storage, key, prediction_table(backtest_predictions))
         keys.append(key)
     if not draw_plot:
         return keys

@@ -5,12 +5,13 @@ where they are used and never cross a task boundary."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
-from closecast.control.locks import held
+from closecast.control.locks import HeldLeases, held, held_in_order
+from closecast.outputs import catalog
 from closecast.pipeline.settings import RunSettings
 from closecast.storage import Storage, open_storage
 from lstm_model.config import ModelConfig
@@ -66,6 +67,23 @@ class RunServices:
             log=log,
         ):
             yield
+
+    @contextmanager
+    def ticker_leases(self, symbols: Iterable[str]) -> Iterator[HeldLeases]:
+        """Hold every ticker's lease (``catalog.ticker_lease_key``) for the block, taken
+        one at a time in symbol order and renewed from one thread; the block may release
+        some early (:meth:`closecast.control.locks.HeldLeases.release`).
+
+        Symbol order is the one order of every run: one waiting for a ticker holds none
+        that sorts after it, so two runs sharing several tickers never each hold one the
+        other waits for (watchlist order could, until one gave up after ``lease_wait``).
+        """
+        log, run = _current_run()
+        leases = [(catalog.ticker_lease_key(s), f"ticker {s}") for s in sorted(set(symbols))]
+        with held_in_order(
+            self.storage, leases, run=run, wait=self.lease_wait, ttl=self.lease_ttl, log=log
+        ) as held_leases:
+            yield held_leases
 
 
 def _current_run() -> tuple[logging.Logger | logging.LoggerAdapter, str]:

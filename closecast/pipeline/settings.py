@@ -218,6 +218,12 @@ class RunSettings(BaseModel):
         "(a plot costs about 0.2 s); larger runs draw none (the summary plot and the run "
         "summary, with the best and worst tickers, always render). 0: never.",
     )
+    ui_artifacts: bool = Field(
+        True,
+        description="Publish the run's Prefect UI artifacts: the metrics table, the summary "
+        "with its plots and the progress bar (the tables, plots and manifest in storage are "
+        "published either way). closecast replay publishes them on its last day only.",
+    )
     dask_address: str | None = Field(
         None,
         description="Scheduler of an existing Dask cluster, with the dask task runner "

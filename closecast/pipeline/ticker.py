@@ -55,7 +55,7 @@ from closecast.pipeline.finetuning import (
     fine_tuned_rows,
     finetune_score_row,
 )
-from closecast.pipeline.histories import read_validated
+from closecast.pipeline.histories import read_validated, stored_bytes
 from closecast.pipeline.lineup import (
     LSTM,
     Lineup,
@@ -99,7 +99,7 @@ from closecast.pipeline.versions import (
     write_champion,
 )
 from closecast.storage import Storage, StorageError
-from closecast.storage.recording import RecordingStorage
+from closecast.storage.recording import ObjectEntry, RecordingStorage
 from lstm_model.base import ForecastModel
 from lstm_model.config import ModelConfig
 from lstm_model.data import minimum_history
@@ -113,7 +113,11 @@ def required_rows(config: ModelConfig) -> tuple[int, str]:
 
 
 def read_history(
-    storage: Storage, item: WatchItem, as_of: date, config: ModelConfig
+    storage: Storage,
+    item: WatchItem,
+    as_of: date,
+    config: ModelConfig,
+    stored: ObjectEntry | None = None,
 ) -> tuple[pd.Series, ValidationReport]:
     """The model's price column through ``as_of``: its clean recent stretch, date-indexed.
 
@@ -124,8 +128,9 @@ def read_history(
     """
     need, why = required_rows(config)
     prices, report = read_validated(
-        storage, item, as_of, price_column=config.price_column, min_rows=1
-    )
+        storage, item, as_of, price_column=config.price_column, min_rows=1,
+        stored=stored,  # the bytes this run's fetch stored, when this process has them
+    )  # fmt: skip
     if len(prices) < need:
         raise ShortHistory(prices, report, f"LSTM needs {need} ({why})")
     return prices, report
@@ -588,7 +593,7 @@ def plan_ticker(
     decision."""
     as_of = scope.run_date
     storage, config = services.storage, services.config
-    prices, report = read_history(storage, item, as_of, config)
+    prices, report = read_history(storage, item, as_of, config, fetch and fetch.stored)
     ledger = live.read_ledger(storage, item.symbol)
     ledger = live.align_basis(ledger, prices, fetch.rebase_factor if fetch else None)
     ledger, scored_now = live.score_served(ledger, prices, as_of)
@@ -807,6 +812,7 @@ def forecast_tickers(
     services: RunServices | None = None,
     draw_plots: bool = True,
     global_models: Sequence[LoadedGlobal] = (),
+    known: Sequence[ObjectEntry] = (),
 ) -> list[TickerOutcome]:
     """Score what was served, train or fine-tune, serve the next forecasts and publish, for
     a chunk of tickers; their training runs together (see :func:`train_plans`).
@@ -822,6 +828,9 @@ def forecast_tickers(
         global_models: The run's global models (:mod:`closecast.pipeline.pooled`), loaded
             once for the chunk (``pooled.load_globals``), scored and served in every
             ticker's line-up.
+        known: Objects an earlier task of this run read (the pooled step's line-up
+            ledgers, ``GlobalModels.ledgers``): under the ticker leases the flow holds since,
+            they are read from the bytes this process kept, when it has them.
 
     Returns:
         One outcome per ticker, in order: its metrics row (describing the model that serves
@@ -832,6 +841,10 @@ def forecast_tickers(
     # What the tickers write and read is recorded as it goes: the manifest lists it without
     # reading it back, and a failed commit restores the state without reading it again.
     recording = RecordingStorage(services.storage, keep_bytes=is_state_key)
+    for entry in known:
+        data = stored_bytes(entry)
+        if data is not None:
+            recording.known_current(entry.key, data)
     services = replace(services, storage=recording)
     remove_orphaned_temp_dirs()
     reports = fetches or {}

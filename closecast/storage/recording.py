@@ -3,9 +3,12 @@ read or wrote (or that there was no object), so that a manifest lists an object'
 without reading it back and a failed commit restores a state object without reading it
 again.
 
-Every request still goes to the wrapped storage; nothing is served from memory. What is
-remembered is only as current as the caller's lease makes it: a ticker's objects are written
-and read under the ticker's lease, so no other run changes them meanwhile.
+Every request goes to the wrapped storage, except reads of objects the caller declared
+current (:meth:`RecordingStorage.known_current`: what an earlier task of the same run read,
+under the ticker's lease the run has held since), answered from memory until written or
+deleted. What is remembered is only as current as the caller's lease makes it: a ticker's
+objects are written and read under the ticker's lease, so no other run changes them
+meanwhile.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class RecordingStorage:
         self.inner = inner
         self._keep_bytes = keep_bytes
         self._seen: dict[str, _Seen] = {}
+        self._current: dict[str, bytes] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -94,6 +98,18 @@ class RecordingStorage:
             raise KeyError(key)
         return seen.data
 
+    def known_current(self, key: str, data: bytes) -> None:
+        """Declare that ``key`` holds ``data`` (an earlier task of this run read it, under
+        the ticker's lease held since): reads of it are answered from memory, and recorded,
+        until it is written or deleted here."""
+        with self._lock:
+            self._current[key] = data
+
+    def remember(self, key: str, data: bytes) -> None:
+        """Record that ``key`` holds ``data``, known without a request: the bytes this run's
+        fetch stored there, under the ticker's lease the run has held since."""
+        self._record(key, data)
+
     def _record(self, key: str, data: bytes | None) -> None:
         entry = None if data is None else ObjectEntry.of(key, data)
         kept = data if data is not None and self._keep_bytes(key) else None
@@ -103,10 +119,13 @@ class RecordingStorage:
     def _forget(self, key: str) -> None:
         with self._lock:
             self._seen.pop(key, None)
+            self._current.pop(key, None)
 
     # --- the storage interface -----------------------------------------------------------
 
     def write_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        with self._lock:
+            self._current.pop(key, None)
         try:
             self.inner.write_bytes(key, data, content_type)
         except BaseException:
@@ -119,6 +138,11 @@ class RecordingStorage:
         return self.inner.create_exclusive(key, data)
 
     def read_bytes(self, key: str) -> bytes:
+        with self._lock:
+            current = self._current.get(key)
+        if current is not None:
+            self._record(key, current)
+            return current
         try:
             data = self.inner.read_bytes(key)
         except ObjectNotFoundError:
@@ -145,6 +169,8 @@ class RecordingStorage:
         return self.inner.list_keys(prefix)
 
     def delete(self, key: str) -> None:
+        with self._lock:
+            self._current.pop(key, None)
         try:
             self.inner.delete(key)
         except BaseException:
@@ -156,6 +182,8 @@ class RecordingStorage:
         with self._lock:
             for key in [k for k in self._seen if k.startswith(prefix)]:
                 del self._seen[key]
+            for key in [k for k in self._current if k.startswith(prefix)]:
+                del self._current[key]
         return self.inner.delete_prefix(prefix)
 
     def upload_file(self, key: str, path: str | Path) -> None:

@@ -8,7 +8,8 @@ import io
 import itertools
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -182,6 +183,7 @@ def price_on(storage, ticker: str, day: date) -> float:
 def test_replayed_days_serve_fresh_models_and_score_what_was_served(tmp_path, capsys) -> None:
     root = str(tmp_path / "store")
     days = DAYS[1:]  # a retrain, then two fine-tunes: each path of a day after a day
+    began = datetime.now(UTC)
     code = main(
         ["replay", "--from", str(days[0]), "--to", str(days[-1]), "--tickers", ",".join(TICKERS),
          "--preset", "fast", "--storage", root, "--models", MODELS]
@@ -256,6 +258,46 @@ def test_replayed_days_serve_fresh_models_and_score_what_was_served(tmp_path, ca
         plots = {t for t in TICKERS if storage.exists(catalog.TICKER_PLOTS.key(scope, t))}
         assert plots == (set(TICKERS) if day == days[-1] else set()), day
         assert storage.exists(catalog.SUMMARY_PLOT.key(scope)), day
+    # The UI's artifacts (metrics table, summary, progress) on the last day's flow run only.
+    runs, artifacts = _flow_runs_since(began)
+    assert len(artifacts) == len(days), artifacts  # one flow run per day
+    shown = {f"closecast-{kind}-adhoc" for kind in ("metrics", "summary", "progress")}
+    assert {name: keys for name, keys in artifacts.items() if keys} == {
+        next(name for name in artifacts if str(days[-1]) in name): shown
+    }
+    # A day's flow run starts once the day before has modelled its tickers, while that one
+    # still publishes (its scope only: the results above are those of days run in order).
+    # The first day ends before the second starts (the replay freezes start-up's objects).
+    assert [run.name for run in runs] == sorted(run.name for run in runs)  # in date order
+    assert runs[0].end_time <= runs[1].start_time
+    assert runs[2].start_time < runs[1].end_time, [(r.start_time, r.end_time) for r in runs]
+
+
+def _flow_runs_since(began: datetime) -> tuple[list[Any], dict[str, set[str]]]:
+    """The flow runs started since ``began`` in the order they started, and the artifact keys
+    of each, by flow-run name."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        FlowRunFilter,
+        FlowRunFilterStartTime,
+    )
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=began))
+        )
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[run.id for run in runs])
+            )
+        )
+    keys = {run.id: set() for run in runs}
+    for artifact in artifacts:
+        keys[artifact.flow_run_id].add(artifact.key)
+    runs = sorted(runs, key=lambda run: run.start_time)
+    return runs, {run.name: keys[run.id] for run in runs}
 
 
 def _watchlist(tmp_path, name: str, entries: list[tuple[str, str]]) -> str:

@@ -299,17 +299,16 @@ def test_got_the_lease_is_said_only_after_waiting_for_another_run(tmp_path, capl
     assert "ticker T: got the lease 'leases/t.json' after" in caplog.text
 
 
-def test_a_chunk_takes_its_ticker_leases_in_symbol_order(tmp_path) -> None:
-    """Every run takes a chunk's leases in one order, so a chunk waiting for one ticker holds
-    none that sorts after it: two runs sharing several tickers cannot each hold one the
-    other waits for. Here BBB sorts after AAA, which another (live) run holds."""
+def test_a_run_takes_its_ticker_leases_in_symbol_order(tmp_path) -> None:
+    """Every run takes its tickers' leases in one order, so a run waiting for one ticker
+    holds none that sorts after it: two runs sharing several tickers cannot each hold one
+    the other waits for. Here BBB sorts after AAA, which another (live) run holds."""
     from dataclasses import replace
 
     from closecast.inputs.watchlist import WatchItem
     from closecast.outputs import catalog
     from closecast.pipeline.services import RunServices
     from closecast.pipeline.settings import RunSettings
-    from tasks.modelling import ticker_leases
 
     storage = open_storage(str(tmp_path / "root"))
     attempts: list[str] = []
@@ -329,7 +328,7 @@ def test_a_chunk_takes_its_ticker_leases_in_symbol_order(tmp_path) -> None:
     chunk = [WatchItem("BBB", "stock"), WatchItem("AAA", "stock")]  # watchlist order
 
     def model_the_chunk() -> None:
-        with ticker_leases(services, chunk):
+        with services.ticker_leases(item.symbol for item in chunk):
             pass
 
     worker = threading.Thread(target=model_the_chunk, daemon=True)
@@ -344,3 +343,41 @@ def test_a_chunk_takes_its_ticker_leases_in_symbol_order(tmp_path) -> None:
     assert not worker.is_alive()
     assert attempts[0] == aaa and attempts[-1] == bbb and attempts.count(bbb) == 1
     assert not storage.exists(aaa) and not storage.exists(bbb)  # released after
+
+
+def test_leases_held_together_are_renewed_by_one_thread_and_released_early_or_at_the_end(
+    tmp_path,
+) -> None:
+    """A run holds one lease per ticker from its fetch through its chunk's modelling: one
+    thread keeps them all renewed, a chunk's are released as it finishes, the rest at the
+    end (a release after the block would leave others waiting)."""
+    storage = open_storage(str(tmp_path))
+    ttl = timedelta(seconds=1.5)  # renewed every 0.5 s
+    keys = [f"leases/{name}.json" for name in ("a", "b", "c")]
+
+    def tags() -> dict[str, str]:
+        return {key: storage.read_tagged(key)[1] for key in keys if storage.exists(key)}
+
+    def renewers() -> int:
+        return sum(1 for thread in threading.enumerate() if thread.name == "leases")
+
+    before = renewers()
+    with locks.held_in_order(storage, [(k, k) for k in keys], ttl=ttl) as leases:
+        assert renewers() == before + 1  # one renewer for all of them
+        taken = tags()
+        deadline = time.monotonic() + 30
+        while any(tags().get(key) == taken[key] for key in keys):  # each renewed
+            assert time.monotonic() < deadline, "not renewed"
+            time.sleep(0.1)
+        leases.release(keys[:1])
+        assert not storage.exists(keys[0]) and leases.keys() == keys[1:]
+        theirs = locks.try_acquire(storage, keys[0], "other", keys[0], ttl)
+        assert theirs is not None  # free for another run at once
+        renewed = tags()
+        deadline = time.monotonic() + 30
+        while tags()[keys[1]] == renewed[keys[1]]:  # a renewal round went by...
+            assert time.monotonic() < deadline, "not renewed"
+            time.sleep(0.1)
+        assert tags()[keys[0]] == theirs.tag  # ...without touching the released lease
+    assert [k for k in keys if storage.exists(k)] == keys[:1]  # only the other run's
+    assert renewers() == before

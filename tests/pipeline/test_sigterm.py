@@ -53,12 +53,13 @@ def test_sigterm_stops_closecast_run_within_seconds_without_publishing(
     with log.open("wb") as out:
         child = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
                                  env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
-                                      "PREFECT_HOME": str(home)},
+                                      "PREFECT_HOME": str(home), "PYTHONUNBUFFERED": "1"},
                                  start_new_session=True)  # fmt: skip
         try:
-            # Wait until the 1000-epoch tutorial network is training (its lease exists).
+            # Wait until the 1000-epoch tutorial network is training: it says its epochs (the
+            # log unbuffered), while the ticker's lease exists from the fetch on.
             deadline = time.monotonic() + 300
-            while not (root / "leases" / "ticker=QQQ.json").exists():
+            while " epoch " not in log.read_text(errors="replace"):
                 assert child.poll() is None, log.read_text()[-3000:]
                 assert time.monotonic() < deadline, "training never started"
                 time.sleep(0.5)

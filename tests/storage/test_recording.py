@@ -1,6 +1,7 @@
 """A recording storage passes every request on and remembers, per key, the digest of what it
 last read or wrote (or that nothing is there), on both backends; what it remembers is what
-storage holds."""
+storage holds. Reads of objects declared current (what an earlier task of the run read,
+under the ticker's lease) are answered from memory until they are written or deleted."""
 
 from __future__ import annotations
 
@@ -74,3 +75,41 @@ def test_a_failed_or_conditional_write_is_forgotten_not_guessed(storage):
     assert not recording.knows("k")  # conditional writes (leases) are not recorded
     assert recording.create_exclusive("new", b"x") == storage.read_tagged("new")[1]
     assert not recording.knows("new")
+
+
+class Reads(RecordingStorage):
+    """Counts the reads that reach the wrapped storage."""
+
+    def __init__(self, inner: Storage) -> None:
+        counted = self
+
+        class Counting:
+            def __getattr__(self, name):
+                return getattr(inner, name)
+
+            def read_bytes(self, key: str) -> bytes:
+                counted.sent.append(key)
+                return inner.read_bytes(key)
+
+        self.sent: list[str] = []
+        super().__init__(Counting())
+
+
+def test_an_object_declared_current_is_read_from_memory_until_written_or_deleted(storage):
+    storage.write_bytes("served/x.parquet", b"as the pooled step read it")
+    recording = Reads(storage)
+    recording.known_current("served/x.parquet", b"as the pooled step read it")
+    assert recording.read_bytes("served/x.parquet") == b"as the pooled step read it"
+    assert recording.read_bytes("served/x.parquet") == b"as the pooled step read it"
+    assert recording.sent == []  # no request
+    assert recording.seen("served/x.parquet") == stored_entry(storage, "served/x.parquet")
+
+    recording.write_bytes("served/x.parquet", b"committed")
+    assert recording.read_bytes("served/x.parquet") == b"committed"
+    assert recording.sent == ["served/x.parquet"]  # written: read from storage again
+
+    recording.known_current("served/y.parquet", b"y")
+    storage.write_bytes("served/y.parquet", b"y")
+    recording.delete("served/y.parquet")
+    with pytest.raises(ObjectNotFoundError):
+        recording.read_bytes("served/y.parquet")
