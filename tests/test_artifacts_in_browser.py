@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -33,6 +35,9 @@ from closecast.outputs.plots import plot_predictions, plot_summary
 from closecast.outputs.records import MetricsRow
 from closecast.storage import Storage, open_storage
 from closecast.storage.io import write_figure
+
+if TYPE_CHECKING:
+    from playwright.sync_api import BrowserContext
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -117,48 +122,71 @@ def publish_summary(storage_root: str, keys: dict[str, str], public_endpoint: st
     )
 
 
-def _publish_and_open(
-    config: stack.StackConfig, storage_root: str, keys: dict[str, str], public: str | None
-) -> dict:
+@pytest.fixture(scope="module")
+def browser() -> Iterator[BrowserContext]:
+    """One Chromium for the module, its pages in one context: started once, not per test,
+    and the second test's page reuses the UI's scripts the first one loaded."""
     from playwright.sync_api import sync_playwright
 
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium.new_context()
+        finally:
+            chromium.close()
+
+
+def _publish_and_open(
+    config: stack.StackConfig,
+    browser: BrowserContext,
+    storage_root: str,
+    keys: dict[str, str],
+    public: str | None,
+) -> dict:
+    # Playwright's sync API keeps an event loop running in this thread while the browser is
+    # open: the flow run and the API read run in a thread of their own, as on a fresh thread.
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        artifact = thread.submit(_publish, config, storage_root, keys, public).result()
+    assert artifact.flow_run_id is not None  # published by the flow run
+    assert artifact.data.count("data:image/png;base64,") == len(keys)
+
+    page = browser.new_page()
+    try:
+        page.goto(f"{config.ui_url}/artifacts/artifact/{artifact.id}", timeout=120_000)
+        page.wait_for_function(
+            f"Array.from(document.images).filter(i => i.alt.includes('plot')"
+            f" || i.alt === 'summary').length >= {len(keys)}",
+            timeout=120_000,
+        )
+        page.wait_for_function("Array.from(document.images).every(i => i.complete)", timeout=60_000)
+        images = page.evaluate(
+            "Array.from(document.images)"
+            ".filter(i => i.alt.includes('plot') || i.alt === 'summary')"
+            ".map(i => ({alt: i.alt, width: i.naturalWidth}))"
+        )
+        links = page.evaluate(
+            "Array.from(document.querySelectorAll('a'))"
+            ".filter(a => a.textContent.startsWith('full-size'))"
+            ".map(a => ({text: a.textContent, href: a.href}))"
+        )
+        downloads = []
+        for link in links:
+            response = page.request.get(link["href"])
+            downloads.append((response.status, response.headers["content-type"]))
+    finally:
+        page.close()
+    return {"images": images, "links": links, "downloads": downloads}
+
+
+def _publish(
+    config: stack.StackConfig, storage_root: str, keys: dict[str, str], public: str | None
+):
+    """Run the publishing flow against the UI's server; its artifact as the API returns it."""
     with temporary_settings({PREFECT_API_URL: config.api_url}):
         artifact_id = publish_summary(storage_root, keys, public)
         artifact = asyncio.run(_read_artifact(artifact_id))
         APILogWorker.drain_all(timeout=30)  # the run's logs, before the server stops
-    assert artifact.flow_run_id is not None  # published by the flow run
-    assert artifact.data.count("data:image/png;base64,") == len(keys)
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(f"{config.ui_url}/artifacts/artifact/{artifact_id}", timeout=120_000)
-            page.wait_for_function(
-                f"Array.from(document.images).filter(i => i.alt.includes('plot')"
-                f" || i.alt === 'summary').length >= {len(keys)}",
-                timeout=120_000,
-            )
-            page.wait_for_function(
-                "Array.from(document.images).every(i => i.complete)", timeout=60_000
-            )
-            images = page.evaluate(
-                "Array.from(document.images)"
-                ".filter(i => i.alt.includes('plot') || i.alt === 'summary')"
-                ".map(i => ({alt: i.alt, width: i.naturalWidth}))"
-            )
-            links = page.evaluate(
-                "Array.from(document.querySelectorAll('a'))"
-                ".filter(a => a.textContent.startsWith('full-size'))"
-                ".map(a => ({text: a.textContent, href: a.href}))"
-            )
-            downloads = []
-            for link in links:
-                response = page.request.get(link["href"])
-                downloads.append((response.status, response.headers["content-type"]))
-        finally:
-            browser.close()
-    return {"images": images, "links": links, "downloads": downloads}
+    return artifact
 
 
 async def _read_artifact(artifact_id):
@@ -169,11 +197,11 @@ async def _read_artifact(artifact_id):
         return artifact
 
 
-def test_local_plots_show_inline_in_the_prefect_ui(prefect_ui, tmp_path) -> None:
+def test_local_plots_show_inline_in_the_prefect_ui(prefect_ui, browser, tmp_path) -> None:
     storage_root = str(tmp_path / "closecast-data")
     keys = _publish_plots(open_storage(storage_root))
 
-    seen = _publish_and_open(prefect_ui, storage_root, keys, public=None)
+    seen = _publish_and_open(prefect_ui, browser, storage_root, keys, public=None)
 
     assert sorted(i["alt"] for i in seen["images"]) == ["AAPL plot", "BTC-USD plot", "summary"]
     assert all(i["width"] > 0 for i in seen["images"]), seen["images"]
@@ -181,7 +209,7 @@ def test_local_plots_show_inline_in_the_prefect_ui(prefect_ui, tmp_path) -> None
 
 
 def test_s3_plots_show_inline_and_link_through_the_public_endpoint(
-    prefect_ui, s3_env, s3_bucket
+    prefect_ui, browser, s3_env, s3_bucket
 ) -> None:
     storage_root = f"s3://{s3_bucket}/ui"
     keys = _publish_plots(open_storage(storage_root))
@@ -190,7 +218,7 @@ def test_s3_plots_show_inline_and_link_through_the_public_endpoint(
     internal = urlsplit(s3_env)
     public = f"http://localhost:{internal.port}"
 
-    seen = _publish_and_open(prefect_ui, storage_root, keys, public=public)
+    seen = _publish_and_open(prefect_ui, browser, storage_root, keys, public=public)
 
     assert len(seen["images"]) == len(keys)
     assert all(i["width"] > 0 for i in seen["images"]), seen["images"]

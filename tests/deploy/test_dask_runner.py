@@ -55,12 +55,13 @@ def runs(prefect_harness, tmp_path_factory) -> Runs:
     stop = threading.Event()
 
     def sample() -> None:
-        # Every 0.5 s: the listeners (scheduler, dashboard, nannies, workers) live as long as
+        # Every 2 s: the listeners (scheduler, dashboard, nannies, workers) live as long as
         # the cluster, tens of seconds. Each sample parses the machine's whole socket tables
-        # once per process: at 0.2 s that was a fifth of this process's samples (py-spy).
+        # (every process's connections) once per process of ours: at 0.5 s the sampler took
+        # about 13 CPU-s of this test's ~90 (py-spy, on the shared machine under load).
         while not stop.is_set():
             seen.update(_listening_sockets() - before)
-            stop.wait(0.5)
+            stop.wait(2.0)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
