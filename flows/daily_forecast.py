@@ -3,9 +3,6 @@ serve the next forecast; then publish the watchlist's run outputs."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -44,23 +41,6 @@ from tasks.publishing import (
     update_progress,
     withdraw_run_manifest,
 )
-
-_WHEN_MODELLED: ContextVar[Callable[[], None] | None] = ContextVar(
-    "closecast_when_modelled", default=None
-)
-
-
-@contextmanager
-def when_modelled(callback: Callable[[], None]) -> Iterator[None]:
-    """Call ``callback`` once a flow run called in this block has modelled and committed every
-    ticker, before it publishes: ``closecast replay`` starts the next day then, because
-    nothing a day reads is written by the day before's publishing (its run tables, summary
-    plot and manifest are that day's scope only)."""
-    token = _WHEN_MODELLED.set(callback)
-    try:
-        yield
-    finally:
-        _WHEN_MODELLED.reset(token)
 
 
 def _run_name() -> str:
@@ -236,8 +216,6 @@ def daily_forecast(settings: RunSettings = RunSettings()) -> State:  # noqa: B00
     with services.lease(catalog.scope_lease_key(scope), f"watchlist {scope.label}"):
         previous = withdraw_run_manifest(scope, settings)
         outcomes = forecast_watchlist(selection, scope, settings, runner, services)
-        if (modelled := _WHEN_MODELLED.get()) is not None:
-            modelled()
         if stop_requested():
             return Cancelled(message=f"stopped on request; nothing published for {scope.label}")
         # Quoted: Prefect would otherwise walk every field of every row, looking for futures.

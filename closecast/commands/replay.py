@@ -10,11 +10,9 @@ from __future__ import annotations
 import argparse
 import gc
 import sys
-import threading
 import time
-from collections.abc import Callable
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from closecast.commands._temporary_server import TemporaryServerError, prefect_api_for_this_command
 from closecast.commands.run import (
@@ -155,9 +153,7 @@ def _replay(
     storage: str,
     plot_every_day: bool = False,
 ) -> int:
-    """Each day its own flow run, in order, in this process; a day starts once the day
-    before has modelled and committed its tickers, while that one publishes its scope (the
-    publishing overlaps the next day's fetch and pooled step). Each ticker's plot is drawn on
+    """Each day its own flow run, in order, in this process. Each ticker's plot is drawn on
     the last day only, unless ``plot_every_day``: the plots were a quarter of a replayed
     day's work, and the last one shows every earlier day's forecasts too. The Prefect UI's
     artifacts (metrics table, summary, progress) are published on the last day only: an
@@ -169,7 +165,7 @@ def _replay(
         stopped_by_signal,
     )
     from flows.daily_forecast import daily_forecast
-    from lstm_model.interrupt import request_stop, stop_requested
+    from lstm_model.interrupt import stop_requested
 
     interrupt_main_thread_on_sigterm()
     print(
@@ -177,89 +173,38 @@ def _replay(
         f"({', '.join(selection.symbols)}) into {storage}",
         flush=True,
     )
-    failed_days: list[date] = []
+    failed_days = []
     began = time.perf_counter()
-    publishing: _DayRun | None = None  # the day before, still publishing
     for number, day in enumerate(days, start=1):
-        last = number == len(days)
-        plots = {} if plot_every_day or last else {"ticker_plots": 0}
-        shown = {} if last else {"ui_artifacts": False}
-        day_settings = settings.model_copy(update={"as_of": day, **plots, **shown})
-        run = _DayRun(number, daily_forecast, day_settings)
+        started = time.perf_counter()
         try:
-            run.modelled.wait()
-            if publishing is not None:
-                _report(publishing, len(days), failed_days)
-                publishing = None
-            if number == 1:  # whole, before freezing: nothing of a later day in flight
-                _report(run, len(days), failed_days)
-                keep_startup_out_of_garbage_collection()
-            else:
-                publishing = run
+            last = number == len(days)
+            plots = {} if plot_every_day or last else {"ticker_plots": 0}
+            shown = {} if last else {"ui_artifacts": False}
+            day_settings = settings.model_copy(update={"as_of": day, **plots, **shown})
+            state = daily_forecast(day_settings, return_state=True)
         except BaseException as exc:
             if not stopped_by_signal(exc):
                 raise
-            request_stop()  # Ctrl-C too: the day in flight stops at its next batch
-        if stop_requested():
-            # The day before finishes publishing; this one stops training and publishes nothing.
-            if publishing is not None and publishing is not run:
-                _report(publishing, len(days), failed_days)
-            run.thread.join()
             print(f"closecast replay: stopped during {day}; earlier days are complete",
                   file=sys.stderr)  # fmt: skip
             return EXIT_TERMINATED
-    if publishing is not None:
-        _report(publishing, len(days), failed_days)
+        if stop_requested():
+            print(f"closecast replay: stopped during {day}; earlier days are complete",
+                  file=sys.stderr)  # fmt: skip
+            return EXIT_TERMINATED
+        if number == 1:
+            keep_startup_out_of_garbage_collection()
+        if not state.is_completed():
+            failed_days.append(day)
+        print(
+            f"[{number}/{len(days)}] {day} {state.name}: {state.message or ''} "
+            f"({time.perf_counter() - started:.1f}s)",
+            flush=True,
+        )
     print(
         f"Replayed {len(days)} day(s) in {time.perf_counter() - began:.0f}s; "
         f"{len(failed_days)} with failures"
         + (f": {', '.join(map(str, failed_days))}" if failed_days else "")
     )
     return EXIT_TICKER_FAILED if failed_days else EXIT_OK
-
-
-class _DayRun:
-    """One replayed day's flow run, in a thread of its own: ``modelled`` is set once it has
-    modelled and committed every ticker (or ended), so the next day can start while this one
-    publishes its scope. At most two days are in flight, the earlier one only publishing."""
-
-    def __init__(self, number: int, flow: Callable[..., Any], settings: RunSettings) -> None:
-        self.number = number
-        self.day = settings.as_of
-        self.modelled = threading.Event()
-        self.state: Any = None
-        self.error: BaseException | None = None
-        self.started = time.perf_counter()
-        self.seconds = 0.0
-        self.thread = threading.Thread(
-            target=self._run, args=(flow, settings), name=f"replay-{self.day}"
-        )
-        self.thread.start()
-
-    def _run(self, flow: Callable[..., Any], settings: RunSettings) -> None:
-        from flows.daily_forecast import when_modelled
-
-        try:
-            with when_modelled(self.modelled.set):
-                self.state = flow(settings, return_state=True)
-        except BaseException as exc:  # re-raised in the main thread by finish()
-            self.error = exc
-        finally:
-            self.seconds = time.perf_counter() - self.started
-            self.modelled.set()
-
-    def finish(self) -> Any:
-        """The day's final flow-run state, once its thread is done (its error re-raised)."""
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
-        return self.state
-
-
-def _report(run: _DayRun, total: int, failed_days: list[date]) -> None:
-    """Wait for a day to finish publishing, then say how it went."""
-    state = run.finish()
-    if not state.is_completed():
-        failed_days.append(run.day)
-    message = f"{state.name}: {state.message or ''} ({run.seconds:.1f}s)"
-    print(f"[{run.number}/{total}] {run.day} {message}", flush=True)
