@@ -17,7 +17,9 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import date
+from typing import Generic, TypeVar
 
 import pandas as pd
 
@@ -35,34 +37,38 @@ The least recently used go first."""
 
 KEPT_STORED_BYTES = 64 * 1024 * 1024
 """Most bytes of fetched price objects kept for the run's later readers: a 500-ticker run of
-10,000-day histories fits; the least recently stored go first (their readers then read)."""
+10,000-day histories fits; the least recently used go first (their readers then read)."""
 
-_Key = tuple[str, str, date, str, int, str]
+K = TypeVar("K")
+V = TypeVar("V")
 
 
-class _StoredBytes:
-    """Price objects' bytes by sha256, least recently stored dropped first beyond
-    :data:`KEPT_STORED_BYTES`."""
+class _Bounded(Generic[K, V]):
+    """A thread-safe map that drops its least recently used entries once their total size
+    (``size`` of each value) passes ``limit``; the newest entry is always kept."""
 
-    def __init__(self) -> None:
-        self._entries: OrderedDict[str, bytes] = OrderedDict()
-        self._size = 0
+    def __init__(self, limit: int, size: Callable[[V], int]) -> None:
+        self._entries: OrderedDict[K, V] = OrderedDict()
+        self._limit, self._size_of, self._size = limit, size, 0
         self._lock = threading.Lock()
 
-    def get(self, sha256: str) -> bytes | None:
+    def get(self, key: K) -> V | None:
         with self._lock:
-            return self._entries.get(sha256)
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+            return found
 
-    def put(self, sha256: str, data: bytes) -> None:
+    def put(self, key: K, value: V) -> None:
         with self._lock:
-            if sha256 in self._entries:
-                self._entries.move_to_end(sha256)
+            if key in self._entries:
+                self._entries.move_to_end(key)
                 return
-            self._entries[sha256] = data
-            self._size += len(data)
-            while self._size > KEPT_STORED_BYTES and len(self._entries) > 1:
+            self._entries[key] = value
+            self._size += self._size_of(value)
+            while self._size > self._limit and len(self._entries) > 1:
                 _, dropped = self._entries.popitem(last=False)
-                self._size -= len(dropped)
+                self._size -= self._size_of(dropped)
 
     def clear(self) -> None:
         with self._lock:
@@ -70,40 +76,12 @@ class _StoredBytes:
             self._size = 0
 
 
-class _Kept:
-    """Validated histories by what they are a function of, least recently used dropped
-    first once they hold more than :data:`KEPT_VALUES` prices."""
-
-    def __init__(self) -> None:
-        self._entries: OrderedDict[_Key, tuple[pd.Series, ValidationReport]] = OrderedDict()
-        self._values = 0
-        self._lock = threading.Lock()
-
-    def get(self, key: _Key) -> tuple[pd.Series, ValidationReport] | None:
-        with self._lock:
-            found = self._entries.get(key)
-            if found is not None:
-                self._entries.move_to_end(key)
-            return found
-
-    def put(self, key: _Key, series: pd.Series, report: ValidationReport) -> None:
-        with self._lock:
-            if key in self._entries:
-                return
-            self._entries[key] = (series, report)
-            self._values += len(series)
-            while self._values > KEPT_VALUES and len(self._entries) > 1:
-                _, (dropped, _) = self._entries.popitem(last=False)
-                self._values -= len(dropped)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self._values = 0
-
-
-_KEPT = _Kept()
-_STORED = _StoredBytes()
+_Validated = tuple[pd.Series, ValidationReport]
+# Validated histories by what they are a function of: symbol, class, as-of, column, sha256.
+_KEPT: _Bounded[tuple[str, str, date, str, str], _Validated] = _Bounded(
+    KEPT_VALUES, lambda found: len(found[0])
+)
+_STORED: _Bounded[str, bytes] = _Bounded(KEPT_STORED_BYTES, len)  # price objects by sha256
 
 
 def remember_stored(key: str, data: bytes) -> ObjectEntry:
@@ -126,7 +104,7 @@ def _stored_bytes(storage: Storage, key: str, stored: ObjectEntry | None) -> byt
     as read when ``storage`` records); None otherwise."""
     if stored is None or stored.key != key:
         return None
-    data = _STORED.get(stored.sha256)
+    data = stored_bytes(stored)
     if data is not None and isinstance(storage, RecordingStorage):
         storage.remember(key, data)
     return data
@@ -183,7 +161,7 @@ def read_validated(
     found = _KEPT.get(key)
     if found is None:
         found = validated(1)
-        _KEPT.put(key, *found)
+        _KEPT.put(key, found)
     series, report = found
     if len(series) < min_rows:
         validated(min_rows)  # raises, naming the rows it dropped and this caller's need
